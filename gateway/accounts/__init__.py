@@ -1,0 +1,1 @@
+"""Gateway users, connected Exchange accounts, app passwords and the credential vault."""

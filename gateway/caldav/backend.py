@@ -1,0 +1,247 @@
+"""The small interface the CalDAV protocol layer needs from a calendar store.
+
+``gateway/caldav`` speaks only to :class:`Backend` and :class:`Authenticator`;
+``gateway/ews/backend.py`` implements them over Exchange, and the tests have an
+in-memory double. Nothing here knows about HTTP or EWS.
+
+Identifiers:
+- a calendar is named by ``calendar_id``: one URL path segment, stable, URL-safe,
+  never ``inbox`` or ``outbox`` (those names are the scheduling collections);
+- a calendar object resource is named by ``name``: its last URL path segment
+  (usually ``<something>.ics``), stable across reads and restarts;
+- ETags are opaque strings **without** the surrounding quotes; the protocol layer
+  adds quotes on the wire and strips them from ``If-Match``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+RESERVED_CALENDAR_IDS = frozenset({"inbox", "outbox"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated gateway user (RFC 3744 principal)."""
+
+    user_id: str
+    username: str  # the URL segment of the principal and calendar home
+    display_name: str
+    emails: tuple[str, ...] = ()  # the connected mailboxes' addresses, primary first
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    """A calendar collection (RFC 4791 §4.2) as the protocol presents it."""
+
+    calendar_id: str
+    display_name: str
+    ctag: str  # changes exactly when the collection's content changes
+    sync_token: str  # an RFC 6578 token (a URI) for the current state
+    owner_email: str = ""
+    description: str = ""
+    color: str | None = None  # "#RRGGBB" or "#RRGGBBAA" (Apple calendar-color)
+    order: int = 0  # Apple calendar-order
+    timezone: str | None = None  # a VCALENDAR text holding one VTIMEZONE (calendar-timezone)
+    components: tuple[str, ...] = ("VEVENT",)
+    writable: bool = True
+    primary: bool = False  # the mailbox's own Calendar folder: cannot be deleted
+
+
+@dataclass(frozen=True)
+class CalendarObject:
+    """A calendar object resource (RFC 4791 §4.1)."""
+
+    name: str
+    etag: str
+    data: str | None = None  # the iCalendar text; None when only the ETag was asked for
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """The answer to an RFC 6578 sync-collection request."""
+
+    sync_token: str
+    changed: list[CalendarObject] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # names of removed resources
+    truncated: bool = False  # more changes remain: the client must ask again with sync_token
+
+
+@dataclass(frozen=True)
+class PutResult:
+    etag: str
+    created: bool
+
+
+FreeBusyType = Literal["BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE", "FREE"]
+
+
+@dataclass(frozen=True)
+class BusyPeriod:
+    start: datetime  # aware, UTC
+    end: datetime  # aware, UTC
+    fbtype: FreeBusyType = "BUSY"
+
+
+@dataclass(frozen=True)
+class FreeBusyResult:
+    """One recipient's answer (RFC 6638 §3.2.10 request-status codes).
+
+    ``status`` is ``"2.0"`` on success, ``"3.7"`` for an unknown calendar user,
+    ``"3.8"`` when the user may not read that calendar, ``"5.1"``/``"5.3"`` when
+    Exchange could not answer. ``no_data`` marks a mailbox Exchange returned no
+    data for: it must not be presented as free.
+    """
+
+    attendee: str  # mailto: address as the request named it
+    status: str
+    periods: list[BusyPeriod] = field(default_factory=list)
+    message: str = ""
+    no_data: bool = False
+
+
+# --- errors a backend raises; the protocol layer maps each to a status code ------------
+
+
+class BackendError(Exception):
+    """Base class. ``str(error)`` is a sentence a human can read (no secrets)."""
+
+
+class NotFound(BackendError):
+    """The calendar or object does not exist (404)."""
+
+
+class PreconditionFailed(BackendError):
+    """``If-Match``/``If-None-Match`` did not hold, or the item changed meanwhile (412)."""
+
+
+class Forbidden(BackendError):
+    """The operation is not allowed (403), e.g. deleting the primary calendar.
+
+    ``precondition`` names a CalDAV/WebDAV precondition element in Clark notation
+    (``{urn:ietf:params:xml:ns:caldav}supported-calendar-component``) when one applies.
+    """
+
+    def __init__(self, message: str, precondition: str | None = None) -> None:
+        super().__init__(message)
+        self.precondition = precondition
+
+
+class InvalidCalendarData(BackendError):
+    """The iCalendar body cannot be stored as given (400/403 with a CalDAV precondition)."""
+
+    def __init__(self, message: str, precondition: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.precondition = precondition
+        self.status = status
+
+
+class UidConflict(BackendError):
+    """Another resource in the collection already holds this UID (RFC 4791 no-uid-conflict)."""
+
+    def __init__(self, message: str, existing_name: str) -> None:
+        super().__init__(message)
+        self.existing_name = existing_name
+
+
+class InvalidSyncToken(BackendError):
+    """The sync-token is unknown or expired (RFC 6578 §3.2 valid-sync-token)."""
+
+
+class InsufficientStorage(BackendError):
+    """The mailbox is over its quota (507)."""
+
+
+class BackendUnavailable(BackendError):
+    """Exchange is unreachable or failing (503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Backend(Protocol):
+    """What the CalDAV layer asks of a calendar store. Every method is a coroutine."""
+
+    async def calendars(self, principal: Principal) -> list[CalendarInfo]:
+        """All calendars of the principal, the primary calendar of the first account first."""
+
+    async def calendar(self, principal: Principal, calendar_id: str) -> CalendarInfo:
+        """One calendar; raises NotFound (also for another user's calendar)."""
+
+    async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
+        """Every object's name and ETag (data None): the Depth-1 PROPFIND listing."""
+
+    async def query(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        with_data: bool,
+    ) -> list[CalendarObject]:
+        """Objects with an instance overlapping [start, end) (RFC 4791 §9.9; None = open).
+
+        A recurring series is returned whole (master + overrides) when any instance
+        overlaps. The protocol layer applies the finer filters itself.
+        """
+
+    async def get(
+        self, principal: Principal, calendar_id: str, names: Sequence[str]
+    ) -> dict[str, CalendarObject | None]:
+        """Objects with data, by name; None for a name that does not exist (multiget, GET)."""
+
+    async def changes(
+        self, principal: Principal, calendar_id: str, sync_token: str | None, limit: int | None
+    ) -> ChangeSet:
+        """RFC 6578: everything (token None) or what changed since the token, data None.
+
+        Raises InvalidSyncToken for a token it does not know.
+        """
+
+    async def put(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        name: str,
+        ical: str,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> PutResult:
+        """Create or replace an object (RFC 4791 §5.3.2). if_none_match means ``If-None-Match: *``."""
+
+    async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
+        """Delete an object (a recurring series whole)."""
+
+    async def create_calendar(
+        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+    ) -> CalendarInfo:
+        """MKCALENDAR / extended MKCOL (RFC 4791 §5.3.1, RFC 5689)."""
+
+    async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+        """PROPPATCH of displayname / calendar-color / calendar-order / calendar-description (None removes)."""
+
+    async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
+        """DELETE of a calendar collection; Forbidden for the primary calendar."""
+
+    async def calendar_free_busy(
+        self, principal: Principal, calendar_id: str, start: datetime, end: datetime
+    ) -> list[BusyPeriod]:
+        """free-busy-query REPORT on one collection (RFC 4791 §7.10)."""
+
+    async def free_busy(
+        self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
+    ) -> list[FreeBusyResult]:
+        """Free/busy of several calendar users, one result per attendee in order (RFC 6638 §3.2).
+
+        An attendee that is one of the principal's own addresses gets the merged
+        free/busy of every calendar the principal selected for conflict checking.
+        """
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, username: str, password: str) -> Principal | None:
+        """The principal for a gateway username + app password, or None."""

@@ -1,0 +1,1 @@
+"""Pure helpers shared by the gateway and the emulator (time zones, recurrence)."""

@@ -1,0 +1,1 @@
+"""Database access (SQLAlchemy Core; SQLite file by default)."""

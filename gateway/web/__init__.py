@@ -1,0 +1,1 @@
+"""Onboarding web pages and the admin JSON API."""
