@@ -145,14 +145,14 @@ def _transitions(zone: tzinfo, year: int) -> list[tuple[datetime, timedelta, tim
         following = day + timedelta(days=1)
         offset = following.astimezone(zone).utcoffset()
         if offset != previous:
-            low, high = day, following  # bisect to the minute
-            while high - low > timedelta(minutes=1):
-                middle = low + (high - low) / 2
-                if middle.astimezone(zone).utcoffset() == previous:
+            low, high = 0, 24 * 60  # bisect to the minute: offset at low == previous, at high == offset
+            while high - low > 1:
+                middle = (low + high) // 2
+                if (day + timedelta(minutes=middle)).astimezone(zone).utcoffset() == previous:
                     low = middle
                 else:
                     high = middle
-            found.append((high, previous, offset))
+            found.append((day + timedelta(minutes=high), previous, offset))
             previous = offset
         day = following
     return found
@@ -166,6 +166,12 @@ def _rule_of(instant: datetime, before: timedelta, after: timedelta) -> tuple:
     return (local.month, f"{ordinal}{ICAL_DAYS[local.weekday()]}", local.time(), before, after)
 
 
+def _plain(zone: tzinfo) -> tzinfo:
+    """A zoneinfo zone for computing: EWSTimeZone.fromutc misplaces some transitions."""
+    key = getattr(zone, "key", None)
+    return zoneinfo.ZoneInfo(key) if key else zone
+
+
 def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
     """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone``, valid from ``year`` on.
 
@@ -173,6 +179,7 @@ def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
     next years, each becomes an observance with an RRULE (what Outlook and most
     clients write); otherwise an exact RDATE list for a few decades is written.
     """
+    zone = _plain(zone)
     this_year = _transitions(zone, year)
     rules = [_rule_of(*t) for t in this_year]
     stable = all([_rule_of(*t) for t in _transitions(zone, year + k)] == rules for k in (1, 2, 5))
