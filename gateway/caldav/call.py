@@ -1,0 +1,70 @@
+"""One authenticated DAV request: who asks, for which resource, and helpers to read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from lxml import etree
+
+from .backend import Backend, Principal
+from .context import DavConfig
+from .errors import DavError
+from .resources import Resource
+from .xml import MAX_XML_BODY, XmlError, parse
+
+
+@dataclass
+class Call:
+    request: web.Request
+    config: DavConfig
+    principal: Principal
+    resource: Resource
+
+    @property
+    def backend(self) -> Backend:
+        return self.config.backend
+
+    async def body(self, limit: int = MAX_XML_BODY) -> bytes:
+        """The request body, refusing more than ``limit`` bytes with 413 before reading it all."""
+        return await read_limited(self.request, limit)
+
+    async def xml(self, required: bool = False) -> etree._Element | None:
+        """The parsed XML body, or None when empty and not required; bad XML is a 400."""
+        data = await self.body()
+        if not data.strip():
+            if required:
+                raise DavError(400, f"{self.request.method} needs an XML request body.")
+            return None
+        try:
+            return parse(data)
+        except XmlError as exc:
+            raise DavError(400, str(exc)) from None
+
+    @property
+    def minimal(self) -> bool:
+        """RFC 7240 ``Prefer: return-minimal`` or the older ``Brief: t``: omit 404 propstats."""
+        prefer = self.request.headers.get("Prefer", "").replace(" ", "").lower()
+        return "return=minimal" in prefer or self.request.headers.get("Brief", "").lower() == "t"
+
+
+async def read_limited(request: web.Request, limit: int, precondition: str | None = None) -> bytes:
+    """Read at most ``limit`` bytes of body; a larger one is a 413."""
+    too_large = DavError(413, f"The request body is larger than the {limit} bytes accepted.", precondition)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def strip_etag(value: str) -> str:
+    """An ETag from a header, without ``W/`` and quotes (backend ETags carry none)."""
+    value = value.strip()
+    value = value.removeprefix("W/")
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value

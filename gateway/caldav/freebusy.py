@@ -1,0 +1,149 @@
+"""Free/busy answers: VFREEBUSY bodies (RFC 5545 §3.6.4), the Internet Free/Busy URL and a JSON API.
+
+``GET /freebusy/{email}.vfb`` (or ``.ifb``) returns a VFREEBUSY for one calendar user, over
+``?start=..&end=..`` or by default from 7 days ago to 60 days ahead (midnight UTC).
+``GET /api/v1/freebusy?attendee=a@x&attendee=b@y&start=..&end=..`` returns JSON with each
+attendee's request status and busy periods. Both require authentication.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from icalendar import Calendar, FreeBusy, vPeriod
+
+from .backend import BusyPeriod, FreeBusyResult
+from .errors import DavError
+
+DEFAULT_PAST = timedelta(days=7)
+DEFAULT_FUTURE = timedelta(days=60)
+PRODID = "-//exchange-caldav-gateway//CalDAV//EN"
+
+STATUS_TEXT = {
+    "2.0": "Success",
+    "3.7": "Invalid calendar user",
+    "3.8": "No authority",
+    "5.1": "Could not complete delivery",
+    "5.2": "Invalid calendar service",
+    "5.3": "No scheduling support for user",
+}
+NO_DATA_COMMENT = "No free/busy information is available for this calendar user; this is not 'free'."
+
+
+def request_status(result: FreeBusyResult) -> str:
+    """The RFC 5545 §3.8.8.3 REQUEST-STATUS text, e.g. ``2.0;Success``."""
+    return f"{result.status};{STATUS_TEXT.get(result.status, result.message or 'Failed')}"
+
+
+def coalesce(periods: Iterable[BusyPeriod], start: datetime, end: datetime) -> list[BusyPeriod]:
+    """Clip to [start, end), convert to UTC and merge overlapping periods of one FBTYPE."""
+    by_type: dict[str, list[tuple[datetime, datetime]]] = {}
+    for p in periods:
+        s, e = max(p.start.astimezone(UTC), start), min(p.end.astimezone(UTC), end)
+        if s < e and p.fbtype != "FREE":
+            by_type.setdefault(p.fbtype, []).append((s, e))
+    merged: list[BusyPeriod] = []
+    for fbtype, spans in by_type.items():
+        spans.sort()
+        current_start, current_end = spans[0]
+        for s, e in spans[1:]:
+            if s <= current_end:
+                current_end = max(current_end, e)
+            else:
+                merged.append(BusyPeriod(current_start, current_end, fbtype))  # type: ignore[arg-type]
+                current_start, current_end = s, e
+        merged.append(BusyPeriod(current_start, current_end, fbtype))  # type: ignore[arg-type]
+    return sorted(merged, key=lambda p: (p.start, p.end))
+
+
+def vfreebusy(
+    start: datetime,
+    end: datetime,
+    periods: Sequence[BusyPeriod],
+    *,
+    method: str | None = None,
+    organizer: str | None = None,
+    attendee: str | None = None,
+    uid: str | None = None,
+    no_data: bool = False,
+    status: str | None = None,
+) -> str:
+    """A VCALENDAR holding one VFREEBUSY; a no-data answer says so and is never 'free'."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    if method:
+        calendar.add("method", method)
+    fb = FreeBusy()
+    fb.add("uid", uid or str(uuid.uuid4()))
+    fb.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
+    fb.add("dtstart", start)
+    fb.add("dtend", end)
+    if organizer:
+        fb.add("organizer", organizer)
+    if attendee:
+        fb.add("attendee", attendee)
+    if status:
+        fb.add("request-status", status)
+    if no_data:
+        fb.add("comment", NO_DATA_COMMENT)
+        periods = [BusyPeriod(start, end, "BUSY-UNAVAILABLE")]
+    for p in coalesce(periods, start, end):
+        fb.add("freebusy", vPeriod((p.start, p.end)), parameters={"FBTYPE": p.fbtype})
+    calendar.add_component(fb)
+    return calendar.to_ical().decode("utf-8")
+
+
+def parse_moment(value: str) -> datetime:
+    """Accept ``20250101T000000Z``, ISO 8601 date-times (naive = UTC) and dates."""
+    text = value.strip()
+    for fmt in ("%Y%m%dT%H%M%SZ", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DavError(400, f"{value!r} is not a date or date-time (use e.g. 2025-01-31T09:00:00Z).") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def window(query: dict[str, str] | web.Request, max_days: int) -> tuple[datetime, datetime]:
+    """The [start, end) of a free/busy request: validated, defaulted, at most ``max_days`` long."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = query.query if isinstance(query, web.Request) else query
+    start = parse_moment(params["start"]) if params.get("start") else today - DEFAULT_PAST
+    end = parse_moment(params["end"]) if params.get("end") else today + DEFAULT_FUTURE
+    check_window(start, end, max_days)
+    return start, end
+
+
+def check_window(start: datetime, end: datetime, max_days: int) -> None:
+    """400 for an inverted range, 403 for one longer than the configured maximum."""
+    if end <= start:
+        raise DavError(400, "The free/busy range ends before it starts.")
+    if end - start > timedelta(days=max_days):
+        raise DavError(403, f"The free/busy range is longer than the allowed {max_days} days.")
+
+
+def as_json(result: FreeBusyResult) -> dict[str, object]:
+    """One attendee's JSON answer; ``no_data`` is explicit so a caller never reads it as free."""
+    return {
+        "attendee": result.attendee.removeprefix("mailto:"),
+        "status": result.status,
+        "status_text": STATUS_TEXT.get(result.status, result.message),
+        "no_data": result.no_data,
+        "message": result.message,
+        "busy": [
+            {"start": _iso(p.start), "end": _iso(p.end), "type": p.fbtype}
+            for p in coalesce(result.periods, datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+        ],
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

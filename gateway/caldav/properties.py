@@ -1,0 +1,351 @@
+"""The one registry of live properties (RFC 4918 §15, RFC 4791 §5.2/§6.2, RFC 6638 §2, RFC 3744 §5).
+
+PROPFIND (prop, allprop, propname), REPORT answers and PROPPATCH all read this table,
+so a property is defined once: which resource kinds carry it, how its value is built,
+whether ``allprop`` includes it and whether PROPPATCH may set it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+
+from icalendar import Calendar
+from lxml import etree
+
+from .backend import CalendarInfo, CalendarObject, Principal
+from .resources import Kind, Resource, home_url, inbox_url, outbox_url, principal_url
+from .xml import Multistatus, cal, cs, dav, element, href, ical
+
+OBJECT_CONTENT_TYPE = "text/calendar; charset=utf-8; component=VEVENT"
+
+
+@dataclass
+class PropContext:
+    """Everything a property value may be built from, for one resource."""
+
+    principal: Principal
+    resource: Resource
+    reports: tuple[str, ...] = ()  # Clark names of reports this resource supports
+    max_resource_size: int = 1_000_000
+    calendar: CalendarInfo | None = None
+    obj: CalendarObject | None = None
+    calendar_data: str | None = None  # a REPORT's transformed calendar-data (expand), else obj.data
+
+
+Value = list[etree._Element] | str | None  # children, text, or None when the resource lacks it
+
+
+@dataclass(frozen=True)
+class LiveProperty:
+    name: str
+    kinds: frozenset[Kind]
+    render: Callable[[PropContext], Value]
+    allprop: bool = False
+    needs_data: bool = False  # the object's iCalendar text must be loaded
+    writable: bool = False  # PROPPATCH / MKCALENDAR may set it (calendar collections)
+
+
+REGISTRY: dict[str, LiveProperty] = {}
+
+
+def live(name: str, kinds: Iterable[Kind], **flags: bool) -> Callable[[Callable[[PropContext], Value]], Callable]:
+    """Register a property renderer."""
+
+    def register(render: Callable[[PropContext], Value]) -> Callable[[PropContext], Value]:
+        REGISTRY[name] = LiveProperty(name, frozenset(kinds), render, **flags)
+        return render
+
+    return register
+
+
+ALL = frozenset(Kind)
+COLLECTIONS = ALL - {Kind.OBJECT}
+SCHEDULING = frozenset({Kind.INBOX, Kind.OUTBOX})
+
+
+def _privileges(names: Iterable[str]) -> list[etree._Element]:
+    return [element(dav("privilege"), children=[element(n)]) for n in names]
+
+
+# --- RFC 4918 core ---------------------------------------------------------------------
+
+
+@live(dav("resourcetype"), ALL, allprop=True)
+def _resourcetype(ctx: PropContext) -> Value:
+    extra = {
+        Kind.PRINCIPAL: [dav("principal")],
+        Kind.CALENDAR: [cal("calendar")],
+        Kind.INBOX: [cal("schedule-inbox")],
+        Kind.OUTBOX: [cal("schedule-outbox")],
+    }.get(ctx.resource.kind, [])
+    if ctx.resource.kind is Kind.OBJECT:
+        return []
+    return [element(dav("collection"))] + [element(n) for n in extra]
+
+
+@live(dav("displayname"), COLLECTIONS, allprop=True, writable=True)
+def _displayname(ctx: PropContext) -> Value:
+    match ctx.resource.kind:
+        case Kind.CALENDAR:
+            return ctx.calendar.display_name if ctx.calendar else None
+        case Kind.PRINCIPAL:
+            return ctx.principal.display_name
+        case Kind.INBOX:
+            return "Inbox"
+        case Kind.OUTBOX:
+            return "Outbox"
+        case Kind.HOME:
+            return f"Calendars of {ctx.principal.display_name}"
+    return None
+
+
+@live(dav("getetag"), [Kind.OBJECT], allprop=True)
+def _getetag(ctx: PropContext) -> Value:
+    return f'"{ctx.obj.etag}"' if ctx.obj else None
+
+
+@live(dav("getcontenttype"), [Kind.OBJECT, Kind.CALENDAR], allprop=True)
+def _getcontenttype(ctx: PropContext) -> Value:
+    return OBJECT_CONTENT_TYPE if ctx.resource.kind is Kind.OBJECT else "text/calendar; charset=utf-8"
+
+
+@live(dav("getcontentlength"), [Kind.OBJECT], allprop=True, needs_data=True)
+def _getcontentlength(ctx: PropContext) -> Value:
+    data = ctx.obj.data if ctx.obj else None
+    return str(len(data.encode("utf-8"))) if data is not None else None
+
+
+@live(dav("getlastmodified"), [Kind.OBJECT], allprop=True, needs_data=True)
+def _getlastmodified(ctx: PropContext) -> Value:
+    """From the event's LAST-MODIFIED (RFC 5545 §3.8.7.3), when it has one."""
+    data = ctx.obj.data if ctx.obj else None
+    if not data:
+        return None
+    try:
+        for event in Calendar.from_ical(data).walk("VEVENT"):
+            if "LAST-MODIFIED" in event:
+                return format_datetime(event.decoded("LAST-MODIFIED"), usegmt=True)
+    except ValueError:
+        return None
+    return None
+
+
+@live(dav("supportedlock"), [Kind.OBJECT, Kind.CALENDAR])
+def _supportedlock(ctx: PropContext) -> Value:
+    return []  # no LOCK support: an empty set says so (RFC 4918 §15.10)
+
+
+# --- RFC 3744 / RFC 5397 ACL ---------------------------------------------------------------
+
+
+@live(dav("current-user-principal"), ALL)
+def _current_user_principal(ctx: PropContext) -> Value:
+    return [href(principal_url(ctx.principal.username))]
+
+
+@live(dav("principal-collection-set"), ALL)
+def _principal_collection_set(ctx: PropContext) -> Value:
+    return [href("/dav/principals/")]
+
+
+@live(dav("owner"), COLLECTIONS - {Kind.ROOT, Kind.PRINCIPALS} | {Kind.OBJECT})
+def _owner(ctx: PropContext) -> Value:
+    return [href(principal_url(ctx.principal.username))]
+
+
+def _writable(ctx: PropContext) -> bool:
+    if ctx.resource.kind in (Kind.CALENDAR, Kind.OBJECT):
+        return ctx.calendar is None or ctx.calendar.writable
+    return ctx.resource.kind is Kind.HOME
+
+
+@live(dav("current-user-privilege-set"), ALL)
+def _current_user_privilege_set(ctx: PropContext) -> Value:
+    """Thunderbird and DAVx5 decide read-only vs read-write from this (CLIENTS.md)."""
+    names = [dav("read"), dav("read-current-user-privilege-set"), cal("read-free-busy")]
+    if ctx.resource.kind is Kind.OUTBOX:
+        names += [cal("schedule-send"), cal("schedule-query-freebusy")]
+    elif ctx.resource.kind is Kind.INBOX:
+        names += [cal("schedule-deliver")]
+    elif _writable(ctx):
+        names += [dav("all"), dav("write"), dav("write-content"), dav("write-properties"),
+                  dav("bind"), dav("unbind")]
+    return _privileges(names)
+
+
+# --- principals (RFC 3744 §4, RFC 4791 §6.2, RFC 6638 §2) -------------------------------------
+
+
+@live(dav("principal-URL"), [Kind.PRINCIPAL])
+def _principal_url(ctx: PropContext) -> Value:
+    return [href(principal_url(ctx.principal.username))]
+
+
+@live(dav("group-membership"), [Kind.PRINCIPAL])
+def _group_membership(ctx: PropContext) -> Value:
+    return []
+
+
+@live(cal("calendar-home-set"), [Kind.PRINCIPAL])
+def _calendar_home_set(ctx: PropContext) -> Value:
+    return [href(home_url(ctx.principal.username))]
+
+
+@live(cal("calendar-user-address-set"), [Kind.PRINCIPAL])
+def _calendar_user_address_set(ctx: PropContext) -> Value:
+    urls = [f"mailto:{email}" for email in ctx.principal.emails]
+    return [href(u) for u in urls + [principal_url(ctx.principal.username)]]
+
+
+@live(cal("schedule-inbox-URL"), [Kind.PRINCIPAL])
+def _schedule_inbox(ctx: PropContext) -> Value:
+    return [href(inbox_url(ctx.principal.username))]
+
+
+@live(cal("schedule-outbox-URL"), [Kind.PRINCIPAL])
+def _schedule_outbox(ctx: PropContext) -> Value:
+    return [href(outbox_url(ctx.principal.username))]
+
+
+@live(cal("calendar-user-type"), [Kind.PRINCIPAL])
+def _calendar_user_type(ctx: PropContext) -> Value:
+    return "INDIVIDUAL"
+
+
+@live(cs("email-address-set"), [Kind.PRINCIPAL])
+def _email_address_set(ctx: PropContext) -> Value:
+    return [element(cs("email-address"), email) for email in ctx.principal.emails]
+
+
+# --- collections ---------------------------------------------------------------------------
+
+
+@live(dav("supported-report-set"), COLLECTIONS | {Kind.OBJECT})
+def _supported_report_set(ctx: PropContext) -> Value:
+    """Computed from the report registry (RFC 3253 §3.1.5)."""
+    return [
+        element(dav("supported-report"), children=[element(dav("report"), children=[element(name)])])
+        for name in ctx.reports
+    ]
+
+
+@live(dav("sync-token"), [Kind.CALENDAR])
+def _sync_token(ctx: PropContext) -> Value:
+    return ctx.calendar.sync_token if ctx.calendar else None
+
+
+@live(cs("getctag"), [Kind.CALENDAR])
+def _getctag(ctx: PropContext) -> Value:
+    return ctx.calendar.ctag if ctx.calendar else None
+
+
+@live(cal("calendar-description"), [Kind.CALENDAR], writable=True)
+def _calendar_description(ctx: PropContext) -> Value:
+    return ctx.calendar.description if ctx.calendar and ctx.calendar.description else None
+
+
+@live(ical("calendar-color"), [Kind.CALENDAR], writable=True)
+def _calendar_color(ctx: PropContext) -> Value:
+    return ctx.calendar.color if ctx.calendar and ctx.calendar.color else None
+
+
+@live(ical("calendar-order"), [Kind.CALENDAR], writable=True)
+def _calendar_order(ctx: PropContext) -> Value:
+    return str(ctx.calendar.order) if ctx.calendar else None
+
+
+@live(cal("calendar-timezone"), [Kind.CALENDAR])
+def _calendar_timezone(ctx: PropContext) -> Value:
+    return ctx.calendar.timezone if ctx.calendar and ctx.calendar.timezone else None
+
+
+@live(cal("supported-calendar-component-set"), [Kind.CALENDAR, Kind.INBOX, Kind.OUTBOX])
+def _supported_components(ctx: PropContext) -> Value:
+    components = ctx.calendar.components if ctx.calendar else ("VEVENT", "VFREEBUSY")
+    return [_comp(name) for name in components]
+
+
+def _comp(name: str) -> etree._Element:
+    el = element(cal("comp"))
+    el.set("name", name)
+    return el
+
+
+@live(cal("supported-calendar-data"), [Kind.CALENDAR])
+def _supported_calendar_data(ctx: PropContext) -> Value:
+    el = element(cal("calendar-data"))
+    el.set("content-type", "text/calendar")
+    el.set("version", "2.0")
+    return [el]
+
+
+@live(cal("max-resource-size"), [Kind.CALENDAR])
+def _max_resource_size(ctx: PropContext) -> Value:
+    return str(ctx.max_resource_size)
+
+
+@live(cal("schedule-calendar-transp"), [Kind.CALENDAR])
+def _schedule_calendar_transp(ctx: PropContext) -> Value:
+    """RFC 6638 §9.1: the calendar's events count for free/busy."""
+    return [element(cal("opaque"))]
+
+
+# --- calendar objects ----------------------------------------------------------------------
+
+
+@live(cal("calendar-data"), [Kind.OBJECT], needs_data=True)
+def _calendar_data(ctx: PropContext) -> Value:
+    if ctx.calendar_data is not None:
+        return ctx.calendar_data
+    return ctx.obj.data if ctx.obj else None
+
+
+@dataclass
+class PropAnswer:
+    """Properties split by outcome, ready for a ``DAV:propstat`` group each."""
+
+    found: list[etree._Element] = field(default_factory=list)
+    missing: dict[int, list[str]] = field(default_factory=dict)
+
+
+def applicable(kind: Kind) -> list[LiveProperty]:
+    """Every live property a resource of this kind carries (propname)."""
+    return [p for p in REGISTRY.values() if kind in p.kinds]
+
+
+def allprop_names(kind: Kind) -> list[str]:
+    """The properties ``allprop`` returns (RFC 4918 §9.1: not the expensive or RFC 3253/3744 ones)."""
+    return [p.name for p in applicable(kind) if p.allprop]
+
+
+def needs_data(names: Iterable[str]) -> bool:
+    """Whether answering these properties needs the objects' iCalendar text."""
+    return any(REGISTRY[n].needs_data for n in names if n in REGISTRY)
+
+
+def answer(ctx: PropContext, names: Iterable[str], *, values: bool = True) -> PropAnswer:
+    """Render the named properties of one resource; unknown or absent ones go to 404."""
+    result = PropAnswer()
+    for name in names:
+        prop = REGISTRY.get(name)
+        value = prop.render(ctx) if prop and ctx.resource.kind in prop.kinds else None
+        if value is None:
+            result.missing.setdefault(404, []).append(name)
+            continue
+        el = element(name)
+        if values:
+            if isinstance(value, str):
+                el.text = value
+            else:
+                el.extend(value)
+        result.found.append(el)
+    return result
+
+
+def add_response(ms: Multistatus, ctx: PropContext, names: Iterable[str], *, minimal: bool, values: bool = True) -> None:
+    """Append one resource's ``DAV:response``; ``minimal`` drops the 404 group (RFC 7240 §4.2)."""
+    result = answer(ctx, names, values=values)
+    missing = {} if minimal else result.missing
+    ms.add_propstat(ctx.resource.url, result.found, missing)

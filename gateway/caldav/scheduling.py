@@ -1,0 +1,89 @@
+"""RFC 6638 §3.2 free/busy through the scheduling outbox (POST of a VFREEBUSY request).
+
+Thunderbird, Evolution, Apple Calendar and python-caldav POST a ``METHOD:REQUEST``
+VFREEBUSY naming ORGANIZER, ATTENDEEs and DTSTART/DTEND; the answer is a
+``CALDAV:schedule-response`` with one ``CALDAV:response`` per recipient (§3.2.10).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from aiohttp import web
+from icalendar import Calendar, Component
+
+from .backend import FreeBusyResult
+from .call import Call, read_limited
+from .errors import DavError
+from .freebusy import check_window, request_status, vfreebusy
+from .xml import cal, element, href, serialize, sub
+
+MAX_REQUEST = 256_000
+
+
+async def outbox_post(call: Call) -> web.Response:
+    """Answer a VFREEBUSY request with each attendee's busy time, in request order."""
+    ctype = call.request.headers.get("Content-Type", "")
+    if ctype.split(";")[0].strip().lower() != "text/calendar":
+        raise DavError(415, "The outbox accepts text/calendar scheduling messages only.")
+    request = _parse(await read_limited(call.request, MAX_REQUEST))
+    organizer = str(request.get("ORGANIZER", ""))
+    own = {f"mailto:{e}".lower() for e in call.principal.emails}
+    if not organizer or organizer.lower() not in own:
+        raise DavError(403, "The ORGANIZER must be one of your own calendar user addresses.",
+                       cal("organizer-allowed"))
+    start, end = _moment(request, "DTSTART"), _moment(request, "DTEND")
+    check_window(start, end, call.config.freebusy_max_days)
+    attendees = _attendees(request)
+    results = await call.backend.free_busy(call.principal, attendees, start, end)
+    uid = str(request.get("UID", "")) or None
+    root = element(cal("schedule-response"))
+    for attendee, result in zip(attendees, results, strict=False):
+        _add_response(root, attendee, result, start, end, organizer, uid)
+    return web.Response(body=serialize(root), content_type="application/xml", charset="utf-8")
+
+
+def _parse(data: bytes) -> Component:
+    try:
+        calendar = Calendar.from_ical(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DavError(400, "The request body is not valid iCalendar.", cal("valid-calendar-data")) from None
+    if str(calendar.get("METHOD", "")).upper() != "REQUEST":
+        raise DavError(400, "A free/busy request needs METHOD:REQUEST.", cal("valid-scheduling-message"))
+    requests = [c for c in calendar.subcomponents if c.name == "VFREEBUSY"]
+    if len(requests) != 1:
+        raise DavError(400, "The outbox answers exactly one VFREEBUSY request per POST.",
+                       cal("valid-scheduling-message"))
+    return requests[0]
+
+
+def _moment(component: Component, prop: str) -> datetime:
+    if prop not in component:
+        raise DavError(400, f"The VFREEBUSY request lacks {prop}.", cal("valid-scheduling-message"))
+    value = component.decoded(prop)
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day) if isinstance(value, date) else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _attendees(component: Component) -> list[str]:
+    values = component.get("ATTENDEE", [])
+    values = values if isinstance(values, list) else [values]
+    attendees = [str(v) for v in values]
+    if not attendees:
+        raise DavError(400, "The VFREEBUSY request names no ATTENDEE.", cal("valid-scheduling-message"))
+    return attendees
+
+
+def _add_response(root, attendee: str, result: FreeBusyResult, start: datetime, end: datetime,
+                  organizer: str, uid: str | None) -> None:
+    response = sub(root, cal("response"))
+    recipient = sub(response, cal("recipient"))
+    recipient.append(href(attendee))
+    sub(response, cal("request-status"), request_status(result))
+    if result.status.startswith("2") or result.no_data:
+        text = vfreebusy(start, end, result.periods, method="REPLY", organizer=organizer, attendee=attendee,
+                         uid=uid, no_data=result.no_data, status=request_status(result))
+        sub(response, cal("calendar-data"), text)
+    if result.message:
+        sub(response, "{DAV:}responsedescription", result.message)
