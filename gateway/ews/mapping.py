@@ -567,7 +567,9 @@ def _reminder_minutes(alarm: Alarm, event: Event, item: CalendarItem) -> int | N
         if str(trigger.params.get("RELATED", "START")).upper() == "END":
             value += _as_dt(item.end, item, end=True) - _as_dt(item.start, item)
         lead = -value
-    else:  # absolute trigger: only meaningful relative to this item's own start
+    elif "RRULE" in event or item.is_all_day:
+        return None  # an absolute trigger fires once: no reminder relative to every occurrence
+    else:
         lead = _as_dt(item.start, item) - _utc(value)
     if lead < timedelta(0):
         return None  # fires after the start: Exchange reminders cannot
@@ -716,18 +718,47 @@ def _ews_occurrence(local: date | datetime, zone: EWSTimeZone) -> EWSDateTime | 
     return _aware(local, zone) if isinstance(local, datetime) else EWSDate.from_date(local)
 
 
-def _matching(recurrence, start, wanted: Iterable) -> set:
-    """Which of the wanted local starts are occurrences of the series."""
-    wanted = set(wanted)
-    if not wanted:
-        return set()
-    last, found = max(wanted), set()
+def _series_through(recurrence, start, last) -> list:
+    """The series' local occurrence starts up to ``last``."""
+    found = []
     for occurrence in recurrence_map.expand(recurrence, start):
         if occurrence > last:
             break
-        if occurrence in wanted:
-            found.add(occurrence)
+        found.append(occurrence)
     return found
+
+
+def _matching(recurrence, start, wanted: Iterable) -> set:
+    """Which of the wanted local starts are occurrences of the series."""
+    wanted = set(wanted)
+    return wanted & set(_series_through(recurrence, start, max(wanted))) if wanted else set()
+
+
+def _resolve_rids(recurrence, start, overrides: list, cancelled: list) -> tuple[list, list]:
+    """Each RECURRENCE-ID as the occurrence it names (RFC 5545 §3.8.4.4).
+
+    Exchange 2010 writes some RECURRENCE-IDs of timed series as midnight of the
+    occurrence's day: such a value names the series' only occurrence that day.
+    """
+    rids = [rid for rid, _ in overrides] + cancelled
+    if not rids:
+        return overrides, cancelled
+    last = max(rids)
+    series = _series_through(recurrence, start, last + timedelta(days=1))
+    exact, by_day = set(series), {}
+    for occurrence in series:
+        if isinstance(occurrence, datetime):
+            by_day.setdefault(occurrence.date(), []).append(occurrence)
+
+    def resolve(rid):
+        if rid in exact:
+            return rid
+        same_day = by_day.get(rid.date(), []) if isinstance(rid, datetime) and rid.time() == time.min else []
+        if len(same_day) == 1:
+            return same_day[0]
+        raise _invalid(f"RECURRENCE-ID {rid} is not an occurrence of the series.")
+
+    return [(resolve(rid), item) for rid, item in overrides], [resolve(rid) for rid in cancelled]
 
 
 def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
@@ -750,9 +781,10 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
     exdates = _occurrence_values(reader, master_event, "EXDATE", master) if master.recurrence else []
     overrides, cancelled = _read_overrides(reader, override_events, master, uid)
     if master.recurrence is not None:
+        overrides, cancelled = _resolve_rids(master.recurrence, start, overrides, cancelled)
         # EXDATEs that name no occurrence exclude nothing (RFC 5545 §3.8.5.1); EWS would reject them.
-        exdates = sorted(_matching(master.recurrence, start, exdates + cancelled))
-        _check_overrides(master, start, overrides, set(exdates))
+        exdates = sorted(_matching(master.recurrence, start, exdates) | set(cancelled))
+        _check_overrides(overrides, cancelled, set(exdates))
     zone = master._start_timezone
     return EventResource(
         uid=uid,
@@ -770,12 +802,9 @@ def _key(pair: tuple) -> tuple:
 
 
 def _read_overrides(reader: _Reader, events: list[Event], master: CalendarItem, uid: str):
-    overrides, cancelled, seen = [], [], set()
+    overrides, cancelled = [], []
     for event in events:
         (rid,) = _occurrence_values(reader, event, "RECURRENCE-ID", master)
-        if rid in seen:
-            raise _invalid(f"Two VEVENTs override the same occurrence ({rid}).")
-        seen.add(rid)
         if (_text(event, "STATUS") or "").upper() == "CANCELLED":
             cancelled.append(rid)  # a cancelled occurrence is a deleted one for Exchange
             continue
@@ -783,13 +812,13 @@ def _read_overrides(reader: _Reader, events: list[Event], master: CalendarItem, 
     return overrides, cancelled
 
 
-def _check_overrides(master: CalendarItem, start, overrides: list, exdates: set) -> None:
-    wanted = {rid for rid, _ in overrides}
-    missing = wanted - _matching(master.recurrence, start, wanted)
-    if missing:
-        raise _invalid(f"RECURRENCE-ID {min(missing)} is not an occurrence of the series.")
-    if wanted & exdates:
-        raise _invalid(f"The occurrence {min(wanted & exdates)} is both excluded (EXDATE) and overridden.")
+def _check_overrides(overrides: list, cancelled: list, exdates: set) -> None:
+    rids = [rid for rid, _ in overrides] + cancelled
+    if len(set(rids)) != len(rids):
+        raise _invalid("Two VEVENTs override the same occurrence.")
+    both = {rid for rid, _ in overrides} & exdates
+    if both:
+        raise _invalid(f"The occurrence {min(both)} is both excluded (EXDATE) and overridden.")
 
 
 def _attendee_emails(item: CalendarItem) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 from dateutil import rrule as du
 from exchangelib.fields import (
@@ -269,11 +269,14 @@ def _yearly(rule: Mapping[str, list], start: LocalStart):
 def _until_local(until: date | datetime, tz: tzinfo | None, all_day: bool) -> datetime:
     """UNTIL as a naive local datetime comparable with the series' local starts."""
     if isinstance(until, datetime):
-        if until.tzinfo is not None and tz is not None:
-            until = until.astimezone(tz)
+        if until.tzinfo is not None:
+            # An all-day series has no zone: a (strictly invalid) UTC UNTIL is compared as
+            # written, the way dateutil and other expanders read it.
+            until = until.astimezone(UTC if all_day or tz is None else tz)
         return until.replace(tzinfo=None)
-    # A DATE UNTIL admits every occurrence on that day (RFC 5545 §3.3.10 compares dates).
-    return datetime.combine(until, time.max if not all_day else time.min)
+    # A DATE UNTIL with a timed DTSTART (strictly invalid) means its midnight, as
+    # dateutil and other expanders read it.
+    return datetime.combine(until, time.min)
 
 
 def rrule_to_recurrence(rule: Mapping[str, list], start: LocalStart, tz: tzinfo | None = None) -> Recurrence:
