@@ -146,7 +146,7 @@ def _plain_days(days: list[tuple[int | None, str]], freq: str) -> list[str]:
 
 
 def _interval(rule: Mapping[str, list], maximum: int) -> int:
-    interval = _single(rule, "INTERVAL", 1) or 1
+    interval = _single(rule, "INTERVAL", 1)
     if interval < 1:
         raise InvalidRule("RRULE INTERVAL must be positive")
     if interval > maximum:
