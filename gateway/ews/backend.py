@@ -1,0 +1,814 @@
+"""The CalDAV backend over EWS: implements ``gateway.caldav.backend.Backend``.
+
+Round trips are what users feel, so every method names the EWS calls it makes:
+
+- change detection is one SyncFolderItems per calendar (``_refresh``): the ctag,
+  the sync-token and the name↔ItemId index (``index.py``) all come from it;
+- a time-range query is a FindItem CalendarView plus one batched GetItem for the
+  singles and the recurring masters (a master is addressed through its occurrence
+  with RecurringMasterItemId, so no index look-up is needed); exception items not
+  met in the view and not cached cost one more batched GetItem;
+- GET/multiget: batched GetItem (≤ 100 ids a request);
+- PUT: SyncFolderItems (duplicate check) + CreateItem, or GetItem + UpdateItem
+  (+ DeleteItem for new EXDATEs); DELETE: GetItem (only for If-Match) + DeleteItem.
+
+The ETag of a resource is the ChangeKey of its item (a recurring master's
+ChangeKey changes when any occurrence changes), so ``If-Match`` is checked by
+Exchange itself (``ConflictResolution=NeverOverwrite``) and a change made in
+Outlook between the client's read and its write is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from exchangelib import CalendarItem, ExtendedProperty
+from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
+from exchangelib.folders import Folder
+from exchangelib.folders.collections import FolderCollection, SyncCompleted
+from exchangelib.items import (
+    ALWAYS_OVERWRITE,
+    NEVER_OVERWRITE,
+    SEND_ONLY_TO_ALL,
+    SEND_TO_ALL_AND_SAVE_COPY,
+    SEND_TO_NONE,
+)
+from exchangelib.properties import CalendarView, ItemId, OccurrenceItemId, RecurringMasterItemId
+from exchangelib.queryset import Q
+from exchangelib.fields import FieldPath
+
+from gateway.caldav.backend import (
+    BackendUnavailable,
+    BusyPeriod,
+    CalendarInfo,
+    CalendarObject,
+    ChangeSet,
+    Forbidden,
+    FreeBusyResult,
+    InsufficientStorage,
+    InvalidCalendarData,
+    InvalidSyncToken,
+    NotFound,
+    PreconditionFailed,
+    Principal,
+    PutResult,
+    UidConflict,
+)
+from gateway.ews import errors as ews_errors
+from gateway.ews import mapping
+from gateway.ews.freebusy import availability, fbtype_for
+from gateway.ews.index import ItemChange, ItemIndex
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
+SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
+PRIMARY_SUFFIX = "calendar"
+GETITEM_BATCH = 100
+SYNC_PAGE = 512
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,200}$")
+
+
+class CalDAVResourceName(ExtendedProperty):
+    """The CalDAV resource name a client chose, stored with the item itself.
+
+    A named MAPI property in the gateway's own property set, so every replica and
+    every restart sees the same href (DavMail keeps it in PR_URL_COMP_NAME).
+    """
+
+    property_set_id = "8d6a0b4e-4b0e-4d35-9a3b-5c1f0e2b7c11"
+    property_name = "CalDAVResourceName"
+    property_type = "String"
+
+
+if "caldav_name" not in {f.name for f in CalendarItem.FIELDS}:
+    CalendarItem.register("caldav_name", CalDAVResourceName)
+
+
+class AccountDirectory(Protocol):
+    """What the backend needs from ``gateway.accounts`` (see AccountService)."""
+
+    async def list_accounts(self, user_id: str) -> list[Any]: ...
+
+    async def credentials(self, account: Any) -> Any: ...
+
+    async def settings(self, user_id: str) -> Any: ...
+
+
+@dataclass
+class _Calendar:
+    """A resolved calendar: the account, its exchangelib Account and the folder."""
+
+    calendar_id: str
+    record: Any  # AccountRecord
+    account: Any  # exchangelib.Account
+    folder: Folder
+    display_name: str
+    primary: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.record.account_id}/{self.calendar_id}"
+
+
+def derived_name(uid: str) -> str:
+    """The deterministic resource name of an item no client named (created in Outlook)."""
+    if _SAFE_NAME.match(uid) and not uid.startswith("."):
+        return f"{uid}.ics"
+    return hashlib.sha1(uid.encode("utf-8")).hexdigest() + ".ics"
+
+
+def sub_calendar_suffix(folder_id: str) -> str:
+    return hashlib.sha1(folder_id.encode("ascii")).hexdigest()[:12]
+
+
+def sync_token(epoch: str, seq: int) -> str:
+    return f"{SYNC_TOKEN_PREFIX}{epoch}-{seq}"
+
+
+def parse_sync_token(token: str) -> tuple[str, int]:
+    if not token.startswith(SYNC_TOKEN_PREFIX):
+        raise InvalidSyncToken("This sync-token was not issued by this server.")
+    epoch, _, seq = token[len(SYNC_TOKEN_PREFIX) :].rpartition("-")
+    if not epoch or not seq.isdigit():
+        raise InvalidSyncToken("This sync-token is malformed.")
+    return epoch, int(seq)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class EwsBackend:
+    """``gateway.caldav.backend.Backend`` over Exchange Web Services."""
+
+    def __init__(
+        self,
+        accounts: AccountDirectory,
+        client: Any,  # gateway.ews.client.EwsClient
+        index: ItemIndex,
+        *,
+        default_timezone: str = "UTC",
+        folder_cache_seconds: float = 60.0,
+        item_cache_size: int = 20_000,
+    ) -> None:
+        self._accounts = accounts
+        self._client = client
+        self._index = index
+        self._default_tz = default_timezone
+        self._folder_ttl = folder_cache_seconds
+        self._folders: dict[str, tuple[float, list[tuple[str, Folder, str, bool]]]] = {}
+        self._items = _LRU(item_cache_size)  # (item_id, changekey) -> CalendarItem (exceptions)
+        self._refresh_locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _ews(self, account: Any, operation: str, fn: Callable[[], T]) -> T:
+        """Run one blocking exchangelib call in the client's pool, translating errors."""
+        try:
+            return await self._client.run(account, operation, fn)
+        except ews_errors.EwsError as exc:
+            raise translate_error(exc) from exc
+
+    async def _exchange_account(self, record: Any) -> Any:
+        credentials = await self._accounts.credentials(record)
+        return self._client.account(connection_info(record), credentials)
+
+    async def _account_folders(self, record: Any, account: Any) -> list[tuple[str, Folder, str, bool]]:
+        """(calendar_id, folder, display name, primary) of one mailbox: GetFolder + FindFolder, cached."""
+        cached = self._folders.get(record.account_id)
+        loop = asyncio.get_running_loop()
+        if cached and loop.time() - cached[0] < self._folder_ttl:
+            return cached[1]
+
+        def load() -> list[tuple[str, Folder, str, bool]]:
+            primary = account.calendar
+            found = [(f"{record.account_id}-{PRIMARY_SUFFIX}", primary, primary.name or "Calendar", True)]
+            children = FolderCollection(account=account, folders=[primary]).find_folders(
+                additional_fields={FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")}
+            )
+            for child in children:
+                if isinstance(child, Exception) or (child.folder_class or "IPF.Appointment") != "IPF.Appointment":
+                    continue
+                cid = f"{record.account_id}-{sub_calendar_suffix(child.id)}"
+                found.append((cid, child, child.name or "Calendar", False))
+            return found
+
+        folders = await self._ews(account, "FindFolder", load)
+        self._folders[record.account_id] = (loop.time(), folders)
+        return folders
+
+    async def _calendars_of(self, principal: Principal) -> list[_Calendar]:
+        result = []
+        for record in await self._accounts.list_accounts(principal.user_id):
+            account = await self._exchange_account(record)
+            for cid, folder, name, primary in await self._account_folders(record, account):
+                result.append(_Calendar(cid, record, account, folder, name, primary))
+        return result
+
+    async def _resolve(self, principal: Principal, calendar_id: str) -> _Calendar:
+        account_id, _, suffix = calendar_id.rpartition("-")
+        records = {r.account_id: r for r in await self._accounts.list_accounts(principal.user_id)}
+        record = records.get(account_id)
+        if record is None or not suffix:
+            raise NotFound("No such calendar.")
+        account = await self._exchange_account(record)
+        for cid, folder, name, primary in await self._account_folders(record, account):
+            if cid == calendar_id:
+                return _Calendar(cid, record, account, folder, name, primary)
+        self._folders.pop(record.account_id, None)  # a new sub-calendar may have appeared
+        for cid, folder, name, primary in await self._account_folders(record, account):
+            if cid == calendar_id:
+                return _Calendar(cid, record, account, folder, name, primary)
+        raise NotFound("No such calendar.")
+
+    # ------------------------------------------------------------- change tracking
+
+    async def _refresh(self, cal: _Calendar) -> tuple[str, int]:
+        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
+        lock = self._refresh_locks.setdefault(cal.key, asyncio.Lock())
+        async with lock:
+            state = await self._index.state(cal.key)
+            epoch = state.epoch if state else uuid.uuid4().hex
+            sync_state = state.sync_state if state else None
+
+            def sync() -> tuple[str, list[ItemChange]]:
+                return _sync_folder(cal.folder, sync_state)
+
+            try:
+                new_state, changes = await self._ews(cal.account, "SyncFolderItems", sync)
+            except InvalidSyncToken:
+                # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
+                await self._index.forget_calendar(cal.key)
+                epoch, sync_state = uuid.uuid4().hex, None
+                new_state, changes = await self._ews(cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None))
+            if state and new_state == state.sync_state and not changes:
+                return epoch, state.seq
+            seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
+            return epoch, seq
+
+    def _info(self, cal: _Calendar, epoch: str, seq: int) -> CalendarInfo:
+        return CalendarInfo(
+            calendar_id=cal.calendar_id,
+            display_name=cal.display_name if not cal.primary else _primary_name(cal),
+            ctag=f"{epoch}-{seq}",
+            sync_token=sync_token(epoch, seq),
+            owner_email=cal.record.email,
+            description=f"Exchange calendar of {cal.record.email}",
+            primary=cal.primary,
+            order=0 if cal.primary else 1,
+        )
+
+    # ------------------------------------------------------------------ Backend API
+
+    async def calendars(self, principal: Principal) -> list[CalendarInfo]:
+        infos = []
+        for cal in await self._calendars_of(principal):
+            epoch, seq = await self._refresh(cal)
+            infos.append(self._info(cal, epoch, seq))
+        return infos
+
+    async def calendar(self, principal: Principal, calendar_id: str) -> CalendarInfo:
+        cal = await self._resolve(principal, calendar_id)
+        epoch, seq = await self._refresh(cal)
+        return self._info(cal, epoch, seq)
+
+    async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
+        cal = await self._resolve(principal, calendar_id)
+        await self._refresh(cal)
+        return [CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key)]
+
+    async def changes(
+        self, principal: Principal, calendar_id: str, sync_token_value: str | None, limit: int | None
+    ) -> ChangeSet:
+        """RFC 6578 §3: one SyncFolderItems, then the index answers."""
+        cal = await self._resolve(principal, calendar_id)
+        epoch, seq = await self._refresh(cal)
+        since = 0
+        if sync_token_value:
+            token_epoch, since = parse_sync_token(sync_token_value)
+            if token_epoch != epoch or since > seq:
+                raise InvalidSyncToken("This sync-token is no longer valid; start a fresh sync.")
+        rows = await self._index.items(cal.key, since_seq=since, include_deleted=bool(sync_token_value))
+        truncated = limit is not None and len(rows) > limit
+        if truncated:
+            rows = rows[:limit]
+            seq = rows[-1].seq if rows else since
+        return ChangeSet(
+            sync_token=sync_token(epoch, seq),
+            changed=[CalendarObject(r.name, r.changekey) for r in rows if not r.deleted],
+            deleted=[r.name for r in rows if r.deleted],
+            truncated=truncated,
+        )
+
+    async def query(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        with_data: bool,
+    ) -> list[CalendarObject]:
+        cal = await self._resolve(principal, calendar_id)
+        if start is None or end is None:
+            # Open ranges: every object, filtered by the protocol layer.
+            objects = await self.list_objects(principal, calendar_id)
+            if not with_data:
+                return objects
+            found = await self._fetch_by_names(cal, [o.name for o in objects])
+            return [o for o in found.values() if o is not None]
+        view = await self._ews(cal.account, "FindItem", lambda: _calendar_view(cal.account, cal.folder, start, end))
+        if not with_data:
+            await self._refresh(cal)
+            uids = {item.uid for item in view}
+            return [CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key) if i.uid in uids]
+        ids: dict[str, Any] = {}
+        in_view_exceptions = []
+        for item in view:
+            if item.type == "Single":
+                ids.setdefault(item.uid, ItemId(item.id, item.changekey))
+            else:
+                ids.setdefault(item.uid, RecurringMasterItemId(item.id, item.changekey))
+                if item.type == "Exception":
+                    in_view_exceptions.append(ItemId(item.id, item.changekey))
+        return await self._render(cal, list(ids.values()), in_view_exceptions)
+
+    async def get(
+        self, principal: Principal, calendar_id: str, names: Sequence[str]
+    ) -> dict[str, CalendarObject | None]:
+        cal = await self._resolve(principal, calendar_id)
+        return await self._fetch_by_names(cal, names)
+
+    async def _fetch_by_names(self, cal: _Calendar, names: Sequence[str]) -> dict[str, CalendarObject | None]:
+        located = {name: await self._index.by_name(cal.key, name) for name in names}
+        if any(v is None for v in located.values()):
+            await self._refresh(cal)
+            located = {name: await self._index.by_name(cal.key, name) for name in names}
+        ids = [ItemId(v.item_id) for v in located.values() if v is not None]
+        rendered = {o.name: o for o in await self._render(cal, ids, [])}
+        return {name: rendered.get(name) for name in names}
+
+    async def _render(self, cal: _Calendar, ids: list[Any], known_exceptions: list[ItemId]) -> list[CalendarObject]:
+        """GetItem the masters/singles (and exceptions) in batches and turn each into one resource."""
+        if not ids:
+            return []
+        fields = [*mapping.READ_FIELDS, "caldav_name"]
+        batch = ids + known_exceptions
+        fetched = await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, batch, fields))
+        for item in fetched[len(ids) :]:
+            if item is not None:
+                self._items.put((item.id, item.changekey), item)
+        masters = [item for item in fetched[: len(ids)] if item is not None]
+        missing = []
+        for master in masters:
+            for occ in master.modified_occurrences or ():
+                if (occ.item_id.id, occ.item_id.changekey) not in self._items:
+                    missing.append(ItemId(occ.item_id.id, occ.item_id.changekey))
+        if missing:
+            for item in await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, missing, fields)):
+                if item is not None:
+                    self._items.put((item.id, item.changekey), item)
+        objects = []
+        for master in masters:
+            exceptions = [
+                self._items[(o.item_id.id, o.item_id.changekey)]
+                for o in master.modified_occurrences or ()
+                if (o.item_id.id, o.item_id.changekey) in self._items
+            ]
+            name = master.caldav_name or derived_name(master.uid)
+            objects.append(CalendarObject(name, master.changekey, mapping.to_ical(master, exceptions)))
+        return objects
+
+    # ---------------------------------------------------------------------- writes
+
+    async def put(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        name: str,
+        ical: str,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> PutResult:
+        cal = await self._resolve(principal, calendar_id)
+        resource = mapping.from_ical(ical, default_tz=self._default_tz)
+        existing = await self._index.by_name(cal.key, name)
+        if existing is None:
+            await self._refresh(cal)  # also makes a retried PUT find the item it created
+            existing = await self._index.by_name(cal.key, name)
+        holder = await self._index.by_uid(cal.key, resource.uid)
+        if holder is not None and (existing is None or holder.item_id != existing.item_id):
+            raise UidConflict(
+                f"The UID {resource.uid!r} is already used by another resource in this calendar.", holder.name
+            )
+        if existing is None:
+            if if_match:
+                raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
+            etag = await self._create(cal, name, resource)
+            return PutResult(etag=etag, created=True)
+        if if_none_match:
+            raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
+        etag = await self._update(cal, existing.item_id, resource, if_match)
+        return PutResult(etag=etag, created=False)
+
+    def _invitations(self, cal: _Calendar, resource: Any) -> str:
+        """RFC 6638 implicit scheduling: Exchange sends invitations when the owner organises a meeting."""
+        organiser = (resource.organizer_email or "").lower()
+        if cal.record.invitations == "auto" and resource.attendee_emails and organiser == cal.record.email.lower():
+            return SEND_TO_ALL_AND_SAVE_COPY
+        return SEND_TO_NONE
+
+    async def _create(self, cal: _Calendar, name: str, resource: Any) -> str:
+        item = resource.master
+        item.account, item.folder = cal.account, cal.folder
+        item.caldav_name = name
+        send = self._invitations(cal, resource)
+        await self._ews(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
+        if resource.overrides or resource.exdates:
+            return await self._apply_occurrences(cal, item, resource, send)
+        return item.changekey
+
+    async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> str:
+        fields = [*mapping.READ_FIELDS, "caldav_name"]
+        current = (await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, [ItemId(item_id)], fields)))[0]
+        if current is None:
+            raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
+        if if_match and if_match != current.changekey:
+            raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
+        for field in mapping.WRITE_FIELDS:
+            setattr(current, field, getattr(resource.master, field))
+        send = SEND_ONLY_TO_ALL if self._invitations(cal, resource) != SEND_TO_NONE else SEND_TO_NONE
+        conflict = NEVER_OVERWRITE if if_match else ALWAYS_OVERWRITE
+        await self._ews(
+            cal.account,
+            "UpdateItem",
+            lambda: current.save(
+                update_fields=list(mapping.WRITE_FIELDS),
+                conflict_resolution=conflict,
+                send_meeting_invitations=send,
+            ),
+        )
+        if resource.overrides or resource.exdates:
+            return await self._apply_occurrences(cal, current, resource, send)
+        return current.changekey
+
+    async def _apply_occurrences(self, cal: _Calendar, master: CalendarItem, resource: Any, send: str) -> str:
+        """RECURRENCE-ID overrides → UpdateItem on occurrences; EXDATEs → DeleteItem of occurrences."""
+        updates, deletions = [], []
+        for override in resource.overrides:
+            index = mapping.occurrence_index(master, override.recurrence_id)
+            if index is None:
+                raise InvalidCalendarData(
+                    f"RECURRENCE-ID {override.recurrence_id} is not an occurrence of the series.",
+                    f"{CALDAV_NS}valid-calendar-object-resource",
+                )
+            occurrence = override.item
+            occurrence.account, occurrence.folder = cal.account, cal.folder
+            occurrence._id = OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index)
+            updates.append((occurrence, [f for f in mapping.OCCURRENCE_FIELDS if getattr(occurrence, f) is not None]))
+        already_deleted = {_utc(d.start) for d in master.deleted_occurrences or ()}
+        for exdate in resource.exdates:
+            index = mapping.occurrence_index(master, exdate)
+            if index is not None and _utc(exdate) not in already_deleted:
+                deletions.append(OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index))
+        account = cal.account
+        if updates:
+            results = await self._ews(
+                account,
+                "UpdateItem",
+                lambda: list(
+                    account.bulk_update(
+                        updates, conflict_resolution=ALWAYS_OVERWRITE, send_meeting_invitations_or_cancellations=send
+                    )
+                ),
+            )
+            _raise_first_error(results)
+        if deletions:
+            results = await self._ews(
+                account, "DeleteItem", lambda: list(account.bulk_delete(deletions, send_meeting_cancellations=send))
+            )
+            _raise_first_error(results)
+        fresh = await self._ews(account, "GetItem", lambda: _fetch(account, [ItemId(master.id)], ["changekey"]))
+        return fresh[0].changekey if fresh and fresh[0] is not None else master.changekey
+
+    async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
+        cal = await self._resolve(principal, calendar_id)
+        entry = await self._index.by_name(cal.key, name)
+        if entry is None:
+            await self._refresh(cal)
+            entry = await self._index.by_name(cal.key, name)
+        if entry is None:
+            raise NotFound("No such calendar object.")
+        account = cal.account
+        send = SEND_TO_NONE
+        if if_match or cal.record.invitations == "auto":
+            current = (
+                await self._ews(
+                    account,
+                    "GetItem",
+                    lambda: _fetch(account, [ItemId(entry.item_id)], ["changekey", "organizer", "is_meeting"]),
+                )
+            )[0]
+            if current is None:
+                raise NotFound("The calendar object no longer exists in Exchange.")
+            if if_match and if_match != current.changekey:
+                raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
+            organiser = getattr(current.organizer, "email_address", "") or ""
+            if cal.record.invitations == "auto" and current.is_meeting and organiser.lower() == cal.record.email.lower():
+                send = SEND_TO_ALL_AND_SAVE_COPY
+        results = await self._ews(
+            account,
+            "DeleteItem",
+            lambda: list(account.bulk_delete([ItemId(entry.item_id)], send_meeting_cancellations=send)),
+        )
+        _raise_first_error(results)
+
+    # ----------------------------------------------------------------- collections
+
+    async def create_calendar(
+        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+    ) -> CalendarInfo:
+        """MKCALENDAR → CreateFolder under the first account's Calendar.
+
+        The collection's URL is derived from the new folder's id, so the
+        client's requested segment cannot be kept; the protocol layer reports
+        the real location.
+        """
+        records = await self._accounts.list_accounts(principal.user_id)
+        if not records:
+            raise Forbidden("Connect an Exchange account before creating calendars.")
+        record = records[0]
+        account = await self._exchange_account(record)
+
+        def create() -> Folder:
+            folder = Folder(parent=account.calendar, name=display_name or calendar_id, folder_class="IPF.Appointment")
+            folder.save()
+            return folder
+
+        folder = await self._ews(account, "CreateFolder", create)
+        self._folders.pop(record.account_id, None)
+        cal = _Calendar(f"{record.account_id}-{sub_calendar_suffix(folder.id)}", record, account, folder, folder.name, False)
+        epoch, seq = await self._refresh(cal)
+        return self._info(cal, epoch, seq)
+
+    async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+        cal = await self._resolve(principal, calendar_id)
+        name = properties.get("{DAV:}displayname")
+        if name:
+            if cal.primary:
+                raise Forbidden("The primary Exchange calendar cannot be renamed.")
+            folder = cal.folder
+            folder.name = name
+            await self._ews(cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"]))
+            self._folders.pop(cal.record.account_id, None)
+
+    async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
+        cal = await self._resolve(principal, calendar_id)
+        if cal.primary:
+            raise Forbidden("The primary Exchange calendar cannot be deleted.")
+        await self._ews(cal.account, "DeleteFolder", lambda: cal.folder.delete())
+        self._folders.pop(cal.record.account_id, None)
+        await self._index.forget_calendar(cal.key)
+
+    # ------------------------------------------------------------------- free/busy
+
+    async def calendar_free_busy(
+        self, principal: Principal, calendar_id: str, start: datetime, end: datetime
+    ) -> list[BusyPeriod]:
+        """RFC 4791 §7.10 on one collection: a FindItem CalendarView of that folder."""
+        cal = await self._resolve(principal, calendar_id)
+        return await self._folder_busy(cal, start, end)
+
+    async def _folder_busy(self, cal: _Calendar, start: datetime, end: datetime) -> list[BusyPeriod]:
+        account, folder = cal.account, cal.folder
+
+        def view() -> list[Any]:
+            return list(
+                folder.view(start=_ews_dt(start), end=_ews_dt(end)).only("start", "end", "legacy_free_busy_status")
+            )
+
+        periods = []
+        for item in await self._ews(account, "FindItem", view):
+            fbtype = fbtype_for(item.legacy_free_busy_status, cal.record.working_elsewhere)
+            if fbtype is not None:
+                periods.append(BusyPeriod(max(_utc(item.start), start), min(_utc(item.end), end), fbtype))
+        return periods
+
+    async def free_busy(
+        self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
+    ) -> list[FreeBusyResult]:
+        """RFC 6638 §3.2: one GetUserAvailability per account (≤ 100 mailboxes per window chunk)."""
+        records = await self._accounts.list_accounts(principal.user_id)
+        if not records:
+            return [FreeBusyResult(a, "3.8", message="No Exchange account is connected.") for a in attendees]
+        own = {r.email.lower(): r for r in records}
+        wants_own = any(_address(a) in own for a in attendees)
+        others = [a for a in attendees if _address(a) not in own]
+        results: dict[str, FreeBusyResult] = {}
+        own_periods: list[BusyPeriod] = []
+        own_failure: FreeBusyResult | None = None
+        selected = await self._conflict_calendars(principal) if wants_own else []
+        primaries_by_account = {c.record.account_id for c in selected if c.primary}
+        for position, record in enumerate(records):
+            mailboxes = [_address(a) for a in others] if position == 0 else []
+            if record.account_id in primaries_by_account:
+                mailboxes.append(record.email)
+            if not mailboxes:
+                continue
+            account = await self._exchange_account(record)
+            answers = await self._availability(account, mailboxes, start, end, record.working_elsewhere)
+            for mailbox, answer in zip(mailboxes, answers, strict=True):
+                if mailbox.lower() == record.email.lower() and record.account_id in primaries_by_account:
+                    if answer.status.startswith("2"):
+                        own_periods.extend(answer.periods)
+                    else:
+                        own_failure = answer
+                else:
+                    results[mailbox.lower()] = answer
+        for cal in selected:
+            if not cal.primary:
+                own_periods.extend(await self._folder_busy(cal, start, end))
+        final = []
+        for attendee in attendees:
+            address = _address(attendee)
+            if address in own:
+                if own_failure is not None:
+                    final.append(FreeBusyResult(attendee, own_failure.status, message=own_failure.message))
+                else:
+                    final.append(FreeBusyResult(attendee, "2.0", coalesce(own_periods)))
+            else:
+                answer = results[address]
+                final.append(
+                    FreeBusyResult(attendee, answer.status, answer.periods, answer.message, answer.no_data)
+                )
+        return final
+
+    async def _availability(
+        self, account: Any, mailboxes: list[str], start: datetime, end: datetime, working_elsewhere: str
+    ) -> list[FreeBusyResult]:
+        try:
+            return await availability(
+                self._client, account, mailboxes, start, end, working_elsewhere=working_elsewhere
+            )
+        except ews_errors.EwsError as exc:
+            raise translate_error(exc) from exc
+
+    async def _conflict_calendars(self, principal: Principal) -> list[_Calendar]:
+        settings = await self._accounts.settings(principal.user_id)
+        calendars = await self._calendars_of(principal)
+        chosen = settings.conflict_calendar_ids
+        if chosen is None:
+            return [c for c in calendars if c.primary]
+        return [c for c in calendars if c.calendar_id in set(chosen)]
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def connection_info(record: Any) -> Any:
+    from gateway.ews.client import ConnectionInfo
+
+    return ConnectionInfo(
+        email=record.email,
+        ews_url=record.ews_url,
+        auth_type=record.auth_type,
+        username=record.username,
+        version=record.version,
+        build=record.build,
+        display_name=record.display_name,
+        via="stored",
+    )
+
+
+def translate_error(exc: Exception) -> Exception:
+    """EWS failures → the CalDAV backend's errors (never a bare 503 for everything)."""
+    message = str(exc) or "Exchange reported an error."
+    if isinstance(exc, ews_errors.EwsConflict):
+        return PreconditionFailed("The item was changed in Exchange meanwhile; read it again.")
+    if isinstance(exc, ews_errors.EwsNotFound):
+        return NotFound("The item no longer exists in Exchange.")
+    if isinstance(exc, ews_errors.EwsQuotaExceeded):
+        return InsufficientStorage("The Exchange mailbox is over its size quota.")
+    if isinstance(exc, ews_errors.EwsAccessDenied):
+        return Forbidden(f"Exchange denied access: {message}")
+    if isinstance(exc, ews_errors.EwsInvalidRequest):
+        if "SyncState" in getattr(exc, "code", ""):
+            return InvalidSyncToken("Exchange no longer knows this synchronisation state.")
+        return InvalidCalendarData(
+            f"Exchange refused the event: {message}", f"{CALDAV_NS}valid-calendar-object-resource"
+        )
+    if isinstance(exc, ews_errors.EwsUnavailable):
+        return BackendUnavailable(message, retry_after=int(getattr(exc, "retry_after", 30) or 30))
+    return BackendUnavailable(f"Exchange could not be reached or failed: {message}")
+
+
+def _sync_folder(folder: Folder, sync_state: str | None) -> tuple[str, list[ItemChange]]:
+    """SyncFolderItems until IncludesLastItemInRange (blocking; runs in the pool)."""
+    changes: list[ItemChange] = []
+    new_state = sync_state
+    try:
+        for change_type, item in FolderCollection(account=folder.account, folders=[folder]).sync_items(
+            sync_state=sync_state,
+            only_fields=["uid", "caldav_name"],
+            max_changes_returned=SYNC_PAGE,
+        ):
+            if change_type == "delete":
+                changes.append(ItemChange(item_id=item.id))
+            elif change_type in ("create", "update"):
+                uid = item.uid or item.id
+                changes.append(ItemChange(item.id, item.changekey, item.caldav_name or derived_name(uid), uid))
+    except SyncCompleted as done:
+        new_state = done.sync_state
+    return new_state or "", changes
+
+
+def _dedupe_names(changes: list[ItemChange]) -> list[ItemChange]:
+    """Two items whose names collide (same UID in Outlook) keep distinct hrefs."""
+    seen: dict[str, str] = {}
+    out = []
+    for c in changes:
+        if c.name and seen.setdefault(c.name, c.item_id) != c.item_id:
+            c = ItemChange(c.item_id, c.changekey, f"{c.name[:-4]}-{sub_calendar_suffix(c.item_id)}.ics", c.uid)
+        out.append(c)
+    return out
+
+
+def _calendar_view(account: Any, folder: Folder, start: datetime, end: datetime) -> list[CalendarItem]:
+    """FindItem with a CalendarView, asking for UID and CalendarItemType only (no GetItem follows)."""
+    additional = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in ("uid", "type")}
+    items = FolderCollection(account=account, folders=[folder]).find_items(
+        q=Q(),
+        additional_fields=additional,
+        calendar_view=CalendarView(start=_ews_dt(start), end=_ews_dt(end)),
+    )
+    return [i for i in items if not isinstance(i, Exception)]
+
+
+def _fetch(account: Any, ids: list[Any], fields: list[str]) -> list[Any]:
+    """Batched GetItem (≤ 100 ids a request); None where Exchange has no such item."""
+    result = []
+    for item in account.fetch(ids=ids, only_fields=fields, chunk_size=GETITEM_BATCH):
+        result.append(None if isinstance(item, Exception) else item)
+    return result
+
+
+def _raise_first_error(results: list[Any]) -> None:
+    for result in results:
+        if isinstance(result, Exception):
+            raise ews_errors.from_exchangelib(result)
+
+
+def _primary_name(cal: _Calendar) -> str:
+    return cal.display_name if len(cal.display_name) > 0 else "Calendar"
+
+
+def _address(attendee: str) -> str:
+    value = attendee.strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    return value.lower()
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def _ews_dt(value: datetime) -> EWSDateTime:
+    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
+
+
+def coalesce(periods: list[BusyPeriod]) -> list[BusyPeriod]:
+    """Merge overlapping periods of the same FBTYPE; sorted by start (RFC 5545 §3.8.2.6)."""
+    by_type: dict[str, list[BusyPeriod]] = {}
+    for p in sorted(periods, key=lambda p: (p.fbtype, p.start)):
+        bucket = by_type.setdefault(p.fbtype, [])
+        if bucket and p.start <= bucket[-1].end:
+            last = bucket[-1]
+            bucket[-1] = BusyPeriod(last.start, max(last.end, p.end), p.fbtype)
+        else:
+            bucket.append(p)
+    return sorted((p for b in by_type.values() for p in b), key=lambda p: (p.start, p.fbtype))
+
+

@@ -1,0 +1,152 @@
+"""The per-calendar item index: resource names, ItemIds and the change sequence.
+
+EWS reports deletions by ItemId only and has no notion of a CalDAV resource name,
+so the gateway remembers, per calendar, which item carries which name, and numbers
+every change it has seen (SyncFolderItems) with a per-calendar sequence. That
+sequence is the CalDAV ctag and the RFC 6578 sync-token; because it lives in the
+database, a sync-token keeps working after a restart and across replicas sharing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+metadata = sa.MetaData()
+
+calendar_state = sa.Table(
+    "ews_calendar_state",
+    metadata,
+    sa.Column("calendar_key", sa.String(200), primary_key=True),
+    sa.Column("sync_state", sa.Text, nullable=True),  # SyncFolderItems state, opaque
+    sa.Column("seq", sa.Integer, nullable=False, default=0),  # last change number handed out
+    sa.Column("epoch", sa.String(32), nullable=False),  # changes when the index is rebuilt from scratch
+)
+
+indexed_item = sa.Table(
+    "ews_item",
+    metadata,
+    sa.Column("calendar_key", sa.String(200), primary_key=True),
+    sa.Column("item_id", sa.String(512), primary_key=True),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("uid", sa.Text, nullable=True),
+    sa.Column("changekey", sa.String(512), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_ews_item_name", "calendar_key", "name"),
+    sa.Index("ix_ews_item_seq", "calendar_key", "seq"),
+)
+
+
+@dataclass(frozen=True)
+class IndexedItem:
+    item_id: str
+    name: str
+    uid: str | None
+    changekey: str
+    seq: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class CalendarState:
+    sync_state: str | None
+    seq: int
+    epoch: str
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """One change seen by SyncFolderItems: an upsert (name set) or a deletion (name None)."""
+
+    item_id: str
+    changekey: str | None = None
+    name: str | None = None
+    uid: str | None = None
+
+
+class ItemIndex:
+    """Async access to the index tables (SQLAlchemy Core)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create_tables(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def state(self, calendar_key: str) -> CalendarState | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(calendar_state).where(calendar_state.c.calendar_key == calendar_key))
+            ).first()
+        return CalendarState(row.sync_state, row.seq, row.epoch) if row else None
+
+    async def apply(self, calendar_key: str, new_sync_state: str, changes: list[ItemChange], epoch: str) -> int:
+        """Record a SyncFolderItems answer atomically; returns the calendar's new sequence number."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(sa.select(calendar_state).where(calendar_state.c.calendar_key == calendar_key))
+            ).first()
+            seq = row.seq if row else 0
+            if row is None:
+                await conn.execute(
+                    calendar_state.insert().values(calendar_key=calendar_key, sync_state=None, seq=0, epoch=epoch)
+                )
+            for change in changes:
+                seq += 1
+                await self._apply_change(conn, calendar_key, change, seq)
+            await conn.execute(
+                calendar_state.update()
+                .where(calendar_state.c.calendar_key == calendar_key)
+                .values(sync_state=new_sync_state, seq=seq)
+            )
+        return seq
+
+    @staticmethod
+    async def _apply_change(conn, calendar_key: str, change: ItemChange, seq: int) -> None:
+        key = (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.item_id == change.item_id)
+        existing = (await conn.execute(sa.select(indexed_item.c.item_id).where(key))).first()
+        if change.name is None:  # a deletion
+            if existing:
+                await conn.execute(indexed_item.update().where(key).values(deleted=True, seq=seq))
+            return
+        values = dict(name=change.name, uid=change.uid, changekey=change.changekey or "", seq=seq, deleted=False)
+        if existing:
+            await conn.execute(indexed_item.update().where(key).values(**values))
+        else:
+            await conn.execute(
+                indexed_item.insert().values(calendar_key=calendar_key, item_id=change.item_id, **values)
+            )
+
+    async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
+        """Items changed after ``since_seq``, in change order."""
+        query = sa.select(indexed_item).where(
+            (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.seq > since_seq)
+        )
+        if not include_deleted:
+            query = query.where(indexed_item.c.deleted.is_(False))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(indexed_item.c.seq))).all()
+        return [IndexedItem(r.item_id, r.name, r.uid, r.changekey, r.seq, r.deleted) for r in rows]
+
+    async def by_name(self, calendar_key: str, name: str) -> IndexedItem | None:
+        return await self._one(calendar_key, indexed_item.c.name == name)
+
+    async def by_uid(self, calendar_key: str, uid: str) -> IndexedItem | None:
+        return await self._one(calendar_key, indexed_item.c.uid == uid)
+
+    async def _one(self, calendar_key: str, condition) -> IndexedItem | None:
+        query = sa.select(indexed_item).where(
+            (indexed_item.c.calendar_key == calendar_key) & condition & indexed_item.c.deleted.is_(False)
+        )
+        async with self._engine.connect() as conn:
+            r = (await conn.execute(query)).first()
+        return IndexedItem(r.item_id, r.name, r.uid, r.changekey, r.seq, r.deleted) if r else None
+
+    async def forget_calendar(self, calendar_key: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(indexed_item.delete().where(indexed_item.c.calendar_key == calendar_key))
+            await conn.execute(calendar_state.delete().where(calendar_state.c.calendar_key == calendar_key))
