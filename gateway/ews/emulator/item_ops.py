@@ -1,0 +1,374 @@
+"""Item operations on calendar items: FindItem, GetItem, CreateItem, UpdateItem, DeleteItem.
+
+Each operation answers one response message per requested item; an error (for example
+ErrorItemNotFound) fails only that message, as Exchange does.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+
+from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
+from gateway.ews.emulator.items import (
+    DELETABLE,
+    Shape,
+    apply_item,
+    child,
+    item_xml,
+    local,
+    parse_dt,
+)
+from gateway.ews.emulator.soap import (
+    EwsError,
+    M,
+    OperationContext,
+    T,
+    operation,
+    success_message,
+)
+from gateway.ews.emulator.store import (
+    Attendee,
+    CalendarItem,
+    MailboxStore,
+    SentMessage,
+    StoreError,
+    new_uid,
+    normalise_series,
+    parse_occurrence_id,
+    uri_key,
+)
+
+_SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
+
+
+def _elements(parent: etree._Element | None) -> list[etree._Element]:
+    return [] if parent is None else [c for c in parent if isinstance(c.tag, str)]
+
+
+def owner_of_item(ctx: OperationContext, item_id: str) -> MailboxStore:
+    """The mailbox holding an item (or the master of an occurrence), after the access check."""
+    occurrence = parse_occurrence_id(item_id)
+    stored_id = occurrence[0] if occurrence else item_id
+    for email, box in ctx.state.store.mailboxes.items():
+        if stored_id in box.item_folder:
+            return store_for(ctx, email)
+    raise StoreError("ErrorItemNotFound", "The specified object was not found in the store.")
+
+
+def resolve_item(ctx: OperationContext, elem: etree._Element) -> tuple[MailboxStore, CalendarItem]:
+    """``t:ItemId``, ``t:OccurrenceItemId`` (master + 1-based index) or ``t:RecurringMasterItemId``."""
+    kind = local(elem)
+    if kind == "ItemId":
+        box = owner_of_item(ctx, elem.get("Id", ""))
+        return box, box.get(elem.get("Id", ""))
+    if kind == "OccurrenceItemId":
+        master_id = elem.get("RecurringMasterId", "")
+        box = owner_of_item(ctx, master_id)
+        master = box.get(master_id)
+        return box, box.occurrence(master, int(elem.get("InstanceIndex", "0")))
+    if kind == "RecurringMasterItemId":
+        box = owner_of_item(ctx, elem.get("OccurrenceId", ""))
+        return box, box.master_of(box.get(elem.get("OccurrenceId", "")))
+    raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.")
+
+
+# -- restrictions and sorting (types.xsd RestrictionType) ----------------------------------------------
+
+_FIELD_VALUES: dict[str, Callable[[CalendarItem], Any]] = {
+    "calendar:UID": lambda i: i.uid,
+    "item:Subject": lambda i: i.subject,
+    "item:Body": lambda i: i.body,
+    "calendar:Location": lambda i: i.location,
+    "calendar:Start": lambda i: i.start,
+    "calendar:End": lambda i: i.end,
+    "item:DateTimeCreated": lambda i: i.created,
+    "item:LastModifiedTime": lambda i: i.modified,
+    "calendar:IsAllDayEvent": lambda i: i.is_all_day,
+    "calendar:IsRecurring": lambda i: i.item_type in ("Occurrence", "Exception"),
+    "calendar:IsMeeting": lambda i: i.is_meeting,
+    "calendar:LegacyFreeBusyStatus": lambda i: i.free_busy,
+    "calendar:CalendarItemType": lambda i: i.item_type,
+    "item:Sensitivity": lambda i: i.sensitivity,
+    "item:Importance": lambda i: i.importance,
+    "item:Categories": lambda i: i.categories,
+    "item:ItemClass": lambda i: "IPM.Appointment",
+    "calendar:Organizer": lambda i: i.organizer.email if i.organizer else None,
+}
+_COMPARE = {
+    "IsEqualTo": lambda a, b: a == b, "IsNotEqualTo": lambda a, b: a != b,
+    "IsGreaterThan": lambda a, b: a > b, "IsGreaterThanOrEqualTo": lambda a, b: a >= b,
+    "IsLessThan": lambda a, b: a < b, "IsLessThanOrEqualTo": lambda a, b: a <= b,
+}
+
+
+def _field_value(item: CalendarItem, path: etree._Element) -> Any:
+    if local(path) == "ExtendedFieldURI":
+        stored = item.extended.get(uri_key(dict(path.attrib)))
+        return None if stored is None else (stored.values if stored.is_array else stored.values[0])
+    getter = _FIELD_VALUES.get(path.get("FieldURI", ""))
+    if getter is None:
+        raise StoreError("ErrorUnsupportedPathForQuery", "The property cannot be used in a restriction.")
+    return getter(item)
+
+
+def _typed(constant: str, like: Any) -> Any:
+    """Read a restriction constant as the type of the field it is compared with."""
+    if isinstance(like, datetime):
+        return parse_dt(constant)
+    if isinstance(like, bool):
+        return constant.strip().lower() in ("true", "1")
+    if isinstance(like, int):
+        return int(constant)
+    return constant.casefold()
+
+
+def _norm(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def matches(item: CalendarItem, expr: etree._Element) -> bool:
+    """Evaluate one search expression (And/Or/Not/Exists/Contains/comparisons) on an item."""
+    kind = local(expr)
+    parts = _elements(expr)
+    if kind == "And":
+        return all(matches(item, p) for p in parts)
+    if kind == "Or":
+        return any(matches(item, p) for p in parts)
+    if kind == "Not":
+        return not matches(item, parts[0])
+    value = _field_value(item, parts[0])
+    if kind == "Exists":
+        return value not in (None, "", [])
+    if kind == "Contains":
+        return _contains(value, expr, parts)
+    if kind in _COMPARE:
+        if value is None:
+            return False
+        constant = parts[1][0]
+        if local(constant) != "Constant":
+            raise StoreError("ErrorUnsupportedQueryFilter", "Only constants can be compared.")
+        values = value if isinstance(value, list) else [value]
+        return any(_COMPARE[kind](_norm(v), _typed(constant.get("Value", ""), v)) for v in values)
+    raise StoreError("ErrorUnsupportedQueryFilter", f"Restriction {kind} is not supported.")
+
+
+def _contains(value: Any, expr: etree._Element, parts: list[etree._Element]) -> bool:
+    needle = parts[1].get("Value", "")
+    ignore_case = expr.get("ContainmentComparison", "Exact") != "Exact"
+    mode = expr.get("ContainmentMode", "Substring")
+    for hay in value if isinstance(value, list) else [value or ""]:
+        a, b = (hay.casefold(), needle.casefold()) if ignore_case else (hay, needle)
+        if (mode == "FullString" and a == b) or (mode == "Prefixed" and a.startswith(b)) or \
+                (mode not in ("FullString", "Prefixed") and b in a):
+            return True
+    return False
+
+
+def _sort(items: list[CalendarItem], order: etree._Element | None) -> list[CalendarItem]:
+    for field_order in reversed(_elements(order)):
+        path = _elements(field_order)[0]
+        items.sort(key=lambda i, p=path: _sort_key(_field_value(i, p)),
+                   reverse=field_order.get("Order", "Ascending") == "Descending")
+    return items
+
+
+def _sort_key(value: Any) -> tuple:
+    return (value is None, _norm(value) if not isinstance(value, list) else tuple(value))
+
+
+# -- FindItem / GetItem -----------------------------------------------------------------------------
+
+@operation("FindItem")
+def find_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """FindItem: a CalendarView (expanded occurrences) or a paged, restricted list of stored items."""
+    shape = Shape.parse(first_child(request, "ItemShape"))
+    calendar_view = first_child(request, "CalendarView")
+    restriction = first_child(request, "Restriction")
+    if calendar_view is not None and restriction is not None:
+        raise EwsError("ErrorInvalidRestriction", "Restrictions are not supported with a CalendarView.")
+
+    def handle(elem: etree._Element) -> etree._Element:
+        box, folder = resolve_folder(ctx, elem)
+        if calendar_view is not None:
+            return _calendar_view(box, folder.folder_id, calendar_view, shape)
+        found = list(folder.items.values())
+        if restriction is not None:
+            found = [i for i in found if all(matches(i, e) for e in _elements(restriction))]
+        found = _sort(found, first_child(request, "SortOrder"))
+        offset, size = page_window(first_child(request, "IndexedPageItemView"), len(found))
+        shown = found[offset:offset + size]
+        return _root(shown, shape, len(found), offset + len(shown) >= len(found),
+                     paging_offset=offset + len(shown))
+
+    return per_id("FindItem", _elements(first_child(request, "ParentFolderIds")), handle)
+
+
+def _calendar_view(box: MailboxStore, folder_id: str, view: etree._Element, shape: Shape) -> etree._Element:
+    start, end = parse_dt(view.get("StartDate", "")), parse_dt(view.get("EndDate", ""))
+    if end < start:
+        raise StoreError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
+    found = box.expand(folder_id, start, end)
+    limit = int(view.get("MaxEntriesReturned") or len(found) or 1)
+    return _root(found[:limit], shape, len(found), len(found) <= limit)
+
+
+def _root(items: list[CalendarItem], shape: Shape, total: int, last: bool,
+          paging_offset: int | None = None) -> etree._Element:
+    attrs = {"TotalItemsInView": str(total), "IncludesLastItemInRange": "true" if last else "false"}
+    if paging_offset is not None:
+        attrs = {"IndexedPagingOffset": str(paging_offset), **attrs}
+    message = success_message("FindItem")
+    message.append(M.RootFolder(T.Items(*[item_xml(i, shape) for i in items]), **attrs))
+    return message
+
+
+@operation("GetItem")
+def get_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """GetItem: items, occurrences (OccurrenceItemId) and masters (RecurringMasterItemId) by id."""
+    shape = Shape.parse(first_child(request, "ItemShape"))
+
+    def handle(elem: etree._Element) -> etree._Element:
+        _, item = resolve_item(ctx, elem)
+        return _items_message("GetItem", item, shape)
+
+    return per_id("GetItem", _elements(first_child(request, "ItemIds")), handle)
+
+
+def _items_message(operation_name: str, item: CalendarItem, shape: Shape) -> etree._Element:
+    message = success_message(operation_name)
+    message.append(M.Items(item_xml(item, shape)))
+    return message
+
+
+# -- CreateItem / UpdateItem / DeleteItem ---------------------------------------------------------------
+
+def _check_times(item: CalendarItem) -> None:
+    if item.end < item.start:
+        raise StoreError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
+
+
+def _record(box: MailboxStore, kind: str, item: CalendarItem, now: datetime) -> None:
+    """Log the meeting message Exchange would send (visible in /_emulator/stats)."""
+    recipients = [a.email for a in item.attendees()]
+    if recipients:
+        box.sent.append(SentMessage(kind, box.email, recipients, item.subject, item.uid, now))
+
+
+@operation("CreateItem")
+def create_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """CreateItem of calendar items into SavedItemFolderId (default: the mailbox's Calendar)."""
+    saved = _elements(first_child(request, "SavedItemFolderId"))
+    if saved:
+        box, folder = resolve_folder(ctx, saved[0])
+    else:
+        box = store_for(ctx)
+        folder = box.calendar
+    send = request.get("SendMeetingInvitations", "SendToNone")
+
+    def handle(elem: etree._Element) -> etree._Element:
+        if local(elem) != "CalendarItem":
+            raise StoreError("ErrorInvalidItemForOperation", "Only calendar items can be created here.")
+        item = box.new_item(folder.folder_id, ctx.now)
+        apply_item(item, elem)
+        _check_times(item)
+        if not item.uid:
+            item.uid = new_uid(item.item_id)
+        if item.is_meeting and item.organizer is None:
+            item.organizer = _organizer(ctx, box)
+        box.add_item(item)
+        if item.is_meeting and send in _SENDS:
+            _record(box, "Invitation", item, ctx.now)
+        return _items_message("CreateItem", item, Shape("IdOnly"))
+
+    return per_id("CreateItem", _elements(first_child(request, "Items")), handle)
+
+
+def _organizer(ctx: OperationContext, box: MailboxStore) -> Attendee:
+    mailbox = ctx.state.directory.get(box.email)
+    return Attendee(box.email, mailbox.display_name if mailbox else "")
+
+
+@operation("UpdateItem")
+def update_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """UpdateItem: Set/Append/DeleteItemField on items and occurrences, with ConflictResolution."""
+    resolution = request.get("ConflictResolution", "AutoResolve")
+    send = request.get("SendMeetingInvitationsOrCancellations", "SendToNone")
+
+    def handle(change: etree._Element) -> etree._Element:
+        parts = _elements(change)
+        box, target = resolve_item(ctx, parts[0])
+        sent_key = parts[0].get("ChangeKey")
+        if resolution == "NeverOverwrite" and sent_key and sent_key != target.change_key:
+            raise StoreError("ErrorIrresolvableConflict",
+                             "The send or update operation could not be performed because the change key passed "
+                             "in the request does not match the current change key for the item.")
+        # Work on a copy so that a refused update leaves the stored item untouched.
+        item = copy.deepcopy(target)
+        _apply_updates(item, child(change, "Updates"))
+        _check_times(item)
+        _commit(box, target, item, ctx.now)
+        if item.is_meeting and send in _SENDS:
+            item.sequence += 1
+            _record(box, "Update", item, ctx.now)
+        message = _items_message("UpdateItem", item, Shape("IdOnly"))
+        message.append(M.ConflictResults(T.Count("0")))
+        return message
+
+    return per_id("UpdateItem", _elements(first_child(request, "ItemChanges")), handle)
+
+
+def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:
+    recurrence_before = item.recurrence
+    for update in _elements(updates):
+        parts = _elements(update)
+        kind = local(update)
+        if kind in ("SetItemField", "AppendToItemField"):
+            apply_item(item, parts[1], append=kind == "AppendToItemField")
+        elif kind == "DeleteItemField":
+            _delete_field(item, parts[0])
+        else:
+            raise StoreError("ErrorInvalidPropertyUpdateSentMessage", f"{kind} is not supported.")
+    if item.master_id is None and item.recurrence is not recurrence_before:
+        # A new pattern invalidates the old exceptions, as in Exchange.
+        item.exceptions, item.deleted = {}, {}
+
+
+def _delete_field(item: CalendarItem, path: etree._Element) -> None:
+    if local(path) == "ExtendedFieldURI":
+        item.extended.pop(uri_key(dict(path.attrib)), None)
+        return
+    reset = DELETABLE.get(path.get("FieldURI", ""))
+    if reset is None:
+        raise StoreError("ErrorInvalidPropertyDelete", "This property cannot be deleted.")
+    reset(item)
+
+
+def _commit(box: MailboxStore, target: CalendarItem, item: CalendarItem, now: datetime) -> None:
+    """Store an updated item: occurrences become exceptions of their master; masters are re-normalised."""
+    if item.master_id is not None:
+        box.commit_occurrence(item, now)
+        return
+    folder = box.folders[target.folder_id]
+    normalise_series(item)
+    folder.items[item.item_id] = item
+    box.touch(item, now)
+
+
+@operation("DeleteItem")
+def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """DeleteItem of items and occurrences (an occurrence becomes a deleted occurrence of its master)."""
+    send = request.get("SendMeetingCancellations", "SendToNone")
+
+    def handle(elem: etree._Element) -> etree._Element:
+        box, item = resolve_item(ctx, elem)
+        box.delete(item.item_id, ctx.now)
+        if item.is_meeting and send in _SENDS and item.my_response_type == "Organizer":
+            _record(box, "Cancellation", item, ctx.now)
+        return success_message("DeleteItem")
+
+    return per_id("DeleteItem", _elements(first_child(request, "ItemIds")), handle)
