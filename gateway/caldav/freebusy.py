@@ -92,9 +92,17 @@ def vfreebusy(
         fb.add("comment", NO_DATA_COMMENT)
         periods = [BusyPeriod(start, end, "BUSY-UNAVAILABLE")]
     for p in coalesce(periods, start, end):
-        fb.add("freebusy", vPeriod((p.start, p.end)), parameters={"FBTYPE": p.fbtype})
+        fb.add("freebusy", _period(p), encode=False)
     calendar.add_component(fb)
     return calendar.to_ical().decode("utf-8")
+
+
+def _period(busy: BusyPeriod) -> vPeriod:
+    """A FREEBUSY value; VALUE=PERIOD is the default there, and some clients choke on it spelled out."""
+    period = vPeriod((busy.start, busy.end))
+    period.params.pop("VALUE", None)
+    period.params["FBTYPE"] = busy.fbtype
+    return period
 
 
 def parse_moment(value: str) -> datetime:

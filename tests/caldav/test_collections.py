@@ -1,0 +1,80 @@
+"""MKCALENDAR (RFC 4791 §5.3.1), extended MKCOL (RFC 5689), PROPPATCH and DELETE of calendars."""
+
+from __future__ import annotations
+
+from tests.support.dav import fixture
+
+HOME = "/dav/calendars/alice/"
+ICAL = "{http://apple.com/ns/ical/}"
+
+MKCALENDAR = """<?xml version="1.0" encoding="utf-8" ?>
+<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:A="http://apple.com/ns/ical/">
+  <D:set><D:prop>
+    <D:displayname>Team Trips</D:displayname>
+    <C:calendar-description>Where we go</C:calendar-description>
+    <A:calendar-color>#00FF00FF</A:calendar-color>
+    <C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
+  </D:prop></D:set>
+</C:mkcalendar>"""
+
+PROPPATCH = """<?xml version="1.0" encoding="utf-8" ?>
+<D:propertyupdate xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/">
+  <D:set><D:prop><D:displayname>Renamed</D:displayname><A:calendar-order>3</A:calendar-order></D:prop></D:set>
+</D:propertyupdate>"""
+
+PROPS = """<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:A="http://apple.com/ns/ical/">
+<prop><displayname/><A:calendar-color/><A:calendar-order/><C:calendar-description/></prop></propfind>"""
+
+
+async def test_mkcalendar_with_properties(dav, backend):
+    r = await dav("MKCALENDAR", HOME + "trips/", MKCALENDAR)
+    assert r.status == 201
+    r = await dav("PROPFIND", HOME + "trips/", PROPS, depth="0")
+    url = HOME + "trips/"
+    assert r.prop(url, "{DAV:}displayname").text == "Team Trips"
+    assert r.prop(url, f"{ICAL}calendar-color").text == "#00FF00FF"
+    assert r.prop(url, "{urn:ietf:params:xml:ns:caldav}calendar-description").text == "Where we go"
+    assert (await dav("MKCALENDAR", HOME + "trips/", MKCALENDAR)).status == 405
+
+
+async def test_mkcalendar_for_tasks_is_refused(dav):
+    body = MKCALENDAR.replace('name="VEVENT"', 'name="VTODO"')
+    r = await dav("MKCALENDAR", HOME + "tasks/", body)
+    assert r.status == 403
+    assert "supported-calendar-component-set" in r.text and " 424 " in r.text
+
+
+async def test_vdirsyncer_extended_mkcol_then_proppatch(dav, backend):
+    r = await dav("MKCOL", HOME + "synced/", fixture("vdirsyncer-mkcol.xml"))
+    assert r.status == 201
+    assert "synced" in backend.homes["alice"]
+    r = await dav("PROPPATCH", HOME + "synced/", PROPPATCH)
+    assert r.status == 207 and r.status_of(HOME + "synced/", "{DAV:}displayname") == 200
+    info = backend.homes["alice"]["synced"].info
+    assert (info.display_name, info.order) == ("Renamed", 3)
+
+
+async def test_plain_mkcol_is_refused(dav):
+    r = await dav("MKCOL", HOME + "plain/")
+    assert r.status == 403 and "valid-resourcetype" in r.text
+
+
+async def test_proppatch_is_all_or_nothing(dav, backend):
+    body = PROPPATCH.replace("<D:displayname>Renamed</D:displayname>",
+                             "<D:displayname>Renamed</D:displayname><D:getetag>x</D:getetag>")
+    r = await dav("PROPPATCH", HOME + "calendar/", body)
+    assert r.status == 207
+    assert r.status_of(HOME + "calendar/", "{DAV:}getetag") == 403
+    assert r.status_of(HOME + "calendar/", "{DAV:}displayname") == 424
+    assert backend.homes["alice"]["calendar"].info.display_name == "Calendar"
+
+
+async def test_delete_calendar_but_not_primary(dav, backend):
+    assert (await dav("DELETE", HOME + "projects/")).status == 204
+    assert "projects" not in backend.homes["alice"]
+    r = await dav("DELETE", HOME + "calendar/")
+    assert r.status == 403 and "cannot be deleted" in r.text
+
+
+async def test_bad_calendar_name_is_refused(dav):
+    assert (await dav("MKCALENDAR", HOME + "%20bad%20name/", MKCALENDAR)).status == 403
