@@ -155,3 +155,37 @@ def time_zone_definition(windows_id: str, *, year: int | None = None) -> etree._
     Raises ``KeyError`` for an unknown Windows id.
     """
     return etree.fromstring(_definition_xml(windows_id, year or datetime.now(UTC).year))
+
+
+def serializable_time_zone(windows_id: str, *, year: int | None = None) -> etree._Element:
+    """A ``t:TimeZone`` (types.xsd ``SerializableTimeZone``: bias plus yearly standard/daylight rules).
+
+    GetUserAvailability uses this older form, e.g. for a mailbox's working-hours zone. Biases are
+    minutes to add to local time to get UTC; ``DayOrder`` 5 means "last".
+    """
+    year = year or datetime.now(UTC).year
+    zone = ZoneInfo(windows_to_iana(windows_id))
+    standard = _standard_offset(zone, year)
+    changes = _transitions_in(zone, year)
+    base_bias = -int(standard.total_seconds()) // 60
+    rules = {"StandardTime": (0, _no_dst_rule(1)), "DaylightTime": (0, _no_dst_rule(12))}
+    if len(changes) == 2:
+        next_year = {after: instant for instant, _, after in _transitions_in(zone, year + 1)}
+        for instant, before, after in changes:
+            local = (instant + before).replace(tzinfo=None)
+            order = _occurrence(local.date(), zone, next_year.get(after))
+            rule = (f"{local.hour:02d}:{local.minute:02d}:00", 5 if order == -1 else order, local.month,
+                    _DAY_NAMES[local.weekday()])
+            name = "StandardTime" if after == standard else "DaylightTime"
+            rules[name] = (-int((after - standard).total_seconds()) // 60, rule)
+    result = _T.TimeZone(_T.Bias(str(base_bias)))
+    for name in ("StandardTime", "DaylightTime"):
+        bias, (clock, order, month, weekday) = rules[name]
+        result.append(_T(name, _T.Bias(str(bias)), _T.Time(clock), _T.DayOrder(str(order)),
+                         _T.Month(str(month)), _T.DayOfWeek(weekday)))
+    return result
+
+
+def _no_dst_rule(month: int) -> tuple[str, int, int, str]:
+    """A placeholder rule for zones without daylight saving time (both biases stay 0)."""
+    return ("00:00:00", 1 if month == 1 else 5, month, "Sunday" if month == 1 else "Saturday")

@@ -176,6 +176,10 @@ _PARSER = etree.XMLParser(
 )
 
 
+# Body elements named "<Operation>Request" rather than "<Operation>" (messages.xsd).
+_SUFFIXED_REQUESTS = frozenset({"GetUserAvailabilityRequest", "GetUserOofSettingsRequest", "SetUserOofSettingsRequest"})
+
+
 class BadRequest(Exception):
     """The HTTP body is not a SOAP envelope we can process (answered with HTTP 400)."""
 
@@ -189,7 +193,9 @@ class Envelope:
 
     @property
     def operation(self) -> str:
-        return etree.QName(self.body).localname
+        """The EWS operation name (availability requests' elements carry a ``Request`` suffix)."""
+        name = etree.QName(self.body).localname
+        return name.removesuffix("Request") if name in _SUFFIXED_REQUESTS else name
 
 
 def parse_envelope(data: bytes) -> Envelope:

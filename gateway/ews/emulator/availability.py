@@ -1,0 +1,262 @@
+"""GetUserAvailability (free/busy views) over the calendar store's ``busy_events``.
+
+Views: FreeBusy, FreeBusyMerged, Detailed, DetailedMerged and MergedOnly. Times in the request
+and the response are local times of the request's ``t:TimeZone`` (a SerializableTimeZone).
+Details (subject, location, flags) are shown only to callers allowed into the mailbox (owner,
+delegates, impersonation), as with Exchange's default "free/busy time only" permission; for
+everyone else a Detailed view is answered as FreeBusy (DetailedMerged as FreeBusyMerged).
+
+MergedFreeBusy digits: 0 Free, 1 Tentative, 2 Busy, 3 OOF, 4 NoData, and **5 WorkingElsewhere**
+(Exchange's documentation lists only 0-4; 5 is the next value of the LegacyFreeBusyType order and
+what exchangelib decodes). When events overlap in one interval the strongest wins:
+OOF > Busy > Tentative > WorkingElsewhere > Free.
+
+Limits: a window longer than 42 days → ErrorTimeIntervalTooBig; more than 100 mailboxes →
+ErrorMailboxDataArrayTooBig; none → ErrorMailboxDataArrayEmpty (SOAP faults, request-level).
+Unknown addresses get ErrorMailRecipientNotFound in their own FreeBusyResponse.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+
+from lxml import etree
+
+from gateway.common.timezones import serializable_time_zone
+from gateway.ews.emulator.directory import Mailbox
+from gateway.ews.emulator.soap import M_NS, T_NS, M, OperationContext, SoapFault, T, operation
+
+MAX_WINDOW = timedelta(days=42)
+MAX_MAILBOXES = 100
+VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
+MERGED_DIGITS = {"Free": "0", "Tentative": "1", "Busy": "2", "OOF": "3", "NoData": "4", "WorkingElsewhere": "5"}
+_STRENGTH = {"Free": 0, "WorkingElsewhere": 1, "Tentative": 2, "Busy": 3, "OOF": 4}
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+# --- the request's SerializableTimeZone ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Rule:
+    """One yearly change of a SerializableTimeZone (``t:StandardTime`` / ``t:DaylightTime``)."""
+
+    bias: int
+    clock: time
+    day_order: int  # 1..4, 5 = last
+    month: int
+    weekday: int  # 0 = Monday
+
+    def moment(self, year: int) -> datetime:
+        """The local wall-clock time of the change in ``year``."""
+        first_weekday, days = calendar.monthrange(year, self.month)
+        first = 1 + (self.weekday - first_weekday) % 7
+        day = first + 7 * (self.day_order - 1)
+        while day > days:
+            day -= 7
+        return datetime.combine(datetime(year, self.month, day).date(), self.clock)
+
+
+class RuleZone(tzinfo):
+    """A tzinfo for an EWS SerializableTimeZone (bias + standard/daylight rules)."""
+
+    def __init__(self, bias: int, standard: _Rule | None, daylight: _Rule | None) -> None:
+        self.bias = bias
+        self.standard = standard
+        self.daylight = daylight
+
+    def _in_daylight(self, local: datetime) -> bool:
+        std, dst = self.standard, self.daylight
+        if std is None or dst is None or std.bias == dst.bias:
+            return False
+        start, end = dst.moment(local.year), std.moment(local.year)
+        if start < end:
+            return start <= local < end
+        return not end <= local < start  # southern hemisphere
+
+    def _bias(self, local: datetime) -> int:
+        rule = self.daylight if self._in_daylight(local) else self.standard
+        return self.bias + (rule.bias if rule else 0)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(minutes=-self._bias(dt.replace(tzinfo=None) if dt else datetime.now()))
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        local = dt.replace(tzinfo=None) if dt else datetime.now()
+        return timedelta(minutes=-(self.daylight.bias if self._in_daylight(local) and self.daylight else 0))
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+    def fromutc(self, dt: datetime) -> datetime:
+        utc = dt.replace(tzinfo=None)
+        std_bias = self.bias + (self.standard.bias if self.standard else 0)
+        local = utc - timedelta(minutes=std_bias)
+        if self._in_daylight(local):
+            local = utc - timedelta(minutes=self.bias + (self.daylight.bias if self.daylight else 0))
+        return local.replace(tzinfo=self)
+
+
+def _parse_rule(elem: etree._Element | None) -> _Rule | None:
+    if elem is None:
+        return None
+    clock = time.fromisoformat(elem.findtext(f"{{{T_NS}}}Time", "00:00:00"))
+    weekday = elem.findtext(f"{{{T_NS}}}DayOfWeek", "Sunday")
+    order = int(elem.findtext(f"{{{T_NS}}}DayOrder", "1"))
+    return _Rule(
+        bias=int(elem.findtext(f"{{{T_NS}}}Bias", "0")),
+        clock=clock,
+        day_order=5 if order in (-1, 5) else max(1, order),
+        month=int(elem.findtext(f"{{{T_NS}}}Month", "1")),
+        weekday=_WEEKDAYS.index(weekday) if weekday in _WEEKDAYS else 6,
+    )
+
+
+def parse_time_zone(elem: etree._Element | None) -> tzinfo:
+    """The request's ``t:TimeZone`` as a tzinfo (UTC when absent)."""
+    if elem is None:
+        return UTC
+    return RuleZone(
+        bias=int(elem.findtext(f"{{{T_NS}}}Bias", "0")),
+        standard=_parse_rule(elem.find(f"{{{T_NS}}}StandardTime")),
+        daylight=_parse_rule(elem.find(f"{{{T_NS}}}DaylightTime")),
+    )
+
+
+def _parse_time(text: str | None, zone: tzinfo) -> datetime:
+    """An xs:dateTime of the request: naive means local time of the request's zone."""
+    try:
+        value = datetime.fromisoformat((text or "").strip())
+    except ValueError:
+        raise SoapFault("ErrorInvalidTimeInterval", "The time interval is invalid.") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+# --- the operation ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Query:
+    zone: tzinfo
+    start: datetime  # aware UTC
+    end: datetime
+    interval: timedelta
+    view: str
+
+
+def _parse_query(request: etree._Element) -> _Query:
+    zone = parse_time_zone(request.find(f"{{{T_NS}}}TimeZone"))
+    options = request.find(f"{{{T_NS}}}FreeBusyViewOptions")
+    if options is None:
+        raise SoapFault("ErrorInvalidOperation", "FreeBusyViewOptions is required (suggestions are not emulated).")
+    start = _parse_time(options.findtext(f"{{{T_NS}}}TimeWindow/{{{T_NS}}}StartTime"), zone)
+    end = _parse_time(options.findtext(f"{{{T_NS}}}TimeWindow/{{{T_NS}}}EndTime"), zone)
+    if end <= start:
+        raise SoapFault("ErrorInvalidTimeInterval", "EndTime must be later than StartTime.")
+    if end - start > MAX_WINDOW:
+        raise SoapFault("ErrorTimeIntervalTooBig", "The time duration specified is too big (maximum 42 days).")
+    view = (options.findtext(f"{{{T_NS}}}RequestedView") or "FreeBusy").strip()
+    if view not in VIEWS:
+        raise SoapFault("ErrorInvalidFreeBusyViewType", f"The free/busy view type {view} is invalid.")
+    minutes = int(options.findtext(f"{{{T_NS}}}MergedFreeBusyIntervalInMinutes") or "30")
+    if not 5 <= minutes <= 1440:
+        raise SoapFault("ErrorInvalidMergedFreeBusyInterval", "The merged free/busy interval must be 5 to 1440 minutes.")
+    return _Query(zone=zone, start=start, end=end, interval=timedelta(minutes=minutes), view=view)
+
+
+@operation("GetUserAvailability")
+def get_user_availability(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """GetUserAvailability with FreeBusyViewOptions: one FreeBusyResponse per MailboxData, in order."""
+    addresses = [
+        (m.findtext(f"{{{T_NS}}}Email/{{{T_NS}}}Address") or "").strip()
+        for m in request.iterfind(f"{{{M_NS}}}MailboxDataArray/{{{T_NS}}}MailboxData")
+    ]
+    if not addresses:
+        raise SoapFault("ErrorMailboxDataArrayEmpty", "MailboxDataArray must contain at least one mailbox.")
+    if len(addresses) > MAX_MAILBOXES:
+        raise SoapFault("ErrorMailboxDataArrayTooBig", f"At most {MAX_MAILBOXES} mailboxes may be queried at once.")
+    query = _parse_query(request)
+    responses = M.FreeBusyResponseArray()
+    for address in addresses:
+        responses.append(_free_busy_response(ctx, address, query))
+    return M.GetUserAvailabilityResponse(responses)
+
+
+def _free_busy_response(ctx: OperationContext, address: str, query: _Query) -> etree._Element:
+    mailbox = ctx.state.directory.get(address)
+    if mailbox is None:
+        message = M.ResponseMessage(
+            M.MessageText(f"Unable to resolve e-mail address {address} to an Active Directory object."),
+            M.ResponseCode("ErrorMailRecipientNotFound"),
+            M.DescriptiveLinkKey("0"),
+            ResponseClass="Error",
+        )
+        return M.FreeBusyResponse(message, M.FreeBusyView(T.FreeBusyViewType("None")))
+    message = M.ResponseMessage(M.ResponseCode("NoError"), ResponseClass="Success")
+    return M.FreeBusyResponse(message, _view(ctx, mailbox, query))
+
+
+def _view(ctx: OperationContext, mailbox: Mailbox, query: _Query) -> etree._Element:
+    details = ctx.state.may_access(ctx.caller, mailbox)
+    view = query.view
+    if not details and view.startswith("Detailed"):
+        view = view.replace("Detailed", "FreeBusy")
+    events = [e for e in ctx.state.store.busy_events(mailbox.email, query.start, query.end) if e.busy_type != "Free"]
+    result = M.FreeBusyView(T.FreeBusyViewType(view))
+    if view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged"):
+        result.append(T.MergedFreeBusy(_merged(events, query)))
+    if view != "MergedOnly":
+        array = T.CalendarEventArray()
+        for event in sorted(events, key=lambda e: e.start):
+            array.append(_calendar_event(event, query.zone, view.startswith("Detailed")))
+        result.append(array)
+        result.append(_working_hours(mailbox, query.start.year))
+    return result
+
+
+def _merged(events: list, query: _Query) -> str:
+    digits = []
+    slot = query.start
+    while slot < query.end:
+        slot_end = slot + query.interval
+        strongest = "Free"
+        for event in events:
+            if event.start < slot_end and event.end > slot and _STRENGTH.get(event.busy_type, 0) > _STRENGTH[strongest]:
+                strongest = event.busy_type
+        digits.append(MERGED_DIGITS[strongest])
+        slot = slot_end
+    return "".join(digits)
+
+
+def _calendar_event(event, zone: tzinfo, details: bool) -> etree._Element:
+    elem = T.CalendarEvent(
+        T.StartTime(_local(event.start, zone)),
+        T.EndTime(_local(event.end, zone)),
+        T.BusyType(event.busy_type),
+    )
+    if details:
+        info = T.CalendarEventDetails(T.ID(event.item_id))
+        if not event.is_private:  # private items show only their times and flags
+            info.append(T.Subject(event.subject))
+            info.append(T.Location(event.location))
+        for name in ("is_meeting", "is_recurring", "is_exception", "is_reminder_set", "is_private"):
+            tag = "".join(part.capitalize() for part in name.split("_"))
+            info.append(T(tag, "true" if getattr(event, name) else "false"))
+        elem.append(info)
+    return elem
+
+
+def _working_hours(mailbox: Mailbox, year: int) -> etree._Element:
+    hours = mailbox.working_hours
+    period = T.WorkingPeriod(
+        T.DayOfWeek(" ".join(hours.days)),
+        T.StartTimeInMinutes(str(hours.start.hour * 60 + hours.start.minute)),
+        T.EndTimeInMinutes(str(hours.end.hour * 60 + hours.end.minute)),
+    )
+    return T.WorkingHours(serializable_time_zone(mailbox.time_zone, year=year), T.WorkingPeriodArray(period))
