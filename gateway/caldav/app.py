@@ -33,6 +33,9 @@ def setup_caldav(
     app[CONFIG] = DavConfig(backend, BasicAuth(authenticator), max_resource_size, freebusy_max_days)
     app.router.add_route("*", WELL_KNOWN, well_known)
     app.router.add_route("*", WELL_KNOWN + "/", well_known)
+    # Clients given only the server's address PROPFIND "/" (python-caldav, vdirsyncer) for
+    # current-user-principal; "/" answers as the DAV base does.
+    app.router.add_route("PROPFIND", "/", dav_entry)
     app.router.add_route("*", BASE.rstrip("/"), dav_entry)
     app.router.add_route("*", BASE + "{tail:.*}", dav_entry)
     app.router.add_get("/freebusy/{email}", freebusy_url)
@@ -63,7 +66,10 @@ async def guarded(
 
 
 async def well_known(request: web.Request) -> web.StreamResponse:
-    """RFC 6764 §5: the well-known URI redirects to the DAV base (also for PROPFIND, as Apple sends)."""
+    """RFC 6764 §5: the well-known URI redirects to the DAV base.
+
+    Apple sends PROPFIND rather than GET here, so every method redirects.
+    """
     if request.method == "OPTIONS":
         return options_response(Kind.ROOT)
     raise web.HTTPMovedPermanently(BASE)

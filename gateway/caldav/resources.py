@@ -95,6 +95,8 @@ def outbox_url(user: str) -> str:
 
 def resolve(path: str) -> Resource | None:
     """The resource a decoded request path names, or None when it names nothing in the DAV space."""
+    if path == "/":
+        return Resource(Kind.ROOT)  # the server root stands in for the base in discovery
     if not (path == BASE.rstrip("/") or path.startswith(BASE)):
         return None
     parts = [p for p in path[len(BASE) :].split("/") if p]

@@ -153,3 +153,8 @@ async def test_bad_xml_is_400_with_a_sentence(dav):
 async def test_unknown_method_is_405_with_allow(dav):
     r = await dav("LOCK", CAL)
     assert r.status == 405 and "PROPFIND" in r.headers["Allow"]
+
+
+async def test_server_root_answers_current_user_principal(dav):
+    r = await dav("PROPFIND", "/", CUP, depth="0")
+    assert r.status == 207 and r.hrefs("{DAV:}current-user-principal") == [PRINCIPAL]
