@@ -47,9 +47,7 @@ def request_id(request: web.Request) -> str:
     return str(request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12])
 
 
-async def guarded(
-    request: web.Request, handler: Callable[[], Awaitable[web.StreamResponse]], calendar_base: str = ""
-) -> web.StreamResponse:
+async def guarded(request: web.Request, handler: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Map protocol and backend errors to answers; anything unexpected is a bare 500 (logged)."""
     try:
         return await handler()
@@ -58,7 +56,9 @@ async def guarded(
     except DavError as exc:
         return exc.response()
     except BackendError as exc:
-        return from_backend(exc, calendar_base).response()
+        resource = resolve(request.path)
+        base = calendar_url(resource.user, resource.calendar_id) if resource and resource.calendar_id else ""
+        return from_backend(exc, base).response()
     except Exception:
         rid = request_id(request)
         log.exception("CalDAV request %s %s failed (request id %s)", request.method, request.path, rid)
@@ -76,6 +76,11 @@ async def well_known(request: web.Request) -> web.StreamResponse:
 
 
 async def dav_entry(request: web.Request) -> web.StreamResponse:
+    """Every request under the DAV base."""
+    return await guarded(request, lambda: _dav(request))
+
+
+async def _dav(request: web.Request) -> web.StreamResponse:
     """Authenticate, resolve the path, hide other users' resources and run the method."""
     resource = resolve(request.path)
     if resource is None:
@@ -90,9 +95,7 @@ async def dav_entry(request: web.Request) -> web.StreamResponse:
     if entry is None or resource.kind not in entry.kinds:
         raise web.HTTPMethodNotAllowed(request.method, allowed(resource.kind),
                                        text=f"{request.method} is not allowed on this resource.\n")
-    call = Call(request, config, principal, resource)
-    base = calendar_url(principal.username, resource.calendar_id) if resource.calendar_id else ""
-    return await guarded(request, lambda: entry.run(call), base)
+    return await entry.run(Call(request, config, principal, resource))
 
 
 async def freebusy_url(request: web.Request) -> web.StreamResponse:
@@ -101,9 +104,9 @@ async def freebusy_url(request: web.Request) -> web.StreamResponse:
     if not name.endswith((".vfb", ".ifb")):
         raise web.HTTPNotFound(text="Use /freebusy/<email>.vfb or .ifb.\n")
     config = request.app[CONFIG]
-    principal = await config.auth.principal(request)
 
     async def run() -> web.Response:
+        principal = await config.auth.principal(request)
         start, end = freebusy.window(request, config.freebusy_max_days)
         attendee = "mailto:" + name[:-4]
         [result] = await config.backend.free_busy(principal, [attendee], start, end)
@@ -127,9 +130,9 @@ def _raise_for_status(status: str, attendee: str) -> None:
 async def freebusy_api(request: web.Request) -> web.StreamResponse:
     """``/api/v1/freebusy?attendee=..&start=..&end=..``: JSON free/busy of several users."""
     config = request.app[CONFIG]
-    principal = await config.auth.principal(request)
 
     async def run() -> web.Response:
+        principal = await config.auth.principal(request)
         attendees = [a.strip() for a in request.query.getall("attendee", []) if a.strip()]
         if not attendees:
             raise DavError(400, "Name at least one attendee (?attendee=someone@example.com).")

@@ -121,3 +121,12 @@ async def test_unexpected_error_is_plain_500_without_details(dav, backend):
     r = await dav("GET", CAL + "x.ics")
     assert r.status == 500
     assert "hunter2" not in r.text and "Traceback" not in r.text and "request id" in r.text
+
+
+async def test_authenticator_failure_is_plain_500(dav, authenticator):
+    async def broken(username: str, password: str):
+        raise ConnectionError("database at db.internal:5432 refused, password alice-app-pw")
+
+    authenticator.authenticate = broken
+    r = await dav("PROPFIND", CAL, depth="0")
+    assert r.status == 500 and "db.internal" not in r.text and "alice-app-pw" not in r.text
