@@ -219,10 +219,19 @@ class Backend(Protocol):
     async def create_calendar(
         self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
     ) -> CalendarInfo:
-        """MKCALENDAR / extended MKCOL (RFC 4791 §5.3.1, RFC 5689)."""
+        """MKCALENDAR / extended MKCOL (RFC 4791 §5.3.1, RFC 5689).
+
+        ``properties`` is keyed by Clark name, as in :meth:`update_calendar`; it may also
+        hold ``{urn:ietf:params:xml:ns:caldav}calendar-timezone`` (a VCALENDAR text).
+        """
 
     async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
-        """PROPPATCH of displayname / calendar-color / calendar-order / calendar-description (None removes)."""
+        """PROPPATCH of displayname / calendar-color / calendar-order / calendar-description (None removes).
+
+        Keys are Clark names: ``{DAV:}displayname``, ``{http://apple.com/ns/ical/}calendar-color``,
+        ``{http://apple.com/ns/ical/}calendar-order``, ``{urn:ietf:params:xml:ns:caldav}calendar-description``;
+        values are the elements' texts.
+        """
 
     async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
         """DELETE of a calendar collection; Forbidden for the primary calendar."""
