@@ -6,6 +6,8 @@ Folders are the mailbox's structural folders (``root``, ``msgfolderroot``), its 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lxml import etree
 
 from gateway.ews.emulator.items import child, local, text
@@ -92,14 +94,23 @@ def _folder_ids(request: etree._Element, container: str) -> list[etree._Element]
     return [] if found is None else [c for c in found if isinstance(c.tag, str)]
 
 
-def per_id(operation_name: str, ids: list[etree._Element], handle) -> etree._Element:
-    """One response message per requested id; a StoreError/EwsError fails only that message."""
+def per_id(
+    operation_name: str, ids: list[etree._Element], handle: Callable[[etree._Element], etree._Element],
+    *, items_on_error: bool = False,
+) -> etree._Element:
+    """One response message per requested id; an EwsError fails only that message.
+
+    ``items_on_error``: ItemInfoResponseMessageType requires an (empty) ``m:Items`` even in errors.
+    """
     messages = []
     for elem in ids:
         try:
             messages.append(handle(elem))
         except EwsError as exc:
-            messages.append(error_message(operation_name, exc.code, exc.message))
+            message = error_message(operation_name, exc.code, exc.message)
+            if items_on_error:
+                message.append(M.Items())
+            messages.append(message)
     return wrap_response(operation_name, messages)
 
 

@@ -236,7 +236,7 @@ def get_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
         _, item = resolve_item(ctx, elem)
         return _items_message("GetItem", item, shape)
 
-    return per_id("GetItem", _elements(first_child(request, "ItemIds")), handle)
+    return per_id("GetItem", _elements(first_child(request, "ItemIds")), handle, items_on_error=True)
 
 
 def _items_message(operation_name: str, item: CalendarItem, shape: Shape) -> etree._Element:
@@ -285,7 +285,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             _record(box, "Invitation", item, ctx.now)
         return _items_message("CreateItem", item, Shape("IdOnly"))
 
-    return per_id("CreateItem", _elements(first_child(request, "Items")), handle)
+    return per_id("CreateItem", _elements(first_child(request, "Items")), handle, items_on_error=True)
 
 
 def _organizer(ctx: OperationContext, box: MailboxStore) -> Attendee:
@@ -319,7 +319,7 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         message.append(M.ConflictResults(T.Count("0")))
         return message
 
-    return per_id("UpdateItem", _elements(first_child(request, "ItemChanges")), handle)
+    return per_id("UpdateItem", _elements(first_child(request, "ItemChanges")), handle, items_on_error=True)
 
 
 def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:

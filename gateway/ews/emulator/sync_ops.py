@@ -16,7 +16,7 @@ import secrets
 from lxml import etree
 
 from gateway.ews.emulator.folder_ops import first_child, resolve_folder
-from gateway.ews.emulator.items import Shape, item_xml, text
+from gateway.ews.emulator.items import Shape, item_xml
 from gateway.ews.emulator.soap import (
     EwsError,
     M,
@@ -73,9 +73,12 @@ def sync_folder_items(ctx: OperationContext, request: etree._Element) -> etree._
     if folder_ids is None or len(folder_ids) == 0:
         raise EwsError("ErrorInvalidRequest", "SyncFolderId is required.")
     box, folder = resolve_folder(ctx, folder_ids[0])
-    state = text(request, "SyncState").strip() if first_child(request, "SyncState") is not None else ""
+    state_elem = first_child(request, "SyncState")
+    state = (state_elem.text or "").strip() if state_elem is not None else ""
     seq = decode_state(state, ctx.state.store.epoch, folder) if state else 0
-    limit = max(1, min(int(text(request, "MaxChangesReturned", "") or MAX_CHANGES), MAX_CHANGES))
+    max_elem = first_child(request, "MaxChangesReturned")
+    requested = int(max_elem.text or MAX_CHANGES) if max_elem is not None else MAX_CHANGES
+    limit = max(1, min(requested, MAX_CHANGES))
     changes = box.changes_since(folder.folder_id, seq)
     shown = changes[:limit]
     last = len(shown) == len(changes)

@@ -1,0 +1,359 @@
+"""The emulator's calendar store as real exchangelib sees it (over HTTP, Basic auth, Exchange 2016).
+
+Every SOAP response is validated against Microsoft's EWS schema when the shared schema
+directory is present (``<repo>/../shared`` or ``$GATEWAY_SHARED_DIR``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from aiohttp import web
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    Account,
+    Attendee,
+    CalendarItem,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    ExtendedProperty,
+    Mailbox,
+)
+from exchangelib.errors import ErrorDeleteDistinguishedFolder, ErrorIrresolvableConflict, ErrorItemNotFound
+from exchangelib.folders import Calendar
+from exchangelib.items import NEVER_OVERWRITE
+from exchangelib.recurrence import (
+    AbsoluteMonthlyPattern,
+    AbsoluteYearlyPattern,
+    DailyPattern,
+    Recurrence,
+    RelativeMonthlyPattern,
+    RelativeYearlyPattern,
+    WeeklyPattern,
+)
+from exchangelib.version import Build, Version
+from lxml import etree
+
+from gateway.ews.emulator.app import STATE, create_app
+from gateway.ews.emulator.seed import demo_seed
+
+BERLIN = EWSTimeZone("Europe/Berlin")
+SHARED = Path(os.environ.get("GATEWAY_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}Body"
+
+
+class CalDavHref(ExtendedProperty):
+    """The kind of named property the gateway stores with an item."""
+
+    property_set_id = "c11ff724-aa03-4555-9952-8fa248a11c3e"
+    property_name = "CalDavHref"
+    property_type = "String"
+
+
+class Server:
+    """The emulator app on a free 127.0.0.1 port, in a thread (exchangelib is blocking)."""
+
+    def __init__(self) -> None:
+        self.schema = None
+        if (SHARED / "ews/schema/messages.xsd").exists():
+            self.schema = etree.XMLSchema(file=str(SHARED / "ews/schema/messages.xsd"))
+        self.invalid: list[str] = []
+        self.app = create_app(demo_seed(dt.datetime.now(dt.UTC).date()), message_observer=self._observe)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        threading.Thread(target=self._run, args=(started,), daemon=True).start()
+        started.wait(10)
+        self.url = f"http://127.0.0.1:{self.port}/EWS/Exchange.asmx"
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+        started.set()
+        self.loop.run_forever()
+
+    def _observe(self, kind: str, operation: str, body: bytes) -> None:
+        if kind != "response" or self.schema is None or operation == "Autodiscover":
+            return
+        payload = etree.fromstring(body).find(SOAP_BODY)[0]
+        if payload.tag.endswith("Fault"):
+            return
+        if not self.schema.validate(payload):
+            self.invalid.append(f"{operation}: {self.schema.error_log.last_error}")
+
+    @property
+    def state(self):
+        return self.app[STATE]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    srv = Server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def account(server: Server) -> Iterator[Account]:
+    requests.post(f"http://127.0.0.1:{server.port}/_emulator/reset", timeout=10).raise_for_status()
+    server.invalid.clear()
+    CalendarItem.register("caldav_href", CalDavHref)
+    config = Configuration(
+        service_endpoint=server.url, credentials=Credentials("alice@example.com", "alice-pw"),
+        auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
+    )
+    yield Account("alice@example.com", config=config, autodiscover=False, access_type=DELEGATE,
+                  default_timezone=BERLIN)
+    CalendarItem.deregister("caldav_href")
+    assert server.invalid == [], "responses that break the EWS schema"
+
+
+def _dt(*args: int) -> EWSDateTime:
+    return EWSDateTime(*args, tzinfo=BERLIN)
+
+
+def _weekly_series(account: Account, **extra) -> CalendarItem:
+    """Tuesdays 09:00 Berlin from 2026-03-10, six times: summer time starts on 2026-03-29."""
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject="Weekly sync", start=_dt(2026, 3, 10, 9),
+        end=_dt(2026, 3, 10, 10), uid="weekly-sync@test",
+        recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=["Tuesday"], first_day_of_week="Monday"),
+                              start=dt.date(2026, 3, 10), number=6),
+        **extra,
+    )
+    item.save()
+    return item
+
+
+def test_calendars_include_the_primary_and_the_sub_calendar(account: Account) -> None:
+    assert account.calendar.name == "Calendar"
+    children = list(account.calendar.children)
+    assert [c.name for c in children] == ["Projects"]
+    assert isinstance(children[0], Calendar)
+    assert children[0].total_count == 2
+
+
+def test_demo_series_shows_moved_occurrence_and_hides_cancelled_one(account: Account) -> None:
+    start = EWSDateTime.now(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
+    items = list(account.calendar.view(start=start, end=start + dt.timedelta(days=14)))
+    series = [i for i in items if i.subject.startswith("Alice weekly 1:1")]
+    # Two Tuesdays fall in [tomorrow, tomorrow + 13 days]: one moved to 14:00, the other cancelled.
+    moved = [i for i in series if i.type == "Exception"]
+    assert len(moved) == 1 and moved[0].start.astimezone(BERLIN).hour == 14
+    assert all(i.type in ("Exception", "Occurrence") for i in series)
+    dates = {i.start.astimezone(BERLIN).date() for i in series}
+    assert moved[0].start.astimezone(BERLIN).date() + dt.timedelta(days=7) not in dates
+    kinds = {i.legacy_free_busy_status for i in items}
+    assert {"Busy", "Tentative", "OOF", "WorkingElsewhere"} <= kinds
+
+
+def test_view_across_dst_with_moved_and_deleted_occurrences(account: Account) -> None:
+    master = _weekly_series(account)
+    moved = master.occurrence(index=2)
+    moved.refresh()
+    moved.start, moved.end = _dt(2026, 3, 18, 15), _dt(2026, 3, 18, 16)
+    moved.save(update_fields=["start", "end"])
+    gone = master.occurrence(index=4)
+    gone.refresh()
+    gone.delete()
+
+    seen = list(account.calendar.view(start=_dt(2026, 3, 1), end=_dt(2026, 4, 30)))
+    seen = [i for i in seen if i.uid == "weekly-sync@test"]
+    local = [(i.start.astimezone(BERLIN).date().isoformat(), i.start.astimezone(BERLIN).hour) for i in seen]
+    assert local == [("2026-03-10", 9), ("2026-03-18", 15), ("2026-03-24", 9), ("2026-04-07", 9), ("2026-04-14", 9)]
+    # Across the DST change the UTC hour moves and the local hour does not.
+    assert seen[0].start.astimezone(EWSTimeZone("UTC")).hour == 8
+    assert seen[-1].start.astimezone(EWSTimeZone("UTC")).hour == 7
+
+    fresh = account.calendar.get(id=master.id)
+    assert fresh.type == "RecurringMaster"
+    assert fresh.changekey != master.changekey  # changing an occurrence changes the master
+    assert [o.start.astimezone(BERLIN).hour for o in fresh.modified_occurrences] == [15]
+    assert [d.start.astimezone(BERLIN).date() for d in fresh.deleted_occurrences] == [dt.date(2026, 3, 31)]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        DailyPattern(interval=3),
+        WeeklyPattern(interval=2, weekdays=["Monday", "Thursday"], first_day_of_week="Monday"),
+        AbsoluteMonthlyPattern(interval=1, day_of_month=31),
+        RelativeMonthlyPattern(interval=2, weekday="Weekday", week_number="Last"),
+        AbsoluteYearlyPattern(day_of_month=29, month="February"),
+        RelativeYearlyPattern(weekday="Sunday", week_number="First", month="November"),
+    ],
+    ids=lambda p: type(p).__name__,
+)
+def test_create_every_pattern_round_trips(account: Account, pattern) -> None:
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject="Series", start=_dt(2026, 1, 5, 8),
+        end=_dt(2026, 1, 5, 9), uid=f"{type(pattern).__name__}@test",
+        recurrence=Recurrence(pattern=pattern, start=dt.date(2026, 1, 5), number=4),
+    )
+    item.save()
+    back = account.calendar.get(id=item.id)
+    assert back.uid == item.uid
+    assert back.recurrence.pattern == pattern
+    assert back.recurrence.boundary.number == 4
+    occurrences = [i for i in account.calendar.view(start=_dt(2026, 1, 1), end=_dt(2032, 1, 1)) if i.uid == item.uid]
+    assert len(occurrences) == 4
+    assert occurrences[0].start == back.start  # the master starts on its first occurrence
+
+
+def test_meeting_with_attendees_and_extended_property(account: Account, server: Server) -> None:
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject="Budget", start=_dt(2026, 5, 4, 10),
+        end=_dt(2026, 5, 4, 11), uid="budget@test", caldav_href="budget.ics", location="Room 1",
+        required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"), response_type="Unknown")],
+        resources=[Attendee(mailbox=Mailbox(email_address="room-1@example.com"), response_type="Unknown")],
+    )
+    item.save(send_meeting_invitations="SendToAllAndSaveCopy")
+    back = account.calendar.get(id=item.id)
+    assert back.caldav_href == "budget.ics"
+    assert back.is_meeting and back.organizer.email_address == "alice@example.com"
+    assert [a.mailbox.email_address for a in back.required_attendees] == ["bob@example.com"]
+    assert back._start_timezone.key == "Europe/Berlin"
+    sent = server.state.store.stats()["alice@example.com"]["sent"]
+    assert sent == [{"kind": "Invitation", "recipients": ["bob@example.com", "room-1@example.com"],
+                     "subject": "Budget", "uid": "budget@test"}]
+
+
+def test_update_and_stale_change_key_conflict(account: Account) -> None:
+    item = CalendarItem(account=account, folder=account.calendar, subject="Draft", start=_dt(2026, 6, 1, 9),
+                        end=_dt(2026, 6, 1, 10))
+    item.save()
+    stale = account.calendar.get(id=item.id)
+    item.subject = "Final"
+    item.save(update_fields=["subject"])
+    assert account.calendar.get(id=item.id).subject == "Final"
+    assert item.changekey != stale.changekey
+    stale.subject = "Lost update"
+    with pytest.raises(ErrorIrresolvableConflict):
+        stale.save(update_fields=["subject"], conflict_resolution=NEVER_OVERWRITE)
+    assert account.calendar.get(id=item.id).subject == "Final"
+
+
+def test_delete_item_then_it_is_gone(account: Account) -> None:
+    item = CalendarItem(account=account, folder=account.calendar, subject="Temp", start=_dt(2026, 6, 2, 9),
+                        end=_dt(2026, 6, 2, 10))
+    item.save()
+    item_id = item.id
+    item.delete()
+    with pytest.raises(ErrorItemNotFound):
+        account.calendar.get(id=item_id)
+
+
+def test_sync_items_initial_then_delta(account: Account) -> None:
+    folder = account.calendar
+    initial = list(folder.sync_items())
+    assert initial and all(kind == "create" for kind, _ in initial)
+    state = folder.item_sync_state
+    assert list(folder.sync_items(sync_state=state)) == []
+
+    created = CalendarItem(account=account, folder=folder, subject="New", start=_dt(2026, 7, 1, 9),
+                           end=_dt(2026, 7, 1, 10))
+    created.save()
+    victim_id = initial[0][1].id
+    changed = folder.get(id=initial[1][1].id)
+    changed.subject = "Changed"
+    changed.save(update_fields=["subject"])
+    folder.get(id=victim_id).delete()
+
+    delta = list(folder.sync_items(sync_state=state))
+    kinds = {(kind, getattr(obj, "id", None)) for kind, obj in delta}
+    assert ("create", created.id) in kinds and ("update", changed.id) in kinds and ("delete", victim_id) in kinds
+    assert len(delta) == 3
+
+
+def test_sync_items_pages_with_max_changes(account: Account, server: Server) -> None:
+    folder = account.calendar
+    total = len(list(folder.sync_items()))
+    folder.item_sync_state = None
+    before = server.state.stats.operations["SyncFolderItems"]
+    pages = list(folder.sync_items(max_changes_returned=3))
+    assert len(pages) == total
+    assert server.state.stats.operations["SyncFolderItems"] - before >= total // 3
+
+
+def test_create_rename_delete_calendar_folder(account: Account) -> None:
+    folder = Calendar(parent=account.calendar, name="Team")
+    folder.save()
+    folder.name = "Team events"
+    folder.save(update_fields=["name"])
+    account.root.refresh()
+    assert "Team events" in [c.name for c in account.calendar.children]
+    folder.delete()
+    account.root.refresh()
+    assert "Team events" not in [c.name for c in account.calendar.children]
+    with pytest.raises(ErrorDeleteDistinguishedFolder):
+        account.calendar.delete()
+
+
+def test_paging_with_indexed_page_item_view(account: Account, server: Server) -> None:
+    everything = list(account.calendar.all().order_by("subject"))
+    assert [i.subject for i in everything] == sorted(i.subject for i in everything)
+    query = account.calendar.all().order_by("subject")
+    query.page_size = 3
+    before = server.state.stats.operations["FindItem"]
+    paged = list(query)
+    assert [i.id for i in paged] == [i.id for i in everything]
+    assert server.state.stats.operations["FindItem"] - before >= len(everything) // 3
+
+
+def test_restriction_on_extended_property(account: Account) -> None:
+    for name in ("a.ics", "b.ics"):
+        CalendarItem(account=account, folder=account.calendar, subject=name, start=_dt(2026, 8, 1, 9),
+                     end=_dt(2026, 8, 1, 10), caldav_href=name).save()
+    found = list(account.calendar.filter(caldav_href="b.ics"))
+    assert [i.subject for i in found] == ["b.ics"]
+
+
+_FIND_BY_UID = """<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+ <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
+ <s:Body><m:FindItem Traversal="Shallow">
+  <m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+   <t:AdditionalProperties><t:FieldURI FieldURI="calendar:UID"/><t:FieldURI FieldURI="item:Subject"/>
+   </t:AdditionalProperties></m:ItemShape>
+  <m:IndexedPageItemView MaxEntriesReturned="10" Offset="0" BasePoint="Beginning"/>
+  <m:Restriction><t:And>
+   <t:IsEqualTo><t:FieldURI FieldURI="calendar:UID"/><t:FieldURIOrConstant><t:Constant Value="{uid}"/>
+   </t:FieldURIOrConstant></t:IsEqualTo>
+   <t:Not><t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase">
+    <t:FieldURI FieldURI="item:Subject"/><t:Constant Value="NOPE"/></t:Contains></t:Not>
+  </t:And></m:Restriction>
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds>
+ </m:FindItem></s:Body></s:Envelope>"""
+
+
+def test_restriction_on_uid_over_soap(account: Account, server: Server) -> None:
+    _weekly_series(account)
+    response = requests.post(server.url, data=_FIND_BY_UID.format(uid="weekly-sync@test").encode(),
+                             auth=("alice@example.com", "alice-pw"), timeout=10,
+                             headers={"Content-Type": "text/xml; charset=utf-8"})
+    root = etree.fromstring(response.content)
+    t = "{http://schemas.microsoft.com/exchange/services/2006/types}"
+    items = root.findall(f".//{t}CalendarItem")
+    assert [i.findtext(f"{t}Subject") for i in items] == ["Weekly sync"]
+    assert items[0].findtext(f"{t}UID") == "weekly-sync@test"
