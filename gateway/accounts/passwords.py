@@ -1,0 +1,141 @@
+"""Gateway passwords: slow salted hashes, app-password generation, a short verify cache,
+and a failed-login slowdown.
+
+Hashes use scrypt (RFC 7914) with a per-password random salt, stored as
+``scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_LOG2_N, _R, _P, _DKLEN = 14, 8, 1, 32
+# Unambiguous characters (no 0/o, 1/l/i) so a password read off a screen types correctly.
+_APP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, _LOG2_N, _R, _P)
+    return "$".join(
+        ["scrypt", str(_LOG2_N), str(_R), str(_P), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        kind, log2n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = _scrypt(password, base64.b64decode(salt), int(log2n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, actual)
+
+
+async def verify_password_async(password: str, stored: str) -> bool:
+    """``verify_password`` off the event loop (scrypt takes tens of milliseconds)."""
+    return await asyncio.to_thread(verify_password, password, stored)
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+def _scrypt(password: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=1 << log2n, r=r, p=p, dklen=_DKLEN, maxmem=64 << 20)
+
+
+def generate_app_password() -> str:
+    """Four groups of five characters (~98 bits), e.g. ``k7mq2-x9ahe-...``."""
+    return "-".join("".join(secrets.choice(_APP_ALPHABET) for _ in range(5)) for _ in range(4))
+
+
+@dataclass
+class _CacheEntry:
+    user_id: str
+    app_password_id: str
+    expires: float
+
+
+class VerifiedCache:
+    """Remembers successful app-password checks briefly.
+
+    CalDAV clients send Basic credentials on every request; re-running scrypt each
+    time would cost tens of milliseconds per request. The key is a SHA-256 of
+    username and password (fast, fine for a memory-only map of *verified* pairs).
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[bytes, _CacheEntry] = {}
+
+    @staticmethod
+    def _key(username: str, password: str) -> bytes:
+        return hashlib.sha256(f"{username}\0{password}".encode()).digest()
+
+    def get(self, username: str, password: str) -> _CacheEntry | None:
+        entry = self._entries.get(self._key(username, password))
+        if entry is None or entry.expires < self._clock():
+            return None
+        return entry
+
+    def put(self, username: str, password: str, user_id: str, app_password_id: str) -> None:
+        if self.ttl > 0:
+            self._entries[self._key(username, password)] = _CacheEntry(
+                user_id, app_password_id, self._clock() + self.ttl
+            )
+
+    def forget(self, *, user_id: str | None = None, app_password_id: str | None = None) -> None:
+        """Drop entries of a revoked app password or a deleted user at once."""
+        self._entries = {
+            k: e
+            for k, e in self._entries.items()
+            if e.user_id != user_id and e.app_password_id != app_password_id
+        }
+
+
+class LoginThrottle:
+    """Slows down repeated failed logins for the same name (user name or "admin").
+
+    Each failure within ``window`` seconds doubles the delay before the failure is
+    answered, from ``base`` up to ``ceiling`` seconds; a success clears the record.
+    """
+
+    def __init__(
+        self,
+        base: float = 0.25,
+        ceiling: float = 5.0,
+        window: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base, self.ceiling, self.window = base, ceiling, window
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def delay_for(self, name: str) -> float:
+        count, last = self._failures.get(name, (0, 0.0))
+        if count == 0 or self._clock() - last > self.window:
+            return 0.0
+        return min(self.ceiling, self.base * (2 ** (count - 1)))
+
+    async def failed(self, name: str) -> None:
+        count, last = self._failures.get(name, (0, 0.0))
+        if self._clock() - last > self.window:
+            count = 0
+        self._failures[name] = (count + 1, self._clock())
+        if len(self._failures) > 10_000:  # bound memory under a spray of names
+            self._failures.pop(next(iter(self._failures)))
+        await asyncio.sleep(self.delay_for(name))
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)

@@ -1,0 +1,160 @@
+"""Gateway configuration: one TOML file plus environment overrides.
+
+Every key is documented in ``config/gateway.example.toml``. Secrets never live in
+the file: the vault key (``GATEWAY_SECRET_KEY``, ``GATEWAY_OLD_SECRET_KEYS``) and the
+admin token (``GATEWAY_ADMIN_TOKEN``) are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path("~/.local/share/caldav-gateway")
+
+
+class ConfigError(Exception):
+    """The configuration file or an environment override is invalid."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None  # public URL as clients see it; derived from host/port when unset
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plain_http_credentials: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def loopback(self) -> bool:
+        """True when the listener is reachable from this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def public_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None  # e.g. postgresql+asyncpg://...; default: SQLite file in data_dir
+
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.expanduser() / 'gateway.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class EwsConfig:
+    # domain -> autodiscover URL; consulted before the DNS-based discovery (tests, split DNS)
+    autodiscover_endpoints: Mapping[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None  # the organisation's CA bundle; verification is never turned off
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    session_max_age: int = 8 * 3600  # seconds a web sign-in lasts
+    app_password_cache_seconds: int = 60  # how long a verified app password skips the slow hash
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    ews: EwsConfig = field(default_factory=EwsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    log_level: str = "INFO"
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read ``path`` (optional) and apply the ``GATEWAY_*`` environment overrides."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+    base = Path(path).parent if path is not None else Path.cwd()
+    return GatewayConfig(
+        server=_server(_table(raw, "server"), env, base),
+        storage=_storage(_table(raw, "storage"), env, base),
+        ews=_ews(_table(raw, "ews"), base),
+        security=_security(_table(raw, "security")),
+        log_level=str(_table(raw, "logging").get("level", env.get("GATEWAY_LOG_LEVEL", "INFO"))).upper(),
+    )
+
+
+def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _path(value: Any, base: Path) -> Path | None:
+    # Relative paths are relative to the configuration file, not the working directory.
+    if value in (None, ""):
+        return None
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _server(t: dict[str, Any], env: Mapping[str, str], base: Path) -> ServerConfig:
+    cert, key = _path(t.get("tls_cert"), base), _path(t.get("tls_key"), base)
+    if (cert is None) != (key is None):
+        raise ConfigError("[server] tls_cert and tls_key must be given together")
+    try:
+        port = int(env.get("GATEWAY_PORT", t.get("port", 8080)))
+    except ValueError as exc:
+        raise ConfigError("[server] port must be a number") from exc
+    return ServerConfig(
+        host=str(env.get("GATEWAY_HOST", t.get("host", "127.0.0.1"))),
+        port=port,
+        base_url=env.get("GATEWAY_BASE_URL", t.get("base_url")),
+        tls_cert=cert,
+        tls_key=key,
+        allow_plain_http_credentials=bool(t.get("allow_plain_http_credentials", False)),
+    )
+
+
+def _storage(t: dict[str, Any], env: Mapping[str, str], base: Path) -> StorageConfig:
+    data_dir = _path(env.get("GATEWAY_DATA_DIR", t.get("data_dir")), base) or DEFAULT_DATA_DIR
+    return StorageConfig(data_dir=data_dir, database_url=env.get("GATEWAY_DATABASE_URL", t.get("database_url")))
+
+
+def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
+    endpoints = t.get("autodiscover_endpoints", {})
+    if not isinstance(endpoints, dict) or not all(isinstance(v, str) for v in endpoints.values()):
+        raise ConfigError("[ews] autodiscover_endpoints must map domain names to URLs")
+    return EwsConfig(
+        autodiscover_endpoints={k.lower(): v for k, v in endpoints.items()},
+        ca_file=_path(t.get("ca_file"), base),
+    )
+
+
+def _security(t: dict[str, Any]) -> SecurityConfig:
+    return SecurityConfig(
+        session_max_age=int(t.get("session_max_age", 8 * 3600)),
+        app_password_cache_seconds=int(t.get("app_password_cache_seconds", 60)),
+    )

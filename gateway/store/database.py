@@ -1,0 +1,72 @@
+"""The database handle: an async SQLAlchemy engine plus numbered migrations.
+
+SQLite (aiosqlite) by default, in a file created on first start; any other async
+SQLAlchemy URL (``postgresql+asyncpg://…``) works the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, insert, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.store import schema
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _initial_schema(conn: AsyncConnection) -> None:
+    await conn.run_sync(schema.metadata.create_all)
+
+
+# Append-only: (version, what it does, function). Never edit an applied step.
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial schema", _initial_schema),)
+
+
+class Database:
+    """Owns the engine; ``await open()`` creates the file and applies pending migrations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def open(self) -> None:
+        _ensure_sqlite_dir(self.url)
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda c: schema.schema_migrations.create(c, checkfirst=True))
+            done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
+            if not done and await conn.run_sync(lambda c: inspect(c).has_table("users")):
+                raise RuntimeError("database has tables but no migration history; refusing to touch it")
+            for version, what, step in MIGRATIONS:
+                if version in done:
+                    continue
+                log.info("applying database migration %d: %s", version, what)
+                await step(conn)
+                await conn.execute(
+                    insert(schema.schema_migrations).values(version=version, applied_at=datetime.now(UTC))
+                )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects are untyped
+    # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked per connection.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,39 @@
+"""Configuration: the example file parses, env overrides apply, paths are relative to the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "gateway.example.toml"
+
+
+def test_example_config_loads_with_safe_defaults() -> None:
+    config = load_config(EXAMPLE, env={})
+    assert config.server.host == "127.0.0.1" and config.server.loopback
+    assert not config.server.allow_plain_http_credentials and not config.server.tls
+    assert config.server.public_base_url() == "http://127.0.0.1:8080"
+    assert config.storage.url().endswith("/caldav-gateway/gateway.sqlite3")
+
+
+def test_env_overrides_and_relative_paths(tmp_path: Path) -> None:
+    file = tmp_path / "gw.toml"
+    file.write_text(
+        '[server]\nhost = "0.0.0.0"\ntls_cert = "c.pem"\ntls_key = "k.pem"\n'
+        '[ews.autodiscover_endpoints]\n"Example.COM" = "http://127.0.0.1:1/autodiscover/autodiscover.svc"\n'
+    )
+    config = load_config(file, env={"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": "9443"})
+    assert config.server.tls_cert == tmp_path / "c.pem" and not config.server.loopback
+    assert config.server.public_base_url() == "https://0.0.0.0:9443"
+    assert config.storage.url() == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'gateway.sqlite3'}"
+    assert config.ews.autodiscover_endpoints == {"example.com": "http://127.0.0.1:1/autodiscover/autodiscover.svc"}
+
+
+def test_half_a_tls_pair_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "gw.toml"
+    file.write_text('[server]\ntls_cert = "c.pem"\n')
+    with pytest.raises(ConfigError, match="together"):
+        load_config(file, env={})
