@@ -1,22 +1,15 @@
 """The emulator's calendar store as real exchangelib sees it (over HTTP, Basic auth, Exchange 2016).
 
-Every SOAP response is validated against Microsoft's EWS schema when the shared schema
-directory is present (``<repo>/../shared`` or ``$GATEWAY_SHARED_DIR``).
+The ``emulator`` fixture (tests/conftest.py) validates every SOAP message against the EWS schema.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import socket
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from aiohttp import web
 from exchangelib import (
     BASIC,
     DELEGATE,
@@ -45,12 +38,9 @@ from exchangelib.recurrence import (
 from exchangelib.version import Build, Version
 from lxml import etree
 
-from gateway.ews.emulator.app import STATE, create_app
-from gateway.ews.emulator.seed import demo_seed
+from tests.support.emulator import EmulatorServer
 
 BERLIN = EWSTimeZone("Europe/Berlin")
-SHARED = Path(os.environ.get("GATEWAY_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
-SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}Body"
 
 
 class CalDavHref(ExtendedProperty):
@@ -61,70 +51,17 @@ class CalDavHref(ExtendedProperty):
     property_type = "String"
 
 
-class Server:
-    """The emulator app on a free 127.0.0.1 port, in a thread (exchangelib is blocking)."""
-
-    def __init__(self) -> None:
-        self.schema = None
-        if (SHARED / "ews/schema/messages.xsd").exists():
-            self.schema = etree.XMLSchema(file=str(SHARED / "ews/schema/messages.xsd"))
-        self.invalid: list[str] = []
-        self.app = create_app(demo_seed(dt.datetime.now(dt.UTC).date()), message_observer=self._observe)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-        threading.Thread(target=self._run, args=(started,), daemon=True).start()
-        started.wait(10)
-        self.url = f"http://127.0.0.1:{self.port}/EWS/Exchange.asmx"
-
-    def _run(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(self.app)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
-        started.set()
-        self.loop.run_forever()
-
-    def _observe(self, kind: str, operation: str, body: bytes) -> None:
-        if kind != "response" or self.schema is None or operation == "Autodiscover":
-            return
-        payload = etree.fromstring(body).find(SOAP_BODY)[0]
-        if payload.tag.endswith("Fault"):
-            return
-        if not self.schema.validate(payload):
-            self.invalid.append(f"{operation}: {self.schema.error_log.last_error}")
-
-    @property
-    def state(self):
-        return self.app[STATE]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = Server()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def account(server: Server) -> Iterator[Account]:
-    requests.post(f"http://127.0.0.1:{server.port}/_emulator/reset", timeout=10).raise_for_status()
-    server.invalid.clear()
+def account(emulator: EmulatorServer) -> Iterator[Account]:
+    """Alice's account on the demo-seeded emulator (reset for this test)."""
     CalendarItem.register("caldav_href", CalDavHref)
     config = Configuration(
-        service_endpoint=server.url, credentials=Credentials("alice@example.com", "alice-pw"),
+        service_endpoint=emulator.ews_url, credentials=Credentials("alice@example.com", "alice-pw"),
         auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
     )
     yield Account("alice@example.com", config=config, autodiscover=False, access_type=DELEGATE,
                   default_timezone=BERLIN)
     CalendarItem.deregister("caldav_href")
-    assert server.invalid == [], "responses that break the EWS schema"
 
 
 def _dt(*args: int) -> EWSDateTime:
@@ -219,7 +156,7 @@ def test_create_every_pattern_round_trips(account: Account, pattern) -> None:
     assert occurrences[0].start == back.start  # the master starts on its first occurrence
 
 
-def test_meeting_with_attendees_and_extended_property(account: Account, server: Server) -> None:
+def test_meeting_with_attendees_and_extended_property(account: Account, emulator: EmulatorServer) -> None:
     item = CalendarItem(
         account=account, folder=account.calendar, subject="Budget", start=_dt(2026, 5, 4, 10),
         end=_dt(2026, 5, 4, 11), uid="budget@test", caldav_href="budget.ics", location="Room 1",
@@ -232,7 +169,7 @@ def test_meeting_with_attendees_and_extended_property(account: Account, server: 
     assert back.is_meeting and back.organizer.email_address == "alice@example.com"
     assert [a.mailbox.email_address for a in back.required_attendees] == ["bob@example.com"]
     assert back._start_timezone.key == "Europe/Berlin"
-    sent = server.state.store.stats()["alice@example.com"]["sent"]
+    sent = emulator.state.store.stats()["alice@example.com"]["sent"]
     assert sent == [{"kind": "Invitation", "recipients": ["bob@example.com", "room-1@example.com"],
                      "subject": "Budget", "uid": "budget@test"}]
 
@@ -284,14 +221,14 @@ def test_sync_items_initial_then_delta(account: Account) -> None:
     assert len(delta) == 3
 
 
-def test_sync_items_pages_with_max_changes(account: Account, server: Server) -> None:
+def test_sync_items_pages_with_max_changes(account: Account, emulator: EmulatorServer) -> None:
     folder = account.calendar
     total = len(list(folder.sync_items()))
     folder.item_sync_state = None
-    before = server.state.stats.operations["SyncFolderItems"]
+    before = emulator.state.stats.operations["SyncFolderItems"]
     pages = list(folder.sync_items(max_changes_returned=3))
     assert len(pages) == total
-    assert server.state.stats.operations["SyncFolderItems"] - before >= total // 3
+    assert emulator.state.stats.operations["SyncFolderItems"] - before >= total // 3
 
 
 def test_create_rename_delete_calendar_folder(account: Account) -> None:
@@ -308,15 +245,15 @@ def test_create_rename_delete_calendar_folder(account: Account) -> None:
         account.calendar.delete()
 
 
-def test_paging_with_indexed_page_item_view(account: Account, server: Server) -> None:
+def test_paging_with_indexed_page_item_view(account: Account, emulator: EmulatorServer) -> None:
     everything = list(account.calendar.all().order_by("subject"))
     assert [i.subject for i in everything] == sorted(i.subject for i in everything)
     query = account.calendar.all().order_by("subject")
     query.page_size = 3
-    before = server.state.stats.operations["FindItem"]
+    before = emulator.state.stats.operations["FindItem"]
     paged = list(query)
     assert [i.id for i in paged] == [i.id for i in everything]
-    assert server.state.stats.operations["FindItem"] - before >= len(everything) // 3
+    assert emulator.state.stats.operations["FindItem"] - before >= len(everything) // 3
 
 
 def test_restriction_on_extended_property(account: Account) -> None:
@@ -347,9 +284,9 @@ _FIND_BY_UID = """<?xml version="1.0" encoding="utf-8"?>
  </m:FindItem></s:Body></s:Envelope>"""
 
 
-def test_restriction_on_uid_over_soap(account: Account, server: Server) -> None:
+def test_restriction_on_uid_over_soap(account: Account, emulator: EmulatorServer) -> None:
     _weekly_series(account)
-    response = requests.post(server.url, data=_FIND_BY_UID.format(uid="weekly-sync@test").encode(),
+    response = requests.post(emulator.ews_url, data=_FIND_BY_UID.format(uid="weekly-sync@test").encode(),
                              auth=("alice@example.com", "alice-pw"), timeout=10,
                              headers={"Content-Type": "text/xml; charset=utf-8"})
     root = etree.fromstring(response.content)
