@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from aiohttp import web
 from icalendar import Calendar, Component
+from lxml import etree
 
 from .backend import FreeBusyResult
 from .call import Call, read_limited
@@ -35,10 +36,12 @@ async def outbox_post(call: Call) -> web.Response:
     start, end = _moment(request, "DTSTART"), _moment(request, "DTEND")
     check_window(start, end, call.config.freebusy_max_days)
     attendees = _attendees(request)
-    results = await call.backend.free_busy(call.principal, attendees, start, end)
+    # Backends see one spelling ("mailto:" lower-case); the answer echoes the client's own.
+    results = await call.backend.free_busy(call.principal, [_mailto(a) for a in attendees], start, end)
     uid = str(request.get("UID", "")) or None
     root = element(cal("schedule-response"))
-    for attendee, result in zip(attendees, results, strict=False):
+    for index, attendee in enumerate(attendees):
+        result = results[index] if index < len(results) else FreeBusyResult(attendee, "5.1", message="No answer.")
         _add_response(root, attendee, result, start, end, organizer, uid)
     return web.Response(body=serialize(root), content_type="application/xml", charset="utf-8")
 
@@ -75,7 +78,12 @@ def _attendees(component: Component) -> list[str]:
     return attendees
 
 
-def _add_response(root, attendee: str, result: FreeBusyResult, start: datetime, end: datetime,
+def _mailto(address: str) -> str:
+    scheme, sep, rest = address.partition(":")
+    return f"mailto:{rest}" if sep and scheme.lower() == "mailto" else address
+
+
+def _add_response(root: etree._Element, attendee: str, result: FreeBusyResult, start: datetime, end: datetime,
                   organizer: str, uid: str | None) -> None:
     response = sub(root, cal("response"))
     recipient = sub(response, cal("recipient"))

@@ -62,6 +62,9 @@ async def test_evolution_post_several_recipients_with_statuses(dav, backend):
     assert by["mailto:nobody@example.com"].findtext(f"{C}request-status").startswith("3.7;")
     assert by["mailto:nobody@example.com"].find(f"{C}calendar-data") is None
     assert by["mailto:alice@example.com"].findtext(f"{C}request-status") == "2.0;Success"
+    # The backend sees normalised addresses; the response keeps Evolution's MAILTO: spelling.
+    assert backend.free_busy_calls[0][0][0] == "mailto:bob@example.com"
+    assert r.xml.findtext(f"{C}response/{C}recipient/{{DAV:}}href") == "MAILTO:bob@example.com"
 
 
 async def test_apple_post(dav, backend):
