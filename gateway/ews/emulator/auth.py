@@ -63,10 +63,6 @@ class Authenticator:
         # Keyed by the asyncio transport, so the state disappears with the connection.
         self._connections: weakref.WeakKeyDictionary[object, _Connection] = weakref.WeakKeyDictionary()
 
-    def forget_all(self) -> None:
-        """Drop every remembered NTLM connection (after a reset the directory may differ)."""
-        self._connections.clear()
-
     def authenticate(self, request: web.Request, directory: Directory) -> Mailbox:
         """The mailbox ``request`` is authenticated as, or raise :class:`Unauthorized`."""
         header = request.headers.get("Authorization", "")
