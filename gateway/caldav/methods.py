@@ -392,7 +392,7 @@ async def delete(call: Call) -> web.Response:
 # --- REPORT, POST --------------------------------------------------------------------------------
 
 
-@method("REPORT", Kind.CALENDAR)
+@method("REPORT", Kind.CALENDAR, Kind.INBOX)
 async def report(call: Call) -> web.Response:
     """RFC 3253 §3.6 REPORT, dispatched through the report registry."""
     return await reports.run_report(call)

@@ -18,6 +18,7 @@ from .backend import CalendarInfo, CalendarObject, Principal
 from .resources import Kind, Resource, home_url, inbox_url, outbox_url, principal_url
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
+INBOX_SYNC_TOKEN = "urn:x-gateway:inbox:empty"  # the inbox is always empty (see reports._empty_inbox)
 OBJECT_CONTENT_TYPE = "text/calendar; charset=utf-8; component=VEVENT"
 
 
@@ -231,8 +232,10 @@ def _supported_report_set(ctx: PropContext) -> Value:
     ]
 
 
-@live(dav("sync-token"), [Kind.CALENDAR])
+@live(dav("sync-token"), [Kind.CALENDAR, Kind.INBOX])
 def _sync_token(ctx: PropContext) -> Value:
+    if ctx.resource.kind is Kind.INBOX:
+        return INBOX_SYNC_TOKEN
     return ctx.calendar.sync_token if ctx.calendar else None
 
 

@@ -19,7 +19,7 @@ from . import filters, freebusy
 from .backend import CalendarInfo, CalendarObject
 from .call import Call
 from .errors import DavError
-from .properties import PropContext, add_response, needs_data
+from .properties import INBOX_SYNC_TOKEN, PropContext, add_response, needs_data
 from .resources import Kind, Resource, resolve
 from .xml import Multistatus, cal, dav, element
 
@@ -69,7 +69,18 @@ async def run_report(call: Call) -> web.Response:
     entry = REPORTS.get(root.tag)
     if entry is None or call.resource.kind not in entry.kinds:
         raise DavError(403, f"The report {root.tag} is not supported here.", dav("supported-report"))
+    if call.resource.kind is Kind.INBOX:
+        return _empty_inbox(root)
     return await entry.run(call, root)
+
+
+def _empty_inbox(root: etree._Element) -> web.Response:
+    """The scheduling inbox never holds messages here (Exchange delivers invitations itself), but
+    Apple clients query and sync it (RFC 6638 §2.2), so it answers as an empty collection."""
+    ms = Multistatus()
+    if root.tag == dav("sync-collection"):
+        ms.add(element(dav("sync-token"), INBOX_SYNC_TOKEN))
+    return _multistatus(ms)
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,7 @@ def _multistatus(ms: Multistatus) -> web.Response:
     return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8")
 
 
-@report(cal("calendar-query"), Kind.CALENDAR)
+@report(cal("calendar-query"), Kind.CALENDAR, Kind.INBOX)
 async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     """RFC 4791 §7.8: the backend narrows by the outer time range, the filter decides exactly."""
     props = PropRequest.parse(root)
@@ -156,7 +167,7 @@ def _matches(flt: filters.CompFilter, data: str) -> bool:
         return False  # unparseable stored data matches nothing rather than failing the query
 
 
-@report(cal("calendar-multiget"), Kind.CALENDAR)
+@report(cal("calendar-multiget"), Kind.CALENDAR, Kind.INBOX)
 async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
     """RFC 4791 §7.9: the named objects; hrefs outside this calendar or missing are 404."""
     props = PropRequest.parse(root)
@@ -182,7 +193,7 @@ async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
     return _multistatus(_respond(call, info, objects, props, ms))
 
 
-@report(dav("sync-collection"), Kind.CALENDAR)
+@report(dav("sync-collection"), Kind.CALENDAR, Kind.INBOX)
 async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     """RFC 6578 §3.2: changes since a token; deletions as 404; truncation as a 507 on the collection."""
     props = PropRequest.parse(root)

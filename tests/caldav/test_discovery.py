@@ -158,3 +158,14 @@ async def test_unknown_method_is_405_with_allow(dav):
 async def test_server_root_answers_current_user_principal(dav):
     r = await dav("PROPFIND", "/", CUP, depth="0")
     assert r.status == 207 and r.hrefs("{DAV:}current-user-principal") == [PRINCIPAL]
+
+
+async def test_inbox_answers_queries_and_sync_as_empty(dav):
+    inbox = "/dav/calendars/alice/inbox/"
+    body = '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:prop><D:getetag/></D:prop></D:sync-collection>'
+    r = await dav("REPORT", inbox, body, depth="1")
+    assert r.status == 207 and r.responses() == {} and r.xml.findtext("{DAV:}sync-token")
+    query = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>'
+             '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>')
+    r = await dav("REPORT", inbox, query, depth="1")
+    assert r.status == 207 and r.responses() == {}
