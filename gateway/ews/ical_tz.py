@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import cache
+from functools import cache, lru_cache
 
 from exchangelib import EWSTimeZone
 from exchangelib.errors import UnknownTimeZone
@@ -98,13 +98,20 @@ def _by_rules(component: Timezone) -> EWSTimeZone | None:
     location = str(component.get("X-LIC-LOCATION", "")).strip()
     if location and (zone := _by_name(location)):
         return zone
+    ms_id = _closest_ms_id(component.to_ical())
+    return EWSTimeZone.from_ms_id(ms_id) if ms_id else None
+
+
+@lru_cache(maxsize=256)
+def _closest_ms_id(vtimezone_text: bytes) -> str | None:
+    """The Windows zone closest to a VTIMEZONE (cached: clients send the same ones again and again)."""
     try:
-        custom = _steps(component.to_tz())
+        custom = _steps(Timezone.from_ical(vtimezone_text).to_tz())
     except Exception:  # noqa: BLE001 - any defect in the VTIMEZONE means "cannot match"
         return None
     difference, ms_id = min((_mismatch(custom, known), ms_id) for known, ms_id in _known_steps().items())
     first, last = _match_window()
-    return EWSTimeZone.from_ms_id(ms_id) if difference <= _MAX_MISMATCH * (last - first) else None
+    return ms_id if difference <= _MAX_MISMATCH * (last - first) else None
 
 
 def resolve_tzid(tzid: str, component: Timezone | None = None) -> EWSTimeZone:
@@ -173,13 +180,21 @@ def _plain(zone: tzinfo) -> tzinfo:
 
 
 def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
-    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone``, valid from ``year`` on.
+    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone`` named ``tzid``, valid from ``year`` on."""
+    return Timezone.from_ical(_vtimezone_text(_plain(zone), tzid, year))
 
-    When the zone's transitions of ``year`` follow the same yearly rules for the
+
+@lru_cache(maxsize=512)
+def _vtimezone_text(zone: tzinfo, tzid: str, year: int) -> bytes:
+    return _build_vtimezone(zone, tzid, year).to_ical()
+
+
+def _build_vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
+    """Build the VTIMEZONE: when the zone's transitions of ``year`` follow the same yearly rules for the
     next years, each becomes an observance with an RRULE (what Outlook and most
     clients write); otherwise an exact RDATE list for a few decades is written.
     """
-    zone = _plain(zone)
+    year -= 1  # observances start a year early: no local time of ``year`` precedes them
     this_year = _transitions(zone, year)
     rules = [_rule_of(*t) for t in this_year]
     stable = all([_rule_of(*t) for t in _transitions(zone, year + k)] == rules for k in (1, 2, 5))
@@ -189,14 +204,14 @@ def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
             return _fixed(tzid, offset, year)
     elif stable:
         return _with_rules(tzid, this_year, rules)
-    return Timezone.from_tzinfo(zone, tzid, first_date=date(year - 1, 1, 1), last_date=date(year + 30, 1, 1))
+    return Timezone.from_tzinfo(zone, tzid, first_date=date(year, 1, 1), last_date=date(year + 30, 1, 1))
 
 
 def _fixed(tzid: str, offset: timedelta, year: int) -> Timezone:
     component = Timezone()
     component.add("TZID", tzid)
     standard = TimezoneStandard()
-    standard.add("DTSTART", datetime(year - 1, 1, 1))
+    standard.add("DTSTART", datetime(year, 1, 1))
     standard.add("TZOFFSETFROM", offset)
     standard.add("TZOFFSETTO", offset)
     component.add_component(standard)

@@ -471,9 +471,7 @@ class _Reader:
             if value.tzinfo is None:
                 return value  # floating: read in the series' zone
             return _wall(value, zone)
-        if all_day:
-            return value
-        raise _invalid("A DATE EXDATE/RECURRENCE-ID cannot name an occurrence of a timed series.")
+        return value  # a DATE against a timed series names that day's occurrence(s)
 
 
 def _first(event: Event, name: str):
@@ -718,33 +716,42 @@ def _ews_occurrence(local: date | datetime, zone: EWSTimeZone) -> EWSDateTime | 
     return _aware(local, zone) if isinstance(local, datetime) else EWSDate.from_date(local)
 
 
+def _moment(value: date | datetime) -> datetime:
+    """Orders dates among date-times: a DATE stands for its whole day."""
+    return value if isinstance(value, datetime) else datetime.combine(value, time.max)
+
+
 def _series_through(recurrence, start, last) -> list:
     """The series' local occurrence starts up to ``last``."""
     found = []
     for occurrence in recurrence_map.expand(recurrence, start):
-        if occurrence > last:
+        if _moment(occurrence) > _moment(last):
             break
         found.append(occurrence)
     return found
 
 
 def _matching(recurrence, start, wanted: Iterable) -> set:
-    """Which of the wanted local starts are occurrences of the series."""
+    """The occurrences that EXDATE values name: exact starts, and for a timed series
+    every occurrence on an EXDATE;VALUE=DATE day (as common expanders read it)."""
     wanted = set(wanted)
-    return wanted & set(_series_through(recurrence, start, max(wanted))) if wanted else set()
+    if not wanted:
+        return set()
+    series = _series_through(recurrence, start, max(wanted, key=_moment))
+    return {o for o in series if o in wanted or (isinstance(o, datetime) and o.date() in wanted)}
 
 
 def _resolve_rids(recurrence, start, overrides: list, cancelled: list) -> tuple[list, list]:
     """Each RECURRENCE-ID as the occurrence it names (RFC 5545 §3.8.4.4).
 
     Exchange 2010 writes some RECURRENCE-IDs of timed series as midnight of the
-    occurrence's day: such a value names the series' only occurrence that day.
+    occurrence's day, and some clients as a DATE: such a value names the series'
+    only occurrence that day.
     """
     rids = [rid for rid, _ in overrides] + cancelled
     if not rids:
         return overrides, cancelled
-    last = max(rids)
-    series = _series_through(recurrence, start, last + timedelta(days=1))
+    series = _series_through(recurrence, start, _moment(max(rids, key=_moment)) + timedelta(days=1))
     exact, by_day = set(series), {}
     for occurrence in series:
         if isinstance(occurrence, datetime):
@@ -753,7 +760,8 @@ def _resolve_rids(recurrence, start, overrides: list, cancelled: list) -> tuple[
     def resolve(rid):
         if rid in exact:
             return rid
-        same_day = by_day.get(rid.date(), []) if isinstance(rid, datetime) and rid.time() == time.min else []
+        day = rid.date() if isinstance(rid, datetime) and rid.time() == time.min else rid
+        same_day = by_day.get(day, []) if not isinstance(day, datetime) else []
         if len(same_day) == 1:
             return same_day[0]
         raise _invalid(f"RECURRENCE-ID {rid} is not an occurrence of the series.")
@@ -783,7 +791,7 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
     if master.recurrence is not None:
         overrides, cancelled = _resolve_rids(master.recurrence, start, overrides, cancelled)
         # EXDATEs that name no occurrence exclude nothing (RFC 5545 §3.8.5.1); EWS would reject them.
-        exdates = sorted(_matching(master.recurrence, start, exdates) | set(cancelled))
+        exdates = sorted(_matching(master.recurrence, start, exdates) | set(cancelled), key=_moment)
         _check_overrides(overrides, cancelled, set(exdates))
     zone = master._start_timezone
     return EventResource(

@@ -401,6 +401,14 @@ def test_exchange_midnight_recurrence_id_names_that_days_occurrence() -> None:
     assert override.recurrence_id == EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN)
 
 
+def test_date_exdate_and_recurrence_id_on_a_timed_series_name_that_days_occurrence() -> None:
+    text = event_text(*TIMED, "RRULE:FREQ=DAILY;COUNT=4", "EXDATE;VALUE=DATE:20240112",
+                      extra=OVERRIDE.format(rid=";VALUE=DATE:20240111"))
+    resource = from_ical(text)
+    assert resource.exdates == [EWSDateTime(2024, 1, 12, 9, 30, tzinfo=BERLIN)]
+    assert [o.recurrence_id for o in resource.overrides] == [EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN)]
+
+
 # --- occurrence_index ---------------------------------------------------------------------
 
 
