@@ -96,7 +96,9 @@ async def propfind(call: Call) -> web.Response:
     if depth == "1":
         targets += await _members(call, targets[0])
     ms = Multistatus()
-    for ctx in await _with_data(call, targets, names):
+    if mode != "propname" and properties.needs_data(_names_for(Kind.OBJECT, mode, names)):
+        await _load_data(call, targets)
+    for ctx in targets:
         wanted = _names_for(ctx.resource.kind, mode, names)
         add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
     return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8")
@@ -163,17 +165,16 @@ async def _members(call: Call, parent: PropContext) -> list[PropContext]:
     return []
 
 
-async def _with_data(call: Call, targets: list[PropContext], names: list[str]) -> list[PropContext]:
-    """Load iCalendar texts in one batch when a requested property needs them."""
+async def _load_data(call: Call, targets: list[PropContext]) -> None:
+    """Load the objects' iCalendar texts in one batch (getcontentlength, calendar-data need them)."""
     lacking = [t for t in targets if t.obj is not None and t.obj.data is None]
-    if not lacking or not properties.needs_data(names or properties.allprop_names(Kind.OBJECT)):
-        return targets
+    if not lacking:
+        return
     calendar_id = lacking[0].resource.calendar_id
     loaded = await call.backend.get(call.principal, calendar_id, [t.obj.name for t in lacking if t.obj])
     for t in lacking:
         assert t.obj is not None
         t.obj = loaded.get(t.obj.name) or t.obj
-    return targets
 
 
 # --- PROPPATCH, MKCALENDAR, MKCOL ----------------------------------------------------------------
