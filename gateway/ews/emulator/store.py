@@ -183,8 +183,9 @@ class IdFactory:
     def _raw(self, kind: bytes) -> bytes:
         self._counter += 1
         digest = hashlib.sha256(self._salt + kind + self._counter.to_bytes(8, "big")).digest()
-        # 3 header bytes + mailbox part + a GUID-like part: ~150 base64 characters, like Exchange's.
-        return bytes([_KIND_STORE, 3, 0x24]) + self._salt + kind + digest + digest[:16] + b"\x00\x00"
+        # 3 header bytes + mailbox part + item part: 152 base64 characters, like Exchange's.
+        tail = hashlib.sha256(digest).digest() + digest[:8]
+        return bytes([_KIND_STORE, 3, 0x24]) + self._salt + kind + digest + tail + b"\x00\x00"
 
     def item_id(self) -> str:
         return base64.b64encode(self._raw(b"\x46\x00\x00")).decode()
