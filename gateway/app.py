@@ -1,0 +1,108 @@
+"""The gateway's aiohttp application: pages, admin API, health, and (wired by the lead) CalDAV."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.accounts.service import AccountService
+from gateway.accounts.vault import KeyRing, Vault
+from gateway.config import GatewayConfig
+from gateway.ews.client import EwsClient
+from gateway.store.database import Database
+from gateway.web.admin import admin_auth, setup_admin
+from gateway.web.pages import setup_pages
+from gateway.web.services import SERVICES_KEY, ListCalendars, Services
+from gateway.web.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
+EWS_CLIENT_KEY = web.AppKey("gateway_ews_client", EwsClient)
+
+
+def build_services(
+    config: GatewayConfig,
+    *,
+    keyring: KeyRing | None = None,
+    ews_client: EwsClient | None = None,
+    env: Mapping[str, str] | None = None,
+    list_calendars: ListCalendars | None = None,
+) -> Services:
+    """Everything one gateway process needs; the database is opened by the app's startup.
+
+    ``keyring`` defaults to ``KeyRing.from_env()``, which raises
+    ``MissingSecretKeyError`` without ``GATEWAY_SECRET_KEY``: the server refuses to
+    start. The demo passes ``KeyRing.ephemeral()`` instead (it logs that it does).
+    """
+    env = os.environ if env is None else env
+    keyring = keyring or KeyRing.from_env(env)
+    client = ews_client or EwsClient(
+        autodiscover_endpoints=dict(config.ews.autodiscover_endpoints), ca_file=str(config.ews.ca_file) if config.ews.ca_file else None
+    )
+    db = Database(config.storage.url())
+    accounts = AccountService(
+        db, Vault(keyring), client, cache_seconds=config.security.app_password_cache_seconds
+    )
+    return Services(
+        config=config,
+        db=db,
+        accounts=accounts,
+        sessions=SessionStore(db, config.security.session_max_age),
+        admin_token=env.get(ADMIN_TOKEN_ENV) or None,
+        list_calendars=list_calendars,
+        ews_client=client,
+    )
+
+
+def create_app(
+    config: GatewayConfig, *, ews_client: EwsClient | None = None, services: Services | None = None
+) -> web.Application:
+    """The application; opens (and migrates) the database on startup, closes it on cleanup."""
+    services = services or build_services(config, ews_client=ews_client)
+    app = web.Application(middlewares=[admin_auth], client_max_size=1 << 20)
+    app[SERVICES_KEY] = services
+    app[EWS_CLIENT_KEY] = services.ews_client
+    app.on_startup.append(_open)
+    app.on_cleanup.append(_close)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    setup_pages(app)
+    setup_admin(app)
+
+    # --- CalDAV and /metrics: the lead wires them here -------------------------------------
+    # setup_caldav(app, backend, services.accounts)  (AccountService is the Authenticator);
+    # set services.list_calendars = backend.calendars so the settings page lists every calendar.
+    return app
+
+
+async def _open(app: web.Application) -> None:
+    await app[SERVICES_KEY].db.open()
+
+
+async def _close(app: web.Application) -> None:
+    services = app[SERVICES_KEY]
+    await services.ews_client.close()
+    await services.db.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers."""
+    try:
+        async with request.app[SERVICES_KEY].db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+    return web.json_response({"status": "ok", "database": "up"})

@@ -1,0 +1,223 @@
+"""The admin JSON API (``/api/v1/admin/…``), protected by ``GATEWAY_ADMIN_TOKEN``.
+
+Requests carry ``Authorization: Bearer <token>``. Errors are
+``{"error": <code>, "message": <sentence>}``; a failed Exchange connection answers
+422 with the ``ConnectError`` code (``auth_failed``, ``autodiscover_failed``, …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.accounts.service import (
+    AccountsError,
+    ConnectRequest,
+    NotFoundError,
+    UserSettings,
+    effective_settings,
+)
+from gateway.ews.client import ConnectError
+from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
+
+PREFIX = "/api/v1/admin"
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=_encode))
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    raise TypeError(type(value).__name__)
+
+
+@web.middleware
+async def admin_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Bearer-token check for the admin API; failures are slowed down per client address."""
+    if not request.path.startswith(PREFIX + "/"):
+        return await handler(request)
+    services: Services = request.app[SERVICES_KEY]
+    if not services.admin_token:
+        return _error(503, "admin_disabled", "The admin API is disabled: set GATEWAY_ADMIN_TOKEN to enable it.")
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    throttle_key = f"admin:{request.remote}"
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), services.admin_token.encode()):
+        await services.accounts.throttle.failed(throttle_key)
+        response = _error(401, "unauthorized", "A valid admin token is required (Authorization: Bearer …).")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
+        return response
+    services.accounts.throttle.succeeded(throttle_key)
+    try:
+        return await handler(request)
+    except NotFoundError as exc:
+        return _error(404, "not_found", str(exc))
+    except AccountsError as exc:
+        return _error(400, "invalid_request", str(exc))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error":"invalid_json","message":"The body must be a JSON object."}',
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error":"invalid_json","message":"The body must be a JSON object."}',
+                                 content_type="application/json")
+    return body
+
+
+def _svc(request: web.Request) -> Services:
+    return request.app[SERVICES_KEY]
+
+
+async def list_users(request: web.Request) -> web.Response:
+    return _json({"users": await _svc(request).accounts.list_users()})
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await _body(request)
+    user = await _svc(request).accounts.create_user(
+        str(body.get("username", "")), body.get("password") or None, body.get("display_name")
+    )
+    return _json(user, status=201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    return _json(await _svc(request).accounts.get_user(request.match_info["user_id"]))
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    await _svc(request).accounts.delete_user(request.match_info["user_id"])
+    return web.Response(status=204)
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    user_id = request.match_info["user_id"]
+    await _svc(request).accounts.get_user(user_id)
+    return _json({"accounts": await _svc(request).accounts.list_accounts(user_id)})
+
+
+async def connect_account(request: web.Request) -> web.Response:
+    """Connects an Exchange account for a user (autodiscover, or the manual fields if given)."""
+    services = _svc(request)
+    if not services.may_receive_credentials(request):
+        return _error(403, "plain_http_refused", PLAIN_HTTP_REFUSAL)
+    body = await _body(request)
+    connect_request = ConnectRequest(
+        email=str(body.get("email", "")),
+        password=str(body.get("password", "")),
+        server=body.get("server") or None,
+        domain=body.get("domain") or None,
+        username=body.get("username") or None,
+        auth_type=body.get("auth_type") or None,
+    )
+    try:
+        account = await services.accounts.connect_account(request.match_info["user_id"], connect_request)
+    except ConnectError as exc:
+        return _error(422, exc.code, exc.message)
+    return _json(account, status=201)
+
+
+async def get_account(request: web.Request) -> web.Response:
+    m = request.match_info
+    return _json(await _svc(request).accounts.get_account(m["user_id"], m["account_id"]))
+
+
+async def update_account(request: web.Request) -> web.Response:
+    body = await _body(request)
+    m = request.match_info
+    account = await _svc(request).accounts.set_account_options(
+        m["user_id"], m["account_id"], working_elsewhere=body.get("working_elsewhere"), invitations=body.get("invitations")
+    )
+    return _json(account)
+
+
+async def delete_account(request: web.Request) -> web.Response:
+    m = request.match_info
+    await _svc(request).accounts.remove_account(m["user_id"], m["account_id"])
+    return web.Response(status=204)
+
+
+async def list_app_passwords(request: web.Request) -> web.Response:
+    user_id = request.match_info["user_id"]
+    await _svc(request).accounts.get_user(user_id)
+    return _json({"app_passwords": await _svc(request).accounts.list_app_passwords(user_id)})
+
+
+async def create_app_password(request: web.Request) -> web.Response:
+    body = await _body(request)
+    record, clear = await _svc(request).accounts.create_app_password(
+        request.match_info["user_id"], str(body.get("label", ""))
+    )
+    # The only time the clear text leaves the gateway.
+    return _json({**dataclasses.asdict(record), "password": clear}, status=201)
+
+
+async def revoke_app_password(request: web.Request) -> web.Response:
+    m = request.match_info
+    await _svc(request).accounts.revoke_app_password(m["user_id"], m["app_password_id"])
+    return web.Response(status=204)
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    accounts = _svc(request).accounts
+    user_id = request.match_info["user_id"]
+    stored = await accounts.settings(user_id)
+    effective = effective_settings(stored, await accounts.list_accounts(user_id))
+    return _json({"stored": stored, "effective": effective})
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    services = _svc(request)
+    user_id = request.match_info["user_id"]
+    body = await _body(request)
+    conflicts = body.get("conflict_calendar_ids")
+    add_events = body.get("add_events_calendar_id")
+    if conflicts is not None and (not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts)):
+        return _error(400, "invalid_request", "conflict_calendar_ids must be a list of calendar ids or null")
+    known = {c.calendar_id for c in await services.calendars_of(await services.accounts.principal(user_id))}
+    if not set(conflicts or ()) <= known or (add_events is not None and add_events not in known):
+        return _error(400, "unknown_calendar", "Every calendar id must name one of the user's calendars.")
+    saved = await services.accounts.save_settings(
+        user_id,
+        UserSettings(
+            conflict_calendar_ids=tuple(conflicts) if conflicts is not None else None,
+            add_events_calendar_id=add_events,
+        ),
+    )
+    return _json(saved)
+
+
+def setup_admin(app: web.Application) -> None:
+    r = app.router
+    u = PREFIX + "/users/{user_id}"
+    r.add_get(PREFIX + "/users", list_users)
+    r.add_post(PREFIX + "/users", create_user)
+    r.add_get(u, get_user)
+    r.add_delete(u, delete_user)
+    r.add_get(u + "/accounts", list_accounts)
+    r.add_post(u + "/accounts", connect_account)
+    r.add_get(u + "/accounts/{account_id}", get_account)
+    r.add_patch(u + "/accounts/{account_id}", update_account)
+    r.add_delete(u + "/accounts/{account_id}", delete_account)
+    r.add_get(u + "/app-passwords", list_app_passwords)
+    r.add_post(u + "/app-passwords", create_app_password)
+    r.add_delete(u + "/app-passwords/{app_password_id}", revoke_app_password)
+    r.add_get(u + "/settings", get_settings)
+    r.add_put(u + "/settings", put_settings)

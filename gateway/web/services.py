@@ -1,0 +1,61 @@
+"""What the web pages and the admin API share: the services of one gateway process."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.accounts.service import AccountService, primary_calendar_id
+from gateway.caldav.backend import CalendarInfo, Principal
+from gateway.config import GatewayConfig
+from gateway.ews.client import EwsClient
+from gateway.store.database import Database
+from gateway.web.sessions import SessionStore
+
+ListCalendars = Callable[[Principal], Awaitable[list[CalendarInfo]]]
+
+
+@dataclass
+class Services:
+    config: GatewayConfig
+    db: Database
+    accounts: AccountService
+    sessions: SessionStore
+    admin_token: str | None  # None: the admin API answers 503 (disabled)
+    ews_client: EwsClient
+    # The calendars offered on the settings page; the EWS backend's ``calendars``.
+    list_calendars: ListCalendars | None = None
+
+    async def calendars_of(self, principal: Principal) -> list[CalendarInfo]:
+        """The user's calendars; without a calendar backend, each account's primary only."""
+        if self.list_calendars is not None:
+            return await self.list_calendars(principal)
+        return [
+            CalendarInfo(
+                calendar_id=primary_calendar_id(a.account_id),
+                display_name="Calendar",
+                ctag="",
+                sync_token="",
+                owner_email=a.email,
+                primary=True,
+            )
+            for a in await self.accounts.list_accounts(principal.user_id)
+        ]
+
+    def may_receive_credentials(self, request: web.Request) -> bool:
+        """Exchange passwords only over HTTPS, or on a loopback listener, or if allowed explicitly."""
+        server = self.config.server
+        # A configured https:// base_url means a TLS proxy terminates in front of us.
+        behind_tls_proxy = (server.base_url or "").startswith("https://")
+        return request.secure or behind_tls_proxy or server.loopback or server.allow_plain_http_credentials
+
+
+SERVICES_KEY = web.AppKey("gateway_services", Services)
+
+PLAIN_HTTP_REFUSAL = (
+    "This gateway refuses to receive Exchange passwords over plain HTTP. Open it over HTTPS "
+    "(configure [server] tls_cert and tls_key, or a TLS proxy), or set "
+    "[server] allow_plain_http_credentials = true if the network is trusted."
+)

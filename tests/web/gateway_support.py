@@ -1,0 +1,101 @@
+"""Fixtures and helpers shared by the accounts/web/security tests: a real gateway app in
+front of the EWS emulator, and a small real calendar lister (exchangelib via EwsClient)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.accounts.service import AccountService, primary_calendar_id
+from gateway.accounts.vault import generate_key
+from gateway.app import build_services, create_app
+from gateway.caldav.backend import CalendarInfo, Principal
+from gateway.config import EwsConfig, GatewayConfig, ServerConfig, StorageConfig
+from gateway.ews.client import ConnectionInfo, EwsClient
+from gateway.web.services import Services
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+class EwsCalendarLister:
+    """Lists each connected account's Calendar and its sub-folders through EWS.
+
+    Uses the calendar-id scheme of the EWS backend: ``<account_id>-calendar`` for the
+    primary, ``<account_id>-<12 hex of sha1(folder id)>`` for sub-calendars.
+    """
+
+    def __init__(self, accounts: AccountService, client: EwsClient) -> None:
+        self.accounts, self.client = accounts, client
+
+    async def __call__(self, principal: Principal) -> list[CalendarInfo]:
+        result = []
+        for record in await self.accounts.list_accounts(principal.user_id):
+            info = ConnectionInfo(
+                email=record.email, ews_url=record.ews_url, auth_type=record.auth_type, username=record.username,
+                version=record.version, build=record.build, display_name=record.display_name, via="stored",
+            )
+            account = self.client.account(info, await self.accounts.credentials(record))
+            children = await self.client.run(
+                account, "FindFolder", lambda account=account: [(f.id, f.name) for f in account.calendar.children]
+            )
+            result.append(_calendar(primary_calendar_id(record.account_id), "Calendar", record.email, primary=True))
+            for folder_id, name in children:
+                suffix = hashlib.sha1(folder_id.encode()).hexdigest()[:12]
+                result.append(_calendar(f"{record.account_id}-{suffix}", name, record.email))
+        return result
+
+
+def _calendar(calendar_id: str, name: str, owner: str, primary: bool = False) -> CalendarInfo:
+    return CalendarInfo(calendar_id, name, ctag="", sync_token="", owner_email=owner, primary=primary)
+
+
+def make_config(tmp_path: Path, emulator: Any, **server: Any) -> GatewayConfig:
+    return GatewayConfig(
+        server=ServerConfig(**server),
+        storage=StorageConfig(data_dir=tmp_path / "data"),
+        ews=EwsConfig(autodiscover_endpoints={"example.com": emulator.autodiscover_url}),
+    )
+
+
+def make_services(config: GatewayConfig, secret_key: str, admin_token: str | None = ADMIN_TOKEN) -> Services:
+    env = {"GATEWAY_SECRET_KEY": secret_key}
+    if admin_token:
+        env["GATEWAY_ADMIN_TOKEN"] = admin_token
+    services = build_services(config, env=env)
+    services.list_calendars = EwsCalendarLister(services.accounts, services.ews_client)
+    return services
+
+
+def autodiscover_off(emulator: Any, domain: str = "example.com") -> None:
+    """Make the emulator answer 404 to Autodiscover for ``domain`` (reset restores it)."""
+    emulator.state.autodiscover[domain] = {"mode": "none"}
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def gateway_config(tmp_path: Path, emulator: Any) -> GatewayConfig:
+    return make_config(tmp_path, emulator)
+
+
+@pytest.fixture
+def services(gateway_config: GatewayConfig, secret_key: str) -> Services:
+    return make_services(gateway_config, secret_key)
+
+
+@pytest.fixture
+async def gateway(aiohttp_client: Any, gateway_config: GatewayConfig, services: Services) -> AsyncIterator[TestClient]:
+    """The gateway app over real HTTP on 127.0.0.1 (pytest-aiohttp's test server)."""
+    yield await aiohttp_client(create_app(gateway_config, services=services))
+
+
+def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
