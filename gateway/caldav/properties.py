@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import format_datetime
 
 from icalendar import Calendar
@@ -127,7 +128,8 @@ def _getlastmodified(ctx: PropContext) -> Value:
     try:
         for event in Calendar.from_ical(data).walk("VEVENT"):
             if "LAST-MODIFIED" in event:
-                return format_datetime(event.decoded("LAST-MODIFIED"), usegmt=True)
+                # usegmt wants datetime.timezone.utc itself, not an equivalent zone object.
+                return format_datetime(event.decoded("LAST-MODIFIED").astimezone(UTC), usegmt=True)
     except ValueError:
         return None
     return None

@@ -130,3 +130,17 @@ async def test_authenticator_failure_is_plain_500(dav, authenticator):
     authenticator.authenticate = broken
     r = await dav("PROPFIND", CAL, depth="0")
     assert r.status == 500 and "db.internal" not in r.text and "alice-app-pw" not in r.text
+
+
+async def test_etag_listing_does_not_fetch_event_bodies(dav, backend):
+    await dav("PUT", CAL + "a.ics", event("a"), content_type=ICS)
+    backend.fail["get"] = RuntimeError("bodies must not be fetched for an ETag listing")
+    r = await dav("PROPFIND", CAL, '<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>', depth="1")
+    assert r.status == 207 and r.prop(CAL + "a.ics", "{DAV:}getetag") is not None
+
+
+async def test_getlastmodified_from_last_modified(dav):
+    await dav("PUT", CAL + "a.ics", event("a", extra="LAST-MODIFIED:20250102T030405Z\r\n"), content_type=ICS)
+    r = await dav("PROPFIND", CAL + "a.ics", '<propfind xmlns="DAV:"><prop><getlastmodified/></prop></propfind>',
+                  depth="0")
+    assert r.prop(CAL + "a.ics", "{DAV:}getlastmodified").text == "Thu, 02 Jan 2025 03:04:05 GMT"
