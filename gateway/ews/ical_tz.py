@@ -174,7 +174,7 @@ def _rule_of(instant: datetime, before: timedelta, after: timedelta) -> tuple:
 
 
 def _plain(zone: tzinfo) -> tzinfo:
-    """A zoneinfo zone for computing: EWSTimeZone.fromutc misplaces some transitions."""
+    """A zoneinfo zone for computing: EWSDateTime conversions lose the fold of the repeated hour."""
     key = getattr(zone, "key", None)
     return zoneinfo.ZoneInfo(key) if key else zone
 

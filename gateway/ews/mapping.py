@@ -97,7 +97,7 @@ WRITE_FIELDS: tuple[str, ...] = (
 )
 """Fields from_ical sets, for UpdateItem. ``uid`` is set too but belongs to CreateItem only."""
 
-OCCURRENCE_WRITE_FIELDS: tuple[str, ...] = tuple(f for f in WRITE_FIELDS if f != "recurrence")
+OCCURRENCE_FIELDS: tuple[str, ...] = tuple(f for f in WRITE_FIELDS if f != "recurrence")
 """update_fields for an occurrence (an override): EWS forbids Recurrence there."""
 
 _BUSY_TO_ICAL = {"Free": "FREE", "Tentative": "TENTATIVE", "Busy": "BUSY", "OOF": "OOF",
@@ -188,8 +188,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _wall(value: datetime, zone: tzinfo) -> datetime:
-    """Naive wall-clock time of an instant in ``zone`` (computed with zoneinfo, which
-    places DST transitions right where EWSTimeZone.fromutc does not)."""
+    """Naive wall-clock time of an instant in ``zone``, computed with zoneinfo:
+    EWSDateTime.astimezone loses the fold of the repeated hour when DST ends."""
     key = getattr(zone, "key", None)
     plain = zoneinfo.ZoneInfo(key) if key else zone
     return datetime.fromtimestamp(value.timestamp(), tz=plain).replace(tzinfo=None)
@@ -406,7 +406,7 @@ def _invalid(message: str, precondition: str = VALID_OBJECT, status: int = 403) 
 def _parse(text: str | bytes) -> Calendar:
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8")
+            text = text.decode("utf-8-sig")  # a BOM is common in files exported on Windows
         except UnicodeDecodeError as exc:
             raise _invalid("The calendar data is not UTF-8 text.", VALID_DATA, 400) from exc
     try:
@@ -672,7 +672,7 @@ def _split(events: list[Event]) -> tuple[Event, list[Event]]:
     return masters[0], overrides
 
 
-def _recurrence(master_event: Event, item: CalendarItem, reader: _Reader):
+def _recurrence(master_event: Event, item: CalendarItem):
     rules = master_event.get("RRULE")
     if "RDATE" in master_event:
         raise _invalid("RDATE (extra occurrences) has no Exchange equivalent.")
@@ -782,7 +782,7 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
     reader = _Reader(calendar, default_tz)
     master_event, override_events = _split(events)
     master = _item(reader, master_event, uid, is_master=True)
-    master.recurrence = _recurrence(master_event, master, reader)
+    master.recurrence = _recurrence(master_event, master)
     if override_events and master.recurrence is None:
         raise _invalid("RECURRENCE-ID VEVENTs need a recurring master (RRULE).")
     start = _local_start(master)

@@ -23,7 +23,7 @@ from lxml import etree
 
 from gateway.caldav.backend import InvalidCalendarData
 from gateway.ews.mapping import (
-    OCCURRENCE_WRITE_FIELDS,
+    OCCURRENCE_FIELDS,
     READ_FIELDS,
     SUPPORTED_COMPONENT,
     VALID_DATA,
@@ -468,7 +468,7 @@ def test_created_items_validate_against_the_ews_schema(messages_schema: etree.XM
 def test_write_fields_are_calendar_item_fields() -> None:
     names = {f.name for f in CalendarItem.FIELDS}
     assert set(READ_FIELDS) <= names and set(WRITE_FIELDS) <= names
-    assert "recurrence" not in OCCURRENCE_WRITE_FIELDS
+    assert "recurrence" not in OCCURRENCE_FIELDS
     writable = {f.name for f in CalendarItem.FIELDS if not f.is_read_only}
     assert set(WRITE_FIELDS) <= writable
 
