@@ -13,8 +13,8 @@ from exchangelib.protocol import Protocol
 from requests_ntlm import HttpNtlmAuth
 
 from gateway.ews.emulator.seed import demo_seed
-from tests.conftest import observe_message
 from tests.support.emulator import EmulatorServer
+from tests.support.schema import observe_message
 
 RESOLVE_NAMES = b"""<?xml version="1.0" encoding="utf-8"?>
 <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"

@@ -92,3 +92,33 @@ class SchemaValidator:
     def summary(self) -> str:
         return (f"EWS schema validation: {self.validated} SOAP messages validated, {len(self.invalid)} invalid "
                 f"({self.faults} SOAP faults and {self.autodiscover} Autodiscover messages not covered by the schema)")
+
+
+# One validator per test session, shared by every emulator the tests start (tests/conftest.py
+# reports it). Kept here, not in conftest.py, so that importing it from test modules gives the
+# same object that pytest's conftest sees.
+_session_validator: SchemaValidator | None = None
+_missing_reason: str | None = None
+
+
+def session_validator() -> SchemaValidator | None:
+    """The session's validator (compiled on first use), or None when the schema is absent."""
+    global _session_validator, _missing_reason
+    if _session_validator is None and _missing_reason is None:
+        path = schema_path()
+        if path.is_file():
+            _session_validator = SchemaValidator.load(path)
+        else:
+            _missing_reason = f"EWS schema validation skipped: {path} not found (set GATEWAY_SHARED_DIR)"
+    return _session_validator
+
+
+def missing_reason() -> str | None:
+    return _missing_reason
+
+
+def observe_message(kind: str, operation: str, body: bytes) -> None:
+    """A ``message_observer`` that validates into the session's validator."""
+    validator = session_validator()
+    if validator is not None:
+        validator.observe(kind, operation, body)

@@ -84,7 +84,9 @@ def get_server_time_zones(ctx: OperationContext, request: etree._Element) -> etr
     known = set(windows_zone_ids())
     unknown = [zone for zone in wanted if zone not in known]
     if unknown:
-        raise EwsError("ErrorTimeZone", f"The time zone isn't valid: {unknown[0]}")
+        message = error_message("GetServerTimeZones", "ErrorTimeZone", f"The time zone isn't valid: {unknown[0]}")
+        message.append(M.TimeZoneDefinitions())  # required even in an error message (messages.xsd)
+        return wrap_response("GetServerTimeZones", [message])
     definitions = M.TimeZoneDefinitions()
     year = ctx.now.year
     for zone in wanted or sorted(known):
