@@ -43,7 +43,7 @@ from exchangelib import Credentials as ExlCredentials
 from exchangelib import errors as exl_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.credentials import BaseCredentials, OAuth2AuthorizationCodeCredentials
-from exchangelib.ewsdatetime import UTC
+from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.folders import Calendar
 from exchangelib.protocol import CachingProtocol, Protocol
 from exchangelib.transport import BASIC, NTLM, OAUTH2
@@ -610,7 +610,7 @@ class EwsClient:
                 config=protocol.config,
                 autodiscover=False,
                 access_type=DELEGATE,
-                default_timezone=UTC,
+                default_timezone=EWS_UTC,
             )
             # Account() registered a stock exchangelib Protocol in the global cache; use ours instead.
             with suppress(KeyError):

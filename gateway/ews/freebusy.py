@@ -1,0 +1,245 @@
+"""Free/busy of several calendar users with EWS GetUserAvailability (RFC 6638 §3.2 semantics).
+
+One ``GetUserAvailability`` request per batch of at most 100 mailboxes per window of at most 42
+days (Exchange's documented defaults), and nothing else: exchangelib's
+``Protocol.get_free_busy_info`` first asks ``GetServerTimeZones`` on every call, so the service is
+called directly with a fixed UTC ``SerializableTimeZone`` (times then come back in UTC).
+
+The ``DetailedMerged`` view is requested and each ``CalendarEvent``'s ``BusyType`` is read:
+
+==================  ===============================================
+EWS BusyType        iCalendar FBTYPE (RFC 5545 §3.2.9)
+==================  ===============================================
+Busy                BUSY
+Tentative           BUSY-TENTATIVE
+OOF                 BUSY-UNAVAILABLE
+WorkingElsewhere    FREE (default; or BUSY-TENTATIVE / BUSY by option)
+Free                (no period)
+NoData              ``no_data=True`` with a message, never "free"
+==================  ===============================================
+
+Per-mailbox failures become RFC 6638 request-status codes: an unknown recipient 3.7, access
+denied 3.8, anything else Exchange could not answer 5.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from exchangelib import errors as exl_errors
+from exchangelib.ewsdatetime import UTC as EWS_UTC
+from exchangelib.ewsdatetime import EWSDateTime
+from exchangelib.properties import (
+    DaylightTime,
+    FreeBusyViewOptions,
+    MailboxData,
+    StandardTime,
+    TimeWindow,
+    TimeZone,
+)
+from exchangelib.services import GetUserAvailability
+
+from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
+from gateway.ews.errors import EwsError
+
+if TYPE_CHECKING:
+    from exchangelib import Account
+
+    from gateway.ews.client import EwsClient
+
+MAX_WINDOW_DAYS = 42
+MAX_MAILBOXES = 100
+MERGED_INTERVAL_MINUTES = 30
+_BUSY_TYPES: dict[str, FreeBusyType] = {"Busy": "BUSY", "Tentative": "BUSY-TENTATIVE", "OOF": "BUSY-UNAVAILABLE"}
+_WORKING_ELSEWHERE_CHOICES = ("FREE", "BUSY-TENTATIVE", "BUSY")
+_NOT_FOUND = (exl_errors.ErrorMailRecipientNotFound, exl_errors.ErrorNonExistentMailbox)
+_DENIED = (exl_errors.ErrorAccessDenied, exl_errors.ErrorNoFreeBusyAccess, exl_errors.ErrorProxyRequestNotAllowed)
+NO_DATA_MESSAGE = "Exchange has no free/busy information for this calendar user; the time is not known to be free."
+
+# SerializableTimeZone for UTC: bias 0 and two no-op transitions (both required by the schema).
+_UTC_TIMEZONE = TimeZone(
+    bias=0,
+    standard_time=StandardTime(bias=0, time=time(0), occurrence=1, iso_month=1, weekday=7),
+    daylight_time=DaylightTime(bias=0, time=time(0), occurrence=1, iso_month=1, weekday=7),
+)
+
+
+def _utc(value: datetime) -> datetime:
+    """A plain aware-UTC datetime (exchangelib's EWSDateTime refuses stdlib tzinfo in astimezone)."""
+    if value.tzinfo is None:
+        return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+    plain = datetime(*value.timetuple()[:6], value.microsecond) - (value.utcoffset() or timedelta(0))
+    return plain.replace(tzinfo=UTC)
+
+
+def windows(start: datetime, end: datetime, max_days: int = MAX_WINDOW_DAYS) -> list[tuple[datetime, datetime]]:
+    """Split [start, end) into consecutive windows of at most ``max_days`` days."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise ValueError("the free/busy end must be after its start")
+    step = timedelta(days=max_days)
+    chunks = []
+    while start < end:
+        chunks.append((start, min(start + step, end)))
+        start += step
+    return chunks
+
+
+def batches(items: Sequence[str], size: int = MAX_MAILBOXES) -> list[list[str]]:
+    """Split ``items`` into lists of at most ``size``."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def fbtype_for(busy_type: str | None, working_elsewhere: str = "FREE") -> FreeBusyType | None:
+    """The FBTYPE a BusyType becomes (None: no period). NoData is handled by the caller."""
+    if busy_type == "WorkingElsewhere":
+        return None if working_elsewhere == "FREE" else working_elsewhere  # type: ignore[return-value]
+    return _BUSY_TYPES.get(busy_type or "")
+
+
+def coalesce(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
+    """Merge overlapping or touching periods of the same FBTYPE; sorted by start, UTC."""
+    by_type: dict[str, list[BusyPeriod]] = {}
+    for period in periods:
+        by_type.setdefault(period.fbtype, []).append(period)
+    merged: list[BusyPeriod] = []
+    for fbtype, group in by_type.items():
+        group.sort(key=lambda p: (p.start, p.end))
+        current = group[0]
+        for period in group[1:]:
+            if period.start <= current.end:
+                current = BusyPeriod(current.start, max(current.end, period.end), fbtype)  # type: ignore[arg-type]
+            else:
+                merged.append(current)
+                current = period
+        merged.append(current)
+    return sorted(merged, key=lambda p: (p.start, p.end, p.fbtype))
+
+
+def status_for_error(error: BaseException) -> tuple[str, str]:
+    """RFC 6638 §3.2.10 request-status and a message for a mailbox-level EWS error."""
+    name = type(error).__name__
+    if isinstance(error, _NOT_FOUND):
+        return "3.7", "Exchange knows no calendar user with this address."
+    if isinstance(error, _DENIED):
+        return "3.8", "Exchange does not allow reading this calendar user's free/busy time."
+    if isinstance(error, EwsError):
+        return "5.1", str(error)
+    return "5.1", f"Exchange could not provide free/busy information ({name})."
+
+
+def _address(attendee: str) -> str:
+    value = attendee.strip()
+    return value[7:] if value.lower().startswith("mailto:") else value
+
+
+class _Collected:
+    """What the chunks found for one mailbox."""
+
+    def __init__(self) -> None:
+        self.periods: list[BusyPeriod] = []
+        self.failure: tuple[str, str] | None = None
+        self.no_data = False
+
+    def add_view(self, view: Any, start: datetime, end: datetime, working_elsewhere: str) -> None:
+        if view.view_type in (None, "None") or "4" in (view.merged or ""):
+            self.no_data = True
+        for event in view.calendar_events or ():
+            if event.busy_type == "NoData":
+                self.no_data = True
+                continue
+            fbtype = fbtype_for(event.busy_type, working_elsewhere)
+            if fbtype is None or event.start is None or event.end is None:
+                continue
+            period_start, period_end = max(_utc(event.start), start), min(_utc(event.end), end)
+            if period_start < period_end:
+                self.periods.append(BusyPeriod(period_start, period_end, fbtype))
+
+    def fail(self, status: tuple[str, str]) -> None:
+        if self.failure is None:
+            self.failure = status
+
+    def result(self, attendee: str) -> FreeBusyResult:
+        if self.failure is not None:
+            status, message = self.failure
+            return FreeBusyResult(attendee, status, coalesce(self.periods), message)
+        message = NO_DATA_MESSAGE if self.no_data else ""
+        return FreeBusyResult(attendee, "2.0", coalesce(self.periods), message, no_data=self.no_data)
+
+
+def _request(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
+    """One GetUserAvailability call (blocking): a FreeBusyView or an exception per mailbox."""
+    service = GetUserAvailability(protocol=account.protocol, chunk_size=MAX_MAILBOXES)
+    views = service.call(
+        tzinfo=EWS_UTC,
+        mailbox_data=[MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails],
+        timezone=_UTC_TIMEZONE,
+        free_busy_view_options=FreeBusyViewOptions(
+            time_window=TimeWindow(start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end)),
+            merged_free_busy_interval=MERGED_INTERVAL_MINUTES,
+            requested_view="DetailedMerged",
+        ),
+    )
+    return list(views)
+
+
+async def availability(
+    client: EwsClient,
+    account: Account,
+    attendees: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    working_elsewhere: str = "FREE",
+    max_window_days: int = MAX_WINDOW_DAYS,
+    batch: int = MAX_MAILBOXES,
+) -> list[FreeBusyResult]:
+    """Free/busy of ``attendees`` (``mailto:`` URIs or addresses) over [start, end), one result each.
+
+    EWS GetUserAvailability, asked as ``account``; see the module docstring for the mapping.
+    """
+    if working_elsewhere not in _WORKING_ELSEWHERE_CHOICES:
+        raise ValueError(f"working_elsewhere must be one of {', '.join(_WORKING_ELSEWHERE_CHOICES)}")
+    batch = min(batch, MAX_MAILBOXES)
+    collected: dict[str, _Collected] = {}
+    for attendee in attendees:
+        email = _address(attendee).lower()
+        collected.setdefault(email, _Collected())
+    valid = [email for email in collected if "@" in email]
+    for email in collected.keys() - set(valid):
+        collected[email].fail(("3.7", "This is not an e-mail address Exchange can look up."))
+    jobs = [
+        _chunk(client, account, emails, w_start, w_end, collected, working_elsewhere)
+        for w_start, w_end in windows(start, end, max_window_days)
+        for emails in batches(valid, batch)
+    ]
+    await asyncio.gather(*jobs)
+    return [collected[_address(attendee).lower()].result(attendee) for attendee in attendees]
+
+
+async def _chunk(
+    client: EwsClient,
+    account: Account,
+    emails: list[str],
+    start: datetime,
+    end: datetime,
+    collected: dict[str, _Collected],
+    working_elsewhere: str,
+) -> None:
+    """One request; a request-level failure marks every mailbox of the chunk 5.1."""
+    try:
+        answers = await client.run(account, "GetUserAvailability", lambda: _request(account, emails, start, end))
+    except EwsError as error:
+        for email in emails:
+            collected[email].fail(status_for_error(error))
+        return
+    for email, answer in zip(emails, answers, strict=False):
+        if isinstance(answer, BaseException):
+            collected[email].fail(status_for_error(answer))
+        else:
+            collected[email].add_view(answer, start, end, working_elsewhere)
+    for email in emails[len(answers) :]:
+        collected[email].fail(("5.1", "Exchange returned no answer for this calendar user."))
