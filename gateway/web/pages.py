@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("gateway.web", "templates"),
     autoescape=True,
-    undefined=jinja2.StrictUndefined,
 )
 
 WORKING_ELSEWHERE_LABELS = (("FREE", "free"), ("BUSY-TENTATIVE", "tentative"), ("BUSY", "busy"))

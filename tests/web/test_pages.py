@@ -1,0 +1,126 @@
+"""The onboarding pages over real HTTP (no JavaScript needed): sign-in, CSRF, connect, settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from tests.web.gateway_support import autodiscover_off, make_config, make_services
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def _csrf(gateway: TestClient, path: str) -> str:
+    response = await gateway.get(path)
+    assert response.status == 200, path
+    return CSRF.search(await response.text()).group(1)
+
+
+async def signed_in(gateway: TestClient, services: Any, name: str = "ann", password: str = "ann-web-pw") -> str:
+    """Creates the user, signs in through the form; returns the session's CSRF token."""
+    await services.accounts.create_user(name, password)
+    token = await _csrf(gateway, "/signin")
+    response = await gateway.post(
+        "/signin", data={"username": name, "password": password, "csrf_token": token}, allow_redirects=False
+    )
+    assert response.status == 303
+    return await _csrf(gateway, "/")
+
+
+async def test_pages_require_sign_in_and_reject_a_wrong_password(gateway: TestClient, services: Any) -> None:
+    response = await gateway.get("/", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/signin"
+    await services.accounts.create_user("ann", "ann-web-pw")
+    token = await _csrf(gateway, "/signin")
+    wrong = await gateway.post("/signin", data={"username": "ann", "password": "nope", "csrf_token": token})
+    assert wrong.status == 401 and "Wrong user name or password" in await wrong.text()
+    forged = await gateway.post("/signin", data={"username": "ann", "password": "ann-web-pw", "csrf_token": "x"})
+    assert forged.status == 403
+
+
+async def test_session_cookie_is_httponly_and_forms_need_the_csrf_token(gateway: TestClient, services: Any) -> None:
+    await services.accounts.create_user("ann", "ann-web-pw")
+    token = await _csrf(gateway, "/signin")
+    response = await gateway.post(
+        "/signin", data={"username": "ann", "password": "ann-web-pw", "csrf_token": token}, allow_redirects=False
+    )
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = await gateway.get("/")
+    assert "Signed in as" in await page.text()
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    refused = await gateway.post("/app-passwords", data={"label": "x"})
+    assert refused.status == 403
+
+
+async def test_connect_by_autodiscover_then_manual_fallback(gateway: TestClient, services: Any, emulator: Any) -> None:
+    csrf = await signed_in(gateway, services)
+    ok = await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
+    )
+    assert ok.status == 200 and "The account is connected." in await ok.text()
+    autodiscover_off(emulator)
+    failed = await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "bob@example.com", "password": "bob-pw"}
+    )
+    page = await failed.text()
+    assert failed.status == 422 and "Autodiscover" in page
+    assert 'id="server"' in page and 'id="domain"' in page and 'id="username"' in page
+    assert "iPhone Mail" in page and "Outlook for Mac" in page
+    assert 'value="bob@example.com"' in page and "bob-pw" not in page  # the password is never echoed
+    manual = await gateway.post(
+        "/accounts/connect",
+        data={"csrf_token": csrf, "manual": "1", "email": "bob@example.com", "password": "bob-pw",
+              "server": emulator.ews_url, "username": "bob@example.com", "auth_type": "basic"},
+    )
+    home = await manual.text()
+    assert "alice@example.com" in home and "bob@example.com" in home
+
+
+async def test_calendar_choices_and_working_elsewhere_are_saved(gateway: TestClient, services: Any) -> None:
+    csrf = await signed_in(gateway, services)
+    await gateway.post("/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"})
+    (account,) = await services.accounts.list_accounts((await services.accounts.find_user("ann")).user_id)
+    home = await (await gateway.get("/")).text()
+    sub_ids = set(re.findall(r'name="conflict" value="([^"]+)"', home)) - {f"{account.account_id}-calendar"}
+    assert len(sub_ids) == 1  # alice's "Projects" calendar
+    (projects,) = sub_ids
+    saved = await gateway.post(
+        "/settings", data={"csrf_token": csrf, "conflict": [projects], "add_events": projects}
+    )
+    assert saved.status == 200
+    settings = await services.accounts.settings(account.user_id)
+    assert settings.conflict_calendar_ids == (projects,) and settings.add_events_calendar_id == projects
+    foreign = await gateway.post("/settings", data={"csrf_token": csrf, "conflict": ["zzz-calendar"]})
+    assert foreign.status == 400
+    await gateway.post(f"/accounts/{account.account_id}/options", data={"csrf_token": csrf, "working_elsewhere": "BUSY"})
+    assert (await services.accounts.get_account(account.user_id, account.account_id)).working_elsewhere == "BUSY"
+
+
+async def test_app_password_is_shown_once_with_the_caldav_url(gateway: TestClient, services: Any) -> None:
+    csrf = await signed_in(gateway, services)
+    page = await (await gateway.post("/app-passwords", data={"csrf_token": csrf, "label": "Thunderbird"})).text()
+    password = re.search(r'id="new-app-password">([^<]+)<', page).group(1)
+    assert "/dav/</code>" in page
+    assert await services.accounts.authenticate("ann", password) is not None
+    home = await (await gateway.get("/")).text()
+    assert "Thunderbird" in home and password not in home
+
+
+async def test_exchange_passwords_are_refused_over_plain_http_off_loopback(
+    aiohttp_client: Any, tmp_path: Path, emulator: Any, secret_key: str
+) -> None:
+    config = make_config(tmp_path, emulator, host="0.0.0.0")
+    services = make_services(config, secret_key)
+    gateway = await aiohttp_client(create_app(config, services=services))
+    csrf = await signed_in(gateway, services)
+    response = await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
+    )
+    assert response.status == 403 and "plain HTTP" in await response.text()
+    user = await services.accounts.find_user("ann")
+    assert await services.accounts.list_accounts(user.user_id) == []
