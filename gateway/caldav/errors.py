@@ -8,8 +8,6 @@ from lxml import etree
 from . import backend as b
 from .xml import cal, dav, error_body, href
 
-PLAIN = "text/plain; charset=utf-8"
-
 
 class DavError(Exception):
     """An answer other than success: status, a readable sentence, optionally a precondition element."""

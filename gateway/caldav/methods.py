@@ -67,7 +67,6 @@ def dav_header() -> str:
 
 
 ALL = tuple(Kind)
-COLLECTIONS = tuple(k for k in Kind if k is not Kind.OBJECT)
 
 
 @method("OPTIONS", *ALL)

@@ -16,7 +16,7 @@ from icalendar import Calendar
 from lxml import etree
 
 from .backend import CalendarInfo, CalendarObject, Principal
-from .resources import Kind, Resource, home_url, inbox_url, outbox_url, principal_url
+from .resources import COLLECTIONS, Kind, Resource, home_url, inbox_url, outbox_url, principal_url
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
 INBOX_SYNC_TOKEN = "urn:x-gateway:inbox:empty"  # the inbox is always empty (see reports._empty_inbox)
@@ -63,8 +63,6 @@ def live(name: str, kinds: Iterable[Kind], **flags: bool) -> Callable[[Callable[
 
 
 ALL = frozenset(Kind)
-COLLECTIONS = ALL - {Kind.OBJECT}
-SCHEDULING = frozenset({Kind.INBOX, Kind.OUTBOX})
 
 
 def _privileges(names: Iterable[str]) -> list[etree._Element]:

@@ -64,10 +64,6 @@ class Resource:
             case _:
                 return calendar_url(self.user, self.calendar_id) + _seg(self.name)
 
-    @property
-    def is_collection(self) -> bool:
-        return self.kind in COLLECTIONS
-
 
 def _seg(value: str) -> str:
     return quote(value, safe="@+:")
