@@ -23,7 +23,13 @@ from exchangelib import (
     ExtendedProperty,
     Mailbox,
 )
-from exchangelib.errors import ErrorDeleteDistinguishedFolder, ErrorIrresolvableConflict, ErrorItemNotFound
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorDeleteDistinguishedFolder,
+    ErrorInvalidSyncStateData,
+    ErrorIrresolvableConflict,
+    ErrorItemNotFound,
+)
 from exchangelib.folders import Calendar
 from exchangelib.items import NEVER_OVERWRITE
 from exchangelib.recurrence import (
@@ -294,3 +300,58 @@ def test_restriction_on_uid_over_soap(account: Account, emulator: EmulatorServer
     items = root.findall(f".//{t}CalendarItem")
     assert [i.findtext(f"{t}Subject") for i in items] == ["Weekly sync"]
     assert items[0].findtext(f"{t}UID") == "weekly-sync@test"
+
+
+def _account_as(emulator: EmulatorServer, user: str, mailbox: str) -> Account:
+    config = Configuration(
+        service_endpoint=emulator.ews_url, credentials=Credentials(f"{user}@example.com", f"{user}-pw"),
+        auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
+    )
+    return Account(f"{mailbox}@example.com", config=config, autodiscover=False, access_type=DELEGATE,
+                   default_timezone=BERLIN)
+
+
+def test_delegate_reads_calendar_and_others_are_denied(account: Account, emulator: EmulatorServer) -> None:
+    as_bob = _account_as(emulator, "bob", "alice")  # alice lists bob as a delegate in the demo seed
+    assert as_bob.calendar.total_count == account.calendar.total_count
+    assert as_bob.calendar.id == account.calendar.id
+    as_carol = _account_as(emulator, "carol", "alice")
+    with pytest.raises(ErrorAccessDenied):
+        as_carol.calendar.refresh()
+
+
+def test_full_save_clears_fields_and_all_day_round_trips(account: Account) -> None:
+    item = CalendarItem(account=account, folder=account.calendar, subject="Offsite", start=dt.date(2026, 5, 2),
+                        end=dt.date(2026, 5, 3), is_all_day=True, location="Lake", body="Bring boots")
+    item.save()
+    item.location = None  # a full save sends DeleteItemField for every empty field
+    item.save()
+    back = account.calendar.get(id=item.id)
+    assert (back.start, back.end, back.is_all_day, back.location) == (dt.date(2026, 5, 2), dt.date(2026, 5, 3),
+                                                                      True, None)
+    assert back.body == "Bring boots"
+
+
+def test_get_many_ids_reports_missing_ones_individually(account: Account) -> None:
+    item = _weekly_series(account)
+    missing = item.id[:-12] + "AAAAAAAAAA=="
+    got = list(account.fetch(ids=[(item.id, item.changekey), (missing, None)]))
+    assert isinstance(got[0], CalendarItem) and got[0].uid == "weekly-sync@test"
+    assert isinstance(got[1], ErrorItemNotFound)
+
+
+def test_invalid_sync_state_is_refused(account: Account) -> None:
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(account.calendar.sync_items(sync_state="Zm9vYmFy"))
+
+
+def test_deep_folder_walk_and_cancelling_an_occurrence_of_a_meeting(account: Account, emulator: EmulatorServer) -> None:
+    assert {"Calendar", "Projects"} <= {f.name for f in account.root.walk()}
+    series = _weekly_series(
+        account, required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"))])
+    occurrence = series.occurrence(index=3)
+    occurrence.refresh()
+    occurrence.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
+    sent = emulator.state.store.stats()["alice@example.com"]["sent"]
+    assert [m["kind"] for m in sent] == ["Cancellation"]
+    assert len(account.calendar.get(id=series.id).deleted_occurrences) == 1

@@ -43,6 +43,7 @@ from gateway.ews.emulator.store import (
     uri_key,
 )
 
+_REQUIRED_FIELDS = frozenset({"calendar:Start", "calendar:End", "item:ItemClass"})
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
 
 
@@ -342,10 +343,13 @@ def _delete_field(item: CalendarItem, path: etree._Element) -> None:
     if local(path) == "ExtendedFieldURI":
         item.extended.pop(uri_key(dict(path.attrib)), None)
         return
-    reset = DELETABLE.get(path.get("FieldURI", ""))
-    if reset is None:
+    uri = path.get("FieldURI", "")
+    if uri in _REQUIRED_FIELDS:
         raise StoreError("ErrorInvalidPropertyDelete", "This property cannot be deleted.")
-    reset(item)
+    reset = DELETABLE.get(uri)
+    # Properties the store does not model have nothing to delete (exchangelib deletes every empty field).
+    if reset is not None:
+        reset(item)
 
 
 def _commit(box: MailboxStore, target: CalendarItem, item: CalendarItem, now: datetime) -> None:

@@ -229,6 +229,8 @@ SETTERS: dict[str, Callable[[CalendarItem, etree._Element, bool], None]] = {
 }
 # FieldURI -> what DeleteItemField resets.
 DELETABLE: dict[str, Callable[[CalendarItem], None]] = {
+    "item:Subject": lambda i: setattr(i, "subject", ""),
+    "calendar:Organizer": lambda i: setattr(i, "organizer", None),
     "item:Body": lambda i: setattr(i, "body", ""),
     "item:Categories": lambda i: setattr(i, "categories", []),
     "calendar:Location": lambda i: setattr(i, "location", ""),
@@ -237,8 +239,6 @@ DELETABLE: dict[str, Callable[[CalendarItem], None]] = {
     "calendar:Resources": lambda i: setattr(i, "resources", []),
     "calendar:Recurrence": lambda i: setattr(i, "recurrence", None),
     "item:ReminderMinutesBeforeStart": lambda i: setattr(i, "reminder_minutes", 0),
-    "calendar:StartTimeZone": lambda i: None,
-    "calendar:EndTimeZone": lambda i: None,
 }
 
 

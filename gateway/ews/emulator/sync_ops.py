@@ -22,6 +22,7 @@ from gateway.ews.emulator.soap import (
     M,
     OperationContext,
     T,
+    error_message,
     operation,
     success_message,
     wrap_response,
@@ -75,7 +76,13 @@ def sync_folder_items(ctx: OperationContext, request: etree._Element) -> etree._
     box, folder = resolve_folder(ctx, folder_ids[0])
     state_elem = first_child(request, "SyncState")
     state = (state_elem.text or "").strip() if state_elem is not None else ""
-    seq = decode_state(state, ctx.state.store.epoch, folder) if state else 0
+    try:
+        seq = decode_state(state, ctx.state.store.epoch, folder) if state else 0
+    except EwsError as exc:
+        # As Exchange does, the error message still carries an empty SyncState (exchangelib reads it).
+        message = error_message("SyncFolderItems", exc.code, exc.message)
+        message.extend([M.SyncState(), M.IncludesLastItemInRange("true")])
+        return wrap_response("SyncFolderItems", [message])
     max_elem = first_child(request, "MaxChangesReturned")
     requested = int(max_elem.text or MAX_CHANGES) if max_elem is not None else MAX_CHANGES
     limit = max(1, min(requested, MAX_CHANGES))
