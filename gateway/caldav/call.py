@@ -11,7 +11,7 @@ from .backend import Backend, Principal
 from .context import DavConfig
 from .errors import DavError
 from .resources import Resource
-from .xml import MAX_XML_BODY, XmlError, parse
+from .xml import MAX_XML_BODY, Multistatus, XmlError, parse
 
 
 @dataclass
@@ -40,6 +40,12 @@ class Call:
             return parse(data)
         except XmlError as exc:
             raise DavError(400, str(exc)) from None
+
+    def multistatus(self, ms: Multistatus) -> web.Response:
+        """A 207 answer; says when ``return=minimal`` shaped it (RFC 7240 §3)."""
+        headers = {"Preference-Applied": "return=minimal"} if self.minimal else {}
+        return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8",
+                            headers=headers)
 
     @property
     def minimal(self) -> bool:

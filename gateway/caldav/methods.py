@@ -100,7 +100,7 @@ async def propfind(call: Call) -> web.Response:
     for ctx in targets:
         wanted = _names_for(ctx.resource.kind, mode, names)
         add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
-    return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8")
+    return call.multistatus(ms)
 
 
 def _propfind_request(root: etree._Element | None) -> tuple[str, list[str]]:
@@ -251,7 +251,7 @@ async def proppatch(call: Call) -> web.Response:
     await call.backend.update_calendar(call.principal, call.resource.calendar_id, values)
     ms = Multistatus()
     ms.add_propstat(call.resource.url, [etree.Element(n) for n in statuses], {})
-    return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8")
+    return call.multistatus(ms)
 
 
 @method("MKCALENDAR", Kind.CALENDAR)

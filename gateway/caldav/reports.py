@@ -70,17 +70,17 @@ async def run_report(call: Call) -> web.Response:
     if entry is None or call.resource.kind not in entry.kinds:
         raise DavError(403, f"The report {root.tag} is not supported here.", dav("supported-report"))
     if call.resource.kind is Kind.INBOX:
-        return _empty_inbox(root)
+        return _empty_inbox(call, root)
     return await entry.run(call, root)
 
 
-def _empty_inbox(root: etree._Element) -> web.Response:
+def _empty_inbox(call: Call, root: etree._Element) -> web.Response:
     """The scheduling inbox never holds messages here (Exchange delivers invitations itself), but
     Apple clients query and sync it (RFC 6638 §2.2), so it answers as an empty collection."""
     ms = Multistatus()
     if root.tag == dav("sync-collection"):
         ms.add(element(dav("sync-token"), INBOX_SYNC_TOKEN))
-    return _multistatus(ms)
+    return call.multistatus(ms)
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,6 @@ def _respond(call: Call, info: CalendarInfo, objects: Iterable[CalendarObject], 
     return ms
 
 
-def _multistatus(ms: Multistatus) -> web.Response:
-    return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8")
-
-
 @report(cal("calendar-query"), Kind.CALENDAR, Kind.INBOX)
 async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     """RFC 4791 §7.8: the backend narrows by the outer time range, the filter decides exactly."""
@@ -157,7 +153,7 @@ async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     )
     if exact:
         objects = [o for o in objects if o.data is not None and _matches(flt, o.data)]
-    return _multistatus(_respond(call, info, objects, props))
+    return call.multistatus(_respond(call, info, objects, props))
 
 
 def _matches(flt: filters.CompFilter, data: str) -> bool:
@@ -190,7 +186,7 @@ async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
             ms.add_status(raw, 404)
         else:
             objects.append(obj)
-    return _multistatus(_respond(call, info, objects, props, ms))
+    return call.multistatus(_respond(call, info, objects, props, ms))
 
 
 @report(dav("sync-collection"), Kind.CALENDAR, Kind.INBOX)
@@ -211,7 +207,7 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     if changes.truncated:
         ms.add_status(call.resource.url, 507)
     ms.add(element(dav("sync-token"), changes.sync_token))
-    return _multistatus(ms)
+    return call.multistatus(ms)
 
 
 def _limit(root: etree._Element) -> int | None:

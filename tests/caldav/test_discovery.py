@@ -73,6 +73,7 @@ async def test_apple_principal_propfind(dav):
     assert r.prop(PRINCIPAL, "{DAV:}displayname").text == "Alice Adams"
     # Brief: t drops the 404 propstat of the unknown properties.
     assert " 404 " not in r.text
+    assert r.headers["Preference-Applied"] == "return=minimal"
 
 
 async def test_unknown_properties_are_404_propstat(dav):
