@@ -170,3 +170,14 @@ async def test_inbox_answers_queries_and_sync_as_empty(dav):
              '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>')
     r = await dav("REPORT", inbox, query, depth="1")
     assert r.status == 207 and r.responses() == {}
+
+
+async def test_oversized_xml_body_is_413(dav):
+    body = '<propfind xmlns="DAV:"><prop>' + "<displayname/>" * 80_000 + "</prop></propfind>"
+    r = await dav("PROPFIND", CAL, body, depth="0")
+    assert r.status == 413
+
+
+async def test_options_without_credentials_still_advertises(dav):
+    r = await dav("OPTIONS", "/dav/principals/alice/", auth=False)
+    assert r.status == 200 and "calendar-access" in r.headers["DAV"]
