@@ -3,12 +3,15 @@ front of the EWS emulator, and a small real calendar lister (exchangelib via Ews
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.accounts.service import AccountService, primary_calendar_id
@@ -20,6 +23,7 @@ from gateway.ews.client import ConnectionInfo, EwsClient
 from gateway.web.services import Services
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+T = TypeVar("T")
 
 
 class EwsCalendarLister:
@@ -99,3 +103,42 @@ async def gateway(aiohttp_client: Any, gateway_config: GatewayConfig, services: 
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class GatewayThread:
+    """The gateway on its own event loop thread, for clients that block (a browser driver)."""
+
+    def __init__(self, config: GatewayConfig, services: Services) -> None:
+        self.services = services
+        self._app = create_app(config, services=services)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gateway", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        self.port = self.call(self._serve())
+        return self
+
+    async def _serve(self) -> int:
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the gateway's loop (where its database connections live)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            self.call(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

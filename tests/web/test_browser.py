@@ -1,0 +1,109 @@
+"""The onboarding flow in real headless Chromium (Debian's chromium + chromium-driver, Selenium)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.web.gateway_support import GatewayThread, autodiscover_off, make_config, make_services
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail("chromium and chromedriver are required: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    chrome.implicitly_wait(5)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def _fill(browser: webdriver.Chrome, **fields: str) -> None:
+    for field_id, value in fields.items():
+        element = browser.find_element(By.ID, field_id)
+        element.clear()
+        element.send_keys(value)
+
+
+def _notice(browser: webdriver.Chrome) -> str:
+    return browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+
+
+def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: Any, secret_key: str) -> None:
+    config = make_config(tmp_path, emulator, base_url="https://calendar.example.test")
+    with GatewayThread(config, make_services(config, secret_key)) as gateway:
+        accounts = gateway.services.accounts
+        gateway.call(accounts.create_user("ann", "ann-web-pw", "Ann"))
+
+        browser.get(gateway.base_url + "/")
+        assert browser.current_url.endswith("/signin")
+        _fill(browser, username="ann", password="ann-web-pw")
+        browser.find_element(By.ID, "signin").click()
+        assert "Signed in as" in browser.find_element(By.TAG_NAME, "header").text
+
+        # First account: Autodiscover.
+        browser.find_element(By.ID, "connect-link").click()
+        _fill(browser, email="alice@example.com", password="alice-pw")
+        browser.find_element(By.ID, "connect").click()
+        assert _notice(browser) == "The account is connected."
+
+        # Second account: Autodiscover fails, the page asks for the server details.
+        autodiscover_off(emulator)
+        browser.find_element(By.ID, "connect-link").click()
+        _fill(browser, email="bob@example.com", password="bob-pw")
+        browser.find_element(By.ID, "connect").click()
+        assert "Autodiscover" in browser.find_element(By.ID, "error").text
+        _fill(browser, password="bob-pw", server=emulator.ews_url, username="bob@example.com")
+        browser.find_element(By.ID, "connect").click()
+        assert _notice(browser) == "The account is connected."
+        emails = [e.text for e in browser.find_elements(By.CLASS_NAME, "account-email")]
+        assert emails == ["alice@example.com", "bob@example.com"]
+
+        # Calendars: add alice's Projects to the conflict set and make it the add-events calendar.
+        user = gateway.call(accounts.find_user("ann"))
+        alice, bob = gateway.call(accounts.list_accounts(user.user_id))
+        projects = next(
+            e for e in browser.find_elements(By.CSS_SELECTOR, "input[name=conflict]")
+            if e.get_attribute("value") not in (f"{alice.account_id}-calendar", f"{bob.account_id}-calendar")
+        )
+        projects_id = projects.get_attribute("value")
+        projects.click()
+        browser.find_element(By.ID, f"conflict-{bob.account_id}-calendar").click()  # untick bob's
+        browser.find_element(By.ID, f"add-{projects_id}").click()
+        browser.find_element(By.ID, "save-calendars").click()
+        assert _notice(browser) == "Saved."
+        assert browser.find_element(By.ID, f"conflict-{projects_id}").is_selected()
+        assert not browser.find_element(By.ID, f"conflict-{bob.account_id}-calendar").is_selected()
+        settings = gateway.call(accounts.settings(user.user_id))
+        assert set(settings.conflict_calendar_ids) == {f"{alice.account_id}-calendar", projects_id}
+        assert settings.add_events_calendar_id == projects_id
+
+        # An app password, shown once with the CalDAV URL; it authenticates.
+        _fill(browser, label="Phone")
+        browser.find_element(By.ID, "create-app-password").click()
+        password = browser.find_element(By.ID, "new-app-password").text
+        assert browser.find_element(By.ID, "caldav-url").text == "https://calendar.example.test/dav/"
+        principal = gateway.call(accounts.authenticate("ann", password))
+        assert principal is not None and principal.emails == ("alice@example.com", "bob@example.com")
