@@ -481,3 +481,61 @@ def test_all_day_item_is_sent_as_midnight_to_midnight_in_its_zone(messages_schem
     start = request.find(f".//{{{T_NS}}}Start").text
     end = request.find(f".//{{{T_NS}}}End").text
     assert (start, end) == ("2024-01-10T00:00:00+01:00", "2024-01-12T00:00:00+01:00")
+
+
+# --- our client fixtures, field by field ------------------------------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "ics"
+SYDNEY = EWSTimeZone("Australia/Sydney")
+
+
+def fixture(name: str):
+    return from_ical((FIXTURES / name).read_bytes(), default_tz="Europe/Berlin")
+
+
+def test_outlook_meeting_fixture() -> None:
+    resource = fixture("outlook-meeting-windows-tz-last-weekday-override.ics")
+    master = resource.master
+    assert master._start_timezone.ms_id == "Pacific Standard Time"
+    assert (master.recurrence.pattern.weekday, master.recurrence.pattern.week_number) == ("Weekday", "Last")
+    assert master.recurrence.boundary.number == 12
+    assert master.reminder_minutes_before_start == 15  # an hour-long meeting, 75 minutes before its end
+    assert master.body == "Numbers, plans and a short demo.\nBring your laptop."
+    assert [a.mailbox.email_address for a in master.resources] == ["room12@example.com"]
+    assert resource.exdates == [EWSDateTime(2024, 4, 30, 16, tzinfo=EWSTimeZone("America/Los_Angeles"))]
+    (override,) = resource.overrides
+    assert override.item.legacy_free_busy_status == "Tentative"
+    assert [a.response_type for a in override.item.required_attendees] == ["Decline"]
+
+
+def test_apple_weekday_fixture() -> None:
+    resource = fixture("apple-weekdays-sydney-dst-date-exdate.ics")
+    recurrence = resource.master.recurrence
+    assert recurrence.pattern.weekdays == ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+    assert recurrence.boundary.end == date(2024, 12, 31)
+    assert resource.exdates == [EWSDateTime(2024, 4, 25, 8, 30, tzinfo=SYDNEY)]  # Anzac Day, a DATE EXDATE
+    assert resource.master.reminder_minutes_before_start == 5
+
+
+def test_nextcloud_month_end_fixture() -> None:
+    master = fixture("nextcloud-allday-month-end-until.ics").master
+    assert master.is_all_day and master.recurrence.pattern.day_of_month == 31
+    assert master.categories == ["Home", "Money"]
+    assert (master.sensitivity, master.legacy_free_busy_status) == ("Confidential", "Free")
+    assert master.reminder_minutes_before_start == 900
+
+
+def test_floating_biennial_fixture() -> None:
+    master = fixture("thunderbird-floating-biennial-yearly.ics").master
+    assert master._start_timezone.key == "Europe/Berlin"
+    assert (master.recurrence.pattern.interval, master.recurrence.pattern.day_of_month) == (24, 15)
+    assert master.legacy_free_busy_status == "Tentative"
+
+
+def test_utc_cancelled_occurrence_fixture() -> None:
+    resource = fixture("utc-second-tuesday-count-cancelled.ics")
+    assert resource.exdates == [EWSDateTime(2024, 4, 9, 22, tzinfo=UTC_ZONE)] and resource.overrides == []
+    master = resource.master
+    assert (master.legacy_free_busy_status, master.sensitivity) == ("OOF", "Private")
+    assert master.end - master.start == timedelta(hours=3)
+    assert master.reminder_minutes_before_start == 1440

@@ -27,6 +27,7 @@ from gateway.ews.mapping import VALID_DATA, VALID_OBJECT, EventResource, from_ic
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("GATEWAY_SHARED_DIR", ROOT.parent / "shared"))
 CORPUS = SHARED / "ics-corpus"
+FIXTURES = ROOT / "tests" / "fixtures" / "ics"
 DEFAULT_TZ = "Europe/Berlin"  # the calendar's zone: floating times are read in it
 
 # Valid iCalendar that Exchange cannot store exactly: refused, with the reason named.
@@ -38,10 +39,12 @@ INEXPRESSIBLE = {
 
 
 def _corpus_params() -> list:
+    """The shared corpus plus our own fixtures (client bodies the corpus lacks)."""
+    fixtures = [pytest.param(path, id=f"fixture:{path.name}") for path in sorted(FIXTURES.glob("*.ics"))]
     if not CORPUS.is_dir():
         reason = f"shared iCalendar corpus not found at {CORPUS} (set GATEWAY_SHARED_DIR)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="corpus-missing")]
-    return [pytest.param(path, id=path.name) for path in sorted(CORPUS.glob("*.ics"))]
+        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="corpus-missing"), *fixtures]
+    return [pytest.param(path, id=path.name) for path in sorted(CORPUS.glob("*.ics"))] + fixtures
 
 
 def split_by_uid(data: bytes) -> dict[str, str]:
