@@ -24,6 +24,7 @@ from gateway.ews.emulator.store import (
     CalendarItem,
     ExtendedValue,
     StoreError,
+    make_occurrence,
     uri_key,
 )
 
@@ -278,7 +279,7 @@ class Shape:
 
     @classmethod
     def parse(cls, elem: etree._Element | None) -> Shape:
-        """Read a ``m:ItemShape``/``m:ItemShape``-like element (``t:BaseShape``, ``t:AdditionalProperties``)."""
+        """Read an ``m:ItemShape`` (``t:BaseShape`` + ``t:AdditionalProperties``); absent means IdOnly."""
         if elem is None:
             return cls("IdOnly")
         shape = cls(text(elem, "BaseShape", "IdOnly"))
@@ -351,8 +352,6 @@ def _occurrence_info(tag: str, item: CalendarItem) -> etree._Element:
 
 
 def _first_last(item: CalendarItem, last: bool) -> etree._Element | None:
-    from gateway.ews.emulator.store import make_occurrence
-
     if item.recurrence is None or (last and item.recurrence.range_type == "NoEnd"):
         return None
     found = None

@@ -21,8 +21,6 @@ from gateway.ews.emulator.store import (
     zone_for,
 )
 
-DEMO_PASSWORD_NOTE = "demo only: every demo password is '<local part>-pw'"
-
 
 def resolve_date(value: int | str, today: date) -> date:
     """An ISO date, or an integer day offset from ``today`` (``-30``, ``0``, ``"+3"``)."""
@@ -158,6 +156,7 @@ def _deliver(box: MailboxStore, item: CalendarItem, email: str, now: datetime) -
 
 # -- the demo ----------------------------------------------------------------------------------------
 
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WORKING_HOURS = {"days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"], "start": "09:00", "end": "17:00"}
 _PEOPLE = {
     "alice": ("Alice Adams", "W. Europe Standard Time"),
@@ -183,9 +182,6 @@ def _weekly_series(today: date, subject: str, weekday: int, clock: str, extra: d
         "modified": [{"occurrence": moved, "time": "14:00", "subject": f"{subject} (moved)"}],
         "deleted": [cancelled], **extra,
     }
-
-
-_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _personal_events(today: date, who: str) -> list[dict[str, Any]]:

@@ -509,7 +509,8 @@ class CalendarStore:
     @classmethod
     def from_seed(cls, seed: dict, now: datetime) -> CalendarStore:
         """Build the store from a seed (format in docs/EMULATOR-CALENDARS.md)."""
-        from gateway.ews.emulator.seed import load_calendars
+        from gateway.ews.emulator.seed import load_calendars  # seed.py builds on this module
+
 
         store = cls()
         load_calendars(store, seed, now)
