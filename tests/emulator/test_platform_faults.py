@@ -1,0 +1,129 @@
+"""Faults on demand and the control API (stats, reset) of the EWS emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials
+from exchangelib.errors import ErrorServerBusy, TransportError
+from exchangelib.protocol import FailFast, Protocol
+
+HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+ALICE = ("alice@example.com", "alice-pw")
+RESOLVE = b"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+  <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
+  <s:Body><m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>bob</m:UnresolvedEntry></m:ResolveNames></s:Body>
+</s:Envelope>"""
+
+
+@pytest.fixture
+def proto(emulator):
+    Protocol.clear_cache()
+    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC,
+                           retry_policy=FailFast())
+    result = Protocol(config=config)
+    result.version  # noqa: B018 - probe the version before faults are switched on
+    yield result
+    Protocol.clear_cache()
+
+
+def post(emulator) -> requests.Response:
+    return requests.post(emulator.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE, timeout=10)
+
+
+def test_server_busy_with_back_off_reaches_exchangelib(emulator, proto):
+    emulator.set_faults(rules=[{"kind": "server_busy", "operation": "ResolveNames", "count": 1, "back_off_ms": 1500}])
+    with pytest.raises(ErrorServerBusy) as caught:
+        proto.resolve_names(["bob"])
+    assert caught.value.back_off == 1.5
+    # Only the next matching call was faulty.
+    assert [m.email_address for m in proto.resolve_names(["bob"])] == ["bob@example.com"]
+
+
+def test_server_busy_is_a_soap_fault_on_http_500(emulator):
+    emulator.set_faults(rules=[{"kind": "server_busy", "back_off_ms": 250}])
+    response = post(emulator)
+    assert response.status_code == 500
+    assert b"ErrorServerBusy" in response.content
+    assert b'<t:Value Name="BackOffMilliseconds">250</t:Value>' in response.content
+    assert b"ServerVersionInfo" in response.content
+
+
+def test_http_503_and_500(emulator, proto):
+    emulator.set_faults(rules=[{"kind": "http_503", "count": 1}, {"kind": "http_500", "count": 1}])
+    assert post(emulator).status_code == 503
+    assert post(emulator).status_code == 500
+    assert post(emulator).status_code == 200
+    emulator.set_faults(rules=[{"kind": "http_503", "count": 1}])
+    with pytest.raises((ErrorServerBusy, TransportError)):
+        proto.resolve_names(["bob"])
+
+
+def test_fault_scoped_to_another_user_or_operation_does_not_apply(emulator):
+    emulator.set_faults(rules=[{"kind": "http_503", "user": "bob@example.com"},
+                               {"kind": "http_503", "operation": "FindItem"}])
+    assert post(emulator).status_code == 200
+
+
+def test_dropped_connection(emulator):
+    emulator.set_faults(rules=[{"kind": "drop", "count": 1}])
+    with pytest.raises(requests.ConnectionError):
+        post(emulator)
+    assert post(emulator).status_code == 200
+
+
+def test_latency_is_added(emulator):
+    emulator.set_faults(latency_ms=300)
+    started = time.monotonic()
+    assert post(emulator).status_code == 200
+    assert time.monotonic() - started >= 0.3
+    emulator.set_faults(rules=[{"kind": "latency", "latency_ms": 250, "operation": "ResolveNames", "count": 1}])
+    started = time.monotonic()
+    post(emulator)
+    assert time.monotonic() - started >= 0.25
+
+
+def test_per_user_concurrency_limit(emulator):
+    emulator.set_faults(latency_ms=400, max_concurrent_per_user=1)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(post(emulator).status_code)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200, 500, 500]
+
+
+def test_bad_fault_configuration_is_rejected(emulator):
+    response = requests.post(f"{emulator.base_url}/_emulator/faults", json={"rules": [{"kind": "meteor"}]})
+    assert response.status_code == 400 and "meteor" in response.json()["error"]
+
+
+def test_stats_count_operations_and_reset_zeroes_them(emulator, proto):
+    proto.resolve_names(["bob"])
+    proto.resolve_names(["carol"])
+    stats = emulator.stats()
+    assert stats["operations"]["ResolveNames"] == 2
+    assert stats["mailboxes"]["alice@example.com"]["ResolveNames"] == 2
+    emulator.set_faults(rules=[{"kind": "http_503"}])
+    emulator.reset()
+    assert emulator.stats() == {"operations": {}, "mailboxes": {}}
+    assert post(emulator).status_code == 200  # faults from the control API are gone too
+    assert emulator.stats()["operations"] == {"ResolveNames": 1}
+
+
+def test_reset_restores_the_seeded_calendar(emulator):
+    Protocol.clear_cache()
+    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC)
+    account = Account("alice@example.com", config=config, autodiscover=False, access_type=DELEGATE)
+    before = account.calendar.total_count
+    next(iter(account.calendar.all().only("subject"))).delete()
+    assert account.calendar.refresh().total_count == before - 1
+    emulator.reset()
+    assert account.calendar.refresh().total_count == before
