@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from html.parser import HTMLParser
+from itertools import islice
 
 from exchangelib import CalendarItem, EWSDate, EWSDateTime, EWSTimeZone
 from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
@@ -722,9 +723,10 @@ def _moment(value: date | datetime) -> datetime:
 
 
 def _series_through(recurrence, start, last) -> list:
-    """The series' local occurrence starts up to ``last``."""
+    """The series' local occurrence starts up to ``last``, at most MAX_SCAN of them
+    (so an EXDATE or RECURRENCE-ID centuries away cannot make a request expand for long)."""
     found = []
-    for occurrence in recurrence_map.expand(recurrence, start):
+    for occurrence in islice(recurrence_map.expand(recurrence, start), recurrence_map.MAX_SCAN):
         if _moment(occurrence) > _moment(last):
             break
         found.append(occurrence)
@@ -851,7 +853,8 @@ def occurrence_index(master: CalendarItem, recurrence_id: datetime | date) -> in
         target = _wall(recurrence_id, zone)
     else:
         return None
-    for index, occurrence in enumerate(recurrence_map.expand(master.recurrence, start), start=1):
+    occurrences = islice(recurrence_map.expand(master.recurrence, start), recurrence_map.MAX_SCAN)
+    for index, occurrence in enumerate(occurrences, start=1):
         if occurrence == target:
             return index
         if occurrence > target:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from dateutil import rrule as du
 from exchangelib.fields import (
@@ -52,6 +52,7 @@ _SUPPORTED_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY",
 _KNOWN_PARTS = _SUPPORTED_PARTS | {"BYSECOND", "BYMINUTE", "BYHOUR", "BYYEARDAY", "BYWEEKNO", "RSCALE", "SKIP"}
 _BYDAY_RE = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 _MAX_COUNT = 999  # EWS NumberOfOccurrences
+MAX_SCAN = 20_000  # occurrences expanded at most when looking for a date (bounds the work a request can cause)
 _MAX_MONTHLY_INTERVAL = 99
 _MAX_DAILY_INTERVAL = 999
 _MIN_MONTH_LENGTH = {m: min(calendar.monthrange(y, m)[1] for y in (2023, 2024)) for m in range(1, 13)}
@@ -303,17 +304,28 @@ def rrule_to_recurrence(rule: Mapping[str, list], start: LocalStart, tz: tzinfo 
         return Recurrence(pattern=pattern, boundary=NumberedPattern(start=start_date, number=count))
     if rule.get("UNTIL"):
         limit = _until_local(rule["UNTIL"][0], tz, not isinstance(start, datetime))
-        open_ended = Recurrence(pattern=pattern, boundary=NoEndPattern(start=start_date))
-        last = None
-        for occurrence in expand(open_ended, start):
-            if _as_datetime(occurrence) > limit:
-                break
-            last = occurrence
-        if last is None:
-            raise InexpressibleRule("the RRULE's UNTIL lies before its first occurrence")
-        last_date = last.date() if isinstance(last, datetime) else last
-        return Recurrence(pattern=pattern, boundary=EndDatePattern(start=start_date, end=last_date))
+        return Recurrence(pattern=pattern, boundary=EndDatePattern(start=start_date, end=_end_date(pattern, start, limit)))
     return Recurrence(pattern=pattern, boundary=NoEndPattern(start=start_date))
+
+
+def _end_date(pattern, start: LocalStart, limit: datetime) -> date:
+    """The local date of the last occurrence at or before ``limit``.
+
+    Past :data:`MAX_SCAN` occurrences (an UNTIL centuries away) it stops expanding and
+    answers the last date whose start time is still within ``limit``: an inclusive
+    EndDate that admits exactly the same occurrences.
+    """
+    open_ended = Recurrence(pattern=pattern, boundary=NoEndPattern(start=_date_of(start)))
+    last = None
+    for count, occurrence in enumerate(expand(open_ended, start)):
+        if _as_datetime(occurrence) > limit:
+            break
+        if count >= MAX_SCAN:
+            return limit.date() if limit.time() >= _as_datetime(start).time() else limit.date() - timedelta(days=1)
+        last = occurrence
+    if last is None:
+        raise InexpressibleRule("the RRULE's UNTIL lies before its first occurrence")
+    return _date_of(last)
 
 
 # --- EWS → RRULE ------------------------------------------------------------------------

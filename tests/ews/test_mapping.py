@@ -539,3 +539,12 @@ def test_utc_cancelled_occurrence_fixture() -> None:
     assert (master.legacy_free_busy_status, master.sensitivity) == ("OOF", "Private")
     assert master.end - master.start == timedelta(hours=3)
     assert master.reminder_minutes_before_start == 1440
+
+
+def test_far_away_exdates_and_recurrence_ids_do_not_expand_forever() -> None:
+    text = event_text(*TIMED, "RRULE:FREQ=DAILY", "EXDATE:29991231T083000Z")
+    # Past MAX_SCAN occurrences (55 years of a daily series) an EXDATE is not looked for: a
+    # documented limit that keeps one PUT from expanding a series for seconds.
+    assert from_ical(text).exdates == []
+    far = EWSDateTime(2999, 12, 31, 8, 30, tzinfo=UTC_ZONE)
+    assert occurrence_index(from_ical(text).master, far) is None

@@ -206,3 +206,11 @@ def test_expansion_starts_at_the_pattern_start_date_like_exchange() -> None:
         datetime(2024, 1, 5, 8),
         datetime(2024, 1, 12, 8),
     ]
+
+
+def test_an_until_centuries_away_is_cheap_and_exact() -> None:
+    """Expansion stops after MAX_SCAN occurrences; the EndDate still admits the same occurrences."""
+    recurrence = rrule_to_recurrence(rule("FREQ=DAILY;UNTIL=29991231T080000Z"), START, BERLIN)
+    assert recurrence.boundary.end == date(2999, 12, 30)  # 08:00 UTC is 09:00 in Berlin: before 09:30
+    recurrence = rrule_to_recurrence(rule("FREQ=DAILY;UNTIL=29991231T083000Z"), START, BERLIN)
+    assert recurrence.boundary.end == date(2999, 12, 31)
