@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 
 import recurring_ical_events
 from icalendar import Calendar, Component
@@ -18,6 +19,8 @@ from .xml import cal
 
 RECURRING = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
 FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_INSTANCES = 2000
+OPEN_END_HORIZON = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class FilterError(ValueError):
@@ -135,9 +138,10 @@ class CompFilter:
         return all(child._matches_in(comp, root) for child in self.comp_filters)
 
     def _matches_in(self, parent: Component, root: Calendar) -> bool:
-        candidates = list(self._candidates(parent, root))
+        # An open-ended range over an endless RRULE has endless instances: look at a bounded number.
+        candidates = islice(self._candidates(parent, root), MAX_INSTANCES)
         if self.is_not_defined:
-            return not candidates
+            return next(candidates, None) is None
         return any(self._matches(c, root) for c in candidates)
 
     def _candidates(self, parent: Component, root: Calendar) -> Iterator[Component]:
@@ -231,12 +235,34 @@ def _component_in_range(comp: Component, tr: TimeRange) -> bool:
 
 
 def instances(calendar: Calendar, start: datetime | None, end: datetime | None, name: str = "VEVENT") -> Iterator[Component]:
-    """Occurrences overlapping [start, end); an open end yields lazily (infinite RRULEs)."""
+    """Occurrences overlapping [start, end); an open end is walked lazily, a year at a time.
+
+    (Year windows with ``between`` are far cheaper than recurring_ical_events' ``after``.)
+    """
     query = recurring_ical_events.of(calendar, components=[name])
-    if end is None:
-        yield from query.after(start or FAR_PAST)
-    else:
-        yield from query.between(start or FAR_PAST, end)
+    if end is not None or not _endless(calendar, name):
+        yield from query.between(start or FAR_PAST, end or OPEN_END_HORIZON)
+        return
+    seen: set[tuple[str, str]] = set()
+    window_start = start or FAR_PAST
+    while window_start < OPEN_END_HORIZON:
+        window_end = window_start + timedelta(days=366)
+        for instance in query.between(window_start, window_end):
+            key = (str(instance.get("UID")), str(instance.get("DTSTART").to_ical() if "DTSTART" in instance else ""))
+            if key not in seen:  # an instance spanning a window boundary is reported twice
+                seen.add(key)
+                yield instance
+        window_start = window_end
+
+
+def _endless(calendar: Calendar, name: str) -> bool:
+    """Whether a component recurs without UNTIL or COUNT (RFC 5545 §3.3.10)."""
+    for comp in calendar.walk(name):
+        rules = comp.get("RRULE")
+        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+            if "UNTIL" not in rule and "COUNT" not in rule:
+                return True
+    return False
 
 
 def expand(data: str, start: datetime, end: datetime) -> str:

@@ -205,3 +205,11 @@ async def test_free_busy_query_returns_vfreebusy(dav, backend):
 async def test_unsupported_report_is_403(dav):
     r = await dav("REPORT", CAL, '<D:expand-property xmlns:D="DAV:"/>', depth="0")
     assert r.status == 403 and "supported-report" in r.text
+
+
+async def test_open_ended_exact_filter_on_endless_series_terminates(dav, backend):
+    endless = WEEKLY.replace("RRULE:FREQ=WEEKLY;COUNT=10", "RRULE:FREQ=DAILY")
+    backend.seed("alice", "calendar", "endless.ics", endless)
+    flt = ('<C:comp-filter name="VEVENT"><C:time-range start="20250101T000000Z"/>'
+           '<C:prop-filter name="SUMMARY"><C:text-match>no such words</C:text-match></C:prop-filter></C:comp-filter>')
+    assert await names(dav, query(flt)) == set()
