@@ -1,0 +1,139 @@
+"""Calendar operations exchangelib does not exercise, over raw SOAP (every message schema-validated)."""
+
+from __future__ import annotations
+
+import requests
+from lxml import etree
+
+from tests.support.emulator import EmulatorServer
+
+M_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
+T = f"{{{T_NS}}}"
+M = f"{{{M_NS}}}"
+HREF = 'PropertySetId="c11ff724-aa03-4555-9952-8fa248a11c3e" PropertyName="Href" PropertyType="String"'
+
+
+def soap(emulator: EmulatorServer, body: str, user: str = "alice") -> etree._Element:
+    """POST one EWS request as ``user`` and return the operation's response element."""
+    envelope = f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="{M_NS}" xmlns:t="{T_NS}">
+ <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"""
+    response = requests.post(emulator.ews_url, data=envelope.encode(), auth=(f"{user}@example.com", f"{user}-pw"),
+                             headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return etree.fromstring(response.content).find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
+
+
+def codes(response: etree._Element) -> list[str]:
+    return [m.findtext(f"{M}ResponseCode") for m in response.find(f"{M}ResponseMessages")]
+
+
+def create(emulator: EmulatorServer, item_xml: str, folder: str = '<t:DistinguishedFolderId Id="calendar"/>') -> str:
+    response = soap(emulator, f"""<m:CreateItem SendMeetingInvitations="SendToNone">
+      <m:SavedItemFolderId>{folder}</m:SavedItemFolderId><m:Items>{item_xml}</m:Items></m:CreateItem>""")
+    assert codes(response) == ["NoError"]
+    return response.find(f".//{T}ItemId").get("Id")
+
+
+def get(emulator: EmulatorServer, item_id: str, extra: str = "") -> etree._Element:
+    response = soap(emulator, f"""<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape>
+      <t:AdditionalProperties>{extra}</t:AdditionalProperties></m:ItemShape>
+      <m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>""")
+    return response.find(f".//{T}CalendarItem")
+
+
+MEETING = f"""<t:CalendarItem><t:Subject>Plan</t:Subject>
+  <t:ExtendedProperty><t:ExtendedFieldURI {HREF}/><t:Value>plan.ics</t:Value></t:ExtendedProperty>
+  <t:Start>2026-09-01T08:00:00Z</t:Start><t:End>2026-09-01T09:00:00Z</t:End>
+  <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>bob@example.com</t:EmailAddress></t:Mailbox>
+  </t:Attendee></t:RequiredAttendees></t:CalendarItem>"""
+
+
+def test_append_and_delete_fields(emulator: EmulatorServer) -> None:
+    item_id = create(emulator, MEETING)
+    response = soap(emulator, f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
+        SendMeetingInvitationsOrCancellations="SendToAllAndSaveCopy"><m:ItemChanges><t:ItemChange>
+      <t:ItemId Id="{item_id}"/><t:Updates>
+       <t:AppendToItemField><t:FieldURI FieldURI="calendar:RequiredAttendees"/><t:CalendarItem>
+        <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>carol@example.com</t:EmailAddress>
+        </t:Mailbox></t:Attendee></t:RequiredAttendees></t:CalendarItem></t:AppendToItemField>
+       <t:DeleteItemField><t:ExtendedFieldURI {HREF}/></t:DeleteItemField>
+       <t:SetItemField><t:FieldURI FieldURI="calendar:Location"/><t:CalendarItem><t:Location>Room 9</t:Location>
+       </t:CalendarItem></t:SetItemField>
+      </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""")
+    assert codes(response) == ["NoError"]
+    item = get(emulator, item_id, f"<t:ExtendedFieldURI {HREF}/>")
+    emails = [e.text for e in item.iterfind(f"{T}RequiredAttendees/{T}Attendee/{T}Mailbox/{T}EmailAddress")]
+    assert emails == ["bob@example.com", "carol@example.com"]
+    assert item.findtext(f"{T}Location") == "Room 9"
+    assert item.find(f"{T}ExtendedProperty") is None
+    assert item.findtext(f"{T}AppointmentSequenceNumber") == "1"
+    sent = emulator.state.store.stats()["alice@example.com"]["sent"]
+    assert [(m["kind"], m["recipients"]) for m in sent] == [("Update", ["bob@example.com", "carol@example.com"])]
+
+
+def test_extended_property_echoed_as_requested(emulator: EmulatorServer) -> None:
+    item_id = create(emulator, MEETING)
+    upper = HREF.replace("c11ff724-aa03-4555-9952-8fa248a11c3e", "C11FF724-AA03-4555-9952-8FA248A11C3E")
+    item = get(emulator, item_id, f"<t:ExtendedFieldURI {upper}/>")
+    uri = item.find(f"{T}ExtendedProperty/{T}ExtendedFieldURI")
+    assert uri.get("PropertySetId") == "C11FF724-AA03-4555-9952-8FA248A11C3E"
+    assert item.findtext(f"{T}ExtendedProperty/{T}Value") == "plan.ics"
+
+
+def test_calendar_view_refuses_restrictions_and_end_before_start(emulator: EmulatorServer) -> None:
+    restricted = soap(emulator, """<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+      </m:ItemShape><m:CalendarView StartDate="2026-01-01T00:00:00Z" EndDate="2026-02-01T00:00:00Z"/>
+      <m:Restriction><t:Exists><t:FieldURI FieldURI="item:Subject"/></t:Exists></m:Restriction>
+      <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>""")
+    assert codes(restricted) == ["ErrorInvalidRestriction"]
+    backwards = soap(emulator, """<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+      </m:ItemShape><m:CalendarView StartDate="2026-02-01T00:00:00Z" EndDate="2026-01-01T00:00:00Z"/>
+      <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>""")
+    assert codes(backwards) == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+
+
+def test_default_shape_and_paging_from_the_end(emulator: EmulatorServer) -> None:
+    response = soap(emulator, """<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>Default</t:BaseShape>
+      </m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="2" Offset="0" BasePoint="End"/>
+      <m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="calendar:Start"/></t:FieldOrder></m:SortOrder>
+      <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>""")
+    root = response.find(f".//{M}RootFolder")
+    items = root.findall(f"{T}Items/{T}CalendarItem")
+    total = int(root.get("TotalItemsInView"))
+    assert len(items) == 2 and total > 2 and root.get("IncludesLastItemInRange") == "true"
+    starts = [i.findtext(f"{T}Start") for i in items]
+    assert starts == sorted(starts)
+    assert {etree.QName(c).localname for c in items[0]} >= {"ItemId", "Subject", "Start", "End", "CalendarItemType"}
+    assert items[0].find(f"{T}Body") is None  # not part of the Default shape
+
+
+def test_sub_calendar_items_stay_in_their_folder(emulator: EmulatorServer) -> None:
+    folders = soap(emulator, """<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape>
+      </m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindFolder>""")
+    (projects,) = folders.findall(f".//{T}CalendarFolder")
+    assert projects.findtext(f"{T}DisplayName") == "Projects"
+    assert projects.findtext(f"{T}FolderClass") == "IPF.Appointment"
+    folder_id = projects.find(f"{T}FolderId").get("Id")
+    create(emulator, MEETING.replace("Plan", "In projects"), f'<t:FolderId Id="{folder_id}"/>')
+
+    def subjects(parent: str) -> list[str]:
+        found = soap(emulator, f"""<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>Default</t:BaseShape>
+          </m:ItemShape><m:CalendarView StartDate="2026-08-31T00:00:00Z" EndDate="2026-09-02T00:00:00Z"/>
+          <m:ParentFolderIds>{parent}</m:ParentFolderIds></m:FindItem>""")
+        return [s.text for s in found.iter(f"{T}Subject")]
+
+    assert subjects(f'<t:FolderId Id="{folder_id}"/>') == ["In projects"]
+    assert "In projects" not in subjects('<t:DistinguishedFolderId Id="calendar"/>')
+
+
+def test_unknown_folder_and_duplicate_folder_names(emulator: EmulatorServer) -> None:
+    missing = soap(emulator, """<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+      <m:FolderIds><t:DistinguishedFolderId Id="tasks"/><t:DistinguishedFolderId Id="calendar"/></m:FolderIds>
+      </m:GetFolder>""")
+    assert codes(missing) == ["ErrorFolderNotFound", "NoError"]
+    duplicate = soap(emulator, """<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="calendar"/>
+      </m:ParentFolderId><m:Folders><t:CalendarFolder><t:DisplayName>projects</t:DisplayName></t:CalendarFolder>
+      </m:Folders></m:CreateFolder>""")
+    assert codes(duplicate) == ["ErrorFolderExists"]
