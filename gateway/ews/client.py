@@ -49,7 +49,7 @@ from exchangelib.protocol import CachingProtocol, Protocol
 from exchangelib.transport import BASIC, NTLM, OAUTH2
 from exchangelib.version import Build, Version
 from lxml import etree
-from oauthlib.oauth2 import OAuth2Token
+from oauthlib.oauth2 import InsecureTransportError, OAuth2Token
 
 from gateway.ews.errors import EwsError, EwsUnavailable, translate
 from gateway.ews.metrics import EwsMetrics, soap_operation
@@ -484,6 +484,10 @@ class EwsClient:
                 session.close()
         except requests.RequestException as exc:
             raise connection_error(exc, ews_url) from None
+        except InsecureTransportError:
+            raise ConnectError(
+                "invalid_input", "An OAuth access token is only sent over https; enter an https:// EWS URL."
+            ) from None
         if response.status_code == 401:
             if _mentions_modern_auth(response) or _schemes(response) == {"bearer"}:
                 raise choose_auth_type(response)  # raises modern_auth_only
