@@ -25,7 +25,7 @@ from gateway.accounts.passwords import (
     hash_password_async,
     verify_password_async,
 )
-from gateway.accounts.vault import Vault
+from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
 from gateway.ews.client import ConnectionInfo, ConnectionSettings, Credentials
 from gateway.store.database import Database
@@ -393,6 +393,18 @@ class AccountService:
             raise NotFoundError("no such account")
         secret = self.vault.open(account.account_id, sealed)
         return Credentials(username=account.username, password=secret["password"], auth_type=account.auth_type)
+
+    async def credential_problems(self, user_id: str) -> dict[str, str]:
+        """account_id -> why its stored credentials cannot be used (wrong key, tampering)."""
+        problems = {}
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(accounts.c.id, accounts.c.secret).where(accounts.c.user_id == user_id))).all()
+        for account_id, sealed in rows:
+            try:
+                self.vault.open(account_id, sealed)
+            except VaultError as exc:
+                problems[account_id] = str(exc)
+        return problems
 
     async def rotate_keys(self) -> int:
         """Re-encrypts every row not sealed under the current key; returns how many.

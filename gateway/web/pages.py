@@ -172,6 +172,7 @@ async def _home(
         accounts=account_list,
         calendars=calendars,
         calendar_error=calendar_error,
+        credential_problems=await accounts.credential_problems(user.user_id),
         settings=effective_settings(await accounts.settings(user.user_id), account_list),
         working_elsewhere_choices=WORKING_ELSEWHERE_LABELS,
         app_passwords=await accounts.list_app_passwords(user.user_id),
