@@ -255,6 +255,15 @@ def instances(calendar: Calendar, start: datetime | None, end: datetime | None, 
         window_start = window_end
 
 
+def check_recurrence(calendar: Calendar) -> None:
+    """Raise ValueError when the events' dates or recurrence rules cannot be evaluated."""
+    for event in calendar.walk("VEVENT"):
+        for prop in ("DTSTART", "DTEND", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE", "DURATION"):
+            if prop in event:
+                event.decoded(prop)
+    recurring_ical_events.of(calendar).between(FAR_PAST, FAR_PAST + timedelta(days=1))
+
+
 def _endless(calendar: Calendar, name: str) -> bool:
     """Whether a component recurs without UNTIL or COUNT (RFC 5545 §3.3.10)."""
     for comp in calendar.walk(name):

@@ -14,7 +14,7 @@ from aiohttp import web
 from icalendar import Calendar
 from lxml import etree
 
-from . import properties, reports, scheduling
+from . import filters, properties, reports, scheduling
 from .backend import CalendarInfo, CalendarObject, NotFound
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
@@ -371,6 +371,11 @@ def _validate(data: bytes) -> str:
     if len(uids) != 1 or "" in uids:
         raise DavError(403, "A calendar object holds exactly one UID (one event series).",
                        cal("valid-calendar-object-resource"))
+    try:
+        filters.check_recurrence(calendar)
+    except ValueError as exc:
+        raise DavError(400, f"The event's dates or recurrence rule cannot be read ({exc}).",
+                       cal("valid-calendar-data")) from None
     return text
 
 

@@ -6,6 +6,7 @@ and sync-collection (RFC 6578 §3).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from .properties import INBOX_SYNC_TOKEN, PropContext, add_response, needs_data
 from .resources import Kind, Resource, resolve
 from .xml import Multistatus, cal, dav, element
 
+log = logging.getLogger(__name__)
 ReportHandler = Callable[[Call, etree._Element], Awaitable[web.Response]]
 
 
@@ -104,12 +106,17 @@ class PropRequest:
         return cls(names, _bounded(data.find(cal("expand"))), _bounded(data.find(cal("limit-recurrence-set"))))
 
     def render(self, obj: CalendarObject) -> str | None:
+        """The transformed calendar-data, or None for the stored text as it is."""
         if obj.data is None:
             return None
-        if self.expand:
-            return filters.expand(obj.data, *self.expand)
-        if self.limit:
-            return filters.limit_recurrence_set(obj.data, *self.limit)
+        try:
+            if self.expand:
+                return filters.expand(obj.data, *self.expand)
+            if self.limit:
+                return filters.limit_recurrence_set(obj.data, *self.limit)
+        except ValueError as exc:
+            # Data stored by other Exchange clients may be beyond repair; the stored text is still useful.
+            log.warning("Could not expand %s, returning it unexpanded: %s", obj.name, exc)
         return None
 
 
