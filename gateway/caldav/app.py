@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +20,7 @@ from .methods import METHODS, allowed, options_response
 from .resources import BASE, WELL_KNOWN, Kind, calendar_url, resolve
 
 log = logging.getLogger(__name__)
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # it is echoed in the 500 body and logs
 
 
 def setup_caldav(
@@ -43,8 +45,9 @@ def setup_caldav(
 
 
 def request_id(request: web.Request) -> str:
-    """The request id set by the application's middleware, else a fresh one."""
-    return str(request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12])
+    """The request id set by the application's middleware or a sane client one, else a fresh one."""
+    given = str(request.get("request_id") or request.headers.get("X-Request-Id") or "")
+    return given if SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex[:12]
 
 
 async def guarded(request: web.Request, handler: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
