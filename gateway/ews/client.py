@@ -599,7 +599,8 @@ class EwsClient:
         """An exchangelib Account for a stored connection, without network traffic.
 
         Version and auth type come from ``info``, so the first real call is the only call. Cached
-        per (EWS URL, username, credential fingerprint) and mailbox.
+        per (EWS URL, username, auth type, credential fingerprint) and mailbox; accounts with the same
+        login share one protocol (HTTP session pool).
         """
         key = (info.ews_url, info.username.lower(), info.auth_type, credentials.fingerprint())
         with self._lock:

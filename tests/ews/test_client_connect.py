@@ -13,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from exchangelib.autodiscover.cache import autodiscover_cache
+from exchangelib.protocol import CachingProtocol
 
 from gateway.ews.client import ConnectError, ConnectionSettings, Credentials, EwsClient
 from gateway.ews.emulator.app import default_seed
@@ -38,7 +40,10 @@ def _free_port() -> int:
 
 
 async def test_connect_by_autodiscover(client, emulator):
+    cached_domains, cached_protocols = len(autodiscover_cache), len(CachingProtocol._protocol_cache)
     info = await client.connect(_alice())
+    # exchangelib's process-global caches (one persisted to a shared temp file) are left alone.
+    assert (len(autodiscover_cache), len(CachingProtocol._protocol_cache)) == (cached_domains, cached_protocols)
     assert info.via == "autodiscover"
     assert info.ews_url == emulator.ews_url
     assert (info.email, info.display_name) == ("alice@example.com", "Alice Adams")

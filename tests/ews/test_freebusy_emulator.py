@@ -90,3 +90,31 @@ async def test_exchange_failure_is_5_x_per_mailbox(setup, emulator):
     results = await availability(client, account, ATTENDEES[:2], start, end)
     assert [r.status for r in results] == ["5.1", "5.1"]
     assert all(r.message and not r.periods for r in results)
+
+
+_NO_DATA_SEED = {
+    "mailboxes": [
+        {"email": "alice@example.com", "password": "alice-pw", "time_zone": "UTC",
+         "calendars": [{"name": "Calendar", "primary": True}]},
+        {"email": "dan@example.com", "password": "dan-pw", "time_zone": "UTC",
+         "calendars": [{"name": "Calendar", "primary": True, "events": [
+             {"subject": "unknown", "date": 1, "time": "10:00", "duration": 60, "free_busy": "NoData"},
+             {"subject": "meeting", "date": 1, "time": "12:00", "duration": 60}]}]},
+    ],
+}
+
+
+async def test_no_data_is_flagged_not_free():
+    with EmulatorServer(_NO_DATA_SEED) as server:
+        client = EwsClient()
+        credentials = Credentials("alice@example.com", "alice-pw")
+        try:
+            info = await client.connect(ConnectionSettings("alice@example.com", credentials, server=server.ews_url))
+            start, end = _window()
+            [dan] = await availability(client, client.account(info, credentials), ["mailto:dan@example.com"],
+                                       start, end)
+        finally:
+            await client.close()
+    assert (dan.status, dan.no_data) == ("2.0", True)
+    assert "not known to be free" in dan.message
+    assert [(p.end - p.start, p.fbtype) for p in dan.periods] == [(timedelta(hours=1), "BUSY")]
