@@ -319,7 +319,7 @@ class AccountService:
                 )
             ).scalar()
             account_id = existing or _new_id()
-            secret = self.vault.seal(account_id, {"kind": "password", "password": password})
+            secret = self.vault.seal(account_id, _secret_document(info.auth_type, password))
             if existing:
                 await conn.execute(update(accounts).where(accounts.c.id == account_id).values(secret=secret, **fields))
             else:
@@ -392,7 +392,8 @@ class AccountService:
         if sealed is None:
             raise NotFoundError("no such account")
         secret = self.vault.open(account.account_id, sealed)
-        return Credentials(username=account.username, password=secret["password"], auth_type=account.auth_type)
+        value = secret["access_token"] if secret.get("kind") == "oauth2" else secret["password"]
+        return Credentials(username=account.username, password=value, auth_type=account.auth_type)
 
     async def credential_problems(self, user_id: str) -> dict[str, str]:
         """account_id -> why its stored credentials cannot be used (wrong key, tampering)."""
@@ -461,6 +462,13 @@ def effective_settings(settings: UserSettings, account_list: Sequence[AccountRec
         else primaries,
         add_events_calendar_id=settings.add_events_calendar_id or (primaries[0] if primaries else None),
     )
+
+
+def _secret_document(auth_type: str, secret: str) -> dict[str, str]:
+    """The JSON the vault seals: a password, or an OAuth2 token (refresh tokens fit beside it)."""
+    if auth_type == "oauth2":
+        return {"kind": "oauth2", "access_token": secret}
+    return {"kind": "password", "password": secret}
 
 
 def _user(row: Any) -> UserRecord:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.support.emulator import EmulatorServer
 from tests.web.gateway_support import admin_headers, autodiscover_off
 
 H = admin_headers()
@@ -136,3 +138,39 @@ async def test_health_endpoints(gateway: TestClient) -> None:
     assert (await (await gateway.get("/healthz")).json())["status"] == "ok"
     ready = await gateway.get("/readyz")
     assert ready.status == 200 and (await ready.json())["database"] == "up"
+
+
+def _exchange_2010() -> web.Application:
+    """Just enough of an Exchange 2010 server: a Basic challenge, then a 14.x version header."""
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        b'<s:Header><h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types" '
+        b'MajorVersion="14" MinorVersion="3" MajorBuildNumber="123" MinorBuildNumber="4" '
+        b'Version="Exchange2010_SP2"/></s:Header><s:Body/></s:Envelope>'
+    )
+
+    async def ews(request: web.Request) -> web.Response:
+        if "Authorization" not in request.headers:
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="old"'})
+        return web.Response(body=body, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/EWS/Exchange.asmx", ews)
+    return app
+
+
+async def test_modern_auth_only_and_too_old_servers_are_explained(gateway: TestClient, aiohttp_server: Any) -> None:
+    user_id = await _user(gateway)
+    cloud_seed = {
+        "mailboxes": [{"email": "erin@cloud.example", "display_name": "Erin", "auth": ["bearer"],
+                       "tokens": ["erin-token"], "calendars": [{"name": "Calendar", "primary": True}]}],
+        "autodiscover": {},
+    }
+    with EmulatorServer(cloud_seed) as cloud:
+        status, error = await _connect(gateway, user_id, email="erin@cloud.example", password="pw",
+                                       server=cloud.ews_url)
+    assert (status, error["error"]) == (422, "modern_auth_only") and "OAuth" in error["message"]
+    old = await aiohttp_server(_exchange_2010(), host="127.0.0.1")
+    status, error = await _connect(gateway, user_id, email="alice@example.com", password="alice-pw",
+                                   server=str(old.make_url("/EWS/Exchange.asmx")))
+    assert (status, error["error"]) == (422, "too_old") and "Exchange 2013 or newer" in error["message"]
