@@ -640,7 +640,9 @@ class EwsClient:
 
         At most ``per_account_concurrency`` calls per account run at once. ``ErrorServerBusy``
         (including its ``BackOffMilliseconds``) makes this account wait and retry while the budget
-        lasts; other accounts are unaffected. exchangelib errors become ``gateway.ews.errors``.
+        lasts; other accounts are unaffected. A request whose connection broke is not repeated (it
+        may have been carried out: repeating a CreateItem would duplicate the event). exchangelib
+        errors become ``gateway.ews.errors``.
         """
         gate = self._gate(account)
         loop = asyncio.get_running_loop()
@@ -651,7 +653,7 @@ class EwsClient:
                 return await self._call(gate, operation, fn)
             except exl_errors.ErrorServerBusy as exc:
                 wait = exc.back_off or _GatewayProtocol.RETRY_WAIT
-                if loop.time() + wait > deadline:
+                if _connection_broke(exc) or loop.time() + wait > deadline:
                     raise translate(exc, operation) from exc
                 log.info("EWS %s for %s: server busy, retrying in %.1f s", operation,
                          account.primary_smtp_address, wait)
@@ -695,6 +697,11 @@ class EwsClient:
         for protocol in protocols:
             protocol.close()
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+
+def _connection_broke(exc: exl_errors.ErrorServerBusy) -> bool:
+    """exchangelib re-raises a broken connection as ErrorServerBusy once it holds several sessions."""
+    return isinstance(exc.__context__, exl_errors.ErrorTimeoutExpired)
 
 
 def _settle(future: asyncio.Future[Any], semaphore: asyncio.Semaphore) -> None:

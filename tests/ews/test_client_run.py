@@ -136,3 +136,14 @@ async def test_metrics_count_what_exchange_received(emulator):
     assert f'gateway_ews_requests_total{{operation="GetFolder"}} {received["GetFolder"]}' in text
     assert 'gateway_ews_request_failures_total{operation="GetFolder"} 1' in text  # the busy answer
     assert 'gateway_ews_request_duration_seconds_count{operation="ConvertId"}' in text
+
+
+async def test_a_dropped_connection_is_not_repeated(client, emulator):
+    alice = await _connected(client, emulator, "alice")
+    # Two sessions in alice's pool: exchangelib then reports the broken connection as "server busy".
+    await asyncio.gather(*(client.run(alice, "GetFolder", _open_calendar(alice)) for _ in range(2)))
+    emulator.reset()
+    emulator.set_faults(rules=[{"kind": "drop", "operation": "GetFolder", "count": 1}])
+    with pytest.raises(EwsUnavailable):
+        await client.run(alice, "GetFolder", _open_calendar(alice))
+    assert emulator.stats()["operations"] == {"GetFolder": 1}  # it may have been carried out: not sent twice
