@@ -28,7 +28,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -36,6 +36,8 @@ from threading import Lock
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import dns.exception
+import dns.resolver
 import requests
 import requests.adapters
 from exchangelib import DELEGATE, Account, Configuration, FailFast
@@ -548,11 +550,35 @@ class EwsClient:
             )
         raise _autodiscover_failed("Autodiscover redirected in a loop.")
 
-    def _candidates(self, domain: str) -> list[str]:
+    def _candidates(self, domain: str) -> Iterator[str]:
+        """Autodiscover endpoints to try, lazily (each later step costs network round trips).
+
+        The configured endpoint for the domain, or else the steps of "Autodiscover for Exchange"
+        (Microsoft's published order): https://{domain}, https://autodiscover.{domain}, the https
+        redirect of http://autodiscover.{domain}, then DNS SRV ``_autodiscover._tcp.{domain}``.
+        """
         configured = self._ad_endpoints.get(domain)
         if configured:
-            return [configured]
-        return [f"https://{domain}{AUTODISCOVER_PATH}", f"https://autodiscover.{domain}{AUTODISCOVER_PATH}"]
+            yield configured
+            return
+        yield f"https://{domain}{AUTODISCOVER_PATH}"
+        yield f"https://autodiscover.{domain}{AUTODISCOVER_PATH}"
+        redirect = self._http_redirect(f"http://autodiscover.{domain}{AUTODISCOVER_PATH}")
+        if redirect:
+            yield redirect
+        yield from srv_autodiscover_urls(_resolve_srv(f"_autodiscover._tcp.{domain}"))
+
+    def _http_redirect(self, url: str) -> str | None:
+        """The https Location an unauthenticated GET of ``url`` redirects to, if any."""
+        try:
+            with self._classes.autodiscover.raw_session(url) as session:
+                response = session.get(url, allow_redirects=False, timeout=AutodiscoverProtocol.TIMEOUT)
+        except requests.RequestException:
+            return None
+        location = response.headers.get("Location", "")
+        if response.status_code in (301, 302, 307, 308) and location.lower().startswith("https://"):
+            return location
+        return None
 
     def _discover_domain(self, email: str, login: str, credentials: Credentials) -> Any:
         """The first usable GetUserSettings answer among the domain's candidate endpoints."""
@@ -702,6 +728,20 @@ class EwsClient:
 def _connection_broke(exc: exl_errors.ErrorServerBusy) -> bool:
     """exchangelib re-raises a broken connection as ErrorServerBusy once it holds several sessions."""
     return isinstance(exc.__context__, exl_errors.ErrorTimeoutExpired)
+
+
+def _resolve_srv(name: str) -> list[Any]:
+    try:
+        return list(dns.resolver.resolve(name, "SRV", lifetime=AutodiscoverProtocol.TIMEOUT))
+    except dns.exception.DNSException:
+        return []
+
+
+def srv_autodiscover_urls(records: Iterable[Any]) -> list[str]:
+    """Autodiscover URLs from SRV records (RFC 2782): port 443 only, lowest priority, then highest weight."""
+    usable = [r for r in records if r.port == 443]
+    usable.sort(key=lambda r: (r.priority, -r.weight))
+    return [f"https://{str(r.target).rstrip('.')}{AUTODISCOVER_PATH}" for r in usable]
 
 
 def _settle(future: asyncio.Future[Any], semaphore: asyncio.Semaphore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -20,6 +21,7 @@ from gateway.ews.client import (
     ews_url_for,
     login_name,
     server_version,
+    srv_autodiscover_urls,
 )
 from gateway.ews.metrics import EwsMetrics, soap_operation
 
@@ -152,6 +154,19 @@ def test_connection_errors_are_explained():
 def test_auth_failure_suggests_the_other_username_form():
     assert "DOMAIN\\user" in auth_failed_error("alice@example.com").message
     assert "user@domain" in auth_failed_error("CORP\\alice").message
+
+
+def test_srv_records_pick_tls_endpoints_by_priority_then_weight():
+    def record(priority, weight, port, target):
+        return SimpleNamespace(priority=priority, weight=weight, port=port, target=target)
+
+    records = [record(10, 5, 443, "b.example.com."), record(0, 1, 443, "a.example.com."),
+               record(10, 50, 443, "c.example.com."), record(0, 100, 80, "plain.example.com.")]
+    assert srv_autodiscover_urls(records) == [
+        "https://a.example.com/autodiscover/autodiscover.svc",
+        "https://c.example.com/autodiscover/autodiscover.svc",
+        "https://b.example.com/autodiscover/autodiscover.svc",
+    ]
 
 
 # --- error translation -------------------------------------------------------------------------
