@@ -278,14 +278,19 @@ def choose_auth_type(response: requests.Response) -> str:
     if "basic" in schemes:
         return "basic"
     if "bearer" in schemes or _mentions_modern_auth(response):
-        raise ConnectError(
-            "modern_auth_only",
-            "This Exchange server accepts only modern authentication (OAuth), not a password. "
-            "Ask your administrator to allow Basic or NTLM for EWS, or connect with an OAuth access token.",
-        )
+        raise modern_auth_only_error()
     raise ConnectError(
         "not_ews",
         "The server asked for a sign-in method the gateway does not support; check the EWS URL.",
+    )
+
+
+def modern_auth_only_error() -> ConnectError:
+    """The tenant or server refuses passwords (Basic/NTLM) and wants OAuth."""
+    return ConnectError(
+        "modern_auth_only",
+        "This Exchange server accepts only modern authentication (OAuth), not a password. "
+        "Ask your administrator to allow Basic or NTLM for EWS, or connect with an OAuth access token.",
     )
 
 
@@ -492,7 +497,7 @@ class EwsClient:
             ) from None
         if response.status_code == 401:
             if _mentions_modern_auth(response) or _schemes(response) == {"bearer"}:
-                raise choose_auth_type(response)  # raises modern_auth_only
+                raise modern_auth_only_error()
             raise auth_failed_error(login)
         version = server_version(response.content) if response.status_code in (200, 500) else None
         if version is None:

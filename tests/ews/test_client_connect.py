@@ -256,6 +256,27 @@ async def test_exchange_2010_is_too_old(aiohttp_server):
     assert "2013" in info.value.message
 
 
+async def test_basic_auth_blocked_by_policy_is_modern_auth_only(aiohttp_server):
+    async def ews(request: web.Request) -> web.Response:
+        if "Authorization" not in request.headers:
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm=""'})
+        return web.Response(status=401, headers={
+            "WWW-Authenticate": 'Basic realm=""',
+            "x-ms-diagnostics": '4000000;reason="Basic authentication is blocked; use modern authentication"',
+        })
+
+    app = web.Application()
+    app.router.add_post("/EWS/Exchange.asmx", ews)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    ews_client = EwsClient()
+    try:
+        with pytest.raises(ConnectError) as info:
+            await ews_client.connect(_alice(server=str(server.make_url("/EWS/Exchange.asmx"))))
+    finally:
+        await ews_client.close()
+    assert info.value.code == "modern_auth_only"
+
+
 def _self_signed(tmp_path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
