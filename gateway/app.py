@@ -53,7 +53,9 @@ def build_services(
         config=config,
         db=db,
         accounts=accounts,
-        sessions=SessionStore(db, config.security.session_max_age),
+        sessions=SessionStore(
+            db, config.security.session_max_age, always_secure=config.server.public_base_url().startswith("https://")
+        ),
         admin_token=env.get(ADMIN_TOKEN_ENV) or None,
         list_calendars=list_calendars,
         ews_client=client,

@@ -31,7 +31,6 @@ from gateway.web.sessions import (
     WebSession,
     csrf_ok,
     presession_token,
-    set_presession_cookie,
 )
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
 async def signin_form(request: web.Request) -> web.Response:
     token = presession_token(request)
     response = render("signin.html", csrf_token=token)
-    set_presession_cookie(response, request, token)
+    _services(request).sessions.set_presession_cookie(response, request, token)
     return response
 
 

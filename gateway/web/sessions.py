@@ -35,14 +35,16 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _secure(request: web.Request) -> bool:
-    return request.secure
-
-
 class SessionStore:
-    def __init__(self, db: Database, max_age: int) -> None:
+    def __init__(self, db: Database, max_age: int, *, always_secure: bool = False) -> None:
         self.db = db
         self.max_age = max_age
+        # Behind a TLS-terminating proxy requests look like plain HTTP; an https://
+        # base_url says the browser is on HTTPS, so cookies must still be Secure.
+        self.always_secure = always_secure
+
+    def _secure(self, request: web.Request) -> bool:
+        return request.secure or self.always_secure
 
     async def start(self, response: web.StreamResponse, request: web.Request, user_id: str) -> None:
         token = secrets.token_urlsafe(32)
@@ -61,7 +63,7 @@ class SessionStore:
             token,
             max_age=self.max_age,
             httponly=True,
-            secure=_secure(request),
+            secure=self._secure(request),
             samesite="Lax",
             path="/",
         )
@@ -85,6 +87,12 @@ class SessionStore:
             await conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == session.token_hash))
         response.del_cookie(SESSION_COOKIE, path="/")
 
+    def set_presession_cookie(self, response: web.StreamResponse, request: web.Request, token: str) -> None:
+        """The double-submit cookie of the sign-in form."""
+        response.set_cookie(
+            PRESESSION_COOKIE, token, httponly=True, secure=self._secure(request), samesite="Strict", path="/"
+        )
+
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes for what was stored as UTC.
@@ -98,9 +106,3 @@ def csrf_ok(expected: str | None, submitted: object) -> bool:
 def presession_token(request: web.Request) -> str:
     """The double-submit token for the sign-in form (reuses the cookie if present)."""
     return request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
-
-
-def set_presession_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
-    response.set_cookie(
-        PRESESSION_COOKIE, token, httponly=True, secure=_secure(request), samesite="Strict", path="/"
-    )

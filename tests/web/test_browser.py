@@ -52,7 +52,7 @@ def _notice(browser: webdriver.Chrome) -> str:
 
 
 def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: Any, secret_key: str) -> None:
-    config = make_config(tmp_path, emulator, base_url="https://calendar.example.test")
+    config = make_config(tmp_path, emulator, base_url="http://calendar.example.test:8080")
     with GatewayThread(config, make_services(config, secret_key)) as gateway:
         accounts = gateway.services.accounts
         gateway.call(accounts.create_user("ann", "ann-web-pw", "Ann"))
@@ -104,6 +104,6 @@ def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: An
         _fill(browser, label="Phone")
         browser.find_element(By.ID, "create-app-password").click()
         password = browser.find_element(By.ID, "new-app-password").text
-        assert browser.find_element(By.ID, "caldav-url").text == "https://calendar.example.test/dav/"
+        assert browser.find_element(By.ID, "caldav-url").text == "http://calendar.example.test:8080/dav/"
         principal = gateway.call(accounts.authenticate("ann", password))
         assert principal is not None and principal.emails == ("alice@example.com", "bob@example.com")
