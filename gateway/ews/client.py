@@ -434,16 +434,27 @@ class EwsClient:
         """
         _validate(settings)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._connect_blocking, settings)
+        try:
+            return await loop.run_in_executor(self._pool, self._connect_blocking, settings)
+        except ConnectError:
+            raise
+        except Exception as exc:
+            # Only the type is logged: exchangelib's texts can carry raw HTTP exchanges.
+            log.warning("Connecting %s failed unexpectedly: %s", settings.email, type(exc).__name__)
+            raise ConnectError(
+                "unreachable",
+                f"Connecting failed unexpectedly ({type(exc).__name__}); try again, or enter the EWS URL manually.",
+            ) from None
 
     def _connect_blocking(self, settings: ConnectionSettings) -> ConnectionInfo:
         login = login_name(settings)
         credentials = settings.credentials
+        email = settings.email.strip()
         if settings.server:
-            found = _Discovered(email=settings.email, ews_url=ews_url_for(settings.server), display_name=None)
+            found = _Discovered(email=email, ews_url=ews_url_for(settings.server), display_name=None)
             via = "manual"
         else:
-            found = self._autodiscover(settings.email, login, credentials)
+            found = self._autodiscover(email, login, credentials)
             via = "autodiscover"
         auth_type = credentials.auth_type or self._detect_auth(found.ews_url)
         version = self._verify_endpoint(found.ews_url, login, credentials, auth_type)

@@ -69,6 +69,24 @@ async def test_connect_with_domain_and_bare_username(client, emulator):
     assert info.email == "bob@example.com"
 
 
+async def test_mailbox_access_is_checked(client, emulator):
+    as_delegate = ConnectionSettings("alice@example.com", Credentials("bob@example.com", "bob-pw"),
+                                     server=emulator.ews_url)
+    assert (await client.connect(as_delegate)).username == "bob@example.com"  # alice lists bob as a delegate
+    stranger = ConnectionSettings("alice@example.com", Credentials("carol@example.com", "carol-pw"),
+                                  server=emulator.ews_url)
+    with pytest.raises(ConnectError) as denied:
+        await client.connect(stranger)
+    assert denied.value.code == "auth_failed"
+    assert "carol@example.com" in denied.value.message and "delegate" in denied.value.message
+    missing = ConnectionSettings("zed@example.com", Credentials("alice@example.com", "alice-pw"),
+                                 server=emulator.ews_url)
+    with pytest.raises(ConnectError) as unknown:
+        await client.connect(missing)
+    assert unknown.value.code == "invalid_input"
+    assert "zed@example.com" in unknown.value.message
+
+
 async def test_wrong_password_is_auth_failed_with_advice(client, emulator):
     with pytest.raises(ConnectError) as info:
         await client.connect(_alice(server=emulator.ews_url, password="wrong"))
