@@ -11,6 +11,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.web.gateway_support import GatewayThread, autodiscover_off, make_config, make_services
 
@@ -47,6 +49,13 @@ def _fill(browser: webdriver.Chrome, **fields: str) -> None:
         element.send_keys(value)
 
 
+def _click_and_wait(browser: webdriver.Chrome, element_id: str) -> None:
+    """Click and wait until the next page has replaced this one (a link or a form post)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, element_id).click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+
+
 def _notice(browser: webdriver.Chrome) -> str:
     return browser.find_element(By.CSS_SELECTOR, "[role=status]").text
 
@@ -60,23 +69,23 @@ def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: An
         browser.get(gateway.base_url + "/")
         assert browser.current_url.endswith("/signin")
         _fill(browser, username="ann", password="ann-web-pw")
-        browser.find_element(By.ID, "signin").click()
+        _click_and_wait(browser, "signin")
         assert "Signed in as" in browser.find_element(By.TAG_NAME, "header").text
 
         # First account: Autodiscover.
-        browser.find_element(By.ID, "connect-link").click()
+        _click_and_wait(browser, "connect-link")
         _fill(browser, email="alice@example.com", password="alice-pw")
-        browser.find_element(By.ID, "connect").click()
+        _click_and_wait(browser, "connect")
         assert _notice(browser) == "The account is connected."
 
         # Second account: Autodiscover fails, the page asks for the server details.
         autodiscover_off(emulator)
-        browser.find_element(By.ID, "connect-link").click()
+        _click_and_wait(browser, "connect-link")
         _fill(browser, email="bob@example.com", password="bob-pw")
-        browser.find_element(By.ID, "connect").click()
+        _click_and_wait(browser, "connect")
         assert "Autodiscover" in browser.find_element(By.ID, "error").text
         _fill(browser, password="bob-pw", server=emulator.ews_url, username="bob@example.com")
-        browser.find_element(By.ID, "connect").click()
+        _click_and_wait(browser, "connect")
         assert _notice(browser) == "The account is connected."
         emails = [e.text for e in browser.find_elements(By.CLASS_NAME, "account-email")]
         assert emails == ["alice@example.com", "bob@example.com"]
@@ -92,7 +101,7 @@ def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: An
         projects.click()
         browser.find_element(By.ID, f"conflict-{bob.account_id}-calendar").click()  # untick bob's
         browser.find_element(By.ID, f"add-{projects_id}").click()
-        browser.find_element(By.ID, "save-calendars").click()
+        _click_and_wait(browser, "save-calendars")
         assert _notice(browser) == "Saved."
         assert browser.find_element(By.ID, f"conflict-{projects_id}").is_selected()
         assert not browser.find_element(By.ID, f"conflict-{bob.account_id}-calendar").is_selected()
@@ -102,7 +111,7 @@ def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: An
 
         # An app password, shown once with the CalDAV URL; it authenticates.
         _fill(browser, label="Phone")
-        browser.find_element(By.ID, "create-app-password").click()
+        _click_and_wait(browser, "create-app-password")
         password = browser.find_element(By.ID, "new-app-password").text
         assert browser.find_element(By.ID, "caldav-url").text == "http://calendar.example.test:8080/dav/"
         principal = gateway.call(accounts.authenticate("ann", password))
