@@ -59,6 +59,7 @@ async def _serve(app: web.Application, host: str, port: int, context: ssl.SSLCon
     print("Mailboxes (DEMO ONLY - these passwords are public):", flush=True)
     for mailbox in state.directory:
         print(f"  {mailbox.email:<28} password: {mailbox.password:<12} auth: {', '.join(mailbox.auth)}", flush=True)
+    print("Ready (Ctrl-C stops the emulator).", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
