@@ -54,6 +54,10 @@ def _scrypt(password: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=1 << log2n, r=r, p=p, dklen=_DKLEN, maxmem=64 << 20)
 
 
+# A hash of a random password: verified against when the user does not exist.
+DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 def generate_app_password() -> str:
     """Four groups of five characters (~98 bits), e.g. ``k7mq2-x9ahe-...``."""
     return "-".join("".join(secrets.choice(_APP_ALPHABET) for _ in range(5)) for _ in range(4))

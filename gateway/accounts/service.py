@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.accounts.passwords import (
+    DUMMY_HASH,
     LoginThrottle,
     VerifiedCache,
     generate_app_password,
@@ -199,7 +200,9 @@ class AccountService:
         name = username.strip().lower()
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
-        if row and row["password_hash"] and await verify_password_async(password, row["password_hash"]):
+        # An unknown user costs the same hash as a known one: timing does not reveal names.
+        stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
+        if await verify_password_async(password, stored) and stored is not DUMMY_HASH:
             self.throttle.succeeded(f"web:{name}")
             return _user(row)
         await self.throttle.failed(f"web:{name}")
@@ -207,10 +210,15 @@ class AccountService:
 
     # --- app passwords and the CalDAV Authenticator --------------------------------------
 
-    async def create_app_password(self, user_id: str, label: str) -> tuple[AppPasswordRecord, str]:
-        """A new app password; the clear text is returned once and never stored."""
+    async def create_app_password(
+        self, user_id: str, label: str, clear: str | None = None
+    ) -> tuple[AppPasswordRecord, str]:
+        """A new app password; the clear text is returned once and never stored.
+
+        ``clear`` fixes the password instead of generating one (the demo's ``--password``).
+        """
         await self.get_user(user_id)
-        clear = generate_app_password()
+        clear = clear or generate_app_password()
         row = {
             "id": _new_id(),
             "user_id": user_id,
@@ -253,6 +261,8 @@ class AccountService:
                     .where(users.c.username == name)
                 )
             ).all()
+        if not rows:
+            await verify_password_async(password, DUMMY_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
             if await verify_password_async(password, stored):
                 self.throttle.succeeded(f"dav:{name}")
