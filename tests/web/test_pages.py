@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from tests.web.gateway_support import autodiscover_off, make_config, make_services
+from tests.web.gateway_support import admin_headers, autodiscover_off, make_config, make_services
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -123,4 +123,7 @@ async def test_exchange_passwords_are_refused_over_plain_http_off_loopback(
     )
     assert response.status == 403 and "plain HTTP" in await response.text()
     user = await services.accounts.find_user("ann")
+    api = await gateway.post(f"/api/v1/admin/users/{user.user_id}/accounts", headers=admin_headers(),
+                             json={"email": "alice@example.com", "password": "alice-pw"})
+    assert api.status == 403 and (await api.json())["error"] == "plain_http_refused"
     assert await services.accounts.list_accounts(user.user_id) == []
