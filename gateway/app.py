@@ -12,8 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import KeyRing, Vault
+from gateway.caldav.app import setup_caldav
 from gateway.config import GatewayConfig
+from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
+from gateway.ews.index import ItemIndex
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
 from gateway.web.pages import setup_pages
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
 EWS_CLIENT_KEY = web.AppKey("gateway_ews_client", EwsClient)
+BACKEND_KEY = web.AppKey("gateway_backend", EwsBackend)
 
 
 def build_services(
@@ -78,10 +82,29 @@ def create_app(
     setup_pages(app)
     setup_admin(app)
 
-    # --- CalDAV and /metrics: the lead wires them here -------------------------------------
-    # setup_caldav(app, backend, services.accounts)  (AccountService is the Authenticator);
-    # set services.list_calendars = backend.calendars so the settings page lists every calendar.
+    setup_dav(app, services)
     return app
+
+
+def setup_dav(app: web.Application, services: Services) -> None:
+    """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
+    index = ItemIndex(services.db.engine)
+    backend = EwsBackend(services.accounts, services.ews_client, index, default_timezone=services.config.ews.default_timezone)
+    services.list_calendars = backend.calendars
+    setup_caldav(app, backend, services.accounts)
+    app[BACKEND_KEY] = backend
+
+    async def create_index_tables(app: web.Application) -> None:
+        await index.create_tables()
+
+    app.on_startup.append(create_index_tables)
+    app.router.add_get("/metrics", metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition: EWS requests per operation and their latency."""
+    body = request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+    return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _open(app: web.Application) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 # Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "gateway.demo",
     "gateway.serve_cli",
     "gateway.accounts.cli",
     "gateway.ews.emulator.cli",

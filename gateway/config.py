@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATA_DIR = Path("~/.local/share/caldav-gateway")
 
@@ -69,6 +70,8 @@ class EwsConfig:
     # domain -> autodiscover URL; consulted before the DNS-based discovery (tests, split DNS)
     autodiscover_endpoints: Mapping[str, str] = field(default_factory=dict)
     ca_file: Path | None = None  # the organisation's CA bundle; verification is never turned off
+    # IANA zone in which floating iCalendar times (no TZID, no Z) are stored in Exchange
+    default_timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,16 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
     return EwsConfig(
         autodiscover_endpoints={k.lower(): v for k, v in endpoints.items()},
         ca_file=_path(t.get("ca_file"), base),
+        default_timezone=_zone(str(t.get("default_timezone", "UTC"))),
     )
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"[ews] default_timezone {name!r} is not an IANA time zone name") from exc
+    return name
 
 
 def _security(t: dict[str, Any]) -> SecurityConfig:

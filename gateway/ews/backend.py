@@ -33,18 +33,20 @@ from typing import Any, Protocol, TypeVar
 
 from exchangelib import CalendarItem, ExtendedProperty
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
+from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
 from exchangelib.items import (
     ALWAYS_OVERWRITE,
+    ID_ONLY,
     NEVER_OVERWRITE,
     SEND_ONLY_TO_ALL,
     SEND_TO_ALL_AND_SAVE_COPY,
     SEND_TO_NONE,
+    SHALLOW,
 )
 from exchangelib.properties import CalendarView, ItemId, OccurrenceItemId, RecurringMasterItemId
-from exchangelib.queryset import Q
-from exchangelib.fields import FieldPath
+from exchangelib.services import FindItem
 
 from gateway.caldav.backend import (
     BackendUnavailable,
@@ -65,7 +67,7 @@ from gateway.caldav.backend import (
 )
 from gateway.ews import errors as ews_errors
 from gateway.ews import mapping
-from gateway.ews.freebusy import availability, fbtype_for
+from gateway.ews.freebusy import availability, coalesce, fbtype_for
 from gateway.ews.index import ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
@@ -380,8 +382,8 @@ class EwsBackend:
         missing = []
         for master in masters:
             for occ in master.modified_occurrences or ():
-                if (occ.item_id.id, occ.item_id.changekey) not in self._items:
-                    missing.append(ItemId(occ.item_id.id, occ.item_id.changekey))
+                if (occ.id, occ.changekey) not in self._items:
+                    missing.append(ItemId(occ.id, occ.changekey))
         if missing:
             for item in await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, missing, fields)):
                 if item is not None:
@@ -389,9 +391,9 @@ class EwsBackend:
         objects = []
         for master in masters:
             exceptions = [
-                self._items[(o.item_id.id, o.item_id.changekey)]
+                self._items[(o.id, o.changekey)]
                 for o in master.modified_occurrences or ()
-                if (o.item_id.id, o.item_id.changekey) in self._items
+                if (o.id, o.changekey) in self._items
             ]
             name = master.caldav_name or derived_name(master.uid)
             objects.append(CalendarObject(name, master.changekey, mapping.to_ical(master, exceptions)))
@@ -752,12 +754,23 @@ def _dedupe_names(changes: list[ItemChange]) -> list[ItemChange]:
 
 
 def _calendar_view(account: Any, folder: Folder, start: datetime, end: datetime) -> list[CalendarItem]:
-    """FindItem with a CalendarView, asking for UID and CalendarItemType only (no GetItem follows)."""
+    """FindItem with a CalendarView asking for UID and CalendarItemType (no GetItem follows).
+
+    exchangelib's query sets refuse text fields such as UID in FindItem and would add a
+    GetItem per page; Exchange returns calendar:UID in FindItem, so the service is called directly.
+    """
     additional = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in ("uid", "type")}
-    items = FolderCollection(account=account, folders=[folder]).find_items(
-        q=Q(),
+    items = FindItem(account=account).call(
+        folders=[folder],
         additional_fields=additional,
+        restriction=None,
+        order_fields=None,
+        shape=ID_ONLY,
+        query_string=None,
+        depth=SHALLOW,
         calendar_view=CalendarView(start=_ews_dt(start), end=_ews_dt(end)),
+        max_items=None,
+        offset=0,
     )
     return [i for i in items if not isinstance(i, Exception)]
 
@@ -773,7 +786,7 @@ def _fetch(account: Any, ids: list[Any], fields: list[str]) -> list[Any]:
 def _raise_first_error(results: list[Any]) -> None:
     for result in results:
         if isinstance(result, Exception):
-            raise ews_errors.from_exchangelib(result)
+            raise ews_errors.translate(result)
 
 
 def _primary_name(cal: _Calendar) -> str:
@@ -797,18 +810,3 @@ def _utc(value: Any) -> datetime:
 
 def _ews_dt(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
-
-
-def coalesce(periods: list[BusyPeriod]) -> list[BusyPeriod]:
-    """Merge overlapping periods of the same FBTYPE; sorted by start (RFC 5545 §3.8.2.6)."""
-    by_type: dict[str, list[BusyPeriod]] = {}
-    for p in sorted(periods, key=lambda p: (p.fbtype, p.start)):
-        bucket = by_type.setdefault(p.fbtype, [])
-        if bucket and p.start <= bucket[-1].end:
-            last = bucket[-1]
-            bucket[-1] = BusyPeriod(last.start, max(last.end, p.end), p.fbtype)
-        else:
-            bucket.append(p)
-    return sorted((p for b in by_type.values() for p in b), key=lambda p: (p.start, p.fbtype))
-
-
