@@ -39,7 +39,12 @@ def iana_to_windows(name: str) -> str:
 
 def windows_zone_ids() -> list[str]:
     """Every Windows zone id this module can describe (sorted)."""
-    return sorted(k for k in MS_TIMEZONE_TO_IANA_MAP if not k.startswith("tzone://") and _loadable(k))
+    return list(_zone_ids())
+
+
+@lru_cache(maxsize=1)
+def _zone_ids() -> tuple[str, ...]:
+    return tuple(sorted(k for k in MS_TIMEZONE_TO_IANA_MAP if not k.startswith("tzone://") and _loadable(k)))
 
 
 def _loadable(windows_id: str) -> bool:

@@ -12,6 +12,9 @@ from gateway.ews.emulator.directory import Directory, Mailbox
 from gateway.ews.emulator.faults import FaultSettings
 from gateway.ews.emulator.soap import SERVER_VERSIONS, ServerVersion
 
+# What Autodiscover may answer for a domain (see autodiscover.py).
+AUTODISCOVER_MODES = ("success", "redirect_address", "redirect_url", "none")
+
 
 @dataclass
 class Stats:
@@ -65,6 +68,9 @@ class EmulatorState:
             k.lower(): tuple(v.lower() for v in targets) for k, targets in seed.get("impersonation", {}).items()
         }
         self.autodiscover: dict[str, dict] = {k.lower(): v for k, v in seed.get("autodiscover", {}).items()}
+        for domain, config in self.autodiscover.items():
+            if config.get("mode", "success") not in AUTODISCOVER_MODES:
+                raise ValueError(f"autodiscover mode for {domain}: expected one of {AUTODISCOVER_MODES}")
 
     def may_impersonate(self, caller: Mailbox, target: Mailbox) -> bool:
         """Whether the seed grants ``caller`` the ApplicationImpersonation role over ``target``."""
