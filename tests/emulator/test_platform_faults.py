@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials
 from exchangelib.errors import ErrorServerBusy, TransportError
 from exchangelib.protocol import FailFast, Protocol
+
+from gateway.ews.emulator.seed import demo_seed
+from tests.support.emulator import EmulatorServer
+from tests.support.schema import observe_message
 
 HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
 ALICE = ("alice@example.com", "alice-pw")
@@ -127,3 +133,23 @@ def test_reset_restores_the_seeded_calendar(emulator):
     assert account.calendar.refresh().total_count == before - 1
     emulator.reset()
     assert account.calendar.refresh().total_count == before
+
+
+def test_faults_from_the_seed_survive_reset():
+    seed = copy.deepcopy(demo_seed(datetime.now(UTC).date()))
+    seed["faults"] = {"rules": [{"kind": "http_503", "operation": "ResolveNames", "count": 1}]}
+    with EmulatorServer(seed, message_observer=observe_message) as emu:
+        assert post(emu).status_code == 503
+        assert post(emu).status_code == 200
+        emu.reset()
+        assert post(emu).status_code == 503
+
+
+def test_tls_runner_serves_https_with_its_own_certificate():
+    with EmulatorServer(tls=True, message_observer=observe_message) as emu:
+        assert emu.ews_url.startswith("https://")
+        response = requests.post(emu.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE, verify=str(emu.ca_file))
+        assert response.status_code == 200
+        assert emu.stats()["operations"] == {"ResolveNames": 1}
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.post(emu.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE)

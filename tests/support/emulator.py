@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 
 from aiohttp import web
 
 from gateway.ews.emulator.app import STATE, create_app
+from gateway.ews.emulator.cli import write_self_signed_cert
 from gateway.ews.emulator.state import EmulatorState
 
 
@@ -30,9 +34,18 @@ class EmulatorServer:
         ews_version: str = "2016",
         latency_ms: int = 0,
         message_observer: Callable[[str, str, bytes], None] | None = None,
+        tls: bool = False,
     ) -> None:
         self._app = create_app(seed, ews_version=ews_version, latency_ms=latency_ms,
                                message_observer=message_observer)
+        # With tls=True: HTTPS with a fresh self-signed certificate; clients trust ``ca_file``.
+        self.ca_file: Path | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if tls:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ews-emulator-")
+            self.ca_file, key_file = write_self_signed_cert(Path(self._tmp.name), "127.0.0.1")
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(self.ca_file, key_file)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="ews-emulator", daemon=True)
@@ -47,7 +60,7 @@ class EmulatorServer:
     async def _serve(self) -> int:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
         return site._server.sockets[0].getsockname()[1]
 
@@ -58,6 +71,8 @@ class EmulatorServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+        if self.ca_file is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -67,7 +82,7 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ews_url(self) -> str:
@@ -85,7 +100,8 @@ class EmulatorServer:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return json.loads(response.read())
 
     def stats(self) -> dict:
