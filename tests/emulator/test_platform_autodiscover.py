@@ -115,3 +115,31 @@ def test_unrequested_settings_are_not_sent(emu):
     names = [n.text for n in etree.fromstring(response.content).iter(f"{A}Name")]
     assert names == ["ExternalEwsUrl", "UserDisplayName"]
     assert emu.stats()["mailboxes"]["alice@example.com"]["Autodiscover"] == 1
+
+
+def test_https_redirect_url_to_another_server_is_followed(monkeypatch):
+    """A mailbox moved to another (TLS) server: RedirectUrl, then settings from the new server."""
+    moved = {"email": "dana@moved.example", "display_name": "Dana Dunn", "password": "dana-pw",
+             "calendars": [{"name": "Calendar", "primary": True, "events": []}]}
+    with EmulatorServer({"mailboxes": [moved]}, tls=True, message_observer=observe_message) as new_home:
+        old_seed = {"mailboxes": [moved],
+                    "autodiscover": {"moved.example": {"mode": "redirect_url", "url": new_home.autodiscover_url}}}
+        with EmulatorServer(old_seed, message_observer=observe_message) as old_home:
+
+            def step_1(self: Autodiscovery, hostname: str):
+                ok, response = self._attempt_response(url=old_home.autodiscover_url)
+                return self._step_5(ad=response) if ok else self._step_6()
+
+            monkeypatch.setattr(Autodiscovery, "_ensure_valid_hostname", lambda self, url: None)
+            monkeypatch.setattr(Autodiscovery, "_step_1", step_1)
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(new_home.ca_file))  # trust exactly that certificate
+            clear_cache()
+            try:
+                response, protocol = discover("dana@moved.example", credentials=Credentials("dana@moved.example", "dana-pw"))
+            finally:
+                clear_cache()
+                Protocol.clear_cache()
+            assert protocol.service_endpoint == new_home.ews_url
+            assert response.user_settings["user_display_name"] == "Dana Dunn"
+            assert old_home.stats()["operations"]["Autodiscover"] >= 1
+            assert new_home.stats()["operations"]["Autodiscover"] >= 1
