@@ -105,6 +105,8 @@ def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
 
 
 async def signin_form(request: web.Request) -> web.Response:
+    if await _services(request).sessions.load(request) is not None:
+        return see_other("/")  # already signed in
     token = presession_token(request)
     response = render("signin.html", csrf_token=token)
     _services(request).sessions.set_presession_cookie(response, request, token)
