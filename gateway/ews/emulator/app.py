@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from gateway.ews.emulator.soap import (
 )
 from gateway.ews.emulator.state import EmulatorState
 
+log = logging.getLogger(__name__)
 MessageObserver = Callable[[str, str, bytes], None]
 STATE: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorState)
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -140,11 +142,14 @@ class EmulatorApp:
                 request_version=request_version,
                 timezone=_timezone_context(envelope),
                 now=datetime.now(UTC),
-                operation=op,
             )
             return handler(ctx, envelope.body)
         except EwsError as exc:
             return wrap_response(op, [error_message(op, exc.code, exc.message)])
+        except Exception:
+            # A bug in a handler: answer as Exchange does (a fault carrying the version header).
+            log.exception("EWS operation %s failed", op)
+            raise SoapFault("ErrorInternalServerError", "An internal server error occurred. The operation failed.") from None
 
     def _impersonated(self, envelope: Envelope, caller: Mailbox) -> Mailbox:
         """The mailbox named by ``t:ExchangeImpersonation`` (if any), after the rights check."""

@@ -9,7 +9,7 @@ Handlers are plain synchronous functions registered with :func:`operation`. Each
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -111,8 +111,6 @@ class OperationContext:
     request_version: str
     timezone: str | None
     now: datetime
-    operation: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
 
     def mailbox_for(self, email: str | None) -> Mailbox:
         """The mailbox an explicit ``t:Mailbox`` names, after the access check.
