@@ -146,6 +146,8 @@ class EmulatorApp:
             return handler(ctx, envelope.body)
         except EwsError as exc:
             return wrap_response(op, [error_message(op, exc.code, exc.message)])
+        except SoapFault:
+            raise
         except Exception:
             # A bug in a handler: answer as Exchange does (a fault carrying the version header).
             log.exception("EWS operation %s failed", op)
