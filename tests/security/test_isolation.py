@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import encode_basic_auth
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
@@ -74,3 +75,26 @@ async def test_deleting_account_and_user_deletes_stored_credentials(services: An
     assert await sealed_rows() == 1
     assert (await gateway.delete(f"/api/v1/admin/users/{ann.user_id}", headers=H)).status == 204
     assert await sealed_rows() == 0
+
+
+async def test_caldav_app_passwords_reach_only_their_own_users_calendars(gateway: TestClient, services: Any) -> None:
+    accounts = services.accounts
+    ann = await accounts.create_user("ann")
+    alice = await accounts.connect_account(ann.user_id, ConnectRequest("alice@example.com", "alice-pw"))
+    ben = await accounts.create_user("ben")
+    _, ben_pw = await accounts.create_app_password(ben.user_id, "ben phone")
+    depth0 = {"Depth": "0", "Authorization": encode_basic_auth("ben", ben_pw)}
+
+    own = await gateway.request("PROPFIND", "/dav/calendars/ben/", headers=depth0)
+    assert own.status == 207
+    wrong = {"Authorization": encode_basic_auth("ben", "wrong")}
+    assert (await gateway.request("PROPFIND", "/dav/", headers=wrong)).status == 401
+    for path in (
+        "/dav/calendars/ann/",
+        f"/dav/calendars/ann/{alice.account_id}-calendar/",
+        f"/dav/calendars/ben/{alice.account_id}-calendar/",
+        "/dav/principals/ann/",
+    ):
+        response = await gateway.request("PROPFIND", path, headers=depth0)
+        assert response.status in (403, 404), (path, response.status)
+        assert "alice@example.com" not in await response.text()
