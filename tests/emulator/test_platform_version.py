@@ -8,6 +8,7 @@ from exchangelib import BASIC, Configuration, Credentials
 from exchangelib.protocol import Protocol
 from lxml import etree
 
+from gateway.ews.emulator.soap import OPERATIONS
 from tests.support.emulator import EmulatorServer
 from tests.support.schema import observe_message
 
@@ -122,3 +123,14 @@ def test_malformed_or_hostile_xml_is_refused(emulator, body):
     response = requests.post(emulator.ews_url, data=body, headers=HEADERS, auth=ALICE)
     assert response.status_code == 400
     assert b"root:" not in response.content
+
+
+def test_a_failing_handler_answers_a_fault_with_the_version_header(emulator, monkeypatch):
+    def broken(ctx, request):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(OPERATIONS, "ResolveNames", broken)
+    response = requests.post(emulator.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE)
+    assert response.status_code == 500
+    assert b"ErrorInternalServerError" in response.content and b"bug" not in response.content
+    assert version_info(response)["MajorBuildNumber"] == "2507"
