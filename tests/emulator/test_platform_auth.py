@@ -145,3 +145,14 @@ def test_impersonation_granted_by_the_seed():
         with pytest.raises(ErrorImpersonateUserDenied):
             refused.calendar.refresh()
 
+
+
+def test_basic_for_an_ntlm_only_mailbox_gets_that_mailboxs_schemes():
+    seed = _seed_with(**{"bob@example.com": {"auth": ["ntlm"]}})
+    with EmulatorServer(seed, message_observer=observe_message) as emu:
+        refused = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS, auth=("bob@example.com", "bob-pw"))
+        assert refused.status_code == 401
+        assert refused.raw.headers.getlist("WWW-Authenticate") == ["NTLM"]
+        with requests.Session() as session:
+            session.auth = HttpNtlmAuth("bob@example.com", "bob-pw")
+            assert session.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS).status_code == 200

@@ -97,7 +97,9 @@ class Authenticator:
             raise Unauthorized(offered_challenges(directory)) from None
         username, sep, password = decoded.partition(":")
         mailbox = directory.for_login(username) if sep else None
-        if mailbox is None or "basic" not in mailbox.auth or not mailbox.check_password(password):
+        if mailbox is not None and "basic" not in mailbox.auth:
+            raise Unauthorized(_challenges(set(mailbox.auth)))  # tell the client what this mailbox takes
+        if mailbox is None or not mailbox.check_password(password):
             raise Unauthorized(offered_challenges(directory))
         return mailbox
 
@@ -129,8 +131,11 @@ class Authenticator:
 
 
 def offered_challenges(directory: Directory) -> list[str]:
-    """WWW-Authenticate values: the union of the schemes the mailboxes accept."""
-    schemes = {scheme for mailbox in directory for scheme in mailbox.auth}
+    """WWW-Authenticate values before we know the user: the union of the mailboxes' schemes."""
+    return _challenges({scheme for mailbox in directory for scheme in mailbox.auth})
+
+
+def _challenges(schemes: set[str]) -> list[str]:
     return [challenge for scheme, challenge in _CHALLENGE_ORDER if scheme in schemes] or ['Basic realm="EWS"']
 
 
