@@ -20,7 +20,7 @@ from gateway.ews.index import ItemIndex
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
 from gateway.web.pages import setup_pages
-from gateway.web.services import SERVICES_KEY, ListCalendars, Services
+from gateway.web.services import SERVICES_KEY, Services
 from gateway.web.sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ def build_services(
     keyring: KeyRing | None = None,
     ews_client: EwsClient | None = None,
     env: Mapping[str, str] | None = None,
-    list_calendars: ListCalendars | None = None,
 ) -> Services:
     """Everything one gateway process needs; the database is opened by the app's startup.
 
@@ -47,7 +46,9 @@ def build_services(
     env = os.environ if env is None else env
     keyring = keyring or KeyRing.from_env(env)
     client = ews_client or EwsClient(
-        autodiscover_endpoints=dict(config.ews.autodiscover_endpoints), ca_file=str(config.ews.ca_file) if config.ews.ca_file else None
+        autodiscover_endpoints=dict(config.ews.autodiscover_endpoints),
+        ca_file=str(config.ews.ca_file) if config.ews.ca_file else None,
+        retry_budget_s=config.ews.retry_budget_seconds,
     )
     db = Database(config.storage.url())
     accounts = AccountService(
@@ -61,7 +62,6 @@ def build_services(
             db, config.security.session_max_age, always_secure=config.server.public_base_url().startswith("https://")
         ),
         admin_token=env.get(ADMIN_TOKEN_ENV) or None,
-        list_calendars=list_calendars,
         ews_client=client,
     )
 

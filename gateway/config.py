@@ -72,6 +72,8 @@ class EwsConfig:
     ca_file: Path | None = None  # the organisation's CA bundle; verification is never turned off
     # IANA zone in which floating iCalendar times (no TZID, no Z) are stored in Exchange
     default_timezone: str = "UTC"
+    # how long one EWS call may be retried (Exchange busy / 503) before the client gets a 503
+    retry_budget_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
         autodiscover_endpoints={k.lower(): v for k, v in endpoints.items()},
         ca_file=_path(t.get("ca_file"), base),
         default_timezone=_zone(str(t.get("default_timezone", "UTC"))),
+        retry_budget_seconds=float(t.get("retry_budget_seconds", 10.0)),
     )
 
 

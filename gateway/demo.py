@@ -77,20 +77,31 @@ async def start_demo(
     data_dir: Path,
     password: str | None = None,
     keyring: KeyRing | None = None,
+    emulator_url: str | None = None,
+    retry_budget_seconds: float = 10.0,
 ) -> DemoStack:
-    """Start the emulator and the gateway (port 0 picks a free port) and provision the demo users."""
-    emulator_runner = web.AppRunner(create_emulator_app(demo_seed(date.today())), access_log=None)
-    await emulator_runner.setup()
-    emulator_site = web.TCPSite(emulator_runner, host, emulator_port)
-    await emulator_site.start()
-    emulator_url = f"http://{host}:{_bound_port(emulator_site)}"
+    """Start the emulator and the gateway (port 0 picks a free port) and provision the demo users.
+
+    With ``emulator_url`` an already running emulator (with the demo seed) is used instead.
+    """
+    runners: list[web.AppRunner] = []
+    if emulator_url is None:
+        emulator_runner = web.AppRunner(create_emulator_app(demo_seed(date.today())), access_log=None)
+        await emulator_runner.setup()
+        runners.append(emulator_runner)
+        emulator_site = web.TCPSite(emulator_runner, host, emulator_port)
+        await emulator_site.start()
+        emulator_url = f"http://{host}:{_bound_port(emulator_site)}"
 
     gateway_runner = None
     try:
         config = GatewayConfig(
             server=ServerConfig(host=host, port=port),
             storage=StorageConfig(data_dir=data_dir),
-            ews=EwsConfig(autodiscover_endpoints={DEMO_DOMAIN: f"{emulator_url}/autodiscover/autodiscover.svc"}),
+            ews=EwsConfig(
+                autodiscover_endpoints={DEMO_DOMAIN: f"{emulator_url}/autodiscover/autodiscover.svc"},
+                retry_budget_seconds=retry_budget_seconds,
+            ),
         )
         if keyring is None:
             keyring = KeyRing.from_env() if os.environ.get(SECRET_KEY_ENV) else KeyRing.ephemeral()
@@ -106,9 +117,10 @@ async def start_demo(
     except BaseException:
         if gateway_runner is not None:
             await gateway_runner.cleanup()
-        await emulator_runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         raise
-    return DemoStack(base_url, emulator_url, passwords, services, (gateway_runner, emulator_runner))
+    return DemoStack(base_url, emulator_url, passwords, services, (gateway_runner, *runners))
 
 
 async def _provision(

@@ -169,8 +169,13 @@ class Backend(Protocol):
     async def calendars(self, principal: Principal) -> list[CalendarInfo]:
         """All calendars of the principal, the primary calendar of the first account first."""
 
-    async def calendar(self, principal: Principal, calendar_id: str) -> CalendarInfo:
-        """One calendar; raises NotFound (also for another user's calendar)."""
+    async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
+        """One calendar; raises NotFound (also for another user's calendar).
+
+        ``fresh=False`` means the caller needs the collection's identity, not an
+        up-to-date ctag/sync-token: the backend may then skip asking the store
+        for changes (a round trip to Exchange).
+        """
 
     async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
         """Every object's name and ETag (data None): the Depth-1 PROPFIND listing."""

@@ -132,7 +132,7 @@ async def _load(call: Call) -> PropContext:
     if res.kind is Kind.CALENDAR:
         return reports.context(call, res, calendar=await _calendar(call))
     if res.kind is Kind.OBJECT:
-        info = await _calendar(call)
+        info = await _calendar(call, fresh=False)
         obj = (await call.backend.get(call.principal, res.calendar_id, [res.name])).get(res.name)
         if obj is None:
             raise DavError(404, "No such calendar object.")
@@ -140,8 +140,8 @@ async def _load(call: Call) -> PropContext:
     return reports.context(call, res)
 
 
-async def _calendar(call: Call) -> CalendarInfo:
-    return await call.backend.calendar(call.principal, call.resource.calendar_id)
+async def _calendar(call: Call, fresh: bool = True) -> CalendarInfo:
+    return await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=fresh)
 
 
 async def _members(call: Call, parent: PropContext) -> list[PropContext]:

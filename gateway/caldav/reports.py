@@ -151,7 +151,7 @@ async def calendar_query(call: Call, root: etree._Element) -> web.Response:
         flt = filters.parse_filter(root.find(cal("filter")))
     except filters.FilterError as exc:
         raise DavError(400, str(exc), cal("valid-filter")) from None
-    info = await call.backend.calendar(call.principal, call.resource.calendar_id)
+    info = await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
     outer = flt.outer_range()
     exact = not flt.is_simple()
     with_data = exact or needs_data(props.names)
@@ -174,7 +174,7 @@ def _matches(flt: filters.CompFilter, data: str) -> bool:
 async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
     """RFC 4791 §7.9: the named objects; hrefs outside this calendar or missing are 404."""
     props = PropRequest.parse(root)
-    info = await call.backend.calendar(call.principal, call.resource.calendar_id)
+    info = await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
     ms = Multistatus()
     wanted: dict[str, str] = {}
     for el in root.findall(dav("href")):
@@ -202,7 +202,7 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     props = PropRequest.parse(root)
     token = (root.findtext(dav("sync-token")) or "").strip() or None
     limit = _limit(root)
-    info = await call.backend.calendar(call.principal, call.resource.calendar_id)
+    info = await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
     changes = await call.backend.changes(call.principal, info.calendar_id, token, limit)
     changed = changes.changed
     if changed and needs_data(props.names):

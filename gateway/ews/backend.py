@@ -288,8 +288,12 @@ class EwsBackend:
             infos.append(self._info(cal, epoch, seq))
         return infos
 
-    async def calendar(self, principal: Principal, calendar_id: str) -> CalendarInfo:
+    async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
+        """The ctag/sync-token come from one SyncFolderItems; without ``fresh``, from the index."""
         cal = await self._resolve(principal, calendar_id)
+        state = None if fresh else await self._index.state(cal.key)
+        if state is not None:
+            return self._info(cal, state.epoch, state.seq)
         epoch, seq = await self._refresh(cal)
         return self._info(cal, epoch, seq)
 

@@ -145,7 +145,7 @@ class MemoryBackend:
             raise self.fail["calendars"]
         return [c.info for c in self.homes.get(principal.username, {}).values()]
 
-    async def calendar(self, principal: Principal, calendar_id: str) -> CalendarInfo:
+    async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
         return self._cal(principal, calendar_id, "calendar").info
 
     async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:

@@ -1,0 +1,16 @@
+"""End-to-end fixtures: the demo set-up (emulator + gateway over real HTTP, SQLite file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.gateway import GatewayStack
+
+
+@pytest.fixture
+def stack(emulator, tmp_path) -> Iterator[GatewayStack]:
+    """A fresh gateway with the demo users alice and bob, in front of the reset emulator."""
+    with GatewayStack(emulator, tmp_path / "data") as gateway:
+        yield gateway
