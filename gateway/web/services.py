@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.accounts.service import AccountService, primary_calendar_id
+from gateway.accounts.service import AccountService
 from gateway.caldav.backend import CalendarInfo, Principal
 from gateway.config import GatewayConfig
 from gateway.ews.client import EwsClient
@@ -25,24 +25,14 @@ class Services:
     sessions: SessionStore
     admin_token: str | None  # None: the admin API answers 503 (disabled)
     ews_client: EwsClient
-    # The calendars offered on the settings page; the EWS backend's ``calendars``.
+    # The calendars offered on the settings page: the EWS backend's ``calendars`` (setup_dav).
     list_calendars: ListCalendars | None = None
 
     async def calendars_of(self, principal: Principal) -> list[CalendarInfo]:
-        """The user's calendars; without a calendar backend, each account's primary only."""
-        if self.list_calendars is not None:
-            return await self.list_calendars(principal)
-        return [
-            CalendarInfo(
-                calendar_id=primary_calendar_id(a.account_id),
-                display_name="Calendar",
-                ctag="",
-                sync_token="",
-                owner_email=a.email,
-                primary=True,
-            )
-            for a in await self.accounts.list_accounts(principal.user_id)
-        ]
+        """The user's calendars, from the calendar backend ``gateway.app.setup_dav`` attaches."""
+        if self.list_calendars is None:
+            raise RuntimeError("no calendar backend attached to the gateway services")
+        return await self.list_calendars(principal)
 
     def may_receive_credentials(self, request: web.Request) -> bool:
         """Exchange passwords only over HTTPS, or on a loopback listener, or if allowed explicitly."""

@@ -1,10 +1,9 @@
-"""Fixtures and helpers shared by the accounts/web/security tests: a real gateway app in
-front of the EWS emulator, and a small real calendar lister (exchangelib via EwsClient)."""
+"""Fixtures and helpers shared by the accounts/web/security tests: the real gateway app
+(pages, admin API, CalDAV over EWS) in front of the EWS emulator."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
@@ -14,48 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.accounts.service import AccountService, primary_calendar_id
 from gateway.accounts.vault import generate_key
 from gateway.app import build_services, create_app
-from gateway.caldav.backend import CalendarInfo, Principal
 from gateway.config import EwsConfig, GatewayConfig, ServerConfig, StorageConfig
-from gateway.ews.client import ConnectionInfo, EwsClient
 from gateway.web.services import Services
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 T = TypeVar("T")
-
-
-class EwsCalendarLister:
-    """Lists each connected account's Calendar and its sub-folders through EWS.
-
-    Uses the calendar-id scheme of the EWS backend: ``<account_id>-calendar`` for the
-    primary, ``<account_id>-<12 hex of sha1(folder id)>`` for sub-calendars.
-    """
-
-    def __init__(self, accounts: AccountService, client: EwsClient) -> None:
-        self.accounts, self.client = accounts, client
-
-    async def __call__(self, principal: Principal) -> list[CalendarInfo]:
-        result = []
-        for record in await self.accounts.list_accounts(principal.user_id):
-            info = ConnectionInfo(
-                email=record.email, ews_url=record.ews_url, auth_type=record.auth_type, username=record.username,
-                version=record.version, build=record.build, display_name=record.display_name, via="stored",
-            )
-            account = self.client.account(info, await self.accounts.credentials(record))
-            children = await self.client.run(
-                account, "FindFolder", lambda account=account: [(f.id, f.name) for f in account.calendar.children]
-            )
-            result.append(_calendar(primary_calendar_id(record.account_id), "Calendar", record.email, primary=True))
-            for folder_id, name in children:
-                suffix = hashlib.sha1(folder_id.encode()).hexdigest()[:12]
-                result.append(_calendar(f"{record.account_id}-{suffix}", name, record.email))
-        return result
-
-
-def _calendar(calendar_id: str, name: str, owner: str, primary: bool = False) -> CalendarInfo:
-    return CalendarInfo(calendar_id, name, ctag="", sync_token="", owner_email=owner, primary=primary)
 
 
 def make_config(tmp_path: Path, emulator: Any, **server: Any) -> GatewayConfig:
@@ -70,9 +34,7 @@ def make_services(config: GatewayConfig, secret_key: str, admin_token: str | Non
     env = {"GATEWAY_SECRET_KEY": secret_key}
     if admin_token:
         env["GATEWAY_ADMIN_TOKEN"] = admin_token
-    services = build_services(config, env=env)
-    services.list_calendars = EwsCalendarLister(services.accounts, services.ews_client)
-    return services
+    return build_services(config, env=env)
 
 
 def autodiscover_off(emulator: Any, domain: str = "example.com") -> None:
