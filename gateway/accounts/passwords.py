@@ -58,6 +58,11 @@ def _scrypt(password: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
+def app_password_lookup(password: str) -> str:
+    """The non-secret index of an app password (see schema ``app_passwords.lookup``)."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()[:16]
+
+
 def generate_app_password() -> str:
     """Four groups of five characters (~98 bits), e.g. ``k7mq2-x9ahe-...``."""
     return "-".join("".join(secrets.choice(_APP_ALPHABET) for _ in range(5)) for _ in range(4))

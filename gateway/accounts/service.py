@@ -22,6 +22,7 @@ from gateway.accounts.passwords import (
     DUMMY_HASH,
     LoginThrottle,
     VerifiedCache,
+    app_password_lookup,
     generate_app_password,
     hash_password_async,
     verify_password_async,
@@ -223,6 +224,7 @@ class AccountService:
             "id": _new_id(),
             "user_id": user_id,
             "label": (label.strip() or "CalDAV client")[:200],
+            "lookup": app_password_lookup(clear),
             "password_hash": await hash_password_async(clear),
             "created_at": _now(),
             "last_used_at": None,
@@ -258,7 +260,7 @@ class AccountService:
                 await conn.execute(
                     select(app_passwords.c.id, app_passwords.c.user_id, app_passwords.c.password_hash)
                     .join(users, users.c.id == app_passwords.c.user_id)
-                    .where(users.c.username == name)
+                    .where(users.c.username == name, app_passwords.c.lookup == app_password_lookup(password))
                 )
             ).all()
         if not rows:

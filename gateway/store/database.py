@@ -1,4 +1,4 @@
-"""The database handle: an async SQLAlchemy engine plus numbered migrations.
+"""The database handle: an async SQLAlchemy engine plus numbered schema versions.
 
 SQLite (aiosqlite) by default, in a file created on first start; any other async
 SQLAlchemy URL (``postgresql+asyncpg://…``) works the same way.
@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
+# The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
+# is stamped with this version; an older database is brought up by the steps below.
+SCHEMA_VERSION = 1
 
-async def _initial_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(schema.metadata.create_all)
-
-
-# Append-only: (version, what it does, function). Never edit an applied step.
-MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial schema", _initial_schema),)
+# version -> (what it does, step from version-1). Append-only; never edit an applied step.
+# When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
+UPGRADES: dict[int, tuple[str, Migration]] = {}
 
 
 class Database:
@@ -44,16 +44,28 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(lambda c: schema.schema_migrations.create(c, checkfirst=True))
             done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
-            if not done and await conn.run_sync(lambda c: inspect(c).has_table("users")):
-                raise RuntimeError("database has tables but no migration history; refusing to touch it")
-            for version, what, step in MIGRATIONS:
-                if version in done:
-                    continue
-                log.info("applying database migration %d: %s", version, what)
+            if not done:
+                await self._create(conn)
+                return
+            current = max(done)
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                what, step = UPGRADES[version]
+                log.info("upgrading the database to schema %d: %s", version, what)
                 await step(conn)
-                await conn.execute(
-                    insert(schema.schema_migrations).values(version=version, applied_at=datetime.now(UTC))
-                )
+                await self._stamp(conn, version)
+
+    async def _create(self, conn: AsyncConnection) -> None:
+        if await conn.run_sync(lambda c: inspect(c).has_table("users")):
+            raise RuntimeError("database has tables but no migration history; refusing to touch it")
+        log.info("creating the database schema (version %d)", SCHEMA_VERSION)
+        await conn.run_sync(schema.metadata.create_all)
+        await self._stamp(conn, SCHEMA_VERSION)
+
+    @staticmethod
+    async def _stamp(conn: AsyncConnection, version: int) -> None:
+        await conn.execute(insert(schema.schema_migrations).values(version=version, applied_at=datetime.now(UTC)))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -61,6 +61,9 @@ app_passwords = Table(
     Column("id", String(32), primary_key=True),
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("label", String(200), nullable=False),
+    # First 16 hex digits of SHA-256 of the password: finds the one row to check with the
+    # slow hash. Harmless to store: app passwords carry ~98 random bits.
+    Column("lookup", String(16), nullable=False, index=True),
     Column("password_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),

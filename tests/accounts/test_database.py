@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import insert, select
 
-from gateway.store.database import MIGRATIONS, Database
+from gateway.store.database import SCHEMA_VERSION, Database
 from gateway.store.schema import schema_migrations
 
 
@@ -21,4 +23,14 @@ async def test_first_start_creates_the_file_and_reopening_is_idempotent(tmp_path
     async with db.engine.connect() as conn:
         versions = list((await conn.execute(select(schema_migrations.c.version))).scalars())
     await db.close()
-    assert versions == [v for v, _, _ in MIGRATIONS]
+    assert versions == [SCHEMA_VERSION]
+
+
+async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
+    await db.open()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(schema_migrations).values(version=SCHEMA_VERSION + 1, applied_at=datetime.now(UTC)))
+    with pytest.raises(RuntimeError, match="newer than this gateway"):
+        await db.open()
+    await db.close()
