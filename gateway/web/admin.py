@@ -82,6 +82,14 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _text(body: dict[str, Any], key: str) -> str | None:
+    """A string member of the JSON body; absent, null or "" is None."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise AccountsError(f"{key} must be a string")
+    return value or None
+
+
 def _svc(request: web.Request) -> Services:
     return request.app[SERVICES_KEY]
 
@@ -93,7 +101,7 @@ async def list_users(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     body = await _body(request)
     user = await _svc(request).accounts.create_user(
-        str(body.get("username", "")), body.get("password") or None, body.get("display_name")
+        _text(body, "username") or "", _text(body, "password"), _text(body, "display_name")
     )
     return _json(user, status=201)
 
@@ -120,12 +128,12 @@ async def connect_account(request: web.Request) -> web.Response:
         return _error(403, "plain_http_refused", PLAIN_HTTP_REFUSAL)
     body = await _body(request)
     connect_request = ConnectRequest(
-        email=str(body.get("email", "")),
-        password=str(body.get("password", "")),
-        server=body.get("server") or None,
-        domain=body.get("domain") or None,
-        username=body.get("username") or None,
-        auth_type=body.get("auth_type") or None,
+        email=_text(body, "email") or "",
+        password=_text(body, "password") or "",
+        server=_text(body, "server"),
+        domain=_text(body, "domain"),
+        username=_text(body, "username"),
+        auth_type=_text(body, "auth_type"),
     )
     try:
         account = await services.accounts.connect_account(request.match_info["user_id"], connect_request)
@@ -143,7 +151,7 @@ async def update_account(request: web.Request) -> web.Response:
     body = await _body(request)
     m = request.match_info
     account = await _svc(request).accounts.set_account_options(
-        m["user_id"], m["account_id"], working_elsewhere=body.get("working_elsewhere"), invitations=body.get("invitations")
+        m["user_id"], m["account_id"], working_elsewhere=_text(body, "working_elsewhere"), invitations=_text(body, "invitations")
     )
     return _json(account)
 
@@ -163,7 +171,7 @@ async def list_app_passwords(request: web.Request) -> web.Response:
 async def create_app_password(request: web.Request) -> web.Response:
     body = await _body(request)
     record, clear = await _svc(request).accounts.create_app_password(
-        request.match_info["user_id"], str(body.get("label", ""))
+        request.match_info["user_id"], _text(body, "label") or ""
     )
     # The only time the clear text leaves the gateway.
     return _json({**dataclasses.asdict(record), "password": clear}, status=201)
@@ -188,7 +196,7 @@ async def put_settings(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     body = await _body(request)
     conflicts = body.get("conflict_calendar_ids")
-    add_events = body.get("add_events_calendar_id")
+    add_events = _text(body, "add_events_calendar_id")
     if conflicts is not None and (not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts)):
         return _error(400, "invalid_request", "conflict_calendar_ids must be a list of calendar ids or null")
     known = {c.calendar_id for c in await services.calendars_of(await services.accounts.principal(user_id))}

@@ -174,3 +174,12 @@ async def test_modern_auth_only_and_too_old_servers_are_explained(gateway: TestC
     status, error = await _connect(gateway, user_id, email="alice@example.com", password="alice-pw",
                                    server=str(old.make_url("/EWS/Exchange.asmx")))
     assert (status, error["error"]) == (422, "too_old") and "Exchange 2013 or newer" in error["message"]
+
+
+async def test_malformed_requests_get_a_json_400(gateway: TestClient) -> None:
+    for body in ({"username": 5}, {"username": "Bad Name!"}):
+        response = await gateway.post("/api/v1/admin/users", json=body, headers=H)
+        assert response.status == 400 and (await response.json())["error"] == "invalid_request"
+    garbage = await gateway.post("/api/v1/admin/users", data=b"{not json", headers=H)
+    assert garbage.status == 400 and (await garbage.json())["error"] == "invalid_json"
+    assert (await gateway.get("/api/v1/admin/users/nobody/accounts", headers=H)).status == 404
