@@ -50,5 +50,6 @@ def serve(args: argparse.Namespace) -> int:
             "allow_plain_http_credentials is set or a TLS proxy is in front (https base_url)",
             config.server.host,
         )
+    log.info("serving on %s (CalDAV at %s/dav/)", config.server.public_base_url(), config.server.public_base_url())
     web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=context, print=None)
     return 0
