@@ -33,6 +33,7 @@ from gateway.ews.emulator.seed import demo_seed
 
 DEMO_USERS = (("alice", "alice@example.com", "alice-pw"), ("bob", "bob@example.com", "bob-pw"))
 DEMO_DOMAIN = "example.com"
+DEMO_TIMEZONE = "Europe/Berlin"  # the demo mailboxes' zone (W. Europe Standard Time): floating times land here
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,6 +102,7 @@ async def start_demo(
             ews=EwsConfig(
                 autodiscover_endpoints={DEMO_DOMAIN: f"{emulator_url}/autodiscover/autodiscover.svc"},
                 retry_budget_seconds=retry_budget_seconds,
+                default_timezone=DEMO_TIMEZONE,
             ),
         )
         if keyring is None:

@@ -78,6 +78,8 @@ SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
 PRIMARY_SUFFIX = "calendar"
 GETITEM_BATCH = 100
 SYNC_PAGE = 512
+APPLE_NS = "{http://apple.com/ns/ical/}"
+STORED_PROPERTIES = (f"{APPLE_NS}calendar-color", f"{APPLE_NS}calendar-order", f"{CALDAV_NS}calendar-description")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,200}$")
 
 
@@ -195,11 +197,16 @@ class EwsBackend:
         return self._client.account(connection_info(record), credentials)
 
     async def _account_folders(self, record: Any, account: Any) -> list[tuple[str, Folder, str, bool]]:
-        """(calendar_id, folder, display name, primary) of one mailbox: GetFolder + FindFolder, cached."""
+        """(calendar_id, folder, display name, primary) of one mailbox: GetFolder + FindFolder, cached.
+
+        A sub-calendar made with MKCALENDAR keeps the URL segment its client chose
+        (an alias in the index); one made in Outlook gets a name derived from its folder id.
+        """
         cached = self._folders.get(record.account_id)
         loop = asyncio.get_running_loop()
         if cached and loop.time() - cached[0] < self._folder_ttl:
             return cached[1]
+        aliases = await self._index.aliases(record.account_id)
 
         def load() -> list[tuple[str, Folder, str, bool]]:
             primary = account.calendar
@@ -210,7 +217,7 @@ class EwsBackend:
             for child in children:
                 if isinstance(child, Exception) or (child.folder_class or "IPF.Appointment") != "IPF.Appointment":
                     continue
-                cid = f"{record.account_id}-{sub_calendar_suffix(child.id)}"
+                cid = aliases.get(child.id) or f"{record.account_id}-{sub_calendar_suffix(child.id)}"
                 found.append((cid, child, child.name or "Calendar", False))
             return found
 
@@ -227,19 +234,13 @@ class EwsBackend:
         return result
 
     async def _resolve(self, principal: Principal, calendar_id: str) -> _Calendar:
-        account_id, _, suffix = calendar_id.rpartition("-")
-        records = {r.account_id: r for r in await self._accounts.list_accounts(principal.user_id)}
-        record = records.get(account_id)
-        if record is None or not suffix:
-            raise NotFound("No such calendar.")
-        account = await self._exchange_account(record)
-        for cid, folder, name, primary in await self._account_folders(record, account):
-            if cid == calendar_id:
-                return _Calendar(cid, record, account, folder, name, primary)
-        self._folders.pop(record.account_id, None)  # a new sub-calendar may have appeared
-        for cid, folder, name, primary in await self._account_folders(record, account):
-            if cid == calendar_id:
-                return _Calendar(cid, record, account, folder, name, primary)
+        """The principal's calendar with this id (only their own accounts are searched)."""
+        for refreshed in (False, True):
+            if refreshed:  # a sub-calendar made in Outlook meanwhile
+                self._folders.clear()
+            for cal in await self._calendars_of(principal):
+                if cal.calendar_id == calendar_id:
+                    return cal
         raise NotFound("No such calendar.")
 
     # ------------------------------------------------------------- change tracking
@@ -267,16 +268,19 @@ class EwsBackend:
             seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
             return epoch, seq
 
-    def _info(self, cal: _Calendar, epoch: str, seq: int) -> CalendarInfo:
+    async def _described(self, cal: _Calendar, epoch: str, seq: int) -> CalendarInfo:
+        stored = (await self._index.properties(cal.record.account_id)).get(cal.calendar_id, {})
+        order = stored.get(f"{APPLE_NS}calendar-order", "0" if cal.primary else "1")
         return CalendarInfo(
             calendar_id=cal.calendar_id,
-            display_name=cal.display_name if not cal.primary else _primary_name(cal),
+            display_name=cal.display_name,
             ctag=f"{epoch}-{seq}",
             sync_token=sync_token(epoch, seq),
             owner_email=cal.record.email,
-            description=f"Exchange calendar of {cal.record.email}",
+            description=stored.get(f"{CALDAV_NS}calendar-description", f"Exchange calendar of {cal.record.email}"),
+            color=stored.get(f"{APPLE_NS}calendar-color"),
+            order=int(order) if order.lstrip("-").isdigit() else 0,
             primary=cal.primary,
-            order=0 if cal.primary else 1,
         )
 
     # ------------------------------------------------------------------ Backend API
@@ -285,7 +289,7 @@ class EwsBackend:
         infos = []
         for cal in await self._calendars_of(principal):
             epoch, seq = await self._refresh(cal)
-            infos.append(self._info(cal, epoch, seq))
+            infos.append(await self._described(cal, epoch, seq))
         return infos
 
     async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
@@ -293,9 +297,9 @@ class EwsBackend:
         cal = await self._resolve(principal, calendar_id)
         state = None if fresh else await self._index.state(cal.key)
         if state is not None:
-            return self._info(cal, state.epoch, state.seq)
+            return await self._described(cal, state.epoch, state.seq)
         epoch, seq = await self._refresh(cal)
-        return self._info(cal, epoch, seq)
+        return await self._described(cal, epoch, seq)
 
     async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
         cal = await self._resolve(principal, calendar_id)
@@ -449,7 +453,7 @@ class EwsBackend:
         send = self._invitations(cal, resource)
         await self._ews(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
         if resource.overrides or resource.exdates:
-            return await self._apply_occurrences(cal, item, resource, send)
+            return await self._apply_occurrences(cal, item, resource, send, set())
         return item.changekey
 
     async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> str:
@@ -459,24 +463,30 @@ class EwsBackend:
             raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
         if if_match and if_match != current.changekey:
             raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
-        for field in mapping.WRITE_FIELDS:
+        # Exchange drops every exception of a series whose Recurrence is written, so it is only
+        # written when the rule changed or an override must go (EWS cannot revert one occurrence);
+        # the exceptions are then re-applied from the body.
+        kept = {_utc(o.original_start) for o in current.modified_occurrences or ()}
+        wanted = {_utc(o.recurrence_id) for o in resource.overrides}
+        reset = resource.master.recurrence != current.recurrence or bool(kept - wanted)
+        fields = [f for f in mapping.WRITE_FIELDS if reset or f != "recurrence"]
+        already_deleted = set() if reset else {_utc(d.start) for d in current.deleted_occurrences or ()}
+        for field in fields:
             setattr(current, field, getattr(resource.master, field))
         send = SEND_ONLY_TO_ALL if self._invitations(cal, resource) != SEND_TO_NONE else SEND_TO_NONE
         conflict = NEVER_OVERWRITE if if_match else ALWAYS_OVERWRITE
         await self._ews(
             cal.account,
             "UpdateItem",
-            lambda: current.save(
-                update_fields=list(mapping.WRITE_FIELDS),
-                conflict_resolution=conflict,
-                send_meeting_invitations=send,
-            ),
+            lambda: current.save(update_fields=fields, conflict_resolution=conflict, send_meeting_invitations=send),
         )
         if resource.overrides or resource.exdates:
-            return await self._apply_occurrences(cal, current, resource, send)
+            return await self._apply_occurrences(cal, current, resource, send, already_deleted)
         return current.changekey
 
-    async def _apply_occurrences(self, cal: _Calendar, master: CalendarItem, resource: Any, send: str) -> str:
+    async def _apply_occurrences(
+        self, cal: _Calendar, master: CalendarItem, resource: Any, send: str, already_deleted: set[datetime]
+    ) -> str:
         """RECURRENCE-ID overrides → UpdateItem on occurrences; EXDATEs → DeleteItem of occurrences."""
         updates, deletions = [], []
         for override in resource.overrides:
@@ -489,8 +499,7 @@ class EwsBackend:
             occurrence = override.item
             occurrence.account, occurrence.folder = cal.account, cal.folder
             occurrence._id = OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index)
-            updates.append((occurrence, [f for f in mapping.OCCURRENCE_FIELDS if getattr(occurrence, f) is not None]))
-        already_deleted = {_utc(d.start) for d in master.deleted_occurrences or ()}
+            updates.append((occurrence, list(mapping.OCCURRENCE_FIELDS)))  # an override replaces the whole occurrence
         for exdate in resource.exdates:
             index = mapping.occurrence_index(master, exdate)
             if index is not None and _utc(exdate) not in already_deleted:
@@ -552,12 +561,7 @@ class EwsBackend:
     async def create_calendar(
         self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
     ) -> CalendarInfo:
-        """MKCALENDAR → CreateFolder under the first account's Calendar.
-
-        The collection's URL is derived from the new folder's id, so the
-        client's requested segment cannot be kept; the protocol layer reports
-        the real location.
-        """
+        """MKCALENDAR / extended MKCOL → CreateFolder under the first account's Calendar."""
         records = await self._accounts.list_accounts(principal.user_id)
         if not records:
             raise Forbidden("Connect an Exchange account before creating calendars.")
@@ -570,21 +574,29 @@ class EwsBackend:
             return folder
 
         folder = await self._ews(account, "CreateFolder", create)
+        await self._index.add_alias(record.account_id, calendar_id, folder.id)
+        stored = {k: v for k, v in properties.items() if k in STORED_PROPERTIES}
+        if stored:
+            await self._index.set_properties(record.account_id, calendar_id, stored)
         self._folders.pop(record.account_id, None)
-        cal = _Calendar(f"{record.account_id}-{sub_calendar_suffix(folder.id)}", record, account, folder, folder.name, False)
+        cal = _Calendar(calendar_id, record, account, folder, folder.name, False)
         epoch, seq = await self._refresh(cal)
-        return self._info(cal, epoch, seq)
+        return await self._described(cal, epoch, seq)
 
     async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+        """PROPPATCH: displayname → UpdateFolder; colour, order and description are kept by the gateway."""
         cal = await self._resolve(principal, calendar_id)
         name = properties.get("{DAV:}displayname")
-        if name:
-            if cal.primary:
-                raise Forbidden("The primary Exchange calendar cannot be renamed.")
+        if "{DAV:}displayname" in properties and name != cal.display_name:
+            if cal.primary or not name:
+                raise Forbidden("The primary Exchange calendar cannot be renamed, and a calendar needs a name.")
             folder = cal.folder
             folder.name = name
             await self._ews(cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"]))
             self._folders.pop(cal.record.account_id, None)
+        stored = {k: v for k, v in properties.items() if k in STORED_PROPERTIES}
+        if stored:
+            await self._index.set_properties(cal.record.account_id, calendar_id, stored)
 
     async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
         cal = await self._resolve(principal, calendar_id)
@@ -593,6 +605,8 @@ class EwsBackend:
         await self._ews(cal.account, "DeleteFolder", lambda: cal.folder.delete())
         self._folders.pop(cal.record.account_id, None)
         await self._index.forget_calendar(cal.key)
+        await self._index.drop_alias(cal.record.account_id, calendar_id)
+        await self._index.set_properties(cal.record.account_id, calendar_id, dict.fromkeys(STORED_PROPERTIES))
 
     # ------------------------------------------------------------------- free/busy
 
@@ -793,10 +807,6 @@ def _raise_first_error(results: list[Any]) -> None:
             raise ews_errors.translate(result)
 
 
-def _primary_name(cal: _Calendar) -> str:
-    return cal.display_name if len(cal.display_name) > 0 else "Calendar"
-
-
 def _address(attendee: str) -> str:
     value = attendee.strip()
     if value.lower().startswith("mailto:"):
@@ -808,7 +818,7 @@ def _utc(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return datetime.fromtimestamp(value.timestamp(), UTC)  # also for EWSDateTime, which refuses stdlib zones
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 

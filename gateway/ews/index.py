@@ -40,6 +40,27 @@ indexed_item = sa.Table(
 )
 
 
+calendar_alias = sa.Table(
+    "ews_calendar_alias",
+    metadata,
+    # The URL segment a client chose with MKCALENDAR, kept for the folder it created.
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("calendar_id", sa.String(512), primary_key=True),
+    sa.Column("folder_id", sa.String(512), nullable=False),
+)
+
+
+calendar_property = sa.Table(
+    "ews_calendar_property",
+    metadata,
+    # Client-set collection properties Exchange has no field for (calendar-color, -order, -description).
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("calendar_id", sa.String(512), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class IndexedItem:
     item_id: str
@@ -145,6 +166,52 @@ class ItemIndex:
         async with self._engine.connect() as conn:
             r = (await conn.execute(query)).first()
         return IndexedItem(r.item_id, r.name, r.uid, r.changekey, r.seq, r.deleted) if r else None
+
+    async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                calendar_alias.insert().values(account_id=account_id, calendar_id=calendar_id, folder_id=folder_id)
+            )
+
+    async def aliases(self, account_id: str) -> dict[str, str]:
+        """folder id → the calendar id a client chose for it."""
+        query = sa.select(calendar_alias).where(calendar_alias.c.account_id == account_id)
+        async with self._engine.connect() as conn:
+            return {r.folder_id: r.calendar_id for r in (await conn.execute(query)).all()}
+
+    async def drop_alias(self, account_id: str, calendar_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                calendar_alias.delete().where(
+                    (calendar_alias.c.account_id == account_id) & (calendar_alias.c.calendar_id == calendar_id)
+                )
+            )
+
+    async def properties(self, account_id: str) -> dict[str, dict[str, str]]:
+        """calendar id → {property Clark name: value}."""
+        query = sa.select(calendar_property).where(calendar_property.c.account_id == account_id)
+        found: dict[str, dict[str, str]] = {}
+        async with self._engine.connect() as conn:
+            for r in (await conn.execute(query)).all():
+                found.setdefault(r.calendar_id, {})[r.name] = r.value
+        return found
+
+    async def set_properties(self, account_id: str, calendar_id: str, values: dict[str, str | None]) -> None:
+        """Store (or, for None, remove) collection properties."""
+        async with self._engine.begin() as conn:
+            for name, value in values.items():
+                key = (
+                    (calendar_property.c.account_id == account_id)
+                    & (calendar_property.c.calendar_id == calendar_id)
+                    & (calendar_property.c.name == name)
+                )
+                await conn.execute(calendar_property.delete().where(key))
+                if value is not None:
+                    await conn.execute(
+                        calendar_property.insert().values(
+                            account_id=account_id, calendar_id=calendar_id, name=name, value=value
+                        )
+                    )
 
     async def forget_calendar(self, calendar_key: str) -> None:
         async with self._engine.begin() as conn:

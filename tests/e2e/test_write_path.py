@@ -1,0 +1,251 @@
+"""The CalDAV write path end to end: PUT/DELETE/MKCALENDAR through the gateway into the EWS emulator."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import caldav
+import pytest
+import requests
+from lxml import etree
+
+from tests.e2e.test_read_path import dav_client, delta, exchange_account
+from tests.ews.test_mapping_corpus import INEXPRESSIBLE, _corpus_params, assert_same_event, split_by_uid
+
+CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
+ICS = {"Content-Type": "text/calendar; charset=utf-8"}
+
+
+def event(uid: str, summary: str = "Planning", extra: str = "", start: str = "20261125T100000") -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nDTSTART;TZID=Europe/Berlin:{start}\r\n"
+        f"DTEND;TZID=Europe/Berlin:{start[:9]}{int(start[9:11]) + 1:02d}{start[11:]}\r\nSUMMARY:{summary}\r\n{extra}"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def primary_url(stack, user: str = "alice") -> str:
+    return str(dav_client(stack, user).principal().calendars()[0].url)
+
+
+def put(stack, url: str, body: str, headers: dict | None = None, user: str = "alice") -> requests.Response:
+    return requests.put(url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password))
+
+
+def exchange_subjects(emulator, uid: str) -> list[str]:
+    account = exchange_account(emulator)
+    return [i.subject for i in account.calendar.all().only("uid", "subject") if i.uid == uid]
+
+
+def writes(calls: dict[str, int]) -> int:
+    return sum(calls.get(op, 0) for op in ("CreateItem", "UpdateItem", "DeleteItem", "CreateFolder"))
+
+
+def test_create_keeps_href_and_uid_and_costs_two_calls(stack, emulator):
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "my-own-name.ics"
+    before = stack.ews_calls()
+    created = put(stack, url, event(uid), {"If-None-Match": "*"})
+    used = delta(before, stack.ews_calls())
+    assert created.status_code == 201 and created.headers["ETag"].startswith('"')
+    assert sum(used.values()) <= 2 and used.get("CreateItem") == 1, used
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+    fetched = requests.get(url, auth=("alice", stack.password))
+    assert fetched.status_code == 200 and f"UID:{uid}" in fetched.text
+    assert fetched.headers["ETag"] == created.headers["ETag"]
+    # If-None-Match: * on an existing resource never overwrites
+    again = put(stack, url, event(uid, "Overwritten?"), {"If-None-Match": "*"})
+    assert again.status_code == 412
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+
+
+def test_a_retried_create_does_not_duplicate(stack, emulator):
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "retried.ics"
+    assert put(stack, url, event(uid)).status_code == 201
+    assert put(stack, url, event(uid)).status_code == 204  # the client lost our answer and sent it again
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+
+
+def test_update_with_if_match_and_stale_etag(stack, emulator):
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "update-me.ics"
+    etag = put(stack, url, event(uid)).headers["ETag"]
+    before = stack.ews_calls()
+    updated = put(stack, url, event(uid, "Planning v2"), {"If-Match": etag})
+    used = delta(before, stack.ews_calls())
+    assert updated.status_code == 204 and updated.headers["ETag"] != etag
+    assert sum(used.values()) <= 3, used
+    assert exchange_subjects(emulator, uid) == ["Planning v2"]
+    stale = put(stack, url, event(uid, "Planning v3"), {"If-Match": etag})
+    assert stale.status_code == 412
+    assert exchange_subjects(emulator, uid) == ["Planning v2"]
+
+
+def test_an_outlook_change_between_read_and_put_gives_412_and_keeps_both(stack, emulator):
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "concurrent.ics"
+    put(stack, url, event(uid))
+    read = requests.get(url, auth=("alice", stack.password))
+    account = exchange_account(emulator)
+    item = next(i for i in account.calendar.all() if i.uid == uid)
+    item.subject = "Edited in Outlook"
+    item.save(update_fields=["subject"])
+    client_version = read.text.replace("SUMMARY:Planning", "SUMMARY:Edited in the CalDAV client")
+    refused = put(stack, url, client_version, {"If-Match": read.headers["ETag"]})
+    assert refused.status_code == 412
+    assert exchange_subjects(emulator, uid) == ["Edited in Outlook"]  # Outlook's version is kept in Exchange
+    assert "Edited in Outlook" in requests.get(url, auth=("alice", stack.password)).text
+    # ... and the client still holds its own text, so it can merge and PUT again with the new ETag
+    fresh_etag = requests.head(url, auth=("alice", stack.password)).headers["ETag"]
+    assert put(stack, url, client_version, {"If-Match": fresh_etag}).status_code == 204
+    assert exchange_subjects(emulator, uid) == ["Edited in the CalDAV client"]
+
+
+def test_delete_with_if_match_costs_two_calls(stack, emulator):
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "delete-me.ics"
+    etag = put(stack, url, event(uid)).headers["ETag"]
+    assert requests.delete(url, headers={"If-Match": '"stale"'}, auth=("alice", stack.password)).status_code == 412
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+    before = stack.ews_calls()
+    assert requests.delete(url, headers={"If-Match": etag}, auth=("alice", stack.password)).status_code == 204
+    assert sum(delta(before, stack.ews_calls()).values()) <= 2
+    assert exchange_subjects(emulator, uid) == []
+    assert requests.get(url, auth=("alice", stack.password)).status_code == 404
+
+
+def test_recurring_series_with_exdate_and_override_round_trips(stack):
+    uid = str(uuid.uuid4())
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nDTSTART;TZID=Europe/Berlin:20261125T100000\r\n"
+        "DTEND;TZID=Europe/Berlin:20261125T110000\r\nRRULE:FREQ=WEEKLY;COUNT=6\r\n"
+        "EXDATE;TZID=Europe/Berlin:20261202T100000\r\nSUMMARY:Weekly\r\nEND:VEVENT\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nRECURRENCE-ID;TZID=Europe/Berlin:20261209T100000\r\n"
+        "DTSTART;TZID=Europe/Berlin:20261209T140000\r\nDTEND;TZID=Europe/Berlin:20261209T150000\r\n"
+        "SUMMARY:Weekly (moved)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    url = primary_url(stack) + "weekly.ics"
+    assert put(stack, url, body).status_code == 201
+    stored = requests.get(url, auth=("alice", stack.password)).text
+    assert_same_event(body, stored)
+    # an override removed and a new EXDATE added in a later PUT are applied as such
+    later = body.replace("EXDATE;TZID=Europe/Berlin:20261202T100000\r\n",
+                         "EXDATE;TZID=Europe/Berlin:20261202T100000,20261216T100000\r\n")
+    assert put(stack, url, later).status_code == 204
+    assert_same_event(later, requests.get(url, auth=("alice", stack.password)).text)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "content_type", "status", "precondition"),
+    [
+        ("garbage", "this is not iCalendar", "text/calendar", 400, "valid-calendar-data"),
+        ("hourly", event("u-hourly", extra="RRULE:FREQ=HOURLY\r\n"), "text/calendar", 403, "valid-calendar-object-resource"),
+        ("byhour", event("u-byhour", extra="RRULE:FREQ=DAILY;BYHOUR=9,10\r\n"), "text/calendar", 403,
+         "valid-calendar-object-resource"),
+        ("monthdays", event("u-md", extra="RRULE:FREQ=MONTHLY;BYMONTHDAY=1,15\r\n"), "text/calendar", 403,
+         "valid-calendar-object-resource"),
+        ("todo", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t1\r\nSUMMARY:x\r\n"
+         "END:VTODO\r\nEND:VCALENDAR\r\n", "text/calendar", 403, "supported-calendar-component"),
+        ("two-uids", event("u-a").replace("END:VCALENDAR\r\n", "") + event("u-b").split("VERSION:2.0\r\nPRODID:-//tests//EN\r\n")[1],
+         "text/calendar", 403, "valid-calendar-object-resource"),
+        ("json", '{"summary": "x"}', "application/json", 415, None),
+    ],
+)
+def test_bad_input_is_refused_with_a_precondition_and_nothing_is_written(
+    stack, emulator, name, body, content_type, status, precondition
+):
+    url = primary_url(stack) + f"{name}.ics"
+    before = stack.ews_calls()
+    answer = requests.put(url, data=body.encode(), headers={"Content-Type": content_type}, auth=("alice", stack.password))
+    assert answer.status_code == status, answer.text
+    if precondition:
+        assert etree.fromstring(answer.content).find(f"{CALDAV_NS}{precondition}") is not None
+    assert "Traceback" not in answer.text
+    assert writes(delta(before, stack.ews_calls())) == 0
+
+
+def test_oversized_body_is_refused(stack):
+    url = primary_url(stack) + "huge.ics"
+    huge = event("u-huge", extra="DESCRIPTION:" + "x" * 2_000_000 + "\r\n")
+    answer = put(stack, url, huge)
+    assert answer.status_code == 413
+
+
+def test_uid_used_by_another_resource_is_a_conflict(stack, emulator):
+    uid = str(uuid.uuid4())
+    base = primary_url(stack)
+    assert put(stack, base + "first.ics", event(uid)).status_code == 201
+    conflict = put(stack, base + "second.ics", event(uid, "Duplicate"))
+    assert conflict.status_code == 403
+    found = etree.fromstring(conflict.content).find(f"{CALDAV_NS}no-uid-conflict")
+    assert found is not None and found.findtext("{DAV:}href").endswith("/first.ics")
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+
+
+def test_python_caldav_save_modify_delete(stack, emulator):
+    calendar = dav_client(stack).principal().calendars()[0]
+    uid = str(uuid.uuid4())
+    saved = calendar.save_event(event(uid, "From python-caldav"))
+    assert exchange_subjects(emulator, uid) == ["From python-caldav"]
+    saved.icalendar_component["SUMMARY"] = "Modified by python-caldav"
+    saved.save()
+    assert exchange_subjects(emulator, uid) == ["Modified by python-caldav"]
+    saved.delete()
+    assert exchange_subjects(emulator, uid) == []
+
+
+def test_sub_calendars_can_be_created_renamed_and_deleted(stack, emulator):
+    principal = dav_client(stack).principal()
+    created = principal.make_calendar(name="Team offsite")
+    names = [f.name for f in exchange_account(emulator).calendar.children]
+    assert "Team offsite" in names
+    created.set_properties([caldav.elements.dav.DisplayName("Offsite 2027")])
+    assert "Offsite 2027" in [f.name for f in exchange_account(emulator).calendar.children]
+    uid = str(uuid.uuid4())
+    created.save_event(event(uid, "In the new calendar"))
+    created.delete()
+    assert "Offsite 2027" not in [f.name for f in exchange_account(emulator).calendar.children]
+    primary = principal.calendars()[0]
+    refused = requests.delete(str(primary.url), auth=("alice", stack.password))
+    assert refused.status_code == 403 and "primary" in refused.text.lower()
+
+
+def test_invitations_are_sent_when_the_owner_organises(stack, emulator):
+    uid = str(uuid.uuid4())
+    meeting = event(
+        uid,
+        "Design review",
+        extra="ORGANIZER:mailto:alice@example.com\r\nATTENDEE;ROLE=REQ-PARTICIPANT:mailto:bob@example.com\r\n",
+    )
+    assert put(stack, primary_url(stack) + "meeting.ics", meeting).status_code == 201
+    sent = emulator.state.store.mailboxes["alice@example.com"].sent
+    assert any(m.uid == uid and "bob@example.com" in m.recipients for m in sent)
+    # an event organised by someone else is stored without sending anything
+    other = str(uuid.uuid4())
+    foreign = event(other, "Their meeting",
+                    extra="ORGANIZER:mailto:carol@example.com\r\nATTENDEE:mailto:alice@example.com\r\n")
+    assert put(stack, primary_url(stack) + "foreign.ics", foreign).status_code == 201
+    assert not any(m.uid == other for m in emulator.state.store.mailboxes["alice@example.com"].sent)
+
+
+@pytest.mark.parametrize("path", _corpus_params())
+def test_corpus_put_then_get_is_the_same_event(stack, emulator, path: Path):
+    """Every valid corpus resource PUT then GET is semantically equal; malformed ones write nothing."""
+    data = path.read_bytes()
+    base = primary_url(stack)
+    before = stack.ews_calls()
+    if path.name.startswith("malformed-") or path.name in INEXPRESSIBLE:
+        answer = requests.put(base + "bad.ics", data=data, headers=ICS, auth=("alice", stack.password))
+        assert 400 <= answer.status_code < 500
+        assert writes(delta(before, stack.ews_calls())) == 0
+        return
+    for number, text in enumerate(split_by_uid(data).values()):
+        url = f"{base}corpus-{number}.ics"
+        answer = put(stack, url, text)
+        assert answer.status_code == 201, answer.text
+        stored = requests.get(url, auth=("alice", stack.password))
+        assert_same_event(text, stored.text)
