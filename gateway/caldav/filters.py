@@ -226,11 +226,17 @@ def _value_in_range(value: object, tr: TimeRange) -> bool:
 
 
 def _component_in_range(comp: Component, tr: TimeRange) -> bool:
-    """Overlap of a non-recurring component's DTSTART/DTEND (or TRIGGER-less: DTSTART only)."""
+    """RFC 4791 §9.9 overlap of a component by DTSTART/DTEND (a DTSTART-only one is an instant)."""
     if "DTSTART" not in comp:
         return False
-    start = _as_utc(comp.decoded("DTSTART"))
-    end = _as_utc(comp.decoded("DTEND")) if "DTEND" in comp else start + timedelta(seconds=1)
+    first = comp.decoded("DTSTART")
+    start = _as_utc(first)
+    if "DTEND" in comp:
+        end = _as_utc(comp.decoded("DTEND"))
+    elif "DURATION" in comp:
+        end = start + comp.decoded("DURATION")
+    else:  # RFC 5545 §3.6.1: an all-day event without end lasts the day
+        end = start + (timedelta(days=1) if not isinstance(first, datetime) else timedelta(seconds=1))
     return (tr.end is None or start < tr.end) and (tr.start is None or end > tr.start)
 
 
