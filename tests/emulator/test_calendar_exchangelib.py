@@ -355,3 +355,31 @@ def test_deep_folder_walk_and_cancelling_an_occurrence_of_a_meeting(account: Acc
     sent = emulator.state.store.stats()["alice@example.com"]["sent"]
     assert [m["kind"] for m in sent] == ["Cancellation"]
     assert len(account.calendar.get(id=series.id).deleted_occurrences) == 1
+
+
+def test_invitations_reach_internal_attendees(account: Account, emulator: EmulatorServer) -> None:
+    meeting = CalendarItem(
+        account=account, folder=account.calendar, subject="Roadmap", start=_dt(2026, 10, 6, 10),
+        end=_dt(2026, 10, 6, 11), uid="roadmap@test",
+        required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"))],
+    )
+    meeting.save(send_meeting_invitations="SendToAllAndSaveCopy")
+    bob = _account_as(emulator, "bob", "bob")
+
+    def bobs_copy() -> CalendarItem:
+        (found,) = [i for i in bob.calendar.view(start=_dt(2026, 10, 1), end=_dt(2026, 10, 31))
+                    if i.uid == "roadmap@test"]
+        return found
+
+    copy = bobs_copy()
+    assert copy.id != meeting.id and copy.organizer.email_address == "alice@example.com"
+    assert (copy.my_response_type, copy.legacy_free_busy_status) == ("NoResponseReceived", "Tentative")
+
+    meeting.start, meeting.end = _dt(2026, 10, 6, 14), _dt(2026, 10, 6, 15)
+    meeting.save(update_fields=["start", "end"], send_meeting_invitations="SendToAllAndSaveCopy")
+    assert bobs_copy().start.astimezone(BERLIN).hour == 14
+
+    meeting.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
+    assert bobs_copy().is_cancelled
+    busy = emulator.state.store.busy_events("bob@example.com", _dt(2026, 10, 6, 0), _dt(2026, 10, 7, 0))
+    assert "Roadmap" not in [e.subject for e in busy]  # a cancelled meeting no longer blocks bob

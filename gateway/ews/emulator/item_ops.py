@@ -253,11 +253,20 @@ def _check_times(item: CalendarItem) -> None:
         raise StoreError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
 
 
-def _record(box: MailboxStore, kind: str, item: CalendarItem, now: datetime) -> None:
-    """Log the meeting message Exchange would send (visible in /_emulator/stats)."""
+def _send(ctx: OperationContext, box: MailboxStore, kind: str, item: CalendarItem, cancelled: bool = False) -> None:
+    """Send a meeting message: log it, and deliver it to attendees that are mailboxes of this emulator.
+
+    Delivery does what Exchange's transport and calendar attendant do for internal attendees:
+    their copy of the meeting is created, updated or marked cancelled.
+    """
     recipients = [a.email for a in item.attendees()]
-    if recipients:
-        box.sent.append(SentMessage(kind, box.email, recipients, item.subject, item.uid, now))
+    if not recipients:
+        return
+    box.sent.append(SentMessage(kind, box.email, recipients, item.subject, item.uid, ctx.now))
+    if item.organizer is None or item.organizer.email != box.email:
+        return
+    master = box.master_of(item) if item.master_id is not None else item
+    ctx.state.store.deliver(master, ctx.now, cancelled=cancelled)
 
 
 @operation("CreateItem")
@@ -283,7 +292,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             item.organizer = _organizer(ctx, box)
         box.add_item(item)
         if item.is_meeting and send in _SENDS:
-            _record(box, "Invitation", item, ctx.now)
+            _send(ctx, box, "Invitation", item)
         return _items_message("CreateItem", item, Shape("IdOnly"))
 
     return per_id("CreateItem", _elements(first_child(request, "Items")), handle, items_on_error=True)
@@ -312,10 +321,12 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         item = copy.deepcopy(target)
         _apply_updates(item, child(change, "Updates"))
         _check_times(item)
-        _commit(box, target, item, ctx.now)
-        if item.is_meeting and send in _SENDS:
+        sending = item.is_meeting and send in _SENDS
+        if sending:
             item.sequence += 1
-            _record(box, "Update", item, ctx.now)
+        _commit(box, target, item, ctx.now)
+        if sending:
+            _send(ctx, box, "Update", item)
         message = _items_message("UpdateItem", item, Shape("IdOnly"))
         message.append(M.ConflictResults(T.Count("0")))
         return message
@@ -372,7 +383,8 @@ def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         box, item = resolve_item(ctx, elem)
         box.delete(item.item_id, ctx.now)
         if item.is_meeting and send in _SENDS and item.my_response_type == "Organizer":
-            _record(box, "Cancellation", item, ctx.now)
+            # Cancelling one occurrence updates the attendees' series; cancelling the item cancels theirs.
+            _send(ctx, box, "Cancellation", item, cancelled=item.master_id is None)
         return success_message("DeleteItem")
 
     return per_id("DeleteItem", _elements(first_child(request, "ItemIds")), handle)

@@ -31,7 +31,7 @@ def resolve_date(value: int | str, today: date) -> date:
 
 def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
     """Fill ``store`` with every mailbox's calendars; meetings are copied to attendees' Calendars."""
-    invitations: list[tuple[CalendarItem, str]] = []
+    meetings: list[CalendarItem] = []
     for mailbox in seed.get("mailboxes", []):
         box = store.mailbox(mailbox["email"], mailbox.get("time_zone", DEFAULT_TIME_ZONE))
         today = now.astimezone(zone_for(box.time_zone)).date()
@@ -41,10 +41,10 @@ def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
             for event in calendar.get("events", []):
                 item = add_event(box, folder.folder_id, event, today, now)
                 if item.is_meeting and folder.distinguished == "calendar":
-                    invitations.extend((item, a.email) for a in item.attendees())
-    for item, email in invitations:
-        if email in store.mailboxes and (item.organizer is None or email != item.organizer.email):
-            _deliver(store.mailboxes[email], item, email, now)
+                    meetings.append(item)
+    # After every mailbox exists: attendees' copies of the seeded meetings.
+    for item in meetings:
+        store.deliver(item, now)
 
 
 def add_event(box: MailboxStore, folder_id: str, event: dict[str, Any], today: date, now: datetime) -> CalendarItem:
@@ -135,23 +135,6 @@ def _modify(box: MailboxStore, master: CalendarItem, change: dict[str, Any], tod
 
 def _delete(box: MailboxStore, master: CalendarItem, day: date, now: datetime) -> None:
     box.delete(_occurrence_on(master, day).item_id, now)
-
-
-def _deliver(box: MailboxStore, item: CalendarItem, email: str, now: datetime) -> None:
-    """Put an attendee's copy of a seeded meeting into their Calendar (same UID, their response)."""
-    copy_item = box.new_item(box.calendar.folder_id, now)
-    for attr in ("subject", "body", "location", "uid", "start", "end", "is_all_day", "free_busy", "sensitivity",
-                 "importance", "organizer", "required", "optional", "resources", "start_tz", "end_tz",
-                 "recurrence", "reminder_is_set", "reminder_minutes"):
-        setattr(copy_item, attr, getattr(item, attr))
-    copy_item.my_response_type = next((a.response_type for a in item.attendees() if a.email == email), "Accept")
-    box.add_item(copy_item)
-    for index, exc in item.exceptions.items():
-        occ = box.occurrence(copy_item, index)
-        occ.start, occ.end, occ.subject, occ.location = exc.start, exc.end, exc.subject, exc.location
-        box.commit_occurrence(occ, now)
-    for index in item.deleted:
-        box.delete(box.occurrence(copy_item, index).item_id, now)
 
 
 # -- the demo ----------------------------------------------------------------------------------------

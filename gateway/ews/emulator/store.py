@@ -408,6 +408,33 @@ class MailboxStore:
         folder.tombstones[item.item_id] = (item.created_seq, folder.bump())
         return item
 
+    def receive_meeting(self, master: CalendarItem, attendee: Attendee, now: datetime, cancelled: bool) -> None:
+        """Create or refresh this attendee's copy of a meeting (what Exchange's calendar attendant does).
+
+        The copy has its own ItemId, the organizer's UID, exceptions and deleted occurrences, and the
+        attendee's response: an unanswered invitation shows as Tentative. A cancellation marks the
+        copy cancelled (it stays, free, in the calendar); a declined meeting is not put in at all.
+        """
+        existing = next((i for i in self.calendar.items.values() if i.uid == master.uid), None)
+        if attendee.response_type == "Decline" or (existing is None and cancelled):
+            return
+        target = existing or self.new_item(self.calendar.folder_id, now)
+        for attr in _MEETING_FIELDS:
+            setattr(target, attr, copy.deepcopy(getattr(master, attr)))
+        if existing is None:
+            answered = attendee.response_type in ("Accept", "Tentative")
+            target.my_response_type = attendee.response_type if answered else "NoResponseReceived"
+        if target.my_response_type != "Accept":
+            target.free_busy = "Tentative"
+        target.is_cancelled = cancelled
+        target.exceptions = {i: _rehomed(e, target) for i, e in master.exceptions.items()}
+        target.deleted = dict(master.deleted)
+        if existing is None:
+            self.add_item(target)
+        else:
+            normalise_series(target)
+            self.touch(target, now)
+
     # -- views ---------------------------------------------------------------------------------------
 
     def expand(self, folder_id: str, start: datetime, end: datetime) -> list[CalendarItem]:
@@ -431,6 +458,24 @@ class MailboxStore:
         )
         changes.sort(key=lambda c: c.seq)
         return changes
+
+
+# What an attendee's copy of a meeting takes from the organizer's item.
+_MEETING_FIELDS = ("subject", "body", "body_type", "location", "uid", "start", "end", "is_all_day", "free_busy",
+                   "sensitivity", "importance", "organizer", "required", "optional", "resources", "sequence",
+                   "start_tz", "end_tz", "recurrence")
+
+
+def _rehomed(exception: CalendarItem, master: CalendarItem) -> CalendarItem:
+    """A copy of an organizer's exception, belonging to an attendee's copy of the series."""
+    assert exception.instance_index is not None
+    moved = copy.deepcopy(exception)
+    moved.item_id = occurrence_id(master.item_id, exception.instance_index)
+    moved.master_id, moved.folder_id = master.item_id, master.folder_id
+    moved.my_response_type, moved.is_cancelled = master.my_response_type, master.is_cancelled
+    if master.my_response_type != "Accept":
+        moved.free_busy = "Tentative"
+    return moved
 
 
 def normalise_series(item: CalendarItem) -> None:
@@ -522,6 +567,14 @@ class CalendarStore:
         if key not in self.mailboxes:
             self.mailboxes[key] = MailboxStore(key, time_zone or DEFAULT_TIME_ZONE)
         return self.mailboxes[key]
+
+    def deliver(self, master: CalendarItem, now: datetime, cancelled: bool = False) -> None:
+        """Update every attendee mailbox of this store with the organizer's current meeting."""
+        organizer = master.organizer.email if master.organizer else None
+        for attendee in master.attendees():
+            box = self.mailboxes.get(attendee.email)
+            if box is not None and attendee.email != organizer:
+                box.receive_meeting(master, attendee, now, cancelled)
 
     def busy_events(self, email: str, start: datetime, end: datetime) -> list[BusyEvent]:
         """Occurrences in the primary Calendar overlapping [start, end), for GetUserAvailability."""
