@@ -345,8 +345,8 @@ def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:
             _delete_field(item, parts[0])
         else:
             raise StoreError("ErrorInvalidPropertyUpdateSentMessage", f"{kind} is not supported.")
-    if item.master_id is None and item.recurrence is not recurrence_before:
-        # A new pattern invalidates the old exceptions, as in Exchange.
+    if item.master_id is None and item.recurrence != recurrence_before:
+        # A different pattern invalidates the old exceptions, as in Exchange; resending the same one does not.
         item.exceptions, item.deleted = {}, {}
 
 
