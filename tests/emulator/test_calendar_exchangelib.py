@@ -115,6 +115,9 @@ def test_view_across_dst_with_moved_and_deleted_occurrences(account: Account) ->
     moved.refresh()
     moved.start, moved.end = _dt(2026, 3, 18, 15), _dt(2026, 3, 18, 16)
     moved.save(update_fields=["start", "end"])
+    via_occurrence = moved.recurring_master()  # RecurringMasterItemId
+    via_occurrence.refresh()
+    assert via_occurrence.id == master.id
     gone = master.occurrence(index=4)
     gone.refresh()
     gone.delete()
