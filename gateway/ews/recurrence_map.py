@@ -142,7 +142,7 @@ def _forbid(rule: Mapping[str, list], freq: str, *parts: str) -> None:
 
 def _plain_days(days: list[tuple[int | None, str]], freq: str) -> list[str]:
     if any(n is not None for n, _ in days):
-        raise InexpressibleRule(f"numbered BYDAY values are meaningless for Exchange in a {freq} rule")
+        raise InexpressibleRule(f"Exchange cannot express numbered BYDAY values in a {freq} rule")
     return [d for _, d in days]
 
 
