@@ -11,7 +11,6 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.accounts.vault import VaultError
-from gateway.app import create_app
 from gateway.config import ConfigError, GatewayConfig, load_config
 
 log = logging.getLogger("gateway.serve")
@@ -35,6 +34,9 @@ def ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here so the other CLI commands start without loading the CalDAV/EWS stack.
+    from gateway.app import create_app
+
     try:
         config = load_config(args.config)
         logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
