@@ -101,6 +101,7 @@ def test_rrule_maps_to_the_exact_pattern(text: str, pattern_cls: type, fields: d
         ("FREQ=DAILY;COUNT=1000", "at most 999"),
         ("FREQ=DAILY;INTERVAL=2;BYDAY=MO", "daily interval"),
         ("FREQ=WEEKLY;BYMONTH=3", "BYMONTH"),
+        ("FREQ=WEEKLY;BYDAY=1MO", "numbered BYDAY"),
         ("FREQ=WEEKLY;UNTIL=20240101T000000Z", "before its first occurrence"),
     ],
 )
