@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -174,3 +176,24 @@ def test_generator_is_deterministic_and_loads() -> None:
     masters = [i for i in box.calendar.items.values() if i.recurrence is not None]
     assert len(box.calendar.items) == 300
     assert 10 <= len(masters) <= 60 and all(m.exceptions and m.deleted for m in masters)
+
+
+def test_json_seed_with_relative_dates() -> None:
+    seed = json.loads((Path(__file__).parents[1] / "fixtures/ews/calendar-seed.json").read_text())
+    now = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # 13:00 in Los Angeles, still 10 June there
+    store = CalendarStore.from_seed(seed, now)
+    dana = store.mailbox("dana@example.org")
+    standup = next(i for i in dana.calendar.items.values() if i.uid == "standup@example.org")
+    la = standup.zone
+    assert standup.start.astimezone(la).isoformat() == "2026-05-27T09:30:00-07:00"  # 14 days before 10 June
+    assert [e.start.astimezone(la).strftime("%m-%d %H:%M") for e in standup.exceptions.values()] == ["06-11 11:00"]
+    assert [d.astimezone(la).strftime("%m-%d") for d in standup.deleted.values()] == ["06-12"]
+    month_end = next(i for i in dana.calendar.items.values() if i.subject == "Month end close")
+    assert month_end.start.astimezone(la).date() == date(2026, 1, 30)
+    events = store.busy_events("dana@example.org", now, now + timedelta(days=7))
+    assert {e.subject for e in events} >= {"Standup", "Off", "Lunch with Eve"}
+    assert next(e for e in events if e.subject == "Off").is_private
+    lunch = next(i for i in store.mailbox("eve@example.org").calendar.items.values())
+    assert (lunch.subject, lunch.my_response_type) == ("Lunch with Eve", "Accept")
+    (side,) = dana.children(dana.calendar.folder_id)
+    assert side.name == "Side project" and len(side.items) == 1

@@ -39,10 +39,12 @@ def local(elem: etree._Element) -> str:
 
 
 def child(elem: etree._Element, name: str) -> etree._Element | None:
+    """The first ``t:<name>`` child of ``elem``."""
     return elem.find(f"{{{T_NS}}}{name}")
 
 
 def text(elem: etree._Element | None, name: str, default: str = "") -> str:
+    """The text of the ``t:<name>`` child (``""`` if empty, ``default`` if absent)."""
     found = None if elem is None else child(elem, name)
     return found.text or "" if found is not None else default
 
@@ -384,6 +386,7 @@ def _extended(item: CalendarItem, wanted: list[dict[str, str]]) -> list[etree._E
 
 
 def _is_recurring(i: CalendarItem) -> bool:
+    # Exchange reports IsRecurring for occurrences and exceptions, not for the master itself.
     return i.item_type in ("Occurrence", "Exception")
 
 
