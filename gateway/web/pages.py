@@ -41,6 +41,10 @@ _TEMPLATES = jinja2.Environment(
 )
 
 WORKING_ELSEWHERE_LABELS = (("FREE", "free"), ("BUSY-TENTATIVE", "tentative"), ("BUSY", "busy"))
+INVITATION_LABELS = (
+    ("auto", "Exchange sends them for meetings I organise"),
+    ("never", "never sent by the gateway"),
+)
 
 # Post/redirect/get: the redirect names one of these fixed notices (never user input).
 NOTICES = {
@@ -176,6 +180,7 @@ async def _home(
         credential_problems=await accounts.credential_problems(user.user_id),
         settings=effective_settings(await accounts.settings(user.user_id), account_list),
         working_elsewhere_choices=WORKING_ELSEWHERE_LABELS,
+        invitation_choices=INVITATION_LABELS,
         app_passwords=await accounts.list_app_passwords(user.user_id),
         caldav_url=caldav_url(services),
     )
@@ -232,7 +237,10 @@ async def account_options(request: web.Request, services: Services, session: Web
     form = await request.post()
     try:
         await services.accounts.set_account_options(
-            user.user_id, request.match_info["account_id"], working_elsewhere=str(form.get("working_elsewhere", ""))
+            user.user_id,
+            request.match_info["account_id"],
+            working_elsewhere=str(form.get("working_elsewhere", "")),
+            invitations=str(form.get("invitations", "")) or None,
         )
     except NotFoundError:
         raise web.HTTPNotFound(text="No such account.") from None

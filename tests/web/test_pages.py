@@ -97,8 +97,10 @@ async def test_calendar_choices_and_working_elsewhere_are_saved(gateway: TestCli
     assert settings.conflict_calendar_ids == (projects,) and settings.add_events_calendar_id == projects
     foreign = await gateway.post("/settings", data={"csrf_token": csrf, "conflict": ["zzz-calendar"]})
     assert foreign.status == 400
-    await gateway.post(f"/accounts/{account.account_id}/options", data={"csrf_token": csrf, "working_elsewhere": "BUSY"})
-    assert (await services.accounts.get_account(account.user_id, account.account_id)).working_elsewhere == "BUSY"
+    await gateway.post(f"/accounts/{account.account_id}/options",
+                       data={"csrf_token": csrf, "working_elsewhere": "BUSY", "invitations": "never"})
+    stored = await services.accounts.get_account(account.user_id, account.account_id)
+    assert (stored.working_elsewhere, stored.invitations) == ("BUSY", "never")
 
 
 async def test_app_password_is_shown_once_with_the_caldav_url(gateway: TestClient, services: Any) -> None:
