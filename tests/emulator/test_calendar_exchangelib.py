@@ -385,6 +385,12 @@ def test_invitations_reach_internal_attendees(account: Account, emulator: Emulat
     meeting.save(update_fields=["start", "end"], send_meeting_invitations="SendToAllAndSaveCopy")
     assert bobs_copy().start.astimezone(BERLIN).hour == 14
 
+    bobs_copy().accept()
+    assert (bobs_copy().my_response_type, bobs_copy().legacy_free_busy_status) == ("Accept", "Busy")
+    (answer,) = account.calendar.get(id=meeting.id).required_attendees
+    assert answer.response_type == "Accept"
+
+    meeting.refresh()
     meeting.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
     assert bobs_copy().is_cancelled
     busy = emulator.state.store.busy_events("bob@example.com", _dt(2026, 10, 6, 0), _dt(2026, 10, 7, 0))

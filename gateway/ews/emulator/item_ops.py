@@ -43,6 +43,7 @@ from gateway.ews.emulator.store import (
     uri_key,
 )
 
+_RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
 _REQUIRED_FIELDS = frozenset({"calendar:Start", "calendar:End", "item:ItemClass"})
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
 
@@ -281,6 +282,11 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
     send = request.get("SendMeetingInvitations", "SendToNone")
 
     def handle(elem: etree._Element) -> etree._Element:
+        if local(elem) in _RESPONSES:
+            _respond(ctx, elem, _RESPONSES[local(elem)], request.get("MessageDisposition", "SendAndSaveCopy"))
+            message = success_message("CreateItem")
+            message.append(M.Items())
+            return message
         if local(elem) != "CalendarItem":
             raise StoreError("ErrorInvalidItemForOperation", "Only calendar items can be created here.")
         item = box.new_item(folder.folder_id, ctx.now)
@@ -296,6 +302,48 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         return _items_message("CreateItem", item, Shape("IdOnly"))
 
     return per_id("CreateItem", _elements(first_child(request, "Items")), handle, items_on_error=True)
+
+
+def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposition: str) -> None:
+    """CreateItem of an AcceptItem/TentativelyAcceptItem/DeclineItem for a meeting in the caller's calendar.
+
+    The attendee's copy takes the response (a declined meeting leaves the calendar, as in Outlook);
+    unless the disposition is SaveOnly, the organizer's item records the attendee's ResponseType.
+    A response to one occurrence answers the whole series (the emulator keeps one response per series).
+    """
+    ref = child(elem, "ReferenceItemId")
+    if ref is None:
+        raise StoreError("ErrorInvalidRequest", "ReferenceItemId is required.")
+    box = owner_of_item(ctx, ref.get("Id", ""))
+    item = box.get(ref.get("Id", ""))
+    meeting = box.master_of(item) if item.master_id is not None else item
+    if meeting.organizer is None or meeting.organizer.email == box.email:
+        raise StoreError("ErrorInvalidRequest", "Only an attendee can respond to a meeting request.")
+    organizer_item = _organizer_copy(ctx, meeting)
+    if response == "Decline":
+        box.delete(meeting.item_id, ctx.now)
+    else:
+        meeting.my_response_type = response
+        meeting.free_busy = "Tentative" if response == "Tentative" else (
+            organizer_item.free_busy if organizer_item is not None else "Busy")
+        box.touch(meeting, ctx.now)
+    if disposition == "SaveOnly" or organizer_item is None:
+        return
+    assert meeting.organizer is not None
+    box.sent.append(SentMessage(response, box.email, [meeting.organizer.email], meeting.subject, meeting.uid, ctx.now))
+    for attendee in organizer_item.attendees():
+        if attendee.email == box.email:
+            attendee.response_type, attendee.last_response_time = response, ctx.now
+    ctx.state.store.mailboxes[meeting.organizer.email].touch(organizer_item, ctx.now)
+
+
+def _organizer_copy(ctx: OperationContext, meeting: CalendarItem) -> CalendarItem | None:
+    """The organizer's own item of a meeting (same UID in their Calendar), if they are in this emulator."""
+    assert meeting.organizer is not None
+    box = ctx.state.store.mailboxes.get(meeting.organizer.email)
+    if box is None:
+        return None
+    return next((i for i in box.calendar.items.values() if i.uid == meeting.uid), None)
 
 
 def _organizer(ctx: OperationContext, box: MailboxStore) -> Attendee:

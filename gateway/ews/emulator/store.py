@@ -253,6 +253,9 @@ class MailboxStore:
         root = self._add_folder("Root", None, "root", None)
         top = self._add_folder("Top of Information Store", root.folder_id, "msgfolderroot", "IPF.Note")
         self._add_folder("Calendar", top.folder_id, "calendar", CALENDAR_CLASS)
+        # The mail folders clients expect to exist (exchangelib saves sent meeting responses in Sent Items).
+        for name, distinguished in (("Inbox", "inbox"), ("Sent Items", "sentitems"), ("Deleted Items", "deleteditems")):
+            self._add_folder(name, top.folder_id, distinguished, "IPF.Note")
 
     def _add_folder(self, name: str, parent: str | None, distinguished: str | None, cls: str | None) -> Folder:
         folder = Folder(self.ids.folder_id(), self.ids.change_key(), name, parent, distinguished, cls)
