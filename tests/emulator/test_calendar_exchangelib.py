@@ -163,6 +163,7 @@ def test_create_every_pattern_round_trips(account: Account, pattern) -> None:
     assert back.uid == item.uid
     assert back.recurrence.pattern == pattern
     assert back.recurrence.boundary.number == 4
+    assert back.recurrence.boundary.start == dt.date(2026, 1, 5)  # a date, not a datetime
     occurrences = [i for i in account.calendar.view(start=_dt(2026, 1, 1), end=_dt(2032, 1, 1)) if i.uid == item.uid]
     assert len(occurrences) == 4
     assert occurrences[0].start == back.start  # the master starts on its first occurrence

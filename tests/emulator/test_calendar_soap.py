@@ -14,11 +14,11 @@ M = f"{{{M_NS}}}"
 HREF = 'PropertySetId="c11ff724-aa03-4555-9952-8fa248a11c3e" PropertyName="Href" PropertyType="String"'
 
 
-def soap(emulator: EmulatorServer, body: str, user: str = "alice") -> etree._Element:
+def soap(emulator: EmulatorServer, body: str, user: str = "alice", headers: str = "") -> etree._Element:
     """POST one EWS request as ``user`` and return the operation's response element."""
     envelope = f"""<?xml version="1.0" encoding="utf-8"?>
 <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="{M_NS}" xmlns:t="{T_NS}">
- <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"""
+ <s:Header><t:RequestServerVersion Version="Exchange2016"/>{headers}</s:Header><s:Body>{body}</s:Body></s:Envelope>"""
     response = requests.post(emulator.ews_url, data=envelope.encode(), auth=(f"{user}@example.com", f"{user}-pw"),
                              headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=10)
     assert response.status_code == 200, response.text
@@ -37,8 +37,9 @@ def create(emulator: EmulatorServer, item_xml: str, folder: str = '<t:Distinguis
 
 
 def get(emulator: EmulatorServer, item_id: str, extra: str = "") -> etree._Element:
+    additional = f"<t:AdditionalProperties>{extra}</t:AdditionalProperties>" if extra else ""
     response = soap(emulator, f"""<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape>
-      <t:AdditionalProperties>{extra}</t:AdditionalProperties></m:ItemShape>
+      {additional}</m:ItemShape>
       <m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>""")
     return response.find(f".//{T}CalendarItem")
 
@@ -137,3 +138,20 @@ def test_unknown_folder_and_duplicate_folder_names(emulator: EmulatorServer) -> 
       </m:ParentFolderId><m:Folders><t:CalendarFolder><t:DisplayName>projects</t:DisplayName></t:CalendarFolder>
       </m:Folders></m:CreateFolder>""")
     assert codes(duplicate) == ["ErrorFolderExists"]
+
+
+def test_time_zone_context_applies_when_the_item_names_no_zone(emulator: EmulatorServer) -> None:
+    context = '<t:TimeZoneContext><t:TimeZoneDefinition Id="Pacific Standard Time"/></t:TimeZoneContext>'
+    response = soap(emulator, """<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem>
+      <t:Subject>Holiday</t:Subject><t:Start>2026-07-03T00:00:00-07:00</t:Start><t:End>2026-07-04T00:00:00-07:00</t:End>
+      <t:IsAllDayEvent>true</t:IsAllDayEvent></t:CalendarItem></m:Items></m:CreateItem>""", headers=context)
+    item = get(emulator, response.find(f".//{T}ItemId").get("Id"))
+    assert (item.findtext(f"{T}Start"), item.findtext(f"{T}End")) == ("2026-07-03T07:00:00Z", "2026-07-04T07:00:00Z")
+    assert item.find(f"{T}StartTimeZone").get("Id") == "Pacific Standard Time"
+
+
+def test_unknown_time_zone_is_refused(emulator: EmulatorServer) -> None:
+    response = soap(emulator, """<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem>
+      <t:Start>2026-07-03T09:00:00Z</t:Start><t:End>2026-07-03T10:00:00Z</t:End>
+      <t:StartTimeZone Id="Mars Standard Time"/></t:CalendarItem></m:Items></m:CreateItem>""")
+    assert codes(response) == ["ErrorTimeZone"]

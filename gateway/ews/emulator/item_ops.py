@@ -41,6 +41,7 @@ from gateway.ews.emulator.store import (
     normalise_series,
     parse_occurrence_id,
     uri_key,
+    zone_known,
 )
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
@@ -290,6 +291,9 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         if local(elem) != "CalendarItem":
             raise StoreError("ErrorInvalidItemForOperation", "Only calendar items can be created here.")
         item = box.new_item(folder.folder_id, ctx.now)
+        if ctx.timezone and zone_known(ctx.timezone):
+            # Without StartTimeZone/EndTimeZone Exchange uses the request's TimeZoneContext.
+            item.start_tz = item.end_tz = ctx.timezone
         apply_item(item, elem)
         _check_times(item)
         if not item.uid:

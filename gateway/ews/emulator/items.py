@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from gateway.common.timezones import time_zone_definition, windows_to_iana
+from gateway.common.timezones import time_zone_definition
 from gateway.ews.emulator.recurrence import Recurrence, instances
 from gateway.ews.emulator.soap import T_NS, T
 from gateway.ews.emulator.store import (
@@ -26,6 +27,7 @@ from gateway.ews.emulator.store import (
     StoreError,
     make_occurrence,
     uri_key,
+    zone_known,
 )
 
 _PATTERN_TAGS = {f"{p}Recurrence": p for p in (
@@ -130,10 +132,8 @@ def parse_extended(elem: etree._Element) -> ExtendedValue:
 def _zone_id(elem: etree._Element) -> str:
     """The Windows id of a ``TimeZoneDefinition`` (``Id``; falls back to a known ``Name``)."""
     zone = elem.get("Id") or elem.get("Name") or ""
-    try:
-        windows_to_iana(zone)
-    except (KeyError, ValueError) as exc:
-        raise StoreError("ErrorTimeZone", "The time zone is not recognised.") from exc
+    if not zone_known(zone):
+        raise StoreError("ErrorTimeZone", "The time zone is not recognised.")
     return zone
 
 
@@ -322,8 +322,21 @@ def _attendees(tag: str, people: list[Attendee]) -> etree._Element | None:
     return getattr(T, tag)(*out)
 
 
-def recurrence_xml(rec: Recurrence) -> etree._Element:
-    """``RecurrenceType`` in schema order (pattern fields, then range fields)."""
+def fmt_date(day: date, zone: ZoneInfo) -> str:
+    """xs:date with the zone's offset on that day (``2026-03-10+01:00``), as Exchange writes range dates.
+
+    exchangelib reads a date only in that form; a bare date would come back as a datetime.
+    """
+    offset = datetime.combine(day, datetime.min.time(), zone).utcoffset() or timedelta(0)
+    if not offset:
+        return f"{day.isoformat()}Z"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{day.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def recurrence_xml(rec: Recurrence, zone: ZoneInfo) -> etree._Element:
+    """``RecurrenceType`` in schema order (pattern fields, then range fields); dates in ``zone``."""
     parts: list[etree._Element] = []
     if rec.pattern in ("Daily", "Weekly", "AbsoluteMonthly", "RelativeMonthly"):
         parts.append(T.Interval(str(rec.interval)))
@@ -338,9 +351,9 @@ def recurrence_xml(rec: Recurrence) -> etree._Element:
     if rec.pattern.endswith("Yearly"):
         parts.append(T.Month(rec.month or "January"))
     pattern = getattr(T, f"{rec.pattern}Recurrence")(*parts)
-    range_parts = [T.StartDate(rec.start_date.isoformat())]
+    range_parts = [T.StartDate(fmt_date(rec.start_date, zone))]
     if rec.range_type == "EndDate" and rec.end_date is not None:
-        range_parts.append(T.EndDate(rec.end_date.isoformat()))
+        range_parts.append(T.EndDate(fmt_date(rec.end_date, zone)))
     if rec.range_type == "Numbered":
         range_parts.append(T.NumberOfOccurrences(str(rec.number_of_occurrences)))
     return T.Recurrence(pattern, getattr(T, f"{rec.range_type}Recurrence")(*range_parts))
@@ -432,7 +445,7 @@ FIELDS: list[tuple[str, Emitter]] = [
     ("calendar:Duration", lambda i: T.Duration(_duration(i.end - i.start))),
     ("calendar:AppointmentSequenceNumber", lambda i: T.AppointmentSequenceNumber(str(i.sequence))),
     ("calendar:AppointmentState", lambda i: T.AppointmentState(str(_state(i)))),
-    ("calendar:Recurrence", lambda i: recurrence_xml(i.recurrence)
+    ("calendar:Recurrence", lambda i: recurrence_xml(i.recurrence, i.zone)
      if i.recurrence is not None and i.item_type == "RecurringMaster" else None),
     ("calendar:FirstOccurrence", lambda i: _first_last(i, last=False) if i.item_type == "RecurringMaster" else None),
     ("calendar:LastOccurrence", lambda i: _first_last(i, last=True) if i.item_type == "RecurringMaster" else None),

@@ -114,6 +114,15 @@ class CalendarItem:
         return [*self.required, *self.optional, *self.resources]
 
 
+def zone_known(windows_id: str) -> bool:
+    """Whether a Windows time zone id is one the emulator can expand in."""
+    try:
+        windows_to_iana(windows_id)
+    except KeyError:
+        return False
+    return True
+
+
 def zone_for(windows_id: str) -> ZoneInfo:
     """The IANA zone behind a Windows time zone id (UTC when unknown)."""
     try:
