@@ -171,7 +171,7 @@ class EwsBackend:
         index: ItemIndex,
         *,
         default_timezone: str = "UTC",
-        folder_cache_seconds: float = 60.0,
+        folder_cache_seconds: float = 3600.0,
         item_cache_size: int = 20_000,
     ) -> None:
         self._accounts = accounts
@@ -286,6 +286,9 @@ class EwsBackend:
     # ------------------------------------------------------------------ Backend API
 
     async def calendars(self, principal: Principal) -> list[CalendarInfo]:
+        """The home listing: folders are listed afresh (FindFolder), so Outlook's new calendars appear."""
+        for record in await self._accounts.list_accounts(principal.user_id):
+            self._folders.pop(record.account_id, None)
         infos = []
         for cal in await self._calendars_of(principal):
             epoch, seq = await self._refresh(cal)
