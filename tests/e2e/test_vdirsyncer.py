@@ -1,0 +1,232 @@
+"""vdirsyncer end to end: a local .ics folder kept in sync with Exchange through the gateway.
+
+vdirsyncer runs as a process (as a khal user runs it) against the demo gateway in front of
+the EWS emulator; Exchange's side is read and edited with exchangelib, as Outlook would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from icalendar import Calendar
+
+from tests.e2e.test_read_path import dav_client, exchange_account
+from tests.support.vdirsyncer import VDIRSYNCER, RecordingProxy, Vdirsyncer, read_ics
+
+pytestmark = pytest.mark.skipif(VDIRSYNCER is None, reason="vdirsyncer is not installed (pip install -e '.[test]')")
+
+
+def parsed(source: str | Path) -> Calendar:
+    return Calendar.from_ical(read_ics(source) if isinstance(source, Path) else source)
+
+
+def summary_of(source: str | Path) -> str:
+    """The SUMMARY of the master VEVENT (the one without RECURRENCE-ID) of a text or local file."""
+    masters = [c for c in parsed(source).walk("VEVENT") if "RECURRENCE-ID" not in c]
+    return str(masters[0].get("SUMMARY"))
+
+
+def uid_of(source: str | Path) -> str:
+    return str(parsed(source).walk("VEVENT")[0]["UID"])
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Edit a local file as a user's editor would (the CRLFs kept)."""
+    text = read_ics(path)
+    assert old in text
+    path.write_bytes(text.replace(old, new).encode("utf-8"))
+
+
+def local_file(sync: Vdirsyncer, summary: str) -> Path:
+    """The one local file holding the event titled ``summary``."""
+    (found,) = [p for p in sync.folders()[0].glob("*.ics") if summary_of(p) == summary]
+    return found
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    """``{file name: (mtime_ns, text)}``: what a later sync may or may not have touched."""
+    return {p.name: (p.stat().st_mtime_ns, read_ics(p)) for p in folder.glob("*.ics")}
+
+
+def exchange_item(emulator, uid: str):
+    """The item with this UID in alice's Exchange calendar, or None."""
+    return next((i for i in exchange_account(emulator).calendar.all() if i.uid == uid), None)
+
+
+def outlook_rename(emulator, uid: str, subject: str) -> None:
+    """Change an event's subject straight in Exchange, as Outlook does."""
+    item = exchange_item(emulator, uid)
+    item.subject = subject
+    item.save(update_fields=["subject"])
+
+
+def primary_calendar_id(stack) -> str:
+    return str(dav_client(stack).principal().calendars()[0].url).rstrip("/").rsplit("/", 1)[-1]
+
+
+def two_way(stack, tmp_path: Path, url: str | None = None, **options) -> Vdirsyncer:
+    """vdirsyncer on alice's primary calendar only, discovered and synced once."""
+    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=url or stack.dav_url, username="alice", password=stack.password,
+                      collections=[primary_calendar_id(stack)], **options)
+    sync.discover()
+    sync.sync()
+    return sync
+
+
+# --- issue 4: Exchange → local folder ------------------------------------------------------------
+
+
+def test_sync_mirrors_every_calendar_into_local_files_as_the_server_serves_them(stack, tmp_path):
+    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=stack.dav_url, username="alice", password=stack.password)
+    sync.discover()
+    sync.sync()
+
+    calendars = dav_client(stack).principal().calendars()
+    assert len(sync.folders()) == len(calendars) == 2
+    for calendar in calendars:
+        folder = sync.local / str(calendar.url).rstrip("/").rsplit("/", 1)[-1]
+        served = {}
+        for resource in calendar.objects(load_objects=False):
+            answer = requests.get(str(resource.url), auth=("alice", stack.password))
+            assert answer.status_code == 200
+            served[uid_of(answer.text)] = answer.text
+        local = {uid_of(text): text for text in sync.files(folder).values()}
+        assert served and local == served  # one file per resource, byte for byte what GET returns
+    assert "Alice: focus time" in {summary_of(t) for t in sync.files(sync.local / primary_calendar_id(stack)).values()}
+
+
+def test_an_outlook_edit_reaches_exactly_one_local_file(stack, emulator, tmp_path):
+    sync = two_way(stack, tmp_path)
+    folder = sync.folders()[0]
+    before = snapshot(folder)
+    quiet = sync.sync()  # nothing changed anywhere: nothing is copied, nothing touched
+    assert "Copying" not in quiet.output and snapshot(folder) == before
+
+    target = local_file(sync, "Old planning meeting")
+    outlook_rename(emulator, uid_of(target), "Old planning meeting (moved to Q1)")
+    sync.sync()
+
+    after = snapshot(folder)
+    assert after.keys() == before.keys()
+    changed = [name for name in after if after[name] != before[name]]
+    assert changed == [target.name]
+    assert summary_of(target) == "Old planning meeting (moved to Q1)"
+
+
+# --- issue 5: two-way sync ---------------------------------------------------------------------
+
+
+def test_a_local_edit_is_pushed_to_exchange_with_if_match(stack, emulator, tmp_path):
+    with RecordingProxy(stack.base_url) as proxy:
+        sync = two_way(stack, tmp_path, url=proxy.base_url + "/dav/")
+        target = local_file(sync, "Alice: focus time")
+        uid = uid_of(target)
+        edit(target, "SUMMARY:Alice: focus time", "SUMMARY:Deep work (no meetings)")
+        sync.sync()
+        assert exchange_item(emulator, uid).subject == "Deep work (no meetings)"
+        (push,) = proxy.writes()
+        assert push.method == "PUT" and push.status in (200, 204) and push.if_match
+        # the ETag vdirsyncer kept from the PUT is the one the gateway lists: no echo download
+        assert "Copying" not in sync.sync().output
+    assert summary_of(target) == "Deep work (no meetings)"
+
+
+def test_local_and_outlook_edits_of_different_events_meet_in_one_sync(stack, emulator, tmp_path):
+    sync = two_way(stack, tmp_path)
+    mine, theirs = local_file(sync, "Doctor"), local_file(sync, "Maybe: vendor demo")
+    edit(mine, "SUMMARY:Doctor", "SUMMARY:Dentist")
+    outlook_rename(emulator, uid_of(theirs), "Vendor demo (confirmed)")
+    sync.sync()
+    assert exchange_item(emulator, uid_of(mine)).subject == "Dentist"
+    assert summary_of(theirs) == "Vendor demo (confirmed)"
+    assert exchange_item(emulator, uid_of(theirs)).subject == "Vendor demo (confirmed)"
+
+
+def test_a_new_local_file_becomes_an_exchange_event_with_its_uid(stack, emulator, tmp_path):
+    with RecordingProxy(stack.base_url) as proxy:
+        sync = two_way(stack, tmp_path, url=proxy.base_url + "/dav/")
+        uid = f"{uuid.uuid4()}@laptop.example"
+        (sync.folders()[0] / f"{uid}.ics").write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//khal//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nDTSTART;TZID=Europe/Berlin:20261127T150000\r\n"
+            "DTEND;TZID=Europe/Berlin:20261127T160000\r\nSUMMARY:Written in khal\r\nLOCATION:Café\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        sync.sync()
+        (create,) = proxy.writes()
+        assert (create.method, create.if_none_match, create.status) == ("PUT", "*", 201)
+        assert "Copying" not in sync.sync().output
+    item = exchange_item(emulator, uid)
+    assert (item.subject, item.location) == ("Written in khal", "Café")
+    served = requests.get(stack.base_url + create.path, auth=("alice", stack.password))
+    assert served.status_code == 200 and uid_of(served.text) == uid
+
+
+def test_deletions_travel_both_ways(stack, emulator, tmp_path):
+    with RecordingProxy(stack.base_url) as proxy:
+        sync = two_way(stack, tmp_path, url=proxy.base_url + "/dav/")
+        gone_locally = local_file(sync, "Vacation")
+        gone_in_outlook = local_file(sync, "Public holiday")
+        local_uid, outlook_uid = uid_of(gone_locally), uid_of(gone_in_outlook)
+        kept = len(sync.files()) - 2
+        gone_locally.unlink()
+        exchange_item(emulator, outlook_uid).delete()
+        sync.sync()
+        (delete,) = proxy.writes()
+        assert delete.method == "DELETE" and delete.if_match and delete.status == 204
+    assert exchange_item(emulator, local_uid) is None
+    assert not gone_in_outlook.exists()
+    assert len(sync.files()) == kept
+    assert exchange_item(emulator, uid_of(local_file(sync, "Doctor"))) is not None
+
+
+def test_edits_on_both_sides_are_a_conflict_until_resolved(stack, emulator, tmp_path):
+    sync = two_way(stack, tmp_path)
+    target = local_file(sync, "Old planning meeting")
+    uid = uid_of(target)
+    edit(target, "SUMMARY:Old planning meeting", "SUMMARY:Retro (laptop)")
+    outlook_rename(emulator, uid, "Retro (Outlook)")
+
+    refused = sync.sync(check=False)  # no conflict_resolution: vdirsyncer stops at the conflict
+    assert not refused.ok and "conflict" in refused.output.lower()
+    assert exchange_item(emulator, uid).subject == "Retro (Outlook)"
+    assert summary_of(target) == "Retro (laptop)"
+
+    sync.conflict_resolution = "a wins"
+    sync.write_config()
+    sync.sync()
+    assert exchange_item(emulator, uid).subject == "Retro (laptop)"
+    assert "Copying" not in sync.sync().output
+
+
+def test_an_outlook_edit_during_the_sync_is_not_overwritten(stack, emulator, tmp_path):
+    """vdirsyncer listed the old ETag, then Outlook saved: the PUT with that ETag must not win (412)."""
+    racing: list[str] = []
+
+    def outlook_saves_first(method: str, path: str) -> None:
+        if method == "PUT" and racing:
+            outlook_rename(emulator, racing.pop(), "Renamed in Outlook mid-sync")
+
+    with RecordingProxy(stack.base_url, before=outlook_saves_first) as proxy:
+        sync = two_way(stack, tmp_path, url=proxy.base_url + "/dav/")
+        target = local_file(sync, "Alice: focus time")
+        uid = uid_of(target)
+        edit(target, "SUMMARY:Alice: focus time", "SUMMARY:Renamed on the laptop")
+        racing.append(uid)
+
+        failed = sync.sync(check=False)
+        assert not failed.ok
+        assert [r.status for r in proxy.writes()] == [412]
+        assert exchange_item(emulator, uid).subject == "Renamed in Outlook mid-sync"
+        assert summary_of(target) == "Renamed on the laptop"  # the local edit is kept, too
+
+        # the next sync sees both edits as the conflict they are; "b wins" takes Outlook's
+        assert "conflict" in sync.sync(check=False).output.lower()
+        sync.conflict_resolution = "b wins"
+        sync.write_config()
+        sync.sync()
+    assert summary_of(target) == "Renamed in Outlook mid-sync"
+    assert exchange_item(emulator, uid).subject == "Renamed in Outlook mid-sync"
