@@ -197,3 +197,10 @@ def test_json_seed_with_relative_dates() -> None:
     assert (lunch.subject, lunch.my_response_type) == ("Lunch with Eve", "Accept")
     (side,) = dana.children(dana.calendar.folder_id)
     assert side.name == "Side project" and len(side.items) == 1
+
+
+def test_items_created_after_a_reset_get_new_ids() -> None:
+    before, after = (CalendarStore.from_seed(demo_seed(TODAY), NOW) for _ in range(2))
+    made = [s.mailbox("bob@example.com").new_item(s.mailbox("bob@example.com").calendar.folder_id, NOW).item_id
+            for s in (before, after)]
+    assert made[0] != made[1]

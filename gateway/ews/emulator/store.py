@@ -188,10 +188,12 @@ class IdFactory:
     def __init__(self, email: str) -> None:
         self._salt = hashlib.sha256(email.lower().encode()).digest()
         self._counter = 0
+        # Set once the seed is loaded: ids made later never repeat ids made before a reset.
+        self.epoch = b""
 
     def _raw(self, kind: bytes) -> bytes:
         self._counter += 1
-        digest = hashlib.sha256(self._salt + kind + self._counter.to_bytes(8, "big")).digest()
+        digest = hashlib.sha256(self._salt + self.epoch + kind + self._counter.to_bytes(8, "big")).digest()
         # 3 header bytes + mailbox part + item part: 152 base64 characters, like Exchange's.
         tail = hashlib.sha256(digest).digest() + digest[:8]
         return bytes([_KIND_STORE, 3, 0x24]) + self._salt + kind + digest + tail + b"\x00\x00"
@@ -562,6 +564,7 @@ class CalendarStore:
         self.mailboxes: dict[str, MailboxStore] = {}
         # Distinguishes this store from the one before a reset (SyncFolderItems states name it).
         self.epoch = secrets.token_hex(8)
+        self.seeded = False
 
     @classmethod
     def from_seed(cls, seed: dict, now: datetime) -> CalendarStore:
@@ -571,13 +574,18 @@ class CalendarStore:
 
         store = cls()
         load_calendars(store, seed, now)
+        store.seeded = True
+        for box in store.mailboxes.values():
+            box.ids.epoch = store.epoch.encode()
         return store
 
     def mailbox(self, email: str, time_zone: str | None = None) -> MailboxStore:
         """The store of a mailbox, created empty on first use."""
         key = email.lower()
         if key not in self.mailboxes:
-            self.mailboxes[key] = MailboxStore(key, time_zone or DEFAULT_TIME_ZONE)
+            box = self.mailboxes[key] = MailboxStore(key, time_zone or DEFAULT_TIME_ZONE)
+            if self.seeded:
+                box.ids.epoch = self.epoch.encode()
         return self.mailboxes[key]
 
     def deliver(self, master: CalendarItem, now: datetime, cancelled: bool = False) -> None:
