@@ -234,6 +234,20 @@ def test_sync_items_initial_then_delta(account: Account) -> None:
     assert len(delta) == 3
 
 
+def test_sync_items_ignores_listed_items(account: Account) -> None:
+    folder = account.calendar
+    list(folder.sync_items())
+    state = folder.item_sync_state
+    mine = CalendarItem(account=account, folder=folder, subject="Mine", start=_dt(2026, 7, 2, 9), end=_dt(2026, 7, 2, 10))
+    mine.save()
+    other = CalendarItem(account=account, folder=folder, subject="Other", start=_dt(2026, 7, 2, 9),
+                         end=_dt(2026, 7, 2, 10))
+    other.save()
+    delta = list(folder.sync_items(sync_state=state, ignore=[mine]))
+    assert [(kind, item.id) for kind, item in delta] == [("create", other.id)]
+    assert list(folder.sync_items(sync_state=folder.item_sync_state)) == []
+
+
 def test_sync_items_pages_with_max_changes(account: Account, emulator: EmulatorServer) -> None:
     folder = account.calendar
     total = len(list(folder.sync_items()))

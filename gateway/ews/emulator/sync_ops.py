@@ -86,7 +86,10 @@ def sync_folder_items(ctx: OperationContext, request: etree._Element) -> etree._
     max_elem = first_child(request, "MaxChangesReturned")
     requested = int(max_elem.text or MAX_CHANGES) if max_elem is not None else MAX_CHANGES
     limit = max(1, min(requested, MAX_CHANGES))
-    changes = box.changes_since(folder.folder_id, seq)
+    ignore = first_child(request, "Ignore")
+    ignored = {i.get("Id") for i in ignore} if ignore is not None else set()
+    # Ignored items (types.xsd ArrayOfBaseItemIdsType) are skipped; the state still moves past them.
+    changes = [c for c in box.changes_since(folder.folder_id, seq) if c.item_id not in ignored]
     shown = changes[:limit]
     last = len(shown) == len(changes)
     new_seq = folder.seq if last else shown[-1].seq
