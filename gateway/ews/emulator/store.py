@@ -240,9 +240,9 @@ def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
 
 @dataclass
 class SentMessage:
-    """A meeting message the emulator would have sent (invitation, update or cancellation)."""
+    """A meeting message the emulator sent (a request, update, cancellation or response)."""
 
-    kind: str  # Invitation | Update | Cancellation
+    kind: str  # Invitation | Update | Cancellation | Accept | Tentative | Decline
     sender: str
     recipients: list[str]
     subject: str
