@@ -410,3 +410,16 @@ def test_invitations_reach_internal_attendees(account: Account, emulator: Emulat
     assert bobs_copy().is_cancelled
     busy = emulator.state.store.busy_events("bob@example.com", _dt(2026, 10, 6, 0), _dt(2026, 10, 7, 0))
     assert "Roadmap" not in [e.subject for e in busy]  # a cancelled meeting no longer blocks bob
+
+
+def test_filters_on_dates_and_text(account: Account) -> None:
+    for day, subject in ((3, "Alpha review"), (4, "Beta review"), (5, "Gamma planning")):
+        CalendarItem(account=account, folder=account.calendar, subject=subject, start=_dt(2027, 2, day, 9),
+                     end=_dt(2027, 2, day, 10)).save()
+    window = account.calendar.filter(start__gte=_dt(2027, 2, 4), start__lt=_dt(2027, 2, 6))
+    assert sorted(i.subject for i in window) == ["Beta review", "Gamma planning"]
+    reviews = account.calendar.filter(subject__icontains="REVIEW", start__gte=_dt(2027, 1, 1))
+    assert sorted(i.subject for i in reviews) == ["Alpha review", "Beta review"]
+    assert account.calendar.filter(subject__startswith="Gamma").count() == 1
+    assert not list(account.calendar.filter(subject="Alpha review").exclude(start__lt=_dt(2027, 1, 1)).filter(
+        subject__contains="Beta"))
