@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from exchangelib import CalendarItem, ExtendedProperty
+from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder
@@ -520,9 +521,7 @@ class EwsBackend:
             )
             _raise_first_error(results)
         if deletions:
-            results = await self._ews(
-                account, "DeleteItem", lambda: list(account.bulk_delete(deletions, send_meeting_cancellations=send))
-            )
+            results = await self._ews(account, "DeleteItem", lambda: _delete_occurrences(account, deletions, send))
             _raise_first_error(results)
         fresh = await self._ews(account, "GetItem", lambda: _fetch(account, [ItemId(master.id)], ["changekey"]))
         return fresh[0].changekey if fresh and fresh[0] is not None else master.changekey
@@ -802,6 +801,15 @@ def _fetch(account: Any, ids: list[Any], fields: list[str]) -> list[Any]:
     for item in account.fetch(ids=ids, only_fields=fields, chunk_size=GETITEM_BATCH):
         result.append(None if isinstance(item, Exception) else item)
     return result
+
+
+def _delete_occurrences(account: Any, ids: list[OccurrenceItemId], send: str) -> list[Any]:
+    """DeleteItem of occurrences; one that is already gone is what the EXDATE asks for."""
+    try:
+        results = list(account.bulk_delete(ids, send_meeting_cancellations=send))
+    except ErrorCalendarOccurrenceIsDeletedFromRecurrence:
+        return []
+    return [r for r in results if not isinstance(r, ErrorCalendarOccurrenceIsDeletedFromRecurrence)]
 
 
 def _raise_first_error(results: list[Any]) -> None:
