@@ -155,3 +155,18 @@ def test_unknown_time_zone_is_refused(emulator: EmulatorServer) -> None:
       <t:Start>2026-07-03T09:00:00Z</t:Start><t:End>2026-07-03T10:00:00Z</t:End>
       <t:StartTimeZone Id="Mars Standard Time"/></t:CalendarItem></m:Items></m:CreateItem>""")
     assert codes(response) == ["ErrorTimeZone"]
+
+
+def test_property_tag_extended_property(emulator: EmulatorServer) -> None:
+    tagged = '<t:ExtendedFieldURI PropertyTag="0x10F3" PropertyType="String"/>'
+    item_id = create(emulator, f"""<t:CalendarItem><t:Subject>Tagged</t:Subject>
+      <t:ExtendedProperty>{tagged}<t:Value>tagged.ics</t:Value></t:ExtendedProperty>
+      <t:Start>2026-09-02T08:00:00Z</t:Start><t:End>2026-09-02T09:00:00Z</t:End></t:CalendarItem>""")
+    item = get(emulator, item_id, tagged.replace("0x10F3", "0x10f3"))
+    assert item.find(f"{T}ExtendedProperty/{T}ExtendedFieldURI").get("PropertyTag") == "0x10f3"
+    assert item.findtext(f"{T}ExtendedProperty/{T}Value") == "tagged.ics"
+    found = soap(emulator, f"""<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+      </m:ItemShape><m:Restriction><t:IsEqualTo>{tagged}<t:FieldURIOrConstant><t:Constant Value="tagged.ics"/>
+      </t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>
+      <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>""")
+    assert [i.get("Id") for i in found.iter(f"{T}ItemId")] == [item_id]
