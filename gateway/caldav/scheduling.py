@@ -88,10 +88,21 @@ def _add_response(root: etree._Element, attendee: str, result: FreeBusyResult, s
     response = sub(root, cal("response"))
     recipient = sub(response, cal("recipient"))
     recipient.append(href(attendee))
-    sub(response, cal("request-status"), request_status(result))
+    sub(response, cal("request-status"), _status_with_reason(result))
     if result.status.startswith("2") or result.no_data:
         text = vfreebusy(start, end, result.periods, method="REPLY", organizer=organizer, attendee=attendee,
                          uid=uid, no_data=result.no_data, status=request_status(result))
         sub(response, cal("calendar-data"), text)
-    if result.message:
-        sub(response, "{DAV:}responsedescription", result.message)
+
+
+def _status_with_reason(result: FreeBusyResult) -> str:
+    """REQUEST-STATUS with the reason of a failure as its exception data (RFC 5545 §3.8.8.3).
+
+    The reason travels here rather than in a DAV:responsedescription: RFC 6638 allows that
+    element, but python-caldav rejects a schedule-response that carries it. A no-data answer
+    explains itself in its VFREEBUSY COMMENT instead.
+    """
+    status = request_status(result)
+    if result.status.startswith("2") or not result.message:
+        return status
+    return f"{status};{' '.join(result.message.split())}"

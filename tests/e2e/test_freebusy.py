@@ -1,0 +1,399 @@
+"""Free/busy end to end (issue 6): real clients → gateway (HTTP) → exchangelib → EWS emulator.
+
+Every answer is compared with the emulator's own truth for the demo seed
+(``store.busy_events`` for a primary calendar, the expanded folder for a sub-calendar),
+mapped here independently of the gateway: Busy → BUSY, Tentative → BUSY-TENTATIVE,
+OOF → BUSY-UNAVAILABLE, WorkingElsewhere → nothing (or the account's chosen FBTYPE), Free → nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import requests
+from exchangelib import EWSDateTime, EWSTimeZone
+from exchangelib.items import CalendarItem
+from icalendar import Calendar
+from lxml import etree
+
+from gateway.accounts.service import UserSettings, primary_calendar_id
+from tests.e2e.test_read_path import dav_client, delta, exchange_account
+
+UTC = dt.UTC
+DAV = "{DAV:}"
+CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dav"
+ICS = {"Content-Type": "text/calendar; charset=utf-8"}
+TRUTH_FBTYPES = {"Busy": "BUSY", "Tentative": "BUSY-TENTATIVE", "OOF": "BUSY-UNAVAILABLE"}
+
+Span = tuple[dt.datetime, dt.datetime, str]
+
+
+# --------------------------------------------------------------------------- the emulator's truth
+
+
+def today_utc() -> dt.datetime:
+    return dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def merged(spans: list[Span]) -> set[Span]:
+    """Overlapping or touching spans of one FBTYPE become one (as RFC 5545 §3.2.9 allows)."""
+    result: set[Span] = set()
+    for fbtype in {s[2] for s in spans}:
+        ordered = sorted((s, e) for s, e, t in spans if t == fbtype)
+        begin, finish = ordered[0]
+        for s, e in ordered[1:]:
+            if s <= finish:
+                finish = max(finish, e)
+            else:
+                result.add((begin, finish, fbtype))
+                begin, finish = s, e
+        result.add((begin, finish, fbtype))
+    return result
+
+
+def _clipped(items, start: dt.datetime, end: dt.datetime, working_elsewhere: str) -> set[Span]:
+    mapping = dict(TRUTH_FBTYPES)
+    if working_elsewhere != "FREE":
+        mapping["WorkingElsewhere"] = working_elsewhere
+    return merged([(max(s, start), min(e, end), mapping[kind]) for s, e, kind in items if kind in mapping])
+
+
+def truth(emulator, email: str, start: dt.datetime, end: dt.datetime, working_elsewhere: str = "FREE") -> set[Span]:
+    """What Exchange holds for a mailbox's primary calendar over [start, end)."""
+    events = emulator.state.store.busy_events(email, start, end)
+    return _clipped([(e.start, e.end, e.busy_type) for e in events], start, end, working_elsewhere)
+
+
+def folder_truth(emulator, email: str, folder: str, start: dt.datetime, end: dt.datetime) -> set[Span]:
+    """What Exchange holds in one named calendar folder (a sub-calendar) over [start, end)."""
+    box = emulator.state.store.mailboxes[email]
+    folder_id = next(f.folder_id for f in box.folders.values() if f.name == folder)
+    items = [(i.start, i.end, i.free_busy) for i in box.expand(folder_id, start, end) if not i.is_cancelled]
+    return _clipped(items, start, end, "FREE")
+
+
+# --------------------------------------------------------------------------- reading answers
+
+
+def _moment(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _duration(text: str) -> dt.timedelta:
+    match = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", text)
+    assert match, text
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return dt.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def busy_spans(ical_text: str) -> set[Span]:
+    """Every FREEBUSY period of a VCALENDAR text (RFC 5545 §3.8.2.6), read straight from the lines."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", ical_text)
+    spans: set[Span] = set()
+    for line in unfolded.splitlines():
+        name, _, value = line.partition(":")
+        if name.split(";")[0].upper() != "FREEBUSY":
+            continue
+        params = dict(p.split("=", 1) for p in name.split(";")[1:])
+        for period in value.split(","):
+            first, second = period.split("/")
+            begin = _moment(first)
+            finish = begin + _duration(second) if second.startswith("P") else _moment(second)
+            spans.add((begin, finish, params.get("FBTYPE", "BUSY").upper()))
+    return spans
+
+
+def schedule_responses(body: bytes) -> dict[str, etree._Element]:
+    """The CALDAV:response elements of a schedule-response, by recipient (lower-case)."""
+    root = etree.fromstring(body)
+    assert root.tag == f"{CALDAV}schedule-response"
+    return {r.findtext(f"{CALDAV}recipient/{DAV}href").lower(): r for r in root.findall(f"{CALDAV}response")}
+
+
+def reply_spans(response: etree._Element) -> set[Span]:
+    """Check a recipient's answer is a METHOD:REPLY VFREEBUSY (what clients accept) and read its busy time."""
+    assert response.findtext(f"{CALDAV}request-status").startswith("2.0")
+    text = response.findtext(f"{CALDAV}calendar-data")
+    parsed = Calendar.from_ical(text)
+    assert str(parsed["METHOD"]) == "REPLY"
+    assert len(parsed.walk("VFREEBUSY")) == 1
+    return busy_spans(text)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def fb_request(start: dt.datetime, end: dt.datetime, attendees: list[str], organizer: str = "alice@example.com") -> str:
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tests//EN", "METHOD:REQUEST", "BEGIN:VFREEBUSY",
+        "UID:e2e-freebusy", "DTSTAMP:20261101T000000Z", f"ORGANIZER:mailto:{organizer}",
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}", f"DTEND:{end:%Y%m%dT%H%M%SZ}",
+        *(f"ATTENDEE:mailto:{a}" for a in attendees), "END:VFREEBUSY", "END:VCALENDAR", "",
+    ]
+    return "\r\n".join(lines)
+
+
+def outbox_url(stack, user: str = "alice") -> str:
+    """The schedule-outbox-URL the principal advertises (RFC 6638 §2.1)."""
+    principal = dav_client(stack, user).principal()
+    answer = requests.request(
+        "PROPFIND", str(principal.url), auth=(user, stack.password), headers={"Depth": "0"},
+        data='<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:schedule-outbox-URL/>'
+             "<C:schedule-inbox-URL/></prop></propfind>",
+    )
+    assert answer.status_code == 207
+    found = etree.fromstring(answer.content).findtext(f".//{CALDAV}schedule-outbox-URL/{DAV}href")
+    assert found and found.endswith("/outbox/")
+    return stack.base_url + found if found.startswith("/") else found
+
+
+def post(stack, url: str, body: str, user: str = "alice", headers: dict | None = None) -> requests.Response:
+    return requests.post(url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password))
+
+
+def alice_ids(stack) -> tuple[str, str]:
+    """(user_id, account_id) of the demo user alice."""
+    accounts = stack.stack.services.accounts
+    user = stack.run(accounts.find_user("alice"))
+    [account] = stack.run(accounts.list_accounts(user.user_id))
+    return user.user_id, account.account_id
+
+
+def two_weeks() -> tuple[dt.datetime, dt.datetime]:
+    return today_utc(), today_utc() + dt.timedelta(days=14)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_free_busy_query_report_matches_exchange(stack, emulator):
+    """RFC 4791 §7.10 on alice's primary calendar: every busy period and FBTYPE as Exchange has them."""
+    start, end = two_weeks()
+    calendar = dav_client(stack).principal().calendars()[0]
+    answer = requests.request(
+        "REPORT", str(calendar.url), auth=("alice", stack.password), headers={"Depth": "1"},
+        data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="{start:%Y%m%dT%H%M%SZ}"'
+             f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/calendar")
+    expected = truth(emulator, "alice@example.com", start, end)
+    assert {t for _, _, t in expected} == {"BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE"}
+    assert busy_spans(answer.text) == expected
+
+
+def test_python_caldav_calendar_freebusy_request(stack, emulator):
+    start, end = two_weeks()
+    calendar = dav_client(stack).principal().calendars()[0]
+    answer = calendar.freebusy_request(start, end)
+    assert busy_spans(answer.data) == truth(emulator, "alice@example.com", start, end)
+
+
+def test_outbox_post_for_four_recipients_is_one_getuseravailability(stack, emulator):
+    """bob, carol, room-1 and an unknown address: one EWS call, 2.0 ×3 with Exchange's truth, 3.7 for the stranger."""
+    start, end = two_weeks()
+    url = outbox_url(stack)
+    people = ["bob@example.com", "carol@example.com", "room-1@example.com", "nobody@example.com"]
+    before = stack.ews_calls()
+    answer = post(stack, url, fb_request(start, end, people))
+    used = delta(before, stack.ews_calls())
+    assert answer.status_code == 200, answer.text
+    assert used == {"GetUserAvailability": 1}, used  # no GetServerTimeZones, nothing else
+    responses = schedule_responses(answer.content)
+    assert list(responses) == [f"mailto:{p}" for p in people]
+    for person in people[:3]:
+        assert reply_spans(responses[f"mailto:{person}"]) == truth(emulator, person, start, end), person
+    stranger = responses["mailto:nobody@example.com"]
+    status = stranger.findtext(f"{CALDAV}request-status")
+    assert status.startswith("3.7;") and "calendar user" in status.split(";", 2)[2]  # the reason, for a human
+    assert stranger.find(f"{CALDAV}calendar-data") is None
+
+
+def test_oof_tentative_and_busy_keep_their_fbtypes(stack, emulator):
+    """bob's public holiday is BUSY-UNAVAILABLE, the maybe-demo BUSY-TENTATIVE, his focus time BUSY."""
+    start, end = two_weeks()
+    answer = post(stack, outbox_url(stack), fb_request(start, end, ["bob@example.com"]))
+    spans = reply_spans(schedule_responses(answer.content)["mailto:bob@example.com"])
+    by_subject = {e.subject: e for e in emulator.state.store.busy_events("bob@example.com", start, end)}
+    for subject, fbtype in (("Public holiday", "BUSY-UNAVAILABLE"), ("Maybe: vendor demo", "BUSY-TENTATIVE"),
+                            ("Bob: focus time", "BUSY")):
+        event = by_subject[subject]
+        assert any(s <= event.start and event.end <= e and t == fbtype for s, e, t in spans), subject
+
+
+def test_a_90_day_window_is_three_requests_merged_across_the_seams(stack, emulator):
+    """GetUserAvailability allows 42 days: three requests, and an event across a seam stays one period."""
+    start = today_utc()
+    end = start + dt.timedelta(days=90)
+    seam = start + dt.timedelta(days=42)
+    tz = EWSTimeZone("UTC")
+    carol = exchange_account(emulator, "carol@example.com")
+    CalendarItem(
+        account=carol, folder=carol.calendar, subject="Across the seam", legacy_free_busy_status="Busy",
+        start=EWSDateTime.from_datetime(seam - dt.timedelta(hours=2)).astimezone(tz),
+        end=EWSDateTime.from_datetime(seam + dt.timedelta(hours=2)).astimezone(tz),
+    ).save()
+    before = stack.ews_calls()
+    answer = post(stack, outbox_url(stack), fb_request(start, end, ["carol@example.com", "bob@example.com"]))
+    used = delta(before, stack.ews_calls())
+    assert answer.status_code == 200
+    assert used.get("GetUserAvailability") == 3 and "GetServerTimeZones" not in used, used
+    responses = schedule_responses(answer.content)
+    carol_spans = reply_spans(responses["mailto:carol@example.com"])
+    assert (seam - dt.timedelta(hours=2), seam + dt.timedelta(hours=2), "BUSY") in carol_spans
+    assert carol_spans == truth(emulator, "carol@example.com", start, end)
+    assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
+
+
+def test_working_elsewhere_is_free_unless_the_account_says_otherwise(stack, emulator):
+    start, end = two_weeks()
+    url = outbox_url(stack)
+    lyon = next(e for e in emulator.state.store.busy_events("bob@example.com", start, end)
+                if e.busy_type == "WorkingElsewhere")
+
+    def bob_spans() -> set[Span]:
+        answer = post(stack, url, fb_request(start, end, ["bob@example.com"]))
+        return reply_spans(schedule_responses(answer.content)["mailto:bob@example.com"])
+
+    def covered(spans: set[Span], fbtype: str) -> bool:
+        return any(s <= lyon.start and lyon.end <= e and t == fbtype for s, e, t in spans)
+
+    default = bob_spans()
+    assert default == truth(emulator, "bob@example.com", start, end)
+    assert not any(covered(default, t) for t in ("BUSY", "BUSY-TENTATIVE")), "WorkingElsewhere is free by default"
+    user_id, account_id = alice_ids(stack)
+    for choice in ("BUSY-TENTATIVE", "BUSY"):
+        stack.run(stack.stack.services.accounts.set_account_options(user_id, account_id, working_elsewhere=choice))
+        spans = bob_spans()
+        assert covered(spans, choice), choice
+        assert spans == truth(emulator, "bob@example.com", start, end, working_elsewhere=choice)
+
+
+def test_python_caldav_principal_freebusy_request(stack, emulator):
+    """python-caldav's RFC 6638 request parses, the stranger included (it refuses unknown elements)."""
+    start, end = two_weeks()
+    principal = dav_client(stack).principal()
+    people = ["bob@example.com", "carol@example.com", "nobody@example.com"]
+    answers = principal.freebusy_request(start, end, [f"mailto:{p}" for p in people])
+    assert list(answers["errors"]) == ["mailto:nobody@example.com"]
+    assert answers["errors"]["mailto:nobody@example.com"].startswith("3.7")
+    for person in people[:2]:
+        assert busy_spans(answers[f"mailto:{person}"].data) == truth(emulator, person, start, end), person
+
+
+def _client_body(fixture: str, start: dt.datetime, end: dt.datetime) -> str:
+    """A recorded client request moved to the current demo weeks."""
+    text = (FIXTURES / fixture).read_text()
+    text = re.sub(r"DTSTART:\d{8}T\d{6}Z", f"DTSTART:{start:%Y%m%dT%H%M%SZ}", text)
+    return re.sub(r"DTEND:\d{8}T\d{6}Z", f"DTEND:{end:%Y%m%dT%H%M%SZ}", text).replace("\n", "\r\n")
+
+
+def test_thunderbird_outbox_post_gets_an_answer_it_accepts(stack, emulator):
+    start, end = two_weeks()
+    answer = post(stack, outbox_url(stack), _client_body("thunderbird-freebusy-post.ics", start, end), headers={
+        "Originator": "mailto:alice@example.com", "Recipient": "mailto:bob@example.com",
+        "Content-Type": "text/calendar; charset=utf-8",
+    })
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith(("application/xml", "text/xml"))
+    [(recipient, response)] = schedule_responses(answer.content).items()
+    assert recipient == "mailto:bob@example.com"
+    assert reply_spans(response) == truth(emulator, "bob@example.com", start, end)
+
+
+def test_evolution_outbox_post_with_a_stranger_and_herself(stack, emulator):
+    """Evolution spells MAILTO: in capitals and asks about the organizer herself too."""
+    start, end = two_weeks()
+    answer = post(stack, outbox_url(stack), _client_body("evolution-freebusy-post.ics", start, end))
+    assert answer.status_code == 200
+    responses = schedule_responses(answer.content)
+    assert list(responses) == ["mailto:bob@example.com", "mailto:nobody@example.com", "mailto:alice@example.com"]
+    assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
+    assert responses["mailto:nobody@example.com"].findtext(f"{CALDAV}request-status").startswith("3.7")
+    assert reply_spans(responses["mailto:alice@example.com"]) == truth(emulator, "alice@example.com", start, end)
+
+
+def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
+    """A busy event only in alice's "Projects" counts exactly when Projects is checked for conflicts."""
+    start, end = two_weeks()
+    url = outbox_url(stack)
+    primary = truth(emulator, "alice@example.com", start, end)
+    projects = folder_truth(emulator, "alice@example.com", "Projects", start, end)
+    assert projects and not projects <= primary  # "Sprint planning" is busy time only Projects knows
+
+    def alice_spans() -> set[Span]:
+        answer = post(stack, url, fb_request(start, end, ["alice@example.com"]))
+        return reply_spans(schedule_responses(answer.content)["mailto:alice@example.com"])
+
+    assert alice_spans() == primary
+    user_id, account_id = alice_ids(stack)
+    projects_id = next(c.calendar_id for c in stack.run(stack.backend.calendars(stack.run(
+        stack.stack.services.accounts.principal(user_id)))) if c.display_name == "Projects")
+    accounts = stack.stack.services.accounts
+    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id),
+                                                                                     projects_id))))
+    assert alice_spans() == merged(list(primary | projects))
+    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id),))))
+    assert alice_spans() == primary
+
+
+def test_vfb_url_and_json_api_match_exchange(stack, emulator):
+    start, end = two_weeks()
+    auth = ("alice", stack.password)
+    query = {"start": f"{start:%Y%m%dT%H%M%SZ}", "end": f"{end:%Y%m%dT%H%M%SZ}"}
+    vfb = stack.base_url + "/freebusy/alice@example.com.vfb"
+    assert requests.get(vfb, params=query).status_code == 401
+    answer = requests.get(vfb, params=query, auth=auth)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/calendar")
+    assert busy_spans(answer.text) == truth(emulator, "alice@example.com", start, end)
+    api = requests.get(stack.base_url + "/api/v1/freebusy", auth=auth,
+                       params={**query, "attendee": ["bob@example.com", "nobody@example.com"]})
+    assert api.status_code == 200
+    bob, nobody = api.json()["attendees"]
+    assert (bob["attendee"], bob["status"], nobody["status"]) == ("bob@example.com", "2.0", "3.7")
+    spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"]) for b in bob["busy"]}
+    assert spans == truth(emulator, "bob@example.com", start, end)
+
+
+def test_missing_inverted_and_too_long_ranges_are_refused(stack):
+    auth = ("alice", stack.password)
+    start = today_utc()
+    inverted = {"start": f"{start:%Y%m%dT%H%M%SZ}", "end": f"{start - dt.timedelta(days=1):%Y%m%dT%H%M%SZ}"}
+    too_long = {"start": f"{start:%Y%m%dT%H%M%SZ}", "end": f"{start + dt.timedelta(days=400):%Y%m%dT%H%M%SZ}"}
+    vfb = stack.base_url + "/freebusy/alice@example.com.vfb"
+    api = stack.base_url + "/api/v1/freebusy"
+    for url, extra in ((vfb, {}), (api, {"attendee": "bob@example.com"})):
+        assert requests.get(url, params={**inverted, **extra}, auth=auth).status_code == 400
+        assert requests.get(url, params={"start": "yesterday-ish", **extra}, auth=auth).status_code == 400
+        refused = requests.get(url, params={**too_long, **extra}, auth=auth)
+        assert refused.status_code == 403 and "366 days" in refused.text
+    calendar_url = str(dav_client(stack).principal().calendars()[0].url)
+
+    def report(time_range: str) -> requests.Response:
+        return requests.request("REPORT", calendar_url, auth=auth, headers={"Depth": "1"},
+                                data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">{time_range}'
+                                     "</C:free-busy-query>")
+
+    assert report("").status_code == 400
+    assert report(f'<C:time-range start="{inverted["start"]}" end="{inverted["end"]}"/>').status_code == 400
+    refused = report(f'<C:time-range start="{too_long["start"]}" end="{too_long["end"]}"/>')
+    assert refused.status_code == 403 and "366 days" in refused.text
+    outbox = outbox_url(stack)
+    no_end = fb_request(start, start + dt.timedelta(days=1), ["bob@example.com"])
+    no_end = re.sub(r"DTEND:[^\r]*\r\n", "", no_end)
+    assert post(stack, outbox, no_end).status_code == 400
+    assert post(stack, outbox, fb_request(start, start - dt.timedelta(days=1), ["bob@example.com"])).status_code == 400
+    refused = post(stack, outbox, fb_request(start, start + dt.timedelta(days=400), ["bob@example.com"]))
+    assert refused.status_code == 403 and "366 days" in refused.text
+
+
+def test_scheduling_is_advertised(stack):
+    """RFC 6638 §2: the DAV header names calendar-schedule / calendar-auto-schedule; the principal an outbox."""
+    calendar_url = str(dav_client(stack).principal().calendars()[0].url)
+    options = requests.options(calendar_url, auth=("alice", stack.password))
+    classes = {c.strip() for c in options.headers["DAV"].split(",")}
+    assert {"calendar-access", "calendar-schedule", "calendar-auto-schedule"} <= classes
+    assert outbox_url(stack).startswith(stack.base_url)
