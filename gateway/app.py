@@ -93,11 +93,6 @@ def setup_dav(app: web.Application, services: Services) -> None:
     services.list_calendars = backend.calendars
     setup_caldav(app, backend, services.accounts)
     app[BACKEND_KEY] = backend
-
-    async def create_index_tables(app: web.Application) -> None:
-        await index.create_tables()
-
-    app.on_startup.append(create_index_tables)
     app.router.add_get("/metrics", metrics)
 
 

@@ -14,51 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-metadata = sa.MetaData()
-
-calendar_state = sa.Table(
-    "ews_calendar_state",
-    metadata,
-    sa.Column("calendar_key", sa.String(200), primary_key=True),
-    sa.Column("sync_state", sa.Text, nullable=True),  # SyncFolderItems state, opaque
-    sa.Column("seq", sa.Integer, nullable=False, default=0),  # last change number handed out
-    sa.Column("epoch", sa.String(32), nullable=False),  # changes when the index is rebuilt from scratch
-)
-
-indexed_item = sa.Table(
-    "ews_item",
-    metadata,
-    sa.Column("calendar_key", sa.String(200), primary_key=True),
-    sa.Column("item_id", sa.String(512), primary_key=True),
-    sa.Column("name", sa.String(512), nullable=False),
-    sa.Column("uid", sa.Text, nullable=True),
-    sa.Column("changekey", sa.String(512), nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
-    sa.Index("ix_ews_item_name", "calendar_key", "name"),
-    sa.Index("ix_ews_item_seq", "calendar_key", "seq"),
-)
-
-
-calendar_alias = sa.Table(
-    "ews_calendar_alias",
-    metadata,
-    # The URL segment a client chose with MKCALENDAR, kept for the folder it created.
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("calendar_id", sa.String(512), primary_key=True),
-    sa.Column("folder_id", sa.String(512), nullable=False),
-)
-
-
-calendar_property = sa.Table(
-    "ews_calendar_property",
-    metadata,
-    # Client-set collection properties Exchange has no field for (calendar-color, -order, -description).
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("calendar_id", sa.String(512), primary_key=True),
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
+from gateway.store.schema import calendar_alias, calendar_property, calendar_state, indexed_item
 
 
 @dataclass(frozen=True)
@@ -93,10 +49,6 @@ class ItemIndex:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def create_tables(self) -> None:
-        async with self._engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
 
     async def state(self, calendar_key: str) -> CalendarState | None:
         async with self._engine.connect() as conn:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -86,3 +88,51 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- the EWS backend's item index (gateway/ews/index.py) ----------------------------------
+
+calendar_state = Table(
+    "ews_calendar_state",
+    metadata,
+    Column("calendar_key", String(200), primary_key=True),
+    Column("sync_state", Text, nullable=True),  # SyncFolderItems state, opaque
+    Column("seq", Integer, nullable=False, default=0),  # last change number handed out
+    Column("epoch", String(32), nullable=False),  # changes when the index is rebuilt from scratch
+)
+
+indexed_item = Table(
+    "ews_item",
+    metadata,
+    Column("calendar_key", String(200), primary_key=True),
+    Column("item_id", String(512), primary_key=True),
+    Column("name", String(512), nullable=False),
+    Column("uid", Text, nullable=True),
+    Column("changekey", String(512), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_ews_item_name", "calendar_key", "name"),
+    Index("ix_ews_item_seq", "calendar_key", "seq"),
+)
+
+
+calendar_alias = Table(
+    "ews_calendar_alias",
+    metadata,
+    # The URL segment a client chose with MKCALENDAR, kept for the folder it created.
+    Column("account_id", String(64), primary_key=True),
+    Column("calendar_id", String(512), primary_key=True),
+    Column("folder_id", String(512), nullable=False),
+)
+
+
+calendar_property = Table(
+    "ews_calendar_property",
+    metadata,
+    # Client-set collection properties Exchange has no field for (calendar-color, -order, -description).
+    Column("account_id", String(64), primary_key=True),
+    Column("calendar_id", String(512), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
