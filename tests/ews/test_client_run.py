@@ -52,7 +52,7 @@ async def test_calls_run_in_threads_and_the_loop_keeps_ticking(client, emulator)
     task.cancel()
     assert calendar.name == "Calendar"
     assert elapsed >= 0.4
-    assert ticks >= 15  # a blocked loop would have ticked about once
+    assert ticks >= 5  # a blocked loop would have ticked about once (generous for a loaded machine)
 
 
 async def test_per_account_concurrency_is_respected(client, emulator):
@@ -73,7 +73,7 @@ async def test_server_busy_backs_off_one_account_while_another_proceeds(client, 
     bob = await _connected(client, emulator, "bob")
     emulator.reset()
     emulator.set_faults(rules=[{"kind": "server_busy", "user": "alice@example.com", "operation": "GetFolder",
-                                "count": 1, "back_off_ms": 800}])
+                                "count": 1, "back_off_ms": 1200}])
     done: dict[str, float] = {}
     started = time.monotonic()
 
@@ -82,8 +82,8 @@ async def test_server_busy_backs_off_one_account_while_another_proceeds(client, 
         done[name] = time.monotonic() - started
 
     await asyncio.gather(timed("alice", alice), timed("bob", bob))
-    assert done["alice"] >= 0.8  # waited as long as Exchange asked
-    assert done["bob"] < 0.5  # unaffected by alice's back-off
+    assert done["alice"] >= 1.2  # waited as long as Exchange asked
+    assert done["bob"] < 0.8  # unaffected by alice's back-off
     per_mailbox = emulator.stats()["mailboxes"]
     assert per_mailbox["alice@example.com"]["GetFolder"] == 2  # refused once, then retried
     assert per_mailbox["bob@example.com"]["GetFolder"] == 1
