@@ -169,20 +169,27 @@ def two_weeks() -> tuple[dt.datetime, dt.datetime]:
 # --------------------------------------------------------------------------- tests
 
 
-def test_free_busy_query_report_matches_exchange(stack, emulator):
-    """RFC 4791 §7.10 on alice's primary calendar: every busy period and FBTYPE as Exchange has them."""
-    start, end = two_weeks()
-    calendar = dav_client(stack).principal().calendars()[0]
-    answer = requests.request(
-        "REPORT", str(calendar.url), auth=("alice", stack.password), headers={"Depth": "1"},
+def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.datetime) -> requests.Response:
+    """The RFC 4791 §7.10 REPORT as clients send it."""
+    return requests.request(
+        "REPORT", calendar_url, auth=("alice", stack.password), headers={"Depth": "1"},
         data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="{start:%Y%m%dT%H%M%SZ}"'
              f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
     )
+
+
+def test_free_busy_query_report_matches_exchange(stack, emulator):
+    """RFC 4791 §7.10 on alice's calendars: every busy period and FBTYPE as Exchange has them."""
+    start, end = two_weeks()
+    calendars = {c.get_display_name(): str(c.url) for c in dav_client(stack).principal().calendars()}
+    answer = free_busy_query(stack, calendars["Calendar"], start, end)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/calendar")
     expected = truth(emulator, "alice@example.com", start, end)
     assert {t for _, _, t in expected} == {"BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE"}
     assert busy_spans(answer.text) == expected
+    projects = free_busy_query(stack, calendars["Projects"], start, end)
+    assert busy_spans(projects.text) == folder_truth(emulator, "alice@example.com", "Projects", start, end)
 
 
 def test_python_caldav_calendar_freebusy_request(stack, emulator):
@@ -265,11 +272,15 @@ def test_working_elsewhere_is_free_unless_the_account_says_otherwise(stack, emul
     assert default == truth(emulator, "bob@example.com", start, end)
     assert not any(covered(default, t) for t in ("BUSY", "BUSY-TENTATIVE")), "WorkingElsewhere is free by default"
     user_id, account_id = alice_ids(stack)
+    calendar_url = str(dav_client(stack).principal().calendars()[0].url)
     for choice in ("BUSY-TENTATIVE", "BUSY"):
         stack.run(stack.stack.services.accounts.set_account_options(user_id, account_id, working_elsewhere=choice))
         spans = bob_spans()
         assert covered(spans, choice), choice
         assert spans == truth(emulator, "bob@example.com", start, end, working_elsewhere=choice)
+        # alice's own calendar, through the free-busy-query REPORT, follows the same option
+        own = busy_spans(free_busy_query(stack, calendar_url, start, end).text)
+        assert own == truth(emulator, "alice@example.com", start, end, working_elsewhere=choice)
 
 
 def test_python_caldav_principal_freebusy_request(stack, emulator):
@@ -307,8 +318,12 @@ def test_thunderbird_outbox_post_gets_an_answer_it_accepts(stack, emulator):
 def test_evolution_outbox_post_with_a_stranger_and_herself(stack, emulator):
     """Evolution spells MAILTO: in capitals and asks about the organizer herself too."""
     start, end = two_weeks()
-    answer = post(stack, outbox_url(stack), _client_body("evolution-freebusy-post.ics", start, end))
+    url = outbox_url(stack)
+    before = stack.ews_calls()
+    answer = post(stack, url, _client_body("evolution-freebusy-post.ics", start, end))
+    used = delta(before, stack.ews_calls())
     assert answer.status_code == 200
+    assert used.get("GetUserAvailability") == 1 and "GetServerTimeZones" not in used, used  # herself included
     responses = schedule_responses(answer.content)
     assert list(responses) == ["mailto:bob@example.com", "mailto:nobody@example.com", "mailto:alice@example.com"]
     assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
@@ -349,6 +364,9 @@ def test_vfb_url_and_json_api_match_exchange(stack, emulator):
     answer = requests.get(vfb, params=query, auth=auth)
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/calendar")
     assert busy_spans(answer.text) == truth(emulator, "alice@example.com", start, end)
+    bob = requests.get(stack.base_url + "/freebusy/bob@example.com.ifb", params=query, auth=auth)
+    assert busy_spans(bob.text) == truth(emulator, "bob@example.com", start, end)
+    assert requests.get(stack.base_url + "/freebusy/nobody@example.com.vfb", auth=auth).status_code == 404
     api = requests.get(stack.base_url + "/api/v1/freebusy", auth=auth,
                        params={**query, "attendee": ["bob@example.com", "nobody@example.com"]})
     assert api.status_code == 200
