@@ -170,3 +170,24 @@ def test_property_tag_extended_property(emulator: EmulatorServer) -> None:
       </t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>
       <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>""")
     assert [i.get("Id") for i in found.iter(f"{T}ItemId")] == [item_id]
+
+
+def _create_response(emulator: EmulatorServer, item: str) -> list[str]:
+    return codes(soap(emulator, f"""<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>{item}</m:Items>
+      </m:CreateItem>"""))
+
+
+def test_refused_creations_use_exchange_codes(emulator: EmulatorServer) -> None:
+    times = "<t:Start>2026-03-02T09:00:00Z</t:Start><t:End>2026-03-02T10:00:00Z</t:End>"
+    zero = f"""<t:CalendarItem>{times}<t:Recurrence><t:DailyRecurrence><t:Interval>0</t:Interval>
+      </t:DailyRecurrence><t:NoEndRecurrence><t:StartDate>2026-03-02</t:StartDate></t:NoEndRecurrence>
+      </t:Recurrence></t:CalendarItem>"""
+    assert _create_response(emulator, zero) == ["ErrorCalendarInvalidRecurrence"]
+    empty = f"""<t:CalendarItem>{times}<t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval>
+      <t:DaysOfWeek>Sunday</t:DaysOfWeek></t:WeeklyRecurrence><t:EndDateRecurrence><t:StartDate>2026-03-02</t:StartDate>
+      <t:EndDate>2026-03-04</t:EndDate></t:EndDateRecurrence></t:Recurrence></t:CalendarItem>"""
+    assert _create_response(emulator, empty) == ["ErrorRecurrenceHasNoOccurrence"]
+    backwards = "<t:CalendarItem><t:Start>2026-03-02T09:00:00Z</t:Start><t:End>2026-03-02T08:00:00Z</t:End></t:CalendarItem>"
+    assert _create_response(emulator, backwards) == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+    assert _create_response(emulator, "<t:Message><t:Subject>hi</t:Subject></t:Message>") == [
+        "ErrorInvalidItemForOperationCreateItem"]

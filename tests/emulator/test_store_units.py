@@ -164,7 +164,7 @@ def test_invalid_recurrence_is_refused(store: CalendarStore) -> None:
     bad = T.CalendarItem(T.Recurrence(T.WeeklyRecurrence(T.Interval("1")), T.NoEndRecurrence(T.StartDate("2026-01-01"))))
     with pytest.raises(StoreError) as info:
         apply_item(item, bad)
-    assert info.value.code == "ErrorInvalidRecurrence"
+    assert info.value.code == "ErrorCalendarInvalidRecurrence"
 
 
 def test_generator_is_deterministic_and_loads() -> None:

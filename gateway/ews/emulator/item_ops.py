@@ -289,7 +289,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             message.append(M.Items())
             return message
         if local(elem) != "CalendarItem":
-            raise StoreError("ErrorInvalidItemForOperation", "Only calendar items can be created here.")
+            raise StoreError("ErrorInvalidItemForOperationCreateItem", "Only calendar items can be created here.")
         item = box.new_item(folder.folder_id, ctx.now)
         if ctx.timezone and zone_known(ctx.timezone):
             # Without StartTimeZone/EndTimeZone Exchange uses the request's TimeZoneContext.

@@ -96,7 +96,7 @@ def parse_recurrence(elem: etree._Element) -> Recurrence:
     pattern_elem = next((c for c in elem if local(c) in _PATTERN_TAGS), None)
     range_elem = next((c for c in elem if local(c) in _RANGE_TAGS), None)
     if pattern_elem is None or range_elem is None:
-        raise StoreError("ErrorInvalidRecurrence", "Recurrence needs a pattern and a range.")
+        raise StoreError("ErrorCalendarInvalidRecurrence", "Recurrence needs a pattern and a range.")
     days = text(pattern_elem, "DaysOfWeek").split()
     rec = Recurrence(
         pattern=_PATTERN_TAGS[local(pattern_elem)],
@@ -114,7 +114,7 @@ def parse_recurrence(elem: etree._Element) -> Recurrence:
     try:
         rec.validate()
     except ValueError as exc:
-        raise StoreError("ErrorInvalidRecurrence", str(exc)) from exc
+        raise StoreError("ErrorCalendarInvalidRecurrence", str(exc)) from exc
     return rec
 
 

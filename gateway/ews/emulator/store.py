@@ -499,8 +499,9 @@ def normalise_series(item: CalendarItem) -> None:
         return
     item.item_type = "RecurringMaster"
     first = next(instances(item.recurrence, _on_date(item), _on_date(item, end=True), item.zone), None)
-    if first is not None:
-        item.start, item.end = first.start, first.end
+    if first is None:
+        raise StoreError("ErrorRecurrenceHasNoOccurrence", "The recurrence pattern has no occurrence.")
+    item.start, item.end = first.start, first.end
 
 
 def _on_date(item: CalendarItem, end: bool = False) -> datetime:
