@@ -249,3 +249,64 @@ def test_corpus_put_then_get_is_the_same_event(stack, emulator, path: Path):
         assert answer.status_code == 201, answer.text
         stored = requests.get(url, auth=("alice", stack.password))
         assert_same_event(text, stored.text)
+
+
+def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
+    accounts = stack.stack.services.accounts
+
+    async def never() -> None:
+        user = await accounts.find_user("alice")
+        (record,) = await accounts.list_accounts(user.user_id)
+        await accounts.set_account_options(user.user_id, record.account_id, invitations="never")
+
+    stack.run(never())
+    uid = str(uuid.uuid4())
+    meeting = event(uid, "Quiet meeting",
+                    extra="ORGANIZER:mailto:alice@example.com\r\nATTENDEE:mailto:bob@example.com\r\n")
+    assert put(stack, primary_url(stack) + "quiet.ics", meeting).status_code == 201
+    assert exchange_subjects(emulator, uid) == ["Quiet meeting"]
+    assert not any(m.uid == uid for m in emulator.state.store.mailboxes["alice@example.com"].sent)
+
+
+def test_collection_colour_order_and_description_are_kept(stack):
+    principal = dav_client(stack).principal()
+    created = principal.make_calendar(name="Colourful")
+    body = (
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><A:calendar-color>#FF8800FF</A:calendar-color>'
+        "<A:calendar-order>7</A:calendar-order><C:calendar-description>Team events</C:calendar-description>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    answer = requests.request("PROPPATCH", str(created.url), data=body, auth=("alice", stack.password),
+                              headers={"Content-Type": "application/xml"})
+    assert answer.status_code == 207 and "200 OK" in answer.text
+    stack.restart()  # kept by the gateway, not only in memory
+    found = requests.request(
+        "PROPFIND",
+        str(created.url).replace(str(created.url).split("/dav/")[0], stack.base_url),
+        data='<D:propfind xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:prop><A:calendar-color/><A:calendar-order/><C:calendar-description/></D:prop></D:propfind>",
+        headers={"Depth": "0"},
+        auth=("alice", stack.password),
+    )
+    tree = etree.fromstring(found.content)
+    assert tree.findtext(".//{http://apple.com/ns/ical/}calendar-color") == "#FF8800FF"
+    assert tree.findtext(".//{http://apple.com/ns/ical/}calendar-order") == "7"
+    assert tree.findtext(f".//{CALDAV_NS}calendar-description") == "Team events"
+
+
+def test_exchange_busy_is_retried_and_the_write_lands_once(stack, emulator):
+    uid = str(uuid.uuid4())
+    emulator.set_faults(rules=[{"kind": "server_busy", "operation": "CreateItem", "count": 1, "back_off_ms": 200}])
+    created = put(stack, primary_url(stack) + "busy.ics", event(uid), {"If-None-Match": "*"})
+    assert created.status_code == 201
+    assert exchange_subjects(emulator, uid) == ["Planning"]
+
+
+def test_exchange_staying_busy_gives_503_and_writes_nothing(stack, emulator):
+    uid = str(uuid.uuid4())
+    emulator.set_faults(rules=[{"kind": "server_busy", "operation": "CreateItem", "back_off_ms": 500}])
+    refused = put(stack, primary_url(stack) + "busy.ics", event(uid), {"If-None-Match": "*"})
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+    emulator.set_faults(rules=[])
+    assert exchange_subjects(emulator, uid) == []
