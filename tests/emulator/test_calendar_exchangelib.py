@@ -29,6 +29,7 @@ from exchangelib.errors import (
     ErrorInvalidSyncStateData,
     ErrorIrresolvableConflict,
     ErrorItemNotFound,
+    ErrorOccurrenceCrossingBoundary,
 )
 from exchangelib.folders import Calendar
 from exchangelib.items import NEVER_OVERWRITE
@@ -118,6 +119,11 @@ def test_view_across_dst_with_moved_and_deleted_occurrences(account: Account) ->
     via_occurrence = moved.recurring_master()  # RecurringMasterItemId
     via_occurrence.refresh()
     assert via_occurrence.id == master.id
+    too_far = master.occurrence(index=3)
+    too_far.refresh()
+    too_far.start, too_far.end = _dt(2026, 3, 31, 9), _dt(2026, 3, 31, 10)  # the day of occurrence 4
+    with pytest.raises(ErrorOccurrenceCrossingBoundary):
+        too_far.save(update_fields=["start", "end"])
     gone = master.occurrence(index=4)
     gone.refresh()
     gone.delete()

@@ -399,6 +399,7 @@ class MailboxStore:
     def commit_occurrence(self, occurrence: CalendarItem, now: datetime) -> CalendarItem:
         """Store a changed occurrence as an exception of its master."""
         master = self.master_of(occurrence)
+        _check_boundaries(master, occurrence)
         if occurrence.item_type == "Occurrence":
             occurrence.item_type = "Exception"
         assert occurrence.instance_index is not None
@@ -513,6 +514,29 @@ def _on_date(item: CalendarItem, end: bool = False) -> datetime:
     value = item.end if end else item.start
     naive = value.astimezone(zone).replace(tzinfo=None) + shift
     return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _check_boundaries(master: CalendarItem, occurrence: CalendarItem) -> None:
+    """An occurrence must stay strictly between the days of its neighbours (ErrorOccurrenceCrossingBoundary).
+
+    Outlook and Exchange refuse a move onto or past the day of the previous or next occurrence.
+    """
+    assert master.recurrence is not None and occurrence.instance_index is not None
+    zone = master.zone
+    day = occurrence.start.astimezone(zone).date()
+    before = after = None
+    for inst in instances(master.recurrence, master.start, master.end, zone):
+        if inst.index in master.deleted or inst.index == occurrence.instance_index:
+            continue
+        current = master.exceptions[inst.index].start if inst.index in master.exceptions else inst.start
+        if inst.index < occurrence.instance_index:
+            before = current.astimezone(zone).date()
+        else:
+            after = current.astimezone(zone).date()
+            break
+    if (before is not None and day <= before) or (after is not None and day >= after):
+        raise StoreError("ErrorOccurrenceCrossingBoundary",
+                         "An occurrence cannot be moved onto or past the day of another occurrence.")
 
 
 def make_occurrence(master: CalendarItem, inst: Instance) -> CalendarItem:
