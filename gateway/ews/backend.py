@@ -620,15 +620,17 @@ class EwsBackend:
         return await self._folder_busy(cal, start, end)
 
     async def _folder_busy(self, cal: _Calendar, start: datetime, end: datetime) -> list[BusyPeriod]:
+        """One FindItem CalendarView of the folder; each instance's LegacyFreeBusyStatus becomes an FBTYPE."""
         account, folder = cal.account, cal.folder
+        fields = ("start", "end", "legacy_free_busy_status", "is_cancelled")
 
         def view() -> list[Any]:
-            return list(
-                folder.view(start=_ews_dt(start), end=_ews_dt(end)).only("start", "end", "legacy_free_busy_status")
-            )
+            return list(folder.view(start=_ews_dt(start), end=_ews_dt(end)).only(*fields))
 
         periods = []
         for item in await self._ews(account, "FindItem", view):
+            if item.is_cancelled:
+                continue  # a cancelled meeting stays in the attendee's calendar but is not busy (as in GetUserAvailability)
             fbtype = fbtype_for(item.legacy_free_busy_status, cal.record.working_elsewhere)
             if fbtype is not None:
                 periods.append(BusyPeriod(max(_utc(item.start), start), min(_utc(item.end), end), fbtype))

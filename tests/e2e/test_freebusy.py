@@ -169,10 +169,11 @@ def two_weeks() -> tuple[dt.datetime, dt.datetime]:
 # --------------------------------------------------------------------------- tests
 
 
-def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.datetime) -> requests.Response:
+def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.datetime,
+                    user: str = "alice") -> requests.Response:
     """The RFC 4791 §7.10 REPORT as clients send it."""
     return requests.request(
-        "REPORT", calendar_url, auth=("alice", stack.password), headers={"Depth": "1"},
+        "REPORT", calendar_url, auth=(user, stack.password), headers={"Depth": "1"},
         data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="{start:%Y%m%dT%H%M%SZ}"'
              f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
     )
@@ -415,3 +416,20 @@ def test_scheduling_is_advertised(stack):
     classes = {c.strip() for c in options.headers["DAV"].split(",")}
     assert {"calendar-access", "calendar-schedule", "calendar-auto-schedule"} <= classes
     assert outbox_url(stack).startswith(stack.base_url)
+
+
+def test_a_cancelled_meeting_frees_the_attendees_time(stack, emulator):
+    """Exchange keeps a cancelled meeting in bob's calendar; neither answer may count it busy."""
+    start, end = two_weeks()
+    alice = exchange_account(emulator)
+    review = next(i for i in alice.calendar.view(start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end))
+                  if i.subject == "Design review")
+    review.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
+    kept = [i for i in exchange_account(emulator, "bob@example.com").calendar.all() if i.subject.endswith("Design review")]
+    assert kept and all(i.is_cancelled for i in kept)
+    expected = truth(emulator, "bob@example.com", start, end)
+    bob_calendar = str(dav_client(stack, "bob").principal().calendars()[0].url)
+    report = free_busy_query(stack, bob_calendar, start, end, user="bob")
+    assert busy_spans(report.text) == expected
+    answer = post(stack, outbox_url(stack), fb_request(start, end, ["bob@example.com"]))
+    assert reply_spans(schedule_responses(answer.content)["mailto:bob@example.com"]) == expected
