@@ -433,3 +433,19 @@ def test_a_cancelled_meeting_frees_the_attendees_time(stack, emulator):
     assert busy_spans(report.text) == expected
     answer = post(stack, outbox_url(stack), fb_request(start, end, ["bob@example.com"]))
     assert reply_spans(schedule_responses(answer.content)["mailto:bob@example.com"]) == expected
+
+
+def test_a_window_starting_inside_an_event_is_clipped_to_it(stack, emulator):
+    """An odd start (seconds and microseconds, mid-event) still matches Exchange, clipped at the edges."""
+    focus = next(e for e in emulator.state.store.busy_events("bob@example.com", *two_weeks())
+                 if e.subject == "Bob: focus time")
+    start = focus.start + dt.timedelta(minutes=17, seconds=3, microseconds=250_000)
+    end = start + dt.timedelta(days=3)
+    api = requests.get(stack.base_url + "/api/v1/freebusy", auth=("alice", stack.password),
+                       params={"attendee": "bob@example.com", "start": start.isoformat(), "end": end.isoformat()})
+    assert api.status_code == 200, api.text
+    [bob] = api.json()["attendees"]
+    spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"]) for b in bob["busy"]}
+    whole = start.replace(microsecond=0), end.replace(microsecond=0)  # iCalendar and the JSON API count in seconds
+    assert spans == truth(emulator, "bob@example.com", *whole)
+    assert min(s for s, _, _ in spans) == whole[0]
