@@ -6,11 +6,14 @@ the EWS emulator; Exchange's side is read and edited with exchangelib, as Outloo
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
+from caldav.elements.ical import CalendarColor
+from exchangelib import EWSDateTime
 from icalendar import Calendar
 
 from tests.e2e.test_read_path import dav_client, exchange_account
@@ -114,6 +117,27 @@ def test_an_outlook_edit_reaches_exactly_one_local_file(stack, emulator, tmp_pat
     changed = [name for name in after if after[name] != before[name]]
     assert changed == [target.name]
     assert summary_of(target) == "Old planning meeting (moved to Q1)"
+
+
+def test_a_windowed_sync_brings_exactly_the_events_exchange_has_in_that_window(stack, emulator, tmp_path):
+    """start_date/end_date make vdirsyncer list with calendar-query time-ranges (VEVENT and VTODO)."""
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    start, end = today - dt.timedelta(days=7), today + dt.timedelta(days=4)
+    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=stack.base_url, username="alice", password=stack.password,
+                      collections=[primary_calendar_id(stack)],
+                      remote_options={"start_date": f"datetime({start:%Y, %m, %d})",
+                                      "end_date": f"datetime({end:%Y, %m, %d})"})
+    sync.discover()
+    sync.sync()
+
+    window = exchange_account(emulator).calendar.view(
+        start=EWSDateTime.from_datetime(start.replace(tzinfo=dt.UTC)),
+        end=EWSDateTime.from_datetime(end.replace(tzinfo=dt.UTC)),
+    )
+    expected = {item.uid for item in window.only("uid")}
+    local = {uid_of(text) for text in sync.files().values()}
+    assert local == expected and len(local) >= 5
+    assert "Old planning meeting" not in {summary_of(text) for text in sync.files().values()}
 
 
 # --- issue 5: two-way sync ---------------------------------------------------------------------
@@ -230,3 +254,31 @@ def test_an_outlook_edit_during_the_sync_is_not_overwritten(stack, emulator, tmp
         sync.sync()
     assert summary_of(target) == "Renamed in Outlook mid-sync"
     assert exchange_item(emulator, uid).subject == "Renamed in Outlook mid-sync"
+
+
+def test_a_new_local_calendar_becomes_an_exchange_calendar_with_its_name_and_events(stack, emulator, tmp_path):
+    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=stack.dav_url, username="alice", password=stack.password,
+                      collections=["from a", "from b"], conflict_resolution="a wins",
+                      pair_options={"metadata": ["displayname", "color"]})
+    trips = sync.local / "trips"
+    trips.mkdir()
+    uid = f"{uuid.uuid4()}"
+    (trips / "flight.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//khal//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nDTSTART;VALUE=DATE:20261204\r\nDTEND;VALUE=DATE:20261206\r\n"
+        "SUMMARY:Lisbon\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (trips / "displayname").write_text("Trips")
+    (trips / "color").write_text("#FF8800")
+    sync.discover()
+    sync.sync()
+    sync.metasync()
+
+    folder = next(f for f in exchange_account(emulator).calendar.children if f.name == "Trips")
+    (item,) = list(folder.all())
+    assert (item.uid, item.subject, item.is_all_day) == (uid, "Lisbon", True)
+    remote = {str(c.url).rstrip("/").rsplit("/", 1)[-1]: c for c in dav_client(stack).principal().calendars()}
+    assert remote["trips"].get_display_name() == "Trips"
+    color = remote["trips"].get_properties([CalendarColor()])[CalendarColor.tag]
+    assert color.upper().startswith("#FF8800")
+    assert "Copying" not in sync.sync().output

@@ -61,7 +61,8 @@ class Vdirsyncer:
 
     ``collections`` is the pair's ``collections`` value; ``conflict_resolution`` is
     ``None`` (vdirsyncer then refuses to overwrite and reports the conflict), ``"a wins"``
-    (local) or ``"b wins"`` (the gateway).
+    (local) or ``"b wins"`` (the gateway). ``pair_options`` (e.g. ``metadata``) and
+    ``remote_options`` (e.g. ``start_date``, ``item_types``) are added verbatim.
     """
 
     def __init__(
@@ -73,6 +74,8 @@ class Vdirsyncer:
         password: str,
         collections: list[str] | None = None,
         conflict_resolution: str | None = None,
+        pair_options: dict[str, object] | None = None,
+        remote_options: dict[str, object] | None = None,
         timeout: float = 60,
     ) -> None:
         if VDIRSYNCER is None:
@@ -84,6 +87,8 @@ class Vdirsyncer:
         self._url, self._username, self._password = url, username, password
         self.collections = collections if collections is not None else ["from b"]
         self.conflict_resolution = conflict_resolution
+        self.pair_options = pair_options or {}
+        self.remote_options = remote_options or {}
         self.write_config()
 
     def write_config(self) -> None:
@@ -100,6 +105,7 @@ class Vdirsyncer:
         ]
         if self.conflict_resolution is not None:
             lines.append(f"conflict_resolution = {_toml(self.conflict_resolution)}")
+        lines += [f"{key} = {_toml(value)}" for key, value in self.pair_options.items()]
         lines += [
             "",
             "[storage local]",
@@ -112,6 +118,7 @@ class Vdirsyncer:
             f"url = {_toml(self._url)}",
             f"username = {_toml(self._username)}",
             f"password = {_toml(self._password)}",
+            *(f"{key} = {_toml(value)}" for key, value in self.remote_options.items()),
             "",
         ]
         self.config.write_text("\n".join(lines))
@@ -137,6 +144,9 @@ class Vdirsyncer:
     def sync(self, check: bool = True) -> SyncRun:
         return self.run("sync", PAIR, check=check)
 
+    def metasync(self, check: bool = True) -> SyncRun:
+        return self.run("metasync", PAIR, check=check)
+
     def folders(self) -> list[Path]:
         """The local collection folders vdirsyncer created (one per synced calendar)."""
         return sorted(p for p in self.local.iterdir() if p.is_dir())
@@ -159,7 +169,8 @@ class ProxiedRequest:
     status: int
 
 
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+# Headers the proxy sets itself (send_response adds Date and Server) or that are per connection.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})
 _DAV_METHODS = ("GET", "HEAD", "PUT", "DELETE", "POST", "OPTIONS", "PROPFIND", "PROPPATCH", "REPORT",
                 "MKCOL", "MKCALENDAR", "MOVE", "COPY")
 
@@ -214,20 +225,23 @@ class RecordingProxy:
             connection.close()
         self.requests.append(ProxiedRequest(method, path, handler.headers.get("If-Match"),
                                             handler.headers.get("If-None-Match"), answer.status))
-        handler.send_response(answer.status)
-        for key, value in answer.getheaders():
-            if key.lower() not in _HOP_BY_HOP:
-                handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        if method != "HEAD":
-            handler.wfile.write(payload)
+        try:
+            handler.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP_BY_HOP:
+                    handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            if method != "HEAD":
+                handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up (e.g. exited on a conflict)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection: nothing to keep in sync
+            protocol_version = "HTTP/1.1"  # keep-alive, as the client expects of the gateway
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
                 """Quiet: the test asserts on ``requests`` instead."""
