@@ -449,3 +449,19 @@ def test_a_window_starting_inside_an_event_is_clipped_to_it(stack, emulator):
     whole = start.replace(microsecond=0), end.replace(microsecond=0)  # iCalendar and the JSON API count in seconds
     assert spans == truth(emulator, "bob@example.com", *whole)
     assert min(s for s, _, _ in spans) == whole[0]
+
+
+def test_exchange_failing_is_a_per_recipient_5_x_never_free(stack, emulator):
+    """When GetUserAvailability fails, every recipient gets 5.1 without calendar data; the .vfb URL a 503."""
+    start, end = two_weeks()
+    url = outbox_url(stack)
+    emulator.set_faults(rules=[{"kind": "http_500", "operation": "GetUserAvailability"}])
+    answer = post(stack, url, fb_request(start, end, ["bob@example.com", "carol@example.com", "alice@example.com"]))
+    assert answer.status_code == 200
+    responses = schedule_responses(answer.content)
+    assert len(responses) == 3
+    for response in responses.values():
+        assert response.findtext(f"{CALDAV}request-status").startswith("5.")
+        assert response.find(f"{CALDAV}calendar-data") is None
+    vfb = requests.get(stack.base_url + "/freebusy/bob@example.com.vfb", auth=("alice", stack.password))
+    assert vfb.status_code == 503 and vfb.headers.get("Retry-After")
