@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from caldav.elements.ical import CalendarColor
-from exchangelib import EWSDateTime
+from exchangelib import CalendarItem, EWSDateTime
 from icalendar import Calendar
 
 from tests.e2e.test_read_path import dav_client, exchange_account
@@ -34,6 +34,13 @@ def summary_of(source: str | Path) -> str:
 
 def uid_of(source: str | Path) -> str:
     return str(parsed(source).walk("VEVENT")[0]["UID"])
+
+
+def _as_list(value: object) -> list:
+    """iCalendar gives one EXDATE property alone and several as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -138,6 +145,35 @@ def test_a_windowed_sync_brings_exactly_the_events_exchange_has_in_that_window(s
     local = {uid_of(text) for text in sync.files().values()}
     assert local == expected and len(local) >= 5
     assert "Old planning meeting" not in {summary_of(text) for text in sync.files().values()}
+
+
+def test_outlook_series_changes_and_new_events_arrive_as_such(stack, emulator, tmp_path):
+    sync = two_way(stack, tmp_path)
+    folder = sync.folders()[0]
+    before = snapshot(folder)
+    series = local_file(sync, "Alice weekly 1:1")
+    master = exchange_item(emulator, uid_of(series))
+    changed, cancelled = master.occurrence(3), master.occurrence(4)
+    changed.refresh()
+    cancelled.refresh()
+    changed.subject = "Weekly 1:1 (Bob out)"
+    changed.save(update_fields=["subject"])
+    cancelled.delete()
+    new = CalendarItem(folder=exchange_account(emulator).calendar, subject="Booked in Outlook",
+                       start=master.start + dt.timedelta(days=60), end=master.end + dt.timedelta(days=60))
+    new.save()
+    sync.sync()
+
+    after = snapshot(folder)
+    assert [name for name in before if after.get(name) != before[name]] == [series.name]
+    (added,) = set(after) - set(before)
+    assert summary_of(read_ics(folder / added)) == "Booked in Outlook"
+    events = parsed(series).walk("VEVENT")
+    overrides = {e.decoded("RECURRENCE-ID"): str(e["SUMMARY"]) for e in events if "RECURRENCE-ID" in e}
+    assert overrides.get(changed.start) == "Weekly 1:1 (Bob out)"
+    (master_event,) = [e for e in events if "RECURRENCE-ID" not in e]
+    exdates = {d.dt for exdate in _as_list(master_event.get("EXDATE")) for d in exdate.dts}
+    assert cancelled.start in exdates
 
 
 # --- issue 5: two-way sync ---------------------------------------------------------------------
