@@ -243,6 +243,24 @@ def test_deletions_travel_both_ways(stack, emulator, tmp_path):
     assert exchange_item(emulator, uid_of(local_file(sync, "Doctor"))) is not None
 
 
+def test_local_changes_exchange_cannot_hold_are_refused_loudly_and_the_rest_goes_through(stack, emulator, tmp_path):
+    sync = two_way(stack, tmp_path)
+    hourly, fine = local_file(sync, "Doctor"), local_file(sync, "Vacation")
+    edit(hourly, "SUMMARY:Doctor\r\n", "SUMMARY:Doctor\r\nRRULE:FREQ=HOURLY;COUNT=3\r\n")
+    edit(fine, "SUMMARY:Vacation", "SUMMARY:Holidays")
+    (sync.folders()[0] / "todo.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//khal//EN\r\nBEGIN:VTODO\r\nUID:todo-1\r\n"
+        "SUMMARY:Buy milk\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+    refused = sync.sync(check=False)
+    assert not refused.ok and refused.output.count("403") == 2
+    assert hourly.name.removesuffix(".ics") in refused.output and "todo-1" in refused.output
+    assert exchange_item(emulator, uid_of(fine)).subject == "Holidays"
+    doctor = exchange_item(emulator, uid_of(hourly))
+    assert (doctor.subject, doctor.recurrence) == ("Doctor", None)
+    assert exchange_item(emulator, "todo-1") is None
+
+
 def test_edits_on_both_sides_are_a_conflict_until_resolved(stack, emulator, tmp_path):
     sync = two_way(stack, tmp_path)
     target = local_file(sync, "Old planning meeting")
