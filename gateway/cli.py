@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.serve_cli",
     "gateway.accounts.cli",
     "gateway.ews.emulator.cli",
+    "gateway.bench",
 )
 
 

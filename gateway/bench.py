@@ -1,0 +1,238 @@
+"""``python -m gateway bench [--quick] [--json FILE]``: the performance benchmark (docs/PERFORMANCE.md).
+
+It starts the EWS emulator with a generated mailbox set and an added latency per EWS request,
+starts the gateway as users run it (its own process, real HTTP, SQLite store), connects users over
+the admin API, and runs the workloads: month view (cold, warm), unchanged poll, delta sync, writes,
+free/busy, CPU per month view, concurrent clients and memory with many accounts. Each timed
+workload is compared with the floor: the same EWS calls made directly with exchangelib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.ews.emulator.generator import generate_mailboxes
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from gateway.benchmarks import workloads
+    from gateway.benchmarks.stack import BenchUser, Gateway
+
+CAL_DOMAIN = "bench.example.com"
+FB_DOMAIN = "fb.bench.example.com"
+MEM_DOMAIN = "mem.bench.example.com"
+LIGHT_SPAN_DAYS = 60  # free/busy and memory mailboxes: the same event density, only around today
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes of one run."""
+
+    name: str
+    calendar_mailboxes: int = 50  # 2,000-event mailboxes: workloads 1–5, 8 and the concurrent clients
+    events_per_mailbox: int = 2000
+    span_days: int = 730
+    freebusy_mailboxes: int = 200
+    memory_accounts: int = 1000
+    accounts_per_memory_user: int = 10  # one app password (scrypt) per user keeps set-up short
+    rounds: int = 15
+    warmup: int = 2
+    concurrent_clients: int = 50
+    concurrency_seconds: float = 30.0
+    cpu_views: int = 20
+    connect_parallel: int = 8
+
+    @property
+    def light_events(self) -> int:
+        """Events of a free/busy or memory mailbox: the density of the big ones over LIGHT_SPAN_DAYS."""
+        return max(10, round(self.events_per_mailbox * LIGHT_SPAN_DAYS / self.span_days))
+
+
+PROFILES = {
+    "full": Profile("full"),
+    "quick": Profile("quick", calendar_mailboxes=10, freebusy_mailboxes=100, memory_accounts=100, rounds=5,
+                     warmup=1, concurrent_clients=10, concurrency_seconds=5, cpu_views=5),
+    # The test suite's end-to-end check of the harness itself: every workload, tiny sizes.
+    "smoke": Profile("smoke", calendar_mailboxes=3, events_per_mailbox=300, freebusy_mailboxes=20,
+                     memory_accounts=4, accounts_per_memory_user=2, rounds=2, warmup=1, concurrent_clients=3,
+                     concurrency_seconds=2, cpu_views=2),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` sub-command."""
+    parser = subparsers.add_parser("bench", help="benchmark the gateway against the EWS emulator")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="profile",
+                      help="smaller mailbox set, fewer rounds (under a minute)")
+    size.add_argument("--smoke", action="store_const", const="smoke", dest="profile",
+                      help="tiny sizes: checks that the harness works, figures mean little")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument("--latency-ms", type=int, default=20, help="latency the emulator adds per EWS request")
+    parser.add_argument("--workdir", type=Path, help="keep seed, config, logs and database here (default: temporary)")
+    parser.set_defaults(func=run, profile="full")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so the other commands start without loading aiohttp's client and exchangelib.
+    from gateway.benchmarks.report import table
+    from gateway.benchmarks.stack import StackError
+
+    profile = PROFILES[args.profile]
+    try:
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            document = asyncio.run(bench(profile, args.latency_ms, args.workdir))
+        else:
+            with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+                document = asyncio.run(bench(profile, args.latency_ms, Path(tmp)))
+    except (StackError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table(document))
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        print(f"JSON written to {args.json}")
+    return 0
+
+
+def build_seed(profile: Profile, today: date) -> dict[str, Any]:
+    """Three deterministic mailbox sets in one seed: 2,000-event calendars, free/busy, memory."""
+    sets = [
+        generate_mailboxes(profile.calendar_mailboxes, profile.events_per_mailbox, profile.span_days,
+                           seed=1, today=today, domain=CAL_DOMAIN),
+        generate_mailboxes(profile.freebusy_mailboxes, profile.light_events, LIGHT_SPAN_DAYS,
+                           seed=2, today=today, domain=FB_DOMAIN),
+        generate_mailboxes(profile.memory_accounts, profile.light_events, LIGHT_SPAN_DAYS,
+                           seed=3, today=today, domain=MEM_DOMAIN),
+    ]
+    seed = sets[0]
+    for extra in sets[1:]:
+        seed["mailboxes"] += extra["mailboxes"]
+        seed["autodiscover"].update(extra["autodiscover"])
+    return seed
+
+
+def month_of(today: date) -> tuple[datetime, datetime]:
+    """The calendar month containing ``today`` (UTC midnight to midnight)."""
+    start = datetime(today.year, today.month, 1, tzinfo=UTC)
+    end = datetime(today.year + today.month // 12, today.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+
+
+async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, Any]:
+    """Run every workload of ``profile``; returns the JSON document (see docs/PERFORMANCE.md)."""
+    import aiohttp
+
+    from gateway.benchmarks import workloads
+    from gateway.benchmarks.stack import start_emulator, start_gateway, wait_ready
+
+    say = _Progress()
+    today = datetime.now(UTC).date()
+    seed = build_seed(profile, today)
+    by_domain: dict[str, list[dict[str, Any]]] = {}
+    for mailbox in seed["mailboxes"]:
+        by_domain.setdefault(mailbox["email"].split("@")[1], []).append(mailbox)
+    say(f"starting the emulator: {len(seed['mailboxes'])} mailboxes, {latency_ms} ms per EWS request")
+    emulator, emulator_url = await asyncio.to_thread(start_emulator, seed, workdir, latency_ms)
+    gateway = start_gateway(workdir, emulator_url, [CAL_DOMAIN, FB_DOMAIN, MEM_DOMAIN])
+    timeout = aiohttp.ClientTimeout(total=120)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+            await wait_ready(gateway, session)
+            say(f"gateway ready (pid {gateway.pid}); connecting {profile.calendar_mailboxes} accounts")
+            users = await _provision_all(gateway, session, [[m] for m in by_domain[CAL_DOMAIN]], "cal",
+                                         profile.connect_parallel)
+            ctx = workloads.Context(gateway, emulator_url, session, users,
+                                    [m["email"] for m in by_domain[FB_DOMAIN]], month_of(today),
+                                    profile.rounds, profile.warmup)
+            document = _header(profile, latency_ms, ctx)
+            rows = []
+            for step in (workloads.month_view, workloads.polls, workloads.writes, workloads.free_busy):
+                say(f"workload {step.__name__}")
+                rows += await step(ctx)
+            document["workloads"] = [r.summary() for r in rows]
+            say("workload cpu")
+            document["cpu"] = await workloads.cpu(ctx, profile.cpu_views)
+            say(f"workload concurrency: {profile.concurrent_clients} clients for {profile.concurrency_seconds:.0f} s")
+            document["concurrency"] = await workloads.concurrency(
+                ctx, users[: profile.concurrent_clients], profile.concurrency_seconds)
+            document["memory"] = await _memory(profile, ctx, by_domain[MEM_DOMAIN], say)
+            document["gateway_log_tail"] = gateway.process.output().splitlines()[-5:]
+            say("done")
+            return document
+    finally:
+        gateway.process.stop()
+        emulator.stop()
+
+
+async def _provision_all(gateway: Gateway, session: aiohttp.ClientSession, groups: list[list[dict[str, Any]]],
+                         prefix: str, parallel: int) -> list[BenchUser]:
+    """One gateway user per group of mailboxes, ``parallel`` connects at a time, in order."""
+    from gateway.benchmarks.stack import provision
+
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(number: int, group: list[dict[str, Any]]) -> list[BenchUser]:
+        async with gate:
+            return await provision(gateway, session, f"{prefix}{number:04d}", group)
+
+    done = await asyncio.gather(*(one(n, g) for n, g in enumerate(groups, 1)))
+    return [user for group in done for user in group]
+
+
+async def _memory(profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]],
+                  say: _Progress) -> dict[str, Any]:
+    """Workload 7: connect the memory accounts, reset the peak RSS, one month view each."""
+    per_user = profile.accounts_per_memory_user
+    groups = [mailboxes[i : i + per_user] for i in range(0, len(mailboxes), per_user)]
+    say(f"workload memory: connecting {len(mailboxes)} accounts ({len(groups)} users)")
+    started = time.monotonic()
+    users = await _provision_all(ctx.gateway, ctx.session, groups, "mem", profile.connect_parallel)
+    connect_s = time.monotonic() - started
+    peak_reset = _reset_peak(ctx.gateway.pid)
+    say(f"connected in {connect_s:.0f} s; one month view per account")
+    from gateway.benchmarks import workloads
+
+    result = await workloads.memory(ctx, users, parallel=profile.connect_parallel)
+    result.update(users=len(groups), connect_seconds=round(connect_s, 1), peak_reset_before_views=peak_reset)
+    return result
+
+
+def _reset_peak(pid: int) -> bool:
+    """Reset the process's VmHWM (``echo 5 > /proc/<pid>/clear_refs``), so the peak is this workload's."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False  # not permitted here: the peak then covers the whole run
+    return True
+
+
+def _header(profile: Profile, latency_ms: int, ctx: workloads.Context) -> dict[str, Any]:
+    from gateway.benchmarks.report import machine
+
+    return {
+        "machine": machine(),
+        "profile": {**asdict(replace(profile)), "light_events": profile.light_events},
+        "latency_ms": latency_ms,
+        "month": [ctx.month[0].isoformat(), ctx.month[1].isoformat()],
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,158 @@
+"""The CalDAV requests of the workloads, sent over real HTTP like a client would (RFC 4791, 6578, 6638)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiohttp
+from lxml import etree
+
+from gateway.benchmarks.stack import BenchUser
+
+DAV = "{DAV:}"
+CS = "{http://calendarserver.org/ns/}"
+XML = {"Content-Type": "application/xml; charset=utf-8"}
+
+
+class DavFailure(RuntimeError):
+    """The gateway answered a workload request with an unexpected status."""
+
+
+def stamp(value: datetime) -> str:
+    """An iCalendar UTC DATE-TIME (RFC 5545 §3.3.5 form 2)."""
+    return value.strftime("%Y%m%dT%H%M%SZ")
+
+
+def month_query(start: datetime, end: datetime) -> str:
+    """calendar-query (RFC 4791 §7.8) for VEVENTs in [start, end) with calendar-data: a month view."""
+    return (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
+        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        f'<C:time-range start="{stamp(start)}" end="{stamp(end)}"/>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
+
+
+CTAG_PROPFIND = ('<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+                 "<D:prop><CS:getctag/><D:sync-token/></D:prop></D:propfind>")
+PRINCIPAL_PROPFIND = '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop></D:propfind>'
+
+
+def sync_collection(token: str) -> str:
+    """RFC 6578 §3.2 sync-collection asking for ETags only (clients multiget what changed)."""
+    return (f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+            "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>")
+
+
+def multiget(hrefs: list[str]) -> str:
+    """calendar-multiget (RFC 4791 §7.9) with calendar-data."""
+    refs = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+    return ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{refs}</C:calendar-multiget>")
+
+
+def event_ics(uid: str, start: datetime, summary: str) -> str:
+    """A plain one-hour VEVENT as clients PUT it."""
+    return "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//caldav-gateway bench//EN", "BEGIN:VEVENT",
+        f"UID:{uid}", f"DTSTAMP:{stamp(start)}", f"DTSTART:{stamp(start)}",
+        f"DTEND:{stamp(start + timedelta(hours=1))}", f"SUMMARY:{summary}", "END:VEVENT", "END:VCALENDAR", "",
+    ])
+
+
+def freebusy_request(organizer: str, attendees: list[str], start: datetime, end: datetime) -> str:
+    """A VFREEBUSY METHOD:REQUEST for the scheduling outbox (RFC 6638 §3.2.4), as Thunderbird sends it."""
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//caldav-gateway bench//EN", "METHOD:REQUEST",
+             "BEGIN:VFREEBUSY", f"UID:{uuid.uuid4()}", f"DTSTAMP:{stamp(start)}", f"DTSTART:{stamp(start)}",
+             f"DTEND:{stamp(end)}", f"ORGANIZER:mailto:{organizer}"]
+    lines += [f"ATTENDEE:mailto:{a}" for a in attendees]
+    return "\r\n".join([*lines, "END:VFREEBUSY", "END:VCALENDAR", ""])
+
+
+@dataclass
+class Timed:
+    """One answered request: wall time, status and body."""
+
+    seconds: float
+    status: int
+    body: bytes
+    headers: Mapping[str, str]  # case-insensitive
+
+
+class DavClient:
+    """One user's CalDAV client (its own connection pool, Basic auth with the app password)."""
+
+    def __init__(self, base_url: str, user: BenchUser, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.user = user
+        self.session = session
+        self.auth = aiohttp.BasicAuth(user.username, user.app_password)
+
+    async def send(self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None,
+                   expect: tuple[int, ...] = (200, 207)) -> Timed:
+        """Send one request; the time covers sending it and reading the whole answer."""
+        started = time.perf_counter()
+        async with self.session.request(method, self.base_url + path, data=body.encode(), headers=headers,
+                                        auth=self.auth) as response:
+            data = await response.read()
+            elapsed = time.perf_counter() - started
+            if response.status not in expect:
+                raise DavFailure(f"{method} {path}: HTTP {response.status}")
+            return Timed(elapsed, response.status, data, response.headers.copy())
+
+    async def month_view(self, start: datetime, end: datetime) -> Timed:
+        return await self.send("REPORT", self.user.calendar_path, month_query(start, end), {**XML, "Depth": "1"})
+
+    async def ctag(self) -> Timed:
+        return await self.send("PROPFIND", self.user.calendar_path, CTAG_PROPFIND, {**XML, "Depth": "0"})
+
+    async def sync(self, token: str) -> Timed:
+        return await self.send("REPORT", self.user.calendar_path, sync_collection(token), XML)
+
+    async def multiget(self, hrefs: list[str]) -> Timed:
+        return await self.send("REPORT", self.user.calendar_path, multiget(hrefs), {**XML, "Depth": "1"})
+
+    async def sign_in(self) -> Timed:
+        """A principal PROPFIND: the app password is verified (slow hash) once, outside the timings."""
+        return await self.send("PROPFIND", f"/dav/principals/{self.user.username}/", PRINCIPAL_PROPFIND,
+                               {**XML, "Depth": "0"})
+
+    async def put(self, name: str, ics: str, etag: str | None = None) -> Timed:
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        headers.update({"If-Match": etag} if etag else {"If-None-Match": "*"})
+        return await self.send("PUT", self.user.calendar_path + name, ics, headers, expect=(201, 204))
+
+    async def delete(self, name: str, etag: str) -> Timed:
+        return await self.send("DELETE", self.user.calendar_path + name, "", {"If-Match": etag}, expect=(204,))
+
+    async def outbox(self, attendees: list[str], start: datetime, end: datetime) -> Timed:
+        body = freebusy_request(self.user.email, attendees, start, end)
+        return await self.send("POST", self.user.outbox_path, body, {"Content-Type": "text/calendar; charset=utf-8"})
+
+
+def responses(body: bytes) -> int:
+    """How many DAV:response elements a multistatus holds."""
+    return len(etree.fromstring(body).findall(f"{DAV}response"))
+
+
+def sync_token_of(body: bytes) -> str:
+    """The DAV:sync-token of a sync-collection answer or of a PROPFIND."""
+    root = etree.fromstring(body)
+    token = root.findtext(f"{DAV}sync-token") or root.findtext(f".//{DAV}sync-token")
+    if not token:
+        raise DavFailure("no sync-token in the answer")
+    return token
+
+
+def changed_hrefs(body: bytes) -> list[str]:
+    """The hrefs of a sync-collection answer that were changed (not deleted)."""
+    hrefs = []
+    for response in etree.fromstring(body).findall(f"{DAV}response"):
+        if response.find(f"{DAV}propstat") is not None:
+            hrefs.append(response.findtext(f"{DAV}href"))
+    return hrefs

@@ -1,0 +1,327 @@
+"""The timed workloads: each gateway operation over real HTTP, then the floor's EWS calls, per round.
+
+Gateway and floor alternate round by round, so both see the same machine load. EWS calls per
+operation come from the emulator's per-mailbox counters (``GET /_emulator/stats``), read before
+and after each timed operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import aiohttp
+
+from gateway.benchmarks import dav
+from gateway.benchmarks.floor import DirectMailbox, timed
+from gateway.benchmarks.report import Row, ms, percentile
+from gateway.benchmarks.stack import BenchUser, Gateway, cpu_seconds, memory_kb
+
+T = TypeVar("T")
+NOT_EWS = frozenset({"Autodiscover"})
+
+
+@dataclass
+class Context:
+    """Everything a workload needs: the stack, its users and the run's sizes."""
+
+    gateway: Gateway
+    emulator_url: str
+    session: aiohttp.ClientSession
+    users: list[BenchUser]  # connected to the 2,000-event mailboxes
+    fb_emails: list[str]  # mailboxes for free/busy
+    month: tuple[datetime, datetime]
+    rounds: int
+    warmup: int
+    clients: dict[str, dav.DavClient] = field(default_factory=dict)
+
+    @property
+    def ews_url(self) -> str:
+        return self.emulator_url + "/EWS/Exchange.asmx"
+
+    def client(self, user: BenchUser) -> dav.DavClient:
+        key = f"{user.username}/{user.account_id}"  # one client per calendar (a user may have several)
+        if key not in self.clients:
+            self.clients[key] = dav.DavClient(self.gateway.base_url, user, self.session)
+        return self.clients[key]
+
+    def direct(self, user: BenchUser) -> DirectMailbox:
+        return DirectMailbox(self.ews_url, user.email, user.exchange_password, user.auth_type)
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.session.get(self.emulator_url + "/_emulator/stats") as response:
+            return await response.json()
+
+    async def calls(self, email: str | None = None) -> Counter[str]:
+        """EWS operations counted so far for one mailbox (or all), Autodiscover excluded."""
+        stats = await self.stats()
+        counts = stats["mailboxes"].get(email, {}) if email else stats["operations"]
+        return Counter({op: n for op, n in counts.items() if op not in NOT_EWS})
+
+    async def on_gateway(self, email: str, op: Callable[[], Awaitable[T]]) -> tuple[float, Counter[str], T]:
+        """Time one gateway operation and count the EWS calls it caused for ``email``."""
+        before = await self.calls(email)
+        started = time.perf_counter()
+        result = await op()
+        elapsed = time.perf_counter() - started
+        return elapsed, (await self.calls(email)) - before, result
+
+    async def on_floor(self, email: str, op: Callable[[], T]) -> tuple[float, Counter[str], T]:
+        """Time the floor's blocking exchangelib calls (in a worker thread) and count them."""
+        before = await self.calls(email)
+        elapsed, result = await asyncio.to_thread(timed, op)
+        return elapsed, (await self.calls(email)) - before, result
+
+
+def _record(row: Row, gateway: tuple[float, Counter[str], Any], floor: tuple[float, Counter[str], Any]) -> None:
+    row.gateway.append(gateway[0])
+    row.calls.append(gateway[1])
+    row.floor.append(floor[0])
+    row.floor_calls.append(floor[1])
+
+
+# --- 1. month view ------------------------------------------------------------------------------
+
+
+async def month_view(ctx: Context) -> list[Row]:
+    """calendar-query with calendar-data over a month: cold (first after connecting), then warm."""
+    start, end = ctx.month
+    cold = Row("1 month view, cold", target_ratio=None,
+               note="first month view of a freshly connected account; floor: a fresh exchangelib account")
+    for user in ctx.users[1 : 1 + ctx.rounds]:
+        await ctx.client(user).sign_in()
+        gateway = await ctx.on_gateway(user.email, lambda u=user: ctx.client(u).month_view(start, end))
+        direct = await asyncio.to_thread(ctx.direct, user)  # building the Account makes no EWS call
+        _record(cold, gateway, await ctx.on_floor(user.email, lambda d=direct: d.month_view(start, end)))
+    warm = Row("1 month view, warm", target_ratio=1.25)
+    user = ctx.users[0]
+    client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
+    await client.sign_in()
+    for _ in range(ctx.warmup):
+        await client.month_view(start, end)
+        await asyncio.to_thread(direct.month_view, start, end)
+    events = 0
+    for _ in range(ctx.rounds):
+        gateway = await ctx.on_gateway(user.email, lambda: client.month_view(start, end))
+        events = dav.responses(gateway[2].body)
+        _record(warm, gateway, await ctx.on_floor(user.email, lambda: direct.month_view(start, end)))
+    warm.note = f"{events} calendar objects in the month"
+    return [cold, warm]
+
+
+# --- 2. unchanged poll, 3. delta sync -------------------------------------------------------------
+
+
+async def polls(ctx: Context) -> list[Row]:
+    """Unchanged ctag PROPFIND and sync-collection, then a delta sync after one change in "Outlook"."""
+    user = ctx.users[0]
+    client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
+    token = dav.sync_token_of((await client.ctag()).body)
+    state, _ = await asyncio.to_thread(direct.sync, None)
+    ctag = Row("2 unchanged poll, ctag PROPFIND", target_ratio=1.25, max_calls=1)
+    sync = Row("2 unchanged poll, sync-collection", target_ratio=1.25, max_calls=1)
+    for _ in range(ctx.warmup):
+        await client.ctag()
+        state, _ = await asyncio.to_thread(direct.sync, state)
+    for _ in range(ctx.rounds):
+        _record(ctag, await ctx.on_gateway(user.email, client.ctag),
+                await ctx.on_floor(user.email, partial(direct.sync, state)))
+        gateway = await ctx.on_gateway(user.email, partial(client.sync, token))
+        token = dav.sync_token_of(gateway[2].body)
+        _record(sync, gateway, await ctx.on_floor(user.email, partial(direct.sync, state)))
+    delta = Row("3 delta sync after one change", target_ratio=1.25,
+                note="sync-collection + calendar-multiget of the changed object; floor: SyncFolderItems + GetItem")
+    for number in range(ctx.rounds + ctx.warmup):
+        await asyncio.to_thread(direct.touch, f"Changed in Outlook {number}")
+        gateway = await ctx.on_gateway(user.email, partial(_delta, client, token))
+        token = gateway[2]
+        floor = await ctx.on_floor(user.email, partial(direct.delta, state))
+        state = floor[2]
+        if number >= ctx.warmup:
+            _record(delta, gateway, floor)
+    return [ctag, sync, delta]
+
+
+async def _delta(client: dav.DavClient, token: str) -> str:
+    answer = await client.sync(token)
+    hrefs = dav.changed_hrefs(answer.body)
+    if hrefs:
+        await client.multiget(hrefs)
+    return dav.sync_token_of(answer.body)
+
+
+# --- 4. writes ----------------------------------------------------------------------------------
+
+
+async def writes(ctx: Context) -> list[Row]:
+    """PUT create (If-None-Match), PUT update (If-Match), DELETE (If-Match), and the floor's equivalents."""
+    user = ctx.users[0]
+    client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
+    state, _ = await asyncio.to_thread(direct.sync, None)
+    rows = [Row("4 PUT create", target_ratio=1.25), Row("4 PUT update", target_ratio=1.25),
+            Row("4 DELETE", target_ratio=1.25)]
+    when = ctx.month[0] + timedelta(days=3, hours=5)
+    for number in range(ctx.rounds + ctx.warmup):
+        name = f"bench-{uuid.uuid4()}.ics"
+        created = await ctx.on_gateway(user.email, partial(client.put, name, dav.event_ics(name[:-4], when, "Bench")))
+        changed = dav.event_ics(name[:-4], when, "Bench 2")
+        updated = await ctx.on_gateway(user.email, partial(client.put, name, changed, created[2].headers["ETag"]))
+        deleted = await ctx.on_gateway(user.email, partial(client.delete, name, updated[2].headers["ETag"]))
+        floor_created = await ctx.on_floor(
+            user.email, partial(direct.create, state, "Bench", when, when + timedelta(hours=1)))
+        state, item = floor_created[2]
+        floor_updated = await ctx.on_floor(user.email, partial(direct.update, item, "Bench 2"))
+        floor_deleted = await ctx.on_floor(user.email, partial(direct.delete, item))
+        if number >= ctx.warmup:
+            for row, gateway, floor in zip(rows, (created, updated, deleted),
+                                           (floor_created, floor_updated, floor_deleted), strict=True):
+                _record(row, gateway, floor)
+    return rows
+
+
+# --- 5. free/busy -------------------------------------------------------------------------------
+
+
+async def free_busy(ctx: Context) -> list[Row]:
+    """Outbox POST (RFC 6638 §3.2): own merged 30 days, then 20 and 100 attendees."""
+    user = ctx.users[0]
+    client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
+    start = ctx.month[0]
+    end = start + timedelta(days=30)
+    cases = [("5 free/busy own, 30 days", [user.email], 1.25, ""),
+             ("5 free/busy 20 attendees", ctx.fb_emails[:20], 1.25, ""),
+             (f"5 free/busy {min(100, len(ctx.fb_emails))} attendees", ctx.fb_emails[:100], None, "")]
+    rows = []
+    for name, attendees, target, note in cases:
+        row = Row(name, target_ratio=target, note=note)
+        for number in range(ctx.rounds + ctx.warmup):
+            gateway = await ctx.on_gateway(user.email, lambda a=attendees: client.outbox(a, start, end))
+            floor = await ctx.on_floor(user.email, lambda a=attendees: direct.availability(a, start, end))
+            if number >= ctx.warmup:
+                _record(row, gateway, floor)
+        rows.append(row)
+    return rows
+
+
+# --- 8. CPU -------------------------------------------------------------------------------------
+
+
+async def cpu(ctx: Context, views: int) -> dict[str, Any]:
+    """Gateway CPU ms per warm month view (``/proc/<pid>/stat`` of the gateway process only)."""
+    user = ctx.users[0]
+    client = ctx.client(user)
+    start, end = ctx.month
+    events = dav.responses((await client.month_view(start, end)).body)
+    before = cpu_seconds(ctx.gateway.pid)
+    started = time.perf_counter()
+    for _ in range(views):
+        await client.month_view(start, end)
+    wall = time.perf_counter() - started
+    used = cpu_seconds(ctx.gateway.pid) - before
+    return {"month_views": views, "events_per_view": events, "cpu_ms_per_view": ms(used / views),
+            "wall_ms_per_view": ms(wall / views)}
+
+
+# --- 6. concurrency -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    operation: str
+    seconds: float
+    ok: bool
+
+
+async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> dict[str, Any]:
+    """``len(users)`` clients (one account each) mixing workloads 1–5 for ``seconds``."""
+    clients = [dav.DavClient(ctx.gateway.base_url, u, ctx.session) for u in users]
+    tokens = await asyncio.gather(*(_prepare(c) for c in clients))
+    before = await ctx.calls()
+    deadline = time.monotonic() + seconds
+    started = time.perf_counter()
+    batches = await asyncio.gather(*(
+        _client_loop(ctx, c, token, deadline, random.Random(n)) for n, (c, token) in enumerate(zip(clients, tokens, strict=True))
+    ))
+    wall = time.perf_counter() - started
+    calls = await ctx.calls() - before
+    samples = [s for batch in batches for s in batch]
+    latencies = [s.seconds for s in samples if s.ok]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    by_op: dict[str, int] = Counter(s.operation for s in samples)
+    return {
+        "clients": len(clients), "seconds": round(wall, 1), "requests": len(samples),
+        "throughput_rps": round(len(samples) / wall, 1), "errors": sum(not s.ok for s in samples),
+        "p50_ms": ms(p50), "p99_ms": ms(p99), "p99_over_p50": round(p99 / p50, 2) if p50 else None,
+        "ews_calls_per_request": round(sum(calls.values()) / max(1, len(samples)), 2),
+        "target": "zero errors, p99 <= 3 x p50",
+        "target_met": (not any(not s.ok for s in samples)) and bool(p50) and p99 <= 3 * p50,
+        "by_operation": dict(by_op),
+    }
+
+
+async def _prepare(client: dav.DavClient) -> str:
+    await client.sign_in()  # the app password's slow hash, once per client, outside the window
+    return dav.sync_token_of((await client.ctag()).body)
+
+
+async def _client_loop(ctx: Context, client: dav.DavClient, token: str, deadline: float,
+                       rng: random.Random) -> list[_Sample]:
+    """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy."""
+    samples: list[_Sample] = []
+    start, end = ctx.month
+    operations: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        ("month view", lambda: client.month_view(start, end)),
+        ("ctag poll", client.ctag),
+        ("sync-collection", lambda: client.sync(token)),
+        ("put+delete", lambda: _put_delete(client, ctx.month[0] + timedelta(days=2))),
+        ("free/busy 20", lambda: client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
+    ]
+    weights = (2, 3, 3, 1, 1)
+    while time.monotonic() < deadline and len(samples) < 10_000:
+        name, op = rng.choices(operations, weights)[0]
+        began = time.perf_counter()
+        try:
+            await op()
+            samples.append(_Sample(name, time.perf_counter() - began, True))
+        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
+            samples.append(_Sample(name, time.perf_counter() - began, False))
+    return samples
+
+
+async def _put_delete(client: dav.DavClient, when: datetime) -> None:
+    name = f"load-{uuid.uuid4()}.ics"
+    created = await client.put(name, dav.event_ics(name[:-4], when, "Load"))
+    await client.delete(name, created.headers["ETag"])
+
+
+# --- 7. memory ----------------------------------------------------------------------------------
+
+
+async def memory(ctx: Context, users: list[BenchUser], parallel: int) -> dict[str, Any]:
+    """Peak RSS of the gateway once every account of ``users`` has done one month view."""
+    start, end = ctx.month
+    before = memory_kb(ctx.gateway.pid)
+    gate = asyncio.Semaphore(parallel)
+    errors = 0
+
+    async def one(user: BenchUser) -> None:
+        nonlocal errors
+        async with gate:
+            try:
+                await ctx.client(user).month_view(start, end)
+            except (dav.DavFailure, aiohttp.ClientError):
+                errors += 1
+
+    await asyncio.gather(*(one(u) for u in users))
+    after = memory_kb(ctx.gateway.pid)
+    return {"accounts": len(users), "month_view_errors": errors, "rss_before_mb": round(before["VmRSS"] / 1024, 1),
+            "rss_after_mb": round(after["VmRSS"] / 1024, 1), "peak_rss_mb": round(after["VmHWM"] / 1024, 1),
+            "target": "peak RSS <= 250 MB", "target_met": after["VmHWM"] / 1024 <= 250}
