@@ -63,7 +63,7 @@ PROFILES = {
     "quick": Profile("quick", calendar_mailboxes=10, freebusy_mailboxes=100, memory_accounts=100, rounds=5,
                      warmup=1, concurrent_clients=10, concurrency_seconds=5, cpu_views=5),
     # The test suite's end-to-end check of the harness itself: every workload, tiny sizes.
-    "smoke": Profile("smoke", calendar_mailboxes=3, events_per_mailbox=300, freebusy_mailboxes=20,
+    "smoke": Profile("smoke", calendar_mailboxes=3, events_per_mailbox=300, freebusy_mailboxes=5,
                      memory_accounts=4, accounts_per_memory_user=2, rounds=2, warmup=1, concurrent_clients=3,
                      concurrency_seconds=2, cpu_views=2),
 }

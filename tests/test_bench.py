@@ -1,0 +1,78 @@
+"""``python -m gateway bench``: the harness runs end to end (smallest sizes) and writes its JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from gateway.bench import PROFILES, build_seed, month_of
+from gateway.benchmarks.report import Row, percentile
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS = {
+    "1 month view, cold", "1 month view, warm", "2 unchanged poll, ctag PROPFIND",
+    "2 unchanged poll, sync-collection", "3 delta sync after one change", "4 PUT create", "4 PUT update",
+    "4 DELETE", "5 free/busy own, 30 days",
+}
+
+
+def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 month view, warm" in done.stdout  # the printed table
+    document = json.loads(out.read_text())
+    assert {"machine", "profile", "latency_ms", "workloads", "cpu", "concurrency", "memory"} <= document.keys()
+    assert document["machine"]["nproc"] >= 1 and document["machine"]["python"]
+    rows = {row["name"]: row for row in document["workloads"]}
+    assert rows.keys() >= WORKLOADS
+    assert any(name.startswith("5 free/busy") and "attendees" in name for name in rows)
+    for row in rows.values():
+        assert row["rounds"] == PROFILES["smoke"].rounds
+        assert row["gateway_ms"]["median"] > 0 and row["floor_ms"]["median"] > 0
+        assert row["ratio"] > 0
+        assert row["ews_calls"] >= 1 and row["floor_ews_calls"] >= 1, row  # counted by the emulator
+    assert rows["1 month view, warm"]["ews_calls_by_operation"].get("FindItem") == 1
+    assert document["concurrency"]["requests"] > 0 and document["concurrency"]["errors"] == 0
+    assert document["memory"]["accounts"] == PROFILES["smoke"].memory_accounts
+    assert document["memory"]["month_view_errors"] == 0 and document["memory"]["peak_rss_mb"] > 10
+    assert document["cpu"]["cpu_ms_per_view"] > 0 and document["cpu"]["events_per_view"] > 0
+
+
+def test_percentile_interpolates_between_ranks():
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == 4.8
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_target_is_missed_when_the_ratio_or_the_call_count_is_too_high():
+    row = Row("poll", gateway=[0.05, 0.05], floor=[0.04, 0.04], target_ratio=1.25, max_calls=1)
+    row.calls = [{"SyncFolderItems": 1}, {"SyncFolderItems": 1}]
+    assert row.summary()["target_met"] is True
+    row.calls = [{"SyncFolderItems": 1, "GetItem": 1}] * 2
+    assert row.summary()["target_met"] is False
+    slow = Row("view", gateway=[0.2], floor=[0.1], target_ratio=1.25)
+    assert slow.summary()["ratio"] == 2.0 and slow.summary()["target_met"] is False
+
+
+def test_seed_holds_three_mailbox_sets_with_the_same_event_density():
+    profile = PROFILES["smoke"]
+    seed = build_seed(profile, date(2026, 3, 15))
+    domains = [m["email"].split("@")[1] for m in seed["mailboxes"]]
+    assert domains.count("bench.example.com") == profile.calendar_mailboxes
+    assert domains.count("fb.bench.example.com") == profile.freebusy_mailboxes
+    assert domains.count("mem.bench.example.com") == profile.memory_accounts
+    assert set(seed["autodiscover"]) == set(domains)
+    assert len(seed["mailboxes"][0]["calendars"][0]["events"]) == profile.events_per_mailbox
+    assert PROFILES["full"].light_events == 164  # 2,000 events over 730 days = 164 over 60 days
+
+
+def test_month_of_spans_the_calendar_month_in_utc():
+    assert month_of(date(2026, 12, 9)) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert month_of(date(2026, 2, 28)) == (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
