@@ -52,12 +52,6 @@ async def test_wrong_password_is_401_and_never_echoed(dav):
     assert r.status == 401 and "s3cret-guess" not in r.text
 
 
-async def test_successful_logins_are_cached(dav, authenticator):
-    for _ in range(3):
-        assert (await dav("PROPFIND", "/dav/", CUP, depth="0")).status == 207
-    assert authenticator.calls == 1
-
-
 async def test_apple_principal_propfind(dav):
     r = await dav("PROPFIND", PRINCIPAL, fixture("apple-propfind-principal.xml"), depth="0",
                   headers={"Brief": "t"})

@@ -242,3 +242,19 @@ def test_exchange_failing_gives_503_with_retry_after(stack, emulator, fault):
     assert answer.status_code == 503
     assert int(answer.headers["Retry-After"]) > 0
     assert "Traceback" not in answer.text and answer.text.strip()
+
+
+def test_a_revoked_app_password_stops_working_at_once(stack):
+    accounts = stack.stack.services.accounts
+
+    async def second_password() -> tuple[str, str, str]:
+        user = await accounts.find_user("alice")
+        record, clear = await accounts.create_app_password(user.user_id, "phone")
+        return user.user_id, record.app_password_id, clear
+
+    user_id, password_id, clear = stack.run(second_password())
+    url = stack.base_url + "/dav/"
+    assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", clear)).status_code == 207
+    stack.run(accounts.revoke_app_password(user_id, password_id))
+    assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", clear)).status_code == 401
+    assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", stack.password)).status_code == 207
