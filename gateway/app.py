@@ -49,6 +49,9 @@ def build_services(
         autodiscover_endpoints=dict(config.ews.autodiscover_endpoints),
         ca_file=str(config.ews.ca_file) if config.ews.ca_file else None,
         retry_budget_s=config.ews.retry_budget_seconds,
+        request_timeout_s=config.ews.request_timeout_seconds,
+        max_workers=config.ews.max_workers,
+        per_account_concurrency=config.ews.per_account_concurrency,
     )
     db = Database(config.storage.url())
     accounts = AccountService(

@@ -74,6 +74,9 @@ class EwsConfig:
     default_timezone: str = "UTC"
     # how long one EWS call may be retried (Exchange busy / 503) before the client gets a 503
     retry_budget_seconds: float = 10.0
+    request_timeout_seconds: float = 60.0  # one EWS request, before it counts as failed
+    max_workers: int = 32  # threads running exchangelib calls (the event loop never blocks on EWS)
+    per_account_concurrency: int = 4  # EWS calls in flight per account (Exchange throttles per user)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
         ca_file=_path(t.get("ca_file"), base),
         default_timezone=_zone(str(t.get("default_timezone", "UTC"))),
         retry_budget_seconds=float(t.get("retry_budget_seconds", 10.0)),
+        request_timeout_seconds=float(t.get("request_timeout_seconds", 60.0)),
+        max_workers=int(t.get("max_workers", 32)),
+        per_account_concurrency=int(t.get("per_account_concurrency", 4)),
     )
 
 
