@@ -4,10 +4,5 @@
 # Usage: bash scripts/demo.sh [demo arguments, see: python -m gateway demo --help]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+bash scripts/setup-venv.sh
 exec .venv/bin/python -m gateway demo "$@"
