@@ -196,7 +196,8 @@ class EmulatorApp:
     # --- control API -------------------------------------------------------------------------
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state.stats.to_json())
+        """Request counters, plus per mailbox: folders, items and the meeting messages it would have sent."""
+        return web.json_response({**self.state.stats.to_json(), "calendars": self.state.store.stats()})
 
     async def reset(self, request: web.Request) -> web.Response:
         # Authenticated NTLM connections stay authenticated (clients keep their sessions across a
