@@ -119,7 +119,9 @@ def test_stats_count_operations_and_reset_zeroes_them(emulator, proto):
     assert stats["mailboxes"]["alice@example.com"]["ResolveNames"] == 2
     emulator.set_faults(rules=[{"kind": "http_503"}])
     emulator.reset()
-    assert emulator.stats() == {"operations": {}, "mailboxes": {}}
+    zeroed = emulator.stats()
+    assert (zeroed["operations"], zeroed["mailboxes"]) == ({}, {})
+    assert all(box["sent"] == [] for box in zeroed["calendars"].values())
     assert post(emulator).status_code == 200  # faults from the control API are gone too
     assert emulator.stats()["operations"] == {"ResolveNames": 1}
 
