@@ -16,7 +16,7 @@ from caldav.elements.ical import CalendarColor
 from exchangelib import CalendarItem, EWSDateTime
 from icalendar import Calendar
 
-from tests.e2e.test_read_path import dav_client, exchange_account
+from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.support.vdirsyncer import VDIRSYNCER, RecordingProxy, Vdirsyncer, read_ics
 
 pytestmark = pytest.mark.skipif(VDIRSYNCER is None, reason="vdirsyncer is not installed (pip install -e '.[test]')")
@@ -112,8 +112,11 @@ def test_an_outlook_edit_reaches_exactly_one_local_file(stack, emulator, tmp_pat
     sync = two_way(stack, tmp_path)
     folder = sync.folders()[0]
     before = snapshot(folder)
-    quiet = sync.sync()  # nothing changed anywhere: nothing is copied, nothing touched
+    calls = stack.ews_calls()
+    quiet = sync.sync()  # nothing changed anywhere: nothing is copied, nothing touched, nothing fetched
     assert "Copying" not in quiet.output and snapshot(folder) == before
+    cost = delta(calls, stack.ews_calls())
+    assert set(cost) == {"SyncFolderItems"} and cost["SyncFolderItems"] <= 2, cost
 
     target = local_file(sync, "Old planning meeting")
     outlook_rename(emulator, uid_of(target), "Old planning meeting (moved to Q1)")
