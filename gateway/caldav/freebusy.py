@@ -121,11 +121,20 @@ def parse_moment(value: str) -> datetime:
 
 
 def window(query: dict[str, str] | web.Request, max_days: int) -> tuple[datetime, datetime]:
-    """The [start, end) of a free/busy request: validated, defaulted, at most ``max_days`` long."""
+    """The [start, end) of a free/busy request: validated, defaulted, at most ``max_days`` long.
+
+    Without both bounds the window is the default one around today; with only one, the other
+    lies the default window's length away from it (``?start=`` alone far ahead is not "inverted").
+    """
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     params = query.query if isinstance(query, web.Request) else query
-    start = parse_moment(params["start"]) if params.get("start") else today - DEFAULT_PAST
-    end = parse_moment(params["end"]) if params.get("end") else today + DEFAULT_FUTURE
+    start = parse_moment(params["start"]) if params.get("start") else None
+    end = parse_moment(params["end"]) if params.get("end") else None
+    length = DEFAULT_PAST + DEFAULT_FUTURE
+    if start is None:
+        start = end - length if end is not None else today - DEFAULT_PAST
+    if end is None:
+        end = start + length
     check_window(start, end, max_days)
     return start, end
 

@@ -465,3 +465,23 @@ def test_exchange_failing_is_a_per_recipient_5_x_never_free(stack, emulator):
         assert response.find(f"{CALDAV}calendar-data") is None
     vfb = requests.get(stack.base_url + "/freebusy/bob@example.com.vfb", auth=("alice", stack.password))
     assert vfb.status_code == 503 and vfb.headers.get("Retry-After")
+
+
+def test_default_and_one_sided_windows(stack, emulator):
+    """The .vfb URL without a range covers 7 days back to 60 ahead; one bound alone gives a window of that length."""
+    auth = ("alice", stack.password)
+    today = today_utc()
+    plain = requests.get(stack.base_url + "/freebusy/bob@example.com.vfb", auth=auth)
+    assert plain.status_code == 200
+    default = (today - dt.timedelta(days=7), today + dt.timedelta(days=60))
+    assert busy_spans(plain.text) == truth(emulator, "bob@example.com", *default)
+    later = today + dt.timedelta(days=100)
+    for params, expected in (({"start": f"{later:%Y%m%d}"}, (later, later + dt.timedelta(days=67))),
+                             ({"end": f"{later:%Y%m%d}"}, (later - dt.timedelta(days=67), later))):
+        api = requests.get(stack.base_url + "/api/v1/freebusy", auth=auth, params={"attendee": "bob@example.com", **params})
+        assert api.status_code == 200, api.text
+        body = api.json()
+        assert (body["start"], body["end"]) == tuple(f"{m:%Y-%m-%dT%H:%M:%SZ}" for m in expected)
+        spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
+                 for b in body["attendees"][0]["busy"]}
+        assert spans == truth(emulator, "bob@example.com", *expected)
