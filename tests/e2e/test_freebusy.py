@@ -485,3 +485,19 @@ def test_default_and_one_sided_windows(stack, emulator):
         spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
                  for b in body["attendees"][0]["busy"]}
         assert spans == truth(emulator, "bob@example.com", *expected)
+
+
+def test_more_than_a_hundred_recipients_are_split_in_hundreds(stack, emulator):
+    """GetUserAvailability takes at most 100 mailboxes: 150 recipients are two requests, every one answered."""
+    start, end = two_weeks()
+    people = ["bob@example.com"] + [f"guest{n}@example.com" for n in range(149)]
+    url = outbox_url(stack)
+    before = stack.ews_calls()
+    answer = post(stack, url, fb_request(start, end, people))
+    used = delta(before, stack.ews_calls())
+    assert answer.status_code == 200
+    assert used == {"GetUserAvailability": 2}, used
+    responses = schedule_responses(answer.content)
+    assert list(responses) == [f"mailto:{p}" for p in people]
+    assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
+    assert all(r.findtext(f"{CALDAV}request-status").startswith("3.7") for r in list(responses.values())[1:])
