@@ -197,6 +197,23 @@ def test_a_local_edit_is_pushed_to_exchange_with_if_match(stack, emulator, tmp_p
     assert summary_of(target) == "Deep work (no meetings)"
 
 
+def test_a_gateway_restart_between_syncs_changes_nothing_for_the_client(stack, emulator, tmp_path):
+    """ETags and hrefs survive a restart: no re-download, and a local edit is not mistaken for a conflict."""
+    with RecordingProxy(stack.base_url) as proxy:  # the public address stays while the gateway restarts
+        sync = two_way(stack, tmp_path, url=proxy.base_url + "/dav/")
+        folder = sync.folders()[0]
+        before = snapshot(folder)
+        stack.restart()
+        proxy.retarget(stack.base_url)
+        target = local_file(sync, "Doctor")
+        edit(target, "SUMMARY:Doctor", "SUMMARY:Physio")
+        pushed = sync.sync()
+    assert pushed.output.count("Copying") == 1 and "to gateway" in pushed.output
+    assert exchange_item(emulator, uid_of(target)).subject == "Physio"
+    after = snapshot(folder)
+    assert [name for name in before if after[name] != before[name]] == [target.name]
+
+
 def test_local_and_outlook_edits_of_different_events_meet_in_one_sync(stack, emulator, tmp_path):
     sync = two_way(stack, tmp_path)
     mine, theirs = local_file(sync, "Doctor"), local_file(sync, "Maybe: vendor demo")

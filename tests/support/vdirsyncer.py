@@ -46,8 +46,8 @@ class VdirsyncerError(AssertionError):
     """vdirsyncer exited non-zero where the test expected success."""
 
 
-def _toml(value: object) -> str:
-    """A TOML-compatible literal (vdirsyncer's config values are JSON-like)."""
+def _config_value(value: object) -> str:
+    """A config value: vdirsyncer reads every value in its INI-style file as JSON."""
     return json.dumps(value)
 
 
@@ -96,29 +96,29 @@ class Vdirsyncer:
         self.local.mkdir(parents=True, exist_ok=True)
         lines = [
             "[general]",
-            f"status_path = {_toml(str(self.workdir / 'status') + '/')}",
+            f"status_path = {_config_value(str(self.workdir / 'status') + '/')}",
             "",
             f"[pair {PAIR}]",
             'a = "local"',
             'b = "gateway"',
-            f"collections = {_toml(self.collections)}",
+            f"collections = {_config_value(self.collections)}",
         ]
         if self.conflict_resolution is not None:
-            lines.append(f"conflict_resolution = {_toml(self.conflict_resolution)}")
-        lines += [f"{key} = {_toml(value)}" for key, value in self.pair_options.items()]
+            lines.append(f"conflict_resolution = {_config_value(self.conflict_resolution)}")
+        lines += [f"{key} = {_config_value(value)}" for key, value in self.pair_options.items()]
         lines += [
             "",
             "[storage local]",
             'type = "filesystem"',
-            f"path = {_toml(str(self.local) + '/')}",
+            f"path = {_config_value(str(self.local) + '/')}",
             'fileext = ".ics"',
             "",
             "[storage gateway]",
             'type = "caldav"',
-            f"url = {_toml(self._url)}",
-            f"username = {_toml(self._username)}",
-            f"password = {_toml(self._password)}",
-            *(f"{key} = {_toml(value)}" for key, value in self.remote_options.items()),
+            f"url = {_config_value(self._url)}",
+            f"username = {_config_value(self._username)}",
+            f"password = {_config_value(self._password)}",
+            *(f"{key} = {_config_value(value)}" for key, value in self.remote_options.items()),
             "",
         ]
         self.config.write_text("\n".join(lines))
@@ -185,8 +185,7 @@ class RecordingProxy:
     """
 
     def __init__(self, target: str, before: Callable[[str, str], None] | None = None) -> None:
-        parts = urlsplit(target)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.retarget(target)
         self.before = before
         self.requests: list[ProxiedRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -196,6 +195,11 @@ class RecordingProxy:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def retarget(self, target: str) -> None:
+        """Forward to ``target`` from now on (a restarted gateway on another port, same public address)."""
+        parts = urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
 
     def writes(self) -> list[ProxiedRequest]:
         """The PUT and DELETE requests seen so far."""
