@@ -50,6 +50,7 @@ from exchangelib.properties import CalendarView, ItemId, OccurrenceItemId, Recur
 from exchangelib.services import FindItem
 
 from gateway.caldav.backend import (
+    BackendError,
     BackendUnavailable,
     BusyPeriod,
     CalendarInfo,
@@ -639,51 +640,44 @@ class EwsBackend:
     async def free_busy(
         self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
     ) -> list[FreeBusyResult]:
-        """RFC 6638 §3.2: one GetUserAvailability per account (≤ 100 mailboxes per window chunk)."""
+        """RFC 6638 §3.2: one GetUserAvailability per account (≤ 100 mailboxes per window chunk).
+
+        Other people are asked through the first account; the principal's own addresses get the
+        merged free/busy of the calendars selected for conflict checking (primaries in the same
+        GetUserAvailability, sub-calendars by a FindItem CalendarView each).
+        """
         records = await self._accounts.list_accounts(principal.user_id)
         if not records:
             return [FreeBusyResult(a, "3.8", message="No Exchange account is connected.") for a in attendees]
-        own = {r.email.lower(): r for r in records}
+        own = {r.email.lower() for r in records}
+        others = list(dict.fromkeys(_address(a) for a in attendees if _address(a) not in own))
         wants_own = any(_address(a) in own for a in attendees)
-        others = [a for a in attendees if _address(a) not in own]
-        results: dict[str, FreeBusyResult] = {}
-        own_periods: list[BusyPeriod] = []
-        own_failure: FreeBusyResult | None = None
         selected = await self._conflict_calendars(principal) if wants_own else []
-        primaries_by_account = {c.record.account_id for c in selected if c.primary}
+        primaries = {c.record.account_id for c in selected if c.primary}
+        results: dict[str, FreeBusyResult] = {}
+        own_parts: list[FreeBusyResult] = []
         for position, record in enumerate(records):
-            mailboxes = [_address(a) for a in others] if position == 0 else []
-            if record.account_id in primaries_by_account:
-                mailboxes.append(record.email)
+            mailboxes = (others if position == 0 else []) + ([record.email.lower()] if record.account_id in primaries else [])
             if not mailboxes:
                 continue
             account = await self._exchange_account(record)
             answers = await self._availability(account, mailboxes, start, end, record.working_elsewhere)
             for mailbox, answer in zip(mailboxes, answers, strict=True):
-                if mailbox.lower() == record.email.lower() and record.account_id in primaries_by_account:
-                    if answer.status.startswith("2"):
-                        own_periods.extend(answer.periods)
-                    else:
-                        own_failure = answer
+                if record.account_id in primaries and mailbox == record.email.lower():
+                    own_parts.append(answer)
                 else:
-                    results[mailbox.lower()] = answer
-        for cal in selected:
-            if not cal.primary:
-                own_periods.extend(await self._folder_busy(cal, start, end))
-        final = []
-        for attendee in attendees:
-            address = _address(attendee)
-            if address in own:
-                if own_failure is not None:
-                    final.append(FreeBusyResult(attendee, own_failure.status, message=own_failure.message))
-                else:
-                    final.append(FreeBusyResult(attendee, "2.0", coalesce(own_periods)))
-            else:
-                answer = results[address]
-                final.append(
-                    FreeBusyResult(attendee, answer.status, answer.periods, answer.message, answer.no_data)
-                )
-        return final
+                    results[mailbox] = answer
+        own_parts += [await self._sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
+        mine = _merge_own(own_parts)
+        return [_answer_for(a, mine if _address(a) in own else results[_address(a)]) for a in attendees]
+
+    async def _sub_calendar_busy(self, cal: _Calendar, start: datetime, end: datetime) -> FreeBusyResult:
+        """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
+        try:
+            return FreeBusyResult(cal.record.email, "2.0", await self._folder_busy(cal, start, end))
+        except BackendError as exc:
+            reason = f"The calendar {cal.display_name!r} could not be read: {exc}"
+            return FreeBusyResult(cal.record.email, "5.1", message=reason)
 
     async def _availability(
         self, account: Any, mailboxes: list[str], start: datetime, end: datetime, working_elsewhere: str
@@ -705,6 +699,21 @@ class EwsBackend:
 
 
 # ----------------------------------------------------------------------- helpers
+
+
+def _merge_own(parts: list[FreeBusyResult]) -> FreeBusyResult:
+    """The own free/busy from its parts: the first failure wins (a partial answer would look free)."""
+    failed = next((p for p in parts if not p.status.startswith("2")), None)
+    if failed is not None:
+        return FreeBusyResult("", failed.status, message=failed.message)
+    no_data = next((p for p in parts if p.no_data), None)
+    periods = coalesce(period for part in parts for period in part.periods)
+    return FreeBusyResult("", "2.0", periods, no_data.message if no_data else "", no_data=no_data is not None)
+
+
+def _answer_for(attendee: str, result: FreeBusyResult) -> FreeBusyResult:
+    """``result`` addressed to the attendee as the request spelled it."""
+    return FreeBusyResult(attendee, result.status, result.periods, result.message, result.no_data)
 
 
 def connection_info(record: Any) -> Any:

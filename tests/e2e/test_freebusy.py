@@ -501,3 +501,22 @@ def test_more_than_a_hundred_recipients_are_split_in_hundreds(stack, emulator):
     assert list(responses) == [f"mailto:{p}" for p in people]
     assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
     assert all(r.findtext(f"{CALDAV}request-status").startswith("3.7") for r in list(responses.values())[1:])
+
+
+def test_a_failing_sub_calendar_fails_only_her_own_answer(stack, emulator):
+    """Projects unreadable (FindItem failing): alice's own answer is 5.x, bob's still arrives."""
+    start, end = two_weeks()
+    url = outbox_url(stack)
+    user_id, account_id = alice_ids(stack)
+    principal = stack.run(stack.stack.services.accounts.principal(user_id))
+    projects_id = next(c.calendar_id for c in stack.run(stack.backend.calendars(principal)) if c.display_name == "Projects")
+    stack.run(stack.stack.services.accounts.save_settings(
+        user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id), projects_id))))
+    emulator.set_faults(rules=[{"kind": "http_500", "operation": "FindItem"}])
+    answer = post(stack, url, fb_request(start, end, ["bob@example.com", "alice@example.com"]))
+    assert answer.status_code == 200, answer.text
+    responses = schedule_responses(answer.content)
+    assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
+    own = responses["mailto:alice@example.com"]
+    assert own.findtext(f"{CALDAV}request-status").startswith("5.")
+    assert own.find(f"{CALDAV}calendar-data") is None  # never a partial answer that looks free
