@@ -288,8 +288,11 @@ def test_python_caldav_principal_freebusy_request(stack, emulator):
     """python-caldav's RFC 6638 request parses, the stranger included (it refuses unknown elements)."""
     start, end = two_weeks()
     principal = dav_client(stack).principal()
+    principal.schedule_outbox()  # discovery first: only the request itself is counted
     people = ["bob@example.com", "carol@example.com", "nobody@example.com"]
+    before = stack.ews_calls()
     answers = principal.freebusy_request(start, end, [f"mailto:{p}" for p in people])
+    assert delta(before, stack.ews_calls()) == {"GetUserAvailability": 1}
     assert list(answers["errors"]) == ["mailto:nobody@example.com"]
     assert answers["errors"]["mailto:nobody@example.com"].startswith("3.7")
     for person in people[:2]:
@@ -411,11 +414,21 @@ def test_missing_inverted_and_too_long_ranges_are_refused(stack):
 
 def test_scheduling_is_advertised(stack):
     """RFC 6638 §2: the DAV header names calendar-schedule / calendar-auto-schedule; the principal an outbox."""
-    calendar_url = str(dav_client(stack).principal().calendars()[0].url)
-    options = requests.options(calendar_url, auth=("alice", stack.password))
+    auth = ("alice", stack.password)
+    principal = dav_client(stack).principal()
+    options = requests.options(str(principal.calendars()[0].url), auth=auth)
     classes = {c.strip() for c in options.headers["DAV"].split(",")}
     assert {"calendar-access", "calendar-schedule", "calendar-auto-schedule"} <= classes
-    assert outbox_url(stack).startswith(stack.base_url)
+    found = etree.fromstring(requests.request(
+        "PROPFIND", str(principal.url), auth=auth, headers={"Depth": "0"},
+        data='<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:schedule-outbox-URL/>'
+             "<C:schedule-inbox-URL/><C:calendar-user-address-set/></prop></propfind>",
+    ).content)
+    assert found.findtext(f".//{CALDAV}schedule-inbox-URL/{DAV}href").endswith("/inbox/")
+    addresses = [h.text.lower() for h in found.iterfind(f".//{CALDAV}calendar-user-address-set/{DAV}href")]
+    assert "mailto:alice@example.com" in addresses
+    outbox = requests.options(outbox_url(stack), auth=auth)
+    assert "POST" in {m.strip() for m in outbox.headers["Allow"].split(",")}
 
 
 def test_a_cancelled_meeting_frees_the_attendees_time(stack, emulator):
