@@ -166,9 +166,6 @@ def two_weeks() -> tuple[dt.datetime, dt.datetime]:
     return today_utc(), today_utc() + dt.timedelta(days=14)
 
 
-# --------------------------------------------------------------------------- tests
-
-
 def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.datetime,
                     user: str = "alice") -> requests.Response:
     """The RFC 4791 §7.10 REPORT as clients send it."""
@@ -177,6 +174,26 @@ def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.dateti
         data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="{start:%Y%m%dT%H%M%SZ}"'
              f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
     )
+
+
+def json_spans(attendee: dict) -> set[Span]:
+    """The busy periods of one attendee of the /api/v1/freebusy answer."""
+    return {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
+            for b in attendee["busy"]}
+
+
+def check_projects_for_conflicts(stack, checked: bool) -> None:
+    """alice's conflict calendars: her primary, and "Projects" too when ``checked`` (as the settings page stores it)."""
+    accounts = stack.stack.services.accounts
+    user_id, account_id = alice_ids(stack)
+    chosen = [primary_calendar_id(account_id)]
+    if checked:
+        principal = stack.run(accounts.principal(user_id))
+        chosen += [c.calendar_id for c in stack.run(stack.backend.calendars(principal)) if c.display_name == "Projects"]
+    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=tuple(chosen))))
+
+
+# --------------------------------------------------------------------------- tests
 
 
 def test_free_busy_query_report_matches_exchange(stack, emulator):
@@ -348,14 +365,9 @@ def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
         return reply_spans(schedule_responses(answer.content)["mailto:alice@example.com"])
 
     assert alice_spans() == primary
-    user_id, account_id = alice_ids(stack)
-    projects_id = next(c.calendar_id for c in stack.run(stack.backend.calendars(stack.run(
-        stack.stack.services.accounts.principal(user_id)))) if c.display_name == "Projects")
-    accounts = stack.stack.services.accounts
-    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id),
-                                                                                     projects_id))))
+    check_projects_for_conflicts(stack, True)
     assert alice_spans() == merged(list(primary | projects))
-    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id),))))
+    check_projects_for_conflicts(stack, False)
     assert alice_spans() == primary
 
 
@@ -376,8 +388,7 @@ def test_vfb_url_and_json_api_match_exchange(stack, emulator):
     assert api.status_code == 200
     bob, nobody = api.json()["attendees"]
     assert (bob["attendee"], bob["status"], nobody["status"]) == ("bob@example.com", "2.0", "3.7")
-    spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"]) for b in bob["busy"]}
-    assert spans == truth(emulator, "bob@example.com", start, end)
+    assert json_spans(bob) == truth(emulator, "bob@example.com", start, end)
 
 
 def test_missing_inverted_and_too_long_ranges_are_refused(stack):
@@ -458,7 +469,7 @@ def test_a_window_starting_inside_an_event_is_clipped_to_it(stack, emulator):
                        params={"attendee": "bob@example.com", "start": start.isoformat(), "end": end.isoformat()})
     assert api.status_code == 200, api.text
     [bob] = api.json()["attendees"]
-    spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"]) for b in bob["busy"]}
+    spans = json_spans(bob)
     whole = start.replace(microsecond=0), end.replace(microsecond=0)  # iCalendar and the JSON API count in seconds
     assert spans == truth(emulator, "bob@example.com", *whole)
     assert min(s for s, _, _ in spans) == whole[0]
@@ -495,9 +506,7 @@ def test_default_and_one_sided_windows(stack, emulator):
         assert api.status_code == 200, api.text
         body = api.json()
         assert (body["start"], body["end"]) == tuple(f"{m:%Y-%m-%dT%H:%M:%SZ}" for m in expected)
-        spans = {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
-                 for b in body["attendees"][0]["busy"]}
-        assert spans == truth(emulator, "bob@example.com", *expected)
+        assert json_spans(body["attendees"][0]) == truth(emulator, "bob@example.com", *expected)
 
 
 def test_more_than_a_hundred_recipients_are_split_in_hundreds(stack, emulator):
@@ -520,11 +529,7 @@ def test_a_failing_sub_calendar_fails_only_her_own_answer(stack, emulator):
     """Projects unreadable (FindItem failing): alice's own answer is 5.x, bob's still arrives."""
     start, end = two_weeks()
     url = outbox_url(stack)
-    user_id, account_id = alice_ids(stack)
-    principal = stack.run(stack.stack.services.accounts.principal(user_id))
-    projects_id = next(c.calendar_id for c in stack.run(stack.backend.calendars(principal)) if c.display_name == "Projects")
-    stack.run(stack.stack.services.accounts.save_settings(
-        user_id, UserSettings(conflict_calendar_ids=(primary_calendar_id(account_id), projects_id))))
+    check_projects_for_conflicts(stack, True)
     emulator.set_faults(rules=[{"kind": "http_500", "operation": "FindItem"}])
     answer = post(stack, url, fb_request(start, end, ["bob@example.com", "alice@example.com"]))
     assert answer.status_code == 200, answer.text
