@@ -367,6 +367,9 @@ def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
     assert alice_spans() == primary
     check_projects_for_conflicts(stack, True)
     assert alice_spans() == merged(list(primary | projects))
+    before = stack.ews_calls()
+    alice_spans()
+    assert delta(before, stack.ews_calls()) == {"GetUserAvailability": 1, "FindItem": 1}  # primary + Projects' view
     check_projects_for_conflicts(stack, False)
     assert alice_spans() == primary
 
