@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
 import requests
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.items import CalendarItem
@@ -323,12 +324,14 @@ def _client_body(fixture: str, start: dt.datetime, end: dt.datetime) -> str:
     return re.sub(r"DTEND:\d{8}T\d{6}Z", f"DTEND:{end:%Y%m%dT%H%M%SZ}", text).replace("\n", "\r\n")
 
 
-def test_thunderbird_outbox_post_gets_an_answer_it_accepts(stack, emulator):
+@pytest.mark.parametrize(("fixture", "headers"), [
+    # Thunderbird also names originator and recipient in headers (the CalDAV scheduling drafts' way)
+    ("thunderbird-freebusy-post.ics", {"Originator": "mailto:alice@example.com", "Recipient": "mailto:bob@example.com"}),
+    ("apple-freebusy-post.ics", {}),  # ORGANIZER with CN, X-CALENDARSERVER-MASK-UID
+])
+def test_recorded_client_outbox_posts_get_answers_they_accept(stack, emulator, fixture, headers):
     start, end = two_weeks()
-    answer = post(stack, outbox_url(stack), _client_body("thunderbird-freebusy-post.ics", start, end), headers={
-        "Originator": "mailto:alice@example.com", "Recipient": "mailto:bob@example.com",
-        "Content-Type": "text/calendar; charset=utf-8",
-    })
+    answer = post(stack, outbox_url(stack), _client_body(fixture, start, end), headers=headers)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith(("application/xml", "text/xml"))
     [(recipient, response)] = schedule_responses(answer.content).items()
