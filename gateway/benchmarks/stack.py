@@ -62,8 +62,10 @@ class Process:
 
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.argv = argv
+        self.env = env
         self.log_path = log_path
-        self._log = log_path.open("wb")
+        self._log = log_path.open("ab")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     @property
@@ -119,6 +121,11 @@ class Gateway:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def restart(self) -> None:
+        """Stop the process and start it again on the same configuration, data and key."""
+        self.process.stop()
+        self.process = Process(self.process.name, self.process.argv, self.process.log_path, self.process.env)
 
 
 def start_gateway(workdir: Path, emulator_url: str, domains: list[str]) -> Gateway:
