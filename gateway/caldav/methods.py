@@ -91,9 +91,13 @@ async def propfind(call: Call) -> web.Response:
     if depth not in ("0", "1"):
         raise DavError(400, "The Depth header must be 0, 1 or infinity.")
     mode, names = _propfind_request(await call.xml())
-    targets = [await _load(call)]
+    # A Depth-1 listing of a calendar brings the backend up to date itself: the collection's
+    # ctag/sync-token are read after it, so the store is asked for changes once, not twice.
+    targets = [await _load(call, fresh=depth == "0")]
     if depth == "1":
         targets += await _members(call, targets[0])
+        if targets[0].resource.kind is Kind.CALENDAR:
+            targets[0].calendar = await _calendar(call, fresh=False)
     ms = Multistatus()
     if mode != "propname" and properties.needs_data(_names_for(Kind.OBJECT, mode, names)):
         await _load_data(call, targets)
@@ -126,11 +130,11 @@ def _names_for(kind: Kind, mode: str, names: list[str]) -> list[str]:
     return properties.allprop_names(kind) + [n for n in names if n not in properties.allprop_names(kind)]
 
 
-async def _load(call: Call) -> PropContext:
+async def _load(call: Call, fresh: bool = True) -> PropContext:
     """The addressed resource's context; 404 when it does not exist."""
     res = call.resource
     if res.kind is Kind.CALENDAR:
-        return reports.context(call, res, calendar=await _calendar(call))
+        return reports.context(call, res, calendar=await _calendar(call, fresh=fresh))
     if res.kind is Kind.OBJECT:
         info = await _calendar(call, fresh=False)
         obj = (await call.backend.get(call.principal, res.calendar_id, [res.name])).get(res.name)

@@ -258,3 +258,22 @@ def test_a_revoked_app_password_stops_working_at_once(stack):
     stack.run(accounts.revoke_app_password(user_id, password_id))
     assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", clear)).status_code == 401
     assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", stack.password)).status_code == 207
+
+
+def test_a_depth_one_listing_asks_exchange_once_and_shows_the_new_ctag(stack, emulator):
+    calendar = dav_client(stack).principal().calendars()[0]
+    body = '<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/"><prop><getetag/><CS:getctag/></prop></propfind>'
+    auth = ("alice", stack.password)
+
+    def listing() -> etree._Element:
+        answer = requests.request("PROPFIND", str(calendar.url), data=body, headers={"Depth": "1"}, auth=auth)
+        return etree.fromstring(answer.content)
+
+    first_ctag = listing().findtext(f".//{CS}getctag")
+    before = stack.ews_calls()
+    listing()
+    assert delta(before, stack.ews_calls()) == {"SyncFolderItems": 1}
+    item = next(i for i in exchange_account(emulator).calendar.all().only("subject", "is_recurring") if not i.is_recurring)
+    item.subject = "Renamed in Outlook"
+    item.save(update_fields=["subject"])
+    assert listing().findtext(f".//{CS}getctag") != first_ctag  # the listing's own change check shows at once
