@@ -690,6 +690,7 @@ class EwsBackend:
             raise translate_error(exc) from exc
 
     async def _conflict_calendars(self, principal: Principal) -> list[_Calendar]:
+        """The calendars the user checks for conflicts (UserSettings); by default every primary."""
         settings = await self._accounts.settings(principal.user_id)
         calendars = await self._calendars_of(principal)
         chosen = settings.conflict_calendar_ids
