@@ -58,7 +58,8 @@ def test_cli_serves_the_demo_seed_over_http(processes):
     response = requests.post(out["ews_url"], data=b"<x/>", auth=("alice@example.com", "alice-pw"))
     assert response.status_code == 400  # authenticated, then refused as not SOAP
     stats = requests.get(out["ews_url"].replace("/EWS/Exchange.asmx", "/_emulator/stats")).json()
-    assert stats == {"operations": {}, "mailboxes": {}}
+    assert (stats["operations"], stats["mailboxes"]) == ({}, {})
+    assert stats["calendars"]["alice@example.com"]["folders"] == 2  # the demo seed: Calendar and Projects
 
 
 def test_cli_tls_prints_a_certificate_clients_can_trust(processes, tmp_path):
