@@ -39,20 +39,21 @@ class Profile:
     """The sizes of one run."""
 
     name: str
-    cold_rounds: int = 5  # each needs its own 2,000-event mailbox
+    cold_rounds: int = 3  # each needs its own 2,000-event mailbox
     events_per_mailbox: int = 2000
     span_days: int = 730
     freebusy_mailboxes: int = 200  # also the concurrent clients' accounts
     memory_accounts: int = 1000
+    memory_events: int = 20  # over LIGHT_SPAN_DAYS: memory per account is measured, not per event
     accounts_per_memory_user: int = 10  # one app password (scrypt) per user keeps set-up short
     rounds: int = 10
-    heavy_rounds: int = 5  # free/busy of 100 attendees
+    heavy_rounds: int = 3  # free/busy of 100 attendees
     warmup: int = 1
     concurrent_clients: int = 50
     concurrency_seconds: float = 30.0
     cpu_views: int = 10
     connect_parallel: int = 8
-    memory_parallel: int = 4
+    memory_parallel: int = 6
 
     @property
     def calendar_mailboxes(self) -> int:
@@ -120,7 +121,7 @@ def build_seed(profile: Profile, today: date) -> dict[str, Any]:
                            seed=1, today=today, domain=CAL_DOMAIN),
         generate_mailboxes(profile.freebusy_mailboxes, profile.light_events, LIGHT_SPAN_DAYS,
                            seed=2, today=today, domain=FB_DOMAIN),
-        generate_mailboxes(profile.memory_accounts, profile.light_events, LIGHT_SPAN_DAYS,
+        generate_mailboxes(profile.memory_accounts, profile.memory_events, LIGHT_SPAN_DAYS,
                            seed=3, today=today, domain=MEM_DOMAIN),
     ]
     seed = sets[0]
@@ -170,7 +171,8 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
                                          profile.connect_parallel)
             ctx = workloads.Context(gateway, emulator_url, session, users,
                                     [m["email"] for m in by_domain[FB_DOMAIN]], month_of(today),
-                                    profile.rounds, profile.warmup, profile.cold_rounds, profile.heavy_rounds)
+                                    profile.rounds, profile.warmup, profile.cold_rounds, profile.heavy_rounds,
+                                    emulator.pid)
             document = _header(profile, latency_ms, ctx)
             rows = []
             for step in (workloads.month_view, workloads.polls, workloads.writes, workloads.free_busy):
@@ -214,7 +216,7 @@ async def _memory(profile: Profile, ctx: workloads.Context, mailboxes: list[dict
                   say: _Progress) -> dict[str, Any]:
     """Workload 7: restart the gateway, connect the memory accounts, one month view each."""
     from gateway.benchmarks import workloads
-    from gateway.benchmarks.stack import wait_ready
+    from gateway.benchmarks.stack import memory_kb, wait_ready
 
     per_user = profile.accounts_per_memory_user
     groups = [mailboxes[i : i + per_user] for i in range(0, len(mailboxes), per_user)]
@@ -223,13 +225,14 @@ async def _memory(profile: Profile, ctx: workloads.Context, mailboxes: list[dict
     ctx.gateway.restart()
     ctx.clients.clear()
     await wait_ready(ctx.gateway, ctx.session)
+    fresh_mb = memory_kb(ctx.gateway.pid)["VmRSS"] / 1024
     say(f"connecting {len(mailboxes)} accounts ({len(groups)} users)")
     started = time.monotonic()
     users = await _provision_all(ctx.gateway, ctx.session, groups, "mem", profile.connect_parallel)
     connect_s = time.monotonic() - started
     say(f"connected in {connect_s:.0f} s; one month view per account")
     result = await workloads.memory(ctx, users, parallel=profile.memory_parallel)
-    result.update(users=len(groups), connect_seconds=round(connect_s, 1))
+    result.update(users=len(groups), connect_seconds=round(connect_s, 1), rss_fresh_process_mb=round(fresh_mb, 1))
     return result
 
 
