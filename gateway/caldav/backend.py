@@ -72,7 +72,9 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class PutResult:
-    etag: str
+    """``etag`` only when the stored object is octet-identical to the request (RFC 4791 §5.3.4)."""
+
+    etag: str | None
     created: bool
 
 

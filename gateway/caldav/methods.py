@@ -355,7 +355,10 @@ async def put(call: Call) -> web.Response:
         if_match = None
     result = await call.backend.put(call.principal, res.calendar_id, res.name, text,
                                     strip_etag(if_match) if if_match else None, if_none_match)
-    return web.Response(status=201 if result.created else 204, headers={"ETag": f'"{result.etag}"'})
+    # RFC 4791 §5.3.4: no strong ETag when the stored object differs from the request; the
+    # client then fetches the object (and its ETag) before it changes it again.
+    headers = {"ETag": f'"{result.etag}"'} if result.etag else {}
+    return web.Response(status=201 if result.created else 204, headers=headers)
 
 
 def _validate(data: bytes) -> str:

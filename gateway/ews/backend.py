@@ -9,8 +9,11 @@ Round trips are what users feel, so every method names the EWS calls it makes:
   with RecurringMasterItemId, so no index look-up is needed); exception items not
   met in the view and not cached cost one more batched GetItem;
 - GET/multiget: batched GetItem (≤ 100 ids a request);
-- PUT: SyncFolderItems (duplicate check) + CreateItem, or GetItem + UpdateItem
-  (+ DeleteItem for new EXDATEs); DELETE: GetItem (only for If-Match) + DeleteItem.
+- PUT: SyncFolderItems (duplicate check) + CreateItem, or GetItem + UpdateItem; a series'
+  overrides cost one more UpdateItem (all occurrences in one request) and new EXDATEs one DeleteItem.
+  The answer carries no ETag: Exchange re-renders the event, so it is never octet-identical to the
+  request (RFC 4791 §5.3.4) and the client fetches it before changing it again;
+- DELETE: GetItem (only for If-Match or invitations) + DeleteItem.
 
 The ETag of a resource is the ChangeKey of its item (a recurring master's
 ChangeKey changes when any occurrence changes), so ``If-Match`` is checked by
@@ -437,12 +440,12 @@ class EwsBackend:
         if existing is None:
             if if_match:
                 raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
-            etag = await self._create(cal, name, resource)
-            return PutResult(etag=etag, created=True)
+            await self._create(cal, name, resource)
+            return PutResult(etag=None, created=True)  # Exchange re-renders: never octet-identical
         if if_none_match:
             raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
-        etag = await self._update(cal, existing.item_id, resource, if_match)
-        return PutResult(etag=etag, created=False)
+        await self._update(cal, existing.item_id, resource, if_match)
+        return PutResult(etag=None, created=False)
 
     def _invitations(self, cal: _Calendar, resource: Any) -> str:
         """RFC 6638 implicit scheduling: Exchange sends invitations when the owner organises a meeting."""
@@ -451,17 +454,16 @@ class EwsBackend:
             return SEND_TO_ALL_AND_SAVE_COPY
         return SEND_TO_NONE
 
-    async def _create(self, cal: _Calendar, name: str, resource: Any) -> str:
+    async def _create(self, cal: _Calendar, name: str, resource: Any) -> None:
         item = resource.master
         item.account, item.folder = cal.account, cal.folder
         item.caldav_name = name
         send = self._invitations(cal, resource)
         await self._ews(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
         if resource.overrides or resource.exdates:
-            return await self._apply_occurrences(cal, item, resource, send, set())
-        return item.changekey
+            await self._apply_occurrences(cal, item, resource, send, set())
 
-    async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> str:
+    async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> None:
         fields = [*mapping.READ_FIELDS, "caldav_name"]
         current = (await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, [ItemId(item_id)], fields)))[0]
         if current is None:
@@ -486,12 +488,11 @@ class EwsBackend:
             lambda: current.save(update_fields=fields, conflict_resolution=conflict, send_meeting_invitations=send),
         )
         if resource.overrides or resource.exdates:
-            return await self._apply_occurrences(cal, current, resource, send, already_deleted)
-        return current.changekey
+            await self._apply_occurrences(cal, current, resource, send, already_deleted)
 
     async def _apply_occurrences(
         self, cal: _Calendar, master: CalendarItem, resource: Any, send: str, already_deleted: set[datetime]
-    ) -> str:
+    ) -> None:
         """RECURRENCE-ID overrides → UpdateItem on occurrences; EXDATEs → DeleteItem of occurrences."""
         updates, deletions = [], []
         for override in resource.overrides:
@@ -524,8 +525,6 @@ class EwsBackend:
         if deletions:
             results = await self._ews(account, "DeleteItem", lambda: _delete_occurrences(account, deletions, send))
             _raise_first_error(results)
-        fresh = await self._ews(account, "GetItem", lambda: _fetch(account, [ItemId(master.id)], ["changekey"]))
-        return fresh[0].changekey if fresh and fresh[0] is not None else master.changekey
 
     async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
         cal = await self._resolve(principal, calendar_id)
