@@ -127,6 +127,13 @@ class DavClient:
         headers.update({"If-Match": etag} if etag else {"If-None-Match": "*"})
         return await self.send("PUT", self.user.calendar_path + name, ics, headers, expect=(201, 204))
 
+    async def etag_after_put(self, name: str, answer: Timed) -> str:
+        """The ETag a PUT answered with, or (RFC 4791 §5.3.4: none when the server changed the data) a GET's."""
+        etag = answer.headers.get("ETag")
+        if etag:
+            return etag
+        return (await self.send("GET", self.user.calendar_path + name, expect=(200,))).headers["ETag"]
+
     async def delete(self, name: str, etag: str) -> Timed:
         return await self.send("DELETE", self.user.calendar_path + name, "", {"If-Match": etag}, expect=(204,))
 

@@ -176,8 +176,10 @@ async def writes(ctx: Context) -> list[Row]:
         name = f"bench-{uuid.uuid4()}.ics"
         created = await ctx.on_gateway(user.email, partial(client.put, name, dav.event_ics(name[:-4], when, "Bench")))
         changed = dav.event_ics(name[:-4], when, "Bench 2")
-        updated = await ctx.on_gateway(user.email, partial(client.put, name, changed, created[2].headers["ETag"]))
-        deleted = await ctx.on_gateway(user.email, partial(client.delete, name, updated[2].headers["ETag"]))
+        etag = await client.etag_after_put(name, created[2])  # not timed: a GET when the PUT carried none
+        updated = await ctx.on_gateway(user.email, partial(client.put, name, changed, etag))
+        etag = await client.etag_after_put(name, updated[2])
+        deleted = await ctx.on_gateway(user.email, partial(client.delete, name, etag))
         floor_created = await ctx.on_floor(
             user.email, partial(direct.create, state, "Bench", when, when + timedelta(hours=1)))
         state, item = floor_created[2]
@@ -315,7 +317,7 @@ async def _client_loop(ctx: Context, client: dav.DavClient, token: str, deadline
 async def _put_delete(client: dav.DavClient, when: datetime) -> None:
     name = f"load-{uuid.uuid4()}.ics"
     created = await client.put(name, dav.event_ics(name[:-4], when, "Load"))
-    await client.delete(name, created.headers["ETag"])
+    await client.delete(name, await client.etag_after_put(name, created))
 
 
 # --- 7. memory ----------------------------------------------------------------------------------
