@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.bench import PROFILES, build_seed, month_of
 from gateway.benchmarks.report import Row, percentile
+from gateway.benchmarks.stack import BenchUser, Gateway
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {
@@ -77,3 +78,10 @@ def test_seed_holds_three_mailbox_sets_with_the_same_event_density():
 def test_month_of_spans_the_calendar_month_in_utc():
     assert month_of(date(2026, 12, 9)) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     assert month_of(date(2026, 2, 28)) == (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def test_bench_users_and_gateway_do_not_show_secrets_in_repr():
+    user = BenchUser("u1", "u1@bench.example.com", "exchange-secret", "app-secret", "acc1", "basic")
+    gateway = Gateway(process=None, base_url="http://127.0.0.1:1", admin_token="admin-secret")  # type: ignore[arg-type]
+    shown = repr(user) + repr(gateway)
+    assert "secret" not in shown and "u1@bench.example.com" in shown

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class Gateway:
 
     process: Process
     base_url: str
-    admin_token: str = ""
+    admin_token: str = field(default="", repr=False)
 
     @property
     def pid(self) -> int:
@@ -171,8 +171,8 @@ class BenchUser:
 
     username: str
     email: str
-    exchange_password: str
-    app_password: str
+    exchange_password: str = field(repr=False)
+    app_password: str = field(repr=False)
     account_id: str
     auth_type: str
 
