@@ -60,12 +60,13 @@ def memory_kb(pid: int) -> dict[str, int]:
 class Process:
     """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 *, append: bool = False) -> None:
         self.name = name
         self.argv = argv
         self.env = env
         self.log_path = log_path
-        self._log = log_path.open("ab")
+        self._log = log_path.open("ab" if append else "wb")  # a restart keeps the earlier output
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     @property
@@ -125,7 +126,8 @@ class Gateway:
     def restart(self) -> None:
         """Stop the process and start it again on the same configuration, data and key."""
         self.process.stop()
-        self.process = Process(self.process.name, self.process.argv, self.process.log_path, self.process.env)
+        old = self.process
+        self.process = Process(old.name, old.argv, old.log_path, old.env, append=True)
 
 
 def start_gateway(workdir: Path, emulator_url: str, domains: list[str]) -> Gateway:
