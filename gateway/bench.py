@@ -68,7 +68,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full"),
-    "quick": Profile("quick", cold_rounds=2, freebusy_mailboxes=100, memory_accounts=20, accounts_per_memory_user=5,
+    "quick": Profile("quick", cold_rounds=1, freebusy_mailboxes=100, memory_accounts=20, accounts_per_memory_user=5,
                      rounds=3, heavy_rounds=1, concurrent_clients=10, concurrency_seconds=5, cpu_views=3),
     # The test suite's end-to-end check of the harness itself: every workload, tiny sizes.
     "smoke": Profile("smoke", cold_rounds=1, events_per_mailbox=300, freebusy_mailboxes=5, memory_accounts=4,
