@@ -180,8 +180,16 @@ def _plain(zone: tzinfo) -> tzinfo:
 
 
 def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
-    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone`` named ``tzid``, valid from ``year`` on."""
-    return Timezone.from_ical(_vtimezone_text(_plain(zone), tzid, year))
+    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone`` named ``tzid``, valid from ``year`` on.
+
+    Shared between the calendars that include it (built once per zone and year): do not modify it.
+    """
+    return _vtimezone_component(_plain(zone), tzid, year)
+
+
+@lru_cache(maxsize=512)
+def _vtimezone_component(zone: tzinfo, tzid: str, year: int) -> Timezone:
+    return Timezone.from_ical(_vtimezone_text(zone, tzid, year))
 
 
 @lru_cache(maxsize=512)

@@ -58,7 +58,11 @@ class ItemIndex:
         return CalendarState(row.sync_state, row.seq, row.epoch) if row else None
 
     async def apply(self, calendar_key: str, new_sync_state: str, changes: list[ItemChange], epoch: str) -> int:
-        """Record a SyncFolderItems answer atomically; returns the calendar's new sequence number."""
+        """Record a SyncFolderItems answer in one transaction; returns the calendar's new sequence number.
+
+        Rows are written in bulk (executemany): a first sync brings thousands of items, and a
+        long write transaction would keep other calendars' syncs waiting on SQLite's lock.
+        """
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(sa.select(calendar_state).where(calendar_state.c.calendar_key == calendar_key))
@@ -68,31 +72,39 @@ class ItemIndex:
                 await conn.execute(
                     calendar_state.insert().values(calendar_key=calendar_key, sync_state=None, seq=0, epoch=epoch)
                 )
+            upserts, deletions = [], []
             for change in changes:
                 seq += 1
-                await self._apply_change(conn, calendar_key, change, seq)
+                if change.name is None:
+                    deletions.append({"iid": change.item_id, "s": seq})
+                else:
+                    upserts.append(
+                        {
+                            "calendar_key": calendar_key,
+                            "item_id": change.item_id,
+                            "name": change.name,
+                            "uid": change.uid,
+                            "changekey": change.changekey or "",
+                            "seq": seq,
+                            "deleted": False,
+                        }
+                    )
+            this_item = (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.item_id == sa.bindparam("iid"))
+            if deletions:
+                await conn.execute(
+                    indexed_item.update().where(this_item).values(deleted=True, seq=sa.bindparam("s")), deletions
+                )
+            if upserts:
+                # an item changed twice in one answer keeps its last state
+                latest = {u["item_id"]: u for u in upserts}
+                await conn.execute(indexed_item.delete().where(this_item), [{"iid": i} for i in latest])
+                await conn.execute(indexed_item.insert(), list(latest.values()))
             await conn.execute(
                 calendar_state.update()
                 .where(calendar_state.c.calendar_key == calendar_key)
                 .values(sync_state=new_sync_state, seq=seq)
             )
         return seq
-
-    @staticmethod
-    async def _apply_change(conn, calendar_key: str, change: ItemChange, seq: int) -> None:
-        key = (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.item_id == change.item_id)
-        existing = (await conn.execute(sa.select(indexed_item.c.item_id).where(key))).first()
-        if change.name is None:  # a deletion
-            if existing:
-                await conn.execute(indexed_item.update().where(key).values(deleted=True, seq=seq))
-            return
-        values = dict(name=change.name, uid=change.uid, changekey=change.changekey or "", seq=seq, deleted=False)
-        if existing:
-            await conn.execute(indexed_item.update().where(key).values(**values))
-        else:
-            await conn.execute(
-                indexed_item.insert().values(calendar_key=calendar_key, item_id=change.item_id, **values)
-            )
 
     async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
         """Items changed after ``since_seq``, in change order."""
