@@ -83,6 +83,7 @@ SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
 PRIMARY_SUFFIX = "calendar"
 GETITEM_BATCH = 100
 SYNC_PAGE = 512
+UNSYNCED = "unsynced"  # the epoch shown for a calendar whose index was never built
 APPLE_NS = "{http://apple.com/ns/ical/}"
 STORED_PROPERTIES = (f"{APPLE_NS}calendar-color", f"{APPLE_NS}calendar-order", f"{CALDAV_NS}calendar-description")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,200}$")
@@ -303,9 +304,11 @@ class EwsBackend:
     async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
         """The ctag/sync-token come from one SyncFolderItems; without ``fresh``, from the index."""
         cal = await self._resolve(principal, calendar_id)
-        state = None if fresh else await self._index.state(cal.key)
-        if state is not None:
-            return await self._described(cal, state.epoch, state.seq)
+        if not fresh:
+            # Identity only: even a calendar never synced yet costs no EWS call here (its first
+            # month view stays FindItem + GetItem; the index is built when changes are asked for).
+            state = await self._index.state(cal.key)
+            return await self._described(cal, state.epoch if state else UNSYNCED, state.seq if state else 0)
         epoch, seq = await self._refresh(cal)
         return await self._described(cal, epoch, seq)
 

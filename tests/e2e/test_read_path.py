@@ -113,7 +113,9 @@ def test_demo_kinds_are_all_visible_within_two_weeks(stack):
 
 def test_a_month_query_costs_a_finditem_and_one_getitem(stack):
     calendar = dav_client(stack).principal().calendars()[0]
-    calendar.search(start=today_utc(), end=today_utc() + dt.timedelta(days=31), event=True)  # warm the caches
+    before = stack.ews_calls()
+    calendar.search(start=today_utc(), end=today_utc() + dt.timedelta(days=31), event=True)  # the first, cold
+    assert delta(before, stack.ews_calls()) == {"FindItem": 1, "GetItem": 1}
     before = stack.ews_calls()
     events = calendar.search(start=today_utc(), end=today_utc() + dt.timedelta(days=31), event=True)
     used = delta(before, stack.ews_calls())
@@ -277,3 +279,33 @@ def test_a_depth_one_listing_asks_exchange_once_and_shows_the_new_ctag(stack, em
     item.subject = "Renamed in Outlook"
     item.save(update_fields=["subject"])
     assert listing().findtext(f".//{CS}getctag") != first_ctag  # the listing's own change check shows at once
+
+
+def test_a_first_month_query_on_a_never_synced_calendar_builds_no_index(stack):
+    """A client that already knows the URL: the query itself is still FindItem + GetItem."""
+    accounts = stack.stack.services.accounts
+
+    async def primary_id() -> str:
+        user = await accounts.find_user("alice")
+        (record,) = await accounts.list_accounts(user.user_id)
+        return f"{record.account_id}-calendar"
+
+    url = f"{stack.base_url}/dav/calendars/alice/{stack.run(primary_id())}/"
+    start = today_utc().strftime("%Y%m%dT%H%M%SZ")
+    end = (today_utc() + dt.timedelta(days=31)).strftime("%Y%m%dT%H%M%SZ")
+    before = stack.ews_calls()
+    answer = requests.request(
+        "REPORT",
+        url,
+        data=(
+            '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
+            '<C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+            f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>'
+        ),
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        auth=("alice", stack.password),
+    )
+    used = delta(before, stack.ews_calls())
+    assert answer.status_code == 207 and b"BEGIN:VEVENT" in answer.content
+    # one-time folder discovery of the account aside, no SyncFolderItems: the query is FindItem + GetItem
+    assert (used.get("FindItem"), used.get("GetItem"), used.get("SyncFolderItems", 0)) == (1, 1, 0), used
