@@ -29,12 +29,20 @@ def resolve_date(value: int | str, today: date) -> date:
     return date.fromisoformat(value)
 
 
+def seed_today(seed: dict, now: datetime, time_zone: str) -> date:
+    """The day relative dates count from: the seed's own ``today`` when it names one (a seed whose
+    offsets were computed for a given date, such as the demo's), else the mailbox's local date."""
+    if seed.get("today"):
+        return date.fromisoformat(seed["today"])
+    return now.astimezone(zone_for(time_zone)).date()
+
+
 def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
     """Fill ``store`` with every mailbox's calendars; meetings are copied to attendees' Calendars."""
     meetings: list[CalendarItem] = []
     for mailbox in seed.get("mailboxes", []):
         box = store.mailbox(mailbox["email"], mailbox.get("time_zone", DEFAULT_TIME_ZONE))
-        today = now.astimezone(zone_for(box.time_zone)).date()
+        today = seed_today(seed, now, box.time_zone)
         for calendar in mailbox.get("calendars", []):
             folder = box.calendar if calendar.get("primary") else box.create_folder(
                 box.calendar.folder_id, calendar["name"], "IPF.Appointment")
@@ -230,6 +238,9 @@ def demo_seed(today: date) -> dict[str, Any]:
         {"subject": "Booked: facilities check", "date": 2, "time": "14:00", "duration": 120},
     ]}], kind="room")
     return {
+        # The weekday-aligned offsets below are computed for this date: pin it, or a mailbox whose
+        # local date is already tomorrow (Berlin after 23:00 UTC) would shift every event by a day.
+        "today": today.isoformat(),
         "mailboxes": [alice, bob, carol, room],
         "autodiscover": {"example.com": {"mode": "success"}},
         "impersonation": {},
