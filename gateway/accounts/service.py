@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -137,6 +138,9 @@ class AccountService:
         self.connector = connector
         self.verified = VerifiedCache(cache_seconds)
         self.throttle = throttle or LoginThrottle()
+        # user id -> (expiry, Principal): CalDAV asks for it on every request; forgotten when the
+        # user's accounts change (in this process; other replicas see a change within cache_seconds).
+        self._principals: dict[str, tuple[float, Principal]] = {}
 
     # --- users -------------------------------------------------------------------------
 
@@ -189,6 +193,7 @@ class AccountService:
 
     async def delete_user(self, user_id: str) -> None:
         """Deletes the user with every account (and so every stored credential)."""
+        self._principals.pop(user_id, None)
         async with self.db.engine.begin() as conn:
             await conn.execute(delete(accounts).where(accounts.c.user_id == user_id))
             result = await conn.execute(delete(users).where(users.c.id == user_id))
@@ -281,9 +286,16 @@ class AccountService:
             )
 
     async def principal(self, user_id: str) -> Principal:
+        now = time.monotonic()
+        hit = self._principals.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         user = await self.get_user(user_id)
         emails = tuple(a.email for a in await self.list_accounts(user_id))
-        return Principal(user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails)
+        found = Principal(user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails)
+        if self.verified.ttl > 0:
+            self._principals[user_id] = (now + self.verified.ttl, found)
+        return found
 
     # --- Exchange accounts -----------------------------------------------------------------
 
@@ -313,6 +325,7 @@ class AccountService:
         return await self._store_account(user_id, info, request.password)
 
     async def _store_account(self, user_id: str, info: ConnectionInfo, password: str) -> AccountRecord:
+        self._principals.pop(user_id, None)  # its address set changes
         fields = {
             "email": info.email,
             "ews_url": info.ews_url,
@@ -372,6 +385,7 @@ class AccountService:
             result = await conn.execute(
                 delete(accounts).where(accounts.c.id == account_id, accounts.c.user_id == user_id)
             )
+        self._principals.pop(user_id, None)
         if result.rowcount == 0:
             raise NotFoundError("no such account")
 

@@ -309,3 +309,26 @@ def test_a_first_month_query_on_a_never_synced_calendar_builds_no_index(stack):
     assert answer.status_code == 207 and b"BEGIN:VEVENT" in answer.content
     # one-time folder discovery of the account aside, no SyncFolderItems: the query is FindItem + GetItem
     assert (used.get("FindItem"), used.get("GetItem"), used.get("SyncFolderItems", 0)) == (1, 1, 0), used
+
+
+def test_a_newly_connected_account_shows_at_once_on_the_principal(stack):
+    from gateway.accounts.service import ConnectRequest
+
+    accounts = stack.stack.services.accounts
+    body = '<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:calendar-user-address-set/></prop></propfind>'
+    url = stack.base_url + "/dav/principals/alice/"
+
+    def addresses() -> set[str]:
+        answer = requests.request("PROPFIND", url, data=body, headers={"Depth": "0"}, auth=("alice", stack.password))
+        return {h.text for h in etree.fromstring(answer.content).iter(f"{DAV}href")} - {"/dav/principals/alice/"}
+
+    assert addresses() == {"mailto:alice@example.com"}
+
+    async def connect_carol() -> None:
+        user = await accounts.find_user("alice")
+        await accounts.connect_account(user.user_id, ConnectRequest(email="carol@example.com", password="carol-pw"))
+
+    stack.run(connect_carol())
+    assert addresses() == {"mailto:alice@example.com", "mailto:carol@example.com"}
+    names = [c.get_display_name() for c in dav_client(stack).principal().calendars()]
+    assert names.count("Calendar") == 2  # carol's primary calendar joined alice's home
