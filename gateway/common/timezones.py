@@ -194,3 +194,15 @@ def serializable_time_zone(windows_id: str, *, year: int | None = None) -> etree
 def _no_dst_rule(month: int) -> tuple[str, int, int, str]:
     """A placeholder rule for zones without daylight saving time (both biases stay 0)."""
     return ("00:00:00", 1 if month == 1 else 5, month, "Sunday" if month == 1 else "Saturday")
+
+
+def to_utc(value: date | datetime) -> datetime:
+    """An aware datetime in stdlib UTC: naive values are taken as UTC, dates as their midnight.
+
+    Works for exchangelib's EWSDateTime too, whose ``astimezone`` refuses stdlib zones (the
+    offset is applied by arithmetic, which also keeps microseconds exact).
+    """
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    plain = datetime(*value.timetuple()[:6], value.microsecond)
+    return (plain - (value.utcoffset() or timedelta(0))).replace(tzinfo=UTC)

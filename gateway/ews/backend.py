@@ -70,9 +70,11 @@ from gateway.caldav.backend import (
     PutResult,
     UidConflict,
 )
+from gateway.common.timezones import to_utc
 from gateway.ews import errors as ews_errors
 from gateway.ews import mapping
-from gateway.ews.freebusy import availability, coalesce, fbtype_for
+from gateway.ews.client import ConnectionInfo
+from gateway.ews.freebusy import availability, coalesce, fbtype_for, mailbox_address
 from gateway.ews.index import ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
@@ -476,11 +478,11 @@ class EwsBackend:
         # Exchange drops every exception of a series whose Recurrence is written, so it is only
         # written when the rule changed or an override must go (EWS cannot revert one occurrence);
         # the exceptions are then re-applied from the body.
-        kept = {_utc(o.original_start) for o in current.modified_occurrences or ()}
-        wanted = {_utc(o.recurrence_id) for o in resource.overrides}
+        kept = {to_utc(o.original_start) for o in current.modified_occurrences or ()}
+        wanted = {to_utc(o.recurrence_id) for o in resource.overrides}
         reset = resource.master.recurrence != current.recurrence or bool(kept - wanted)
         fields = [f for f in mapping.WRITE_FIELDS if reset or f != "recurrence"]
-        already_deleted = set() if reset else {_utc(d.start) for d in current.deleted_occurrences or ()}
+        already_deleted = set() if reset else {to_utc(d.start) for d in current.deleted_occurrences or ()}
         for field in fields:
             setattr(current, field, getattr(resource.master, field))
         send = SEND_ONLY_TO_ALL if self._invitations(cal, resource) != SEND_TO_NONE else SEND_TO_NONE
@@ -511,7 +513,7 @@ class EwsBackend:
             updates.append((occurrence, list(mapping.OCCURRENCE_FIELDS)))  # an override replaces the whole occurrence
         for exdate in resource.exdates:
             index = mapping.occurrence_index(master, exdate)
-            if index is not None and _utc(exdate) not in already_deleted:
+            if index is not None and to_utc(exdate) not in already_deleted:
                 deletions.append(OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index))
         account = cal.account
         if updates:
@@ -636,7 +638,7 @@ class EwsBackend:
                 continue  # a cancelled meeting stays in the attendee's calendar but is not busy (as in GetUserAvailability)
             fbtype = fbtype_for(item.legacy_free_busy_status, cal.record.working_elsewhere)
             if fbtype is not None:
-                periods.append(BusyPeriod(max(_utc(item.start), start), min(_utc(item.end), end), fbtype))
+                periods.append(BusyPeriod(max(to_utc(item.start), start), min(to_utc(item.end), end), fbtype))
         return periods
 
     async def free_busy(
@@ -652,8 +654,8 @@ class EwsBackend:
         if not records:
             return [FreeBusyResult(a, "3.8", message="No Exchange account is connected.") for a in attendees]
         own = {r.email.lower() for r in records}
-        others = list(dict.fromkeys(_address(a) for a in attendees if _address(a) not in own))
-        wants_own = any(_address(a) in own for a in attendees)
+        others = list(dict.fromkeys(mailbox_address(a) for a in attendees if mailbox_address(a) not in own))
+        wants_own = any(mailbox_address(a) in own for a in attendees)
         selected = await self._conflict_calendars(principal) if wants_own else []
         primaries = {c.record.account_id for c in selected if c.primary}
         results: dict[str, FreeBusyResult] = {}
@@ -671,7 +673,7 @@ class EwsBackend:
                     results[mailbox] = answer
         own_parts += [await self._sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
         mine = _merge_own(own_parts)
-        return [_answer_for(a, mine if _address(a) in own else results[_address(a)]) for a in attendees]
+        return [_answer_for(a, mine if mailbox_address(a) in own else results[mailbox_address(a)]) for a in attendees]
 
     async def _sub_calendar_busy(self, cal: _Calendar, start: datetime, end: datetime) -> FreeBusyResult:
         """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
@@ -719,9 +721,7 @@ def _answer_for(attendee: str, result: FreeBusyResult) -> FreeBusyResult:
     return FreeBusyResult(attendee, result.status, result.periods, result.message, result.no_data)
 
 
-def connection_info(record: Any) -> Any:
-    from gateway.ews.client import ConnectionInfo
-
+def connection_info(record: Any) -> ConnectionInfo:
     return ConnectionInfo(
         email=record.email,
         ews_url=record.ews_url,
@@ -830,21 +830,6 @@ def _raise_first_error(results: list[Any]) -> None:
     for result in results:
         if isinstance(result, Exception):
             raise ews_errors.translate(result)
-
-
-def _address(attendee: str) -> str:
-    value = attendee.strip()
-    if value.lower().startswith("mailto:"):
-        value = value[7:]
-    return value.lower()
-
-
-def _utc(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return datetime.fromtimestamp(value.timestamp(), UTC)  # also for EWSDateTime, which refuses stdlib zones
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
 def _ews_dt(value: datetime) -> EWSDateTime:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import errors as exl_errors
@@ -43,6 +43,7 @@ from exchangelib.properties import (
 from exchangelib.services import GetUserAvailability
 
 from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
+from gateway.common.timezones import to_utc
 from gateway.ews.errors import EwsError
 
 if TYPE_CHECKING:
@@ -67,17 +68,9 @@ _UTC_TIMEZONE = TimeZone(
 )
 
 
-def _utc(value: datetime) -> datetime:
-    """A plain aware-UTC datetime (exchangelib's EWSDateTime refuses stdlib tzinfo in astimezone)."""
-    if value.tzinfo is None:
-        return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
-    plain = datetime(*value.timetuple()[:6], value.microsecond) - (value.utcoffset() or timedelta(0))
-    return plain.replace(tzinfo=UTC)
-
-
 def windows(start: datetime, end: datetime, max_days: int = MAX_WINDOW_DAYS) -> list[tuple[datetime, datetime]]:
     """Split [start, end) into consecutive windows of at most ``max_days`` days."""
-    start, end = _utc(start), _utc(end)
+    start, end = to_utc(start), to_utc(end)
     if end <= start:
         raise ValueError("the free/busy end must be after its start")
     step = timedelta(days=max_days)
@@ -131,9 +124,10 @@ def status_for_error(error: BaseException) -> tuple[str, str]:
     return "5.1", f"Exchange could not provide free/busy information ({name})."
 
 
-def _address(attendee: str) -> str:
+def mailbox_address(attendee: str) -> str:
+    """The lower-case e-mail address of a calendar user given as ``mailto:`` URI or plain address."""
     value = attendee.strip()
-    return value[7:] if value.lower().startswith("mailto:") else value
+    return (value[7:] if value.lower().startswith("mailto:") else value).lower()
 
 
 class _Collected:
@@ -154,7 +148,7 @@ class _Collected:
             fbtype = fbtype_for(event.busy_type, working_elsewhere)
             if fbtype is None or event.start is None or event.end is None:
                 continue
-            period_start, period_end = max(_utc(event.start), start), min(_utc(event.end), end)
+            period_start, period_end = max(to_utc(event.start), start), min(to_utc(event.end), end)
             if period_start < period_end:
                 self.periods.append(BusyPeriod(period_start, period_end, fbtype))
 
@@ -206,7 +200,7 @@ async def availability(
     batch = min(batch, MAX_MAILBOXES)
     collected: dict[str, _Collected] = {}
     for attendee in attendees:
-        email = _address(attendee).lower()
+        email = mailbox_address(attendee)
         collected.setdefault(email, _Collected())
     valid = [email for email in collected if "@" in email]
     for email in collected.keys() - set(valid):
@@ -217,7 +211,7 @@ async def availability(
         for emails in batches(valid, batch)
     ]
     await asyncio.gather(*jobs)
-    return [collected[_address(attendee).lower()].result(attendee) for attendee in attendees]
+    return [collected[mailbox_address(attendee)].result(attendee) for attendee in attendees]
 
 
 async def _chunk(

@@ -38,6 +38,7 @@ from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
 from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vRecur
 
 from gateway.caldav.backend import InvalidCalendarData
+from gateway.common.timezones import to_utc
 from gateway.ews import recurrence_map
 from gateway.ews.ical_tz import UnknownTimezoneError, iana_name, resolve_tzid, vtimezone
 
@@ -183,11 +184,6 @@ def _zone_of(item: CalendarItem, field_name: str) -> tzinfo:
     return zone or EWSTimeZone("UTC")
 
 
-def _utc(value: datetime) -> datetime:
-    """A plain UTC datetime (EWSDateTime.astimezone accepts only EWSTimeZone)."""
-    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
-
-
 def _wall(value: datetime, zone: tzinfo) -> datetime:
     """Naive wall-clock time of an instant in ``zone``, computed with zoneinfo:
     EWSDateTime.astimezone loses the fold of the repeated hour when DST ends."""
@@ -209,7 +205,7 @@ class _Writer:
     def add_time(self, component, name: str, value: datetime, zone: tzinfo) -> None:
         """A DATE-TIME in UTC when Exchange has UTC, else local with TZID (RFC 5545 §3.3.5 forms 2/3)."""
         if _is_utc(zone):
-            component.add(name, _utc(value))
+            component.add(name, to_utc(value))
             return
         local = _wall(value, zone)
         component.add(name, local, parameters={"TZID": self.tzid(zone, local.year)})
@@ -304,11 +300,11 @@ def _add_text(event: Event, item: CalendarItem) -> None:
 
 def _add_stamps(event: Event, item: CalendarItem) -> None:
     modified = item.last_modified_time or item.datetime_created
-    event.add("DTSTAMP", _utc(modified or datetime.now(UTC)).replace(microsecond=0))
+    event.add("DTSTAMP", to_utc(modified or datetime.now(UTC)).replace(microsecond=0))
     if item.datetime_created:
-        event.add("CREATED", _utc(item.datetime_created).replace(microsecond=0))
+        event.add("CREATED", to_utc(item.datetime_created).replace(microsecond=0))
     if item.last_modified_time:
-        event.add("LAST-MODIFIED", _utc(item.last_modified_time).replace(microsecond=0))
+        event.add("LAST-MODIFIED", to_utc(item.last_modified_time).replace(microsecond=0))
     if item.appointment_sequence_number is not None:
         event.add("SEQUENCE", item.appointment_sequence_number)
 
@@ -336,7 +332,7 @@ def _add_recurrence(writer: _Writer, event: Event, master: CalendarItem) -> None
     start = _local_start(master)
     rule = recurrence_map.recurrence_to_rrule(master.recurrence, start)
     if "UNTIL" in rule and isinstance(start, datetime):
-        rule["UNTIL"] = [_utc(_aware(rule["UNTIL"][0], zone))]  # RFC 5545 §3.3.10: UTC
+        rule["UNTIL"] = [to_utc(_aware(rule["UNTIL"][0], zone))]  # RFC 5545 §3.3.10: UTC
     event.add("RRULE", vRecur(rule))
     deleted = [o.start for o in master.deleted_occurrences or () if o.start is not None]
     _add_occurrence_times(writer, event, "EXDATE", master, sorted(deleted))
@@ -358,7 +354,7 @@ def _add_occurrence_times(writer: _Writer, event: Event, name: str, master: Cale
         local = [_wall(v, zone) for v in values]
         event.add(name, local, parameters={"TZID": writer.tzid(zone, local[0].year)})
     elif name == "EXDATE":
-        event.add(name, [_utc(v) for v in values])
+        event.add(name, [to_utc(v) for v in values])
     else:
         writer.add_time(event, name, values[0], zone)
 
@@ -455,7 +451,7 @@ class _Reader:
             if tzid:  # wall-clock in the resolved zone, even if a custom VTIMEZONE's rules were sloppy
                 return value.replace(tzinfo=None), self.zone(str(tzid))
             if value.tzinfo is not None:
-                return _utc(value).replace(tzinfo=None), EWSTimeZone("UTC")
+                return to_utc(value).replace(tzinfo=None), EWSTimeZone("UTC")
             return value, self.default_zone  # floating: the calendar's zone
         if isinstance(value, date):
             return value, None
@@ -569,7 +565,7 @@ def _reminder_minutes(alarm: Alarm, event: Event, item: CalendarItem) -> int | N
     elif "RRULE" in event or item.is_all_day:
         return None  # an absolute trigger fires once: no reminder relative to every occurrence
     else:
-        lead = _as_dt(item.start, item) - _utc(value)
+        lead = _as_dt(item.start, item) - to_utc(value)
     if lead < timedelta(0):
         return None  # fires after the start: Exchange reminders cannot
     return int(lead.total_seconds() // 60)
@@ -577,9 +573,9 @@ def _reminder_minutes(alarm: Alarm, event: Event, item: CalendarItem) -> int | N
 
 def _as_dt(value, item: CalendarItem, end: bool = False) -> datetime:
     if isinstance(value, datetime):
-        return _utc(value)
+        return to_utc(value)
     day = value + timedelta(days=1) if end else value
-    return _utc(datetime.combine(day, time.min).replace(tzinfo=item._start_timezone))
+    return to_utc(datetime.combine(day, time.min).replace(tzinfo=item._start_timezone))
 
 
 def _alarm(event: Event, item: CalendarItem) -> None:
