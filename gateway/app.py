@@ -17,6 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
 from gateway.ews.index import ItemIndex
+from gateway.loop_monitor import LOOP_MONITOR_KEY, setup_loop_monitor
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
 from gateway.web.pages import setup_pages
@@ -96,12 +97,13 @@ def setup_dav(app: web.Application, services: Services) -> None:
     services.list_calendars = backend.calendars
     setup_caldav(app, backend, services.accounts)
     app[BACKEND_KEY] = backend
+    setup_loop_monitor(app)
     app.router.add_get("/metrics", metrics)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition: EWS requests per operation and their latency."""
-    body = request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+    """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag."""
+    body = request.app[EWS_CLIENT_KEY].metrics.render_prometheus() + request.app[LOOP_MONITOR_KEY].render_prometheus()
     return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
 

@@ -48,7 +48,9 @@ def soap_operation(body: bytes | str | None) -> str | None:
 
 
 @dataclass
-class _Histogram:
+class Histogram:
+    """Cumulative-bucket latency histogram (Prometheus semantics)."""
+
     buckets: tuple[float, ...]
     counts: list[int] = field(default_factory=list)
     total: float = 0.0
@@ -77,7 +79,7 @@ class EwsMetrics:
         self._lock = threading.Lock()
         self._requests: dict[str, int] = {}
         self._failures: dict[str, int] = {}
-        self._latency: dict[str, _Histogram] = {}
+        self._latency: dict[str, Histogram] = {}
 
     def observe(self, operation: str, seconds: float, *, failed: bool = False) -> None:
         """Record one SOAP request; ``failed`` when it got no answer or an HTTP error status."""
@@ -87,7 +89,7 @@ class EwsMetrics:
                 self._failures[operation] = self._failures.get(operation, 0) + 1
             histogram = self._latency.get(operation)
             if histogram is None:
-                histogram = self._latency[operation] = _Histogram(self._buckets)
+                histogram = self._latency[operation] = Histogram(self._buckets)
             histogram.observe(seconds)
 
     def requests(self) -> dict[str, int]:
@@ -118,18 +120,20 @@ class EwsMetrics:
                 "# TYPE gateway_ews_request_duration_seconds histogram",
             ]
             for op, histogram in sorted(self._latency.items()):
-                lines += _histogram_lines(_label(op), histogram)
+                lines += histogram_lines("gateway_ews_request_duration_seconds", f'operation="{_label(op)}"', histogram)
         return "\n".join(lines) + "\n"
 
 
-def _histogram_lines(op: str, histogram: _Histogram) -> list[str]:
-    name = "gateway_ews_request_duration_seconds"
+def histogram_lines(name: str, labels: str, histogram: Histogram) -> list[str]:
+    """``name``'s bucket, sum and count lines; ``labels`` is ``key="value"`` text or empty."""
+    prefix = f"{labels}," if labels else ""
+    suffix = f"{{{labels}}}" if labels else ""
     lines = []
     cumulative = 0
     for bound, count in zip(histogram.buckets, histogram.counts, strict=True):
         cumulative += count
-        lines.append(f'{name}_bucket{{operation="{op}",le="{bound:g}"}} {cumulative}')
-    lines.append(f'{name}_bucket{{operation="{op}",le="+Inf"}} {histogram.count}')
-    lines.append(f'{name}_sum{{operation="{op}"}} {histogram.total:.6f}')
-    lines.append(f'{name}_count{{operation="{op}"}} {histogram.count}')
+        lines.append(f'{name}_bucket{{{prefix}le="{bound:g}"}} {cumulative}')
+    lines.append(f'{name}_bucket{{{prefix}le="+Inf"}} {histogram.count}')
+    lines.append(f"{name}_sum{suffix} {histogram.total:.6f}")
+    lines.append(f"{name}_count{suffix} {histogram.count}")
     return lines
