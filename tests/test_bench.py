@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.bench import PROFILES, build_seed, month_of
 from gateway.benchmarks.report import Row, percentile
+from gateway.benchmarks.workloads import LoopLag
 from gateway.benchmarks.stack import BenchUser, Gateway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,11 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
         assert row["ratio"] > 0
         assert row["ews_calls"] >= 1 and row["floor_ews_calls"] >= 1, row  # counted by the emulator
     assert rows["1 month view, warm"]["ews_calls_by_operation"].get("FindItem") == 1
-    assert document["concurrency"]["requests"] > 0 and document["concurrency"]["errors"] == 0
+    concurrency = document["concurrency"]
+    assert concurrency["requests"] > 0 and concurrency["errors"] == 0
+    assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]
+    assert concurrency["loop_lag"]["samples"] > 0  # read from the gateway's /metrics over the window
+    assert "p99/p50" in done.stdout  # per-operation lines of the table
     assert document["memory"]["accounts"] == PROFILES["smoke"].memory_accounts
     assert document["memory"]["month_view_errors"] == 0 and document["memory"]["peak_rss_mb"] > 10
     assert [n for n, _ in document["memory"]["rss_mb_by_accounts"]][-1] == PROFILES["smoke"].memory_accounts
@@ -73,6 +78,15 @@ def test_seed_holds_three_mailbox_sets_with_the_same_event_density():
     assert set(seed["autodiscover"]) == set(domains)
     assert len(seed["mailboxes"][0]["calendars"][0]["events"]) == profile.events_per_mailbox
     assert PROFILES["full"].light_events == 164  # 2,000 events over 730 days = 164 over 60 days
+
+
+def test_loop_lag_window_counts_only_the_wake_ups_between_two_readings():
+    before = LoopLag({0.01: 5, 0.1: 5, float("inf"): 5}, 0.01, 5)
+    after = LoopLag({0.01: 9, 0.1: 10, float("inf"): 12}, 1.9, 12)
+    window = after - before
+    assert window.count == 7 and window.later_than(0.1) == 2 and window.later_than(0.01) == 3
+    assert window.worst_bucket_ms() == "> 100"
+    assert (LoopLag({0.01: 9, 0.1: 10, float("inf"): 10}, 0.5, 10) - before).worst_bucket_ms() == "<= 100"
 
 
 def test_month_of_spans_the_calendar_month_in_utc():

@@ -106,4 +106,7 @@ def table(document: dict[str, Any]) -> str:
     for key in ("concurrency", "memory", "cpu"):
         if key in document:
             lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in document[key].items() if k != "by_operation"))
+    for name, op in document.get("concurrency", {}).get("by_operation", {}).items():
+        lines.append(f"  {name:<18} {op['requests']:>5} requests, {op['errors']} errors, p50 {op['p50_ms']} ms, "
+                     f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}")
     return "\n".join(lines)
