@@ -221,17 +221,18 @@ def _view(ctx: OperationContext, mailbox: Mailbox, query: _Query) -> etree._Elem
 
 
 def _merged(events: list, query: _Query) -> str:
-    digits = []
-    slot = query.start
-    while slot < query.end:
-        slot_end = slot + query.interval
-        strongest = "Free"
-        for event in events:
-            if event.start < slot_end and event.end > slot and _STRENGTH.get(event.busy_type, 0) > _STRENGTH[strongest]:
-                strongest = event.busy_type
-        digits.append(MERGED_DIGITS[strongest])
-        slot = slot_end
-    return "".join(digits)
+    """One digit per interval from ``query.start``: the strongest status of the events touching it."""
+    slots = -(-(query.end - query.start) // query.interval)
+    strongest = ["Free"] * slots
+    for event in events:
+        strength = _STRENGTH.get(event.busy_type, 0)
+        # The intervals [slot, slot + interval) that overlap [event.start, event.end).
+        first = max(0, (event.start - query.start) // query.interval)
+        last = min(slots, -(-(event.end - query.start) // query.interval))
+        for slot in range(first, last):
+            if strength > _STRENGTH[strongest[slot]]:
+                strongest[slot] = event.busy_type
+    return "".join(MERGED_DIGITS[status] for status in strongest)
 
 
 def _calendar_event(event, zone: tzinfo, details: bool) -> etree._Element:
