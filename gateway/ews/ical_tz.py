@@ -187,6 +187,17 @@ def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
     return _vtimezone_component(_plain(zone), tzid, year)
 
 
+def vtimezone_text(zone: tzinfo, tzid: str, year: int) -> str:
+    """The text of :func:`vtimezone` (CRLF-terminated lines), cached per zone and year: what
+    ``mapping.to_ical`` pastes into every calendar object that uses the zone."""
+    return _vtimezone_str(_plain(zone), tzid, year)
+
+
+@lru_cache(maxsize=512)
+def _vtimezone_str(zone: tzinfo, tzid: str, year: int) -> str:
+    return _vtimezone_text(zone, tzid, year).decode("utf-8")
+
+
 @lru_cache(maxsize=512)
 def _vtimezone_component(zone: tzinfo, tzid: str, year: int) -> Timezone:
     return Timezone.from_ical(_vtimezone_text(zone, tzid, year))

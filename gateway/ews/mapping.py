@@ -35,12 +35,13 @@ from itertools import islice
 
 from exchangelib import CalendarItem, EWSDate, EWSDateTime, EWSTimeZone
 from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
-from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vRecur
+from icalendar import Alarm, Calendar, Event, vRecur
 
+from gateway.caldav import ical
 from gateway.caldav.backend import InvalidCalendarData
 from gateway.common.timezones import to_utc
 from gateway.ews import recurrence_map
-from gateway.ews.ical_tz import UnknownTimezoneError, iana_name, resolve_tzid, vtimezone
+from gateway.ews.ical_tz import UnknownTimezoneError, iana_name, resolve_tzid, vtimezone_text
 
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 VALID_DATA = f"{CALDAV}valid-calendar-data"
@@ -196,19 +197,47 @@ def _is_utc(zone: tzinfo) -> bool:
     return getattr(zone, "key", None) in _UTC_NAMES or getattr(zone, "ms_id", None) == "UTC"
 
 
+# Property order of icalendar's VEVENT (canonical ones first, the rest by name): unchanged output for clients.
+_EVENT_ORDER = {name: i for i, name in enumerate(
+    ("SUMMARY", "DTSTART", "DTEND", "DURATION", "DTSTAMP", "UID", "RECURRENCE-ID", "SEQUENCE", "RRULE", "RDATE",
+     "EXDATE"))}
+_DATE = (("VALUE", "DATE"),)
+
+
+class _Event:
+    """One VEVENT being written: (name, content line) pairs and its VALARM."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.alarm = ""
+
+    def add(self, name: str, value: str, params: ical.Params = ()) -> None:
+        """A property whose value is already in its value type's form (escaped, formatted)."""
+        self.lines.append((name, ical.line(name, value, params)))
+
+    def text(self, name: str, value: str, params: ical.Params = ()) -> None:
+        """A TEXT property (RFC 5545 §3.3.11 escaping)."""
+        self.add(name, ical.escape_text(value), params)
+
+    def render(self) -> str:
+        order = len(_EVENT_ORDER)
+        self.lines.sort(key=lambda pair: (_EVENT_ORDER.get(pair[0], order), pair[0]))  # stable: ATTENDEEs keep theirs
+        return ical.component("VEVENT", [*(text for _, text in self.lines), self.alarm])
+
+
 class _Writer:
-    """Builds one VCALENDAR, collecting the VTIMEZONEs its values need."""
+    """Writes one VCALENDAR as text, collecting the VTIMEZONEs its values need."""
 
     def __init__(self) -> None:
         self.zones: dict[str, tuple[tzinfo, int]] = {}
 
-    def add_time(self, component, name: str, value: datetime, zone: tzinfo) -> None:
+    def add_time(self, event: _Event, name: str, value: datetime, zone: tzinfo) -> None:
         """A DATE-TIME in UTC when Exchange has UTC, else local with TZID (RFC 5545 §3.3.5 forms 2/3)."""
         if _is_utc(zone):
-            component.add(name, to_utc(value))
+            event.add(name, ical.format_utc(to_utc(value)))
             return
         local = _wall(value, zone)
-        component.add(name, local, parameters={"TZID": self.tzid(zone, local.year)})
+        event.add(name, ical.format_local(local), (("TZID", self.tzid(zone, local.year)),))
 
     def tzid(self, zone: tzinfo, year: int) -> str:
         """The TZID for ``zone``; its VTIMEZONE will cover ``year`` on."""
@@ -217,8 +246,9 @@ class _Writer:
         self.zones[tzid] = (zone, min(year, known[1]) if known else year)
         return tzid
 
-    def timezones(self) -> list[Timezone]:
-        return [vtimezone(zone, tzid, year) for tzid, (zone, year) in sorted(self.zones.items())]
+    def timezones(self) -> list[str]:
+        """The VTIMEZONE texts (cached per zone and first year), sorted by TZID."""
+        return [vtimezone_text(zone, tzid, year) for tzid, (zone, year) in sorted(self.zones.items())]
 
 
 def _all_day_dates(item: CalendarItem) -> tuple[date, date]:
@@ -232,65 +262,63 @@ def _all_day_dates(item: CalendarItem) -> tuple[date, date]:
     return start, max(end, start) + timedelta(days=1)
 
 
-def _add_period(writer: _Writer, event: Event, item: CalendarItem) -> None:
+def _add_period(writer: _Writer, event: _Event, item: CalendarItem) -> None:
     if item.is_all_day:
         start, end = _all_day_dates(item)
-        event.add("DTSTART", start)
-        event.add("DTEND", end)
+        event.add("DTSTART", ical.format_date(start), _DATE)
+        event.add("DTEND", ical.format_date(end), _DATE)
         return
     writer.add_time(event, "DTSTART", item.start, _zone_of(item, "start"))
     writer.add_time(event, "DTEND", item.end, _zone_of(item, "end"))
 
 
-def _calendar_user(mailbox: Mailbox, params: dict[str, str]) -> vCalAddress:
-    address = vCalAddress(f"mailto:{mailbox.email_address}")
+def _add_calendar_user(event: _Event, name: str, mailbox: Mailbox, params: tuple[tuple[str, str], ...]) -> None:
+    """ORGANIZER/ATTENDEE (CAL-ADDRESS, RFC 5545 §3.3.3: a URI, not escaped) with CN when Exchange has a name."""
     if mailbox.name:
-        address.params["CN"] = mailbox.name
-    address.params.update(params)
-    return address
+        params = (("CN", mailbox.name), *params)
+    event.add(name, f"mailto:{mailbox.email_address}", params)
 
 
-def _add_people(event: Event, item: CalendarItem) -> None:
+def _add_people(event: _Event, item: CalendarItem) -> None:
     groups = (
-        (item.required_attendees, {"ROLE": "REQ-PARTICIPANT", "CUTYPE": "INDIVIDUAL"}),
-        (item.optional_attendees, {"ROLE": "OPT-PARTICIPANT", "CUTYPE": "INDIVIDUAL"}),
-        (item.resources, {"ROLE": "NON-PARTICIPANT", "CUTYPE": "RESOURCE"}),
+        (item.required_attendees, (("ROLE", "REQ-PARTICIPANT"), ("CUTYPE", "INDIVIDUAL"))),
+        (item.optional_attendees, (("ROLE", "OPT-PARTICIPANT"), ("CUTYPE", "INDIVIDUAL"))),
+        (item.resources, (("ROLE", "NON-PARTICIPANT"), ("CUTYPE", "RESOURCE"))),
     )
     attendees = [(a, params) for people, params in groups for a in people or () if a.mailbox.email_address]
     if not attendees:
         return  # RFC 5545 §3.8.4.3: ORGANIZER only in group-scheduled components
     if item.organizer is not None and item.organizer.email_address:
-        event.add("ORGANIZER", _calendar_user(item.organizer, {}))
+        _add_calendar_user(event, "ORGANIZER", item.organizer, ())
     for attendee, params in attendees:
         partstat = _RESPONSE_TO_PARTSTAT.get(attendee.response_type or "Unknown", "NEEDS-ACTION")
-        event.add("ATTENDEE", _calendar_user(attendee.mailbox, params | {"PARTSTAT": partstat}))
+        _add_calendar_user(event, "ATTENDEE", attendee.mailbox, (*params, ("PARTSTAT", partstat)))
 
 
-def _add_alarm(event: Event, item: CalendarItem) -> None:
+def _add_alarm(event: _Event, item: CalendarItem) -> None:
     if not item.reminder_is_set or item.reminder_minutes_before_start is None:
         return
-    alarm = Alarm()
-    alarm.add("ACTION", "DISPLAY")
-    alarm.add("DESCRIPTION", "Reminder")
-    alarm.add("TRIGGER", -timedelta(minutes=item.reminder_minutes_before_start))
-    event.add_component(alarm)
+    trigger = ical.format_duration(-timedelta(minutes=item.reminder_minutes_before_start))
+    lines = (ical.line("ACTION", "DISPLAY"), ical.line("DESCRIPTION", "Reminder"), ical.line("TRIGGER", trigger))
+    event.alarm = ical.component("VALARM", lines)
 
 
-def _add_text(event: Event, item: CalendarItem) -> None:
+def _add_text(event: _Event, item: CalendarItem) -> None:
     if item.subject:
-        event.add("SUMMARY", item.subject)
+        event.text("SUMMARY", item.subject)
     if item.body:
         if isinstance(item.body, HTMLBody):
-            event.add("DESCRIPTION", html_to_text(item.body))
+            event.text("DESCRIPTION", html_to_text(item.body))
             # Lets from_ical restore the HTML when a client sends DESCRIPTION back unchanged.
-            event.add("X-ALT-DESC", str(item.body), parameters={"FMTTYPE": "text/html"})
+            # An X- property is TEXT unless it says otherwise (RFC 5545 §3.8.8.2): escaped as such.
+            event.text("X-ALT-DESC", str(item.body), (("FMTTYPE", "text/html"),))
         else:
-            event.add("DESCRIPTION", str(item.body))
+            event.text("DESCRIPTION", str(item.body))
     if item.location:
-        event.add("LOCATION", item.location)
+        event.text("LOCATION", item.location)
     categories = [c for c in item.categories or () if c]
     if categories:
-        event.add("CATEGORIES", categories)
+        event.add("CATEGORIES", ",".join(ical.escape_text(c) for c in categories))
     event.add("CLASS", _CLASS_TO_ICAL.get(item.sensitivity or "Normal", "PUBLIC"))
     status = item.legacy_free_busy_status or "Busy"
     event.add("TRANSP", "TRANSPARENT" if status in _TRANSPARENT else "OPAQUE")
@@ -298,20 +326,20 @@ def _add_text(event: Event, item: CalendarItem) -> None:
         event.add("X-MICROSOFT-CDO-BUSYSTATUS", _BUSY_TO_ICAL[status])
 
 
-def _add_stamps(event: Event, item: CalendarItem) -> None:
+def _add_stamps(event: _Event, item: CalendarItem) -> None:
     modified = item.last_modified_time or item.datetime_created
-    event.add("DTSTAMP", to_utc(modified or datetime.now(UTC)).replace(microsecond=0))
+    event.add("DTSTAMP", ical.format_utc(to_utc(modified or datetime.now(UTC))))
     if item.datetime_created:
-        event.add("CREATED", to_utc(item.datetime_created).replace(microsecond=0))
+        event.add("CREATED", ical.format_utc(to_utc(item.datetime_created)))
     if item.last_modified_time:
-        event.add("LAST-MODIFIED", to_utc(item.last_modified_time).replace(microsecond=0))
+        event.add("LAST-MODIFIED", ical.format_utc(to_utc(item.last_modified_time)))
     if item.appointment_sequence_number is not None:
-        event.add("SEQUENCE", item.appointment_sequence_number)
+        event.add("SEQUENCE", str(int(item.appointment_sequence_number)))
 
 
-def _vevent(writer: _Writer, item: CalendarItem, uid: str) -> Event:
-    event = Event()
-    event.add("UID", uid)
+def _vevent(writer: _Writer, item: CalendarItem, uid: str) -> _Event:
+    event = _Event()
+    event.text("UID", uid)
     _add_stamps(event, item)
     _add_period(writer, event, item)
     _add_text(event, item)
@@ -327,13 +355,13 @@ def _local_start(item: CalendarItem) -> date | datetime:
     return _wall(item.start, _zone_of(item, "start"))
 
 
-def _add_recurrence(writer: _Writer, event: Event, master: CalendarItem) -> None:
+def _add_recurrence(writer: _Writer, event: _Event, master: CalendarItem) -> None:
     zone = _zone_of(master, "start")
     start = _local_start(master)
     rule = recurrence_map.recurrence_to_rrule(master.recurrence, start)
     if "UNTIL" in rule and isinstance(start, datetime):
         rule["UNTIL"] = [to_utc(_aware(rule["UNTIL"][0], zone))]  # RFC 5545 §3.3.10: UTC
-    event.add("RRULE", vRecur(rule))
+    event.add("RRULE", vRecur(rule).to_ical().decode("utf-8"))
     deleted = [o.start for o in master.deleted_occurrences or () if o.start is not None]
     _add_occurrence_times(writer, event, "EXDATE", master, sorted(deleted))
 
@@ -342,19 +370,21 @@ def _aware(local: datetime, zone: tzinfo) -> EWSDateTime:
     return EWSDateTime.from_datetime(local.replace(tzinfo=zone))
 
 
-def _add_occurrence_times(writer: _Writer, event: Event, name: str, master: CalendarItem, values: list) -> None:
+def _add_occurrence_times(writer: _Writer, event: _Event, name: str, master: CalendarItem, values: list) -> None:
     """EXDATE / RECURRENCE-ID in the master's zone: dates for an all-day series."""
     if not values:
         return
     zone = _zone_of(master, "start")
     if master.is_all_day:
         days = [_wall(v, zone).date() if isinstance(v, datetime) else v for v in values]
-        event.add(name, days if name == "EXDATE" else days[0])
+        shown = days if name == "EXDATE" else days[:1]
+        event.add(name, ",".join(ical.format_date(d) for d in shown), _DATE)
     elif name == "EXDATE" and not _is_utc(zone):
         local = [_wall(v, zone) for v in values]
-        event.add(name, local, parameters={"TZID": writer.tzid(zone, local[0].year)})
+        tzid = writer.tzid(zone, local[0].year)
+        event.add(name, ",".join(ical.format_local(v) for v in local), (("TZID", tzid),))
     elif name == "EXDATE":
-        event.add(name, [to_utc(v) for v in values])
+        event.add(name, ",".join(ical.format_utc(to_utc(v)) for v in values))
     else:
         writer.add_time(event, name, values[0], zone)
 
@@ -369,6 +399,8 @@ def to_ical(master: CalendarItem, exceptions: Sequence[CalendarItem] = ()) -> st
     ``master`` is a single item or a RecurringMaster (GetItem with :data:`READ_FIELDS`);
     ``exceptions`` are its Exception items (with ``original_start``). Deleted
     occurrences become EXDATE, exceptions RECURRENCE-ID VEVENTs (RFC 5545 §3.8.4.4).
+    The text is written directly (:mod:`gateway.caldav.ical`), not through icalendar objects:
+    this runs for every object of every month view.
     """
     writer = _Writer()
     uid = master.uid or ""
@@ -383,12 +415,8 @@ def to_ical(master: CalendarItem, exceptions: Sequence[CalendarItem] = ()) -> st
         event = _vevent(writer, exception, uid)
         _add_occurrence_times(writer, event, "RECURRENCE-ID", master, [original])
         events.append(event)
-    calendar = Calendar()
-    calendar.add("PRODID", PRODID)
-    calendar.add("VERSION", "2.0")
-    for component in writer.timezones() + events:
-        calendar.add_component(component)
-    return calendar.to_ical().decode("utf-8")
+    header = ical.line("VERSION", "2.0") + ical.line("PRODID", ical.escape_text(PRODID))
+    return ical.component("VCALENDAR", [header, *writer.timezones(), *(event.render() for event in events)])
 
 
 # ======================================================================================
@@ -615,8 +643,9 @@ def _body(event: Event) -> Body | None:
     description = _text(event, "DESCRIPTION")
     alt = event.get("X-ALT-DESC")
     is_html = alt is not None and not isinstance(alt, list) and str(alt.params.get("FMTTYPE", "")).lower() == "text/html"
-    if is_html and html_to_text(str(alt)) == (description or ""):
-        return HTMLBody(str(alt))  # the client kept our text rendering: keep Exchange's HTML
+    html = ical.unescape_text(str(alt)) if is_html else ""  # icalendar leaves X- values escaped
+    if is_html and html_to_text(html) == (description or ""):
+        return HTMLBody(html)  # the client kept our text rendering: keep Exchange's HTML
     return Body(description) if description else None
 
 
