@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from icalendar import Calendar, FreeBusy, vPeriod
 
+from . import ical
 from .backend import BusyPeriod, FreeBusyResult
 from .errors import DavError
 
@@ -71,38 +71,42 @@ def vfreebusy(
     no_data: bool = False,
     status: str | None = None,
 ) -> str:
-    """A VCALENDAR holding one VFREEBUSY; a no-data answer says so and is never 'free'."""
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    if method:
-        calendar.add("method", method)
-    fb = FreeBusy()
-    fb.add("uid", uid or str(uuid.uuid4()))
-    fb.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
-    fb.add("dtstart", start)
-    fb.add("dtend", end)
-    if organizer:
-        fb.add("organizer", organizer)
-    if attendee:
-        fb.add("attendee", attendee)
-    if status:
-        fb.add("request-status", status)
+    """A VCALENDAR holding one VFREEBUSY (RFC 5545 §3.6.4); a no-data answer says so and is never 'free'.
+
+    Written as text (one answer per attendee of a scheduling POST): DTSTART/DTEND and every
+    FREEBUSY period in UTC, periods clipped and coalesced, one FBTYPE per line, properties in
+    name order.
+    """
     if no_data:
-        fb.add("comment", NO_DATA_COMMENT)
         periods = [BusyPeriod(start, end, "BUSY-UNAVAILABLE")]
-    for p in coalesce(periods, start, end):
-        fb.add("freebusy", _period(p), encode=False)
-    calendar.add_component(fb)
-    return calendar.to_ical().decode("utf-8")
+    props: list[str] = []
+    if attendee:
+        props.append(ical.line("ATTENDEE", attendee))
+    if no_data:
+        props.append(ical.text_line("COMMENT", NO_DATA_COMMENT))
+    props.append(ical.line("DTEND", ical.format_utc(end)))
+    props.append(ical.line("DTSTAMP", ical.format_utc(datetime.now(UTC))))
+    props.append(ical.line("DTSTART", ical.format_utc(start)))
+    # VALUE=PERIOD is the default for FREEBUSY, and some clients choke on it spelled out.
+    props.extend(ical.line("FREEBUSY", ical.format_period(p.start, p.end), (("FBTYPE", p.fbtype),))
+                 for p in coalesce(periods, start, end))
+    if organizer:
+        props.append(ical.line("ORGANIZER", organizer))
+    if status:
+        props.append(ical.line("REQUEST-STATUS", _status_value(status)))
+    props.append(ical.text_line("UID", uid or str(uuid.uuid4())))
+    header = [ical.line("VERSION", "2.0"), ical.text_line("PRODID", PRODID)]
+    if method:
+        header.append(ical.text_line("METHOD", method))
+    return ical.component("VCALENDAR", [*header, ical.component("VFREEBUSY", props)])
 
 
-def _period(busy: BusyPeriod) -> vPeriod:
-    """A FREEBUSY value; VALUE=PERIOD is the default there, and some clients choke on it spelled out."""
-    period = vPeriod((busy.start, busy.end))
-    period.params.pop("VALUE", None)
-    period.params["FBTYPE"] = busy.fbtype
-    return period
+def _status_value(status: str) -> str:
+    """REQUEST-STATUS (RFC 5545 §3.8.8.3): ``statcode;statdesc[;extdata]``, the text parts escaped."""
+    code, _, rest = status.partition(";")
+    description, _, extra = rest.partition(";")
+    value = f"{code};{ical.escape_text(description)}"
+    return f"{value};{ical.escape_text(extra)}" if extra else value
 
 
 def parse_moment(value: str) -> datetime:
