@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import errors as exl_errors
@@ -58,6 +58,7 @@ _BUSY_TYPES: dict[str, FreeBusyType] = {"Busy": "BUSY", "Tentative": "BUSY-TENTA
 _WORKING_ELSEWHERE_CHOICES = ("FREE", "BUSY-TENTATIVE", "BUSY")
 _NOT_FOUND = (exl_errors.ErrorMailRecipientNotFound, exl_errors.ErrorNonExistentMailbox)
 _DENIED = (exl_errors.ErrorAccessDenied, exl_errors.ErrorNoFreeBusyAccess, exl_errors.ErrorProxyRequestNotAllowed)
+_ZERO = timedelta(0)
 NO_DATA_MESSAGE = "Exchange has no free/busy information for this calendar user; the time is not known to be free."
 
 # SerializableTimeZone for UTC: bias 0 and two no-op transitions (both required by the schema).
@@ -130,6 +131,15 @@ def mailbox_address(attendee: str) -> str:
     return (value[7:] if value.lower().startswith("mailto:") else value).lower()
 
 
+def _utc(value: datetime) -> datetime:
+    """``to_utc`` for the CalendarEvent times of an answer asked in UTC: those need no conversion,
+    only a stdlib UTC datetime (a few thousand per answer; comparisons with EWSDateTime are slow)."""
+    if value.utcoffset() == _ZERO:
+        return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                        value.microsecond, tzinfo=UTC)
+    return to_utc(value)
+
+
 class _Collected:
     """What the chunks found for one mailbox."""
 
@@ -148,7 +158,7 @@ class _Collected:
             fbtype = fbtype_for(event.busy_type, working_elsewhere)
             if fbtype is None or event.start is None or event.end is None:
                 continue
-            period_start, period_end = max(to_utc(event.start), start), min(to_utc(event.end), end)
+            period_start, period_end = max(_utc(event.start), start), min(_utc(event.end), end)
             if period_start < period_end:
                 self.periods.append(BusyPeriod(period_start, period_end, fbtype))
 

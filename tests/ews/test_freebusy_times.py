@@ -1,0 +1,38 @@
+"""CalendarEvent times of a GetUserAvailability answer become stdlib UTC periods, whatever zone they carry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from exchangelib import EWSDateTime, EWSTimeZone
+from exchangelib.ewsdatetime import UTC as EWS_UTC
+
+from gateway.caldav.backend import BusyPeriod
+from gateway.ews.freebusy import _Collected
+
+WINDOW = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC))
+
+
+def periods(*events: tuple[datetime, datetime]) -> list[BusyPeriod]:
+    view = SimpleNamespace(view_type="DetailedMerged", merged="",
+                           calendar_events=[SimpleNamespace(start=s, end=e, busy_type="Busy") for s, e in events])
+    collected = _Collected()
+    collected.add_view(view, *WINDOW, "FREE")
+    return collected.result("mailto:x@example.com").periods
+
+
+def test_utc_event_times_become_stdlib_utc() -> None:
+    (period,) = periods((EWSDateTime(2026, 1, 5, 9, 30, tzinfo=EWS_UTC), EWSDateTime(2026, 1, 5, 10, tzinfo=EWS_UTC)))
+    assert period == BusyPeriod(datetime(2026, 1, 5, 9, 30, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC), "BUSY")
+    assert period.start.tzinfo is UTC and period.end.tzinfo is UTC
+
+
+def test_zoned_event_times_are_converted_and_clipped() -> None:
+    berlin = EWSTimeZone("Europe/Berlin")
+    found = periods((EWSDateTime(2026, 1, 5, 0, 30, tzinfo=berlin), EWSDateTime(2026, 1, 5, 10, 15, tzinfo=berlin)),
+                    (datetime(2026, 1, 5, 23, tzinfo=UTC), datetime(2026, 1, 6, 2, tzinfo=UTC)))
+    assert found == [BusyPeriod(WINDOW[0], datetime(2026, 1, 5, 9, 15, tzinfo=UTC), "BUSY"),
+                     BusyPeriod(datetime(2026, 1, 5, 23, tzinfo=UTC), WINDOW[1], "BUSY")]
+    assert all(p.start.tzinfo is UTC and p.end.tzinfo is UTC for p in found)
+    assert periods((WINDOW[0] - timedelta(hours=2), WINDOW[0])) == []
