@@ -12,8 +12,10 @@ the rest of the gateway's own work there. These helpers write the same text:
 - DATE (§3.3.4), DATE-TIME (§3.3.5: local "floating or TZID" form, or UTC with ``Z``),
   DURATION (§3.3.6), PERIOD (§3.3.9) and UTC-OFFSET (§3.3.14) values.
 
-Property and parameter order follows what ``icalendar`` writes, so answers stay byte-for-byte
-what clients saw before.
+Property order, parameter order and quoting follow what ``icalendar`` writes, so the text clients
+get is the one they got when it was built with ``icalendar`` (checked byte for byte on the shared
+corpus and a benchmark month), except where that was wrong: an X- property holding line breaks
+(X-ALT-DESC) is escaped as TEXT, and a fold never splits an escape.
 """
 
 from __future__ import annotations
