@@ -53,6 +53,7 @@ def build_services(
         request_timeout_s=config.ews.request_timeout_seconds,
         max_workers=config.ews.max_workers,
         per_account_concurrency=config.ews.per_account_concurrency,
+        max_live_accounts=config.ews.max_live_accounts,
     )
     db = Database(config.storage.url())
     accounts = AccountService(
@@ -93,7 +94,13 @@ def create_app(
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
     index = ItemIndex(services.db.engine)
-    backend = EwsBackend(services.accounts, services.ews_client, index, default_timezone=services.config.ews.default_timezone)
+    backend = EwsBackend(
+        services.accounts,
+        services.ews_client,
+        index,
+        default_timezone=services.config.ews.default_timezone,
+        live_accounts=services.config.ews.max_live_accounts,
+    )
     services.list_calendars = backend.calendars
     setup_caldav(app, backend, services.accounts)
     app[BACKEND_KEY] = backend

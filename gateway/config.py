@@ -77,6 +77,8 @@ class EwsConfig:
     request_timeout_seconds: float = 60.0  # one EWS request, before it counts as failed
     max_workers: int = 32  # threads running exchangelib calls (the event loop never blocks on EWS)
     per_account_concurrency: int = 4  # EWS calls in flight per account (Exchange throttles per user)
+    # exchangelib accounts (each with an HTTP session pool) kept in memory, most recently used first
+    max_live_accounts: int = 300
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,18 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
         request_timeout_seconds=float(t.get("request_timeout_seconds", 60.0)),
         max_workers=int(t.get("max_workers", 32)),
         per_account_concurrency=int(t.get("per_account_concurrency", 4)),
+        max_live_accounts=_positive(t.get("max_live_accounts", 300), "max_live_accounts"),
     )
+
+
+def _positive(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"[ews] {name} must be a whole number of at least 1")
+    return number
 
 
 def _zone(name: str) -> str:

@@ -7,14 +7,17 @@ database and are opened only in :meth:`AccountService.credentials`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +28,8 @@ from gateway.accounts.passwords import (
     VerifiedCache,
     app_password_lookup,
     generate_app_password,
-    hash_password_async,
-    verify_password_async,
+    hash_password,
+    verify_password,
 )
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
@@ -35,6 +38,7 @@ from gateway.store.database import Database
 from gateway.store.schema import accounts, app_passwords, user_settings, users
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 WORKING_ELSEWHERE_CHOICES = ("FREE", "BUSY-TENTATIVE", "BUSY")
 INVITATION_CHOICES = ("auto", "never")
@@ -91,6 +95,14 @@ class AppPasswordRecord:
 
 
 @dataclass(frozen=True)
+class ConnectedAccount:
+    """An account with its decrypted credentials, as the EWS backend needs them for a request."""
+
+    record: AccountRecord
+    credentials: Credentials
+
+
+@dataclass(frozen=True)
 class UserSettings:
     conflict_calendar_ids: tuple[str, ...] | None = None  # None = each account's primary calendar
     add_events_calendar_id: str | None = None  # None = the first account's primary calendar
@@ -138,9 +150,11 @@ class AccountService:
         self.connector = connector
         self.verified = VerifiedCache(cache_seconds)
         self.throttle = throttle or LoginThrottle()
-        # user id -> (expiry, Principal): CalDAV asks for it on every request; forgotten when the
-        # user's accounts change (in this process; other replicas see a change within cache_seconds).
-        self._principals: dict[str, tuple[float, Principal]] = {}
+        # user id -> (expiry, Principal) and (expiry, accounts with decrypted credentials): CalDAV needs
+        # both on every request. Forgotten when the user's accounts change in this process (_forget);
+        # other replicas see a change within cache_seconds, as for the verified app passwords.
+        self._principals: _ExpiringCache[Principal] = _ExpiringCache(self.verified.ttl)
+        self._connected: _ExpiringCache[tuple[ConnectedAccount, ...]] = _ExpiringCache(self.verified.ttl)
 
     # --- users -------------------------------------------------------------------------
 
@@ -148,7 +162,7 @@ class AccountService:
         username = username.strip().lower()
         if not username or not set(username) <= _USERNAME_CHARS or len(username) > 200:
             raise AccountsError("a user name uses only letters, digits and . _ - @")
-        pw_hash = await hash_password_async(password) if password else None
+        pw_hash = await _hash(password) if password else None
         row = {
             "id": _new_id(),
             "username": username,
@@ -185,7 +199,7 @@ class AccountService:
         return _user(row) if row else None
 
     async def set_user_password(self, user_id: str, password: str) -> None:
-        pw_hash = await hash_password_async(password)
+        pw_hash = await _hash(password)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=pw_hash))
         if result.rowcount == 0:
@@ -193,7 +207,7 @@ class AccountService:
 
     async def delete_user(self, user_id: str) -> None:
         """Deletes the user with every account (and so every stored credential)."""
-        self._principals.pop(user_id, None)
+        self._forget(user_id)
         async with self.db.engine.begin() as conn:
             await conn.execute(delete(accounts).where(accounts.c.user_id == user_id))
             result = await conn.execute(delete(users).where(users.c.id == user_id))
@@ -208,7 +222,7 @@ class AccountService:
             row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
         # An unknown user costs the same hash as a known one: timing does not reveal names.
         stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
-        if await verify_password_async(password, stored) and stored is not DUMMY_HASH:
+        if await _verify(password, stored) and stored is not DUMMY_HASH:
             self.throttle.succeeded(f"web:{name}")
             return _user(row)
         await self.throttle.failed(f"web:{name}")
@@ -230,7 +244,7 @@ class AccountService:
             "user_id": user_id,
             "label": (label.strip() or "CalDAV client")[:200],
             "lookup": app_password_lookup(clear),
-            "password_hash": await hash_password_async(clear),
+            "password_hash": await _hash(clear),
             "created_at": _now(),
             "last_used_at": None,
         }
@@ -269,9 +283,9 @@ class AccountService:
                 )
             ).all()
         if not rows:
-            await verify_password_async(password, DUMMY_HASH)  # same cost as a known user
+            await _verify(password, DUMMY_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
-            if await verify_password_async(password, stored):
+            if await _verify(password, stored):
                 self.throttle.succeeded(f"dav:{name}")
                 self.verified.put(username, password, user_id, ap_id)
                 await self._touch_app_password(ap_id)
@@ -286,16 +300,24 @@ class AccountService:
             )
 
     async def principal(self, user_id: str) -> Principal:
-        now = time.monotonic()
         hit = self._principals.get(user_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         user = await self.get_user(user_id)
         emails = tuple(a.email for a in await self.list_accounts(user_id))
         found = Principal(user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails)
-        if self.verified.ttl > 0:
-            self._principals[user_id] = (now + self.verified.ttl, found)
+        self._principals.put(user_id, found)
         return found
+
+    def _forget(self, user_id: str | None) -> None:
+        """Drop what is cached about the user's accounts (None: every user's), so a change is seen at once."""
+        self._principals.forget(user_id)
+        self._connected.forget(user_id)
+
+    def forget_credentials(self, user_id: str) -> None:
+        """Exchange refused the cached credentials: the next request reads them from the database again
+        (another replica or the CLI may have stored a new password)."""
+        self._forget(user_id)
 
     # --- Exchange accounts -----------------------------------------------------------------
 
@@ -325,7 +347,7 @@ class AccountService:
         return await self._store_account(user_id, info, request.password)
 
     async def _store_account(self, user_id: str, info: ConnectionInfo, password: str) -> AccountRecord:
-        self._principals.pop(user_id, None)  # its address set changes
+        self._forget(user_id)  # its address set or its password changes
         fields = {
             "email": info.email,
             "ews_url": info.ews_url,
@@ -371,6 +393,26 @@ class AccountService:
         async with self.db.engine.connect() as conn:
             return [_account(r) for r in (await conn.execute(query)).mappings()]
 
+    async def connected_accounts(self, user_id: str, *, fresh: bool = False) -> list[ConnectedAccount]:
+        """The user's accounts in order, each with its credentials decrypted: what every CalDAV request
+        needs to reach Exchange. One database query and one AES-GCM opening per account, then cached for
+        ``cache_seconds`` and forgotten as soon as the user's accounts change in this process; ``fresh``
+        reads the database in any case (changes made by another process or replica).
+
+        Raises :class:`~gateway.accounts.vault.VaultError` when a stored secret cannot be opened.
+        """
+        hit = None if fresh else self._connected.get(user_id)
+        if hit is not None:
+            return list(hit)
+        self._connected.forget(user_id)
+        query = select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.position)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        found = tuple(ConnectedAccount(record, self._open(record, row["secret"])) for row in rows
+                      for record in (_account(row),))
+        self._connected.put(user_id, found)
+        return list(found)
+
     async def get_account(self, user_id: str, account_id: str) -> AccountRecord:
         query = select(accounts).where(accounts.c.id == account_id, accounts.c.user_id == user_id)
         async with self.db.engine.connect() as conn:
@@ -385,7 +427,7 @@ class AccountService:
             result = await conn.execute(
                 delete(accounts).where(accounts.c.id == account_id, accounts.c.user_id == user_id)
             )
-        self._principals.pop(user_id, None)
+        self._forget(user_id)
         if result.rowcount == 0:
             raise NotFoundError("no such account")
 
@@ -405,6 +447,7 @@ class AccountService:
         if values:
             async with self.db.engine.begin() as conn:
                 await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+            self._forget(user_id)  # the backend reads these options from the cached records
         return await self.get_account(user_id, account_id)
 
     async def credentials(self, account: AccountRecord) -> Credentials:
@@ -417,6 +460,9 @@ class AccountService:
             sealed = (await conn.execute(select(accounts.c.secret).where(accounts.c.id == account.account_id))).scalar()
         if sealed is None:
             raise NotFoundError("no such account")
+        return self._open(account, sealed)
+
+    def _open(self, account: AccountRecord, sealed: Any) -> Credentials:
         secret = self.vault.open(account.account_id, sealed)
         value = secret["access_token"] if secret.get("kind") == "oauth2" else secret["password"]
         return Credentials(username=account.username, password=value, auth_type=account.auth_type)
@@ -447,6 +493,7 @@ class AccountService:
                 resealed = self.vault.seal(account_id, self.vault.open(account_id, sealed))
                 await conn.execute(update(accounts).where(accounts.c.id == account_id).values(secret=resealed))
                 count += 1
+        self._forget(None)
         return count
 
     # --- per-user settings -----------------------------------------------------------------
@@ -477,6 +524,54 @@ class AccountService:
             if result.rowcount == 0:
                 await conn.execute(insert(user_settings).values(user_id=user_id, **values))
         return await self.settings(user_id)
+
+
+class _ExpiringCache(Generic[V]):
+    """user id -> value for ``ttl`` seconds (0: nothing is kept), at most ``size`` users (oldest dropped)."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, user_id: str) -> V | None:
+        hit = self._entries.get(user_id)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self._entries.pop(user_id, None)
+            return None
+        return hit[1]
+
+    def put(self, user_id: str, value: V) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[user_id] = (time.monotonic() + self.ttl, value)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget(self, user_id: str | None) -> None:
+        if user_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(user_id, None)
+
+
+# scrypt (N=2^14, r=8) needs a 16 MB buffer per hash. Run on asyncio's default executor, every one of its
+# threads would keep such a buffer in its own malloc arena after the first sign-ins (about 100 MB on a
+# 2-core machine); two dedicated threads bound that, and more would not hash faster on a few cores.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hash")
+
+
+async def _hash(password: str) -> str:
+    """``hash_password`` off the event loop, on the password-hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
+
+
+async def _verify(password: str, stored: str) -> bool:
+    """``verify_password`` off the event loop, on the password-hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, verify_password, password, stored)
 
 
 def effective_settings(settings: UserSettings, account_list: Sequence[AccountRecord]) -> UserSettings:

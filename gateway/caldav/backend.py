@@ -68,6 +68,9 @@ class ChangeSet:
     changed: list[CalendarObject] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # names of removed resources
     truncated: bool = False  # more changes remain: the client must ask again with sync_token
+    # The collection as seen by this change check (saves the protocol layer a second look-up), if the
+    # backend provides it.
+    calendar: CalendarInfo | None = None
 
 
 @dataclass(frozen=True)

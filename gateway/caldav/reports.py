@@ -202,8 +202,8 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     props = PropRequest.parse(root)
     token = (root.findtext(dav("sync-token")) or "").strip() or None
     limit = _limit(root)
-    info = await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
-    changes = await call.backend.changes(call.principal, info.calendar_id, token, limit)
+    changes = await call.backend.changes(call.principal, call.resource.calendar_id, token, limit)
+    info = changes.calendar or await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
     changed = changes.changed
     if changed and needs_data(props.names):
         loaded = await call.backend.get(call.principal, info.calendar_id, [o.name for o in changed])

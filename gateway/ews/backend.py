@@ -28,8 +28,10 @@ import hashlib
 import logging
 import re
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -38,7 +40,7 @@ from exchangelib import CalendarItem, ExtendedProperty
 from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Folder
+from exchangelib.folders import Calendar, Folder, Root
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
 from exchangelib.items import (
     ALWAYS_OVERWRITE,
@@ -79,12 +81,15 @@ from gateway.ews.index import ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The user a request works for, so an EWS authentication failure can drop their cached credentials.
+_requester: ContextVar[str | None] = ContextVar("ews_backend_requester", default=None)
 
 CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
 SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
 PRIMARY_SUFFIX = "calendar"
 GETITEM_BATCH = 100
 SYNC_PAGE = 512
+PROPERTY_CACHE_SECONDS = 60.0
 UNSYNCED = "unsynced"  # the epoch shown for a calendar whose index was never built
 APPLE_NS = "{http://apple.com/ns/ical/}"
 STORED_PROPERTIES = (f"{APPLE_NS}calendar-color", f"{APPLE_NS}calendar-order", f"{CALDAV_NS}calendar-description")
@@ -110,9 +115,13 @@ if "caldav_name" not in {f.name for f in CalendarItem.FIELDS}:
 class AccountDirectory(Protocol):
     """What the backend needs from ``gateway.accounts`` (see AccountService)."""
 
-    async def list_accounts(self, user_id: str) -> list[Any]: ...
+    async def connected_accounts(self, user_id: str, *, fresh: bool = False) -> list[Any]:
+        """The user's accounts in order, each with ``record`` and decrypted ``credentials`` (cached)."""
+        ...
 
-    async def credentials(self, account: Any) -> Any: ...
+    def forget_credentials(self, user_id: str) -> None:
+        """Exchange refused the credentials: read them afresh next time."""
+        ...
 
     async def settings(self, user_id: str) -> Any: ...
 
@@ -131,6 +140,27 @@ class _Calendar:
     @property
     def key(self) -> str:
         return f"{self.record.account_id}/{self.calendar_id}"
+
+
+@dataclass(frozen=True)
+class _FolderRef:
+    """A calendar folder of a mailbox as discovered (GetFolder + FindFolder), tied to no Account object,
+    so an Account re-created after the client's LRU dropped it needs no second discovery."""
+
+    calendar_id: str
+    folder_id: str
+    changekey: str | None
+    name: str
+    primary: bool
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """Folder objects bound to one exchangelib Account (building them costs ~0.2 ms, so they are kept)."""
+
+    account: Any
+    refs: tuple[_FolderRef, ...]
+    folders: tuple[Folder, ...]
 
 
 def derived_name(uid: str) -> str:
@@ -162,6 +192,13 @@ class _LRU(OrderedDict):
         super().__init__()
         self.size = size
 
+    def hit(self, key):
+        """The value for ``key`` (None if absent), now the most recently used."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
     def put(self, key, value) -> None:
         self[key] = value
         self.move_to_end(key)
@@ -181,15 +218,21 @@ class EwsBackend:
         default_timezone: str = "UTC",
         folder_cache_seconds: float = 3600.0,
         item_cache_size: int = 20_000,
+        live_accounts: int = 300,
     ) -> None:
         self._accounts = accounts
         self._client = client
         self._index = index
         self._default_tz = default_timezone
         self._folder_ttl = folder_cache_seconds
-        self._folders: dict[str, tuple[float, list[tuple[str, Folder, str, bool]]]] = {}
+        # account id -> (loaded at, its calendar folders): small, so many more than live accounts
+        self._folders: _LRU = _LRU(max(1000, 20 * live_accounts))
+        self._bound: _LRU = _LRU(live_accounts)  # account id -> _Bound
+        self._stored_properties: _LRU = _LRU(max(1000, 20 * live_accounts))  # account id -> (read at, values)
         self._items = _LRU(item_cache_size)  # (item_id, changekey) -> CalendarItem (exceptions)
-        self._refresh_locks: dict[str, asyncio.Lock] = {}
+        # one lock per calendar while it is being refreshed; gone when no request holds it
+        self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,28 +240,50 @@ class EwsBackend:
         """Run one blocking exchangelib call in the client's pool, translating errors."""
         try:
             return await self._client.run(account, operation, fn)
+        except ews_errors.EwsAuthError as exc:
+            user_id = _requester.get()
+            if user_id is not None:  # perhaps a password changed elsewhere: read it afresh next time
+                self._accounts.forget_credentials(user_id)
+            raise translate_error(exc) from exc
         except ews_errors.EwsError as exc:
             raise translate_error(exc) from exc
 
-    async def _exchange_account(self, record: Any) -> Any:
-        credentials = await self._accounts.credentials(record)
-        return self._client.account(connection_info(record), credentials)
+    def _exchange_account(self, entry: Any) -> Any:
+        """The exchangelib Account of a connected account (the client's LRU; no network traffic)."""
+        return self._client.account(connection_info(entry.record), entry.credentials)
 
-    async def _account_folders(self, record: Any, account: Any) -> list[tuple[str, Folder, str, bool]]:
-        """(calendar_id, folder, display name, primary) of one mailbox: GetFolder + FindFolder, cached.
+    async def _connected(self, principal: Principal, *, fresh: bool = False) -> list[Any]:
+        """The principal's connected accounts (records + credentials; cached by the AccountService)."""
+        _requester.set(principal.user_id)
+        return await self._accounts.connected_accounts(principal.user_id, fresh=fresh)
+
+    async def _folder_refs(self, record: Any, account: Any) -> tuple[_FolderRef, ...]:
+        """The calendar folders of one mailbox: GetFolder + FindFolder, cached for ``folder_cache_seconds``.
 
         A sub-calendar made with MKCALENDAR keeps the URL segment its client chose
         (an alias in the index); one made in Outlook gets a name derived from its folder id.
         """
-        cached = self._folders.get(record.account_id)
         loop = asyncio.get_running_loop()
+        cached = self._folders.hit(record.account_id)
         if cached and loop.time() - cached[0] < self._folder_ttl:
             return cached[1]
+        lock = self._discovery_locks.get(record.account_id)
+        if lock is None:
+            lock = self._discovery_locks[record.account_id] = asyncio.Lock()
+        async with lock:  # parallel first requests of a user discover each mailbox once
+            cached = self._folders.hit(record.account_id)
+            if cached and loop.time() - cached[0] < self._folder_ttl:
+                return cached[1]
+            return await self._discover(record, account)
+
+    async def _discover(self, record: Any, account: Any) -> tuple[_FolderRef, ...]:
+        loop = asyncio.get_running_loop()
         aliases = await self._index.aliases(record.account_id)
 
-        def load() -> list[tuple[str, Folder, str, bool]]:
+        def load() -> list[tuple[_FolderRef, Folder]]:
             primary = account.calendar
-            found = [(f"{record.account_id}-{PRIMARY_SUFFIX}", primary, primary.name or "Calendar", True)]
+            cid = f"{record.account_id}-{PRIMARY_SUFFIX}"
+            found = [(_FolderRef(cid, primary.id, primary.changekey, primary.name or "Calendar", True), primary)]
             children = FolderCollection(account=account, folders=[primary]).find_folders(
                 additional_fields={FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")}
             )
@@ -226,36 +291,56 @@ class EwsBackend:
                 if isinstance(child, Exception) or (child.folder_class or "IPF.Appointment") != "IPF.Appointment":
                     continue
                 cid = aliases.get(child.id) or f"{record.account_id}-{sub_calendar_suffix(child.id)}"
-                found.append((cid, child, child.name or "Calendar", False))
+                found.append((_FolderRef(cid, child.id, child.changekey, child.name or "Calendar", False), child))
             return found
 
-        folders = await self._ews(account, "FindFolder", load)
-        self._folders[record.account_id] = (loop.time(), folders)
-        return folders
+        loaded = await self._ews(account, "FindFolder", load)
+        refs = tuple(ref for ref, _ in loaded)
+        self._folders.put(record.account_id, (loop.time(), refs))
+        self._bound.put(record.account_id, _Bound(account, refs, tuple(folder for _, folder in loaded)))
+        return refs
+
+    async def _account_calendars(self, entry: Any) -> list[_Calendar]:
+        """One connected account's calendars, with folder objects bound to its current Account."""
+        record = entry.record
+        account = self._exchange_account(entry)
+        refs = await self._folder_refs(record, account)
+        bound = self._bound.get(record.account_id)
+        if bound is None or bound.account is not account or bound.refs is not refs:
+            bound = _Bound(account, refs, tuple(_bind(account, ref) for ref in refs))
+        self._bound.put(record.account_id, bound)
+        return [_Calendar(r.calendar_id, record, account, f, r.name, r.primary) for r, f in zip(refs, bound.folders, strict=True)]
 
     async def _calendars_of(self, principal: Principal) -> list[_Calendar]:
         result = []
-        for record in await self._accounts.list_accounts(principal.user_id):
-            account = await self._exchange_account(record)
-            for cid, folder, name, primary in await self._account_folders(record, account):
-                result.append(_Calendar(cid, record, account, folder, name, primary))
+        for entry in await self._connected(principal):
+            result += await self._account_calendars(entry)
         return result
 
+    def _forget_folders(self, records: Sequence[Any]) -> None:
+        for record in records:
+            self._folders.pop(record.account_id, None)
+
     async def _resolve(self, principal: Principal, calendar_id: str) -> _Calendar:
-        """The principal's calendar with this id (only their own accounts are searched)."""
+        """The principal's calendar with this id (only their own accounts are searched, in order, and
+        only until it is found)."""
+        entries = await self._connected(principal)
         for refreshed in (False, True):
             if refreshed:  # a sub-calendar made in Outlook meanwhile
-                self._folders.clear()
-            for cal in await self._calendars_of(principal):
-                if cal.calendar_id == calendar_id:
-                    return cal
+                self._forget_folders([entry.record for entry in entries])
+            for entry in entries:
+                for cal in await self._account_calendars(entry):
+                    if cal.calendar_id == calendar_id:
+                        return cal
         raise NotFound("No such calendar.")
 
     # ------------------------------------------------------------- change tracking
 
     async def _refresh(self, cal: _Calendar) -> tuple[str, int]:
         """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
-        lock = self._refresh_locks.setdefault(cal.key, asyncio.Lock())
+        lock = self._refresh_locks.get(cal.key)
+        if lock is None:
+            lock = self._refresh_locks[cal.key] = asyncio.Lock()
         async with lock:
             state = await self._index.state(cal.key)
             epoch = state.epoch if state else uuid.uuid4().hex
@@ -276,8 +361,29 @@ class EwsBackend:
             seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
             return epoch, seq
 
+    async def _properties(self, account_id: str) -> dict[str, dict[str, str]]:
+        """The collection properties clients set on the account's calendars (colour, order, description).
+
+        Read on every PROPFIND of a calendar but written rarely, so kept for PROPERTY_CACHE_SECONDS:
+        a change made through this process shows at once, one made through another replica within that time.
+        """
+        loop = asyncio.get_running_loop()
+        cached = self._stored_properties.hit(account_id)
+        if cached and loop.time() - cached[0] < PROPERTY_CACHE_SECONDS:
+            return cached[1]
+        found = await self._index.properties(account_id)
+        self._stored_properties.put(account_id, (loop.time(), found))
+        return found
+
+    async def _set_properties(self, account_id: str, calendar_id: str, values: dict[str, str | None]) -> None:
+        self._stored_properties.pop(account_id, None)
+        try:
+            await self._index.set_properties(account_id, calendar_id, values)
+        finally:
+            self._stored_properties.pop(account_id, None)  # a read meanwhile may have cached the old values
+
     async def _described(self, cal: _Calendar, epoch: str, seq: int) -> CalendarInfo:
-        stored = (await self._index.properties(cal.record.account_id)).get(cal.calendar_id, {})
+        stored = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {})
         order = stored.get(f"{APPLE_NS}calendar-order", "0" if cal.primary else "1")
         return CalendarInfo(
             calendar_id=cal.calendar_id,
@@ -294,9 +400,10 @@ class EwsBackend:
     # ------------------------------------------------------------------ Backend API
 
     async def calendars(self, principal: Principal) -> list[CalendarInfo]:
-        """The home listing: folders are listed afresh (FindFolder), so Outlook's new calendars appear."""
-        for record in await self._accounts.list_accounts(principal.user_id):
-            self._folders.pop(record.account_id, None)
+        """The home listing: accounts are read from the database and folders listed afresh (FindFolder),
+        so changes made elsewhere (another replica, Outlook's new calendars) appear."""
+        entries = await self._connected(principal, fresh=True)
+        self._forget_folders([entry.record for entry in entries])
         infos = []
         for cal in await self._calendars_of(principal):
             epoch, seq = await self._refresh(cal)
@@ -322,9 +429,10 @@ class EwsBackend:
     async def changes(
         self, principal: Principal, calendar_id: str, sync_token_value: str | None, limit: int | None
     ) -> ChangeSet:
-        """RFC 6578 §3: one SyncFolderItems, then the index answers."""
+        """RFC 6578 §3: one SyncFolderItems, then the index answers; the calendar is described as well."""
         cal = await self._resolve(principal, calendar_id)
         epoch, seq = await self._refresh(cal)
+        info = await self._described(cal, epoch, seq)
         since = 0
         if sync_token_value:
             token_epoch, since = parse_sync_token(sync_token_value)
@@ -340,6 +448,7 @@ class EwsBackend:
             changed=[CalendarObject(r.name, r.changekey) for r in rows if not r.deleted],
             deleted=[r.name for r in rows if r.deleted],
             truncated=truncated,
+            calendar=info,
         )
 
     async def query(
@@ -569,11 +678,11 @@ class EwsBackend:
         self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
     ) -> CalendarInfo:
         """MKCALENDAR / extended MKCOL → CreateFolder under the first account's Calendar."""
-        records = await self._accounts.list_accounts(principal.user_id)
-        if not records:
+        entries = await self._connected(principal)
+        if not entries:
             raise Forbidden("Connect an Exchange account before creating calendars.")
-        record = records[0]
-        account = await self._exchange_account(record)
+        record = entries[0].record
+        account = self._exchange_account(entries[0])
 
         def create() -> Folder:
             folder = Folder(parent=account.calendar, name=display_name or calendar_id, folder_class="IPF.Appointment")
@@ -584,7 +693,7 @@ class EwsBackend:
         await self._index.add_alias(record.account_id, calendar_id, folder.id)
         stored = {k: v for k, v in properties.items() if k in STORED_PROPERTIES}
         if stored:
-            await self._index.set_properties(record.account_id, calendar_id, stored)
+            await self._set_properties(record.account_id, calendar_id, stored)
         self._folders.pop(record.account_id, None)
         cal = _Calendar(calendar_id, record, account, folder, folder.name, False)
         epoch, seq = await self._refresh(cal)
@@ -603,7 +712,7 @@ class EwsBackend:
             self._folders.pop(cal.record.account_id, None)
         stored = {k: v for k, v in properties.items() if k in STORED_PROPERTIES}
         if stored:
-            await self._index.set_properties(cal.record.account_id, calendar_id, stored)
+            await self._set_properties(cal.record.account_id, calendar_id, stored)
 
     async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
         cal = await self._resolve(principal, calendar_id)
@@ -613,7 +722,7 @@ class EwsBackend:
         self._folders.pop(cal.record.account_id, None)
         await self._index.forget_calendar(cal.key)
         await self._index.drop_alias(cal.record.account_id, calendar_id)
-        await self._index.set_properties(cal.record.account_id, calendar_id, dict.fromkeys(STORED_PROPERTIES))
+        await self._set_properties(cal.record.account_id, calendar_id, dict.fromkeys(STORED_PROPERTIES))
 
     # ------------------------------------------------------------------- free/busy
 
@@ -650,7 +759,8 @@ class EwsBackend:
         merged free/busy of the calendars selected for conflict checking (primaries in the same
         GetUserAvailability, sub-calendars by a FindItem CalendarView each).
         """
-        records = await self._accounts.list_accounts(principal.user_id)
+        entries = await self._connected(principal)
+        records = [entry.record for entry in entries]
         if not records:
             return [FreeBusyResult(a, "3.8", message="No Exchange account is connected.") for a in attendees]
         own = {r.email.lower() for r in records}
@@ -660,11 +770,11 @@ class EwsBackend:
         primaries = {c.record.account_id for c in selected if c.primary}
         results: dict[str, FreeBusyResult] = {}
         own_parts: list[FreeBusyResult] = []
-        for position, record in enumerate(records):
+        for position, (entry, record) in enumerate(zip(entries, records, strict=True)):
             mailboxes = (others if position == 0 else []) + ([record.email.lower()] if record.account_id in primaries else [])
             if not mailboxes:
                 continue
-            account = await self._exchange_account(record)
+            account = self._exchange_account(entry)
             answers = await self._availability(account, mailboxes, start, end, record.working_elsewhere)
             for mailbox, answer in zip(mailboxes, answers, strict=True):
                 if record.account_id in primaries and mailbox == record.email.lower():
@@ -754,6 +864,12 @@ def translate_error(exc: Exception) -> Exception:
     if isinstance(exc, ews_errors.EwsUnavailable):
         return BackendUnavailable(message, retry_after=int(getattr(exc, "retry_after", 30) or 30))
     return BackendUnavailable(f"Exchange could not be reached or failed: {message}")
+
+
+def _bind(account: Any, ref: _FolderRef) -> Folder:
+    """A folder object for ``account`` from what discovery stored (no network traffic). Its root is the
+    mailbox's distinguished root, which EWS addresses by name, so no GetFolder is needed."""
+    return Calendar(root=Root(account=account), id=ref.folder_id, changekey=ref.changekey, name=ref.name)
 
 
 def _sync_folder(folder: Folder, sync_state: str | None) -> tuple[str, list[ItemChange]]:

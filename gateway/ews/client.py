@@ -22,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import logging
 import math
 import os
 import re
 import socket
 import time
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -40,6 +43,7 @@ import dns.exception
 import dns.resolver
 import requests
 import requests.adapters
+import urllib3
 from exchangelib import DELEGATE, Account, Configuration, FailFast
 from exchangelib import Credentials as ExlCredentials
 from exchangelib import errors as exl_errors
@@ -75,6 +79,7 @@ CONNECT_ERROR_CODES = frozenset(
         "invalid_input",
     }
 )
+DEFAULT_LIVE_ACCOUNTS = 300  # exchangelib Accounts (each with an HTTP session pool) kept per process
 MINIMUM_MAJOR_VERSION = 15  # Exchange 2013 is 15.0
 MAX_AUTODISCOVER_HOPS = 10  # redirects (address or URL) before giving up, as exchangelib does
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
@@ -82,6 +87,7 @@ _SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 _T_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_POOL_HAS_WATCHER = "background_watch_delay" in inspect.signature(urllib3.HTTPConnectionPool.__init__).parameters
 # A per-process key, so credential fingerprints (cache keys) can't be brute-forced offline.
 _FINGERPRINT_KEY = os.urandom(32)
 
@@ -158,6 +164,15 @@ class _MeteredAdapter(requests.adapters.HTTPAdapter):
 
     metrics: EwsMetrics | None = None
     ca_file: str | None = None
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        """urllib3-future (a drop-in urllib3 some installations carry) starts a thread per connection pool
+        to watch idle connections; every exchangelib session has its own pool, so that is a thread per
+        account. EWS speaks HTTP/1.1, where a dropped keep-alive connection is noticed when it is reused,
+        so the watcher is switched off where the pool supports the switch."""
+        if _POOL_HAS_WATCHER:
+            pool_kwargs.setdefault("background_watch_delay", None)
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
              verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
@@ -408,6 +423,7 @@ class EwsClient:
         autodiscover_endpoints: Mapping[str, str] | None = None,
         ca_file: str | None = None,
         metrics: EwsMetrics | None = None,
+        max_live_accounts: int = DEFAULT_LIVE_ACCOUNTS,
     ) -> None:
         if per_account_concurrency < 1 or max_workers < 1:
             raise ValueError("max_workers and per_account_concurrency must be at least 1")
@@ -418,10 +434,18 @@ class EwsClient:
         self._timeout = request_timeout_s
         self._ad_endpoints = {k.lower(): v for k, v in (autodiscover_endpoints or {}).items()}
         self._classes = _protocol_classes(self.metrics, ca_file, request_timeout_s)
+        if max_live_accounts < 1:
+            raise ValueError("max_live_accounts must be at least 1")
+        self._max_accounts = max_live_accounts
         self._lock = Lock()  # guards the caches below (account() may run in worker threads)
+        # The most recently used accounts (LRU, at most max_live_accounts); a protocol (HTTP session
+        # pool) lives while a cached account uses it. Gates are kept for recent accounts and, through
+        # weak references, for as long as a call holds one.
+        self._accounts: OrderedDict[tuple[str, ...], Account] = OrderedDict()
         self._protocols: dict[tuple[str, ...], Protocol] = {}
-        self._accounts: dict[tuple[str, ...], Account] = {}
-        self._gates: dict[tuple[str, str], _AccountGate] = {}
+        self._protocol_users: Counter[tuple[str, ...]] = Counter()
+        self._gates: weakref.WeakValueDictionary[tuple[str, str], _AccountGate] = weakref.WeakValueDictionary()
+        self._recent_gates: OrderedDict[tuple[str, str], _AccountGate] = OrderedDict()
 
     # --- connect ---------------------------------------------------------------------------
 
@@ -521,8 +545,19 @@ class EwsClient:
         return version
 
     def _verify_calendar(self, info: ConnectionInfo, credentials: Credentials) -> None:
-        """``GetFolder`` of the distinguished calendar: the mailbox exists and this login may open it."""
-        account = self.account(info, credentials)
+        """``GetFolder`` of the distinguished calendar: the mailbox exists and this login may open it.
+
+        The Account and its HTTP session are thrown away afterwards: most connected accounts make no
+        CalDAV request soon, and :meth:`account` re-creates one from the stored connection without any
+        network traffic when one does.
+        """
+        protocol = self._classes.ews(config=self._config(info, credentials))
+        try:
+            self._verify_folder(_new_account(info, protocol), info)
+        finally:
+            protocol.close()
+
+    def _verify_folder(self, account: Account, info: ConnectionInfo) -> None:
         try:
             Calendar.get_distinguished(root=account.root)
         except exl_errors.UnauthorizedError:
@@ -641,30 +676,54 @@ class EwsClient:
         """An exchangelib Account for a stored connection, without network traffic.
 
         Version and auth type come from ``info``, so the first real call is the only call. Cached
-        per (EWS URL, username, auth type, credential fingerprint) and mailbox; accounts with the same
-        login share one protocol (HTTP session pool).
+        per (EWS URL, username, auth type, credential fingerprint) and mailbox, for the
+        ``max_live_accounts`` most recently used; accounts with the same login share one protocol
+        (HTTP session pool). A changed password gives another key, hence a new Account at once.
         """
         key = (info.ews_url, info.username.lower(), info.auth_type, credentials.fingerprint())
+        full = (*key, info.email.lower())
         with self._lock:
-            account = self._accounts.get((*key, info.email.lower()))
+            account = self._accounts.get(full)
             if account is not None:
+                self._accounts.move_to_end(full)
                 return account
             protocol = self._protocols.get(key)
             if protocol is None:
                 protocol = self._protocols[key] = self._classes.ews(config=self._config(info, credentials))
-            account = Account(
-                primary_smtp_address=info.email,
-                config=protocol.config,
-                autodiscover=False,
-                access_type=DELEGATE,
-                default_timezone=EWS_UTC,
-            )
-            # Account() registered a stock exchangelib Protocol in the global cache; use ours instead.
-            with suppress(KeyError):
-                del Protocol[protocol.config]
-            account.protocol = protocol
-            self._accounts[(*key, info.email.lower())] = account
-            return account
+            account = self._accounts[full] = _new_account(info, protocol)
+            self._protocol_users[key] += 1
+            retired = self._evict()
+        for old in retired:
+            old.close()
+        return account
+
+    def _evict(self) -> list[Protocol]:
+        """Drop the least recently used accounts beyond the limit (lock held); returns the protocols
+        no cached account uses any more, to be closed.
+
+        ``Protocol.close`` closes the idle sessions of the pool only: a session a running call holds
+        goes back to the retired pool when the call ends, and is closed when that protocol is garbage
+        collected (``BaseProtocol.__del__``), so a call never loses its connection.
+        """
+        retired = []
+        while len(self._accounts) > self._max_accounts:
+            full, _ = self._accounts.popitem(last=False)
+            key = full[:4]
+            self._protocol_users[key] -= 1
+            if self._protocol_users[key] <= 0:
+                del self._protocol_users[key]
+                retired.append(self._protocols.pop(key))
+        return retired
+
+    def live_accounts(self) -> int:
+        """How many exchangelib Accounts are cached (at most ``max_live_accounts``)."""
+        with self._lock:
+            return len(self._accounts)
+
+    def live_protocols(self) -> int:
+        """How many protocols (HTTP session pools) are open."""
+        with self._lock:
+            return len(self._protocols)
 
     def _config(self, info: ConnectionInfo, credentials: Credentials) -> Configuration:
         build = Build(*(int(part) for part in info.build.split(".")))
@@ -724,10 +783,16 @@ class EwsClient:
             ) from None
 
     def _gate(self, account: Account) -> _AccountGate:
+        """The account's concurrency limit and back-off. A gate in use is always found again (weakly
+        referenced while a call holds it); an idle one is kept for the most recently used accounts."""
         key = (account.protocol.service_endpoint, account.primary_smtp_address.lower())
         gate = self._gates.get(key)
         if gate is None:
             gate = self._gates[key] = _AccountGate(self._per_account)
+        self._recent_gates[key] = gate
+        self._recent_gates.move_to_end(key)
+        while len(self._recent_gates) > self._max_accounts:
+            self._recent_gates.popitem(last=False)
         return gate
 
     async def close(self) -> None:
@@ -735,10 +800,27 @@ class EwsClient:
         with self._lock:
             protocols = list(self._protocols.values())
             self._protocols.clear()
+            self._protocol_users.clear()
             self._accounts.clear()
         for protocol in protocols:
             protocol.close()
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+
+def _new_account(info: ConnectionInfo, protocol: Protocol) -> Account:
+    """An exchangelib Account on the given protocol; no network traffic (version and auth are known)."""
+    account = Account(
+        primary_smtp_address=info.email,
+        config=protocol.config,
+        autodiscover=False,
+        access_type=DELEGATE,
+        default_timezone=EWS_UTC,
+    )
+    # Account() registered a stock exchangelib Protocol in the global cache; use ours instead.
+    with suppress(KeyError):
+        del Protocol[protocol.config]
+    account.protocol = protocol
+    return account
 
 
 def _connection_broke(exc: exl_errors.ErrorServerBusy) -> bool:
