@@ -257,24 +257,31 @@ class EwsBackend:
         _requester.set(principal.user_id)
         return await self._accounts.connected_accounts(principal.user_id, fresh=fresh)
 
-    async def _folder_refs(self, record: Any, account: Any) -> tuple[_FolderRef, ...]:
+    def _cached_refs(self, record: Any) -> tuple[_FolderRef, ...] | None:
+        loop = asyncio.get_running_loop()
+        cached = self._folders.hit(record.account_id)
+        if cached and loop.time() - cached[0] < self._folder_ttl:
+            return cached[1]
+        return None
+
+    async def _folder_refs(self, entry: Any) -> tuple[_FolderRef, ...]:
         """The calendar folders of one mailbox: GetFolder + FindFolder, cached for ``folder_cache_seconds``.
 
         A sub-calendar made with MKCALENDAR keeps the URL segment its client chose
         (an alias in the index); one made in Outlook gets a name derived from its folder id.
         """
-        loop = asyncio.get_running_loop()
-        cached = self._folders.hit(record.account_id)
-        if cached and loop.time() - cached[0] < self._folder_ttl:
-            return cached[1]
+        record = entry.record
+        refs = self._cached_refs(record)
+        if refs is not None:
+            return refs
         lock = self._discovery_locks.get(record.account_id)
         if lock is None:
             lock = self._discovery_locks[record.account_id] = asyncio.Lock()
         async with lock:  # parallel first requests of a user discover each mailbox once
-            cached = self._folders.hit(record.account_id)
-            if cached and loop.time() - cached[0] < self._folder_ttl:
-                return cached[1]
-            return await self._discover(record, account)
+            refs = self._cached_refs(record)
+            if refs is not None:
+                return refs
+            return await self._discover(record, self._exchange_account(entry))
 
     async def _discover(self, record: Any, account: Any) -> tuple[_FolderRef, ...]:
         loop = asyncio.get_running_loop()
@@ -302,14 +309,20 @@ class EwsBackend:
 
     async def _account_calendars(self, entry: Any) -> list[_Calendar]:
         """One connected account's calendars, with folder objects bound to its current Account."""
+        refs = await self._folder_refs(entry)
+        return [self._calendar(entry, refs, position) for position in range(len(refs))]
+
+    def _calendar(self, entry: Any, refs: tuple[_FolderRef, ...], position: int) -> _Calendar:
+        """The calendar ``refs[position]`` of a connected account, its folder bound to the current Account
+        (the client's LRU may have re-created the Account since the folders were discovered)."""
         record = entry.record
         account = self._exchange_account(entry)
-        refs = await self._folder_refs(record, account)
-        bound = self._bound.get(record.account_id)
+        bound = self._bound.hit(record.account_id)
         if bound is None or bound.account is not account or bound.refs is not refs:
             bound = _Bound(account, refs, tuple(_bind(account, ref) for ref in refs))
-        self._bound.put(record.account_id, bound)
-        return [_Calendar(r.calendar_id, record, account, f, r.name, r.primary) for r, f in zip(refs, bound.folders, strict=True)]
+            self._bound.put(record.account_id, bound)
+        ref = refs[position]
+        return _Calendar(ref.calendar_id, record, account, bound.folders[position], ref.name, ref.primary)
 
     async def _calendars_of(self, principal: Principal) -> list[_Calendar]:
         result = []
@@ -323,15 +336,16 @@ class EwsBackend:
 
     async def _resolve(self, principal: Principal, calendar_id: str) -> _Calendar:
         """The principal's calendar with this id (only their own accounts are searched, in order, and
-        only until it is found)."""
+        only until it is found; an exchangelib Account is needed only for the one that holds it)."""
         entries = await self._connected(principal)
         for refreshed in (False, True):
             if refreshed:  # a sub-calendar made in Outlook meanwhile
                 self._forget_folders([entry.record for entry in entries])
             for entry in entries:
-                for cal in await self._account_calendars(entry):
-                    if cal.calendar_id == calendar_id:
-                        return cal
+                refs = await self._folder_refs(entry)
+                for position, ref in enumerate(refs):
+                    if ref.calendar_id == calendar_id:
+                        return self._calendar(entry, refs, position)
         raise NotFound("No such calendar.")
 
     # ------------------------------------------------------------- change tracking
