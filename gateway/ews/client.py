@@ -155,7 +155,29 @@ class ConnectError(Exception):
 # --- exchangelib plumbing ----------------------------------------------------------------------
 
 
-class _MeteredAdapter(requests.adapters.HTTPAdapter):
+READ_CHUNK_BYTES = 64 * 1024
+
+
+class ChunkedReadAdapter(requests.adapters.HTTPAdapter):
+    """Makes ``Response.iter_content()`` without a size read 64 KiB at a time.
+
+    exchangelib parses every EWS answer from ``response.iter_content()``, whose default chunk size in
+    ``requests`` is one byte: a 200 KB GetItem answer became 200,000 generator steps, a third of the
+    gateway's CPU in a month view. Callers that pass a size keep it.
+    """
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        by_byte = response.iter_content
+
+        def iter_content(chunk_size: int | None = READ_CHUNK_BYTES, decode_unicode: bool = False) -> Any:
+            return by_byte(chunk_size, decode_unicode)
+
+        response.iter_content = iter_content  # type: ignore[method-assign]
+        return response
+
+
+class _MeteredAdapter(ChunkedReadAdapter):
     """HTTP adapter for the gateway's protocols: organisation CA bundle and request metering.
 
     Per-client subclasses set ``metrics`` and ``ca_file``; exchangelib instantiates the adapter
