@@ -504,11 +504,11 @@ class EwsBackend:
         return await self._fetch_by_names(cal, names)
 
     async def _fetch_by_names(self, cal: _Calendar, names: Sequence[str]) -> dict[str, CalendarObject | None]:
-        located = {name: await self._index.by_name(cal.key, name) for name in names}
-        if any(v is None for v in located.values()):
+        located = await self._index.by_names(cal.key, names)
+        if any(name not in located for name in names):
             await self._refresh(cal)
-            located = {name: await self._index.by_name(cal.key, name) for name in names}
-        ids = [ItemId(v.item_id) for v in located.values() if v is not None]
+            located = await self._index.by_names(cal.key, names)
+        ids = [ItemId(located[name].item_id) for name in dict.fromkeys(names) if name in located]
         rendered = {o.name: o for o in await self._render(cal, ids, [])}
         return {name: rendered.get(name) for name in names}
 
@@ -556,11 +556,10 @@ class EwsBackend:
     ) -> PutResult:
         cal = await self._resolve(principal, calendar_id)
         resource = mapping.from_ical(ical, default_tz=self._default_tz)
-        existing = await self._index.by_name(cal.key, name)
+        existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
         if existing is None:
             await self._refresh(cal)  # also makes a retried PUT find the item it created
-            existing = await self._index.by_name(cal.key, name)
-        holder = await self._index.by_uid(cal.key, resource.uid)
+            existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
         if holder is not None and (existing is None or holder.item_id != existing.item_id):
             raise UidConflict(
                 f"The UID {resource.uid!r} is already used by another resource in this calendar.", holder.name
