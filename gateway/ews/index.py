@@ -19,6 +19,23 @@ from gateway.store.schema import calendar_alias, calendar_property, calendar_sta
 
 NAMES_PER_QUERY = 500  # bound parameters per IN list (SQLite allows 999 in old builds)
 
+# The read statements of every request, built once: building a SQLAlchemy expression and its cache key
+# costs more Python time than SQLite takes to answer these indexed look-ups.
+_KEY = sa.bindparam("key")
+_LIVE = (indexed_item.c.calendar_key == _KEY) & indexed_item.c.deleted.is_(False)
+_STATE = sa.select(calendar_state).where(calendar_state.c.calendar_key == _KEY)
+_CHANGED = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.seq > sa.bindparam("since"))
+_ITEMS = sa.select(indexed_item).where(_CHANGED & indexed_item.c.deleted.is_(False)).order_by(indexed_item.c.seq)
+_ITEMS_AND_DELETIONS = sa.select(indexed_item).where(_CHANGED).order_by(indexed_item.c.seq)
+_BY_NAMES = sa.select(indexed_item).where(_LIVE & indexed_item.c.name.in_(sa.bindparam("names", expanding=True)))
+_BY_NAME_OR_UID = sa.select(indexed_item).where(
+    _LIVE & ((indexed_item.c.name == sa.bindparam("name")) | (indexed_item.c.uid == sa.bindparam("uid")))
+)
+_BY_NAME = sa.select(indexed_item).where(_LIVE & (indexed_item.c.name == sa.bindparam("value")))
+_BY_UID = sa.select(indexed_item).where(_LIVE & (indexed_item.c.uid == sa.bindparam("value")))
+_ALIASES = sa.select(calendar_alias).where(calendar_alias.c.account_id == sa.bindparam("account"))
+_PROPERTIES = sa.select(calendar_property).where(calendar_property.c.account_id == sa.bindparam("account"))
+
 
 @dataclass(frozen=True)
 class IndexedItem:
@@ -55,9 +72,7 @@ class ItemIndex:
 
     async def state(self, calendar_key: str) -> CalendarState | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(calendar_state).where(calendar_state.c.calendar_key == calendar_key))
-            ).first()
+            row = (await conn.execute(_STATE, {"key": calendar_key})).first()
         return CalendarState(row.sync_state, row.seq, row.epoch) if row else None
 
     async def apply(self, calendar_key: str, new_sync_state: str, changes: list[ItemChange], epoch: str) -> int:
@@ -111,20 +126,16 @@ class ItemIndex:
 
     async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
         """Items changed after ``since_seq``, in change order."""
-        query = sa.select(indexed_item).where(
-            (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.seq > since_seq)
-        )
-        if not include_deleted:
-            query = query.where(indexed_item.c.deleted.is_(False))
+        query = _ITEMS_AND_DELETIONS if include_deleted else _ITEMS
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(indexed_item.c.seq))).all()
-        return [IndexedItem(r.item_id, r.name, r.uid, r.changekey, r.seq, r.deleted) for r in rows]
+            rows = (await conn.execute(query, {"key": calendar_key, "since": since_seq})).all()
+        return [_item(r) for r in rows]
 
     async def by_name(self, calendar_key: str, name: str) -> IndexedItem | None:
-        return await self._one(calendar_key, indexed_item.c.name == name)
+        return await self._one(_BY_NAME, calendar_key, name)
 
     async def by_uid(self, calendar_key: str, uid: str) -> IndexedItem | None:
-        return await self._one(calendar_key, indexed_item.c.uid == uid)
+        return await self._one(_BY_UID, calendar_key, uid)
 
     async def by_names(self, calendar_key: str, names: Sequence[str]) -> dict[str, IndexedItem]:
         """The live items with these names, in one query per NAMES_PER_QUERY names (a multiget of
@@ -134,12 +145,7 @@ class ItemIndex:
         async with self._engine.connect() as conn:
             for first in range(0, len(unique), NAMES_PER_QUERY):
                 chunk = unique[first : first + NAMES_PER_QUERY]
-                query = sa.select(indexed_item).where(
-                    (indexed_item.c.calendar_key == calendar_key)
-                    & indexed_item.c.name.in_(chunk)
-                    & indexed_item.c.deleted.is_(False)
-                )
-                for r in (await conn.execute(query)).all():
+                for r in (await conn.execute(_BY_NAMES, {"key": calendar_key, "names": chunk})).all():
                     found[r.name] = _item(r)
         return found
 
@@ -147,25 +153,17 @@ class ItemIndex:
         self, calendar_key: str, name: str, uid: str
     ) -> tuple[IndexedItem | None, IndexedItem | None]:
         """(the live item named ``name``, the live item with ``uid``) in one query: what a PUT checks."""
-        query = sa.select(indexed_item).where(
-            (indexed_item.c.calendar_key == calendar_key)
-            & ((indexed_item.c.name == name) | (indexed_item.c.uid == uid))
-            & indexed_item.c.deleted.is_(False)
-        )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_BY_NAME_OR_UID, {"key": calendar_key, "name": name, "uid": uid})).all()
         named = next((_item(r) for r in rows if r.name == name), None)
         if named is not None and named.uid == uid:
             return named, named
         return named, next((_item(r) for r in rows if r.uid == uid), None)
 
-    async def _one(self, calendar_key: str, condition) -> IndexedItem | None:
-        query = sa.select(indexed_item).where(
-            (indexed_item.c.calendar_key == calendar_key) & condition & indexed_item.c.deleted.is_(False)
-        )
+    async def _one(self, query: sa.Select, calendar_key: str, value: str) -> IndexedItem | None:
         async with self._engine.connect() as conn:
-            r = (await conn.execute(query)).first()
-        return IndexedItem(r.item_id, r.name, r.uid, r.changekey, r.seq, r.deleted) if r else None
+            r = (await conn.execute(query, {"key": calendar_key, "value": value})).first()
+        return _item(r) if r else None
 
     async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -175,9 +173,8 @@ class ItemIndex:
 
     async def aliases(self, account_id: str) -> dict[str, str]:
         """folder id → the calendar id a client chose for it."""
-        query = sa.select(calendar_alias).where(calendar_alias.c.account_id == account_id)
         async with self._engine.connect() as conn:
-            return {r.folder_id: r.calendar_id for r in (await conn.execute(query)).all()}
+            return {r.folder_id: r.calendar_id for r in (await conn.execute(_ALIASES, {"account": account_id})).all()}
 
     async def drop_alias(self, account_id: str, calendar_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -189,10 +186,9 @@ class ItemIndex:
 
     async def properties(self, account_id: str) -> dict[str, dict[str, str]]:
         """calendar id → {property Clark name: value}."""
-        query = sa.select(calendar_property).where(calendar_property.c.account_id == account_id)
         found: dict[str, dict[str, str]] = {}
         async with self._engine.connect() as conn:
-            for r in (await conn.execute(query)).all():
+            for r in (await conn.execute(_PROPERTIES, {"account": account_id})).all():
                 found.setdefault(r.calendar_id, {})[r.name] = r.value
         return found
 
