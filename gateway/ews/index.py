@@ -33,6 +33,16 @@ _BY_NAME_OR_UID = sa.select(indexed_item).where(
 )
 _BY_NAME = sa.select(indexed_item).where(_LIVE & (indexed_item.c.name == sa.bindparam("value")))
 _BY_UID = sa.select(indexed_item).where(_LIVE & (indexed_item.c.uid == sa.bindparam("value")))
+_THIS_ITEM = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.item_id == sa.bindparam("iid"))
+_MARK_DELETED = indexed_item.update().where(_THIS_ITEM).values(deleted=True, seq=sa.bindparam("s"))
+_DROP_ITEM = indexed_item.delete().where(_THIS_ITEM)
+_INSERT_ITEM = indexed_item.insert()
+_NEW_STATE = calendar_state.insert()
+_SET_STATE = (
+    calendar_state.update()
+    .where(calendar_state.c.calendar_key == _KEY)
+    .values(sync_state=sa.bindparam("new_state"), seq=sa.bindparam("new_seq"))
+)
 _ALIASES = sa.select(calendar_alias).where(calendar_alias.c.account_id == sa.bindparam("account"))
 _PROPERTIES = sa.select(calendar_property).where(calendar_property.c.account_id == sa.bindparam("account"))
 
@@ -82,19 +92,17 @@ class ItemIndex:
         long write transaction would keep other calendars' syncs waiting on SQLite's lock.
         """
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(sa.select(calendar_state).where(calendar_state.c.calendar_key == calendar_key))
-            ).first()
+            row = (await conn.execute(_STATE, {"key": calendar_key})).first()
             seq = row.seq if row else 0
             if row is None:
                 await conn.execute(
-                    calendar_state.insert().values(calendar_key=calendar_key, sync_state=None, seq=0, epoch=epoch)
+                    _NEW_STATE, {"calendar_key": calendar_key, "sync_state": None, "seq": 0, "epoch": epoch}
                 )
             upserts, deletions = [], []
             for change in changes:
                 seq += 1
                 if change.name is None:
-                    deletions.append({"iid": change.item_id, "s": seq})
+                    deletions.append({"key": calendar_key, "iid": change.item_id, "s": seq})
                 else:
                     upserts.append(
                         {
@@ -107,21 +115,14 @@ class ItemIndex:
                             "deleted": False,
                         }
                     )
-            this_item = (indexed_item.c.calendar_key == calendar_key) & (indexed_item.c.item_id == sa.bindparam("iid"))
             if deletions:
-                await conn.execute(
-                    indexed_item.update().where(this_item).values(deleted=True, seq=sa.bindparam("s")), deletions
-                )
+                await conn.execute(_MARK_DELETED, deletions)
             if upserts:
                 # an item changed twice in one answer keeps its last state
                 latest = {u["item_id"]: u for u in upserts}
-                await conn.execute(indexed_item.delete().where(this_item), [{"iid": i} for i in latest])
-                await conn.execute(indexed_item.insert(), list(latest.values()))
-            await conn.execute(
-                calendar_state.update()
-                .where(calendar_state.c.calendar_key == calendar_key)
-                .values(sync_state=new_sync_state, seq=seq)
-            )
+                await conn.execute(_DROP_ITEM, [{"key": calendar_key, "iid": i} for i in latest])
+                await conn.execute(_INSERT_ITEM, list(latest.values()))
+            await conn.execute(_SET_STATE, {"key": calendar_key, "new_state": new_sync_state, "new_seq": seq})
         return seq
 
     async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
