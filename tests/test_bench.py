@@ -10,8 +10,8 @@ from pathlib import Path
 
 from gateway.bench import PROFILES, build_seed, month_of
 from gateway.benchmarks.report import Row, percentile
-from gateway.benchmarks.workloads import LoopLag
 from gateway.benchmarks.stack import BenchUser, Gateway
+from gateway.benchmarks.workloads import LoopLag
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {

@@ -224,7 +224,9 @@ def demo_seed(today: date) -> dict[str, Any]:
         {"name": "Calendar", "primary": True, "events": _personal_events(today, "alice") + _meetings(today)},
         {"name": "Projects", "events": [
             {"subject": "Milestone: beta", "date": 6, "all_day": True, "free_busy": "Free"},
-            {"subject": "Sprint planning", "date": 2, "time": "13:00", "duration": 90,
+            # Starts on a Wednesday within the week: a fortnightly series starting on another weekday
+            # would first occur in its third week, outside the 14 days the demo covers.
+            {"subject": "Sprint planning", "date": _next_weekday(today, 2, 1), "time": "13:00", "duration": 90,
              "recurrence": {"pattern": "Weekly", "interval": 2, "days_of_week": ["Wednesday"], "count": 10}},
         ]},
     ])
