@@ -75,7 +75,7 @@ from gateway.caldav.backend import (
 from gateway.common.timezones import to_utc
 from gateway.ews import errors as ews_errors
 from gateway.ews import mapping
-from gateway.ews.client import ConnectionInfo
+from gateway.ews.client import ConnectionInfo, distinguished_calendar
 from gateway.ews.freebusy import availability, coalesce, fbtype_for, mailbox_address
 from gateway.ews.index import ItemChange, ItemIndex
 
@@ -288,7 +288,7 @@ class EwsBackend:
         aliases = await self._index.aliases(record.account_id)
 
         def load() -> list[tuple[_FolderRef, Folder]]:
-            primary = account.calendar
+            primary = distinguished_calendar(account)
             cid = f"{record.account_id}-{PRIMARY_SUFFIX}"
             found = [(_FolderRef(cid, primary.id, primary.changekey, primary.name or "Calendar", True), primary)]
             children = FolderCollection(account=account, folders=[primary]).find_folders(
@@ -518,7 +518,7 @@ class EwsBackend:
             return []
         fields = [*mapping.READ_FIELDS, "caldav_name"]
         batch = ids + known_exceptions
-        fetched = await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, batch, fields))
+        fetched = await self._ews(cal.account, "GetItem", lambda: _fetch(cal.folder, batch, fields))
         for item in fetched[len(ids) :]:
             if item is not None:
                 self._items.put((item.id, item.changekey), item)
@@ -529,7 +529,7 @@ class EwsBackend:
                 if (occ.id, occ.changekey) not in self._items:
                     missing.append(ItemId(occ.id, occ.changekey))
         if missing:
-            for item in await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, missing, fields)):
+            for item in await self._ews(cal.account, "GetItem", lambda: _fetch(cal.folder, missing, fields)):
                 if item is not None:
                     self._items.put((item.id, item.changekey), item)
         objects = []
@@ -592,7 +592,7 @@ class EwsBackend:
 
     async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> None:
         fields = [*mapping.READ_FIELDS, "caldav_name"]
-        current = (await self._ews(cal.account, "GetItem", lambda: _fetch(cal.account, [ItemId(item_id)], fields)))[0]
+        current = (await self._ews(cal.account, "GetItem", lambda: _fetch(cal.folder, [ItemId(item_id)], fields)))[0]
         if current is None:
             raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
         if if_match and if_match != current.changekey:
@@ -668,7 +668,7 @@ class EwsBackend:
                 await self._ews(
                     account,
                     "GetItem",
-                    lambda: _fetch(account, [ItemId(entry.item_id)], ["changekey", "organizer", "is_meeting"]),
+                    lambda: _fetch(cal.folder, [ItemId(entry.item_id)], ["changekey", "organizer", "is_meeting"]),
                 )
             )[0]
             if current is None:
@@ -698,7 +698,7 @@ class EwsBackend:
         account = self._exchange_account(entries[0])
 
         def create() -> Folder:
-            folder = Folder(parent=account.calendar, name=display_name or calendar_id, folder_class="IPF.Appointment")
+            folder = Folder(parent=distinguished_calendar(account), name=display_name or calendar_id, folder_class="IPF.Appointment")
             folder.save()
             return folder
 
@@ -938,10 +938,13 @@ def _calendar_view(account: Any, folder: Folder, start: datetime, end: datetime)
     return [i for i in items if not isinstance(i, Exception)]
 
 
-def _fetch(account: Any, ids: list[Any], fields: list[str]) -> list[Any]:
-    """Batched GetItem (≤ 100 ids a request); None where Exchange has no such item."""
+def _fetch(folder: Folder, ids: list[Any], fields: list[str]) -> list[Any]:
+    """Batched GetItem (≤ 100 ids a request) of items of ``folder``'s account; None where Exchange has no such item.
+
+    The folder only validates ``fields``: without one exchangelib would first fetch the root folder.
+    """
     result = []
-    for item in account.fetch(ids=ids, only_fields=fields, chunk_size=GETITEM_BATCH):
+    for item in folder.account.fetch(ids=ids, folder=folder, only_fields=fields, chunk_size=GETITEM_BATCH):
         result.append(None if isinstance(item, Exception) else item)
     return result
 

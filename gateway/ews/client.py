@@ -50,7 +50,8 @@ from exchangelib import errors as exl_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.credentials import BaseCredentials, OAuth2AuthorizationCodeCredentials
 from exchangelib.ewsdatetime import UTC as EWS_UTC
-from exchangelib.folders import Calendar
+from exchangelib.folders import Calendar, Root
+from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.protocol import CachingProtocol, Protocol
 from exchangelib.transport import BASIC, NTLM, OAUTH2
 from exchangelib.version import Build, Version
@@ -581,7 +582,7 @@ class EwsClient:
 
     def _verify_folder(self, account: Account, info: ConnectionInfo) -> None:
         try:
-            Calendar.get_distinguished(root=account.root)
+            distinguished_calendar(account)
         except exl_errors.UnauthorizedError:
             raise auth_failed_error(info.username) from None
         except (exl_errors.ErrorNonExistentMailbox, exl_errors.ErrorMailRecipientNotFound):
@@ -827,6 +828,17 @@ class EwsClient:
         for protocol in protocols:
             protocol.close()
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+
+def distinguished_calendar(account: Account) -> Calendar:
+    """The mailbox's default calendar in one ``GetFolder``.
+
+    exchangelib's ``account.calendar`` first fetches the root folder (a second GetFolder); a root
+    known only by its distinguished id is enough for addressing the calendar.
+    """
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(account=account, _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox))
+    return Calendar.get_distinguished(root=root)
 
 
 def _new_account(info: ConnectionInfo, protocol: Protocol) -> Account:

@@ -125,6 +125,15 @@ def test_a_month_query_costs_a_finditem_and_one_getitem(stack):
     assert sum(used.values()) <= 2, used
 
 
+def test_discovering_a_mailboxs_calendars_costs_one_getfolder_and_one_findfolder(stack):
+    """The default calendar is fetched by its distinguished id, not after a GetFolder of the root."""
+    stack.restart()  # no exchangelib Account and no folder known in this process yet
+    before = stack.ews_calls()
+    assert dav_client(stack).principal().calendars()
+    used = delta(before, stack.ews_calls())
+    assert used.get("GetFolder") == 1 and used.get("FindFolder") == 1, used
+
+
 def test_multiget_costs_one_getitem_per_hundred_objects(stack):
     calendar = dav_client(stack).principal().calendars()[0]
     hrefs = [o.url for o in calendar.objects_by_sync_token(load_objects=False)]
