@@ -27,20 +27,18 @@ from exchangelib.items import ALWAYS_OVERWRITE, ID_ONLY, SEND_TO_NONE, SHALLOW
 from exchangelib.properties import (
     CalendarView,
     DaylightTime,
-    FreeBusyViewOptions,
     ItemId,
-    MailboxData,
     RecurringMasterItemId,
     StandardTime,
-    TimeWindow,
     TimeZone,
 )
 from exchangelib.protocol import BaseProtocol
-from exchangelib.services import FindItem, GetUserAvailability
+from exchangelib.services import FindItem
 from exchangelib.version import Build, Version
 
 import gateway.ews.backend  # noqa: F401  (registers the caldav_name extended property the gateway reads)
 from gateway.ews.client import ChunkedReadAdapter
+from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
 
 # The floor reads EWS answers as the gateway does (stock exchangelib reads them a byte at a time), so the
@@ -149,18 +147,8 @@ class DirectMailbox:
         list(self.account.bulk_delete([ItemId(current.id)], send_meeting_cancellations=SEND_TO_NONE))
 
     def availability(self, emails: list[str], start: datetime, end: datetime) -> int:
-        """One GetUserAvailability (DetailedMerged, UTC), as the gateway asks it; returns the views."""
-        service = GetUserAvailability(protocol=self.account.protocol, chunk_size=100)
-        views = service.call(
-            tzinfo=EWS_UTC,
-            mailbox_data=[MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails],
-            timezone=_UTC_ZONE,
-            free_busy_view_options=FreeBusyViewOptions(
-                time_window=TimeWindow(start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end)),
-                merged_free_busy_interval=30, requested_view="DetailedMerged",
-            ),
-        )
-        return len(list(views))
+        """One GetUserAvailability (DetailedMerged, UTC), asked and read as the gateway does; returns the views."""
+        return len(request_availability(self.account, emails, start, end))
 
     def touch(self, subject: str) -> None:
         """A change made "in Outlook": the subject of one single (non-recurring) item."""

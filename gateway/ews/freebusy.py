@@ -5,7 +5,8 @@ days (Exchange's documented defaults), and nothing else: exchangelib's
 ``Protocol.get_free_busy_info`` first asks ``GetServerTimeZones`` on every call, so the service is
 called directly with a fixed UTC ``SerializableTimeZone`` (times then come back in UTC).
 
-The ``DetailedMerged`` view is requested and each ``CalendarEvent``'s ``BusyType`` is read:
+The ``DetailedMerged`` view is requested and each ``CalendarEvent``'s ``BusyType`` is read (straight from the
+XML with lxml: exchangelib's object model cost most of the CPU of a large answer):
 
 ==================  ===============================================
 EWS BusyType        iCalendar FBTYPE (RFC 5545 §3.2.9)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
     from gateway.ews.client import EwsClient
 
+_T = "{http://schemas.microsoft.com/exchange/services/2006/types}"
 MAX_WINDOW_DAYS = 42
 MAX_MAILBOXES = 100
 MERGED_INTERVAL_MINUTES = 30
@@ -134,6 +137,8 @@ def mailbox_address(attendee: str) -> str:
 def _utc(value: datetime) -> datetime:
     """``to_utc`` for the CalendarEvent times of an answer asked in UTC: those need no conversion,
     only a stdlib UTC datetime (a few thousand per answer; comparisons with EWSDateTime are slow)."""
+    if value.tzinfo is UTC:
+        return value
     if value.utcoffset() == _ZERO:
         return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
                         value.microsecond, tzinfo=UTC)
@@ -174,9 +179,53 @@ class _Collected:
         return FreeBusyResult(attendee, "2.0", coalesce(self.periods), message, no_data=self.no_data)
 
 
-def _request(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
-    """One GetUserAvailability call (blocking): a FreeBusyView or an exception per mailbox."""
-    service = GetUserAvailability(protocol=account.protocol, chunk_size=MAX_MAILBOXES)
+@dataclass(frozen=True)
+class _Event:
+    start: datetime | None
+    end: datetime | None
+    busy_type: str | None
+
+
+@dataclass(frozen=True)
+class _View:
+    """The parts of an EWS ``FreeBusyView`` the mapping reads."""
+
+    view_type: str | None
+    merged: str | None
+    calendar_events: list[_Event]
+
+
+def _answer_time(text: str | None) -> datetime | None:
+    """A ``CalendarEvent`` time: without an offset it is in the request's time zone, which is UTC."""
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Availability(GetUserAvailability):
+    """GetUserAvailability whose ``FreeBusyView`` elements are read with lxml, not exchangelib's model.
+
+    An answer for 20 people over a month holds thousands of ``CalendarEvent`` elements; building
+    exchangelib objects for each (with details the mapping never reads) was most of the CPU a
+    free/busy request cost the gateway. Per-mailbox errors are still raised by exchangelib.
+    """
+
+    def _elem_to_obj(self, elem: Any) -> _View:
+        if elem is None:
+            return _View(None, None, [])
+        events = [
+            _Event(_answer_time(e.findtext(_T + "StartTime")), _answer_time(e.findtext(_T + "EndTime")),
+                   e.findtext(_T + "BusyType"))
+            for e in elem.iterfind(f"{_T}CalendarEventArray/{_T}CalendarEvent")
+        ]
+        return _View(elem.findtext(_T + "FreeBusyViewType"), elem.findtext(_T + "MergedFreeBusy"), events)
+
+
+def request_availability(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
+    """One GetUserAvailability call (blocking), in UTC: a view (``view_type``, ``merged``,
+    ``calendar_events``) or an exception per mailbox."""
+    service = _Availability(protocol=account.protocol, chunk_size=MAX_MAILBOXES)
     views = service.call(
         tzinfo=EWS_UTC,
         mailbox_data=[MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails],
@@ -235,7 +284,7 @@ async def _chunk(
 ) -> None:
     """One request; a request-level failure marks every mailbox of the chunk 5.1."""
     try:
-        answers = await client.run(account, "GetUserAvailability", lambda: _request(account, emails, start, end))
+        answers = await client.run(account, "GetUserAvailability", lambda: request_availability(account, emails, start, end))
     except EwsError as error:
         for email in emails:
             collected[email].fail(status_for_error(error))

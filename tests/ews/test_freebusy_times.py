@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.ewsdatetime import UTC as EWS_UTC
+from exchangelib.properties import FreeBusyView
+from lxml import etree
 
 from gateway.caldav.backend import BusyPeriod
-from gateway.ews.freebusy import _Collected
+from gateway.ews.freebusy import _Availability, _Collected
+from tests.support.schema import shared_dir
 
 WINDOW = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC))
 
@@ -36,3 +40,23 @@ def test_zoned_event_times_are_converted_and_clipped() -> None:
                      BusyPeriod(datetime(2026, 1, 5, 23, tzinfo=UTC), WINDOW[1], "BUSY")]
     assert all(p.start.tzinfo is UTC and p.end.tzinfo is UTC for p in found)
     assert periods((WINDOW[0] - timedelta(hours=2), WINDOW[0])) == []
+
+
+def test_answers_are_read_like_exchangelib_reads_them() -> None:
+    """Microsoft's sample GetUserAvailability answer (times with offsets, two views) read by the gateway's lean
+    reader gives the same view types, merged strings, busy types and instants as exchangelib's FreeBusyView."""
+    sample = shared_dir() / "ews" / "samples" / "GetUserAvailability.response.xml"
+    assert sample.exists(), f"{sample} is missing: put the shared test data beside the repository"
+    views = etree.parse(str(sample)).getroot().iter("{http://schemas.microsoft.com/exchange/services/2006/messages}FreeBusyView")
+    account = namedtuple("Account", ["default_timezone"])(default_timezone=EWS_UTC)
+    compared = 0
+    for elem in views:
+        ours = _Availability.__new__(_Availability)._elem_to_obj(elem)
+        theirs = FreeBusyView.from_xml(elem=elem, account=account)
+        assert (ours.view_type, ours.merged) == (theirs.view_type, theirs.merged)
+        assert [(e.start, e.end, e.busy_type) for e in ours.calendar_events] == [
+            (e.start, e.end, e.busy_type) for e in theirs.calendar_events or ()  # aware: compared as instants
+        ]
+        assert all(e.start.tzinfo is UTC for e in ours.calendar_events)
+        compared += len(ours.calendar_events)
+    assert compared >= 3
