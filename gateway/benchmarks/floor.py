@@ -21,11 +21,9 @@ from typing import Any, TypeVar
 from exchangelib import BASIC, DELEGATE, NTLM, Account, CalendarItem, Configuration, Credentials
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime
-from exchangelib.fields import FieldPath
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
-from exchangelib.items import ALWAYS_OVERWRITE, ID_ONLY, SEND_TO_NONE, SHALLOW
+from exchangelib.items import ALWAYS_OVERWRITE, SEND_TO_NONE
 from exchangelib.properties import (
-    CalendarView,
     DaylightTime,
     ItemId,
     RecurringMasterItemId,
@@ -33,10 +31,9 @@ from exchangelib.properties import (
     TimeZone,
 )
 from exchangelib.protocol import BaseProtocol
-from exchangelib.services import FindItem
 from exchangelib.version import Build, Version
 
-import gateway.ews.backend  # noqa: F401  (registers the caldav_name extended property the gateway reads)
+from gateway.ews.backend import calendar_view  # also registers the caldav_name extended property
 from gateway.ews.client import ChunkedReadAdapter
 from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
@@ -82,12 +79,7 @@ class DirectMailbox:
 
     def month_view(self, start: datetime, end: datetime) -> int:
         """FindItem CalendarView (ids, UID, type) + GetItem of the singles/masters and in-view exceptions."""
-        additional = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in ("uid", "type")}
-        view = FindItem(account=self.account).call(
-            folders=[self.folder], additional_fields=additional, restriction=None, order_fields=None,
-            shape=ID_ONLY, query_string=None, depth=SHALLOW,
-            calendar_view=CalendarView(start=ews_dt(start), end=ews_dt(end)), max_items=None, offset=0,
-        )
+        view = calendar_view(self.account, self.folder, start, end)  # read as the gateway reads it
         ids: dict[str, Any] = {}
         exceptions = []
         for item in view:
