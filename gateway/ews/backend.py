@@ -232,6 +232,9 @@ class EwsBackend:
         self._bound: _LRU = _LRU(live_accounts)  # account id -> _Bound
         self._stored_properties: _LRU = _LRU(max(1000, 20 * live_accounts))  # account id -> (read at, values)
         self._items = _LRU(item_cache_size)  # (item_id, changekey) -> CalendarItem (exceptions)
+        # (item_id, changekey) -> CalendarObject of a single (non-recurring) event. A change key names one
+        # version of an item, so a month view's FindItem tells which renderings are still exact.
+        self._singles = _LRU(item_cache_size)
         # one lock per calendar while it is being refreshed; gone when no request holds it
         self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -489,15 +492,20 @@ class EwsBackend:
             uids = {item.uid for item in view}
             return [CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key) if i.uid in uids]
         ids: dict[str, Any] = {}
+        known: dict[str, CalendarObject] = {}
         in_view_exceptions = []
         for item in view:
             if item.type == "Single":
-                ids.setdefault(item.uid, ItemId(item.id, item.changekey))
+                rendered = self._singles.hit((item.id, item.changekey))
+                if rendered is not None:
+                    known[item.uid] = rendered  # this version was read before: no GetItem for it
+                else:
+                    ids.setdefault(item.uid, ItemId(item.id, item.changekey))
             else:
                 ids.setdefault(item.uid, RecurringMasterItemId(item.id, item.changekey))
                 if item.type == "Exception":
                     in_view_exceptions.append(ItemId(item.id, item.changekey))
-        return await self._render(cal, list(ids.values()), in_view_exceptions)
+        return list(known.values()) + await self._render(cal, list(ids.values()), in_view_exceptions)
 
     async def get(
         self, principal: Principal, calendar_id: str, names: Sequence[str]
@@ -542,7 +550,10 @@ class EwsBackend:
                 if (o.id, o.changekey) in self._items
             ]
             name = master.caldav_name or derived_name(master.uid)
-            objects.append(CalendarObject(name, master.changekey, mapping.to_ical(master, exceptions)))
+            rendered = CalendarObject(name, master.changekey, mapping.to_ical(master, exceptions))
+            if master.type == "Single":
+                self._singles.put((master.id, master.changekey), rendered)
+            objects.append(rendered)
         return objects
 
     # ---------------------------------------------------------------------- writes

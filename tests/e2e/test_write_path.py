@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 
@@ -317,3 +318,25 @@ def test_exchange_staying_busy_gives_503_and_writes_nothing(stack, emulator):
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
     emulator.set_faults(rules=[])
     assert exchange_subjects(emulator, uid) == []
+
+
+def test_a_repeated_month_view_reads_only_single_events_that_changed(stack, emulator):
+    """A single event's rendering is reused while Exchange reports the same ChangeKey for it in FindItem;
+    an edit made in Outlook changes the key, so the next view fetches and shows the new version."""
+    calendar = dav_client(stack).principal().make_calendar(name="Singles")
+    for n in range(3):
+        calendar.save_event(event(str(uuid.uuid4()), f"Single {n}", start=f"202612{10 + n:02d}T100000"))
+    start, end = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    assert len(calendar.search(start=start, end=end, event=True)) == 3
+    before = stack.ews_calls()
+    summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True))
+    assert summaries == ["Single 0", "Single 1", "Single 2"]
+    assert delta(before, stack.ews_calls()) == {"FindItem": 1}  # nothing changed: no GetItem
+    folder = next(f for f in exchange_account(emulator).calendar.children if f.name == "Singles")
+    item = next(i for i in folder.all() if i.subject == "Single 1")
+    item.subject = "Single 1 (moved in Outlook)"
+    item.save(update_fields=["subject"])
+    before = stack.ews_calls()
+    summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True))
+    assert summaries == ["Single 0", "Single 1 (moved in Outlook)", "Single 2"]
+    assert delta(before, stack.ews_calls()) == {"FindItem": 1, "GetItem": 1}  # only the changed one is read
