@@ -8,6 +8,7 @@ and after each timed operation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -362,34 +363,50 @@ async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore) -> str:
         return dav.sync_token_of((await client.ctag()).body)
 
 
+class _Failed(Exception):
+    """A request of the mix failed (already recorded as a failed sample)."""
+
+
 async def _client_loop(ctx: Context, client: dav.DavClient, token: str, deadline: float,
                        rng: random.Random) -> list[_Sample]:
-    """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy."""
+    """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy.
+
+    Every HTTP request is one sample: a write step is a PUT, the GET a client then makes for the
+    ETag (RFC 4791 §5.3.4), and a DELETE.
+    """
     samples: list[_Sample] = []
     start, end = ctx.month
-    operations: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-        ("month view", lambda: client.month_view(start, end)),
-        ("ctag poll", client.ctag),
-        ("sync-collection", lambda: client.sync(token)),
-        ("put+delete", lambda: _put_delete(client, ctx.month[0] + timedelta(days=2))),
-        ("free/busy 20", lambda: client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
+
+    async def step(name: str, request: Awaitable[T]) -> T:
+        began = time.perf_counter()
+        try:
+            result = await request
+        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
+            samples.append(_Sample(name, time.perf_counter() - began, False))
+            raise _Failed from None
+        samples.append(_Sample(name, time.perf_counter() - began, True))
+        return result
+
+    operations: list[Callable[[], Awaitable[Any]]] = [
+        lambda: step("month view", client.month_view(start, end)),
+        lambda: step("ctag poll", client.ctag()),
+        lambda: step("sync-collection", client.sync(token)),
+        lambda: _put_get_delete(step, client, ctx.month[0] + timedelta(days=2)),
+        lambda: step("free/busy 20", client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
     ]
     weights = (2, 3, 3, 1, 1)
     while time.monotonic() < deadline and len(samples) < 10_000:
-        name, op = rng.choices(operations, weights)[0]
-        began = time.perf_counter()
-        try:
-            await op()
-            samples.append(_Sample(name, time.perf_counter() - began, True))
-        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
-            samples.append(_Sample(name, time.perf_counter() - began, False))
+        with contextlib.suppress(_Failed):
+            await rng.choices(operations, weights)[0]()
     return samples
 
 
-async def _put_delete(client: dav.DavClient, when: datetime) -> None:
+async def _put_get_delete(step: Callable[[str, Awaitable[Any]], Awaitable[Any]], client: dav.DavClient,
+                          when: datetime) -> None:
     name = f"load-{uuid.uuid4()}.ics"
-    created = await client.put(name, dav.event_ics(name[:-4], when, "Load"))
-    await client.delete(name, await client.etag_after_put(name, created))
+    created = await step("PUT", client.put(name, dav.event_ics(name[:-4], when, "Load")))
+    etag = created.headers.get("ETag") or await step("GET after PUT", client.etag_after_put(name, created))
+    await step("DELETE", client.delete(name, etag))
 
 
 # --- 7. memory ----------------------------------------------------------------------------------
