@@ -257,7 +257,7 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     """
     clients = [dav.DavClient(ctx.gateway.base_url, u, ctx.session) for u in users]
     gate = asyncio.Semaphore(4)
-    tokens = await asyncio.gather(*(_prepare(c, gate) for c in clients))
+    tokens = await asyncio.gather(*(_prepare(c, gate, ctx.month) for c in clients))
     before = await ctx.calls()
     lag_before = await loop_lag(ctx)
     cpu_before = cpu_seconds(ctx.gateway.pid), cpu_seconds(ctx.emulator_pid)
@@ -351,16 +351,14 @@ async def loop_lag(ctx: Context) -> LoopLag:
     return LoopLag(buckets, total, count)
 
 
-async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore) -> str:
-    """Sign in (the app password's slow hash) and build the calendar's index, outside the window."""
+async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
+    """The warm-up, outside the window: sign in (the app password's slow hash), the calendar's first sync (its
+    index) and its first month view, as a client that has been running for a while has done."""
     async with gate:
         await client.sign_in()
-        for _ in range(2):
-            try:
-                return dav.sync_token_of((await client.ctag()).body)
-            except dav.DavFailure:
-                await asyncio.sleep(1)  # many first syncs at once can meet "database is locked" (SQLite)
-        return dav.sync_token_of((await client.ctag()).body)
+        token = dav.sync_token_of((await client.ctag()).body)
+        await client.month_view(*month)
+        return token
 
 
 class _Failed(Exception):
