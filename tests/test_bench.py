@@ -45,6 +45,8 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]
     assert concurrency["loop_lag"]["samples"] > 0  # read from the gateway's /metrics over the window
+    assert concurrency["targets_met"]["zero errors"] is True
+    assert concurrency["target_met"] == all(concurrency["targets_met"].values())
     assert "p99/p50" in done.stdout  # per-operation lines of the table
     assert document["memory"]["accounts"] == PROFILES["smoke"].memory_accounts
     assert document["memory"]["month_view_errors"] == 0 and document["memory"]["peak_rss_mb"] > 10

@@ -286,6 +286,8 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
         "loop_lag": {"samples": lag.count, "mean_ms": ms(lag.total / lag.count) if lag.count else None,
                      f"later_than_{ms(LOOP_STALL_SECONDS):g}_ms": late, "worst_bucket_ms": lag.worst_bucket_ms()},
         "target": f"zero errors, p99 <= 3 x p50, no event-loop stall over {ms(LOOP_STALL_SECONDS):g} ms",
+        "targets_met": {"zero errors": not errors, "p99 <= 3 x p50": bool(p50) and p99 <= 3 * p50,
+                        "no loop stall": late == 0},
         "target_met": not errors and bool(p50) and p99 <= 3 * p50 and late == 0,
     }
 
