@@ -53,7 +53,6 @@ from exchangelib.items import (
 )
 from exchangelib.properties import CalendarView, ItemId, OccurrenceItemId, RecurringMasterItemId
 from exchangelib.services import FindItem
-from exchangelib.util import TNS
 
 from gateway.caldav.backend import (
     BackendError,
@@ -76,11 +75,10 @@ from gateway.caldav.backend import (
 from gateway.common.timezones import to_utc
 from gateway.ews import errors as ews_errors
 from gateway.ews import mapping
-from gateway.ews.client import ConnectionInfo, distinguished_calendar
+from gateway.ews.client import EWS_TYPES, ConnectionInfo, distinguished_calendar
 from gateway.ews.freebusy import availability, coalesce, fbtype_for, mailbox_address
 from gateway.ews.index import ItemChange, ItemIndex
 
-_T = f"{{{TNS}}}"  # the EWS types namespace, as lxml spells qualified names
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # The user a request works for, so an EWS authentication failure can drop their cached credentials.
@@ -947,12 +945,12 @@ class _CalendarViewItems(FindItem):
     """
 
     def _elem_to_obj(self, elem: Any) -> ViewEntry:
-        item_id = elem.find(_T + "ItemId")
+        item_id = elem.find(EWS_TYPES + "ItemId")
         return ViewEntry(
             item_id.get("Id") if item_id is not None else "",
             item_id.get("ChangeKey") if item_id is not None else "",
-            elem.findtext(_T + "UID"),
-            elem.findtext(_T + "CalendarItemType"),
+            elem.findtext(EWS_TYPES + "UID"),
+            elem.findtext(EWS_TYPES + "CalendarItemType"),
         )
 
 

@@ -85,7 +85,7 @@ MINIMUM_MAJOR_VERSION = 15  # Exchange 2013 is 15.0
 MAX_AUTODISCOVER_HOPS = 10  # redirects (address or URL) before giving up, as exchangelib does
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
 _SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-_T_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
+EWS_TYPES = "{http://schemas.microsoft.com/exchange/services/2006/types}"  # Clark prefix for lxml lookups
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _POOL_HAS_WATCHER = "background_watch_delay" in inspect.signature(urllib3.HTTPConnectionPool.__init__).parameters
@@ -353,7 +353,7 @@ def server_version(content: bytes) -> Version | None:
         root = etree.fromstring(content, _SAFE_PARSER)
     except etree.XMLSyntaxError:
         return None
-    info = root.find(f"{{{_SOAP_NS}}}Header/{{{_T_NS}}}ServerVersionInfo")
+    info = root.find(f"{{{_SOAP_NS}}}Header/{EWS_TYPES}ServerVersionInfo")
     if info is None:
         return None
     try:

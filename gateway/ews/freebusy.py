@@ -46,6 +46,7 @@ from exchangelib.services import GetUserAvailability
 
 from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
 from gateway.common.timezones import to_utc
+from gateway.ews.client import EWS_TYPES
 from gateway.ews.errors import EwsError
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
     from gateway.ews.client import EwsClient
 
-_T = "{http://schemas.microsoft.com/exchange/services/2006/types}"
 MAX_WINDOW_DAYS = 42
 MAX_MAILBOXES = 100
 MERGED_INTERVAL_MINUTES = 30
@@ -215,11 +215,11 @@ class _Availability(GetUserAvailability):
         if elem is None:
             return _View(None, None, [])
         events = [
-            _Event(_answer_time(e.findtext(_T + "StartTime")), _answer_time(e.findtext(_T + "EndTime")),
-                   e.findtext(_T + "BusyType"))
-            for e in elem.iterfind(f"{_T}CalendarEventArray/{_T}CalendarEvent")
+            _Event(_answer_time(e.findtext(EWS_TYPES + "StartTime")), _answer_time(e.findtext(EWS_TYPES + "EndTime")),
+                   e.findtext(EWS_TYPES + "BusyType"))
+            for e in elem.iterfind(f"{EWS_TYPES}CalendarEventArray/{EWS_TYPES}CalendarEvent")
         ]
-        return _View(elem.findtext(_T + "FreeBusyViewType"), elem.findtext(_T + "MergedFreeBusy"), events)
+        return _View(elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events)
 
 
 def request_availability(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
