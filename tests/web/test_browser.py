@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.web.gateway_support import GatewayThread, autodiscover_off, make_config, make_services
@@ -50,10 +50,21 @@ def _fill(browser: webdriver.Chrome, **fields: str) -> None:
 
 
 def _click_and_wait(browser: webdriver.Chrome, element_id: str) -> None:
-    """Click and wait until the next page has replaced this one (a link or a form post)."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    """Click and wait until the next page has replaced this one (a link or a form post) and loaded.
+
+    The current document is marked first; the wait ends when a fully loaded document without the
+    mark is shown. While the navigation is under way chromedriver may answer with transient errors
+    ("Node with given id does not belong to the document"), so those are retried, not raised.
+    """
+    browser.execute_script("document.documentElement.dataset.leaving = 'yes'")
     browser.find_element(By.ID, element_id).click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,)).until(_new_page_loaded)
+
+
+def _new_page_loaded(browser: webdriver.Chrome) -> bool:
+    return bool(browser.execute_script(
+        "return document.readyState === 'complete' && !document.documentElement.dataset.leaving"
+    ))
 
 
 def _notice(browser: webdriver.Chrome) -> str:
