@@ -30,6 +30,7 @@ from gateway.app import build_services, create_app
 from gateway.config import EwsConfig, GatewayConfig, ServerConfig, StorageConfig
 from gateway.ews.emulator.app import create_app as create_emulator_app
 from gateway.ews.emulator.seed import demo_seed
+from gateway.loop_monitor import freeze_startup_heap
 
 DEMO_USERS = (("alice", "alice@example.com", "alice-pw"), ("bob", "bob@example.com", "bob-pw"))
 DEMO_DOMAIN = "example.com"
@@ -157,6 +158,7 @@ async def _serve(args: argparse.Namespace) -> None:
     print(f"Data dir:     {data_dir}", flush=True)
     for username, clear in stack.passwords.items():
         print(f"CalDAV: {stack.dav_url} user={username} password={clear}", flush=True)
+    freeze_startup_heap()
     print("Ready (Ctrl-C stops the demo).", flush=True)
     try:
         await asyncio.Event().wait()

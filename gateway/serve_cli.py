@@ -36,6 +36,7 @@ def ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
 def serve(args: argparse.Namespace) -> int:
     # Imported here so the other CLI commands start without loading the CalDAV/EWS stack.
     from gateway.app import create_app
+    from gateway.loop_monitor import freeze_startup_heap
 
     try:
         config = load_config(args.config)
@@ -53,5 +54,6 @@ def serve(args: argparse.Namespace) -> int:
             config.server.host,
         )
     log.info("serving on %s (CalDAV at %s/dav/)", config.server.public_base_url(), config.server.public_base_url())
+    freeze_startup_heap()
     web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=context, print=None)
     return 0

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -74,6 +75,12 @@ def test_serve_over_https_creates_the_database_and_answers_health(tmp_path: Path
         assert (tmp_path / "data" / "gateway.sqlite3").is_file()
         with urllib.request.urlopen(f"https://127.0.0.1:{port}/signin", context=context, timeout=5) as r:
             assert "Secure" in r.headers["Set-Cookie"]  # cookies are Secure over HTTPS
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context, timeout=5) as r:
+            metrics = r.read().decode()
+        # The start-up heap is kept out of the collector (short full collections) and pauses are timed.
+        frozen = re.search(r"^gateway_gc_frozen_objects (\d+)$", metrics, re.MULTILINE)
+        assert frozen and int(frozen.group(1)) > 10_000, metrics
+        assert re.search(r'^gateway_gc_pause_seconds_count\{generation="0"\} [1-9]', metrics, re.MULTILINE), metrics
     finally:
         process.terminate()
         process.wait(timeout=10)
