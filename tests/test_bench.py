@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.bench import PROFILES, build_seed, month_of
 from gateway.benchmarks.report import Row, percentile
 from gateway.benchmarks.stack import BenchUser, Gateway
-from gateway.benchmarks.workloads import LoopLag
+from gateway.benchmarks.workloads import ScrapedHistogram, full_collections, loop_lag
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {
@@ -45,6 +45,7 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]
     assert concurrency["loop_lag"]["samples"] > 0  # read from the gateway's /metrics over the window
+    assert concurrency["gc_full_collections"]["count"] >= 0
     assert concurrency["targets_met"]["zero errors"] is True
     assert concurrency["target_met"] == all(concurrency["targets_met"].values())
     assert "p99/p50" in done.stdout  # per-operation lines of the table
@@ -83,12 +84,38 @@ def test_seed_holds_three_mailbox_sets_with_the_same_event_density():
 
 
 def test_loop_lag_window_counts_only_the_wake_ups_between_two_readings():
-    before = LoopLag({0.01: 5, 0.1: 5, float("inf"): 5}, 0.01, 5)
-    after = LoopLag({0.01: 9, 0.1: 10, float("inf"): 12}, 1.9, 12)
+    before = ScrapedHistogram({0.01: 5, 0.1: 5, float("inf"): 5}, 0.01, 5)
+    after = ScrapedHistogram({0.01: 9, 0.1: 10, float("inf"): 12}, 1.9, 12)
     window = after - before
     assert window.count == 7 and window.later_than(0.1) == 2 and window.later_than(0.01) == 3
     assert window.worst_bucket_ms() == "> 100"
-    assert (LoopLag({0.01: 9, 0.1: 10, float("inf"): 10}, 0.5, 10) - before).worst_bucket_ms() == "<= 100"
+    assert (ScrapedHistogram({0.01: 9, 0.1: 10, float("inf"): 10}, 0.5, 10) - before).worst_bucket_ms() == "<= 100"
+
+
+METRICS = """\
+gateway_event_loop_lag_seconds_bucket{le="0.01"} 9
+gateway_event_loop_lag_seconds_bucket{le="0.1"} 10
+gateway_event_loop_lag_seconds_bucket{le="+Inf"} 12
+gateway_event_loop_lag_seconds_sum 1.900000
+gateway_event_loop_lag_seconds_count 12
+gateway_gc_pause_seconds_bucket{generation="1",le="0.01"} 40
+gateway_gc_pause_seconds_bucket{generation="1",le="+Inf"} 40
+gateway_gc_pause_seconds_sum{generation="1"} 0.100000
+gateway_gc_pause_seconds_count{generation="1"} 40
+gateway_gc_pause_seconds_bucket{generation="2",le="0.01"} 0
+gateway_gc_pause_seconds_bucket{generation="2",le="0.1"} 3
+gateway_gc_pause_seconds_bucket{generation="2",le="+Inf"} 3
+gateway_gc_pause_seconds_sum{generation="2"} 0.150000
+gateway_gc_pause_seconds_count{generation="2"} 3
+"""
+
+
+def test_histograms_are_read_from_the_metrics_page_by_name_and_label():
+    lag = loop_lag(METRICS)
+    assert lag.count == 12 and lag.total == 1.9 and lag.later_than(0.1) == 2
+    full = full_collections(METRICS)
+    assert (full.count, full.total, full.buckets) == (3, 0.15, {0.01: 0, 0.1: 3, float("inf"): 3})
+    assert full.worst_bucket_ms() == "<= 100"
 
 
 def test_month_of_spans_the_calendar_month_in_utc():

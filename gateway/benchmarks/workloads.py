@@ -253,13 +253,14 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
 
     Besides the latency of the whole mix, each operation's own p50/p99 is reported (the mix spans
     30 ms polls to second-long free/busy answers, so its p99/p50 also measures the mix), and the
-    gateway's event-loop lag over the window (``/metrics``): whether anything held the loop.
+    gateway's event-loop lag over the window (``/metrics``): whether anything held the loop, with the
+    full garbage collections of the window (they hold the GIL).
     """
     clients = [dav.DavClient(ctx.gateway.base_url, u, ctx.session) for u in users]
     gate = asyncio.Semaphore(4)
     tokens = await asyncio.gather(*(_prepare(c, gate, ctx.month) for c in clients))
     before = await ctx.calls()
-    lag_before = await loop_lag(ctx)
+    metrics_before = await metrics_text(ctx)
     cpu_before = cpu_seconds(ctx.gateway.pid), cpu_seconds(ctx.emulator_pid)
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
@@ -269,7 +270,9 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     wall = time.perf_counter() - started
     gateway_cpu, emulator_cpu = cpu_seconds(ctx.gateway.pid) - cpu_before[0], cpu_seconds(ctx.emulator_pid) - cpu_before[1]
     calls = await ctx.calls() - before
-    lag = (await loop_lag(ctx)) - lag_before
+    metrics_after = await metrics_text(ctx)
+    lag = loop_lag(metrics_after) - loop_lag(metrics_before)
+    full_gc = full_collections(metrics_after) - full_collections(metrics_before)
     samples = [s for batch in batches for s in batch]
     latencies = [s.seconds for s in samples if s.ok]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -285,6 +288,9 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
         "gateway_cpu_share": round(gateway_cpu / wall, 2), "emulator_cpu_share": round(emulator_cpu / wall, 2),
         "loop_lag": {"samples": lag.count, "mean_ms": ms(lag.total / lag.count) if lag.count else None,
                      f"later_than_{ms(LOOP_STALL_SECONDS):g}_ms": late, "worst_bucket_ms": lag.worst_bucket_ms()},
+        # Full collections hold the GIL, so they are what can still stall the loop (loop_monitor.freeze_startup_heap).
+        "gc_full_collections": {"count": full_gc.count, "mean_ms": ms(full_gc.total / full_gc.count) if full_gc.count else None,
+                                "worst_bucket_ms": full_gc.worst_bucket_ms()},
         "target": f"zero errors, p99 <= 3 x p50, no event-loop stall over {ms(LOOP_STALL_SECONDS):g} ms",
         "targets_met": {"zero errors": not errors, "p99 <= 3 x p50": bool(p50) and p99 <= 3 * p50,
                         "no loop stall": late == 0},
@@ -306,19 +312,18 @@ def _by_operation(samples: list[_Sample]) -> dict[str, dict[str, Any]]:
 
 # A wake-up of the gateway's loop timer this late means a request waited behind work done on the loop.
 LOOP_STALL_SECONDS = 0.1
-_LAG_LINE = re.compile(r'^gateway_event_loop_lag_seconds_(bucket\{le="([^"]+)"\}|sum|count) (\S+)$', re.MULTILINE)
 
 
 @dataclass
-class LoopLag:
-    """The gateway's cumulative event-loop lag histogram (``/metrics``), or a difference of two."""
+class ScrapedHistogram:
+    """A cumulative histogram read from the gateway's ``/metrics`` (seconds), or a difference of two."""
 
     buckets: dict[float, int]  # upper bound (inf for +Inf) -> wake-ups at most that late
     total: float
     count: int
 
-    def __sub__(self, other: LoopLag) -> LoopLag:
-        return LoopLag({le: n - other.buckets.get(le, 0) for le, n in self.buckets.items()},
+    def __sub__(self, other: ScrapedHistogram) -> ScrapedHistogram:
+        return ScrapedHistogram({le: n - other.buckets.get(le, 0) for le, n in self.buckets.items()},
                        self.total - other.total, self.count - other.count)
 
     def later_than(self, seconds: float) -> int:
@@ -337,20 +342,36 @@ class LoopLag:
         return None if worst is None else f"<= {ms(worst):g}"
 
 
-async def loop_lag(ctx: Context) -> LoopLag:
-    """Read the gateway's event-loop lag histogram from ``/metrics``."""
+async def metrics_text(ctx: Context) -> str:
+    """The gateway's ``/metrics`` page."""
     async with ctx.session.get(ctx.gateway.base_url + "/metrics") as response:
-        text = await response.text()
+        return await response.text()
+
+
+def scrape_histogram(text: str, name: str, labels: str = "") -> ScrapedHistogram:
+    """The histogram ``name`` (with exactly ``labels``, ``key="value"`` text) of a ``/metrics`` page."""
+    prefix, suffix = re.escape(f"{labels}," if labels else ""), re.escape(f"{{{labels}}}" if labels else "")
+    line = re.compile(rf'^{name}_(?:bucket\{{{prefix}le="([^"]+)"\}}|(sum|count){suffix}) (\S+)$', re.MULTILINE)
     buckets: dict[float, int] = {}
     total, count = 0.0, 0
-    for kind, le, value in _LAG_LINE.findall(text):
+    for le, kind, value in line.findall(text):
         if le:
             buckets[float(le)] = int(value)
         elif kind == "sum":
             total = float(value)
         else:
             count = int(value)
-    return LoopLag(buckets, total, count)
+    return ScrapedHistogram(buckets, total, count)
+
+
+def loop_lag(metrics: str) -> ScrapedHistogram:
+    """How late the gateway's event loop woke its timer (``gateway_event_loop_lag_seconds``)."""
+    return scrape_histogram(metrics, "gateway_event_loop_lag_seconds")
+
+
+def full_collections(metrics: str) -> ScrapedHistogram:
+    """The gateway's generation-2 garbage-collection pauses (``gateway_gc_pause_seconds``)."""
+    return scrape_histogram(metrics, "gateway_gc_pause_seconds", 'generation="2"')
 
 
 async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
