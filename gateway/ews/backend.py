@@ -12,7 +12,8 @@ Round trips are what users feel, so every method names the EWS calls it makes:
 - PUT: SyncFolderItems (duplicate check) + CreateItem, or GetItem + UpdateItem; a series'
   overrides cost one more UpdateItem (all occurrences in one request) and new EXDATEs one DeleteItem.
   The answer carries no ETag: Exchange re-renders the event, so it is never octet-identical to the
-  request (RFC 4791 §5.3.4) and the client fetches it before changing it again;
+  request (RFC 4791 §5.3.4) and the client fetches it before changing it again. A created item is
+  indexed at once, so that GET is one GetItem;
 - DELETE: GetItem (only for If-Match or invitations) + DeleteItem.
 
 The ETag of a resource is the ChangeKey of its item (a recurring master's
@@ -353,12 +354,16 @@ class EwsBackend:
 
     # ------------------------------------------------------------- change tracking
 
-    async def _refresh(self, cal: _Calendar) -> tuple[str, int]:
-        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
+    def _index_lock(self, cal: _Calendar) -> asyncio.Lock:
+        """Serialises this calendar's index writes: a sync and a recorded write never interleave."""
         lock = self._refresh_locks.get(cal.key)
         if lock is None:
             lock = self._refresh_locks[cal.key] = asyncio.Lock()
-        async with lock:
+        return lock
+
+    async def _refresh(self, cal: _Calendar) -> tuple[str, int]:
+        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
+        async with self._index_lock(cal):
             state = await self._index.state(cal.key)
             epoch = state.epoch if state else uuid.uuid4().hex
             sync_state = state.sync_state if state else None
@@ -598,6 +603,11 @@ class EwsBackend:
         item.caldav_name = name
         send = self._invitations(cal, resource)
         await self._ews(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
+        # Indexed now: the client's GET of the new resource needs no SyncFolderItems to find it, and
+        # the ctag/sync-token change at once. (Occurrences written next may give the series a newer
+        # ChangeKey, which the next sync then records as one more change.)
+        async with self._index_lock(cal):
+            await self._index.record(cal.key, [ItemChange(item.id, item.changekey, name, resource.uid)])
         if resource.overrides or resource.exdates:
             await self._apply_occurrences(cal, item, resource, send, set())
 

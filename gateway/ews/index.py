@@ -5,6 +5,10 @@ so the gateway remembers, per calendar, which item carries which name, and numbe
 every change it has seen (SyncFolderItems) with a per-calendar sequence. That
 sequence is the CalDAV ctag and the RFC 6578 sync-token; because it lives in the
 database, a sync-token keeps working after a restart and across replicas sharing it.
+
+The gateway's own creates are recorded at once (:meth:`ItemIndex.record`), so the new resource can
+be read without another SyncFolderItems; when SyncFolderItems later reports that same version of
+the item (same ChangeKey), it is not counted as a second change.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.schema import calendar_alias, calendar_property, calendar_state, indexed_item
 
@@ -37,12 +41,16 @@ _THIS_ITEM = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.item_id == 
 _MARK_DELETED = indexed_item.update().where(_THIS_ITEM).values(deleted=True, seq=sa.bindparam("s"))
 _DROP_ITEM = indexed_item.delete().where(_THIS_ITEM)
 _INSERT_ITEM = indexed_item.insert()
+_HELD_VERSIONS = sa.select(indexed_item.c.item_id, indexed_item.c.changekey, indexed_item.c.deleted).where(
+    (indexed_item.c.calendar_key == _KEY) & indexed_item.c.item_id.in_(sa.bindparam("iids", expanding=True))
+)
 _NEW_STATE = calendar_state.insert()
 _SET_STATE = (
     calendar_state.update()
     .where(calendar_state.c.calendar_key == _KEY)
     .values(sync_state=sa.bindparam("new_state"), seq=sa.bindparam("new_seq"))
 )
+_SET_SEQ = calendar_state.update().where(calendar_state.c.calendar_key == _KEY).values(seq=sa.bindparam("new_seq"))
 _ALIASES = sa.select(calendar_alias).where(calendar_alias.c.account_id == sa.bindparam("account"))
 _PROPERTIES = sa.select(calendar_property).where(calendar_property.c.account_id == sa.bindparam("account"))
 
@@ -90,39 +98,58 @@ class ItemIndex:
 
         Rows are written in bulk (executemany): a first sync brings thousands of items, and a
         long write transaction would keep other calendars' syncs waiting on SQLite's lock.
+        A change the index already holds (see :meth:`record`) takes no sequence number.
         """
         async with self._engine.begin() as conn:
             row = (await conn.execute(_STATE, {"key": calendar_key})).first()
-            seq = row.seq if row else 0
             if row is None:
                 await conn.execute(
                     _NEW_STATE, {"calendar_key": calendar_key, "sync_state": None, "seq": 0, "epoch": epoch}
                 )
-            upserts, deletions = [], []
-            for change in changes:
-                seq += 1
-                if change.name is None:
-                    deletions.append({"key": calendar_key, "iid": change.item_id, "s": seq})
-                else:
-                    upserts.append(
-                        {
-                            "calendar_key": calendar_key,
-                            "item_id": change.item_id,
-                            "name": change.name,
-                            "uid": change.uid,
-                            "changekey": change.changekey or "",
-                            "seq": seq,
-                            "deleted": False,
-                        }
-                    )
-            if deletions:
-                await conn.execute(_MARK_DELETED, deletions)
-            if upserts:
-                # an item changed twice in one answer keeps its last state
-                latest = {u["item_id"]: u for u in upserts}
-                await conn.execute(_DROP_ITEM, [{"key": calendar_key, "iid": i} for i in latest])
-                await conn.execute(_INSERT_ITEM, list(latest.values()))
+            seq = await self._write_changes(conn, calendar_key, row.seq if row else 0, changes)
             await conn.execute(_SET_STATE, {"key": calendar_key, "new_state": new_sync_state, "new_seq": seq})
+        return seq
+
+    async def record(self, calendar_key: str, changes: list[ItemChange]) -> int | None:
+        """Record the gateway's own write before SyncFolderItems reports it; returns the new sequence.
+
+        The SyncFolderItems state is kept, so the next sync still reports the item; :meth:`apply`
+        then finds this version already recorded. Nothing is written for a calendar never synced
+        (None): its first sync brings everything.
+        """
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(_STATE, {"key": calendar_key})).first()
+            if row is None:
+                return None
+            seq = await self._write_changes(conn, calendar_key, row.seq, changes)
+            await conn.execute(_SET_SEQ, {"key": calendar_key, "new_seq": seq})
+        return seq
+
+    @staticmethod
+    async def _write_changes(conn: AsyncConnection, calendar_key: str, seq: int, changes: list[ItemChange]) -> int:
+        """Upsert and mark deleted, numbering each new change after ``seq``; returns the last number.
+
+        An item changed twice in one answer keeps its last state.
+        """
+        held = await _held_versions(conn, calendar_key, [c.item_id for c in changes])
+        latest: dict[str, tuple[ItemChange, int]] = {}
+        for change in changes:
+            if _already_recorded(change, held.get(change.item_id)):
+                continue
+            held[change.item_id] = (change.changekey or "", change.name is None)
+            seq += 1
+            latest[change.item_id] = (change, seq)
+        deletions = [{"key": calendar_key, "iid": c.item_id, "s": n} for c, n in latest.values() if c.name is None]
+        upserts = [
+            {"calendar_key": calendar_key, "item_id": c.item_id, "name": c.name, "uid": c.uid,
+             "changekey": c.changekey or "", "seq": n, "deleted": False}
+            for c, n in latest.values() if c.name is not None
+        ]
+        if deletions:
+            await conn.execute(_MARK_DELETED, deletions)
+        if upserts:
+            await conn.execute(_DROP_ITEM, [{"key": calendar_key, "iid": u["item_id"]} for u in upserts])
+            await conn.execute(_INSERT_ITEM, upserts)
         return seq
 
     async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
@@ -214,6 +241,25 @@ class ItemIndex:
         async with self._engine.begin() as conn:
             await conn.execute(indexed_item.delete().where(indexed_item.c.calendar_key == calendar_key))
             await conn.execute(calendar_state.delete().where(calendar_state.c.calendar_key == calendar_key))
+
+
+def _already_recorded(change: ItemChange, held: tuple[str, bool] | None) -> bool:
+    """Whether the index holds this change: the same version (ChangeKey) of the item, or its deletion
+    (an item the index never held needs no deletion)."""
+    if change.name is None:
+        return held is None or held[1]
+    return held == (change.changekey or "", False)
+
+
+async def _held_versions(conn: AsyncConnection, calendar_key: str, item_ids: list[str]) -> dict[str, tuple[str, bool]]:
+    """item id → (ChangeKey, deleted) of the rows the index holds for ``item_ids``."""
+    known: dict[str, tuple[str, bool]] = {}
+    unique = list(dict.fromkeys(item_ids))
+    for first in range(0, len(unique), NAMES_PER_QUERY):
+        chunk = unique[first : first + NAMES_PER_QUERY]
+        for r in (await conn.execute(_HELD_VERSIONS, {"key": calendar_key, "iids": chunk})).all():
+            known[r.item_id] = (r.changekey, bool(r.deleted))
+    return known
 
 
 def _item(r: sa.Row) -> IndexedItem:

@@ -67,6 +67,23 @@ def test_create_keeps_href_and_uid_and_costs_two_calls(stack, emulator):
     assert exchange_subjects(emulator, uid) == ["Planning"]
 
 
+def test_the_get_after_a_create_is_one_getitem_and_the_new_event_syncs_once(stack, emulator):
+    """A PUT answer has no ETag, so clients GET what they created: the PUT indexed the new item,
+    so that GET is one GetItem (no SyncFolderItems to find it). A sync then lists it once."""
+    calendar = dav_client(stack).principal().calendars()[0]
+    first = calendar.objects_by_sync_token(load_objects=False)
+    uid = str(uuid.uuid4())
+    url = str(calendar.url) + "created-then-read.ics"
+    assert put(stack, url, event(uid)).status_code == 201
+    before = stack.ews_calls()
+    fetched = requests.get(url, auth=("alice", stack.password))
+    assert fetched.status_code == 200 and f"UID:{uid}" in fetched.text
+    assert delta(before, stack.ews_calls()) == {"GetItem": 1}
+    changed = calendar.objects_by_sync_token(sync_token=first.sync_token, load_objects=False)
+    assert [o.url.path for o in changed] == [requests.utils.urlparse(url).path]
+    assert list(calendar.objects_by_sync_token(sync_token=changed.sync_token, load_objects=False)) == []
+
+
 def test_a_retried_create_does_not_duplicate(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "retried.ics"

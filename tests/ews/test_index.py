@@ -1,0 +1,65 @@
+"""The item index on a real SQLite file: change numbering when the gateway records its own writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.ews.index import ItemChange, ItemIndex
+from gateway.store.database import Database
+
+CAL = "account-1/calendar"
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[ItemIndex]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
+    await db.open()
+    try:
+        yield ItemIndex(db.engine)
+    finally:
+        await db.close()
+
+
+def upsert(item_id: str, changekey: str, name: str | None = None) -> ItemChange:
+    return ItemChange(item_id, changekey, name or f"{item_id}.ics", f"uid-{item_id}")
+
+
+async def names_since(index: ItemIndex, seq: int) -> list[tuple[str, bool]]:
+    return [(i.name, i.deleted) for i in await index.items(CAL, seq, include_deleted=True)]
+
+
+async def test_a_recorded_create_counts_once_when_the_sync_reports_it(index: ItemIndex) -> None:
+    first = await index.apply(CAL, "state-1", [upsert("a", "ck1")], "epoch")
+    recorded = await index.record(CAL, [upsert("b", "ck1")])
+    assert recorded == first + 1 and (await index.state(CAL)).seq == recorded
+    assert (await index.by_name(CAL, "b.ics")).item_id == "b"  # found without a sync
+    assert (await index.state(CAL)).sync_state == "state-1"  # the next sync still starts where Exchange left off
+
+    # SyncFolderItems then reports b as created, with the ChangeKey the CreateItem answer gave.
+    assert await index.apply(CAL, "state-2", [upsert("b", "ck1")], "epoch") == recorded
+    assert (await index.state(CAL)).sync_state == "state-2"
+    assert await names_since(index, recorded) == []
+
+
+async def test_a_newer_version_or_a_deletion_still_counts(index: ItemIndex) -> None:
+    await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    recorded = await index.record(CAL, [upsert("b", "ck1")])
+    seq = await index.apply(CAL, "s2", [upsert("b", "ck2"), ItemChange("a")], "epoch")
+    assert seq == recorded + 2
+    assert await names_since(index, recorded) == [("b.ics", False), ("a.ics", True)]
+    # A deletion seen again, or of an item the index never held, is no change.
+    assert await index.apply(CAL, "s3", [ItemChange("a"), ItemChange("never-seen")], "epoch") == seq
+
+
+async def test_an_item_created_and_deleted_in_one_answer_ends_deleted(index: ItemIndex) -> None:
+    await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    await index.apply(CAL, "s2", [upsert("a", "ck2"), ItemChange("a")], "epoch")
+    assert await index.by_name(CAL, "a.ics") is None
+
+
+async def test_nothing_is_recorded_for_a_calendar_never_synced(index: ItemIndex) -> None:
+    assert await index.record(CAL, [upsert("b", "ck1")]) is None
+    assert await index.state(CAL) is None and await index.by_name(CAL, "b.ics") is None
