@@ -607,7 +607,7 @@ class EwsBackend:
         # the ctag/sync-token change at once. (Occurrences written next may give the series a newer
         # ChangeKey, which the next sync then records as one more change.)
         async with self._index_lock(cal):
-            await self._index.record(cal.key, [ItemChange(item.id, item.changekey, name, resource.uid)])
+            await self._index.record_created(cal.key, ItemChange(item.id, item.changekey, name, resource.uid))
         if resource.overrides or resource.exdates:
             await self._apply_occurrences(cal, item, resource, send, set())
 

@@ -6,7 +6,7 @@ every change it has seen (SyncFolderItems) with a per-calendar sequence. That
 sequence is the CalDAV ctag and the RFC 6578 sync-token; because it lives in the
 database, a sync-token keeps working after a restart and across replicas sharing it.
 
-The gateway's own creates are recorded at once (:meth:`ItemIndex.record`), so the new resource can
+The gateway's own creates are recorded at once (:meth:`ItemIndex.record_created`), so the new resource can
 be read without another SyncFolderItems; when SyncFolderItems later reports that same version of
 the item (same ChangeKey), it is not counted as a second change.
 """
@@ -40,6 +40,7 @@ _BY_UID = sa.select(indexed_item).where(_LIVE & (indexed_item.c.uid == sa.bindpa
 _THIS_ITEM = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.item_id == sa.bindparam("iid"))
 _MARK_DELETED = indexed_item.update().where(_THIS_ITEM).values(deleted=True, seq=sa.bindparam("s"))
 _DROP_ITEM = indexed_item.delete().where(_THIS_ITEM)
+_HELD_ITEM = sa.select(indexed_item.c.item_id).where(_THIS_ITEM)
 _INSERT_ITEM = indexed_item.insert()
 _HELD_VERSIONS = sa.select(indexed_item.c.item_id, indexed_item.c.changekey, indexed_item.c.deleted).where(
     (indexed_item.c.calendar_key == _KEY) & indexed_item.c.item_id.in_(sa.bindparam("iids", expanding=True))
@@ -50,7 +51,12 @@ _SET_STATE = (
     .where(calendar_state.c.calendar_key == _KEY)
     .values(sync_state=sa.bindparam("new_state"), seq=sa.bindparam("new_seq"))
 )
-_SET_SEQ = calendar_state.update().where(calendar_state.c.calendar_key == _KEY).values(seq=sa.bindparam("new_seq"))
+_NEXT_SEQ = (
+    calendar_state.update()
+    .where(calendar_state.c.calendar_key == _KEY)
+    .values(seq=calendar_state.c.seq + 1)
+    .returning(calendar_state.c.seq)
+)
 _ALIASES = sa.select(calendar_alias).where(calendar_alias.c.account_id == sa.bindparam("account"))
 _PROPERTIES = sa.select(calendar_property).where(calendar_property.c.account_id == sa.bindparam("account"))
 
@@ -98,7 +104,7 @@ class ItemIndex:
 
         Rows are written in bulk (executemany): a first sync brings thousands of items, and a
         long write transaction would keep other calendars' syncs waiting on SQLite's lock.
-        A change the index already holds (see :meth:`record`) takes no sequence number.
+        A change the index already holds (see :meth:`record_created`) takes no sequence number.
         """
         async with self._engine.begin() as conn:
             row = (await conn.execute(_STATE, {"key": calendar_key})).first()
@@ -110,19 +116,23 @@ class ItemIndex:
             await conn.execute(_SET_STATE, {"key": calendar_key, "new_state": new_sync_state, "new_seq": seq})
         return seq
 
-    async def record(self, calendar_key: str, changes: list[ItemChange]) -> int | None:
-        """Record the gateway's own write before SyncFolderItems reports it; returns the new sequence.
+    async def record_created(self, calendar_key: str, change: ItemChange) -> int | None:
+        """Record an item the gateway itself created, before SyncFolderItems reports it; returns its sequence.
 
         The SyncFolderItems state is kept, so the next sync still reports the item; :meth:`apply`
-        then finds this version already recorded. Nothing is written for a calendar never synced
-        (None): its first sync brings everything.
+        then finds this version already recorded. Nothing is written (None) for a calendar never
+        synced (its first sync brings everything) or when a sync already recorded the item.
         """
         async with self._engine.begin() as conn:
-            row = (await conn.execute(_STATE, {"key": calendar_key})).first()
-            if row is None:
+            if (await conn.execute(_HELD_ITEM, {"key": calendar_key, "iid": change.item_id})).first() is not None:
                 return None
-            seq = await self._write_changes(conn, calendar_key, row.seq, changes)
-            await conn.execute(_SET_SEQ, {"key": calendar_key, "new_seq": seq})
+            seq = (await conn.execute(_NEXT_SEQ, {"key": calendar_key})).scalar()
+            if seq is not None:
+                await conn.execute(
+                    _INSERT_ITEM,
+                    {"calendar_key": calendar_key, "item_id": change.item_id, "name": change.name, "uid": change.uid,
+                     "changekey": change.changekey or "", "seq": seq, "deleted": False},
+                )
         return seq
 
     @staticmethod

@@ -33,7 +33,7 @@ async def names_since(index: ItemIndex, seq: int) -> list[tuple[str, bool]]:
 
 async def test_a_recorded_create_counts_once_when_the_sync_reports_it(index: ItemIndex) -> None:
     first = await index.apply(CAL, "state-1", [upsert("a", "ck1")], "epoch")
-    recorded = await index.record(CAL, [upsert("b", "ck1")])
+    recorded = await index.record_created(CAL, upsert("b", "ck1"))
     assert recorded == first + 1 and (await index.state(CAL)).seq == recorded
     assert (await index.by_name(CAL, "b.ics")).item_id == "b"  # found without a sync
     assert (await index.state(CAL)).sync_state == "state-1"  # the next sync still starts where Exchange left off
@@ -46,7 +46,7 @@ async def test_a_recorded_create_counts_once_when_the_sync_reports_it(index: Ite
 
 async def test_a_newer_version_or_a_deletion_still_counts(index: ItemIndex) -> None:
     await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
-    recorded = await index.record(CAL, [upsert("b", "ck1")])
+    recorded = await index.record_created(CAL, upsert("b", "ck1"))
     seq = await index.apply(CAL, "s2", [upsert("b", "ck2"), ItemChange("a")], "epoch")
     assert seq == recorded + 2
     assert await names_since(index, recorded) == [("b.ics", False), ("a.ics", True)]
@@ -61,5 +61,12 @@ async def test_an_item_created_and_deleted_in_one_answer_ends_deleted(index: Ite
 
 
 async def test_nothing_is_recorded_for_a_calendar_never_synced(index: ItemIndex) -> None:
-    assert await index.record(CAL, [upsert("b", "ck1")]) is None
+    assert await index.record_created(CAL, upsert("b", "ck1")) is None
     assert await index.state(CAL) is None and await index.by_name(CAL, "b.ics") is None
+
+
+async def test_a_create_the_sync_already_recorded_is_left_as_the_sync_saw_it(index: ItemIndex) -> None:
+    # The sync ran between CreateItem and the record, and saw a newer version already.
+    seq = await index.apply(CAL, "s1", [upsert("b", "ck2")], "epoch")
+    assert await index.record_created(CAL, upsert("b", "ck1")) is None
+    assert (await index.state(CAL)).seq == seq and (await index.by_name(CAL, "b.ics")).changekey == "ck2"
