@@ -572,10 +572,16 @@ class EwsBackend:
     ) -> PutResult:
         cal = await self._resolve(principal, calendar_id)
         resource = mapping.from_ical(ical, default_tz=self._default_tz)
-        existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
-        if existing is None:
-            await self._refresh(cal)  # also makes a retried PUT find the item it created
+        if if_none_match:
+            # A create: the name and UID are checked against Exchange's current state in any case, so the
+            # sync comes first and one index look-up follows.
+            await self._refresh(cal)
             existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
+        else:
+            existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
+            if existing is None:
+                await self._refresh(cal)  # also makes a retried PUT find the item it created
+                existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
         if holder is not None and (existing is None or holder.item_id != existing.item_id):
             raise UidConflict(
                 f"The UID {resource.uid!r} is already used by another resource in this calendar.", holder.name

@@ -200,11 +200,12 @@ def test_oversized_body_is_refused(stack):
     assert answer.status_code == 413
 
 
-def test_uid_used_by_another_resource_is_a_conflict(stack, emulator):
+@pytest.mark.parametrize("headers", [{}, {"If-None-Match": "*"}], ids=["plain", "if-none-match"])
+def test_uid_used_by_another_resource_is_a_conflict(stack, emulator, headers):
     uid = str(uuid.uuid4())
     base = primary_url(stack)
     assert put(stack, base + "first.ics", event(uid)).status_code == 201
-    conflict = put(stack, base + "second.ics", event(uid, "Duplicate"))
+    conflict = put(stack, base + "second.ics", event(uid, "Duplicate"), headers)
     assert conflict.status_code == 403
     found = etree.fromstring(conflict.content).find(f"{CALDAV_NS}no-uid-conflict")
     assert found is not None and found.findtext("{DAV:}href").endswith("/first.ics")
