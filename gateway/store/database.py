@@ -30,12 +30,22 @@ SCHEMA_VERSION = 1
 UPGRADES: dict[int, tuple[str, Migration]] = {}
 
 
+# Connections kept open between requests. SQLAlchemy's default (5, then up to 10 more that are closed
+# when returned) made a busy gateway open a connection per database query beyond five at once; with
+# aiosqlite each one is a new thread, and starting it blocks the event loop until that thread gets the
+# GIL (tens of ms under 50 clients, docs/PERFORMANCE.md). Idle SQLite connections cost little.
+POOL_SIZE = 32
+POOL_OVERFLOW = 32
+
+
 class Database:
     """Owns the engine; ``await open()`` creates the file and applies pending migrations."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url)
+        pooled = make_url(url).database not in (None, "", ":memory:")  # in-memory SQLite has one static connection
+        sizes = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} if pooled else {}
+        self.engine: AsyncEngine = create_async_engine(url, **sizes)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 

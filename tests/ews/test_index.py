@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from gateway.ews.index import ItemChange, ItemIndex
 from gateway.store.database import Database
@@ -70,3 +72,21 @@ async def test_a_create_the_sync_already_recorded_is_left_as_the_sync_saw_it(ind
     seq = await index.apply(CAL, "s1", [upsert("b", "ck2")], "epoch")
     assert await index.record_created(CAL, upsert("b", "ck1")) is None
     assert (await index.state(CAL)).seq == seq and (await index.by_name(CAL, "b.ics")).changekey == "ck2"
+
+
+async def test_concurrent_look_ups_reuse_pooled_connections(tmp_path: Path) -> None:
+    """Each new aiosqlite connection is a new thread whose start waits on the event loop, so a busy
+    gateway must keep its connections rather than open one per query beyond a handful."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
+    opened = []
+    event.listen(db.engine.sync_engine, "connect", lambda *_: opened.append(1))
+    await db.open()
+    try:
+        index = ItemIndex(db.engine)
+        await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+        for _ in range(3):
+            found = await asyncio.gather(*(index.by_name(CAL, "a.ics") for _ in range(20)))
+            assert all(item is not None and item.item_id == "a" for item in found)
+        assert len(opened) <= 21  # one per concurrent query at most, reused in the later rounds
+    finally:
+        await db.close()
