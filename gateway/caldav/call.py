@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -12,6 +14,11 @@ from .context import DavConfig
 from .errors import DavError
 from .resources import Resource
 from .xml import MAX_XML_BODY, Multistatus, XmlError, parse
+
+# From this many responses on, a multistatus is built and serialised in a worker thread: a month view's
+# 115 objects are tens of milliseconds of CPU that would otherwise hold the event loop, and so every
+# other client's request, meanwhile (docs/PERFORMANCE.md). Smaller answers are not worth a thread hop.
+OFF_LOOP_RESPONSES = 16
 
 
 @dataclass
@@ -43,9 +50,18 @@ class Call:
 
     def multistatus(self, ms: Multistatus) -> web.Response:
         """A 207 answer; says when ``return=minimal`` shaped it (RFC 7240 §3)."""
+        return self._multistatus_response(ms.to_bytes())
+
+    async def built_multistatus(self, build: Callable[[], Multistatus], responses: int) -> web.Response:
+        """:meth:`multistatus` of what ``build`` returns, in a worker thread when it holds ``responses``
+        of at least :data:`OFF_LOOP_RESPONSES` (``build`` must only read the request)."""
+        if responses < OFF_LOOP_RESPONSES:
+            return self.multistatus(build())
+        return self._multistatus_response(await asyncio.to_thread(lambda: build().to_bytes()))
+
+    def _multistatus_response(self, body: bytes) -> web.Response:
         headers = {"Preference-Applied": "return=minimal"} if self.minimal else {}
-        return web.Response(status=207, body=ms.to_bytes(), content_type="application/xml", charset="utf-8",
-                            headers=headers)
+        return web.Response(status=207, body=body, content_type="application/xml", charset="utf-8", headers=headers)
 
     @property
     def minimal(self) -> bool:

@@ -98,13 +98,17 @@ async def propfind(call: Call) -> web.Response:
         targets += await _members(call, targets[0])
         if targets[0].resource.kind is Kind.CALENDAR:
             targets[0].calendar = await _calendar(call, fresh=False)
-    ms = Multistatus()
     if mode != "propname" and properties.needs_data(_names_for(Kind.OBJECT, mode, names)):
         await _load_data(call, targets)
-    for ctx in targets:
-        wanted = _names_for(ctx.resource.kind, mode, names)
-        add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
-    return call.multistatus(ms)
+
+    def build() -> Multistatus:
+        ms = Multistatus()
+        for ctx in targets:
+            wanted = _names_for(ctx.resource.kind, mode, names)
+            add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
+        return ms
+
+    return await call.built_multistatus(build, len(targets))
 
 
 def _propfind_request(root: etree._Element | None) -> tuple[str, list[str]]:

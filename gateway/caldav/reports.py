@@ -158,9 +158,12 @@ async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     objects = await call.backend.query(
         call.principal, info.calendar_id, outer.start if outer else None, outer.end if outer else None, with_data
     )
-    if exact:
-        objects = [o for o in objects if o.data is not None and _matches(flt, o.data)]
-    return call.multistatus(_respond(call, info, objects, props))
+
+    def build() -> Multistatus:
+        matching = [o for o in objects if o.data is not None and _matches(flt, o.data)] if exact else objects
+        return _respond(call, info, matching, props)
+
+    return await call.built_multistatus(build, len(objects))
 
 
 def _matches(flt: filters.CompFilter, data: str) -> bool:
@@ -193,7 +196,7 @@ async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
             ms.add_status(raw, 404)
         else:
             objects.append(obj)
-    return call.multistatus(_respond(call, info, objects, props, ms))
+    return await call.built_multistatus(lambda: _respond(call, info, objects, props, ms), len(objects))
 
 
 @report(dav("sync-collection"), Kind.CALENDAR, Kind.INBOX)
@@ -208,13 +211,17 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     if changed and needs_data(props.names):
         loaded = await call.backend.get(call.principal, info.calendar_id, [o.name for o in changed])
         changed = [loaded.get(o.name) or o for o in changed]
-    ms = _respond(call, info, changed, props)
-    for name in changes.deleted:
-        ms.add_status(Resource(Kind.OBJECT, call.principal.username, info.calendar_id, name).url, 404)
-    if changes.truncated:
-        ms.add_status(call.resource.url, 507)
-    ms.add(element(dav("sync-token"), changes.sync_token))
-    return call.multistatus(ms)
+
+    def build() -> Multistatus:
+        ms = _respond(call, info, changed, props)
+        for name in changes.deleted:
+            ms.add_status(Resource(Kind.OBJECT, call.principal.username, info.calendar_id, name).url, 404)
+        if changes.truncated:
+            ms.add_status(call.resource.url, 507)
+        ms.add(element(dav("sync-token"), changes.sync_token))
+        return ms
+
+    return await call.built_multistatus(build, len(changed) + len(changes.deleted))
 
 
 def _limit(root: etree._Element) -> int | None:

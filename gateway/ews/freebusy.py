@@ -171,6 +171,13 @@ class _Collected:
         if self.failure is None:
             self.failure = status
 
+    def merge(self, other: _Collected) -> None:
+        """Add what another request (another time window) found for the same mailbox."""
+        self.periods += other.periods
+        self.no_data = self.no_data or other.no_data
+        if other.failure is not None:
+            self.fail(other.failure)
+
     def result(self, attendee: str) -> FreeBusyResult:
         if self.failure is not None:
             status, message = self.failure
@@ -282,17 +289,38 @@ async def _chunk(
     collected: dict[str, _Collected],
     working_elsewhere: str,
 ) -> None:
-    """One request; a request-level failure marks every mailbox of the chunk 5.1."""
+    """One request; a request-level failure marks every mailbox of the chunk 5.1.
+
+    The answer is turned into busy periods in the worker thread too: thousands of CalendarEvents
+    would otherwise be CPU work on the event loop.
+    """
+
+    def ask() -> list[_Collected]:
+        return _read_answers(request_availability(account, emails, start, end), len(emails), start, end, working_elsewhere)
+
     try:
-        answers = await client.run(account, "GetUserAvailability", lambda: request_availability(account, emails, start, end))
+        found = await client.run(account, "GetUserAvailability", ask)
     except EwsError as error:
         for email in emails:
             collected[email].fail(status_for_error(error))
         return
-    for email, answer in zip(emails, answers, strict=False):
+    for email, part in zip(emails, found, strict=True):
+        collected[email].merge(part)
+
+
+def _read_answers(answers: list[Any], expected: int, start: datetime, end: datetime,
+                  working_elsewhere: str) -> list[_Collected]:
+    """One :class:`_Collected` per requested mailbox, in request order, from GetUserAvailability's answers."""
+    found = []
+    for answer in answers[:expected]:
+        part = _Collected()
         if isinstance(answer, BaseException):
-            collected[email].fail(status_for_error(answer))
+            part.fail(status_for_error(answer))
         else:
-            collected[email].add_view(answer, start, end, working_elsewhere)
-    for email in emails[len(answers) :]:
-        collected[email].fail(("5.1", "Exchange returned no answer for this calendar user."))
+            part.add_view(answer, start, end, working_elsewhere)
+        found.append(part)
+    for _ in range(expected - len(found)):
+        missing = _Collected()
+        missing.fail(("5.1", "Exchange returned no answer for this calendar user."))
+        found.append(missing)
+    return found

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 from icalendar import Calendar
 
+from gateway.caldav import reports
+from gateway.caldav.call import OFF_LOOP_RESPONSES
 from tests.support.dav import fixture
 
 CAL = "/dav/calendars/alice/calendar/"
@@ -213,3 +217,28 @@ async def test_open_ended_exact_filter_on_endless_series_terminates(dav, backend
     flt = ('<C:comp-filter name="VEVENT"><C:time-range start="20250101T000000Z"/>'
            '<C:prop-filter name="SUMMARY"><C:text-match>no such words</C:text-match></C:prop-filter></C:comp-filter>')
     assert await names(dav, query(flt)) == set()
+
+
+async def test_large_answers_are_built_off_the_event_loop_and_small_ones_on_it(dav, backend, monkeypatch):
+    """A month view of many objects is CPU work; building it on the event loop would stall every other
+    client, so it happens in a worker thread. A handful of objects is not worth the thread hop."""
+    builders: list[str] = []
+    real = reports.add_response
+
+    def recording(*args, **kwargs):
+        builders.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "add_response", recording)
+    for n in range(OFF_LOOP_RESPONSES):
+        backend.seed("alice", "calendar", f"e{n}.ics", single(f"e{n}", f"Event {n}", "20250210T080000Z",
+                                                                 "20250210T090000Z"))
+    in_february = ('<C:comp-filter name="VEVENT"><C:time-range start="20250201T000000Z" end="20250301T000000Z"/>'
+                   '</C:comp-filter>')
+    assert len(await names(dav, query(in_february, "<D:getetag/><C:calendar-data/>"))) == OFF_LOOP_RESPONSES
+    assert len(builders) == OFF_LOOP_RESPONSES and threading.main_thread().name not in builders
+    builders.clear()
+    multiget = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                f'<D:prop><D:getetag/></D:prop><D:href>{CAL}e3.ics</D:href></C:calendar-multiget>')
+    assert await names(dav, multiget) == {"e3.ics"}
+    assert builders == [threading.main_thread().name]
