@@ -40,7 +40,6 @@ _BY_UID = sa.select(indexed_item).where(_LIVE & (indexed_item.c.uid == sa.bindpa
 _THIS_ITEM = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.item_id == sa.bindparam("iid"))
 _MARK_DELETED = indexed_item.update().where(_THIS_ITEM).values(deleted=True, seq=sa.bindparam("s"))
 _DROP_ITEM = indexed_item.delete().where(_THIS_ITEM)
-_HELD_ITEM = sa.select(indexed_item.c.item_id).where(_THIS_ITEM)
 _INSERT_ITEM = indexed_item.insert()
 _HELD_VERSIONS = sa.select(indexed_item.c.item_id, indexed_item.c.changekey, indexed_item.c.deleted).where(
     (indexed_item.c.calendar_key == _KEY) & indexed_item.c.item_id.in_(sa.bindparam("iids", expanding=True))
@@ -121,18 +120,20 @@ class ItemIndex:
 
         The SyncFolderItems state is kept, so the next sync still reports the item; :meth:`apply`
         then finds this version already recorded. Nothing is written (None) for a calendar never
-        synced (its first sync brings everything) or when a sync already recorded the item.
+        synced (its first sync brings everything) or when a sync already recorded the item (the
+        insert then conflicts with that row and the transaction, sequence included, is rolled back).
         """
-        async with self._engine.begin() as conn:
-            if (await conn.execute(_HELD_ITEM, {"key": calendar_key, "iid": change.item_id})).first() is not None:
-                return None
-            seq = (await conn.execute(_NEXT_SEQ, {"key": calendar_key})).scalar()
-            if seq is not None:
-                await conn.execute(
-                    _INSERT_ITEM,
-                    {"calendar_key": calendar_key, "item_id": change.item_id, "name": change.name, "uid": change.uid,
-                     "changekey": change.changekey or "", "seq": seq, "deleted": False},
-                )
+        try:
+            async with self._engine.begin() as conn:
+                seq = (await conn.execute(_NEXT_SEQ, {"key": calendar_key})).scalar()
+                if seq is not None:
+                    await conn.execute(
+                        _INSERT_ITEM,
+                        {"calendar_key": calendar_key, "item_id": change.item_id, "name": change.name,
+                         "uid": change.uid, "changekey": change.changekey or "", "seq": seq, "deleted": False},
+                    )
+        except sa.exc.IntegrityError:
+            return None
         return seq
 
     @staticmethod
