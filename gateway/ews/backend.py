@@ -235,7 +235,7 @@ class EwsBackend:
         # version of an item, so a month view's FindItem tells which renderings are still exact.
         self._singles = _LRU(item_cache_size)
         # one lock per calendar while it is being refreshed; gone when no request holds it
-        self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ plumbing
@@ -356,9 +356,9 @@ class EwsBackend:
 
     def _index_lock(self, cal: _Calendar) -> asyncio.Lock:
         """Serialises this calendar's index writes: a sync and a recorded write never interleave."""
-        lock = self._refresh_locks.get(cal.key)
+        lock = self._index_locks.get(cal.key)
         if lock is None:
-            lock = self._refresh_locks[cal.key] = asyncio.Lock()
+            lock = self._index_locks[cal.key] = asyncio.Lock()
         return lock
 
     async def _refresh(self, cal: _Calendar) -> tuple[str, int]:
