@@ -104,6 +104,11 @@ def setup_dav(app: web.Application, services: Services) -> None:
     services.list_calendars = backend.calendars
     setup_caldav(app, backend, services.accounts)
     app[BACKEND_KEY] = backend
+
+    async def drain(_app: web.Application) -> None:
+        await backend.drain()
+
+    app.on_shutdown.append(drain)
     setup_loop_monitor(app)
     app.router.add_get("/metrics", metrics)
 

@@ -237,6 +237,8 @@ class EwsBackend:
         # one lock per calendar while it is being refreshed; gone when no request holds it
         self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # calendar key -> creates still being indexed after their PUT was answered (see _record_created)
+        self._recording: dict[str, set[asyncio.Task[None]]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -518,6 +520,8 @@ class EwsBackend:
 
     async def _fetch_by_names(self, cal: _Calendar, names: Sequence[str]) -> dict[str, CalendarObject | None]:
         located = await self._index.by_names(cal.key, names)
+        if any(name not in located for name in names) and await self._creates_recorded(cal):
+            located = await self._index.by_names(cal.key, names)  # a PUT just created it
         if any(name not in located for name in names):
             await self._refresh(cal)
             located = await self._index.by_names(cal.key, names)
@@ -609,13 +613,49 @@ class EwsBackend:
         item.caldav_name = name
         send = self._invitations(cal, resource)
         await self._ews(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
-        # Indexed now: the client's GET of the new resource needs no SyncFolderItems to find it, and
-        # the ctag/sync-token change at once. (Occurrences written next may give the series a newer
-        # ChangeKey, which the next sync then records as one more change.)
-        async with self._index_lock(cal):
-            await self._index.record_created(cal.key, ItemChange(item.id, item.changekey, name, resource.uid))
+        self._record_created(cal, ItemChange(item.id, item.changekey, name, resource.uid))
         if resource.overrides or resource.exdates:
             await self._apply_occurrences(cal, item, resource, send, set())
+
+    def _record_created(self, cal: _Calendar, change: ItemChange) -> None:
+        """Index a created item while the PUT is answered.
+
+        The client's GET of the new resource then finds it without a SyncFolderItems (it waits for
+        this in :meth:`_fetch_by_names`), and the PUT does not wait for the database. If the record
+        fails, the next sync brings the item. (Occurrences written next may give a series a newer
+        ChangeKey, which the next sync then records as one more change.)
+        """
+
+        async def record() -> None:
+            async with self._index_lock(cal):
+                await self._index.record_created(cal.key, change)
+
+        task = asyncio.create_task(record())
+        pending = self._recording.setdefault(cal.key, set())
+        pending.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            pending.discard(finished)
+            if not pending and self._recording.get(cal.key) is pending:
+                del self._recording[cal.key]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning("indexing a created item failed; the next sync brings it: %r", finished.exception())
+
+        task.add_done_callback(done)
+
+    async def _creates_recorded(self, cal: _Calendar) -> bool:
+        """Wait until this calendar's creates are indexed; whether any were still being indexed."""
+        pending = self._recording.get(cal.key)
+        if not pending:
+            return False
+        await asyncio.wait(set(pending))  # not cancelled with the waiting request
+        return True
+
+    async def drain(self) -> None:
+        """Let every create still being indexed finish (at shutdown, before the database closes)."""
+        pending = {task for tasks in self._recording.values() for task in tasks}
+        if pending:
+            await asyncio.wait(pending)
 
     async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> None:
         fields = [*mapping.READ_FIELDS, "caldav_name"]

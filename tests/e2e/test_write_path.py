@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import requests
 from lxml import etree
 
+from gateway.ews.index import ItemIndex
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.ews.test_mapping_corpus import INEXPRESSIBLE, _corpus_params, assert_same_event, split_by_uid
 
@@ -82,6 +84,25 @@ def test_the_get_after_a_create_is_one_getitem_and_the_new_event_syncs_once(stac
     changed = calendar.objects_by_sync_token(sync_token=first.sync_token, load_objects=False)
     assert [o.url.path for o in changed] == [requests.utils.urlparse(url).path]
     assert list(calendar.objects_by_sync_token(sync_token=changed.sync_token, load_objects=False)) == []
+
+
+def test_a_get_waits_for_a_create_still_being_indexed(stack, emulator, monkeypatch):
+    """The PUT is answered while its item is indexed; a GET that arrives before the index write is done
+    waits for it instead of asking Exchange (one GetItem, no SyncFolderItems)."""
+    real = ItemIndex.record_created
+
+    async def slow(self, *args):
+        await asyncio.sleep(0.5)
+        return await real(self, *args)
+
+    monkeypatch.setattr(ItemIndex, "record_created", slow)
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "indexed-slowly.ics"
+    assert put(stack, url, event(uid)).status_code == 201
+    before = stack.ews_calls()
+    fetched = requests.get(url, auth=("alice", stack.password))
+    assert fetched.status_code == 200 and f"UID:{uid}" in fetched.text
+    assert delta(before, stack.ews_calls()) == {"GetItem": 1}
 
 
 def test_a_retried_create_does_not_duplicate(stack, emulator):
