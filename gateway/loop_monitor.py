@@ -37,7 +37,7 @@ def freeze_startup_heap() -> int:
     gateway holds ~125,000 of them (modules, classes, exchangelib's field tables) that live as long
     as the process; walking them made each full collection take ~100 ms under the 50-client
     benchmark, and those pauses were its late event-loop wake-ups. Frozen, a full collection takes
-    ~20 ms (docs/PERFORMANCE.md). Called by the serving entry points once the application is built.
+    11–75 ms (docs/PERFORMANCE.md). Called by the serving entry points once the application is built.
     """
     gc.collect()
     gc.freeze()

@@ -234,7 +234,7 @@ class EwsBackend:
         # (item_id, changekey) -> CalendarObject of a single (non-recurring) event. A change key names one
         # version of an item, so a month view's FindItem tells which renderings are still exact.
         self._singles = _LRU(item_cache_size)
-        # one lock per calendar while it is being refreshed; gone when no request holds it
+        # one lock per calendar while its index is written (a sync, a recorded create); gone when none holds it
         self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # calendar key -> creates still being indexed after their PUT was answered (see _record_created)
