@@ -64,7 +64,9 @@ def build_services(
         db=db,
         accounts=accounts,
         sessions=SessionStore(
-            db, config.security.session_max_age, always_secure=config.server.public_base_url().startswith("https://")
+            db,
+            config.security.session_max_age,
+            always_secure=config.server.public_base_url().startswith("https://"),
         ),
         admin_token=env.get(ADMIN_TOKEN_ENV) or None,
         ews_client=client,
@@ -115,8 +117,13 @@ def setup_dav(app: web.Application, services: Services) -> None:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag."""
-    body = request.app[EWS_CLIENT_KEY].metrics.render_prometheus() + request.app[LOOP_MONITOR_KEY].render_prometheus()
-    return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+    body = (
+        request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+        + request.app[LOOP_MONITOR_KEY].render_prometheus()
+    )
+    return web.Response(
+        text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
+    )
 
 
 async def _open(app: web.Application) -> None:

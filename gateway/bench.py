@@ -68,12 +68,32 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full"),
-    "quick": Profile("quick", cold_rounds=1, freebusy_mailboxes=100, memory_accounts=20, accounts_per_memory_user=5,
-                     rounds=3, heavy_rounds=1, concurrent_clients=10, concurrency_seconds=5, cpu_views=3),
+    "quick": Profile(
+        "quick",
+        cold_rounds=1,
+        freebusy_mailboxes=100,
+        memory_accounts=20,
+        accounts_per_memory_user=5,
+        rounds=3,
+        heavy_rounds=1,
+        concurrent_clients=10,
+        concurrency_seconds=5,
+        cpu_views=3,
+    ),
     # The test suite's end-to-end check of the harness itself: every workload, tiny sizes.
-    "smoke": Profile("smoke", cold_rounds=1, events_per_mailbox=300, freebusy_mailboxes=5, memory_accounts=4,
-                     accounts_per_memory_user=2, rounds=2, heavy_rounds=1, concurrent_clients=3,
-                     concurrency_seconds=2, cpu_views=2),
+    "smoke": Profile(
+        "smoke",
+        cold_rounds=1,
+        events_per_mailbox=300,
+        freebusy_mailboxes=5,
+        memory_accounts=4,
+        accounts_per_memory_user=2,
+        rounds=2,
+        heavy_rounds=1,
+        concurrent_clients=3,
+        concurrency_seconds=2,
+        cpu_views=2,
+    ),
 }
 
 
@@ -81,13 +101,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` sub-command."""
     parser = subparsers.add_parser("bench", help="benchmark the gateway against the EWS emulator")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", const="quick", dest="profile",
-                      help="smaller mailbox set, fewer rounds (under a minute)")
-    size.add_argument("--smoke", action="store_const", const="smoke", dest="profile",
-                      help="tiny sizes: checks that the harness works, figures mean little")
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        const="quick",
+        dest="profile",
+        help="smaller mailbox set, fewer rounds (under a minute)",
+    )
+    size.add_argument(
+        "--smoke",
+        action="store_const",
+        const="smoke",
+        dest="profile",
+        help="tiny sizes: checks that the harness works, figures mean little",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    parser.add_argument("--latency-ms", type=int, default=20, help="latency the emulator adds per EWS request")
-    parser.add_argument("--workdir", type=Path, help="keep seed, config, logs and database here (default: temporary)")
+    parser.add_argument(
+        "--latency-ms", type=int, default=20, help="latency the emulator adds per EWS request"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep seed, config, logs and database here (default: temporary)"
+    )
     parser.set_defaults(func=run, profile="full")
 
 
@@ -117,12 +151,30 @@ def run(args: argparse.Namespace) -> int:
 def build_seed(profile: Profile, today: date) -> dict[str, Any]:
     """Three deterministic mailbox sets in one seed: 2,000-event calendars, free/busy, memory."""
     sets = [
-        generate_mailboxes(profile.calendar_mailboxes, profile.events_per_mailbox, profile.span_days,
-                           seed=1, today=today, domain=CAL_DOMAIN),
-        generate_mailboxes(profile.freebusy_mailboxes, profile.light_events, LIGHT_SPAN_DAYS,
-                           seed=2, today=today, domain=FB_DOMAIN),
-        generate_mailboxes(profile.memory_accounts, profile.memory_events, LIGHT_SPAN_DAYS,
-                           seed=3, today=today, domain=MEM_DOMAIN),
+        generate_mailboxes(
+            profile.calendar_mailboxes,
+            profile.events_per_mailbox,
+            profile.span_days,
+            seed=1,
+            today=today,
+            domain=CAL_DOMAIN,
+        ),
+        generate_mailboxes(
+            profile.freebusy_mailboxes,
+            profile.light_events,
+            LIGHT_SPAN_DAYS,
+            seed=2,
+            today=today,
+            domain=FB_DOMAIN,
+        ),
+        generate_mailboxes(
+            profile.memory_accounts,
+            profile.memory_events,
+            LIGHT_SPAN_DAYS,
+            seed=3,
+            today=today,
+            domain=MEM_DOMAIN,
+        ),
     ]
     seed = sets[0]
     for extra in sets[1:]:
@@ -167,12 +219,22 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
             await wait_ready(gateway, session)
             say(f"gateway ready (pid {gateway.pid}); connecting {profile.calendar_mailboxes} accounts")
-            users = await _provision_all(gateway, session, [[m] for m in by_domain[CAL_DOMAIN]], "cal",
-                                         profile.connect_parallel)
-            ctx = workloads.Context(gateway, emulator_url, session, users,
-                                    [m["email"] for m in by_domain[FB_DOMAIN]], month_of(today),
-                                    profile.rounds, profile.warmup, profile.cold_rounds, profile.heavy_rounds,
-                                    emulator.pid)
+            users = await _provision_all(
+                gateway, session, [[m] for m in by_domain[CAL_DOMAIN]], "cal", profile.connect_parallel
+            )
+            ctx = workloads.Context(
+                gateway,
+                emulator_url,
+                session,
+                users,
+                [m["email"] for m in by_domain[FB_DOMAIN]],
+                month_of(today),
+                profile.rounds,
+                profile.warmup,
+                profile.cold_rounds,
+                profile.heavy_rounds,
+                emulator.pid,
+            )
             document = _header(profile, latency_ms, ctx)
             rows = []
             for step in (workloads.month_view, workloads.polls, workloads.writes, workloads.free_busy):
@@ -190,8 +252,13 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
         emulator.stop()
 
 
-async def _provision_all(gateway: Gateway, session: aiohttp.ClientSession, groups: list[list[dict[str, Any]]],
-                         prefix: str, parallel: int) -> list[BenchUser]:
+async def _provision_all(
+    gateway: Gateway,
+    session: aiohttp.ClientSession,
+    groups: list[list[dict[str, Any]]],
+    prefix: str,
+    parallel: int,
+) -> list[BenchUser]:
     """One gateway user per group of mailboxes, ``parallel`` connects at a time, in order."""
     from gateway.benchmarks.stack import provision
 
@@ -205,8 +272,9 @@ async def _provision_all(gateway: Gateway, session: aiohttp.ClientSession, group
     return [user for group in done for user in group]
 
 
-async def _concurrency(profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]],
-                       say: _Progress) -> dict[str, Any]:
+async def _concurrency(
+    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: _Progress
+) -> dict[str, Any]:
     """Workload 6 on accounts of the free/busy set.
 
     Their mailboxes have the 2,000-event density around today, so the month views are the same,
@@ -215,14 +283,20 @@ async def _concurrency(profile: Profile, ctx: workloads.Context, mailboxes: list
     from gateway.benchmarks import workloads
 
     say(f"workload concurrency: connecting {profile.concurrent_clients} accounts")
-    load_users = await _provision_all(ctx.gateway, ctx.session, [[m] for m in mailboxes[: profile.concurrent_clients]],
-                                      "load", profile.connect_parallel)
+    load_users = await _provision_all(
+        ctx.gateway,
+        ctx.session,
+        [[m] for m in mailboxes[: profile.concurrent_clients]],
+        "load",
+        profile.connect_parallel,
+    )
     say(f"{len(load_users)} clients for {profile.concurrency_seconds:.0f} s")
     return await workloads.concurrency(ctx, load_users, profile.concurrency_seconds)
 
 
-async def _memory(profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]],
-                  say: _Progress) -> dict[str, Any]:
+async def _memory(
+    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: _Progress
+) -> dict[str, Any]:
     """Workload 7: restart the gateway, connect the memory accounts, one month view each."""
     from gateway.benchmarks import workloads
     from gateway.benchmarks.stack import memory_kb, wait_ready
@@ -241,7 +315,9 @@ async def _memory(profile: Profile, ctx: workloads.Context, mailboxes: list[dict
     connect_s = time.monotonic() - started
     say(f"connected in {connect_s:.0f} s; one month view per account")
     result = await workloads.memory(ctx, users, parallel=profile.memory_parallel)
-    result.update(users=len(groups), connect_seconds=round(connect_s, 1), rss_fresh_process_mb=round(fresh_mb, 1))
+    result.update(
+        users=len(groups), connect_seconds=round(connect_s, 1), rss_fresh_process_mb=round(fresh_mb, 1)
+    )
     return result
 
 
@@ -250,8 +326,11 @@ def _header(profile: Profile, latency_ms: int, ctx: workloads.Context) -> dict[s
 
     return {
         "machine": machine(),
-        "profile": {**asdict(profile), "calendar_mailboxes": profile.calendar_mailboxes,
-                    "light_events": profile.light_events},
+        "profile": {
+            **asdict(profile),
+            "calendar_mailboxes": profile.calendar_mailboxes,
+            "light_events": profile.light_events,
+        },
         "latency_ms": latency_ms,
         "month": [ctx.month[0].isoformat(), ctx.month[1].isoformat()],
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -150,7 +150,9 @@ def _server(t: dict[str, Any], env: Mapping[str, str], base: Path) -> ServerConf
 
 def _storage(t: dict[str, Any], env: Mapping[str, str], base: Path) -> StorageConfig:
     data_dir = _path(env.get("GATEWAY_DATA_DIR", t.get("data_dir")), base) or DEFAULT_DATA_DIR
-    return StorageConfig(data_dir=data_dir, database_url=env.get("GATEWAY_DATABASE_URL", t.get("database_url")))
+    return StorageConfig(
+        data_dir=data_dir, database_url=env.get("GATEWAY_DATABASE_URL", t.get("database_url"))
+    )
 
 
 def _ews(t: dict[str, Any], base: Path) -> EwsConfig:

@@ -34,12 +34,16 @@ from gateway.loop_monitor import freeze_startup_heap
 
 DEMO_USERS = (("alice", "alice@example.com", "alice-pw"), ("bob", "bob@example.com", "bob-pw"))
 DEMO_DOMAIN = "example.com"
-DEMO_TIMEZONE = "Europe/Berlin"  # the demo mailboxes' zone (W. Europe Standard Time): floating times land here
+DEMO_TIMEZONE = (
+    "Europe/Berlin"  # the demo mailboxes' zone (W. Europe Standard Time): floating times land here
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="start the EWS emulator and the gateway with two demo users")
-    parser.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     parser.add_argument("--emulator-port", type=int, default=8081, help="EWS emulator port (default 8081)")
     parser.add_argument("--password", help="app password for both demo users (default: generated)")
@@ -116,7 +120,9 @@ async def start_demo(
         base_url = f"http://{host}:{_bound_port(gateway_site)}"
         passwords = {}
         for username, email, exchange_password in DEMO_USERS:
-            passwords[username] = await _provision(services.accounts, username, email, exchange_password, password)
+            passwords[username] = await _provision(
+                services.accounts, username, email, exchange_password, password
+            )
     except BaseException:
         if gateway_runner is not None:
             await gateway_runner.cleanup()
@@ -153,7 +159,10 @@ async def _serve(args: argparse.Namespace) -> None:
         data_dir=Path(data_dir),
         password=args.password,
     )
-    print(f"EWS emulator: {stack.emulator_url}/EWS/Exchange.asmx (demo mailboxes, see docs/EMULATOR.md)", flush=True)
+    print(
+        f"EWS emulator: {stack.emulator_url}/EWS/Exchange.asmx (demo mailboxes, see docs/EMULATOR.md)",
+        flush=True,
+    )
     print(f"Web pages:    {stack.base_url}/ (sign in with the user name and the password below)", flush=True)
     print(f"Data dir:     {data_dir}", flush=True)
     for username, clear in stack.passwords.items():

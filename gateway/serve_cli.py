@@ -53,7 +53,9 @@ def serve(args: argparse.Namespace) -> int:
             "allow_plain_http_credentials is set or a TLS proxy is in front (https base_url)",
             config.server.host,
         )
-    log.info("serving on %s (CalDAV at %s/dav/)", config.server.public_base_url(), config.server.public_base_url())
+    log.info(
+        "serving on %s (CalDAV at %s/dav/)", config.server.public_base_url(), config.server.public_base_url()
+    )
     freeze_startup_heap()
     web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=context, print=None)
     return 0

@@ -42,4 +42,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     terminalreporter.write_line(validator.summary())
     for invalid in validator.invalid[:50]:
-        terminalreporter.write_line(f"  invalid {invalid.kind} {invalid.operation}: {'; '.join(invalid.errors[:3])}")
+        terminalreporter.write_line(
+            f"  invalid {invalid.kind} {invalid.operation}: {'; '.join(invalid.errors[:3])}"
+        )

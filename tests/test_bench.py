@@ -15,28 +15,59 @@ from gateway.benchmarks.workloads import ScrapedHistogram, full_collections, loo
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {
-    "1 month view, cold", "1 month view, warm", "2 unchanged poll, ctag PROPFIND",
-    "2 unchanged poll, sync-collection", "3 delta sync after one change", "4 PUT create", "4 PUT update",
-    "4 DELETE", "5 free/busy own, 30 days",
+    "1 month view, cold",
+    "1 month view, warm",
+    "2 unchanged poll, ctag PROPFIND",
+    "2 unchanged poll, sync-collection",
+    "3 delta sync after one change",
+    "4 PUT create",
+    "4 PUT update",
+    "4 DELETE",
+    "5 free/busy own, 30 days",
 }
 
 
 def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "bench", "--smoke", "--json", str(out), "--workdir", str(tmp_path / "work")],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "bench",
+            "--smoke",
+            "--json",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 month view, warm" in done.stdout  # the printed table
     document = json.loads(out.read_text())
-    assert {"machine", "profile", "latency_ms", "workloads", "cpu", "concurrency", "memory"} <= document.keys()
+    assert {
+        "machine",
+        "profile",
+        "latency_ms",
+        "workloads",
+        "cpu",
+        "concurrency",
+        "memory",
+    } <= document.keys()
     assert document["machine"]["nproc"] >= 1 and document["machine"]["python"]
     rows = {row["name"]: row for row in document["workloads"]}
     assert rows.keys() >= WORKLOADS
     assert any(name.startswith("5 free/busy") and "attendees" in name for name in rows)
     for row in rows.values():
-        assert row["rounds"] in (PROFILES["smoke"].rounds, PROFILES["smoke"].cold_rounds, PROFILES["smoke"].heavy_rounds)
+        assert row["rounds"] in (
+            PROFILES["smoke"].rounds,
+            PROFILES["smoke"].cold_rounds,
+            PROFILES["smoke"].heavy_rounds,
+        )
         assert row["gateway_ms"]["median"] > 0 and row["floor_ms"]["median"] > 0
         assert row["ratio"] > 0
         assert row["ews_calls"] >= 1 and row["floor_ews_calls"] >= 1, row  # counted by the emulator
@@ -89,7 +120,9 @@ def test_loop_lag_window_counts_only_the_wake_ups_between_two_readings():
     window = after - before
     assert window.count == 7 and window.later_than(0.1) == 2 and window.later_than(0.01) == 3
     assert window.worst_bucket_ms() == "> 100"
-    assert (ScrapedHistogram({0.01: 9, 0.1: 10, float("inf"): 10}, 0.5, 10) - before).worst_bucket_ms() == "<= 100"
+    assert (
+        ScrapedHistogram({0.01: 9, 0.1: 10, float("inf"): 10}, 0.5, 10) - before
+    ).worst_bucket_ms() == "<= 100"
 
 
 METRICS = """\
@@ -119,7 +152,10 @@ def test_histograms_are_read_from_the_metrics_page_by_name_and_label():
 
 
 def test_month_of_spans_the_calendar_month_in_utc():
-    assert month_of(date(2026, 12, 9)) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert month_of(date(2026, 12, 9)) == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
     assert month_of(date(2026, 2, 28)) == (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 
 

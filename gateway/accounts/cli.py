@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="configuration file (TOML); default: built-in defaults + env")
+    parser.add_argument(
+        "--config", type=Path, help="configuration file (TOML); default: built-in defaults + env"
+    )
 
 
 def _password_option(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +62,9 @@ def _register_accounts(subparsers: argparse._SubParsersAction) -> None:
     accounts = subparsers.add_parser("accounts", help="connected Exchange accounts").add_subparsers(
         dest="action", required=True
     )
-    connect = accounts.add_parser("connect", help="connect an Exchange account (Autodiscover unless --server)")
+    connect = accounts.add_parser(
+        "connect", help="connect an Exchange account (Autodiscover unless --server)"
+    )
     _common(connect)
     _password_option(connect)
     connect.add_argument("username", help="the gateway user")
@@ -144,7 +148,10 @@ async def open_service(config: GatewayConfig, *, with_client: bool = False) -> A
     await db.open()
     client = None
     if with_client:
-        client = EwsClient(autodiscover_endpoints=dict(config.ews.autodiscover_endpoints), ca_file=str(config.ews.ca_file) if config.ews.ca_file else None)
+        client = EwsClient(
+            autodiscover_endpoints=dict(config.ews.autodiscover_endpoints),
+            ca_file=str(config.ews.ca_file) if config.ews.ca_file else None,
+        )
     try:
         yield AccountService(db, Vault(KeyRing.from_env()), client)
     finally:
@@ -205,7 +212,9 @@ async def _accounts_connect(args: argparse.Namespace, service: AccountService) -
     except ConnectError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 2
-    print(f"connected {account.email} as account {account.account_id} ({account.version}, {account.auth_type})")
+    print(
+        f"connected {account.email} as account {account.account_id} ({account.version}, {account.auth_type})"
+    )
     return 0
 
 
@@ -247,6 +256,8 @@ async def _app_passwords_revoke(args: argparse.Namespace, service: AccountServic
 
 async def _keys_rotate(args: argparse.Namespace, service: AccountService) -> int:
     count = await service.rotate_keys()
-    print(f"re-encrypted {count} account(s) under key {service.vault.keyring.current_id}; "
-          "the old keys can now be removed from GATEWAY_OLD_SECRET_KEYS")
+    print(
+        f"re-encrypted {count} account(s) under key {service.vault.keyring.current_id}; "
+        "the old keys can now be removed from GATEWAY_OLD_SECRET_KEYS"
+    )
     return 0

@@ -25,7 +25,14 @@ def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = _scrypt(password, salt, _LOG2_N, _R, _P)
     return "$".join(
-        ["scrypt", str(_LOG2_N), str(_R), str(_P), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+        [
+            "scrypt",
+            str(_LOG2_N),
+            str(_R),
+            str(_P),
+            base64.b64encode(salt).decode(),
+            base64.b64encode(digest).decode(),
+        ]
     )
 
 
@@ -51,7 +58,9 @@ async def hash_password_async(password: str) -> str:
 
 
 def _scrypt(password: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=1 << log2n, r=r, p=p, dklen=_DKLEN, maxmem=64 << 20)
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=1 << log2n, r=r, p=p, dklen=_DKLEN, maxmem=64 << 20
+    )
 
 
 # A hash of a random password: verified against when the user does not exist.

@@ -158,7 +158,9 @@ class AccountService:
 
     # --- users -------------------------------------------------------------------------
 
-    async def create_user(self, username: str, password: str | None = None, display_name: str | None = None) -> UserRecord:
+    async def create_user(
+        self, username: str, password: str | None = None, display_name: str | None = None
+    ) -> UserRecord:
         username = username.strip().lower()
         if not username or not set(username) <= _USERNAME_CHARS or len(username) > 200:
             raise AccountsError("a user name uses only letters, digits and . _ - @")
@@ -201,7 +203,9 @@ class AccountService:
     async def set_user_password(self, user_id: str, password: str) -> None:
         pw_hash = await _hash(password)
         async with self.db.engine.begin() as conn:
-            result = await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=pw_hash))
+            result = await conn.execute(
+                update(users).where(users.c.id == user_id).values(password_hash=pw_hash)
+            )
         if result.rowcount == 0:
             raise NotFoundError("no such user")
 
@@ -253,7 +257,11 @@ class AccountService:
         return _app_password(row), clear
 
     async def list_app_passwords(self, user_id: str) -> list[AppPasswordRecord]:
-        query = select(app_passwords).where(app_passwords.c.user_id == user_id).order_by(app_passwords.c.created_at)
+        query = (
+            select(app_passwords)
+            .where(app_passwords.c.user_id == user_id)
+            .order_by(app_passwords.c.created_at)
+        )
         async with self.db.engine.connect() as conn:
             return [_app_password(r) for r in (await conn.execute(query)).mappings()]
 
@@ -305,7 +313,9 @@ class AccountService:
             return hit
         user = await self.get_user(user_id)
         emails = tuple(a.email for a in await self.list_accounts(user_id))
-        found = Principal(user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails)
+        found = Principal(
+            user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails
+        )
         self._principals.put(user_id, found)
         return found
 
@@ -368,10 +378,16 @@ class AccountService:
             account_id = existing or _new_id()
             secret = self.vault.seal(account_id, _secret_document(info.auth_type, password))
             if existing:
-                await conn.execute(update(accounts).where(accounts.c.id == account_id).values(secret=secret, **fields))
+                await conn.execute(
+                    update(accounts).where(accounts.c.id == account_id).values(secret=secret, **fields)
+                )
             else:
                 position = (
-                    await conn.execute(select(func.coalesce(func.max(accounts.c.position), 0)).where(accounts.c.user_id == user_id))
+                    await conn.execute(
+                        select(func.coalesce(func.max(accounts.c.position), 0)).where(
+                            accounts.c.user_id == user_id
+                        )
+                    )
                 ).scalar_one() + 1
                 await conn.execute(
                     insert(accounts).values(
@@ -408,8 +424,11 @@ class AccountService:
         query = select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.position)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        found = tuple(ConnectedAccount(record, self._open(record, row["secret"])) for row in rows
-                      for record in (_account(row),))
+        found = tuple(
+            ConnectedAccount(record, self._open(record, row["secret"]))
+            for row in rows
+            for record in (_account(row),)
+        )
         self._connected.put(user_id, found)
         return list(found)
 
@@ -432,12 +451,19 @@ class AccountService:
             raise NotFoundError("no such account")
 
     async def set_account_options(
-        self, user_id: str, account_id: str, *, working_elsewhere: str | None = None, invitations: str | None = None
+        self,
+        user_id: str,
+        account_id: str,
+        *,
+        working_elsewhere: str | None = None,
+        invitations: str | None = None,
     ) -> AccountRecord:
         values: dict[str, Any] = {}
         if working_elsewhere is not None:
             if working_elsewhere not in WORKING_ELSEWHERE_CHOICES:
-                raise AccountsError(f"working_elsewhere must be one of {', '.join(WORKING_ELSEWHERE_CHOICES)}")
+                raise AccountsError(
+                    f"working_elsewhere must be one of {', '.join(WORKING_ELSEWHERE_CHOICES)}"
+                )
             values["working_elsewhere"] = working_elsewhere
         if invitations is not None:
             if invitations not in INVITATION_CHOICES:
@@ -457,7 +483,9 @@ class AccountService:
         secret) when the key is wrong or the row was tampered with.
         """
         async with self.db.engine.connect() as conn:
-            sealed = (await conn.execute(select(accounts.c.secret).where(accounts.c.id == account.account_id))).scalar()
+            sealed = (
+                await conn.execute(select(accounts.c.secret).where(accounts.c.id == account.account_id))
+            ).scalar()
         if sealed is None:
             raise NotFoundError("no such account")
         return self._open(account, sealed)
@@ -471,7 +499,11 @@ class AccountService:
         """account_id -> why its stored credentials cannot be used (wrong key, tampering)."""
         problems = {}
         async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(accounts.c.id, accounts.c.secret).where(accounts.c.user_id == user_id))).all()
+            rows = (
+                await conn.execute(
+                    select(accounts.c.id, accounts.c.secret).where(accounts.c.user_id == user_id)
+                )
+            ).all()
         for account_id, sealed in rows:
             try:
                 self.vault.open(account_id, sealed)
@@ -491,7 +523,9 @@ class AccountService:
                 if not self.vault.needs_rotation(sealed):
                     continue
                 resealed = self.vault.seal(account_id, self.vault.open(account_id, sealed))
-                await conn.execute(update(accounts).where(accounts.c.id == account_id).values(secret=resealed))
+                await conn.execute(
+                    update(accounts).where(accounts.c.id == account_id).values(secret=resealed)
+                )
                 count += 1
         self._forget(None)
         return count
@@ -500,7 +534,11 @@ class AccountService:
 
     async def settings(self, user_id: str) -> UserSettings:
         async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(user_settings).where(user_settings.c.user_id == user_id))).mappings().first()
+            row = (
+                (await conn.execute(select(user_settings).where(user_settings.c.user_id == user_id)))
+                .mappings()
+                .first()
+            )
         if row is None:
             return UserSettings()
         ids = row["conflict_calendar_ids"]
@@ -520,7 +558,9 @@ class AccountService:
             "add_events_calendar_id": new.add_events_calendar_id,
         }
         async with self.db.engine.begin() as conn:
-            result = await conn.execute(update(user_settings).where(user_settings.c.user_id == user_id).values(**values))
+            result = await conn.execute(
+                update(user_settings).where(user_settings.c.user_id == user_id).values(**values)
+            )
             if result.rowcount == 0:
                 await conn.execute(insert(user_settings).values(user_id=user_id, **values))
         return await self.settings(user_id)

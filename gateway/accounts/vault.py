@@ -59,7 +59,9 @@ def _decode_key(text: str, source: str) -> bytes:
         raw = b""
     if len(raw) != 32:
         # Do not echo the value: it is (meant to be) a secret.
-        raise VaultError(f"{source} is not a base64-encoded 32-byte key; create one with: caldav-gateway keys generate")
+        raise VaultError(
+            f"{source} is not a base64-encoded 32-byte key; create one with: caldav-gateway keys generate"
+        )
     return raw
 
 

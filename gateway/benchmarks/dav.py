@@ -38,38 +38,64 @@ def month_query(start: datetime, end: datetime) -> str:
     )
 
 
-CTAG_PROPFIND = ('<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
-                 "<D:prop><CS:getctag/><D:sync-token/></D:prop></D:propfind>")
+CTAG_PROPFIND = (
+    '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+    "<D:prop><CS:getctag/><D:sync-token/></D:prop></D:propfind>"
+)
 PRINCIPAL_PROPFIND = '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop></D:propfind>'
 
 
 def sync_collection(token: str) -> str:
     """RFC 6578 §3.2 sync-collection asking for ETags only (clients multiget what changed)."""
-    return (f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
-            "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>")
+    return (
+        f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+        "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
+    )
 
 
 def multiget(hrefs: list[str]) -> str:
     """calendar-multiget (RFC 4791 §7.9) with calendar-data."""
     refs = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
-    return ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{refs}</C:calendar-multiget>")
+    return (
+        '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{refs}</C:calendar-multiget>"
+    )
 
 
 def event_ics(uid: str, start: datetime, summary: str) -> str:
     """A plain one-hour VEVENT as clients PUT it."""
-    return "\r\n".join([
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//caldav-gateway bench//EN", "BEGIN:VEVENT",
-        f"UID:{uid}", f"DTSTAMP:{stamp(start)}", f"DTSTART:{stamp(start)}",
-        f"DTEND:{stamp(start + timedelta(hours=1))}", f"SUMMARY:{summary}", "END:VEVENT", "END:VCALENDAR", "",
-    ])
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//caldav-gateway bench//EN",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            f"DTSTAMP:{stamp(start)}",
+            f"DTSTART:{stamp(start)}",
+            f"DTEND:{stamp(start + timedelta(hours=1))}",
+            f"SUMMARY:{summary}",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
 
 
 def freebusy_request(organizer: str, attendees: list[str], start: datetime, end: datetime) -> str:
     """A VFREEBUSY METHOD:REQUEST for the scheduling outbox (RFC 6638 §3.2.4), as Thunderbird sends it."""
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//caldav-gateway bench//EN", "METHOD:REQUEST",
-             "BEGIN:VFREEBUSY", f"UID:{uuid.uuid4()}", f"DTSTAMP:{stamp(start)}", f"DTSTART:{stamp(start)}",
-             f"DTEND:{stamp(end)}", f"ORGANIZER:mailto:{organizer}"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//caldav-gateway bench//EN",
+        "METHOD:REQUEST",
+        "BEGIN:VFREEBUSY",
+        f"UID:{uuid.uuid4()}",
+        f"DTSTAMP:{stamp(start)}",
+        f"DTSTART:{stamp(start)}",
+        f"DTEND:{stamp(end)}",
+        f"ORGANIZER:mailto:{organizer}",
+    ]
     lines += [f"ATTENDEE:mailto:{a}" for a in attendees]
     return "\r\n".join([*lines, "END:VFREEBUSY", "END:VCALENDAR", ""])
 
@@ -93,12 +119,19 @@ class DavClient:
         self.session = session
         self.auth = aiohttp.BasicAuth(user.username, user.app_password)
 
-    async def send(self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None,
-                   expect: tuple[int, ...] = (200, 207)) -> Timed:
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200, 207),
+    ) -> Timed:
         """Send one request; the time covers sending it and reading the whole answer."""
         started = time.perf_counter()
-        async with self.session.request(method, self.base_url + path, data=body.encode(), headers=headers,
-                                        auth=self.auth) as response:
+        async with self.session.request(
+            method, self.base_url + path, data=body.encode(), headers=headers, auth=self.auth
+        ) as response:
             data = await response.read()
             elapsed = time.perf_counter() - started
             if response.status not in expect:
@@ -106,7 +139,9 @@ class DavClient:
             return Timed(elapsed, response.status, data, response.headers.copy())
 
     async def month_view(self, start: datetime, end: datetime) -> Timed:
-        return await self.send("REPORT", self.user.calendar_path, month_query(start, end), {**XML, "Depth": "1"})
+        return await self.send(
+            "REPORT", self.user.calendar_path, month_query(start, end), {**XML, "Depth": "1"}
+        )
 
     async def ctag(self) -> Timed:
         return await self.send("PROPFIND", self.user.calendar_path, CTAG_PROPFIND, {**XML, "Depth": "0"})
@@ -119,8 +154,9 @@ class DavClient:
 
     async def sign_in(self) -> Timed:
         """A principal PROPFIND: the app password is verified (slow hash) once, outside the timings."""
-        return await self.send("PROPFIND", f"/dav/principals/{self.user.username}/", PRINCIPAL_PROPFIND,
-                               {**XML, "Depth": "0"})
+        return await self.send(
+            "PROPFIND", f"/dav/principals/{self.user.username}/", PRINCIPAL_PROPFIND, {**XML, "Depth": "0"}
+        )
 
     async def put(self, name: str, ics: str, etag: str | None = None) -> Timed:
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -135,11 +171,15 @@ class DavClient:
         return (await self.send("GET", self.user.calendar_path + name, expect=(200,))).headers["ETag"]
 
     async def delete(self, name: str, etag: str) -> Timed:
-        return await self.send("DELETE", self.user.calendar_path + name, "", {"If-Match": etag}, expect=(204,))
+        return await self.send(
+            "DELETE", self.user.calendar_path + name, "", {"If-Match": etag}, expect=(204,)
+        )
 
     async def outbox(self, attendees: list[str], start: datetime, end: datetime) -> Timed:
         body = freebusy_request(self.user.email, attendees, start, end)
-        return await self.send("POST", self.user.outbox_path, body, {"Content-Type": "text/calendar; charset=utf-8"})
+        return await self.send(
+            "POST", self.user.outbox_path, body, {"Content-Type": "text/calendar; charset=utf-8"}
+        )
 
 
 def responses(body: bytes) -> int:

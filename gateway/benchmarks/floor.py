@@ -95,8 +95,11 @@ class DirectMailbox:
 
     def get(self, ids: list[Any], fields: list[str] | None = None) -> list[Any]:
         """Batched GetItem (≤ 100 ids a request, as the gateway batches)."""
-        return [i for i in self.account.fetch(ids=ids, only_fields=fields or FIELDS, chunk_size=100)
-                if not isinstance(i, Exception)]
+        return [
+            i
+            for i in self.account.fetch(ids=ids, only_fields=fields or FIELDS, chunk_size=100)
+            if not isinstance(i, Exception)
+        ]
 
     def sync(self, state: str | None) -> tuple[str, list[tuple[str, Any]]]:
         """SyncFolderItems until the last page: the new state and the (change type, item) pairs."""
@@ -121,8 +124,9 @@ class DirectMailbox:
     def create(self, state: str, subject: str, start: datetime, end: datetime) -> tuple[str, CalendarItem]:
         """SyncFolderItems (the gateway's duplicate check) + CreateItem."""
         new_state, _ = self.sync(state)
-        item = CalendarItem(account=self.account, folder=self.folder, subject=subject,
-                            start=ews_dt(start), end=ews_dt(end))
+        item = CalendarItem(
+            account=self.account, folder=self.folder, subject=subject, start=ews_dt(start), end=ews_dt(end)
+        )
         item.save(send_meeting_invitations=SEND_TO_NONE)
         return new_state, item
 
@@ -130,8 +134,11 @@ class DirectMailbox:
         """GetItem (current ChangeKey, If-Match) + UpdateItem."""
         current = self.get([ItemId(item.id)])[0]
         current.subject = subject
-        current.save(update_fields=["subject"], conflict_resolution=ALWAYS_OVERWRITE,
-                     send_meeting_invitations=SEND_TO_NONE)
+        current.save(
+            update_fields=["subject"],
+            conflict_resolution=ALWAYS_OVERWRITE,
+            send_meeting_invitations=SEND_TO_NONE,
+        )
 
     def delete(self, item: CalendarItem) -> None:
         """GetItem (If-Match) + DeleteItem."""

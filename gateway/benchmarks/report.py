@@ -44,7 +44,9 @@ class Row:
         calls = _mean_calls(self.calls)
         met = None
         if self.target_ratio is not None:
-            met = ratio <= self.target_ratio and (self.max_calls is None or sum(calls.values()) <= self.max_calls)
+            met = ratio <= self.target_ratio and (
+                self.max_calls is None or sum(calls.values()) <= self.max_calls
+            )
         return {
             "name": self.name,
             "rounds": len(self.gateway),
@@ -85,8 +87,12 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"nproc": os.cpu_count(), "cpu_model": model or platform.processor(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def table(document: dict[str, Any]) -> str:
@@ -105,8 +111,12 @@ def table(document: dict[str, Any]) -> str:
         )
     for key in ("concurrency", "memory", "cpu"):
         if key in document:
-            lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in document[key].items() if k != "by_operation"))
+            lines.append(
+                f"{key}: " + ", ".join(f"{k}={v}" for k, v in document[key].items() if k != "by_operation")
+            )
     for name, op in document.get("concurrency", {}).get("by_operation", {}).items():
-        lines.append(f"  {name:<18} {op['requests']:>5} requests, {op['errors']} errors, p50 {op['p50_ms']} ms, "
-                     f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}")
+        lines.append(
+            f"  {name:<18} {op['requests']:>5} requests, {op['errors']} errors, p50 {op['p50_ms']} ms, "
+            f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}"
+        )
     return "\n".join(lines)

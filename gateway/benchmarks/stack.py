@@ -60,8 +60,15 @@ def memory_kb(pid: int) -> dict[str, int]:
 class Process:
     """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 *, append: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        append: bool = False,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
@@ -96,8 +103,18 @@ def start_emulator(seed: dict[str, Any], workdir: Path, latency_ms: int) -> tupl
     """``python -m gateway emulator --port 0 --seed FILE --latency-ms N``; returns it and its base URL."""
     seed_path = workdir / "seed.json"
     seed_path.write_text(json.dumps(seed), encoding="utf-8")
-    argv = [sys.executable, "-m", "gateway", "emulator", "--port", "0", "--seed", str(seed_path),
-            "--latency-ms", str(latency_ms)]
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulator",
+        "--port",
+        "0",
+        "--seed",
+        str(seed_path),
+        "--latency-ms",
+        str(latency_ms),
+    ]
     process = Process("emulator", argv, workdir / "emulator.log")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -195,24 +212,39 @@ async def provision(
     api = gateway.base_url + "/api/v1/admin/users"
     user = await _admin(session, "POST", api, headers, {"username": username})
     accounts = [
-        await _admin(session, "POST", f"{api}/{user['user_id']}/accounts", headers,
-                     {"email": mailbox["email"], "password": mailbox["password"]})
+        await _admin(
+            session,
+            "POST",
+            f"{api}/{user['user_id']}/accounts",
+            headers,
+            {"email": mailbox["email"], "password": mailbox["password"]},
+        )
         for mailbox in mailboxes
     ]
-    app_password = await _admin(session, "POST", f"{api}/{user['user_id']}/app-passwords", headers,
-                                {"label": "bench"})
+    app_password = await _admin(
+        session, "POST", f"{api}/{user['user_id']}/app-passwords", headers, {"label": "bench"}
+    )
     return [
-        BenchUser(username, mailbox["email"], mailbox["password"], app_password["password"],
-                  account["account_id"], account["auth_type"])
+        BenchUser(
+            username,
+            mailbox["email"],
+            mailbox["password"],
+            app_password["password"],
+            account["account_id"],
+            account["auth_type"],
+        )
         for mailbox, account in zip(mailboxes, accounts, strict=True)
     ]
 
 
-async def _admin(session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
-                 body: dict[str, Any]) -> dict[str, Any]:
+async def _admin(
+    session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, Any]:
     async with session.request(method, url, json=body, headers=headers) as response:
         data = await response.json(content_type=None)
         if response.status >= 300:
             # The admin API's error bodies carry a code and a sentence, never a secret.
-            raise StackError(f"admin API {method} {url.rsplit('/api/v1/admin', 1)[1]}: {response.status} {data}")
+            raise StackError(
+                f"admin API {method} {url.rsplit('/api/v1/admin', 1)[1]}: {response.status} {data}"
+            )
         return data

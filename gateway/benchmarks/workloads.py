@@ -86,7 +86,9 @@ class Context:
         return elapsed, (await self.calls(email)) - before, result
 
 
-def _record(row: Row, gateway: tuple[float, Counter[str], Any], floor: tuple[float, Counter[str], Any]) -> None:
+def _record(
+    row: Row, gateway: tuple[float, Counter[str], Any], floor: tuple[float, Counter[str], Any]
+) -> None:
     row.gateway.append(gateway[0])
     row.calls.append(gateway[1])
     row.floor.append(floor[0])
@@ -99,8 +101,11 @@ def _record(row: Row, gateway: tuple[float, Counter[str], Any], floor: tuple[flo
 async def month_view(ctx: Context) -> list[Row]:
     """calendar-query with calendar-data over a month: cold (first after connecting), then warm."""
     start, end = ctx.month
-    cold = Row("1 month view, cold", target_ratio=None,
-               note="first month view of a freshly connected account; floor: a fresh exchangelib account")
+    cold = Row(
+        "1 month view, cold",
+        target_ratio=None,
+        note="first month view of a freshly connected account; floor: a fresh exchangelib account",
+    )
     for user in ctx.users[1 : 1 + ctx.cold_rounds]:
         await ctx.client(user).sign_in()
         gateway = await ctx.on_gateway(user.email, lambda u=user: ctx.client(u).month_view(start, end))
@@ -137,13 +142,19 @@ async def polls(ctx: Context) -> list[Row]:
         await client.ctag()
         state, _ = await asyncio.to_thread(direct.sync, state)
     for _ in range(ctx.rounds):
-        _record(ctag, await ctx.on_gateway(user.email, client.ctag),
-                await ctx.on_floor(user.email, partial(direct.sync, state)))
+        _record(
+            ctag,
+            await ctx.on_gateway(user.email, client.ctag),
+            await ctx.on_floor(user.email, partial(direct.sync, state)),
+        )
         gateway = await ctx.on_gateway(user.email, partial(client.sync, token))
         token = dav.sync_token_of(gateway[2].body)
         _record(sync, gateway, await ctx.on_floor(user.email, partial(direct.sync, state)))
-    delta = Row("3 delta sync after one change", target_ratio=1.25,
-                note="sync-collection + calendar-multiget of the changed object; floor: SyncFolderItems + GetItem")
+    delta = Row(
+        "3 delta sync after one change",
+        target_ratio=1.25,
+        note="sync-collection + calendar-multiget of the changed object; floor: SyncFolderItems + GetItem",
+    )
     for number in range(ctx.rounds + ctx.warmup):
         await asyncio.to_thread(direct.touch, f"Changed in Outlook {number}")
         gateway = await ctx.on_gateway(user.email, partial(_delta, client, token))
@@ -171,25 +182,32 @@ async def writes(ctx: Context) -> list[Row]:
     user = ctx.users[0]
     client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
     state, _ = await asyncio.to_thread(direct.sync, None)
-    rows = [Row("4 PUT create", target_ratio=1.25), Row("4 PUT update", target_ratio=1.25),
-            Row("4 DELETE", target_ratio=1.25)]
+    rows = [
+        Row("4 PUT create", target_ratio=1.25),
+        Row("4 PUT update", target_ratio=1.25),
+        Row("4 DELETE", target_ratio=1.25),
+    ]
     when = ctx.month[0] + timedelta(days=3, hours=5)
     for number in range(ctx.rounds + ctx.warmup):
         name = f"bench-{uuid.uuid4()}.ics"
-        created = await ctx.on_gateway(user.email, partial(client.put, name, dav.event_ics(name[:-4], when, "Bench")))
+        created = await ctx.on_gateway(
+            user.email, partial(client.put, name, dav.event_ics(name[:-4], when, "Bench"))
+        )
         changed = dav.event_ics(name[:-4], when, "Bench 2")
         etag = await client.etag_after_put(name, created[2])  # not timed: a GET when the PUT carried none
         updated = await ctx.on_gateway(user.email, partial(client.put, name, changed, etag))
         etag = await client.etag_after_put(name, updated[2])
         deleted = await ctx.on_gateway(user.email, partial(client.delete, name, etag))
         floor_created = await ctx.on_floor(
-            user.email, partial(direct.create, state, "Bench", when, when + timedelta(hours=1)))
+            user.email, partial(direct.create, state, "Bench", when, when + timedelta(hours=1))
+        )
         state, item = floor_created[2]
         floor_updated = await ctx.on_floor(user.email, partial(direct.update, item, "Bench 2"))
         floor_deleted = await ctx.on_floor(user.email, partial(direct.delete, item))
         if number >= ctx.warmup:
-            for row, gateway, floor in zip(rows, (created, updated, deleted),
-                                           (floor_created, floor_updated, floor_deleted), strict=True):
+            for row, gateway, floor in zip(
+                rows, (created, updated, deleted), (floor_created, floor_updated, floor_deleted), strict=True
+            ):
                 _record(row, gateway, floor)
     return rows
 
@@ -204,9 +222,11 @@ async def free_busy(ctx: Context) -> list[Row]:
     start = ctx.month[0]
     end = start + timedelta(days=30)
     twenty, hundred = ctx.fb_emails[:20], ctx.fb_emails[:100]
-    cases = [("5 free/busy own, 30 days", [user.email], 1.25, ctx.rounds),
-             (f"5 free/busy {len(twenty)} attendees", twenty, 1.25, ctx.rounds),
-             (f"5 free/busy {len(hundred)} attendees", hundred, None, ctx.heavy_rounds)]
+    cases = [
+        ("5 free/busy own, 30 days", [user.email], 1.25, ctx.rounds),
+        (f"5 free/busy {len(twenty)} attendees", twenty, 1.25, ctx.rounds),
+        (f"5 free/busy {len(hundred)} attendees", hundred, None, ctx.heavy_rounds),
+    ]
     rows = []
     for name, attendees, target, rounds in cases:
         row = Row(name, target_ratio=target)
@@ -234,8 +254,12 @@ async def cpu(ctx: Context, views: int) -> dict[str, Any]:
         await client.month_view(start, end)
     wall = time.perf_counter() - started
     used = cpu_seconds(ctx.gateway.pid) - before
-    return {"month_views": views, "events_per_view": events, "cpu_ms_per_view": ms(used / views),
-            "wall_ms_per_view": ms(wall / views)}
+    return {
+        "month_views": views,
+        "events_per_view": events,
+        "cpu_ms_per_view": ms(used / views),
+        "wall_ms_per_view": ms(wall / views),
+    }
 
 
 # --- 6. concurrency -----------------------------------------------------------------------------
@@ -264,11 +288,17 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     cpu_before = cpu_seconds(ctx.gateway.pid), cpu_seconds(ctx.emulator_pid)
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
-    batches = await asyncio.gather(*(
-        _client_loop(ctx, c, token, deadline, random.Random(n)) for n, (c, token) in enumerate(zip(clients, tokens, strict=True))
-    ))
+    batches = await asyncio.gather(
+        *(
+            _client_loop(ctx, c, token, deadline, random.Random(n))
+            for n, (c, token) in enumerate(zip(clients, tokens, strict=True))
+        )
+    )
     wall = time.perf_counter() - started
-    gateway_cpu, emulator_cpu = cpu_seconds(ctx.gateway.pid) - cpu_before[0], cpu_seconds(ctx.emulator_pid) - cpu_before[1]
+    gateway_cpu, emulator_cpu = (
+        cpu_seconds(ctx.gateway.pid) - cpu_before[0],
+        cpu_seconds(ctx.emulator_pid) - cpu_before[1],
+    )
     calls = await ctx.calls() - before
     metrics_after = await metrics_text(ctx)
     lag = loop_lag(metrics_after) - loop_lag(metrics_before)
@@ -279,21 +309,37 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     errors = sum(not s.ok for s in samples)
     late = lag.later_than(LOOP_STALL_SECONDS)
     return {
-        "clients": len(clients), "seconds": round(wall, 1), "requests": len(samples),
-        "throughput_rps": round(len(samples) / wall, 1), "errors": errors,
-        "p50_ms": ms(p50), "p99_ms": ms(p99), "p99_over_p50": round(p99 / p50, 2) if p50 else None,
+        "clients": len(clients),
+        "seconds": round(wall, 1),
+        "requests": len(samples),
+        "throughput_rps": round(len(samples) / wall, 1),
+        "errors": errors,
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+        "p99_over_p50": round(p99 / p50, 2) if p50 else None,
         "by_operation": _by_operation(samples),
         "ews_calls_per_request": round(sum(calls.values()) / max(1, len(samples)), 2),
         # Who was busy: on 2 cores the emulator and the gateway share the machine with the clients.
-        "gateway_cpu_share": round(gateway_cpu / wall, 2), "emulator_cpu_share": round(emulator_cpu / wall, 2),
-        "loop_lag": {"samples": lag.count, "mean_ms": ms(lag.total / lag.count) if lag.count else None,
-                     f"later_than_{ms(LOOP_STALL_SECONDS):g}_ms": late, "worst_bucket_ms": lag.worst_bucket_ms()},
+        "gateway_cpu_share": round(gateway_cpu / wall, 2),
+        "emulator_cpu_share": round(emulator_cpu / wall, 2),
+        "loop_lag": {
+            "samples": lag.count,
+            "mean_ms": ms(lag.total / lag.count) if lag.count else None,
+            f"later_than_{ms(LOOP_STALL_SECONDS):g}_ms": late,
+            "worst_bucket_ms": lag.worst_bucket_ms(),
+        },
         # Full collections hold the GIL, so they are what can still stall the loop (loop_monitor.freeze_startup_heap).
-        "gc_full_collections": {"count": full_gc.count, "mean_ms": ms(full_gc.total / full_gc.count) if full_gc.count else None,
-                                "worst_bucket_ms": full_gc.worst_bucket_ms()},
+        "gc_full_collections": {
+            "count": full_gc.count,
+            "mean_ms": ms(full_gc.total / full_gc.count) if full_gc.count else None,
+            "worst_bucket_ms": full_gc.worst_bucket_ms(),
+        },
         "target": f"zero errors, p99 <= 3 x p50, no event-loop stall over {ms(LOOP_STALL_SECONDS):g} ms",
-        "targets_met": {"zero errors": not errors, "p99 <= 3 x p50": bool(p50) and p99 <= 3 * p50,
-                        "no loop stall": late == 0},
+        "targets_met": {
+            "zero errors": not errors,
+            "p99 <= 3 x p50": bool(p50) and p99 <= 3 * p50,
+            "no loop stall": late == 0,
+        },
         "target_met": not errors and bool(p50) and p99 <= 3 * p50 and late == 0,
     }
 
@@ -305,8 +351,13 @@ def _by_operation(samples: list[_Sample]) -> dict[str, dict[str, Any]]:
         mine = [s for s in samples if s.operation == name]
         ok = [s.seconds for s in mine if s.ok]
         p50, p99 = percentile(ok, 50), percentile(ok, 99)
-        result[name] = {"requests": len(mine), "errors": len(mine) - len(ok), "p50_ms": ms(p50), "p99_ms": ms(p99),
-                        "p99_over_p50": round(p99 / p50, 2) if p50 else None}
+        result[name] = {
+            "requests": len(mine),
+            "errors": len(mine) - len(ok),
+            "p50_ms": ms(p50),
+            "p99_ms": ms(p99),
+            "p99_over_p50": round(p99 / p50, 2) if p50 else None,
+        }
     return result
 
 
@@ -323,8 +374,11 @@ class ScrapedHistogram:
     count: int
 
     def __sub__(self, other: ScrapedHistogram) -> ScrapedHistogram:
-        return ScrapedHistogram({le: n - other.buckets.get(le, 0) for le, n in self.buckets.items()},
-                       self.total - other.total, self.count - other.count)
+        return ScrapedHistogram(
+            {le: n - other.buckets.get(le, 0) for le, n in self.buckets.items()},
+            self.total - other.total,
+            self.count - other.count,
+        )
 
     def later_than(self, seconds: float) -> int:
         """Wake-ups more than ``seconds`` late (``seconds`` must be a bucket bound)."""
@@ -351,7 +405,9 @@ async def metrics_text(ctx: Context) -> str:
 def scrape_histogram(text: str, name: str, labels: str = "") -> ScrapedHistogram:
     """The histogram ``name`` (with exactly ``labels``, ``key="value"`` text) of a ``/metrics`` page."""
     prefix, suffix = re.escape(f"{labels}," if labels else ""), re.escape(f"{{{labels}}}" if labels else "")
-    line = re.compile(rf'^{name}_(?:bucket\{{{prefix}le="([^"]+)"\}}|(sum|count){suffix}) (\S+)$', re.MULTILINE)
+    line = re.compile(
+        rf'^{name}_(?:bucket\{{{prefix}le="([^"]+)"\}}|(sum|count){suffix}) (\S+)$', re.MULTILINE
+    )
     buckets: dict[float, int] = {}
     total, count = 0.0, 0
     for le, kind, value in line.findall(text):
@@ -388,8 +444,9 @@ class _Failed(Exception):
     """A request of the mix failed (already recorded as a failed sample)."""
 
 
-async def _client_loop(ctx: Context, client: dav.DavClient, token: str, deadline: float,
-                       rng: random.Random) -> list[_Sample]:
+async def _client_loop(
+    ctx: Context, client: dav.DavClient, token: str, deadline: float, rng: random.Random
+) -> list[_Sample]:
     """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy.
 
     Every HTTP request is one sample: a write step is a PUT, the GET a client then makes for the
@@ -422,8 +479,9 @@ async def _client_loop(ctx: Context, client: dav.DavClient, token: str, deadline
     return samples
 
 
-async def _put_get_delete(step: Callable[[str, Awaitable[Any]], Awaitable[Any]], client: dav.DavClient,
-                          when: datetime) -> None:
+async def _put_get_delete(
+    step: Callable[[str, Awaitable[Any]], Awaitable[Any]], client: dav.DavClient, when: datetime
+) -> None:
     name = f"load-{uuid.uuid4()}.ics"
     created = await step("PUT", client.put(name, dav.event_ics(name[:-4], when, "Load")))
     etag = created.headers.get("ETag") or await step("GET after PUT", client.etag_after_put(name, created))
@@ -454,6 +512,12 @@ async def memory(ctx: Context, users: list[BenchUser], parallel: int, steps: int
         growth.append((min(len(users), first + chunk), round(memory_kb(ctx.gateway.pid)["VmRSS"] / 1024, 1)))
     peak = memory_kb(ctx.gateway.pid)["VmHWM"] / 1024
     per_account = (growth[-1][1] - growth[0][1]) / max(1, len(users))
-    return {"accounts": len(users), "month_view_errors": errors, "rss_mb_by_accounts": growth,
-            "mb_per_account": round(per_account, 3), "peak_rss_mb": round(peak, 1),
-            "target": "peak RSS <= 250 MB", "target_met": peak <= 250}
+    return {
+        "accounts": len(users),
+        "month_view_errors": errors,
+        "rss_mb_by_accounts": growth,
+        "mb_per_account": round(per_account, 3),
+        "peak_rss_mb": round(peak, 1),
+        "target": "peak RSS <= 250 MB",
+        "target_met": peak <= 250,
+    }

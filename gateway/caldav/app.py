@@ -50,7 +50,9 @@ def request_id(request: web.Request) -> str:
     return given if SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex[:12]
 
 
-async def guarded(request: web.Request, handler: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def guarded(
+    request: web.Request, handler: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Map protocol and backend errors to answers; anything unexpected is a bare 500 (logged)."""
     try:
         return await handler()
@@ -96,8 +98,11 @@ async def _dav(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="Nothing is served at this address.\n")
     entry = METHODS.get(request.method)
     if entry is None or resource.kind not in entry.kinds:
-        raise web.HTTPMethodNotAllowed(request.method, allowed(resource.kind),
-                                       text=f"{request.method} is not allowed on this resource.\n")
+        raise web.HTTPMethodNotAllowed(
+            request.method,
+            allowed(resource.kind),
+            text=f"{request.method} is not allowed on this resource.\n",
+        )
     return await entry.run(Call(request, config, principal, resource))
 
 
@@ -114,8 +119,9 @@ async def freebusy_url(request: web.Request) -> web.StreamResponse:
         attendee = "mailto:" + name[:-4]
         [result] = await config.backend.free_busy(principal, [attendee], start, end)
         _raise_for_status(result.status, attendee)
-        body = freebusy.vfreebusy(start, end, result.periods, method="PUBLISH", organizer=attendee,
-                                  no_data=result.no_data)
+        body = freebusy.vfreebusy(
+            start, end, result.periods, method="PUBLISH", organizer=attendee, no_data=result.no_data
+        )
         return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8")
 
     return await guarded(request, run)

@@ -235,7 +235,9 @@ class Backend(Protocol):
         hold ``{urn:ietf:params:xml:ns:caldav}calendar-timezone`` (a VCALENDAR text).
         """
 
-    async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+    async def update_calendar(
+        self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
+    ) -> None:
         """PROPPATCH of displayname / calendar-color / calendar-order / calendar-description (None removes).
 
         Keys are Clark names: ``{DAV:}displayname``, ``{http://apple.com/ns/ical/}calendar-color``,

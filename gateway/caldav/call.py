@@ -61,7 +61,9 @@ class Call:
 
     def _multistatus_response(self, body: bytes) -> web.Response:
         headers = {"Preference-Applied": "return=minimal"} if self.minimal else {}
-        return web.Response(status=207, body=body, content_type="application/xml", charset="utf-8", headers=headers)
+        return web.Response(
+            status=207, body=body, content_type="application/xml", charset="utf-8", headers=headers
+        )
 
     @property
     def minimal(self) -> bool:

@@ -38,8 +38,9 @@ class DavError(Exception):
                 charset="utf-8",
                 headers=self.headers,
             )
-        return web.Response(status=self.status, text=self.message + "\n", content_type="text/plain",
-                            headers=self.headers)
+        return web.Response(
+            status=self.status, text=self.message + "\n", content_type="text/plain", headers=self.headers
+        )
 
 
 def from_backend(exc: b.BackendError, calendar_url: str = "") -> DavError:
@@ -56,7 +57,9 @@ def from_backend(exc: b.BackendError, calendar_url: str = "") -> DavError:
             return DavError(exc.status, message, exc.precondition)
         case b.UidConflict():
             # RFC 4791 §5.3.2.1: no-uid-conflict names the resource already holding the UID.
-            return DavError(403, message, cal("no-uid-conflict"), children=(href(calendar_url + exc.existing_name),))
+            return DavError(
+                403, message, cal("no-uid-conflict"), children=(href(calendar_url + exc.existing_name),)
+            )
         case b.InvalidSyncToken():
             return DavError(403, message, dav("valid-sync-token"))
         case b.InsufficientStorage():

@@ -183,7 +183,11 @@ def _prop_filter(el: etree._Element) -> PropFilter:
     if not name:
         raise FilterError("A prop-filter lacks its name attribute.")
     params = tuple(
-        (p.get("name", "").upper(), p.find(cal("is-not-defined")) is not None, _text_match(p.find(cal("text-match"))))
+        (
+            p.get("name", "").upper(),
+            p.find(cal("is-not-defined")) is not None,
+            _text_match(p.find(cal("text-match"))),
+        )
         for p in el.findall(cal("param-filter"))
     )
     return PropFilter(
@@ -201,7 +205,9 @@ def _text_match(el: etree._Element | None) -> TextMatch | None:
     collation = el.get("collation", "i;ascii-casemap")
     if collation not in ("i;ascii-casemap", "i;octet", "i;unicode-casemap"):
         raise FilterError(f"The collation {collation} is not supported (supported-collation).")
-    return TextMatch(el.text or "", casefold=collation != "i;octet", negate=el.get("negate-condition") == "yes")
+    return TextMatch(
+        el.text or "", casefold=collation != "i;octet", negate=el.get("negate-condition") == "yes"
+    )
 
 
 def _text(value: object) -> str:
@@ -240,7 +246,9 @@ def _component_in_range(comp: Component, tr: TimeRange) -> bool:
     return (tr.end is None or start < tr.end) and (tr.start is None or end > tr.start)
 
 
-def instances(calendar: Calendar, start: datetime | None, end: datetime | None, name: str = "VEVENT") -> Iterator[Component]:
+def instances(
+    calendar: Calendar, start: datetime | None, end: datetime | None, name: str = "VEVENT"
+) -> Iterator[Component]:
     """Occurrences overlapping [start, end); an open end is walked lazily, a year at a time.
 
     (Year windows with ``between`` are far cheaper than recurring_ical_events' ``after``.)
@@ -254,7 +262,10 @@ def instances(calendar: Calendar, start: datetime | None, end: datetime | None, 
     while window_start < OPEN_END_HORIZON:
         window_end = window_start + timedelta(days=366)
         for instance in query.between(window_start, window_end):
-            key = (str(instance.get("UID")), str(instance.get("DTSTART").to_ical() if "DTSTART" in instance else ""))
+            key = (
+                str(instance.get("UID")),
+                str(instance.get("DTSTART").to_ical() if "DTSTART" in instance else ""),
+            )
             if key not in seen:  # an instance spanning a window boundary is reported twice
                 seen.add(key)
                 yield instance

@@ -88,8 +88,10 @@ def vfreebusy(
     props.append(ical.line("DTSTAMP", ical.format_utc(datetime.now(UTC))))
     props.append(ical.line("DTSTART", ical.format_utc(start)))
     # VALUE=PERIOD is the default for FREEBUSY, and some clients choke on it spelled out.
-    props.extend(ical.line("FREEBUSY", ical.format_period(p.start, p.end), (("FBTYPE", p.fbtype),))
-                 for p in coalesce(periods, start, end))
+    props.extend(
+        ical.line("FREEBUSY", ical.format_period(p.start, p.end), (("FBTYPE", p.fbtype),))
+        for p in coalesce(periods, start, end)
+    )
     if organizer:
         props.append(ical.line("ORGANIZER", organizer))
     if status:
@@ -120,7 +122,9 @@ def parse_moment(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise DavError(400, f"{value!r} is not a date or date-time (use e.g. 2025-01-31T09:00:00Z).") from None
+        raise DavError(
+            400, f"{value!r} is not a date or date-time (use e.g. 2025-01-31T09:00:00Z)."
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -161,7 +165,9 @@ def as_json(result: FreeBusyResult) -> dict[str, object]:
         "message": result.message,
         "busy": [
             {"start": _iso(p.start), "end": _iso(p.end), "type": p.fbtype}
-            for p in coalesce(result.periods, datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+            for p in coalesce(
+                result.periods, datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+            )
         ],
     }
 

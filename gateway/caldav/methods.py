@@ -76,7 +76,9 @@ async def options(call: Call) -> web.Response:
 
 
 def options_response(kind: Kind) -> web.Response:
-    return web.Response(headers={"DAV": dav_header(), "Allow": ", ".join(allowed(kind)), "Content-Length": "0"})
+    return web.Response(
+        headers={"DAV": dav_header(), "Allow": ", ".join(allowed(kind)), "Content-Length": "0"}
+    )
 
 
 # --- PROPFIND ---------------------------------------------------------------------------------
@@ -160,15 +162,21 @@ async def _members(call: Call, parent: PropContext) -> list[PropContext]:
             return [reports.context(call, Resource(Kind.PRINCIPAL, user))]
         case Kind.HOME:
             calendars = await call.backend.calendars(call.principal)
-            members = [reports.context(call, Resource(Kind.CALENDAR, user, c.calendar_id), calendar=c)
-                       for c in calendars]
+            members = [
+                reports.context(call, Resource(Kind.CALENDAR, user, c.calendar_id), calendar=c)
+                for c in calendars
+            ]
             return members + [reports.context(call, Resource(k, user)) for k in (Kind.INBOX, Kind.OUTBOX)]
         case Kind.CALENDAR:
             info = parent.calendar
             assert info is not None
             objects = await call.backend.list_objects(call.principal, info.calendar_id)
-            return [reports.context(call, Resource(Kind.OBJECT, user, info.calendar_id, o.name),
-                                    calendar=info, obj=o) for o in objects]
+            return [
+                reports.context(
+                    call, Resource(Kind.OBJECT, user, info.calendar_id, o.name), calendar=info, obj=o
+                )
+                for o in objects
+            ]
     return []
 
 
@@ -276,26 +284,37 @@ async def mkcol(call: Call) -> web.Response:
     """RFC 5689 extended MKCOL: only calendar collections can be made here."""
     root = await call.xml()
     if root is None or root.tag != dav("mkcol"):
-        raise DavError(403, "Only calendar collections can be created: use MKCALENDAR or an extended MKCOL.",
-                       dav("valid-resourcetype"))
+        raise DavError(
+            403,
+            "Only calendar collections can be created: use MKCALENDAR or an extended MKCOL.",
+            dav("valid-resourcetype"),
+        )
     types = {el.tag for el in root.iterfind(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}/*")}
     if cal("calendar") not in types:
-        raise DavError(403, "The new collection must have the CALDAV:calendar resource type.",
-                       dav("valid-resourcetype"))
+        raise DavError(
+            403, "The new collection must have the CALDAV:calendar resource type.", dav("valid-resourcetype")
+        )
     return await _create(call, root, dav("mkcol-response"))
 
 
 async def _create(call: Call, root: etree._Element | None, failure_tag: str) -> web.Response:
     calendar_id = call.resource.calendar_id
     if not CALENDAR_ID.match(calendar_id):
-        raise DavError(403, "Calendar names may use letters, digits and . _ ~ @ + - only.",
-                       cal("calendar-collection-location-ok"))
+        raise DavError(
+            403,
+            "Calendar names may use letters, digits and . _ ~ @ + - only.",
+            cal("calendar-collection-location-ok"),
+        )
     values, statuses = _collect(root, creating=True) if root is not None else ({}, {})
     if any(code != 200 for code in statuses.values()):
         return _prop_failure(call.resource.url, statuses, failure_tag)
     if await _exists(call):
-        raise DavError(405, "A collection with this name already exists.", dav("resource-must-be-null"),
-                       headers={"Allow": ", ".join(allowed(Kind.CALENDAR))})
+        raise DavError(
+            405,
+            "A collection with this name already exists.",
+            dav("resource-must-be-null"),
+            headers={"Allow": ", ".join(allowed(Kind.CALENDAR))},
+        )
     display_name = values.pop(dav("displayname"), None) or calendar_id
     props = {k: v for k, v in values.items() if v is not None}
     await call.backend.create_calendar(call.principal, calendar_id, display_name, props)
@@ -330,8 +349,9 @@ async def get(call: Call) -> web.Response:
     if inm and (inm.strip() == "*" or obj.etag in {strip_etag(v) for v in inm.split(",")}):
         return web.Response(status=304, headers={"ETag": etag})
     assert obj.data is not None
-    return web.Response(body=obj.data.encode("utf-8"), headers={"ETag": etag,
-                        "Content-Type": properties.OBJECT_CONTENT_TYPE})
+    return web.Response(
+        body=obj.data.encode("utf-8"), headers={"ETag": etag, "Content-Type": properties.OBJECT_CONTENT_TYPE}
+    )
 
 
 @method("HEAD", Kind.OBJECT)
@@ -357,8 +377,14 @@ async def put(call: Call) -> web.Response:
         if existing.get(res.name) is None:
             raise DavError(412, "The object does not exist (If-Match: *).")
         if_match = None
-    result = await call.backend.put(call.principal, res.calendar_id, res.name, text,
-                                    strip_etag(if_match) if if_match else None, if_none_match)
+    result = await call.backend.put(
+        call.principal,
+        res.calendar_id,
+        res.name,
+        text,
+        strip_etag(if_match) if if_match else None,
+        if_none_match,
+    )
     # RFC 4791 §5.3.4: no strong ETag when the stored object differs from the request; the
     # client then fetches the object (and its ETag) before it changes it again.
     headers = {"ETag": f'"{result.etag}"'} if result.etag else {}
@@ -380,13 +406,17 @@ def _validate(data: bytes) -> str:
         raise DavError(403, "This calendar stores events (VEVENT) only.", cal("supported-calendar-component"))
     uids = {str(c.get("UID", "")) for c in calendar.subcomponents if c.name == "VEVENT"}
     if len(uids) != 1 or "" in uids:
-        raise DavError(403, "A calendar object holds exactly one UID (one event series).",
-                       cal("valid-calendar-object-resource"))
+        raise DavError(
+            403,
+            "A calendar object holds exactly one UID (one event series).",
+            cal("valid-calendar-object-resource"),
+        )
     try:
         filters.check_recurrence(calendar)
     except ValueError as exc:
-        raise DavError(400, f"The event's dates or recurrence rule cannot be read ({exc}).",
-                       cal("valid-calendar-data")) from None
+        raise DavError(
+            400, f"The event's dates or recurrence rule cannot be read ({exc}).", cal("valid-calendar-data")
+        ) from None
     return text
 
 
@@ -401,7 +431,9 @@ async def delete(call: Call) -> web.Response:
     if if_match is not None and if_match.strip() == "*":
         await _object(call)
         if_match = None
-    await call.backend.delete(call.principal, res.calendar_id, res.name, strip_etag(if_match) if if_match else None)
+    await call.backend.delete(
+        call.principal, res.calendar_id, res.name, strip_etag(if_match) if if_match else None
+    )
     return web.Response(status=204)
 
 
@@ -418,4 +450,3 @@ async def report(call: Call) -> web.Response:
 async def post(call: Call) -> web.Response:
     """RFC 6638 §3.2: free/busy request to the scheduling outbox."""
     return await scheduling.outbox_post(call)
-

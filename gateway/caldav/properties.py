@@ -52,7 +52,9 @@ class LiveProperty:
 REGISTRY: dict[str, LiveProperty] = {}
 
 
-def live(name: str, kinds: Iterable[Kind], **flags: bool) -> Callable[[Callable[[PropContext], Value]], Callable]:
+def live(
+    name: str, kinds: Iterable[Kind], **flags: bool
+) -> Callable[[Callable[[PropContext], Value]], Callable]:
     """Register a property renderer."""
 
     def register(render: Callable[[PropContext], Value]) -> Callable[[PropContext], Value]:
@@ -171,8 +173,14 @@ def _current_user_privilege_set(ctx: PropContext) -> Value:
     elif ctx.resource.kind is Kind.INBOX:
         names += [cal("schedule-deliver")]
     elif _writable(ctx):
-        names += [dav("all"), dav("write"), dav("write-content"), dav("write-properties"),
-                  dav("bind"), dav("unbind")]
+        names += [
+            dav("all"),
+            dav("write"),
+            dav("write-content"),
+            dav("write-properties"),
+            dav("bind"),
+            dav("unbind"),
+        ]
     return _privileges(names)
 
 
@@ -347,7 +355,9 @@ def answer(ctx: PropContext, names: Iterable[str], *, values: bool = True) -> Pr
     return result
 
 
-def add_response(ms: Multistatus, ctx: PropContext, names: Iterable[str], *, minimal: bool, values: bool = True) -> None:
+def add_response(
+    ms: Multistatus, ctx: PropContext, names: Iterable[str], *, minimal: bool, values: bool = True
+) -> None:
     """Append one resource's ``DAV:response``; ``minimal`` drops the 404 group (RFC 7240 §4.2)."""
     result = answer(ctx, names, values=values)
     missing = {} if minimal else result.missing

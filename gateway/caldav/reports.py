@@ -103,7 +103,9 @@ class PropRequest:
         data = prop.find(cal("calendar-data"))
         if data is None:
             return cls(names)
-        return cls(names, _bounded(data.find(cal("expand"))), _bounded(data.find(cal("limit-recurrence-set"))))
+        return cls(
+            names, _bounded(data.find(cal("expand"))), _bounded(data.find(cal("limit-recurrence-set")))
+        )
 
     def render(self, obj: CalendarObject) -> str | None:
         """The transformed calendar-data, or None for the stored text as it is."""
@@ -132,8 +134,13 @@ def _bounded(el: etree._Element | None) -> tuple[datetime, datetime] | None:
     return tr.start, tr.end
 
 
-def _respond(call: Call, info: CalendarInfo, objects: Iterable[CalendarObject], props: PropRequest,
-             ms: Multistatus | None = None) -> Multistatus:
+def _respond(
+    call: Call,
+    info: CalendarInfo,
+    objects: Iterable[CalendarObject],
+    props: PropRequest,
+    ms: Multistatus | None = None,
+) -> Multistatus:
     ms = ms or Multistatus()
     user = call.principal.username
     for obj in objects:
@@ -156,7 +163,11 @@ async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     exact = not flt.is_simple()
     with_data = exact or needs_data(props.names)
     objects = await call.backend.query(
-        call.principal, info.calendar_id, outer.start if outer else None, outer.end if outer else None, with_data
+        call.principal,
+        info.calendar_id,
+        outer.start if outer else None,
+        outer.end if outer else None,
+        with_data,
     )
 
     def build() -> Multistatus:
@@ -183,8 +194,12 @@ async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
     for el in root.findall(dav("href")):
         raw = (el.text or "").strip()
         target = resolve(unquote(urlsplit(raw).path))
-        if target is None or target.kind is not Kind.OBJECT or target.user != call.principal.username \
-                or target.calendar_id != info.calendar_id:
+        if (
+            target is None
+            or target.kind is not Kind.OBJECT
+            or target.user != call.principal.username
+            or target.calendar_id != info.calendar_id
+        ):
             ms.add_status(raw, 404)
             continue
         wanted[target.name] = raw
@@ -206,7 +221,9 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     token = (root.findtext(dav("sync-token")) or "").strip() or None
     limit = _limit(root)
     changes = await call.backend.changes(call.principal, call.resource.calendar_id, token, limit)
-    info = changes.calendar or await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
+    info = changes.calendar or await call.backend.calendar(
+        call.principal, call.resource.calendar_id, fresh=False
+    )
     changed = changes.changed
     if changed and needs_data(props.names):
         loaded = await call.backend.get(call.principal, info.calendar_id, [o.name for o in changed])
@@ -247,6 +264,8 @@ async def free_busy_query(call: Call, root: etree._Element) -> web.Response:
     if tr is None or tr.start is None or tr.end is None:
         raise DavError(400, "free-busy-query needs a time-range with start and end.")
     freebusy.check_window(tr.start, tr.end, call.config.freebusy_max_days)
-    periods = await call.backend.calendar_free_busy(call.principal, call.resource.calendar_id, tr.start, tr.end)
+    periods = await call.backend.calendar_free_busy(
+        call.principal, call.resource.calendar_id, tr.start, tr.end
+    )
     body = freebusy.vfreebusy(tr.start, tr.end, periods)
     return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8")

@@ -32,8 +32,9 @@ async def outbox_post(call: Call) -> web.Response:
     organizer = str(request.get("ORGANIZER", ""))
     own = {f"mailto:{e}".lower() for e in call.principal.emails}
     if not organizer or organizer.lower() not in own:
-        raise DavError(403, "The ORGANIZER must be one of your own calendar user addresses.",
-                       cal("organizer-allowed"))
+        raise DavError(
+            403, "The ORGANIZER must be one of your own calendar user addresses.", cal("organizer-allowed")
+        )
     start, end = _moment(request, "DTSTART"), _moment(request, "DTEND")
     check_window(start, end, call.config.freebusy_max_days)
     attendees = _attendees(request)
@@ -44,7 +45,11 @@ async def outbox_post(call: Call) -> web.Response:
     def build() -> bytes:
         root = element(cal("schedule-response"))
         for index, attendee in enumerate(attendees):
-            result = results[index] if index < len(results) else FreeBusyResult(attendee, "5.1", message="No answer.")
+            result = (
+                results[index]
+                if index < len(results)
+                else FreeBusyResult(attendee, "5.1", message="No answer.")
+            )
             _add_response(root, attendee, result, start, end, organizer, uid)
         return serialize(root)
 
@@ -62,8 +67,9 @@ def _parse(data: bytes) -> Component:
         raise DavError(400, "A free/busy request needs METHOD:REQUEST.", cal("valid-scheduling-message"))
     requests = [c for c in calendar.subcomponents if c.name == "VFREEBUSY"]
     if len(requests) != 1:
-        raise DavError(400, "The outbox answers exactly one VFREEBUSY request per POST.",
-                       cal("valid-scheduling-message"))
+        raise DavError(
+            400, "The outbox answers exactly one VFREEBUSY request per POST.", cal("valid-scheduling-message")
+        )
     return requests[0]
 
 
@@ -90,15 +96,31 @@ def _mailto(address: str) -> str:
     return f"mailto:{rest}" if sep and scheme.lower() == "mailto" else address
 
 
-def _add_response(root: etree._Element, attendee: str, result: FreeBusyResult, start: datetime, end: datetime,
-                  organizer: str, uid: str | None) -> None:
+def _add_response(
+    root: etree._Element,
+    attendee: str,
+    result: FreeBusyResult,
+    start: datetime,
+    end: datetime,
+    organizer: str,
+    uid: str | None,
+) -> None:
     response = sub(root, cal("response"))
     recipient = sub(response, cal("recipient"))
     recipient.append(href(attendee))
     sub(response, cal("request-status"), _status_with_reason(result))
     if result.status.startswith("2") or result.no_data:
-        text = vfreebusy(start, end, result.periods, method="REPLY", organizer=organizer, attendee=attendee,
-                         uid=uid, no_data=result.no_data, status=request_status(result))
+        text = vfreebusy(
+            start,
+            end,
+            result.periods,
+            method="REPLY",
+            organizer=organizer,
+            attendee=attendee,
+            uid=uid,
+            no_data=result.no_data,
+            status=request_status(result),
+        )
         sub(response, cal("calendar-data"), text)
 
 

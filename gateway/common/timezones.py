@@ -135,13 +135,15 @@ def _definition_xml(windows_id: str, year: int) -> bytes:
         periods.append(_T.Period(Bias=xs_duration(-daylight), Name="Daylight", Id=dst_id))
         for instant, before, after in changes:
             local = (instant + before).replace(tzinfo=None)  # wall clock just before the change
-            group.append(_T.RecurringDayTransition(
-                _T.To(dst_id if after == daylight else std_id, Kind="Period"),
-                _T.TimeOffset(xs_duration(timedelta(hours=local.hour, minutes=local.minute))),
-                _T.Month(str(local.month)),
-                _T.DayOfWeek(_DAY_NAMES[local.weekday()]),
-                _T.Occurrence(str(_occurrence(local.date(), zone, next_year.get(after)))),
-            ))
+            group.append(
+                _T.RecurringDayTransition(
+                    _T.To(dst_id if after == daylight else std_id, Kind="Period"),
+                    _T.TimeOffset(xs_duration(timedelta(hours=local.hour, minutes=local.minute))),
+                    _T.Month(str(local.month)),
+                    _T.DayOfWeek(_DAY_NAMES[local.weekday()]),
+                    _T.Occurrence(str(_occurrence(local.date(), zone, next_year.get(after)))),
+                )
+            )
     else:
         group.append(_T.Transition(_T.To(std_id, Kind="Period")))
     definition = _T.TimeZoneDefinition(
@@ -179,15 +181,27 @@ def serializable_time_zone(windows_id: str, *, year: int | None = None) -> etree
         for instant, before, after in changes:
             local = (instant + before).replace(tzinfo=None)
             order = _occurrence(local.date(), zone, next_year.get(after))
-            rule = (f"{local.hour:02d}:{local.minute:02d}:00", 5 if order == -1 else order, local.month,
-                    _DAY_NAMES[local.weekday()])
+            rule = (
+                f"{local.hour:02d}:{local.minute:02d}:00",
+                5 if order == -1 else order,
+                local.month,
+                _DAY_NAMES[local.weekday()],
+            )
             name = "StandardTime" if after == standard else "DaylightTime"
             rules[name] = (-int((after - standard).total_seconds()) // 60, rule)
     result = _T.TimeZone(_T.Bias(str(base_bias)))
     for name in ("StandardTime", "DaylightTime"):
         bias, (clock, order, month, weekday) = rules[name]
-        result.append(_T(name, _T.Bias(str(bias)), _T.Time(clock), _T.DayOrder(str(order)),
-                         _T.Month(str(month)), _T.DayOfWeek(weekday)))
+        result.append(
+            _T(
+                name,
+                _T.Bias(str(bias)),
+                _T.Time(clock),
+                _T.DayOrder(str(order)),
+                _T.Month(str(month)),
+                _T.DayOfWeek(weekday),
+            )
+        )
     return result
 
 

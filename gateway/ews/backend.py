@@ -93,7 +93,11 @@ SYNC_PAGE = 512
 PROPERTY_CACHE_SECONDS = 60.0
 UNSYNCED = "unsynced"  # the epoch shown for a calendar whose index was never built
 APPLE_NS = "{http://apple.com/ns/ical/}"
-STORED_PROPERTIES = (f"{APPLE_NS}calendar-color", f"{APPLE_NS}calendar-order", f"{CALDAV_NS}calendar-description")
+STORED_PROPERTIES = (
+    f"{APPLE_NS}calendar-color",
+    f"{APPLE_NS}calendar-order",
+    f"{CALDAV_NS}calendar-description",
+)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,200}$")
 
 
@@ -296,15 +300,24 @@ class EwsBackend:
         def load() -> list[tuple[_FolderRef, Folder]]:
             primary = distinguished_calendar(account)
             cid = f"{record.account_id}-{PRIMARY_SUFFIX}"
-            found = [(_FolderRef(cid, primary.id, primary.changekey, primary.name or "Calendar", True), primary)]
+            found = [
+                (_FolderRef(cid, primary.id, primary.changekey, primary.name or "Calendar", True), primary)
+            ]
             children = FolderCollection(account=account, folders=[primary]).find_folders(
-                additional_fields={FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")}
+                additional_fields={
+                    FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")
+                }
             )
             for child in children:
-                if isinstance(child, Exception) or (child.folder_class or "IPF.Appointment") != "IPF.Appointment":
+                if (
+                    isinstance(child, Exception)
+                    or (child.folder_class or "IPF.Appointment") != "IPF.Appointment"
+                ):
                     continue
                 cid = aliases.get(child.id) or f"{record.account_id}-{sub_calendar_suffix(child.id)}"
-                found.append((_FolderRef(cid, child.id, child.changekey, child.name or "Calendar", False), child))
+                found.append(
+                    (_FolderRef(cid, child.id, child.changekey, child.name or "Calendar", False), child)
+                )
             return found
 
         loaded = await self._ews(account, "FindFolder", load)
@@ -379,7 +392,9 @@ class EwsBackend:
                 # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
                 await self._index.forget_calendar(cal.key)
                 epoch, sync_state = uuid.uuid4().hex, None
-                new_state, changes = await self._ews(cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None))
+                new_state, changes = await self._ews(
+                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None)
+                )
             if state and new_state == state.sync_state and not changes:
                 return epoch, state.seq
             seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
@@ -415,7 +430,9 @@ class EwsBackend:
             ctag=f"{epoch}-{seq}",
             sync_token=sync_token(epoch, seq),
             owner_email=cal.record.email,
-            description=stored.get(f"{CALDAV_NS}calendar-description", f"Exchange calendar of {cal.record.email}"),
+            description=stored.get(
+                f"{CALDAV_NS}calendar-description", f"Exchange calendar of {cal.record.email}"
+            ),
             color=stored.get(f"{APPLE_NS}calendar-color"),
             order=int(order) if order.lstrip("-").isdigit() else 0,
             primary=cal.primary,
@@ -491,11 +508,15 @@ class EwsBackend:
                 return objects
             found = await self._fetch_by_names(cal, [o.name for o in objects])
             return [o for o in found.values() if o is not None]
-        view = await self._ews(cal.account, "FindItem", lambda: calendar_view(cal.account, cal.folder, start, end))
+        view = await self._ews(
+            cal.account, "FindItem", lambda: calendar_view(cal.account, cal.folder, start, end)
+        )
         if not with_data:
             await self._refresh(cal)
             uids = {item.uid for item in view}
-            return [CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key) if i.uid in uids]
+            return [
+                CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key) if i.uid in uids
+            ]
         ids: dict[str, Any] = {}
         known: dict[str, CalendarObject] = {}
         in_view_exceptions = []
@@ -529,7 +550,9 @@ class EwsBackend:
         rendered = {o.name: o for o in await self._render(cal, ids, [])}
         return {name: rendered.get(name) for name in names}
 
-    async def _render(self, cal: _Calendar, ids: list[Any], known_exceptions: list[ItemId]) -> list[CalendarObject]:
+    async def _render(
+        self, cal: _Calendar, ids: list[Any], known_exceptions: list[ItemId]
+    ) -> list[CalendarObject]:
         """GetItem the masters/singles (and exceptions) in batches and turn each into one resource."""
         if not ids:
             return []
@@ -603,7 +626,11 @@ class EwsBackend:
     def _invitations(self, cal: _Calendar, resource: Any) -> str:
         """RFC 6638 implicit scheduling: Exchange sends invitations when the owner organises a meeting."""
         organiser = (resource.organizer_email or "").lower()
-        if cal.record.invitations == "auto" and resource.attendee_emails and organiser == cal.record.email.lower():
+        if (
+            cal.record.invitations == "auto"
+            and resource.attendee_emails
+            and organiser == cal.record.email.lower()
+        ):
             return SEND_TO_ALL_AND_SAVE_COPY
         return SEND_TO_NONE
 
@@ -639,7 +666,9 @@ class EwsBackend:
             if not pending and self._recording.get(cal.key) is pending:
                 del self._recording[cal.key]
             if not finished.cancelled() and finished.exception() is not None:
-                log.warning("indexing a created item failed; the next sync brings it: %r", finished.exception())
+                log.warning(
+                    "indexing a created item failed; the next sync brings it: %r", finished.exception()
+                )
 
         task.add_done_callback(done)
 
@@ -659,7 +688,9 @@ class EwsBackend:
 
     async def _update(self, cal: _Calendar, item_id: str, resource: Any, if_match: str | None) -> None:
         fields = [*mapping.READ_FIELDS, "caldav_name"]
-        current = (await self._ews(cal.account, "GetItem", lambda: _fetch(cal.folder, [ItemId(item_id)], fields)))[0]
+        current = (
+            await self._ews(cal.account, "GetItem", lambda: _fetch(cal.folder, [ItemId(item_id)], fields))
+        )[0]
         if current is None:
             raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
         if if_match and if_match != current.changekey:
@@ -679,7 +710,9 @@ class EwsBackend:
         await self._ews(
             cal.account,
             "UpdateItem",
-            lambda: current.save(update_fields=fields, conflict_resolution=conflict, send_meeting_invitations=send),
+            lambda: current.save(
+                update_fields=fields, conflict_resolution=conflict, send_meeting_invitations=send
+            ),
         )
         if resource.overrides or resource.exdates:
             await self._apply_occurrences(cal, current, resource, send, already_deleted)
@@ -699,11 +732,15 @@ class EwsBackend:
             occurrence = override.item
             occurrence.account, occurrence.folder = cal.account, cal.folder
             occurrence._id = OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index)
-            updates.append((occurrence, list(mapping.OCCURRENCE_FIELDS)))  # an override replaces the whole occurrence
+            updates.append(
+                (occurrence, list(mapping.OCCURRENCE_FIELDS))
+            )  # an override replaces the whole occurrence
         for exdate in resource.exdates:
             index = mapping.occurrence_index(master, exdate)
             if index is not None and to_utc(exdate) not in already_deleted:
-                deletions.append(OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index))
+                deletions.append(
+                    OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index)
+                )
         account = cal.account
         if updates:
             results = await self._ews(
@@ -711,13 +748,17 @@ class EwsBackend:
                 "UpdateItem",
                 lambda: list(
                     account.bulk_update(
-                        updates, conflict_resolution=ALWAYS_OVERWRITE, send_meeting_invitations_or_cancellations=send
+                        updates,
+                        conflict_resolution=ALWAYS_OVERWRITE,
+                        send_meeting_invitations_or_cancellations=send,
                     )
                 ),
             )
             _raise_first_error(results)
         if deletions:
-            results = await self._ews(account, "DeleteItem", lambda: _delete_occurrences(account, deletions, send))
+            results = await self._ews(
+                account, "DeleteItem", lambda: _delete_occurrences(account, deletions, send)
+            )
             _raise_first_error(results)
 
     async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
@@ -735,7 +776,9 @@ class EwsBackend:
                 await self._ews(
                     account,
                     "GetItem",
-                    lambda: _fetch(cal.folder, [ItemId(entry.item_id)], ["changekey", "organizer", "is_meeting"]),
+                    lambda: _fetch(
+                        cal.folder, [ItemId(entry.item_id)], ["changekey", "organizer", "is_meeting"]
+                    ),
                 )
             )[0]
             if current is None:
@@ -743,7 +786,11 @@ class EwsBackend:
             if if_match and if_match != current.changekey:
                 raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
             organiser = getattr(current.organizer, "email_address", "") or ""
-            if cal.record.invitations == "auto" and current.is_meeting and organiser.lower() == cal.record.email.lower():
+            if (
+                cal.record.invitations == "auto"
+                and current.is_meeting
+                and organiser.lower() == cal.record.email.lower()
+            ):
                 send = SEND_TO_ALL_AND_SAVE_COPY
         results = await self._ews(
             account,
@@ -765,7 +812,11 @@ class EwsBackend:
         account = self._exchange_account(entries[0])
 
         def create() -> Folder:
-            folder = Folder(parent=distinguished_calendar(account), name=display_name or calendar_id, folder_class="IPF.Appointment")
+            folder = Folder(
+                parent=distinguished_calendar(account),
+                name=display_name or calendar_id,
+                folder_class="IPF.Appointment",
+            )
             folder.save()
             return folder
 
@@ -779,13 +830,17 @@ class EwsBackend:
         epoch, seq = await self._refresh(cal)
         return await self._described(cal, epoch, seq)
 
-    async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+    async def update_calendar(
+        self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
+    ) -> None:
         """PROPPATCH: displayname → UpdateFolder; colour, order and description are kept by the gateway."""
         cal = await self._resolve(principal, calendar_id)
         name = properties.get("{DAV:}displayname")
         if "{DAV:}displayname" in properties and name != cal.display_name:
             if cal.primary or not name:
-                raise Forbidden("The primary Exchange calendar cannot be renamed, and a calendar needs a name.")
+                raise Forbidden(
+                    "The primary Exchange calendar cannot be renamed, and a calendar needs a name."
+                )
             folder = cal.folder
             folder.name = name
             await self._ews(cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"]))
@@ -851,7 +906,9 @@ class EwsBackend:
         results: dict[str, FreeBusyResult] = {}
         own_parts: list[FreeBusyResult] = []
         for position, (entry, record) in enumerate(zip(entries, records, strict=True)):
-            mailboxes = (others if position == 0 else []) + ([record.email.lower()] if record.account_id in primaries else [])
+            mailboxes = (others if position == 0 else []) + (
+                [record.email.lower()] if record.account_id in primaries else []
+            )
             if not mailboxes:
                 continue
             account = self._exchange_account(entry)
@@ -863,7 +920,10 @@ class EwsBackend:
                     results[mailbox] = answer
         own_parts += [await self._sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
         mine = _merge_own(own_parts)
-        return [_answer_for(a, mine if mailbox_address(a) in own else results[mailbox_address(a)]) for a in attendees]
+        return [
+            _answer_for(a, mine if mailbox_address(a) in own else results[mailbox_address(a)])
+            for a in attendees
+        ]
 
     async def _sub_calendar_busy(self, cal: _Calendar, start: datetime, end: datetime) -> FreeBusyResult:
         """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
@@ -966,7 +1026,9 @@ def _sync_folder(folder: Folder, sync_state: str | None) -> tuple[str, list[Item
                 changes.append(ItemChange(item_id=item.id))
             elif change_type in ("create", "update"):
                 uid = item.uid or item.id
-                changes.append(ItemChange(item.id, item.changekey, item.caldav_name or derived_name(uid), uid))
+                changes.append(
+                    ItemChange(item.id, item.changekey, item.caldav_name or derived_name(uid), uid)
+                )
     except SyncCompleted as done:
         new_state = done.sync_state
     return new_state or "", changes
@@ -978,7 +1040,9 @@ def _dedupe_names(changes: list[ItemChange]) -> list[ItemChange]:
     out = []
     for c in changes:
         if c.name and seen.setdefault(c.name, c.item_id) != c.item_id:
-            c = ItemChange(c.item_id, c.changekey, f"{c.name[:-4]}-{sub_calendar_suffix(c.item_id)}.ics", c.uid)
+            c = ItemChange(
+                c.item_id, c.changekey, f"{c.name[:-4]}-{sub_calendar_suffix(c.item_id)}.ics", c.uid
+            )
         out.append(c)
     return out
 

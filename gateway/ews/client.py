@@ -88,7 +88,9 @@ _SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 EWS_TYPES = "{http://schemas.microsoft.com/exchange/services/2006/types}"  # Clark prefix for lxml lookups
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
-_POOL_HAS_WATCHER = "background_watch_delay" in inspect.signature(urllib3.HTTPConnectionPool.__init__).parameters
+_POOL_HAS_WATCHER = (
+    "background_watch_delay" in inspect.signature(urllib3.HTTPConnectionPool.__init__).parameters
+)
 # A per-process key, so credential fingerprints (cache keys) can't be brute-forced offline.
 _FINGERPRINT_KEY = os.urandom(32)
 
@@ -188,7 +190,9 @@ class _MeteredAdapter(ChunkedReadAdapter):
     metrics: EwsMetrics | None = None
     ca_file: str | None = None
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
         """urllib3-future (a drop-in urllib3 some installations carry) starts a thread per connection pool
         to watch idle connections; every exchangelib session has its own pool, so that is a thread per
         account. EWS speaks HTTP/1.1, where a dropped keep-alive connection is noticed when it is reused,
@@ -197,14 +201,23 @@ class _MeteredAdapter(ChunkedReadAdapter):
             pool_kwargs.setdefault("background_watch_delay", None)
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         if self.ca_file and verify is not False:
             verify = self.ca_file  # trust the organisation's CA (verification is never switched off)
         operation = soap_operation(request.body) if request.method == "POST" else None
         started = time.perf_counter()
         try:
-            response = super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+            response = super().send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         except Exception:
             self._observe(operation, started, failed=True)
             raise
@@ -268,7 +281,9 @@ def ews_url_for(server: str) -> str:
     server = server.strip()
     if "://" not in server:
         if not _HOST.match(server):
-            raise ConnectError("invalid_input", f"{server!r} is not a server name; enter e.g. mail.example.com.")
+            raise ConnectError(
+                "invalid_input", f"{server!r} is not a server name; enter e.g. mail.example.com."
+            )
         return f"https://{server}/EWS/Exchange.asmx"
     parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -297,7 +312,8 @@ def _schemes(response: requests.Response) -> set[str]:
 
 def _mentions_modern_auth(response: requests.Response) -> bool:
     text = " ".join(
-        response.headers.get(name, "") for name in ("x-ms-diagnostics", "ms-diagnostics-public", "X-MS-Diagnostics")
+        response.headers.get(name, "")
+        for name in ("x-ms-diagnostics", "ms-diagnostics-public", "X-MS-Diagnostics")
     ).lower()
     return any(word in text for word in ("modern auth", "oauth", "basic auth", "basicauthblocked", "bearer"))
 
@@ -357,8 +373,12 @@ def server_version(content: bytes) -> Version | None:
     if info is None:
         return None
     try:
-        build = Build(*(int(info.get(a, "0")) for a in ("MajorVersion", "MinorVersion", "MajorBuildNumber",
-                                                          "MinorBuildNumber")))
+        build = Build(
+            *(
+                int(info.get(a, "0"))
+                for a in ("MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber")
+            )
+        )
         return Version(build=build)
     except (ValueError, TypeError, exl_errors.EWSError):
         return None
@@ -376,13 +396,18 @@ def connection_error(exc: BaseException, url: str) -> ConnectError:
             )
         return ConnectError("unreachable", f"A secure connection to {host} could not be established.")
     if isinstance(exc, requests.exceptions.Timeout | TimeoutError | socket.timeout):
-        return ConnectError("unreachable", f"{host} did not answer in time; check the server name and network.")
+        return ConnectError(
+            "unreachable", f"{host} did not answer in time; check the server name and network."
+        )
     chain = _exception_chain(exc)
     if any(isinstance(e, socket.gaierror) for e in chain) or "resolve" in str(exc).lower():
-        return ConnectError("server_not_found", f"The server name {host} could not be found; check its spelling.")
+        return ConnectError(
+            "server_not_found", f"The server name {host} could not be found; check its spelling."
+        )
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
         return ConnectError(
-            "server_not_found", f"Nothing answers at {host} (connection refused); check the server name and port."
+            "server_not_found",
+            f"Nothing answers at {host} (connection refused); check the server name and port.",
         )
     return ConnectError("unreachable", f"{host} could not be reached; check the server name and network.")
 
@@ -407,7 +432,9 @@ def auth_failed_error(login: str) -> ConnectError:
         hint = "Some servers expect the full address instead; try user@domain."
     else:
         hint = "Try DOMAIN\\user or your full e-mail address as the username."
-    return ConnectError("auth_failed", f"Exchange did not accept the username or password. Check the password. {hint}")
+    return ConnectError(
+        "auth_failed", f"Exchange did not accept the username or password. Check the password. {hint}"
+    )
 
 
 # --- the client ---------------------------------------------------------------------------------
@@ -467,7 +494,9 @@ class EwsClient:
         self._accounts: OrderedDict[tuple[str, ...], Account] = OrderedDict()
         self._protocols: dict[tuple[str, ...], Protocol] = {}
         self._protocol_users: Counter[tuple[str, ...]] = Counter()
-        self._gates: weakref.WeakValueDictionary[tuple[str, str], _AccountGate] = weakref.WeakValueDictionary()
+        self._gates: weakref.WeakValueDictionary[tuple[str, str], _AccountGate] = (
+            weakref.WeakValueDictionary()
+        )
         self._recent_gates: OrderedDict[tuple[str, str], _AccountGate] = OrderedDict()
 
     # --- connect ---------------------------------------------------------------------------
@@ -524,8 +553,9 @@ class EwsClient:
         probe.api_version_hint = "Exchange2013"
         try:
             with probe.raw_session(ews_url) as session:
-                response = session.post(ews_url, data=probe.dummy_xml(), allow_redirects=False,
-                                        timeout=probe.TIMEOUT)
+                response = session.post(
+                    ews_url, data=probe.dummy_xml(), allow_redirects=False, timeout=probe.TIMEOUT
+                )
         except requests.RequestException as exc:
             raise connection_error(exc, ews_url) from None
         return choose_auth_type(response)
@@ -543,8 +573,9 @@ class EwsClient:
         try:
             session = probe.create_session()
             try:
-                response = session.post(ews_url, data=probe.dummy_xml(), allow_redirects=False,
-                                        timeout=probe.TIMEOUT)
+                response = session.post(
+                    ews_url, data=probe.dummy_xml(), allow_redirects=False, timeout=probe.TIMEOUT
+                )
             finally:
                 session.close()
         except requests.RequestException as exc:
@@ -599,7 +630,8 @@ class EwsClient:
             raise connection_error(exc, info.ews_url) from None
         except exl_errors.EWSError as exc:
             raise ConnectError(
-                "unreachable", f"Exchange could not open the calendar ({type(exc).__name__}); try again later."
+                "unreachable",
+                f"Exchange could not open the calendar ({type(exc).__name__}); try again later.",
             ) from None
 
     # --- Autodiscover ------------------------------------------------------------------------
@@ -664,7 +696,9 @@ class EwsClient:
             except exl_errors.UnauthorizedError:
                 refused = True
             except exl_errors.ErrorNonExistentMailbox:
-                raise _autodiscover_failed(f"Autodiscover knows no mailbox {email}; check the address.") from None
+                raise _autodiscover_failed(
+                    f"Autodiscover knows no mailbox {email}; check the address."
+                ) from None
             except (exl_errors.EWSError, requests.RequestException, OSError, ValueError) as exc:
                 log.info("Autodiscover at %s failed: %s", url, type(exc).__name__)
         if refused:
@@ -779,8 +813,12 @@ class EwsClient:
                 wait = exc.back_off or _GatewayProtocol.RETRY_WAIT
                 if _connection_broke(exc) or loop.time() + wait > deadline:
                     raise translate(exc, operation) from exc
-                log.info("EWS %s for %s: server busy, retrying in %.1f s", operation,
-                         account.primary_smtp_address, wait)
+                log.info(
+                    "EWS %s for %s: server busy, retrying in %.1f s",
+                    operation,
+                    account.primary_smtp_address,
+                    wait,
+                )
                 gate.back_off_until = max(gate.back_off_until, loop.time() + wait)
             except EwsError:
                 raise
@@ -837,7 +875,10 @@ def distinguished_calendar(account: Account) -> Calendar:
     known only by its distinguished id is enough for addressing the calendar.
     """
     mailbox = Mailbox(email_address=account.primary_smtp_address)
-    root = Root(account=account, _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox))
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
     return Calendar.get_distinguished(root=root)
 
 
@@ -893,7 +934,9 @@ def _validate(settings: ConnectionSettings) -> None:
     email = settings.email.strip()
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain or " " in email:
-        raise ConnectError("invalid_input", "Enter the mailbox's full e-mail address, e.g. alice@example.com.")
+        raise ConnectError(
+            "invalid_input", "Enter the mailbox's full e-mail address, e.g. alice@example.com."
+        )
     if not settings.credentials.username.strip() or not settings.credentials.password:
         raise ConnectError("invalid_input", "Enter a username and password.")
     if settings.credentials.auth_type not in (None, *_EXL_AUTH):

@@ -112,7 +112,9 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
             code=code,
         )
     if isinstance(exc, _NOT_FOUND):
-        return EwsNotFound(f"Exchange did not find the requested object{where} ({code}).", operation=operation, code=code)
+        return EwsNotFound(
+            f"Exchange did not find the requested object{where} ({code}).", operation=operation, code=code
+        )
     if isinstance(exc, ex.ErrorQuotaExceeded):
         return EwsQuotaExceeded(
             f"The mailbox is over its storage quota{where}; free some space in Exchange.",
@@ -129,7 +131,9 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
             code=code,
         )
     if isinstance(exc, ex.ResponseMessageError):
-        return EwsInvalidRequest(f"Exchange rejected the request{where} ({code}).", operation=operation, code=code)
+        return EwsInvalidRequest(
+            f"Exchange rejected the request{where} ({code}).", operation=operation, code=code
+        )
     if isinstance(exc, ex.TransportError | requests.RequestException | OSError | TimeoutError):
         return EwsUnavailable(
             f"Exchange could not be reached{where} ({code}); try again later.", operation=operation, code=code

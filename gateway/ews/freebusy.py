@@ -57,12 +57,22 @@ if TYPE_CHECKING:
 MAX_WINDOW_DAYS = 42
 MAX_MAILBOXES = 100
 MERGED_INTERVAL_MINUTES = 30
-_BUSY_TYPES: dict[str, FreeBusyType] = {"Busy": "BUSY", "Tentative": "BUSY-TENTATIVE", "OOF": "BUSY-UNAVAILABLE"}
+_BUSY_TYPES: dict[str, FreeBusyType] = {
+    "Busy": "BUSY",
+    "Tentative": "BUSY-TENTATIVE",
+    "OOF": "BUSY-UNAVAILABLE",
+}
 _WORKING_ELSEWHERE_CHOICES = ("FREE", "BUSY-TENTATIVE", "BUSY")
 _NOT_FOUND = (exl_errors.ErrorMailRecipientNotFound, exl_errors.ErrorNonExistentMailbox)
-_DENIED = (exl_errors.ErrorAccessDenied, exl_errors.ErrorNoFreeBusyAccess, exl_errors.ErrorProxyRequestNotAllowed)
+_DENIED = (
+    exl_errors.ErrorAccessDenied,
+    exl_errors.ErrorNoFreeBusyAccess,
+    exl_errors.ErrorProxyRequestNotAllowed,
+)
 _ZERO = timedelta(0)
-NO_DATA_MESSAGE = "Exchange has no free/busy information for this calendar user; the time is not known to be free."
+NO_DATA_MESSAGE = (
+    "Exchange has no free/busy information for this calendar user; the time is not known to be free."
+)
 
 # SerializableTimeZone for UTC: bias 0 and two no-op transitions (both required by the schema).
 _UTC_TIMEZONE = TimeZone(
@@ -72,7 +82,9 @@ _UTC_TIMEZONE = TimeZone(
 )
 
 
-def windows(start: datetime, end: datetime, max_days: int = MAX_WINDOW_DAYS) -> list[tuple[datetime, datetime]]:
+def windows(
+    start: datetime, end: datetime, max_days: int = MAX_WINDOW_DAYS
+) -> list[tuple[datetime, datetime]]:
     """Split [start, end) into consecutive windows of at most ``max_days`` days."""
     start, end = to_utc(start), to_utc(end)
     if end <= start:
@@ -140,8 +152,16 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
         return value
     if value.utcoffset() == _ZERO:
-        return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                        value.microsecond, tzinfo=UTC)
+        return datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=UTC,
+        )
     return to_utc(value)
 
 
@@ -222,11 +242,16 @@ class _Availability(GetUserAvailability):
         if elem is None:
             return _View(None, None, [])
         events = [
-            _Event(_answer_time(e.findtext(EWS_TYPES + "StartTime")), _answer_time(e.findtext(EWS_TYPES + "EndTime")),
-                   e.findtext(EWS_TYPES + "BusyType"))
+            _Event(
+                _answer_time(e.findtext(EWS_TYPES + "StartTime")),
+                _answer_time(e.findtext(EWS_TYPES + "EndTime")),
+                e.findtext(EWS_TYPES + "BusyType"),
+            )
             for e in elem.iterfind(f"{EWS_TYPES}CalendarEventArray/{EWS_TYPES}CalendarEvent")
         ]
-        return _View(elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events)
+        return _View(
+            elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events
+        )
 
 
 def request_availability(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
@@ -235,10 +260,14 @@ def request_availability(account: Account, emails: list[str], start: datetime, e
     service = _Availability(protocol=account.protocol, chunk_size=MAX_MAILBOXES)
     views = service.call(
         tzinfo=EWS_UTC,
-        mailbox_data=[MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails],
+        mailbox_data=[
+            MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails
+        ],
         timezone=_UTC_TIMEZONE,
         free_busy_view_options=FreeBusyViewOptions(
-            time_window=TimeWindow(start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end)),
+            time_window=TimeWindow(
+                start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end)
+            ),
             merged_free_busy_interval=MERGED_INTERVAL_MINUTES,
             requested_view="DetailedMerged",
         ),
@@ -296,7 +325,9 @@ async def _chunk(
     """
 
     def ask() -> list[_Collected]:
-        return _read_answers(request_availability(account, emails, start, end), len(emails), start, end, working_elsewhere)
+        return _read_answers(
+            request_availability(account, emails, start, end), len(emails), start, end, working_elsewhere
+        )
 
     try:
         found = await client.run(account, "GetUserAvailability", ask)
@@ -308,8 +339,9 @@ async def _chunk(
         collected[email].merge(part)
 
 
-def _read_answers(answers: list[Any], expected: int, start: datetime, end: datetime,
-                  working_elsewhere: str) -> list[_Collected]:
+def _read_answers(
+    answers: list[Any], expected: int, start: datetime, end: datetime, working_elsewhere: str
+) -> list[_Collected]:
     """One :class:`_Collected` per requested mailbox, in request order, from GetUserAvailability's answers."""
     found = []
     for answer in answers[:expected]:

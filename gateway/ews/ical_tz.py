@@ -219,7 +219,9 @@ def _build_vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
     stable = all([_rule_of(*t) for t in _transitions(zone, year + k)] == rules for k in (1, 2, 5))
     if not this_year:
         offset = datetime(year, 1, 1, tzinfo=UTC).astimezone(zone).utcoffset()
-        if all(datetime(year + k, 7, 1, tzinfo=UTC).astimezone(zone).utcoffset() == offset for k in (0, 1, 5)):
+        if all(
+            datetime(year + k, 7, 1, tzinfo=UTC).astimezone(zone).utcoffset() == offset for k in (0, 1, 5)
+        ):
             return _fixed(tzid, offset, year)
     elif stable:
         return _with_rules(tzid, this_year, rules)

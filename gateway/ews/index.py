@@ -29,9 +29,13 @@ _KEY = sa.bindparam("key")
 _LIVE = (indexed_item.c.calendar_key == _KEY) & indexed_item.c.deleted.is_(False)
 _STATE = sa.select(calendar_state).where(calendar_state.c.calendar_key == _KEY)
 _CHANGED = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.seq > sa.bindparam("since"))
-_ITEMS = sa.select(indexed_item).where(_CHANGED & indexed_item.c.deleted.is_(False)).order_by(indexed_item.c.seq)
+_ITEMS = (
+    sa.select(indexed_item).where(_CHANGED & indexed_item.c.deleted.is_(False)).order_by(indexed_item.c.seq)
+)
 _ITEMS_AND_DELETIONS = sa.select(indexed_item).where(_CHANGED).order_by(indexed_item.c.seq)
-_BY_NAMES = sa.select(indexed_item).where(_LIVE & indexed_item.c.name.in_(sa.bindparam("names", expanding=True)))
+_BY_NAMES = sa.select(indexed_item).where(
+    _LIVE & indexed_item.c.name.in_(sa.bindparam("names", expanding=True))
+)
 _BY_NAME_OR_UID = sa.select(indexed_item).where(
     _LIVE & ((indexed_item.c.name == sa.bindparam("name")) | (indexed_item.c.uid == sa.bindparam("uid")))
 )
@@ -98,7 +102,9 @@ class ItemIndex:
             row = (await conn.execute(_STATE, {"key": calendar_key})).first()
         return CalendarState(row.sync_state, row.seq, row.epoch) if row else None
 
-    async def apply(self, calendar_key: str, new_sync_state: str, changes: list[ItemChange], epoch: str) -> int:
+    async def apply(
+        self, calendar_key: str, new_sync_state: str, changes: list[ItemChange], epoch: str
+    ) -> int:
         """Record a SyncFolderItems answer in one transaction; returns the calendar's new sequence number.
 
         Rows are written in bulk (executemany): a first sync brings thousands of items, and a
@@ -129,15 +135,24 @@ class ItemIndex:
                 if seq is not None:
                     await conn.execute(
                         _INSERT_ITEM,
-                        {"calendar_key": calendar_key, "item_id": change.item_id, "name": change.name,
-                         "uid": change.uid, "changekey": change.changekey or "", "seq": seq, "deleted": False},
+                        {
+                            "calendar_key": calendar_key,
+                            "item_id": change.item_id,
+                            "name": change.name,
+                            "uid": change.uid,
+                            "changekey": change.changekey or "",
+                            "seq": seq,
+                            "deleted": False,
+                        },
                     )
         except sa.exc.IntegrityError:
             return None
         return seq
 
     @staticmethod
-    async def _write_changes(conn: AsyncConnection, calendar_key: str, seq: int, changes: list[ItemChange]) -> int:
+    async def _write_changes(
+        conn: AsyncConnection, calendar_key: str, seq: int, changes: list[ItemChange]
+    ) -> int:
         """Upsert and mark deleted, numbering each new change after ``seq``; returns the last number.
 
         An item changed twice in one answer keeps its last state.
@@ -150,11 +165,21 @@ class ItemIndex:
             held[change.item_id] = (change.changekey or "", change.name is None)
             seq += 1
             latest[change.item_id] = (change, seq)
-        deletions = [{"key": calendar_key, "iid": c.item_id, "s": n} for c, n in latest.values() if c.name is None]
+        deletions = [
+            {"key": calendar_key, "iid": c.item_id, "s": n} for c, n in latest.values() if c.name is None
+        ]
         upserts = [
-            {"calendar_key": calendar_key, "item_id": c.item_id, "name": c.name, "uid": c.uid,
-             "changekey": c.changekey or "", "seq": n, "deleted": False}
-            for c, n in latest.values() if c.name is not None
+            {
+                "calendar_key": calendar_key,
+                "item_id": c.item_id,
+                "name": c.name,
+                "uid": c.uid,
+                "changekey": c.changekey or "",
+                "seq": n,
+                "deleted": False,
+            }
+            for c, n in latest.values()
+            if c.name is not None
         ]
         if deletions:
             await conn.execute(_MARK_DELETED, deletions)
@@ -163,7 +188,9 @@ class ItemIndex:
             await conn.execute(_INSERT_ITEM, upserts)
         return seq
 
-    async def items(self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False) -> list[IndexedItem]:
+    async def items(
+        self, calendar_key: str, since_seq: int = 0, include_deleted: bool = False
+    ) -> list[IndexedItem]:
         """Items changed after ``since_seq``, in change order."""
         query = _ITEMS_AND_DELETIONS if include_deleted else _ITEMS
         async with self._engine.connect() as conn:
@@ -193,7 +220,9 @@ class ItemIndex:
     ) -> tuple[IndexedItem | None, IndexedItem | None]:
         """(the live item named ``name``, the live item with ``uid``) in one query: what a PUT checks."""
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(_BY_NAME_OR_UID, {"key": calendar_key, "name": name, "uid": uid})).all()
+            rows = (
+                await conn.execute(_BY_NAME_OR_UID, {"key": calendar_key, "name": name, "uid": uid})
+            ).all()
         named = next((_item(r) for r in rows if r.name == name), None)
         if named is not None and named.uid == uid:
             return named, named
@@ -207,19 +236,25 @@ class ItemIndex:
     async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                calendar_alias.insert().values(account_id=account_id, calendar_id=calendar_id, folder_id=folder_id)
+                calendar_alias.insert().values(
+                    account_id=account_id, calendar_id=calendar_id, folder_id=folder_id
+                )
             )
 
     async def aliases(self, account_id: str) -> dict[str, str]:
         """folder id → the calendar id a client chose for it."""
         async with self._engine.connect() as conn:
-            return {r.folder_id: r.calendar_id for r in (await conn.execute(_ALIASES, {"account": account_id})).all()}
+            return {
+                r.folder_id: r.calendar_id
+                for r in (await conn.execute(_ALIASES, {"account": account_id})).all()
+            }
 
     async def drop_alias(self, account_id: str, calendar_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
                 calendar_alias.delete().where(
-                    (calendar_alias.c.account_id == account_id) & (calendar_alias.c.calendar_id == calendar_id)
+                    (calendar_alias.c.account_id == account_id)
+                    & (calendar_alias.c.calendar_id == calendar_id)
                 )
             )
 
@@ -262,7 +297,9 @@ def _already_recorded(change: ItemChange, held: tuple[str, bool] | None) -> bool
     return held == (change.changekey or "", False)
 
 
-async def _held_versions(conn: AsyncConnection, calendar_key: str, item_ids: list[str]) -> dict[str, tuple[str, bool]]:
+async def _held_versions(
+    conn: AsyncConnection, calendar_key: str, item_ids: list[str]
+) -> dict[str, tuple[str, bool]]:
     """item id → (ChangeKey, deleted) of the rows the index holds for ``item_ids``."""
     known: dict[str, tuple[str, bool]] = {}
     unique = list(dict.fromkeys(item_ids))

@@ -103,16 +103,36 @@ WRITE_FIELDS: tuple[str, ...] = (
 OCCURRENCE_FIELDS: tuple[str, ...] = tuple(f for f in WRITE_FIELDS if f != "recurrence")
 """update_fields for an occurrence (an override): EWS forbids Recurrence there."""
 
-_BUSY_TO_ICAL = {"Free": "FREE", "Tentative": "TENTATIVE", "Busy": "BUSY", "OOF": "OOF",
-                 "WorkingElsewhere": "WORKINGELSEWHERE"}
+_BUSY_TO_ICAL = {
+    "Free": "FREE",
+    "Tentative": "TENTATIVE",
+    "Busy": "BUSY",
+    "OOF": "OOF",
+    "WorkingElsewhere": "WORKINGELSEWHERE",
+}
 _ICAL_TO_BUSY = {v: k for k, v in _BUSY_TO_ICAL.items()}
 _TRANSPARENT = {"Free", "WorkingElsewhere"}
-_CLASS_TO_ICAL = {"Normal": "PUBLIC", "Private": "PRIVATE", "Personal": "PRIVATE", "Confidential": "CONFIDENTIAL"}
+_CLASS_TO_ICAL = {
+    "Normal": "PUBLIC",
+    "Private": "PRIVATE",
+    "Personal": "PRIVATE",
+    "Confidential": "CONFIDENTIAL",
+}
 _ICAL_TO_CLASS = {"PUBLIC": "Normal", "PRIVATE": "Private", "CONFIDENTIAL": "Confidential"}
-_RESPONSE_TO_PARTSTAT = {"Accept": "ACCEPTED", "Decline": "DECLINED", "Tentative": "TENTATIVE",
-                         "Organizer": "ACCEPTED", "NoResponseReceived": "NEEDS-ACTION", "Unknown": "NEEDS-ACTION"}
-_PARTSTAT_TO_RESPONSE = {"ACCEPTED": "Accept", "DECLINED": "Decline", "TENTATIVE": "Tentative",
-                         "NEEDS-ACTION": "NoResponseReceived"}
+_RESPONSE_TO_PARTSTAT = {
+    "Accept": "ACCEPTED",
+    "Decline": "DECLINED",
+    "Tentative": "TENTATIVE",
+    "Organizer": "ACCEPTED",
+    "NoResponseReceived": "NEEDS-ACTION",
+    "Unknown": "NEEDS-ACTION",
+}
+_PARTSTAT_TO_RESPONSE = {
+    "ACCEPTED": "Accept",
+    "DECLINED": "Decline",
+    "TENTATIVE": "Tentative",
+    "NEEDS-ACTION": "NoResponseReceived",
+}
 _UTC_NAMES = {"UTC", "Etc/UTC", "Etc/GMT", "GMT"}
 
 
@@ -198,9 +218,24 @@ def _is_utc(zone: tzinfo) -> bool:
 
 
 # Property order of icalendar's VEVENT (canonical ones first, the rest by name): unchanged output for clients.
-_EVENT_ORDER = {name: i for i, name in enumerate(
-    ("SUMMARY", "DTSTART", "DTEND", "DURATION", "DTSTAMP", "UID", "RECURRENCE-ID", "SEQUENCE", "RRULE", "RDATE",
-     "EXDATE"))}
+_EVENT_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "SUMMARY",
+            "DTSTART",
+            "DTEND",
+            "DURATION",
+            "DTSTAMP",
+            "UID",
+            "RECURRENCE-ID",
+            "SEQUENCE",
+            "RRULE",
+            "RDATE",
+            "EXDATE",
+        )
+    )
+}
 _DATE = (("VALUE", "DATE"),)
 
 
@@ -221,7 +256,9 @@ class _Event:
 
     def render(self) -> str:
         order = len(_EVENT_ORDER)
-        self.lines.sort(key=lambda pair: (_EVENT_ORDER.get(pair[0], order), pair[0]))  # stable: ATTENDEEs keep theirs
+        self.lines.sort(
+            key=lambda pair: (_EVENT_ORDER.get(pair[0], order), pair[0])
+        )  # stable: ATTENDEEs keep theirs
         return ical.component("VEVENT", [*(text for _, text in self.lines), self.alarm])
 
 
@@ -272,7 +309,9 @@ def _add_period(writer: _Writer, event: _Event, item: CalendarItem) -> None:
     writer.add_time(event, "DTEND", item.end, _zone_of(item, "end"))
 
 
-def _add_calendar_user(event: _Event, name: str, mailbox: Mailbox, params: tuple[tuple[str, str], ...]) -> None:
+def _add_calendar_user(
+    event: _Event, name: str, mailbox: Mailbox, params: tuple[tuple[str, str], ...]
+) -> None:
     """ORGANIZER/ATTENDEE (CAL-ADDRESS, RFC 5545 §3.3.3: a URI, not escaped) with CN when Exchange has a name."""
     if mailbox.name:
         params = (("CN", mailbox.name), *params)
@@ -299,7 +338,11 @@ def _add_alarm(event: _Event, item: CalendarItem) -> None:
     if not item.reminder_is_set or item.reminder_minutes_before_start is None:
         return
     trigger = ical.format_duration(-timedelta(minutes=item.reminder_minutes_before_start))
-    lines = (ical.line("ACTION", "DISPLAY"), ical.line("DESCRIPTION", "Reminder"), ical.line("TRIGGER", trigger))
+    lines = (
+        ical.line("ACTION", "DISPLAY"),
+        ical.line("DESCRIPTION", "Reminder"),
+        ical.line("TRIGGER", trigger),
+    )
     event.alarm = ical.component("VALARM", lines)
 
 
@@ -370,7 +413,9 @@ def _aware(local: datetime, zone: tzinfo) -> EWSDateTime:
     return EWSDateTime.from_datetime(local.replace(tzinfo=zone))
 
 
-def _add_occurrence_times(writer: _Writer, event: _Event, name: str, master: CalendarItem, values: list) -> None:
+def _add_occurrence_times(
+    writer: _Writer, event: _Event, name: str, master: CalendarItem, values: list
+) -> None:
     """EXDATE / RECURRENCE-ID in the master's zone: dates for an all-day series."""
     if not values:
         return
@@ -467,7 +512,9 @@ class _Reader:
                 self.zones[tzid] = resolve_tzid(tzid, component)
             except UnknownTimezoneError as exc:
                 if component is None:
-                    raise _invalid(f"TZID {tzid!r} has no VTIMEZONE and names no known zone.", VALID_DATA, 400) from exc
+                    raise _invalid(
+                        f"TZID {tzid!r} has no VTIMEZONE and names no known zone.", VALID_DATA, 400
+                    ) from exc
                 raise _invalid(f"The VTIMEZONE {tzid!r} matches no time zone Exchange knows.") from exc
         return self.zones[tzid]
 
@@ -642,7 +689,11 @@ def _sensitivity(event: Event) -> str:
 def _body(event: Event) -> Body | None:
     description = _text(event, "DESCRIPTION")
     alt = event.get("X-ALT-DESC")
-    is_html = alt is not None and not isinstance(alt, list) and str(alt.params.get("FMTTYPE", "")).lower() == "text/html"
+    is_html = (
+        alt is not None
+        and not isinstance(alt, list)
+        and str(alt.params.get("FMTTYPE", "")).lower() == "text/html"
+    )
     html = ical.unescape_text(str(alt)) if is_html else ""  # icalendar leaves X- values escaped
     if is_html and html_to_text(html) == (description or ""):
         return HTMLBody(html)  # the client kept our text rendering: keep Exchange's HTML

@@ -21,7 +21,21 @@ from dataclasses import dataclass, field
 
 # Latency buckets in seconds: EWS calls range from a few ms (emulator) to tens of seconds
 # (GetUserAvailability over many mailboxes on a loaded server).
-DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 _BODY_CHILD = re.compile(rb"<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?([\w.-]+)")
 # Some operations name their request element differently from the operation:
@@ -105,7 +119,8 @@ class EwsMetrics:
                 "# TYPE gateway_ews_requests_total counter",
             ]
             lines += [
-                f'gateway_ews_requests_total{{operation="{_label(op)}"}} {n}' for op, n in sorted(self._requests.items())
+                f'gateway_ews_requests_total{{operation="{_label(op)}"}} {n}'
+                for op, n in sorted(self._requests.items())
             ]
             lines += [
                 "# HELP gateway_ews_request_failures_total EWS requests without an answer or with an HTTP error.",
@@ -120,7 +135,9 @@ class EwsMetrics:
                 "# TYPE gateway_ews_request_duration_seconds histogram",
             ]
             for op, histogram in sorted(self._latency.items()):
-                lines += histogram_lines("gateway_ews_request_duration_seconds", f'operation="{_label(op)}"', histogram)
+                lines += histogram_lines(
+                    "gateway_ews_request_duration_seconds", f'operation="{_label(op)}"', histogram
+                )
         return "\n".join(lines) + "\n"
 
 

@@ -48,11 +48,31 @@ _DAY_SETS = {  # EWS DaysOfWeek "groups" of RelativeMonthly/Yearly patterns
     frozenset(ICAL_DAYS[:5]): WEEK_DAY,
     frozenset(ICAL_DAYS[5:]): WEEKEND_DAY,
 }
-_SUPPORTED_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "WKST"}
-_KNOWN_PARTS = _SUPPORTED_PARTS | {"BYSECOND", "BYMINUTE", "BYHOUR", "BYYEARDAY", "BYWEEKNO", "RSCALE", "SKIP"}
+_SUPPORTED_PARTS = {
+    "FREQ",
+    "INTERVAL",
+    "COUNT",
+    "UNTIL",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYMONTH",
+    "BYSETPOS",
+    "WKST",
+}
+_KNOWN_PARTS = _SUPPORTED_PARTS | {
+    "BYSECOND",
+    "BYMINUTE",
+    "BYHOUR",
+    "BYYEARDAY",
+    "BYWEEKNO",
+    "RSCALE",
+    "SKIP",
+}
 _BYDAY_RE = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 _MAX_COUNT = 999  # EWS NumberOfOccurrences
-MAX_SCAN = 20_000  # occurrences expanded at most when looking for a date (bounds the work a request can cause)
+MAX_SCAN = (
+    20_000  # occurrences expanded at most when looking for a date (bounds the work a request can cause)
+)
 _MAX_MONTHLY_INTERVAL = 99
 _MAX_DAILY_INTERVAL = 999
 _MIN_MONTH_LENGTH = {m: min(calendar.monthrange(y, m)[1] for y in (2023, 2024)) for m in range(1, 13)}
@@ -125,7 +145,9 @@ def _check_parts(rule: Mapping[str, list]) -> str:
         raise InvalidRule("RRULE has both COUNT and UNTIL (RFC 5545 §3.3.10 allows one)")
     freq = str(rule["FREQ"][0]).upper()
     if freq in {"SECONDLY", "MINUTELY", "HOURLY"}:
-        raise InexpressibleRule(f"Exchange cannot repeat an event {freq.lower()}; the shortest period is a day")
+        raise InexpressibleRule(
+            f"Exchange cannot repeat an event {freq.lower()}; the shortest period is a day"
+        )
     if freq not in {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}:
         raise InvalidRule(f"RRULE FREQ={freq} is not valid")
     unsupported = sorted(set(rule) - _SUPPORTED_PARTS)
@@ -219,11 +241,15 @@ def _relative_day(days: list[tuple[int | None, str]], setpos: list[int], freq: s
             raise InexpressibleRule("Exchange cannot combine a numbered BYDAY with BYSETPOS")
         return ("relative", _day_name(days[0][1]), _week_number(numbered[0]))
     if not setpos:
-        raise InexpressibleRule(f"a {freq} rule on every {'/'.join(d for _, d in days)} has no Exchange pattern")
+        raise InexpressibleRule(
+            f"a {freq} rule on every {'/'.join(d for _, d in days)} has no Exchange pattern"
+        )
     names = [d for _, d in days]
     weekday = _day_name(names[0]) if len(set(names)) == 1 else _DAY_SETS.get(frozenset(names))
     if weekday is None:
-        raise InexpressibleRule("Exchange can pick one day, any day, a weekday or a weekend day, not this BYDAY set")
+        raise InexpressibleRule(
+            "Exchange can pick one day, any day, a weekday or a weekend day, not this BYDAY set"
+        )
     return ("relative", weekday, _week_number(setpos[0]))
 
 
@@ -260,7 +286,9 @@ def _yearly(rule: Mapping[str, list], start: LocalStart):
     years = _interval(rule, _MAX_MONTHLY_INTERVAL // 12)
     if years > 1:
         if start.month != month:
-            raise InexpressibleRule("a yearly rule with INTERVAL>1 must start in its BYMONTH month for Exchange")
+            raise InexpressibleRule(
+                "a yearly rule with INTERVAL>1 must start in its BYMONTH month for Exchange"
+            )
         return _month_pattern(spec, 12 * years)
     if spec[0] == "absolute":
         return AbsoluteYearlyPattern(day_of_month=spec[1], month=MONTHS[month - 1])
@@ -304,7 +332,9 @@ def rrule_to_recurrence(rule: Mapping[str, list], start: LocalStart, tz: tzinfo 
         return Recurrence(pattern=pattern, boundary=NumberedPattern(start=start_date, number=count))
     if rule.get("UNTIL"):
         limit = _until_local(rule["UNTIL"][0], tz, not isinstance(start, datetime))
-        return Recurrence(pattern=pattern, boundary=EndDatePattern(start=start_date, end=_end_date(pattern, start, limit)))
+        return Recurrence(
+            pattern=pattern, boundary=EndDatePattern(start=start_date, end=_end_date(pattern, start, limit))
+        )
     return Recurrence(pattern=pattern, boundary=NoEndPattern(start=start_date))
 
 
@@ -321,7 +351,11 @@ def _end_date(pattern, start: LocalStart, limit: datetime) -> date:
         if _as_datetime(occurrence) > limit:
             break
         if count >= MAX_SCAN:
-            return limit.date() if limit.time() >= _as_datetime(start).time() else limit.date() - timedelta(days=1)
+            return (
+                limit.date()
+                if limit.time() >= _as_datetime(start).time()
+                else limit.date() - timedelta(days=1)
+            )
         last = occurrence
     if last is None:
         raise InexpressibleRule("the RRULE's UNTIL lies before its first occurrence")

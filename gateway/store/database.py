@@ -43,7 +43,11 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        pooled = make_url(url).database not in (None, "", ":memory:")  # in-memory SQLite has one static connection
+        pooled = make_url(url).database not in (
+            None,
+            "",
+            ":memory:",
+        )  # in-memory SQLite has one static connection
         sizes = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} if pooled else {}
         self.engine: AsyncEngine = create_async_engine(url, **sizes)
         if self.engine.dialect.name == "sqlite":
@@ -75,7 +79,9 @@ class Database:
 
     @staticmethod
     async def _stamp(conn: AsyncConnection, version: int) -> None:
-        await conn.execute(insert(schema.schema_migrations).values(version=version, applied_at=datetime.now(UTC)))
+        await conn.execute(
+            insert(schema.schema_migrations).values(version=version, applied_at=datetime.now(UTC))
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()

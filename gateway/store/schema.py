@@ -134,5 +134,3 @@ calendar_property = Table(
     Column("name", String(200), primary_key=True),
     Column("value", Text, nullable=False),
 )
-
-

@@ -46,17 +46,23 @@ def _encode(value: Any) -> Any:
 
 
 @web.middleware
-async def admin_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def admin_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Bearer-token check for the admin API; failures are slowed down per client address."""
     if not request.path.startswith(PREFIX + "/"):
         return await handler(request)
     services: Services = request.app[SERVICES_KEY]
     if not services.admin_token:
-        return _error(503, "admin_disabled", "The admin API is disabled: set GATEWAY_ADMIN_TOKEN to enable it.")
+        return _error(
+            503, "admin_disabled", "The admin API is disabled: set GATEWAY_ADMIN_TOKEN to enable it."
+        )
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     throttle_key = f"admin:{request.remote}"
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), services.admin_token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), services.admin_token.encode()
+    ):
         await services.accounts.throttle.failed(throttle_key)
         response = _error(401, "unauthorized", "A valid admin token is required (Authorization: Bearer …).")
         response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
@@ -74,11 +80,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error":"invalid_json","message":"The body must be a JSON object."}',
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text='{"error":"invalid_json","message":"The body must be a JSON object."}',
+            content_type="application/json",
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error":"invalid_json","message":"The body must be a JSON object."}',
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text='{"error":"invalid_json","message":"The body must be a JSON object."}',
+            content_type="application/json",
+        )
     return body
 
 
@@ -151,7 +161,10 @@ async def update_account(request: web.Request) -> web.Response:
     body = await _body(request)
     m = request.match_info
     account = await _svc(request).accounts.set_account_options(
-        m["user_id"], m["account_id"], working_elsewhere=_text(body, "working_elsewhere"), invitations=_text(body, "invitations")
+        m["user_id"],
+        m["account_id"],
+        working_elsewhere=_text(body, "working_elsewhere"),
+        invitations=_text(body, "invitations"),
     )
     return _json(account)
 
@@ -197,7 +210,9 @@ async def put_settings(request: web.Request) -> web.Response:
     body = await _body(request)
     conflicts = body.get("conflict_calendar_ids")
     add_events = _text(body, "add_events_calendar_id")
-    if conflicts is not None and (not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts)):
+    if conflicts is not None and (
+        not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts)
+    ):
         return _error(400, "invalid_request", "conflict_calendar_ids must be a list of calendar ids or null")
     known = {c.calendar_id for c in await services.calendars_of(await services.accounts.principal(user_id))}
     if not set(conflicts or ()) <= known or (add_events is not None and add_events not in known):

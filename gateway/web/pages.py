@@ -127,7 +127,11 @@ async def signin(request: web.Request) -> web.StreamResponse:
     if user is None:
         token = presession_token(request)
         return render(
-            "signin.html", status=401, csrf_token=token, username=username, error="Wrong user name or password."
+            "signin.html",
+            status=401,
+            csrf_token=token,
+            username=username,
+            error="Wrong user name or password.",
         )
     response = see_other("/")
     await services.sessions.start(response, request, user.user_id)
@@ -136,7 +140,9 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 
 @signed_in
-async def signout(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def signout(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     response = see_other("/signin")
     await services.sessions.end(response, session)
     return response
@@ -146,7 +152,9 @@ async def signout(request: web.Request, services: Services, session: WebSession,
 
 
 @signed_in
-async def home(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.Response:
+async def home(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.Response:
     return await _home(request, services, session, user)
 
 
@@ -194,22 +202,33 @@ def caldav_url(services: Services) -> str:
 
 
 @signed_in
-async def connect_form(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.Response:
+async def connect_form(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.Response:
     error = None if services.may_receive_credentials(request) else PLAIN_HTTP_REFUSAL
     manual = request.query.get("manual") == "1"
-    return render("connect.html", user=user, csrf_token=session.csrf_token, manual=manual, form={}, error=error)
+    return render(
+        "connect.html", user=user, csrf_token=session.csrf_token, manual=manual, form={}, error=error
+    )
 
 
 @signed_in
-async def connect(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def connect(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     form = await request.post()
     fields = {k: str(form.get(k, "")).strip() for k in ("email", "server", "domain", "username", "auth_type")}
     manual = form.get("manual") == "1"
 
     def again(message: str, status: int, manual: bool = manual) -> web.Response:
         return render(
-            "connect.html", status=status, user=user, csrf_token=session.csrf_token, manual=manual,
-            form=fields, error=message,
+            "connect.html",
+            status=status,
+            user=user,
+            csrf_token=session.csrf_token,
+            manual=manual,
+            form=fields,
+            error=message,
         )
 
     if not services.may_receive_credentials(request):
@@ -233,7 +252,9 @@ async def connect(request: web.Request, services: Services, session: WebSession,
 
 
 @signed_in
-async def account_options(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def account_options(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     form = await request.post()
     try:
         await services.accounts.set_account_options(
@@ -250,7 +271,9 @@ async def account_options(request: web.Request, services: Services, session: Web
 
 
 @signed_in
-async def remove_account(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def remove_account(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     try:
         await services.accounts.remove_account(user.user_id, request.match_info["account_id"])
     except NotFoundError:
@@ -262,14 +285,18 @@ async def remove_account(request: web.Request, services: Services, session: WebS
 
 
 @signed_in
-async def save_settings(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def save_settings(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     form = await request.post()
     principal = await services.accounts.principal(user.user_id)
     known = {c.calendar_id for c in await services.calendars_of(principal)}
     conflicts = tuple(str(v) for v in form.getall("conflict", []))
     add_events = str(form.get("add_events", "")) or None
     if not set(conflicts) <= known or (add_events is not None and add_events not in known):
-        return await _home(request, services, session, user, error="Choose among your own calendars.", status=400)
+        return await _home(
+            request, services, session, user, error="Choose among your own calendars.", status=400
+        )
     await services.accounts.save_settings(
         user.user_id, UserSettings(conflict_calendar_ids=conflicts, add_events_calendar_id=add_events)
     )
@@ -280,7 +307,9 @@ async def save_settings(request: web.Request, services: Services, session: WebSe
 
 
 @signed_in
-async def create_app_password(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.Response:
+async def create_app_password(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.Response:
     form = await request.post()
     record, clear = await services.accounts.create_app_password(user.user_id, str(form.get("label", "")))
     return render(
@@ -294,7 +323,9 @@ async def create_app_password(request: web.Request, services: Services, session:
 
 
 @signed_in
-async def revoke_app_password(request: web.Request, services: Services, session: WebSession, user: UserRecord) -> web.StreamResponse:
+async def revoke_app_password(
+    request: web.Request, services: Services, session: WebSession, user: UserRecord
+) -> web.StreamResponse:
     try:
         await services.accounts.revoke_app_password(user.user_id, request.match_info["app_password_id"])
     except NotFoundError:

@@ -16,8 +16,15 @@ REPO = Path(__file__).resolve().parents[2]
 def _cli(config: Path, key: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["GATEWAY_SECRET_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "gateway", *args, "--config", str(config)], cwd=REPO,
-                          env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_users_accounts_and_app_passwords_from_the_command_line(tmp_path: Path, emulator: Any) -> None:
@@ -30,13 +37,29 @@ def test_users_accounts_and_app_passwords_from_the_command_line(tmp_path: Path, 
     added = _cli(config, key, "users", "add", "ann", "--password-stdin", stdin="ann-web-pw\n")
     assert added.returncode == 0, added.stderr
 
-    wrong = _cli(config, key, "accounts", "connect", "ann", "alice@example.com", "--password-stdin", stdin="nope\n")
+    wrong = _cli(
+        config, key, "accounts", "connect", "ann", "alice@example.com", "--password-stdin", stdin="nope\n"
+    )
     assert wrong.returncode == 2 and "auth_failed" in wrong.stderr and "nope" not in wrong.stderr
-    ok = _cli(config, key, "accounts", "connect", "ann", "alice@example.com", "--password-stdin", stdin="alice-pw\n")
+    ok = _cli(
+        config, key, "accounts", "connect", "ann", "alice@example.com", "--password-stdin", stdin="alice-pw\n"
+    )
     assert ok.returncode == 0, ok.stderr
     assert "connected alice@example.com" in ok.stdout and "Exchange2016" in ok.stdout
-    manual = _cli(config, key, "accounts", "connect", "ann", "bob@example.com", "--server", emulator.ews_url,
-                  "--auth-type", "basic", "--password-stdin", stdin="bob-pw\n")
+    manual = _cli(
+        config,
+        key,
+        "accounts",
+        "connect",
+        "ann",
+        "bob@example.com",
+        "--server",
+        emulator.ews_url,
+        "--auth-type",
+        "basic",
+        "--password-stdin",
+        stdin="bob-pw\n",
+    )
     assert manual.returncode == 0, manual.stderr
     listed = _cli(config, key, "accounts", "list", "ann").stdout.splitlines()
     assert [line.split("\t")[1] for line in listed] == ["alice@example.com", "bob@example.com"]

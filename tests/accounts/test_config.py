@@ -29,7 +29,9 @@ def test_env_overrides_and_relative_paths(tmp_path: Path) -> None:
     assert config.server.tls_cert == tmp_path / "c.pem" and not config.server.loopback
     assert config.server.public_base_url() == "https://0.0.0.0:9443"
     assert config.storage.url() == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'gateway.sqlite3'}"
-    assert config.ews.autodiscover_endpoints == {"example.com": "http://127.0.0.1:1/autodiscover/autodiscover.svc"}
+    assert config.ews.autodiscover_endpoints == {
+        "example.com": "http://127.0.0.1:1/autodiscover/autodiscover.svc"
+    }
 
 
 def test_half_a_tls_pair_is_an_error(tmp_path: Path) -> None:

@@ -30,7 +30,9 @@ async def test_a_database_from_a_newer_gateway_is_refused(tmp_path: Path) -> Non
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
     await db.open()
     async with db.engine.begin() as conn:
-        await conn.execute(insert(schema_migrations).values(version=SCHEMA_VERSION + 1, applied_at=datetime.now(UTC)))
+        await conn.execute(
+            insert(schema_migrations).values(version=SCHEMA_VERSION + 1, applied_at=datetime.now(UTC))
+        )
     with pytest.raises(RuntimeError, match="newer than this gateway"):
         await db.open()
     await db.close()

@@ -10,9 +10,7 @@ from gateway.accounts.vault import KeyRing, MissingSecretKeyError, Vault, VaultE
 
 
 def _ring(*keys: str) -> KeyRing:
-    return KeyRing.from_env(
-        {"GATEWAY_SECRET_KEY": keys[0], "GATEWAY_OLD_SECRET_KEYS": ",".join(keys[1:])}
-    )
+    return KeyRing.from_env({"GATEWAY_SECRET_KEY": keys[0], "GATEWAY_OLD_SECRET_KEYS": ",".join(keys[1:])})
 
 
 def test_seal_and_open_round_trip_without_plaintext_in_the_sealed_text() -> None:

@@ -26,5 +26,7 @@ def authenticator(users) -> MemoryAuthenticator:
 @pytest.fixture
 async def dav(aiohttp_client, backend, authenticator) -> Dav:
     """Requests as Alice against an app with max-resource-size 20000 and a 100-day free/busy cap."""
-    client = await aiohttp_client(build_app(backend, authenticator, max_resource_size=20_000, freebusy_max_days=100))
+    client = await aiohttp_client(
+        build_app(backend, authenticator, max_resource_size=20_000, freebusy_max_days=100)
+    )
     return Dav(client, "alice", "alice-app-pw")

@@ -60,8 +60,10 @@ async def test_plain_mkcol_is_refused(dav):
 
 
 async def test_proppatch_is_all_or_nothing(dav, backend):
-    body = PROPPATCH.replace("<D:displayname>Renamed</D:displayname>",
-                             "<D:displayname>Renamed</D:displayname><D:getetag>x</D:getetag>")
+    body = PROPPATCH.replace(
+        "<D:displayname>Renamed</D:displayname>",
+        "<D:displayname>Renamed</D:displayname><D:getetag>x</D:getetag>",
+    )
     r = await dav("PROPPATCH", HOME + "calendar/", body)
     assert r.status == 207
     assert r.status_of(HOME + "calendar/", "{DAV:}getetag") == 403

@@ -20,8 +20,16 @@ async def test_well_known_redirects_get_and_propfind(dav):
 async def test_options_advertises_caldav_scheduling_and_sync(dav):
     r = await dav("OPTIONS", HOME)
     classes = [c.strip() for c in r.headers["DAV"].split(",")]
-    for needed in ("1", "3", "access-control", "calendar-access", "calendar-schedule",
-                   "calendar-auto-schedule", "sync-collection", "extended-mkcol"):
+    for needed in (
+        "1",
+        "3",
+        "access-control",
+        "calendar-access",
+        "calendar-schedule",
+        "calendar-auto-schedule",
+        "sync-collection",
+        "extended-mkcol",
+    ):
         assert needed in classes
     assert r.status == 200
     allow = r.headers["Allow"]
@@ -53,8 +61,9 @@ async def test_wrong_password_is_401_and_never_echoed(dav):
 
 
 async def test_apple_principal_propfind(dav):
-    r = await dav("PROPFIND", PRINCIPAL, fixture("apple-propfind-principal.xml"), depth="0",
-                  headers={"Brief": "t"})
+    r = await dav(
+        "PROPFIND", PRINCIPAL, fixture("apple-propfind-principal.xml"), depth="0", headers={"Brief": "t"}
+    )
     assert r.status == 207
     assert r.hrefs("{urn:ietf:params:xml:ns:caldav}calendar-home-set") == [HOME]
     assert r.hrefs("{urn:ietf:params:xml:ns:caldav}schedule-outbox-URL") == [HOME + "outbox/"]
@@ -83,7 +92,8 @@ async def test_unknown_properties_are_404_propstat(dav):
 
 async def test_home_depth1_lists_calendars_for_davx5(dav, backend):
     backend.homes["alice"]["projects"].info = backend.homes["alice"]["projects"].info.__class__(
-        **{**backend.homes["alice"]["projects"].info.__dict__, "color": "#FF0000FF", "writable": False})
+        **{**backend.homes["alice"]["projects"].info.__dict__, "color": "#FF0000FF", "writable": False}
+    )
     r = await dav("PROPFIND", HOME, fixture("davx5-propfind-home.xml"), depth="1")
     assert r.status == 207
     responses = r.responses()
@@ -157,11 +167,15 @@ async def test_server_root_answers_current_user_principal(dav):
 
 async def test_inbox_answers_queries_and_sync_as_empty(dav):
     inbox = "/dav/calendars/alice/inbox/"
-    body = '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:prop><D:getetag/></D:prop></D:sync-collection>'
+    body = (
+        '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:prop><D:getetag/></D:prop></D:sync-collection>'
+    )
     r = await dav("REPORT", inbox, body, depth="1")
     assert r.status == 207 and r.responses() == {} and r.xml.findtext("{DAV:}sync-token")
-    query = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>'
-             '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>')
+    query = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>'
+        '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+    )
     r = await dav("REPORT", inbox, query, depth="1")
     assert r.status == 207 and r.responses() == {}
 

@@ -29,8 +29,16 @@ def test_periods_are_clipped_coalesced_per_type_and_in_utc() -> None:
         BusyPeriod(at(5, 9), at(5, 10), "FREE"),
         BusyPeriod(at(12, 9), at(12, 10), "BUSY"),  # after the window
     ]
-    text = vfreebusy(START, END, periods, method="REPLY", organizer="mailto:alice@example.com",
-                     attendee="mailto:bob@example.com", uid="uid,1;x", status="2.0;Success")
+    text = vfreebusy(
+        START,
+        END,
+        periods,
+        method="REPLY",
+        organizer="mailto:alice@example.com",
+        attendee="mailto:bob@example.com",
+        uid="uid,1;x",
+        status="2.0;Success",
+    )
     lines = text.split("\r\n")
     assert [line for line in lines if line.startswith("FREEBUSY")] == [
         "FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20250303T000000Z/20250303T010000Z",
@@ -43,7 +51,9 @@ def test_periods_are_clipped_coalesced_per_type_and_in_utc() -> None:
     (fb,) = reply.walk("VFREEBUSY")
     assert str(fb["UID"]) == "uid,1;x"
     assert (fb["DTSTART"].dt, fb["DTEND"].dt) == (START, END)
-    assert str(fb["ORGANIZER"]) == "mailto:alice@example.com" and str(fb["ATTENDEE"]) == "mailto:bob@example.com"
+    assert (
+        str(fb["ORGANIZER"]) == "mailto:alice@example.com" and str(fb["ATTENDEE"]) == "mailto:bob@example.com"
+    )
     found = [(p.params["FBTYPE"], p.dt) for p in fb["FREEBUSY"]]
     assert found[1] == ("BUSY", (at(4, 9), at(4, 11)))
 

@@ -24,8 +24,9 @@ AWKWARD = [
 
 def read_back(*lines: str) -> object:
     """The VEVENT holding ``lines``, parsed by icalendar."""
-    text = ical.component("VCALENDAR", [ical.line("VERSION", "2.0"),
-                                        ical.component("VEVENT", [ical.line("UID", "u"), *lines])])
+    text = ical.component(
+        "VCALENDAR", [ical.line("VERSION", "2.0"), ical.component("VEVENT", [ical.line("UID", "u"), *lines])]
+    )
     return Calendar.from_ical(text).walk("VEVENT")[0]
 
 
@@ -49,7 +50,8 @@ def test_folded_lines_stay_under_75_octets_and_split_no_character(value: str) ->
     assert all(piece.startswith(" ") for piece in lines[1:])
     # unfolding (RFC 5545 §3.1) gives the unfolded line back
     assert "".join([lines[0], *(piece[1:] for piece in lines[1:])]) == (
-        f"DESCRIPTION;LANGUAGE=de:{ical.escape_text(value)}")
+        f"DESCRIPTION;LANGUAGE=de:{ical.escape_text(value)}"
+    )
 
 
 def test_a_fold_never_separates_a_backslash_from_what_it_escapes() -> None:
@@ -67,9 +69,18 @@ def test_short_ascii_lines_are_not_folded() -> None:
     assert len(physical_lines(ical.line("SUMMARY", "x" * 67))) == 2  # 75 octets
 
 
-@pytest.mark.parametrize("name", [
-    "Bob", "O'Brien, Pat", "Zoë \"Z\" Ünal", "Sales: EMEA; West", "caret ^ sign", "two\nlines", "Jane Doe",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Bob",
+        "O'Brien, Pat",
+        'Zoë "Z" Ünal',
+        "Sales: EMEA; West",
+        "caret ^ sign",
+        "two\nlines",
+        "Jane Doe",
+    ],
+)
 def test_parameter_values_read_back(name: str) -> None:
     event = read_back(ical.line("ATTENDEE", "mailto:x@example.com", (("CN", name), ("PARTSTAT", "ACCEPTED"))))
     attendee = event["ATTENDEE"]
@@ -79,10 +90,15 @@ def test_parameter_values_read_back(name: str) -> None:
 
 
 def test_parameters_are_sorted_and_quoted_only_when_needed() -> None:
-    text = ical.line("ATTENDEE", "mailto:x@example.com",
-                     (("ROLE", "REQ-PARTICIPANT"), ("CN", "Jane Doe"), ("CUTYPE", "INDIVIDUAL")))
+    text = ical.line(
+        "ATTENDEE",
+        "mailto:x@example.com",
+        (("ROLE", "REQ-PARTICIPANT"), ("CN", "Jane Doe"), ("CUTYPE", "INDIVIDUAL")),
+    )
     unfolded = text.replace("\r\n ", "")
-    assert unfolded == 'ATTENDEE;CN="Jane Doe";CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT:mailto:x@example.com\r\n'
+    assert (
+        unfolded == 'ATTENDEE;CN="Jane Doe";CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT:mailto:x@example.com\r\n'
+    )
     assert ical.param_value("TZID", "Europe/Berlin") == "Europe/Berlin"
     assert ical.param_value("X-NAME", "a:b") == '"a:b"'
 

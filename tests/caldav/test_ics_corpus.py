@@ -47,11 +47,13 @@ async def test_corpus_file_round_trip(dav, path):
     assert r.status == 201, r.text
     assert (await dav("GET", CAL + "item.ics")).text == data
 
-    query = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
-             '<C:calendar-data><C:expand start="19000101T000000Z" end="20300101T000000Z"/></C:calendar-data>'
-             '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
-             '<C:prop-filter name="UID"><C:is-not-defined/></C:prop-filter>'
-             '</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>')
+    query = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
+        '<C:calendar-data><C:expand start="19000101T000000Z" end="20300101T000000Z"/></C:calendar-data>'
+        '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        '<C:prop-filter name="UID"><C:is-not-defined/></C:prop-filter>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
     r = await dav("REPORT", CAL, query, depth="1")
     assert r.status == 207 and r.responses() == {}  # every event has a UID
 

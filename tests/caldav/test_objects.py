@@ -10,8 +10,13 @@ CAL = "/dav/calendars/alice/calendar/"
 ICS = "text/calendar; charset=utf-8"
 
 
-def event(uid: str = "ev-1", summary: str = "Lunch", start: str = "20250305T120000Z",
-          end: str = "20250305T130000Z", extra: str = "") -> str:
+def event(
+    uid: str = "ev-1",
+    summary: str = "Lunch",
+    start: str = "20250305T120000Z",
+    end: str = "20250305T130000Z",
+    extra: str = "",
+) -> str:
     return (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
         f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
@@ -33,11 +38,15 @@ async def test_create_read_update_delete(dav):
     head = await dav("HEAD", CAL + "ev-1.ics")
     assert head.status == 200 and head.body == b"" and head.headers["ETag"] == etag
 
-    r = await dav("PUT", CAL + "ev-1.ics", event(summary="Dinner"), content_type=ICS, headers={"If-Match": etag})
+    r = await dav(
+        "PUT", CAL + "ev-1.ics", event(summary="Dinner"), content_type=ICS, headers={"If-Match": etag}
+    )
     assert r.status == 204
     new_etag = r.headers["ETag"]
     assert new_etag != etag
-    stale = await dav("PUT", CAL + "ev-1.ics", event(summary="Late"), content_type=ICS, headers={"If-Match": etag})
+    stale = await dav(
+        "PUT", CAL + "ev-1.ics", event(summary="Late"), content_type=ICS, headers={"If-Match": etag}
+    )
     assert stale.status == 412
     assert (await dav("DELETE", CAL + "ev-1.ics", headers={"If-Match": etag})).status == 412
     assert (await dav("DELETE", CAL + "ev-1.ics", headers={"If-Match": new_etag})).status == 204
@@ -89,7 +98,9 @@ async def test_depth1_propfind_lists_objects_with_etags(dav):
     r = await dav("PROPFIND", CAL, body, depth="1")
     assert set(r.responses()) == {CAL, CAL + "a.ics", CAL + "b.ics"}
     assert r.prop(CAL + "a.ics", "{DAV:}getetag").text.startswith('"')
-    assert r.prop(CAL + "a.ics", "{DAV:}getcontenttype").text == "text/calendar; charset=utf-8; component=VEVENT"
+    assert (
+        r.prop(CAL + "a.ics", "{DAV:}getcontenttype").text == "text/calendar; charset=utf-8; component=VEVENT"
+    )
     assert int(r.prop(CAL + "a.ics", "{DAV:}getcontentlength").text) == len(event("a").encode())
 
 
@@ -104,8 +115,11 @@ async def test_missing_object_and_calendar_are_404(dav):
         (BackendUnavailable("Exchange is not answering.", retry_after=42), 503, "Exchange is not answering"),
         (InsufficientStorage("The mailbox is full."), 507, "mailbox is full"),
         (Forbidden("Read-only calendar.", "{DAV:}need-privileges"), 403, "need-privileges"),
-        (InvalidCalendarData("Bad RRULE.", "{urn:ietf:params:xml:ns:caldav}valid-calendar-data", 400), 400,
-         "valid-calendar-data"),
+        (
+            InvalidCalendarData("Bad RRULE.", "{urn:ietf:params:xml:ns:caldav}valid-calendar-data", 400),
+            400,
+            "valid-calendar-data",
+        ),
     ],
 )
 async def test_backend_errors_map_to_statuses(dav, backend, exc, status, fragment):
@@ -141,6 +155,10 @@ async def test_etag_listing_does_not_fetch_event_bodies(dav, backend):
 
 async def test_getlastmodified_from_last_modified(dav):
     await dav("PUT", CAL + "a.ics", event("a", extra="LAST-MODIFIED:20250102T030405Z\r\n"), content_type=ICS)
-    r = await dav("PROPFIND", CAL + "a.ics", '<propfind xmlns="DAV:"><prop><getlastmodified/></prop></propfind>',
-                  depth="0")
+    r = await dav(
+        "PROPFIND",
+        CAL + "a.ics",
+        '<propfind xmlns="DAV:"><prop><getlastmodified/></prop></propfind>',
+        depth="0",
+    )
     assert r.prop(CAL + "a.ics", "{DAV:}getlastmodified").text == "Thu, 02 Jan 2025 03:04:05 GMT"

@@ -52,8 +52,13 @@ async def server(backend, authenticator):
 
 
 def client_for(server: TestServer) -> caldav.DAVClient:
-    return caldav.DAVClient(url=f"http://127.0.0.1:{server.port}/", username="alice", password="alice-app-pw",
-                            require_tls=False, enable_rfc6764=False)
+    return caldav.DAVClient(
+        url=f"http://127.0.0.1:{server.port}/",
+        username="alice",
+        password="alice-app-pw",
+        require_tls=False,
+        enable_rfc6764=False,
+    )
 
 
 async def test_discovery_and_calendar_listing(server):
@@ -72,11 +77,20 @@ async def test_save_search_expand_multiget_modify_delete(server, backend):
             calendar = client.principal().calendars()[0]
             calendar.save_event(WEEKLY)
             once = calendar.save_event(ONCE)
-            expanded = calendar.search(start=datetime(2025, 1, 6, tzinfo=UTC), end=datetime(2025, 1, 21, tzinfo=UTC),
-                                       event=True, expand=True)
+            expanded = calendar.search(
+                start=datetime(2025, 1, 6, tzinfo=UTC),
+                end=datetime(2025, 1, 21, tzinfo=UTC),
+                event=True,
+                expand=True,
+            )
             starts = sorted(str(e.icalendar_component["DTSTART"].dt) for e in expanded)
-            by_server = calendar.search(start=datetime(2025, 1, 6, tzinfo=UTC), end=datetime(2025, 1, 21, tzinfo=UTC),
-                                        event=True, expand=True, server_expand=True)
+            by_server = calendar.search(
+                start=datetime(2025, 1, 6, tzinfo=UTC),
+                end=datetime(2025, 1, 21, tzinfo=UTC),
+                event=True,
+                expand=True,
+                server_expand=True,
+            )
             server_starts = sorted(str(e.icalendar_component["DTSTART"].dt) for e in by_server)
             fetched = calendar.calendar_multiget([once.url])
             once.icalendar_component["SUMMARY"] = "Renamed"
@@ -84,12 +98,19 @@ async def test_save_search_expand_multiget_modify_delete(server, backend):
             renamed = calendar.event_by_uid("py-once").icalendar_component["SUMMARY"]
             once.delete()
             remaining = [str(e.icalendar_component["UID"]) for e in calendar.events()]
-            return {"starts": starts, "server_starts": server_starts, "fetched": [f.data for f in fetched], "renamed": renamed,
-                    "remaining": remaining}
+            return {
+                "starts": starts,
+                "server_starts": server_starts,
+                "fetched": [f.data for f in fetched],
+                "renamed": renamed,
+                "remaining": remaining,
+            }
 
     result = await asyncio.to_thread(run)
     assert result["starts"] == [
-        "2025-01-06 09:00:00+00:00", "2025-01-08 14:00:00+00:00", "2025-01-13 09:00:00+00:00",
+        "2025-01-06 09:00:00+00:00",
+        "2025-01-08 14:00:00+00:00",
+        "2025-01-13 09:00:00+00:00",
         "2025-01-20 09:00:00+00:00",
     ]
     assert result["server_starts"] == result["starts"]
@@ -125,12 +146,18 @@ async def test_freebusy_request_through_outbox(server, backend):
     def run() -> dict:
         with client_for(server) as client:
             principal = client.principal()
-            return principal.freebusy_request(datetime(2025, 1, 6, tzinfo=UTC), datetime(2025, 1, 13, tzinfo=UTC),
-                                              ["mailto:bob@example.com"])
+            return principal.freebusy_request(
+                datetime(2025, 1, 6, tzinfo=UTC),
+                datetime(2025, 1, 13, tzinfo=UTC),
+                ["mailto:bob@example.com"],
+            )
 
     response = await asyncio.to_thread(run)
     assert response["errors"] == {}
     fb = response["mailto:bob@example.com"].icalendar_instance.walk("VFREEBUSY")[0]
     period = fb["FREEBUSY"].dt
-    assert (period[0].isoformat(), period[1].isoformat()) == ("2025-01-08T14:00:00+00:00", "2025-01-08T15:00:00+00:00")
+    assert (period[0].isoformat(), period[1].isoformat()) == (
+        "2025-01-08T14:00:00+00:00",
+        "2025-01-08T15:00:00+00:00",
+    )
     assert backend.free_busy_calls[0][0] == ["mailto:bob@example.com"]

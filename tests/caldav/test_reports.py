@@ -52,21 +52,33 @@ END:VCALENDAR
 
 
 def single(uid: str, summary: str, start: str, end: str, extra: str = "") -> str:
-    return (f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nBEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20250101T000000Z\n"
-            f"DTSTART:{start}\nDTEND:{end}\nSUMMARY:{summary}\n{extra}END:VEVENT\nEND:VCALENDAR\n")
+    return (
+        f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nBEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20250101T000000Z\n"
+        f"DTSTART:{start}\nDTEND:{end}\nSUMMARY:{summary}\n{extra}END:VEVENT\nEND:VCALENDAR\n"
+    )
 
 
 def query(inner: str, prop: str = "<D:getetag/>") -> str:
-    return (f'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>{prop}</D:prop>'
-            f'<C:filter><C:comp-filter name="VCALENDAR">{inner}</C:comp-filter></C:filter></C:calendar-query>')
+    return (
+        f'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>{prop}</D:prop>'
+        f'<C:filter><C:comp-filter name="VCALENDAR">{inner}</C:comp-filter></C:filter></C:calendar-query>'
+    )
 
 
 def seed(backend) -> None:
     backend.seed("alice", "calendar", "standup.ics", WEEKLY)
-    backend.seed("alice", "calendar", "dentist.ics", single("dentist", "Dentist", "20250210T080000Z",
-                                                                "20250210T090000Z", "LOCATION:Main St\n"))
-    backend.seed("alice", "calendar", "party.ics", single("party", "Birthday party", "20250601T180000Z",
-                                                              "20250601T230000Z"))
+    backend.seed(
+        "alice",
+        "calendar",
+        "dentist.ics",
+        single("dentist", "Dentist", "20250210T080000Z", "20250210T090000Z", "LOCATION:Main St\n"),
+    )
+    backend.seed(
+        "alice",
+        "calendar",
+        "party.ics",
+        single("party", "Birthday party", "20250601T180000Z", "20250601T230000Z"),
+    )
 
 
 async def names(dav, body: str) -> set[str]:
@@ -96,23 +108,31 @@ async def test_thunderbird_open_ended_query(dav, backend):
 
 async def test_text_match_and_is_not_defined(dav, backend):
     seed(backend)
-    summary = ('<C:comp-filter name="VEVENT"><C:prop-filter name="SUMMARY">'
-               '<C:text-match collation="i;ascii-casemap">PARTY</C:text-match></C:prop-filter></C:comp-filter>')
+    summary = (
+        '<C:comp-filter name="VEVENT"><C:prop-filter name="SUMMARY">'
+        '<C:text-match collation="i;ascii-casemap">PARTY</C:text-match></C:prop-filter></C:comp-filter>'
+    )
     assert await names(dav, query(summary)) == {"party.ics"}
-    uid = ('<C:comp-filter name="VEVENT"><C:prop-filter name="UID">'
-           '<C:text-match collation="i;octet">dentist</C:text-match></C:prop-filter></C:comp-filter>')
+    uid = (
+        '<C:comp-filter name="VEVENT"><C:prop-filter name="UID">'
+        '<C:text-match collation="i;octet">dentist</C:text-match></C:prop-filter></C:comp-filter>'
+    )
     assert await names(dav, query(uid)) == {"dentist.ics"}
     negated = uid.replace('collation="i;octet"', 'negate-condition="yes"')
     assert await names(dav, query(negated)) == {"standup.ics", "party.ics"}
-    no_location = ('<C:comp-filter name="VEVENT"><C:prop-filter name="LOCATION"><C:is-not-defined/>'
-                   '</C:prop-filter></C:comp-filter>')
+    no_location = (
+        '<C:comp-filter name="VEVENT"><C:prop-filter name="LOCATION"><C:is-not-defined/>'
+        "</C:prop-filter></C:comp-filter>"
+    )
     assert await names(dav, query(no_location)) == {"standup.ics", "party.ics"}
 
 
 async def test_expand_returns_instances_in_utc(dav, backend):
     seed(backend)
-    prop = ('<C:calendar-data><C:expand start="20250113T000000Z" end="20250127T000000Z"/></C:calendar-data>'
-            "<D:getetag/>")
+    prop = (
+        '<C:calendar-data><C:expand start="20250113T000000Z" end="20250127T000000Z"/></C:calendar-data>'
+        "<D:getetag/>"
+    )
     tr = '<C:comp-filter name="VEVENT"><C:time-range start="20250113T000000Z" end="20250127T000000Z"/></C:comp-filter>'
     r = await dav("REPORT", CAL, query(tr, prop), depth="1")
     data = r.prop(CAL + "standup.ics", f"{C}calendar-data").text
@@ -192,10 +212,16 @@ async def test_invalid_sync_token_is_403_valid_sync_token(dav):
 
 async def test_free_busy_query_returns_vfreebusy(dav, backend):
     seed(backend)
-    backend.seed("alice", "calendar", "free.ics", single("free", "Lunch", "20250210T110000Z", "20250210T120000Z",
-                                                             "TRANSP:TRANSPARENT\n"))
-    body = ('<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            '<C:time-range start="20250210T000000Z" end="20250211T000000Z"/></C:free-busy-query>')
+    backend.seed(
+        "alice",
+        "calendar",
+        "free.ics",
+        single("free", "Lunch", "20250210T110000Z", "20250210T120000Z", "TRANSP:TRANSPARENT\n"),
+    )
+    body = (
+        '<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<C:time-range start="20250210T000000Z" end="20250211T000000Z"/></C:free-busy-query>'
+    )
     r = await dav("REPORT", CAL, body, depth="1")
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/calendar")
     fb = Calendar.from_ical(r.text).walk("VFREEBUSY")[0]
@@ -203,7 +229,8 @@ async def test_free_busy_query_returns_vfreebusy(dav, backend):
     periods = periods if isinstance(periods, list) else [periods]
     # Dentist 08:00-09:00Z and the standup 09:00-09:30Z coalesce; the transparent lunch is free.
     assert [(p.dt[0].isoformat(), p.dt[1].isoformat()) for p in periods] == [
-        ("2025-02-10T08:00:00+00:00", "2025-02-10T09:30:00+00:00")]
+        ("2025-02-10T08:00:00+00:00", "2025-02-10T09:30:00+00:00")
+    ]
 
 
 async def test_unsupported_report_is_403(dav):
@@ -214,8 +241,10 @@ async def test_unsupported_report_is_403(dav):
 async def test_open_ended_exact_filter_on_endless_series_terminates(dav, backend):
     endless = WEEKLY.replace("RRULE:FREQ=WEEKLY;COUNT=10", "RRULE:FREQ=DAILY")
     backend.seed("alice", "calendar", "endless.ics", endless)
-    flt = ('<C:comp-filter name="VEVENT"><C:time-range start="20250101T000000Z"/>'
-           '<C:prop-filter name="SUMMARY"><C:text-match>no such words</C:text-match></C:prop-filter></C:comp-filter>')
+    flt = (
+        '<C:comp-filter name="VEVENT"><C:time-range start="20250101T000000Z"/>'
+        '<C:prop-filter name="SUMMARY"><C:text-match>no such words</C:text-match></C:prop-filter></C:comp-filter>'
+    )
     assert await names(dav, query(flt)) == set()
 
 
@@ -231,14 +260,22 @@ async def test_large_answers_are_built_off_the_event_loop_and_small_ones_on_it(d
 
     monkeypatch.setattr(reports, "add_response", recording)
     for n in range(OFF_LOOP_RESPONSES):
-        backend.seed("alice", "calendar", f"e{n}.ics", single(f"e{n}", f"Event {n}", "20250210T080000Z",
-                                                                 "20250210T090000Z"))
-    in_february = ('<C:comp-filter name="VEVENT"><C:time-range start="20250201T000000Z" end="20250301T000000Z"/>'
-                   '</C:comp-filter>')
+        backend.seed(
+            "alice",
+            "calendar",
+            f"e{n}.ics",
+            single(f"e{n}", f"Event {n}", "20250210T080000Z", "20250210T090000Z"),
+        )
+    in_february = (
+        '<C:comp-filter name="VEVENT"><C:time-range start="20250201T000000Z" end="20250301T000000Z"/>'
+        "</C:comp-filter>"
+    )
     assert len(await names(dav, query(in_february, "<D:getetag/><C:calendar-data/>"))) == OFF_LOOP_RESPONSES
     assert len(builders) == OFF_LOOP_RESPONSES and threading.main_thread().name not in builders
     builders.clear()
-    multiget = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-                f'<D:prop><D:getetag/></D:prop><D:href>{CAL}e3.ics</D:href></C:calendar-multiget>')
+    multiget = (
+        '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:prop><D:getetag/></D:prop><D:href>{CAL}e3.ics</D:href></C:calendar-multiget>"
+    )
     assert await names(dav, multiget) == {"e3.ics"}
     assert builders == [threading.main_thread().name]

@@ -12,17 +12,27 @@ ICS = "text/calendar; charset=utf-8"
 
 
 def busy_event(uid: str, start: str, end: str, extra: str = "") -> str:
-    return (f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nBEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20250101T000000Z\n"
-            f"DTSTART:{start}\nDTEND:{end}\nSUMMARY:{uid}\n{extra}END:VEVENT\nEND:VCALENDAR\n")
+    return (
+        f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nBEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20250101T000000Z\n"
+        f"DTSTART:{start}\nDTEND:{end}\nSUMMARY:{uid}\n{extra}END:VEVENT\nEND:VCALENDAR\n"
+    )
 
 
 def seed_bob(backend) -> None:
     backend.seed("bob", "calendar", "a.ics", busy_event("a", "20250304T090000Z", "20250304T100000Z"))
     backend.seed("bob", "calendar", "b.ics", busy_event("b", "20250304T093000Z", "20250304T110000Z"))
-    backend.seed("bob", "calendar", "c.ics", busy_event("c", "20250305T090000Z", "20250305T100000Z",
-                                                        "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE\n"))
-    backend.seed("bob", "calendar", "d.ics", busy_event("d", "20250306T090000Z", "20250306T100000Z",
-                                                        "TRANSP:TRANSPARENT\n"))
+    backend.seed(
+        "bob",
+        "calendar",
+        "c.ics",
+        busy_event("c", "20250305T090000Z", "20250305T100000Z", "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE\n"),
+    )
+    backend.seed(
+        "bob",
+        "calendar",
+        "d.ics",
+        busy_event("d", "20250306T090000Z", "20250306T100000Z", "TRANSP:TRANSPARENT\n"),
+    )
 
 
 def responses(r) -> dict[str, object]:
@@ -118,13 +128,19 @@ async def test_vfb_default_window(dav, backend):
 async def test_json_api(dav, backend):
     seed_bob(backend)
     backend.no_data.add("carol@example.com")
-    r = await dav("GET", "/api/v1/freebusy?attendee=bob@example.com&attendee=carol@example.com"
-                         "&attendee=nobody@example.com&start=2025-03-01T00:00:00Z&end=2025-03-08T00:00:00Z")
+    r = await dav(
+        "GET",
+        "/api/v1/freebusy?attendee=bob@example.com&attendee=carol@example.com"
+        "&attendee=nobody@example.com&start=2025-03-01T00:00:00Z&end=2025-03-08T00:00:00Z",
+    )
     assert r.status == 200
     payload = __import__("json").loads(r.text)
     bob, carol, nobody = payload["attendees"]
     assert bob["status"] == "2.0" and bob["busy"][0] == {
-        "start": "2025-03-04T09:00:00Z", "end": "2025-03-04T11:00:00Z", "type": "BUSY"}
+        "start": "2025-03-04T09:00:00Z",
+        "end": "2025-03-04T11:00:00Z",
+        "type": "BUSY",
+    }
     assert carol["no_data"] is True and carol["busy"] == []
     assert nobody["status"] == "3.7"
     assert (await dav("GET", "/api/v1/freebusy?start=2025-03-01")).status == 400

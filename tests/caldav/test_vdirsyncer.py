@@ -66,8 +66,13 @@ async def server(backend, authenticator):
 
 async def vdirsyncer(config: Path, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        str(VDIRSYNCER), "-c", str(config), *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(VDIRSYNCER),
+        "-c",
+        str(config),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(b"y\n" * 10), timeout=60)
     text = out.decode("utf-8", "replace")

@@ -31,7 +31,9 @@ def test_slow_exchange_calls_leave_the_loop_free_for_other_clients(stack, emulat
     emulator.set_faults(rules=[{"kind": "latency", "latency_ms": 1500, "operation": "FindItem"}])
     before = lag_counts(stack)
     start = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    slow = threading.Thread(target=lambda: calendar.search(start=start, end=start + dt.timedelta(days=31), event=True))
+    slow = threading.Thread(
+        target=lambda: calendar.search(start=start, end=start + dt.timedelta(days=31), event=True)
+    )
     slow.start()
     # While the month view waits 1.5 s for FindItem, other requests are answered.
     answered = [requests.get(stack.base_url + "/healthz", timeout=10).status_code for _ in range(5)]

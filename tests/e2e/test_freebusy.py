@@ -62,7 +62,9 @@ def _clipped(items, start: dt.datetime, end: dt.datetime, working_elsewhere: str
     return merged([(max(s, start), min(e, end), mapping[kind]) for s, e, kind in items if kind in mapping])
 
 
-def truth(emulator, email: str, start: dt.datetime, end: dt.datetime, working_elsewhere: str = "FREE") -> set[Span]:
+def truth(
+    emulator, email: str, start: dt.datetime, end: dt.datetime, working_elsewhere: str = "FREE"
+) -> set[Span]:
     """What Exchange holds for a mailbox's primary calendar over [start, end)."""
     events = emulator.state.store.busy_events(email, start, end)
     return _clipped([(e.start, e.end, e.busy_type) for e in events], start, end, working_elsewhere)
@@ -127,12 +129,24 @@ def reply_spans(response: etree._Element) -> set[Span]:
 # --------------------------------------------------------------------------- requests
 
 
-def fb_request(start: dt.datetime, end: dt.datetime, attendees: list[str], organizer: str = "alice@example.com") -> str:
+def fb_request(
+    start: dt.datetime, end: dt.datetime, attendees: list[str], organizer: str = "alice@example.com"
+) -> str:
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tests//EN", "METHOD:REQUEST", "BEGIN:VFREEBUSY",
-        "UID:e2e-freebusy", "DTSTAMP:20261101T000000Z", f"ORGANIZER:mailto:{organizer}",
-        f"DTSTART:{start:%Y%m%dT%H%M%SZ}", f"DTEND:{end:%Y%m%dT%H%M%SZ}",
-        *(f"ATTENDEE:mailto:{a}" for a in attendees), "END:VFREEBUSY", "END:VCALENDAR", "",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//tests//EN",
+        "METHOD:REQUEST",
+        "BEGIN:VFREEBUSY",
+        "UID:e2e-freebusy",
+        "DTSTAMP:20261101T000000Z",
+        f"ORGANIZER:mailto:{organizer}",
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+        f"DTEND:{end:%Y%m%dT%H%M%SZ}",
+        *(f"ATTENDEE:mailto:{a}" for a in attendees),
+        "END:VFREEBUSY",
+        "END:VCALENDAR",
+        "",
     ]
     return "\r\n".join(lines)
 
@@ -141,9 +155,12 @@ def outbox_url(stack, user: str = "alice") -> str:
     """The schedule-outbox-URL the principal advertises (RFC 6638 §2.1)."""
     principal = dav_client(stack, user).principal()
     answer = requests.request(
-        "PROPFIND", str(principal.url), auth=(user, stack.password), headers={"Depth": "0"},
+        "PROPFIND",
+        str(principal.url),
+        auth=(user, stack.password),
+        headers={"Depth": "0"},
         data='<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:schedule-outbox-URL/>'
-             "<C:schedule-inbox-URL/></prop></propfind>",
+        "<C:schedule-inbox-URL/></prop></propfind>",
     )
     assert answer.status_code == 207
     found = etree.fromstring(answer.content).findtext(f".//{CALDAV}schedule-outbox-URL/{DAV}href")
@@ -152,7 +169,9 @@ def outbox_url(stack, user: str = "alice") -> str:
 
 
 def post(stack, url: str, body: str, user: str = "alice", headers: dict | None = None) -> requests.Response:
-    return requests.post(url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password))
+    return requests.post(
+        url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password)
+    )
 
 
 def alice_ids(stack) -> tuple[str, str]:
@@ -167,20 +186,26 @@ def two_weeks() -> tuple[dt.datetime, dt.datetime]:
     return today_utc(), today_utc() + dt.timedelta(days=14)
 
 
-def free_busy_query(stack, calendar_url: str, start: dt.datetime, end: dt.datetime,
-                    user: str = "alice") -> requests.Response:
+def free_busy_query(
+    stack, calendar_url: str, start: dt.datetime, end: dt.datetime, user: str = "alice"
+) -> requests.Response:
     """The RFC 4791 §7.10 REPORT as clients send it."""
     return requests.request(
-        "REPORT", calendar_url, auth=(user, stack.password), headers={"Depth": "1"},
+        "REPORT",
+        calendar_url,
+        auth=(user, stack.password),
+        headers={"Depth": "1"},
         data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="{start:%Y%m%dT%H%M%SZ}"'
-             f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
+        f' end="{end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>',
     )
 
 
 def json_spans(attendee: dict) -> set[Span]:
     """The busy periods of one attendee of the /api/v1/freebusy answer."""
-    return {(dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
-            for b in attendee["busy"]}
+    return {
+        (dt.datetime.fromisoformat(b["start"]), dt.datetime.fromisoformat(b["end"]), b["type"])
+        for b in attendee["busy"]
+    }
 
 
 def check_projects_for_conflicts(stack, checked: bool) -> None:
@@ -190,7 +215,11 @@ def check_projects_for_conflicts(stack, checked: bool) -> None:
     chosen = [primary_calendar_id(account_id)]
     if checked:
         principal = stack.run(accounts.principal(user_id))
-        chosen += [c.calendar_id for c in stack.run(stack.backend.calendars(principal)) if c.display_name == "Projects"]
+        chosen += [
+            c.calendar_id
+            for c in stack.run(stack.backend.calendars(principal))
+            if c.display_name == "Projects"
+        ]
     stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=tuple(chosen))))
 
 
@@ -244,8 +273,11 @@ def test_oof_tentative_and_busy_keep_their_fbtypes(stack, emulator):
     answer = post(stack, outbox_url(stack), fb_request(start, end, ["bob@example.com"]))
     spans = reply_spans(schedule_responses(answer.content)["mailto:bob@example.com"])
     by_subject = {e.subject: e for e in emulator.state.store.busy_events("bob@example.com", start, end)}
-    for subject, fbtype in (("Public holiday", "BUSY-UNAVAILABLE"), ("Maybe: vendor demo", "BUSY-TENTATIVE"),
-                            ("Bob: focus time", "BUSY")):
+    for subject, fbtype in (
+        ("Public holiday", "BUSY-UNAVAILABLE"),
+        ("Maybe: vendor demo", "BUSY-TENTATIVE"),
+        ("Bob: focus time", "BUSY"),
+    ):
         event = by_subject[subject]
         assert any(s <= event.start and event.end <= e and t == fbtype for s, e, t in spans), subject
 
@@ -258,7 +290,10 @@ def test_a_90_day_window_is_three_requests_merged_across_the_seams(stack, emulat
     tz = EWSTimeZone("UTC")
     carol = exchange_account(emulator, "carol@example.com")
     CalendarItem(
-        account=carol, folder=carol.calendar, subject="Across the seam", legacy_free_busy_status="Busy",
+        account=carol,
+        folder=carol.calendar,
+        subject="Across the seam",
+        legacy_free_busy_status="Busy",
         start=EWSDateTime.from_datetime(seam - dt.timedelta(hours=2)).astimezone(tz),
         end=EWSDateTime.from_datetime(seam + dt.timedelta(hours=2)).astimezone(tz),
     ).save()
@@ -277,8 +312,11 @@ def test_a_90_day_window_is_three_requests_merged_across_the_seams(stack, emulat
 def test_working_elsewhere_is_free_unless_the_account_says_otherwise(stack, emulator):
     start, end = two_weeks()
     url = outbox_url(stack)
-    lyon = next(e for e in emulator.state.store.busy_events("bob@example.com", start, end)
-                if e.busy_type == "WorkingElsewhere")
+    lyon = next(
+        e
+        for e in emulator.state.store.busy_events("bob@example.com", start, end)
+        if e.busy_type == "WorkingElsewhere"
+    )
 
     def bob_spans() -> set[Span]:
         answer = post(stack, url, fb_request(start, end, ["bob@example.com"]))
@@ -289,11 +327,15 @@ def test_working_elsewhere_is_free_unless_the_account_says_otherwise(stack, emul
 
     default = bob_spans()
     assert default == truth(emulator, "bob@example.com", start, end)
-    assert not any(covered(default, t) for t in ("BUSY", "BUSY-TENTATIVE")), "WorkingElsewhere is free by default"
+    assert not any(covered(default, t) for t in ("BUSY", "BUSY-TENTATIVE")), (
+        "WorkingElsewhere is free by default"
+    )
     user_id, account_id = alice_ids(stack)
     calendar_url = str(dav_client(stack).principal().calendars()[0].url)
     for choice in ("BUSY-TENTATIVE", "BUSY"):
-        stack.run(stack.stack.services.accounts.set_account_options(user_id, account_id, working_elsewhere=choice))
+        stack.run(
+            stack.stack.services.accounts.set_account_options(user_id, account_id, working_elsewhere=choice)
+        )
         spans = bob_spans()
         assert covered(spans, choice), choice
         assert spans == truth(emulator, "bob@example.com", start, end, working_elsewhere=choice)
@@ -324,11 +366,17 @@ def _client_body(fixture: str, start: dt.datetime, end: dt.datetime) -> str:
     return re.sub(r"DTEND:\d{8}T\d{6}Z", f"DTEND:{end:%Y%m%dT%H%M%SZ}", text).replace("\n", "\r\n")
 
 
-@pytest.mark.parametrize(("fixture", "headers"), [
-    # Thunderbird also names originator and recipient in headers (the CalDAV scheduling drafts' way)
-    ("thunderbird-freebusy-post.ics", {"Originator": "mailto:alice@example.com", "Recipient": "mailto:bob@example.com"}),
-    ("apple-freebusy-post.ics", {}),  # ORGANIZER with CN, X-CALENDARSERVER-MASK-UID
-])
+@pytest.mark.parametrize(
+    ("fixture", "headers"),
+    [
+        # Thunderbird also names originator and recipient in headers (the CalDAV scheduling drafts' way)
+        (
+            "thunderbird-freebusy-post.ics",
+            {"Originator": "mailto:alice@example.com", "Recipient": "mailto:bob@example.com"},
+        ),
+        ("apple-freebusy-post.ics", {}),  # ORGANIZER with CN, X-CALENDARSERVER-MASK-UID
+    ],
+)
 def test_recorded_client_outbox_posts_get_answers_they_accept(stack, emulator, fixture, headers):
     start, end = two_weeks()
     answer = post(stack, outbox_url(stack), _client_body(fixture, start, end), headers=headers)
@@ -349,10 +397,16 @@ def test_evolution_outbox_post_with_a_stranger_and_herself(stack, emulator):
     assert answer.status_code == 200
     assert used.get("GetUserAvailability") == 1 and "GetServerTimeZones" not in used, used  # herself included
     responses = schedule_responses(answer.content)
-    assert list(responses) == ["mailto:bob@example.com", "mailto:nobody@example.com", "mailto:alice@example.com"]
+    assert list(responses) == [
+        "mailto:bob@example.com",
+        "mailto:nobody@example.com",
+        "mailto:alice@example.com",
+    ]
     assert reply_spans(responses["mailto:bob@example.com"]) == truth(emulator, "bob@example.com", start, end)
     assert responses["mailto:nobody@example.com"].findtext(f"{CALDAV}request-status").startswith("3.7")
-    assert reply_spans(responses["mailto:alice@example.com"]) == truth(emulator, "alice@example.com", start, end)
+    assert reply_spans(responses["mailto:alice@example.com"]) == truth(
+        emulator, "alice@example.com", start, end
+    )
 
 
 def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
@@ -372,7 +426,10 @@ def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
     assert alice_spans() == merged(list(primary | projects))
     before = stack.ews_calls()
     alice_spans()
-    assert delta(before, stack.ews_calls()) == {"GetUserAvailability": 1, "FindItem": 1}  # primary + Projects' view
+    assert delta(before, stack.ews_calls()) == {
+        "GetUserAvailability": 1,
+        "FindItem": 1,
+    }  # primary + Projects' view
     check_projects_for_conflicts(stack, False)
     assert alice_spans() == primary
 
@@ -389,8 +446,11 @@ def test_vfb_url_and_json_api_match_exchange(stack, emulator):
     bob = requests.get(stack.base_url + "/freebusy/bob@example.com.ifb", params=query, auth=auth)
     assert busy_spans(bob.text) == truth(emulator, "bob@example.com", start, end)
     assert requests.get(stack.base_url + "/freebusy/nobody@example.com.vfb", auth=auth).status_code == 404
-    api = requests.get(stack.base_url + "/api/v1/freebusy", auth=auth,
-                       params={**query, "attendee": ["bob@example.com", "nobody@example.com"]})
+    api = requests.get(
+        stack.base_url + "/api/v1/freebusy",
+        auth=auth,
+        params={**query, "attendee": ["bob@example.com", "nobody@example.com"]},
+    )
     assert api.status_code == 200
     bob, nobody = api.json()["attendees"]
     assert (bob["attendee"], bob["status"], nobody["status"]) == ("bob@example.com", "2.0", "3.7")
@@ -412,9 +472,14 @@ def test_missing_inverted_and_too_long_ranges_are_refused(stack):
     calendar_url = str(dav_client(stack).principal().calendars()[0].url)
 
     def report(time_range: str) -> requests.Response:
-        return requests.request("REPORT", calendar_url, auth=auth, headers={"Depth": "1"},
-                                data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">{time_range}'
-                                     "</C:free-busy-query>")
+        return requests.request(
+            "REPORT",
+            calendar_url,
+            auth=auth,
+            headers={"Depth": "1"},
+            data=f'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">{time_range}'
+            "</C:free-busy-query>",
+        )
 
     assert report("").status_code == 400
     assert report(f'<C:time-range start="{inverted["start"]}" end="{inverted["end"]}"/>').status_code == 400
@@ -424,7 +489,10 @@ def test_missing_inverted_and_too_long_ranges_are_refused(stack):
     no_end = fb_request(start, start + dt.timedelta(days=1), ["bob@example.com"])
     no_end = re.sub(r"DTEND:[^\r]*\r\n", "", no_end)
     assert post(stack, outbox, no_end).status_code == 400
-    assert post(stack, outbox, fb_request(start, start - dt.timedelta(days=1), ["bob@example.com"])).status_code == 400
+    assert (
+        post(stack, outbox, fb_request(start, start - dt.timedelta(days=1), ["bob@example.com"])).status_code
+        == 400
+    )
     refused = post(stack, outbox, fb_request(start, start + dt.timedelta(days=400), ["bob@example.com"]))
     assert refused.status_code == 403 and "366 days" in refused.text
 
@@ -436,11 +504,16 @@ def test_scheduling_is_advertised(stack):
     options = requests.options(str(principal.calendars()[0].url), auth=auth)
     classes = {c.strip() for c in options.headers["DAV"].split(",")}
     assert {"calendar-access", "calendar-schedule", "calendar-auto-schedule"} <= classes
-    found = etree.fromstring(requests.request(
-        "PROPFIND", str(principal.url), auth=auth, headers={"Depth": "0"},
-        data='<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:schedule-outbox-URL/>'
-             "<C:schedule-inbox-URL/><C:calendar-user-address-set/></prop></propfind>",
-    ).content)
+    found = etree.fromstring(
+        requests.request(
+            "PROPFIND",
+            str(principal.url),
+            auth=auth,
+            headers={"Depth": "0"},
+            data='<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:schedule-outbox-URL/>'
+            "<C:schedule-inbox-URL/><C:calendar-user-address-set/></prop></propfind>",
+        ).content
+    )
     assert found.findtext(f".//{CALDAV}schedule-inbox-URL/{DAV}href").endswith("/inbox/")
     addresses = [h.text.lower() for h in found.iterfind(f".//{CALDAV}calendar-user-address-set/{DAV}href")]
     assert "mailto:alice@example.com" in addresses
@@ -452,10 +525,19 @@ def test_a_cancelled_meeting_frees_the_attendees_time(stack, emulator):
     """Exchange keeps a cancelled meeting in bob's calendar; neither answer may count it busy."""
     start, end = two_weeks()
     alice = exchange_account(emulator)
-    review = next(i for i in alice.calendar.view(start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end))
-                  if i.subject == "Design review")
+    review = next(
+        i
+        for i in alice.calendar.view(
+            start=EWSDateTime.from_datetime(start), end=EWSDateTime.from_datetime(end)
+        )
+        if i.subject == "Design review"
+    )
     review.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
-    kept = [i for i in exchange_account(emulator, "bob@example.com").calendar.all() if i.subject.endswith("Design review")]
+    kept = [
+        i
+        for i in exchange_account(emulator, "bob@example.com").calendar.all()
+        if i.subject.endswith("Design review")
+    ]
     assert kept and all(i.is_cancelled for i in kept)
     expected = truth(emulator, "bob@example.com", start, end)
     bob_calendar = str(dav_client(stack, "bob").principal().calendars()[0].url)
@@ -467,16 +549,25 @@ def test_a_cancelled_meeting_frees_the_attendees_time(stack, emulator):
 
 def test_a_window_starting_inside_an_event_is_clipped_to_it(stack, emulator):
     """An odd start (seconds and microseconds, mid-event) still matches Exchange, clipped at the edges."""
-    focus = next(e for e in emulator.state.store.busy_events("bob@example.com", *two_weeks())
-                 if e.subject == "Bob: focus time")
+    focus = next(
+        e
+        for e in emulator.state.store.busy_events("bob@example.com", *two_weeks())
+        if e.subject == "Bob: focus time"
+    )
     start = focus.start + dt.timedelta(minutes=17, seconds=3, microseconds=250_000)
     end = start + dt.timedelta(days=3)
-    api = requests.get(stack.base_url + "/api/v1/freebusy", auth=("alice", stack.password),
-                       params={"attendee": "bob@example.com", "start": start.isoformat(), "end": end.isoformat()})
+    api = requests.get(
+        stack.base_url + "/api/v1/freebusy",
+        auth=("alice", stack.password),
+        params={"attendee": "bob@example.com", "start": start.isoformat(), "end": end.isoformat()},
+    )
     assert api.status_code == 200, api.text
     [bob] = api.json()["attendees"]
     spans = json_spans(bob)
-    whole = start.replace(microsecond=0), end.replace(microsecond=0)  # iCalendar and the JSON API count in seconds
+    whole = (
+        start.replace(microsecond=0),
+        end.replace(microsecond=0),
+    )  # iCalendar and the JSON API count in seconds
     assert spans == truth(emulator, "bob@example.com", *whole)
     assert min(s for s, _, _ in spans) == whole[0]
 
@@ -486,7 +577,9 @@ def test_exchange_failing_is_a_per_recipient_5_x_never_free(stack, emulator):
     start, end = two_weeks()
     url = outbox_url(stack)
     emulator.set_faults(rules=[{"kind": "http_500", "operation": "GetUserAvailability"}])
-    answer = post(stack, url, fb_request(start, end, ["bob@example.com", "carol@example.com", "alice@example.com"]))
+    answer = post(
+        stack, url, fb_request(start, end, ["bob@example.com", "carol@example.com", "alice@example.com"])
+    )
     assert answer.status_code == 200
     responses = schedule_responses(answer.content)
     assert len(responses) == 3
@@ -506,9 +599,13 @@ def test_default_and_one_sided_windows(stack, emulator):
     default = (today - dt.timedelta(days=7), today + dt.timedelta(days=60))
     assert busy_spans(plain.text) == truth(emulator, "bob@example.com", *default)
     later = today + dt.timedelta(days=100)
-    for params, expected in (({"start": f"{later:%Y%m%d}"}, (later, later + dt.timedelta(days=67))),
-                             ({"end": f"{later:%Y%m%d}"}, (later - dt.timedelta(days=67), later))):
-        api = requests.get(stack.base_url + "/api/v1/freebusy", auth=auth, params={"attendee": "bob@example.com", **params})
+    for params, expected in (
+        ({"start": f"{later:%Y%m%d}"}, (later, later + dt.timedelta(days=67))),
+        ({"end": f"{later:%Y%m%d}"}, (later - dt.timedelta(days=67), later)),
+    ):
+        api = requests.get(
+            stack.base_url + "/api/v1/freebusy", auth=auth, params={"attendee": "bob@example.com", **params}
+        )
         assert api.status_code == 200, api.text
         body = api.json()
         assert (body["start"], body["end"]) == tuple(f"{m:%Y-%m-%dT%H:%M:%SZ}" for m in expected)

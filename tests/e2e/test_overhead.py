@@ -22,8 +22,10 @@ from gateway.config import EwsConfig, GatewayConfig, ServerConfig, StorageConfig
 from gateway.web.services import Services
 from tests.web.gateway_support import make_services
 
-CTAG = ('<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
-        "<prop><CS:getctag/><sync-token/></prop></propfind>")
+CTAG = (
+    '<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+    "<prop><CS:getctag/><sync-token/></prop></propfind>"
+)
 
 
 @pytest.fixture
@@ -63,7 +65,9 @@ async def _user(services: Services, name: str, *emails: str) -> tuple[Any, str, 
     return user, clear, records
 
 
-async def _ctag(gateway: TestClient, user: str, password: str, calendar_id: str, owner: str | None = None) -> int:
+async def _ctag(
+    gateway: TestClient, user: str, password: str, calendar_id: str, owner: str | None = None
+) -> int:
     """Status of a ctag PROPFIND (Depth 0) on a calendar collection, as a polling client sends it."""
     path = f"/dav/calendars/{owner or user}/{calendar_id}/"
     headers = {"Depth": "0", "Authorization": encode_basic_auth(user, password)}
@@ -87,8 +91,9 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
-async def test_a_reconnected_password_counts_on_the_next_request(gateway: TestClient, services: Services,
-                                                                  emulator: Any) -> None:
+async def test_a_reconnected_password_counts_on_the_next_request(
+    gateway: TestClient, services: Services, emulator: Any
+) -> None:
     user, app_pw, [alice] = await _user(services, "ann", "alice@example.com")
     calendar = f"{alice.account_id}-calendar"
     assert await _ctag(gateway, "ann", app_pw, calendar) == 207  # credentials now cached in memory
@@ -129,15 +134,18 @@ async def test_cached_calendars_stay_their_owners(gateway: TestClient, services:
     _, ann_pw, [alice] = await _user(services, "ann", "alice@example.com")
     _, ben_pw, [bob] = await _user(services, "ben", "bob@example.com")
     alice_calendar = f"{alice.account_id}-calendar"
-    assert await _ctag(gateway, "ann", ann_pw, alice_calendar) == 207  # alice's calendar is warm in every cache
+    assert (
+        await _ctag(gateway, "ann", ann_pw, alice_calendar) == 207
+    )  # alice's calendar is warm in every cache
     assert await _ctag(gateway, "ben", ben_pw, f"{bob.account_id}-calendar") == 207
     assert await _ctag(gateway, "ben", ben_pw, alice_calendar) == 404  # under his own home: not his
     assert await _ctag(gateway, "ben", ben_pw, alice_calendar, owner="ann") in (403, 404)
     assert await _ctag(gateway, "ann", ben_pw, alice_calendar) == 401
 
 
-async def test_an_evicted_account_comes_back_without_extra_ews_calls(gateway: TestClient, services: Services,
-                                                                      emulator: Any) -> None:
+async def test_an_evicted_account_comes_back_without_extra_ews_calls(
+    gateway: TestClient, services: Services, emulator: Any
+) -> None:
     _, app_pw, [alice, carol] = await _user(services, "ann", "alice@example.com", "carol@example.com")
     alice_calendar, carol_calendar = f"{alice.account_id}-calendar", f"{carol.account_id}-calendar"
     assert await _ctag(gateway, "ann", app_pw, alice_calendar) == 207  # folder discovery, first sync

@@ -68,7 +68,10 @@ def plain_utc(value: dt.datetime) -> dt.datetime:
 def exchange_instances(folder, start: dt.datetime, end: dt.datetime) -> set[tuple]:
     tz = EWSTimeZone("UTC")
     found = set()
-    for item in folder.view(start=EWSDateTime.from_datetime(start).astimezone(tz), end=EWSDateTime.from_datetime(end).astimezone(tz)):
+    for item in folder.view(
+        start=EWSDateTime.from_datetime(start).astimezone(tz),
+        end=EWSDateTime.from_datetime(end).astimezone(tz),
+    ):
         if item.is_all_day:
             # exchangelib gives all-day items as dates with an inclusive end; iCalendar's DTEND is exclusive.
             begin, finish = item.start, item.end
@@ -106,7 +109,9 @@ def test_every_demo_event_matches_what_exchange_holds(stack, emulator):
 def test_demo_kinds_are_all_visible_within_two_weeks(stack):
     """Every kind of demo event is there with the status Exchange gave it (WorkingElsewhere included)."""
     calendar = dav_client(stack).principal().calendars()[0]
-    statuses = {s for (_, _, _, s) in caldav_instances(calendar, today_utc(), today_utc() + dt.timedelta(days=14))}
+    statuses = {
+        s for (_, _, _, s) in caldav_instances(calendar, today_utc(), today_utc() + dt.timedelta(days=14))
+    }
     assert {"BUSY", "TENTATIVE", "OOF", "WORKINGELSEWHERE", "FREE"} <= statuses | {"FREE"}
     assert {"BUSY", "TENTATIVE", "OOF", "WORKINGELSEWHERE"} <= statuses
 
@@ -151,11 +156,17 @@ def test_unchanged_poll_costs_at_most_one_ews_call(stack):
     first = calendar.objects_by_sync_token(load_objects=False)
     ctag_body = '<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/"><prop><CS:getctag/><sync-token/></prop></propfind>'
     url = str(calendar.url)
-    ctag = requests.request("PROPFIND", url, data=ctag_body, headers={"Depth": "0"}, auth=("alice", stack.password))
+    ctag = requests.request(
+        "PROPFIND", url, data=ctag_body, headers={"Depth": "0"}, auth=("alice", stack.password)
+    )
     before = stack.ews_calls()
-    again = requests.request("PROPFIND", url, data=ctag_body, headers={"Depth": "0"}, auth=("alice", stack.password))
+    again = requests.request(
+        "PROPFIND", url, data=ctag_body, headers={"Depth": "0"}, auth=("alice", stack.password)
+    )
     assert sum(delta(before, stack.ews_calls()).values()) <= 1
-    assert etree.fromstring(again.content).findtext(f".//{CS}getctag") == etree.fromstring(ctag.content).findtext(f".//{CS}getctag")
+    assert etree.fromstring(again.content).findtext(f".//{CS}getctag") == etree.fromstring(
+        ctag.content
+    ).findtext(f".//{CS}getctag")
     before = stack.ews_calls()
     nothing = calendar.objects_by_sync_token(sync_token=first.sync_token, load_objects=False)
     assert sum(delta(before, stack.ews_calls()).values()) <= 1
@@ -227,11 +238,18 @@ def test_credentials_are_required_and_users_are_isolated(stack):
     bob_url = str(calendar.url)
     assert requests.request("PROPFIND", bob_url, headers={"Depth": "0"}).status_code == 401
     unauthorised = requests.request("PROPFIND", bob_url, headers={"Depth": "0"}, auth=("bob", "wrong"))
-    assert unauthorised.status_code == 401 and unauthorised.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert unauthorised.status_code == 401 and unauthorised.headers["WWW-Authenticate"].startswith(
+        "Basic realm="
+    )
     as_alice = requests.request("PROPFIND", bob_url, headers={"Depth": "0"}, auth=("alice", stack.password))
     assert as_alice.status_code == 404
     alice_path_with_bob_id = bob_url.replace("/bob/", "/alice/")
-    assert requests.request("PROPFIND", alice_path_with_bob_id, headers={"Depth": "0"}, auth=("alice", stack.password)).status_code == 404
+    assert (
+        requests.request(
+            "PROPFIND", alice_path_with_bob_id, headers={"Depth": "0"}, auth=("alice", stack.password)
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("fault", [{"kind": "http_503"}, {"kind": "http_500"}, {"kind": "drop"}])
@@ -268,7 +286,10 @@ def test_a_revoked_app_password_stops_working_at_once(stack):
     assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", clear)).status_code == 207
     stack.run(accounts.revoke_app_password(user_id, password_id))
     assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", clear)).status_code == 401
-    assert requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", stack.password)).status_code == 207
+    assert (
+        requests.request("PROPFIND", url, headers={"Depth": "0"}, auth=("alice", stack.password)).status_code
+        == 207
+    )
 
 
 def test_a_depth_one_listing_asks_exchange_once_and_shows_the_new_ctag(stack, emulator):
@@ -284,7 +305,11 @@ def test_a_depth_one_listing_asks_exchange_once_and_shows_the_new_ctag(stack, em
     before = stack.ews_calls()
     listing()
     assert delta(before, stack.ews_calls()) == {"SyncFolderItems": 1}
-    item = next(i for i in exchange_account(emulator).calendar.all().only("subject", "is_recurring") if not i.is_recurring)
+    item = next(
+        i
+        for i in exchange_account(emulator).calendar.all().only("subject", "is_recurring")
+        if not i.is_recurring
+    )
     item.subject = "Renamed in Outlook"
     item.save(update_fields=["subject"])
     assert listing().findtext(f".//{CS}getctag") != first_ctag  # the listing's own change check shows at once
@@ -328,14 +353,20 @@ def test_a_newly_connected_account_shows_at_once_on_the_principal(stack):
     url = stack.base_url + "/dav/principals/alice/"
 
     def addresses() -> set[str]:
-        answer = requests.request("PROPFIND", url, data=body, headers={"Depth": "0"}, auth=("alice", stack.password))
-        return {h.text for h in etree.fromstring(answer.content).iter(f"{DAV}href")} - {"/dav/principals/alice/"}
+        answer = requests.request(
+            "PROPFIND", url, data=body, headers={"Depth": "0"}, auth=("alice", stack.password)
+        )
+        return {h.text for h in etree.fromstring(answer.content).iter(f"{DAV}href")} - {
+            "/dav/principals/alice/"
+        }
 
     assert addresses() == {"mailto:alice@example.com"}
 
     async def connect_carol() -> None:
         user = await accounts.find_user("alice")
-        await accounts.connect_account(user.user_id, ConnectRequest(email="carol@example.com", password="carol-pw"))
+        await accounts.connect_account(
+            user.user_id, ConnectRequest(email="carol@example.com", password="carol-pw")
+        )
 
     stack.run(connect_carol())
     assert addresses() == {"mailto:alice@example.com", "mailto:carol@example.com"}

@@ -19,7 +19,9 @@ from icalendar import Calendar
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.support.vdirsyncer import VDIRSYNCER, RecordingProxy, Vdirsyncer, read_ics
 
-pytestmark = pytest.mark.skipif(VDIRSYNCER is None, reason="vdirsyncer is not installed (pip install -e '.[test]')")
+pytestmark = pytest.mark.skipif(
+    VDIRSYNCER is None, reason="vdirsyncer is not installed (pip install -e '.[test]')"
+)
 
 
 def parsed(source: str | Path) -> Calendar:
@@ -79,8 +81,14 @@ def primary_calendar_id(stack) -> str:
 
 def two_way(stack, tmp_path: Path, url: str | None = None, **options) -> Vdirsyncer:
     """vdirsyncer on alice's primary calendar only, discovered and synced once."""
-    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=url or stack.dav_url, username="alice", password=stack.password,
-                      collections=[primary_calendar_id(stack)], **options)
+    sync = Vdirsyncer(
+        tmp_path / "vdirsyncer",
+        url=url or stack.dav_url,
+        username="alice",
+        password=stack.password,
+        collections=[primary_calendar_id(stack)],
+        **options,
+    )
     sync.discover()
     sync.sync()
     return sync
@@ -105,7 +113,9 @@ def test_sync_mirrors_every_calendar_into_local_files_as_the_server_serves_them(
             served[uid_of(answer.text)] = answer.text
         local = {uid_of(text): text for text in sync.files(folder).values()}
         assert served and local == served  # one file per resource, byte for byte what GET returns
-    assert "Alice: focus time" in {summary_of(t) for t in sync.files(sync.local / primary_calendar_id(stack)).values()}
+    assert "Alice: focus time" in {
+        summary_of(t) for t in sync.files(sync.local / primary_calendar_id(stack)).values()
+    }
 
 
 def test_an_outlook_edit_reaches_exactly_one_local_file(stack, emulator, tmp_path):
@@ -133,10 +143,17 @@ def test_a_windowed_sync_brings_exactly_the_events_exchange_has_in_that_window(s
     """start_date/end_date make vdirsyncer list with calendar-query time-ranges (VEVENT and VTODO)."""
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     start, end = today - dt.timedelta(days=7), today + dt.timedelta(days=4)
-    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=stack.base_url, username="alice", password=stack.password,
-                      collections=[primary_calendar_id(stack)],
-                      remote_options={"start_date": f"datetime({start:%Y, %m, %d})",
-                                      "end_date": f"datetime({end:%Y, %m, %d})"})
+    sync = Vdirsyncer(
+        tmp_path / "vdirsyncer",
+        url=stack.base_url,
+        username="alice",
+        password=stack.password,
+        collections=[primary_calendar_id(stack)],
+        remote_options={
+            "start_date": f"datetime({start:%Y, %m, %d})",
+            "end_date": f"datetime({end:%Y, %m, %d})",
+        },
+    )
     sync.discover()
     sync.sync()
 
@@ -162,8 +179,12 @@ def test_outlook_series_changes_and_new_events_arrive_as_such(stack, emulator, t
     changed.subject = "Weekly 1:1 (Bob out)"
     changed.save(update_fields=["subject"])
     cancelled.delete()
-    new = CalendarItem(folder=exchange_account(emulator).calendar, subject="Booked in Outlook",
-                       start=master.start + dt.timedelta(days=60), end=master.end + dt.timedelta(days=60))
+    new = CalendarItem(
+        folder=exchange_account(emulator).calendar,
+        subject="Booked in Outlook",
+        start=master.start + dt.timedelta(days=60),
+        end=master.end + dt.timedelta(days=60),
+    )
     new.save()
     sync.sync()
 
@@ -269,7 +290,9 @@ def test_deletions_travel_both_ways(stack, emulator, tmp_path):
     assert exchange_item(emulator, uid_of(local_file(sync, "Doctor"))) is not None
 
 
-def test_local_changes_exchange_cannot_hold_are_refused_loudly_and_the_rest_goes_through(stack, emulator, tmp_path):
+def test_local_changes_exchange_cannot_hold_are_refused_loudly_and_the_rest_goes_through(
+    stack, emulator, tmp_path
+):
     sync = two_way(stack, tmp_path)
     hourly, fine = local_file(sync, "Doctor"), local_file(sync, "Vacation")
     edit(hourly, "SUMMARY:Doctor\r\n", "SUMMARY:Doctor\r\nRRULE:FREQ=HOURLY;COUNT=3\r\n")
@@ -337,10 +360,18 @@ def test_an_outlook_edit_during_the_sync_is_not_overwritten(stack, emulator, tmp
     assert exchange_item(emulator, uid).subject == "Renamed in Outlook mid-sync"
 
 
-def test_a_new_local_calendar_becomes_an_exchange_calendar_with_its_name_and_events(stack, emulator, tmp_path):
-    sync = Vdirsyncer(tmp_path / "vdirsyncer", url=stack.dav_url, username="alice", password=stack.password,
-                      collections=["from a", "from b"], conflict_resolution="a wins",
-                      pair_options={"metadata": ["displayname", "color"]})
+def test_a_new_local_calendar_becomes_an_exchange_calendar_with_its_name_and_events(
+    stack, emulator, tmp_path
+):
+    sync = Vdirsyncer(
+        tmp_path / "vdirsyncer",
+        url=stack.dav_url,
+        username="alice",
+        password=stack.password,
+        collections=["from a", "from b"],
+        conflict_resolution="a wins",
+        pair_options={"metadata": ["displayname", "color"]},
+    )
     trips = sync.local / "trips"
     trips.mkdir()
     uid = f"{uuid.uuid4()}"

@@ -34,7 +34,9 @@ def primary_url(stack, user: str = "alice") -> str:
 
 
 def put(stack, url: str, body: str, headers: dict | None = None, user: str = "alice") -> requests.Response:
-    return requests.put(url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password))
+    return requests.put(
+        url, data=body.encode(), headers={**ICS, **(headers or {})}, auth=(user, stack.password)
+    )
 
 
 def etag_of(stack, url: str) -> str:
@@ -154,7 +156,10 @@ def test_delete_with_if_match_costs_two_calls(stack, emulator):
     url = primary_url(stack) + "delete-me.ics"
     put(stack, url, event(uid))
     etag = etag_of(stack, url)
-    assert requests.delete(url, headers={"If-Match": '"stale"'}, auth=("alice", stack.password)).status_code == 412
+    assert (
+        requests.delete(url, headers={"If-Match": '"stale"'}, auth=("alice", stack.password)).status_code
+        == 412
+    )
     assert exchange_subjects(emulator, uid) == ["Planning"]
     before = stack.ews_calls()
     assert requests.delete(url, headers={"If-Match": etag}, auth=("alice", stack.password)).status_code == 204
@@ -179,8 +184,10 @@ def test_recurring_series_with_exdate_and_override_round_trips(stack):
     stored = requests.get(url, auth=("alice", stack.password)).text
     assert_same_event(body, stored)
     # an override removed and a new EXDATE added in a later PUT are applied as such
-    later = body.replace("EXDATE;TZID=Europe/Berlin:20261202T100000\r\n",
-                         "EXDATE;TZID=Europe/Berlin:20261202T100000,20261216T100000\r\n")
+    later = body.replace(
+        "EXDATE;TZID=Europe/Berlin:20261202T100000\r\n",
+        "EXDATE;TZID=Europe/Berlin:20261202T100000,20261216T100000\r\n",
+    )
     assert put(stack, url, later).status_code == 204
     assert_same_event(later, requests.get(url, auth=("alice", stack.password)).text)
 
@@ -189,15 +196,43 @@ def test_recurring_series_with_exdate_and_override_round_trips(stack):
     ("name", "body", "content_type", "status", "precondition"),
     [
         ("garbage", "this is not iCalendar", "text/calendar", 400, "valid-calendar-data"),
-        ("hourly", event("u-hourly", extra="RRULE:FREQ=HOURLY\r\n"), "text/calendar", 403, "valid-calendar-object-resource"),
-        ("byhour", event("u-byhour", extra="RRULE:FREQ=DAILY;BYHOUR=9,10\r\n"), "text/calendar", 403,
-         "valid-calendar-object-resource"),
-        ("monthdays", event("u-md", extra="RRULE:FREQ=MONTHLY;BYMONTHDAY=1,15\r\n"), "text/calendar", 403,
-         "valid-calendar-object-resource"),
-        ("todo", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t1\r\nSUMMARY:x\r\n"
-         "END:VTODO\r\nEND:VCALENDAR\r\n", "text/calendar", 403, "supported-calendar-component"),
-        ("two-uids", event("u-a").replace("END:VCALENDAR\r\n", "") + event("u-b").split("VERSION:2.0\r\nPRODID:-//tests//EN\r\n")[1],
-         "text/calendar", 403, "valid-calendar-object-resource"),
+        (
+            "hourly",
+            event("u-hourly", extra="RRULE:FREQ=HOURLY\r\n"),
+            "text/calendar",
+            403,
+            "valid-calendar-object-resource",
+        ),
+        (
+            "byhour",
+            event("u-byhour", extra="RRULE:FREQ=DAILY;BYHOUR=9,10\r\n"),
+            "text/calendar",
+            403,
+            "valid-calendar-object-resource",
+        ),
+        (
+            "monthdays",
+            event("u-md", extra="RRULE:FREQ=MONTHLY;BYMONTHDAY=1,15\r\n"),
+            "text/calendar",
+            403,
+            "valid-calendar-object-resource",
+        ),
+        (
+            "todo",
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t1\r\nSUMMARY:x\r\n"
+            "END:VTODO\r\nEND:VCALENDAR\r\n",
+            "text/calendar",
+            403,
+            "supported-calendar-component",
+        ),
+        (
+            "two-uids",
+            event("u-a").replace("END:VCALENDAR\r\n", "")
+            + event("u-b").split("VERSION:2.0\r\nPRODID:-//tests//EN\r\n")[1],
+            "text/calendar",
+            403,
+            "valid-calendar-object-resource",
+        ),
         ("json", '{"summary": "x"}', "application/json", 415, None),
     ],
 )
@@ -206,7 +241,9 @@ def test_bad_input_is_refused_with_a_precondition_and_nothing_is_written(
 ):
     url = primary_url(stack) + f"{name}.ics"
     before = stack.ews_calls()
-    answer = requests.put(url, data=body.encode(), headers={"Content-Type": content_type}, auth=("alice", stack.password))
+    answer = requests.put(
+        url, data=body.encode(), headers={"Content-Type": content_type}, auth=("alice", stack.password)
+    )
     assert answer.status_code == status, answer.text
     if precondition:
         assert etree.fromstring(answer.content).find(f"{CALDAV_NS}{precondition}") is not None
@@ -273,8 +310,11 @@ def test_invitations_are_sent_when_the_owner_organises(stack, emulator):
     assert any(m.uid == uid and "bob@example.com" in m.recipients for m in sent)
     # an event organised by someone else is stored without sending anything
     other = str(uuid.uuid4())
-    foreign = event(other, "Their meeting",
-                    extra="ORGANIZER:mailto:carol@example.com\r\nATTENDEE:mailto:alice@example.com\r\n")
+    foreign = event(
+        other,
+        "Their meeting",
+        extra="ORGANIZER:mailto:carol@example.com\r\nATTENDEE:mailto:alice@example.com\r\n",
+    )
     assert put(stack, primary_url(stack) + "foreign.ics", foreign).status_code == 201
     assert not any(m.uid == other for m in emulator.state.store.mailboxes["alice@example.com"].sent)
 
@@ -308,8 +348,11 @@ def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
 
     stack.run(never())
     uid = str(uuid.uuid4())
-    meeting = event(uid, "Quiet meeting",
-                    extra="ORGANIZER:mailto:alice@example.com\r\nATTENDEE:mailto:bob@example.com\r\n")
+    meeting = event(
+        uid,
+        "Quiet meeting",
+        extra="ORGANIZER:mailto:alice@example.com\r\nATTENDEE:mailto:bob@example.com\r\n",
+    )
     assert put(stack, primary_url(stack) + "quiet.ics", meeting).status_code == 201
     assert exchange_subjects(emulator, uid) == ["Quiet meeting"]
     assert not any(m.uid == uid for m in emulator.state.store.mailboxes["alice@example.com"].sent)
@@ -324,8 +367,13 @@ def test_collection_colour_order_and_description_are_kept(stack):
         "<A:calendar-order>7</A:calendar-order><C:calendar-description>Team events</C:calendar-description>"
         "</D:prop></D:set></D:propertyupdate>"
     )
-    answer = requests.request("PROPPATCH", str(created.url), data=body, auth=("alice", stack.password),
-                              headers={"Content-Type": "application/xml"})
+    answer = requests.request(
+        "PROPPATCH",
+        str(created.url),
+        data=body,
+        auth=("alice", stack.password),
+        headers={"Content-Type": "application/xml"},
+    )
     assert answer.status_code == 207 and "200 OK" in answer.text
     stack.restart()  # kept by the gateway, not only in memory
     found = requests.request(
@@ -344,7 +392,9 @@ def test_collection_colour_order_and_description_are_kept(stack):
 
 def test_exchange_busy_is_retried_and_the_write_lands_once(stack, emulator):
     uid = str(uuid.uuid4())
-    emulator.set_faults(rules=[{"kind": "server_busy", "operation": "CreateItem", "count": 1, "back_off_ms": 200}])
+    emulator.set_faults(
+        rules=[{"kind": "server_busy", "operation": "CreateItem", "count": 1, "back_off_ms": 200}]
+    )
     created = put(stack, primary_url(stack) + "busy.ics", event(uid), {"If-None-Match": "*"})
     assert created.status_code == 201
     assert exchange_subjects(emulator, uid) == ["Planning"]
@@ -368,7 +418,9 @@ def test_a_repeated_month_view_reads_only_single_events_that_changed(stack, emul
     start, end = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     assert len(calendar.search(start=start, end=end, event=True)) == 3
     before = stack.ews_calls()
-    summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True))
+    summaries = sorted(
+        str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True)
+    )
     assert summaries == ["Single 0", "Single 1", "Single 2"]
     assert delta(before, stack.ews_calls()) == {"FindItem": 1}  # nothing changed: no GetItem
     folder = next(f for f in exchange_account(emulator).calendar.children if f.name == "Singles")
@@ -376,6 +428,8 @@ def test_a_repeated_month_view_reads_only_single_events_that_changed(stack, emul
     item.subject = "Single 1 (moved in Outlook)"
     item.save(update_fields=["subject"])
     before = stack.ews_calls()
-    summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True))
+    summaries = sorted(
+        str(e.icalendar_component["SUMMARY"]) for e in calendar.search(start=start, end=end, event=True)
+    )
     assert summaries == ["Single 0", "Single 1 (moved in Outlook)", "Single 2"]
     assert delta(before, stack.ews_calls()) == {"FindItem": 1, "GetItem": 1}  # only the changed one is read

@@ -63,11 +63,14 @@ def account(emulator: EmulatorServer) -> Iterator[Account]:
     """Alice's account on the demo-seeded emulator (reset for this test)."""
     CalendarItem.register("caldav_href", CalDavHref)
     config = Configuration(
-        service_endpoint=emulator.ews_url, credentials=Credentials("alice@example.com", "alice-pw"),
-        auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
+        service_endpoint=emulator.ews_url,
+        credentials=Credentials("alice@example.com", "alice-pw"),
+        auth_type=BASIC,
+        version=Version(build=Build(15, 1, 2507, 6)),
     )
-    yield Account("alice@example.com", config=config, autodiscover=False, access_type=DELEGATE,
-                  default_timezone=BERLIN)
+    yield Account(
+        "alice@example.com", config=config, autodiscover=False, access_type=DELEGATE, default_timezone=BERLIN
+    )
     CalendarItem.deregister("caldav_href")
 
 
@@ -78,10 +81,17 @@ def _dt(*args: int) -> EWSDateTime:
 def _weekly_series(account: Account, **extra) -> CalendarItem:
     """Tuesdays 09:00 Berlin from 2026-03-10, six times: summer time starts on 2026-03-29."""
     item = CalendarItem(
-        account=account, folder=account.calendar, subject="Weekly sync", start=_dt(2026, 3, 10, 9),
-        end=_dt(2026, 3, 10, 10), uid="weekly-sync@test",
-        recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=["Tuesday"], first_day_of_week="Monday"),
-                              start=dt.date(2026, 3, 10), number=6),
+        account=account,
+        folder=account.calendar,
+        subject="Weekly sync",
+        start=_dt(2026, 3, 10, 9),
+        end=_dt(2026, 3, 10, 10),
+        uid="weekly-sync@test",
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=["Tuesday"], first_day_of_week="Monday"),
+            start=dt.date(2026, 3, 10),
+            number=6,
+        ),
         **extra,
     )
     item.save()
@@ -131,7 +141,13 @@ def test_view_across_dst_with_moved_and_deleted_occurrences(account: Account) ->
     seen = list(account.calendar.view(start=_dt(2026, 3, 1), end=_dt(2026, 4, 30)))
     seen = [i for i in seen if i.uid == "weekly-sync@test"]
     local = [(i.start.astimezone(BERLIN).date().isoformat(), i.start.astimezone(BERLIN).hour) for i in seen]
-    assert local == [("2026-03-10", 9), ("2026-03-18", 15), ("2026-03-24", 9), ("2026-04-07", 9), ("2026-04-14", 9)]
+    assert local == [
+        ("2026-03-10", 9),
+        ("2026-03-18", 15),
+        ("2026-03-24", 9),
+        ("2026-04-07", 9),
+        ("2026-04-14", 9),
+    ]
     # Across the DST change the UTC hour moves and the local hour does not.
     assert seen[0].start.astimezone(EWSTimeZone("UTC")).hour == 8
     assert seen[-1].start.astimezone(EWSTimeZone("UTC")).hour == 7
@@ -160,8 +176,12 @@ def test_view_across_dst_with_moved_and_deleted_occurrences(account: Account) ->
 )
 def test_create_every_pattern_round_trips(account: Account, pattern) -> None:
     item = CalendarItem(
-        account=account, folder=account.calendar, subject="Series", start=_dt(2026, 1, 5, 8),
-        end=_dt(2026, 1, 5, 9), uid=f"{type(pattern).__name__}@test",
+        account=account,
+        folder=account.calendar,
+        subject="Series",
+        start=_dt(2026, 1, 5, 8),
+        end=_dt(2026, 1, 5, 9),
+        uid=f"{type(pattern).__name__}@test",
         recurrence=Recurrence(pattern=pattern, start=dt.date(2026, 1, 5), number=4),
     )
     item.save()
@@ -170,16 +190,26 @@ def test_create_every_pattern_round_trips(account: Account, pattern) -> None:
     assert back.recurrence.pattern == pattern
     assert back.recurrence.boundary.number == 4
     assert back.recurrence.boundary.start == dt.date(2026, 1, 5)  # a date, not a datetime
-    occurrences = [i for i in account.calendar.view(start=_dt(2026, 1, 1), end=_dt(2032, 1, 1)) if i.uid == item.uid]
+    occurrences = [
+        i for i in account.calendar.view(start=_dt(2026, 1, 1), end=_dt(2032, 1, 1)) if i.uid == item.uid
+    ]
     assert len(occurrences) == 4
     assert occurrences[0].start == back.start  # the master starts on its first occurrence
 
 
 def test_meeting_with_attendees_and_extended_property(account: Account, emulator: EmulatorServer) -> None:
     item = CalendarItem(
-        account=account, folder=account.calendar, subject="Budget", start=_dt(2026, 5, 4, 10),
-        end=_dt(2026, 5, 4, 11), uid="budget@test", caldav_href="budget.ics", location="Room 1",
-        required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"), response_type="Unknown")],
+        account=account,
+        folder=account.calendar,
+        subject="Budget",
+        start=_dt(2026, 5, 4, 10),
+        end=_dt(2026, 5, 4, 11),
+        uid="budget@test",
+        caldav_href="budget.ics",
+        location="Room 1",
+        required_attendees=[
+            Attendee(mailbox=Mailbox(email_address="bob@example.com"), response_type="Unknown")
+        ],
         resources=[Attendee(mailbox=Mailbox(email_address="room-1@example.com"), response_type="Unknown")],
     )
     item.save(send_meeting_invitations="SendToAllAndSaveCopy")
@@ -189,13 +219,24 @@ def test_meeting_with_attendees_and_extended_property(account: Account, emulator
     assert [a.mailbox.email_address for a in back.required_attendees] == ["bob@example.com"]
     assert back._start_timezone.key == "Europe/Berlin"
     sent = emulator.state.store.stats()["alice@example.com"]["sent"]
-    assert sent == [{"kind": "Invitation", "recipients": ["bob@example.com", "room-1@example.com"],
-                     "subject": "Budget", "uid": "budget@test"}]
+    assert sent == [
+        {
+            "kind": "Invitation",
+            "recipients": ["bob@example.com", "room-1@example.com"],
+            "subject": "Budget",
+            "uid": "budget@test",
+        }
+    ]
 
 
 def test_update_and_stale_change_key_conflict(account: Account) -> None:
-    item = CalendarItem(account=account, folder=account.calendar, subject="Draft", start=_dt(2026, 6, 1, 9),
-                        end=_dt(2026, 6, 1, 10))
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Draft",
+        start=_dt(2026, 6, 1, 9),
+        end=_dt(2026, 6, 1, 10),
+    )
     item.save()
     stale = account.calendar.get(id=item.id)
     item.subject = "Final"
@@ -209,8 +250,13 @@ def test_update_and_stale_change_key_conflict(account: Account) -> None:
 
 
 def test_delete_item_then_it_is_gone(account: Account) -> None:
-    item = CalendarItem(account=account, folder=account.calendar, subject="Temp", start=_dt(2026, 6, 2, 9),
-                        end=_dt(2026, 6, 2, 10))
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Temp",
+        start=_dt(2026, 6, 2, 9),
+        end=_dt(2026, 6, 2, 10),
+    )
     item.save()
     item_id = item.id
     item.delete()
@@ -225,8 +271,9 @@ def test_sync_items_initial_then_delta(account: Account) -> None:
     state = folder.item_sync_state
     assert list(folder.sync_items(sync_state=state)) == []
 
-    created = CalendarItem(account=account, folder=folder, subject="New", start=_dt(2026, 7, 1, 9),
-                           end=_dt(2026, 7, 1, 10))
+    created = CalendarItem(
+        account=account, folder=folder, subject="New", start=_dt(2026, 7, 1, 9), end=_dt(2026, 7, 1, 10)
+    )
     created.save()
     victim_id = initial[0][1].id
     changed = folder.get(id=initial[1][1].id)
@@ -236,7 +283,9 @@ def test_sync_items_initial_then_delta(account: Account) -> None:
 
     delta = list(folder.sync_items(sync_state=state))
     kinds = {(kind, getattr(obj, "id", None)) for kind, obj in delta}
-    assert ("create", created.id) in kinds and ("update", changed.id) in kinds and ("delete", victim_id) in kinds
+    assert (
+        ("create", created.id) in kinds and ("update", changed.id) in kinds and ("delete", victim_id) in kinds
+    )
     assert len(delta) == 3
 
 
@@ -244,10 +293,13 @@ def test_sync_items_ignores_listed_items(account: Account) -> None:
     folder = account.calendar
     list(folder.sync_items())
     state = folder.item_sync_state
-    mine = CalendarItem(account=account, folder=folder, subject="Mine", start=_dt(2026, 7, 2, 9), end=_dt(2026, 7, 2, 10))
+    mine = CalendarItem(
+        account=account, folder=folder, subject="Mine", start=_dt(2026, 7, 2, 9), end=_dt(2026, 7, 2, 10)
+    )
     mine.save()
-    other = CalendarItem(account=account, folder=folder, subject="Other", start=_dt(2026, 7, 2, 9),
-                         end=_dt(2026, 7, 2, 10))
+    other = CalendarItem(
+        account=account, folder=folder, subject="Other", start=_dt(2026, 7, 2, 9), end=_dt(2026, 7, 2, 10)
+    )
     other.save()
     delta = list(folder.sync_items(sync_state=state, ignore=[mine]))
     assert [(kind, item.id) for kind, item in delta] == [("create", other.id)]
@@ -291,8 +343,14 @@ def test_paging_with_indexed_page_item_view(account: Account, emulator: Emulator
 
 def test_restriction_on_extended_property(account: Account) -> None:
     for name in ("a.ics", "b.ics"):
-        CalendarItem(account=account, folder=account.calendar, subject=name, start=_dt(2026, 8, 1, 9),
-                     end=_dt(2026, 8, 1, 10), caldav_href=name).save()
+        CalendarItem(
+            account=account,
+            folder=account.calendar,
+            subject=name,
+            start=_dt(2026, 8, 1, 9),
+            end=_dt(2026, 8, 1, 10),
+            caldav_href=name,
+        ).save()
     found = list(account.calendar.filter(caldav_href="b.ics"))
     assert [i.subject for i in found] == ["b.ics"]
 
@@ -319,9 +377,13 @@ _FIND_BY_UID = """<?xml version="1.0" encoding="utf-8"?>
 
 def test_restriction_on_uid_over_soap(account: Account, emulator: EmulatorServer) -> None:
     _weekly_series(account)
-    response = requests.post(emulator.ews_url, data=_FIND_BY_UID.format(uid="weekly-sync@test").encode(),
-                             auth=("alice@example.com", "alice-pw"), timeout=10,
-                             headers={"Content-Type": "text/xml; charset=utf-8"})
+    response = requests.post(
+        emulator.ews_url,
+        data=_FIND_BY_UID.format(uid="weekly-sync@test").encode(),
+        auth=("alice@example.com", "alice-pw"),
+        timeout=10,
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
     root = etree.fromstring(response.content)
     t = "{http://schemas.microsoft.com/exchange/services/2006/types}"
     items = root.findall(f".//{t}CalendarItem")
@@ -331,11 +393,18 @@ def test_restriction_on_uid_over_soap(account: Account, emulator: EmulatorServer
 
 def _account_as(emulator: EmulatorServer, user: str, mailbox: str) -> Account:
     config = Configuration(
-        service_endpoint=emulator.ews_url, credentials=Credentials(f"{user}@example.com", f"{user}-pw"),
-        auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
+        service_endpoint=emulator.ews_url,
+        credentials=Credentials(f"{user}@example.com", f"{user}-pw"),
+        auth_type=BASIC,
+        version=Version(build=Build(15, 1, 2507, 6)),
     )
-    return Account(f"{mailbox}@example.com", config=config, autodiscover=False, access_type=DELEGATE,
-                   default_timezone=BERLIN)
+    return Account(
+        f"{mailbox}@example.com",
+        config=config,
+        autodiscover=False,
+        access_type=DELEGATE,
+        default_timezone=BERLIN,
+    )
 
 
 def test_delegate_reads_calendar_and_others_are_denied(account: Account, emulator: EmulatorServer) -> None:
@@ -348,14 +417,26 @@ def test_delegate_reads_calendar_and_others_are_denied(account: Account, emulato
 
 
 def test_full_save_clears_fields_and_all_day_round_trips(account: Account) -> None:
-    item = CalendarItem(account=account, folder=account.calendar, subject="Offsite", start=dt.date(2026, 5, 2),
-                        end=dt.date(2026, 5, 3), is_all_day=True, location="Lake", body="Bring boots")
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Offsite",
+        start=dt.date(2026, 5, 2),
+        end=dt.date(2026, 5, 3),
+        is_all_day=True,
+        location="Lake",
+        body="Bring boots",
+    )
     item.save()
     item.location = None  # a full save sends DeleteItemField for every empty field
     item.save()
     back = account.calendar.get(id=item.id)
-    assert (back.start, back.end, back.is_all_day, back.location) == (dt.date(2026, 5, 2), dt.date(2026, 5, 3),
-                                                                      True, None)
+    assert (back.start, back.end, back.is_all_day, back.location) == (
+        dt.date(2026, 5, 2),
+        dt.date(2026, 5, 3),
+        True,
+        None,
+    )
     assert back.body == "Bring boots"
 
 
@@ -372,10 +453,13 @@ def test_invalid_sync_state_is_refused(account: Account) -> None:
         list(account.calendar.sync_items(sync_state="Zm9vYmFy"))
 
 
-def test_deep_folder_walk_and_cancelling_an_occurrence_of_a_meeting(account: Account, emulator: EmulatorServer) -> None:
+def test_deep_folder_walk_and_cancelling_an_occurrence_of_a_meeting(
+    account: Account, emulator: EmulatorServer
+) -> None:
     assert {"Calendar", "Projects"} <= {f.name for f in account.root.walk()}
     series = _weekly_series(
-        account, required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"))])
+        account, required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"))]
+    )
     occurrence = series.occurrence(index=3)
     occurrence.refresh()
     occurrence.delete(send_meeting_cancellations="SendToAllAndSaveCopy")
@@ -386,16 +470,23 @@ def test_deep_folder_walk_and_cancelling_an_occurrence_of_a_meeting(account: Acc
 
 def test_invitations_reach_internal_attendees(account: Account, emulator: EmulatorServer) -> None:
     meeting = CalendarItem(
-        account=account, folder=account.calendar, subject="Roadmap", start=_dt(2026, 10, 6, 10),
-        end=_dt(2026, 10, 6, 11), uid="roadmap@test",
+        account=account,
+        folder=account.calendar,
+        subject="Roadmap",
+        start=_dt(2026, 10, 6, 10),
+        end=_dt(2026, 10, 6, 11),
+        uid="roadmap@test",
         required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@example.com"))],
     )
     meeting.save(send_meeting_invitations="SendToAllAndSaveCopy")
     bob = _account_as(emulator, "bob", "bob")
 
     def bobs_copy() -> CalendarItem:
-        (found,) = [i for i in bob.calendar.view(start=_dt(2026, 10, 1), end=_dt(2026, 10, 31))
-                    if i.uid == "roadmap@test"]
+        (found,) = [
+            i
+            for i in bob.calendar.view(start=_dt(2026, 10, 1), end=_dt(2026, 10, 31))
+            if i.uid == "roadmap@test"
+        ]
         return found
 
     copy = bobs_copy()
@@ -420,12 +511,20 @@ def test_invitations_reach_internal_attendees(account: Account, emulator: Emulat
 
 def test_filters_on_dates_and_text(account: Account) -> None:
     for day, subject in ((3, "Alpha review"), (4, "Beta review"), (5, "Gamma planning")):
-        CalendarItem(account=account, folder=account.calendar, subject=subject, start=_dt(2027, 2, day, 9),
-                     end=_dt(2027, 2, day, 10)).save()
+        CalendarItem(
+            account=account,
+            folder=account.calendar,
+            subject=subject,
+            start=_dt(2027, 2, day, 9),
+            end=_dt(2027, 2, day, 10),
+        ).save()
     window = account.calendar.filter(start__gte=_dt(2027, 2, 4), start__lt=_dt(2027, 2, 6))
     assert sorted(i.subject for i in window) == ["Beta review", "Gamma planning"]
     reviews = account.calendar.filter(subject__icontains="REVIEW", start__gte=_dt(2027, 1, 1))
     assert sorted(i.subject for i in reviews) == ["Alpha review", "Beta review"]
     assert account.calendar.filter(subject__startswith="Gamma").count() == 1
-    assert not list(account.calendar.filter(subject="Alpha review").exclude(start__lt=_dt(2027, 1, 1)).filter(
-        subject__contains="Beta"))
+    assert not list(
+        account.calendar.filter(subject="Alpha review")
+        .exclude(start__lt=_dt(2027, 1, 1))
+        .filter(subject__contains="Beta")
+    )

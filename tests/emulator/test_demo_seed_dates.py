@@ -31,5 +31,7 @@ def test_the_sub_calendar_series_occurs_within_the_demo_fortnight_on_every_weekd
     box = store.mailboxes["alice@example.com"]
     projects = next(f.folder_id for f in box.folders.values() if f.name == "Projects")
     start = datetime.combine(today, datetime.min.time(), UTC)
-    sprints = [i for i in box.expand(projects, start, start + timedelta(days=14)) if i.subject == "Sprint planning"]
+    sprints = [
+        i for i in box.expand(projects, start, start + timedelta(days=14)) if i.subject == "Sprint planning"
+    ]
     assert sprints and all(i.start.strftime("%A") == "Wednesday" for i in sprints)

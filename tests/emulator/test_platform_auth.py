@@ -27,7 +27,9 @@ HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
 
 
 def protocol(emu: EmulatorServer, user: str, password: str, auth_type: str = BASIC) -> Protocol:
-    config = Configuration(service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=auth_type)
+    config = Configuration(
+        service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=auth_type
+    )
     result = Protocol(config=config)
     result.version  # noqa: B018 - like Account(), probe the server version first (ConvertId)
     return result
@@ -74,11 +76,15 @@ def test_ntlm_wrong_password_is_refused(emulator):
 
 
 def test_wrong_password_gets_401(emulator):
-    response = requests.post(emulator.ews_url, data=RESOLVE_NAMES, headers=HEADERS, auth=("alice@example.com", "nope"))
+    response = requests.post(
+        emulator.ews_url, data=RESOLVE_NAMES, headers=HEADERS, auth=("alice@example.com", "nope")
+    )
     assert response.status_code == 401
     with pytest.raises(UnauthorizedError):
         protocol(emulator, "alice@example.com", "nope").resolve_names(["bob"])
-    assert emulator.stats()["operations"].get("ResolveNames", 0) == 0  # unauthenticated requests are not counted
+    assert (
+        emulator.stats()["operations"].get("ResolveNames", 0) == 0
+    )  # unauthenticated requests are not counted
 
 
 def test_www_authenticate_lists_the_configured_schemes(emulator):
@@ -97,12 +103,18 @@ def _seed_with(**changes) -> dict:
 
 
 def test_basic_only_server_makes_exchangelib_choose_basic():
-    seed = _seed_with(**{m: {"auth": ["basic"]} for m in ("alice@example.com", "bob@example.com",
-                                                           "carol@example.com", "room-1@example.com")})
+    seed = _seed_with(
+        **{
+            m: {"auth": ["basic"]}
+            for m in ("alice@example.com", "bob@example.com", "carol@example.com", "room-1@example.com")
+        }
+    )
     with EmulatorServer(seed, message_observer=observe_message) as emu:
         response = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS)
         assert response.raw.headers.getlist("WWW-Authenticate") == ['Basic realm="EWS"']
-        config = Configuration(service_endpoint=emu.ews_url, credentials=Credentials("bob@example.com", "bob-pw"))
+        config = Configuration(
+            service_endpoint=emu.ews_url, credentials=Credentials("bob@example.com", "bob-pw")
+        )
         assert Protocol(config=config).auth_type == BASIC  # exchangelib's guess from the 401
         # NTLM is not enabled for this mailbox: a valid NTLM handshake is still refused.
         with requests.Session() as session:
@@ -111,19 +123,29 @@ def test_basic_only_server_makes_exchangelib_choose_basic():
 
 
 def test_bearer_token_from_the_seed():
-    seed = _seed_with(**{"carol@example.com": {"auth": ["basic", "ntlm", "bearer"], "tokens": ["carol-token-1"]}})
+    seed = _seed_with(
+        **{"carol@example.com": {"auth": ["basic", "ntlm", "bearer"], "tokens": ["carol-token-1"]}}
+    )
     with EmulatorServer(seed, message_observer=observe_message) as emu:
-        offered = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS).raw.headers.getlist("WWW-Authenticate")
+        offered = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS).raw.headers.getlist(
+            "WWW-Authenticate"
+        )
         assert 'Bearer realm="EWS"' in offered
-        ok = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers={**HEADERS, "Authorization": "Bearer carol-token-1"})
+        ok = requests.post(
+            emu.ews_url, data=RESOLVE_NAMES, headers={**HEADERS, "Authorization": "Bearer carol-token-1"}
+        )
         assert ok.status_code == 200 and b"bob@example.com" in ok.content
-        bad = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers={**HEADERS, "Authorization": "Bearer guessed"})
+        bad = requests.post(
+            emu.ews_url, data=RESOLVE_NAMES, headers={**HEADERS, "Authorization": "Bearer guessed"}
+        )
         assert bad.status_code == 401
         assert emu.stats()["mailboxes"]["carol@example.com"]["ResolveNames"] == 1
 
 
 def _account(emu: EmulatorServer, owner: str, user: str, password: str, access=DELEGATE) -> Account:
-    config = Configuration(service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=BASIC)
+    config = Configuration(
+        service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=BASIC
+    )
     return Account(owner, config=config, autodiscover=False, access_type=access)
 
 
@@ -146,11 +168,12 @@ def test_impersonation_granted_by_the_seed():
             refused.calendar.refresh()
 
 
-
 def test_basic_for_an_ntlm_only_mailbox_gets_that_mailboxs_schemes():
     seed = _seed_with(**{"bob@example.com": {"auth": ["ntlm"]}})
     with EmulatorServer(seed, message_observer=observe_message) as emu:
-        refused = requests.post(emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS, auth=("bob@example.com", "bob-pw"))
+        refused = requests.post(
+            emu.ews_url, data=RESOLVE_NAMES, headers=HEADERS, auth=("bob@example.com", "bob-pw")
+        )
         assert refused.status_code == 401
         assert refused.raw.headers.getlist("WWW-Authenticate") == ["NTLM"]
         with requests.Session() as session:

@@ -38,7 +38,10 @@ def server() -> Iterator[EmulatorServer]:
     seed["autodiscover"] = {
         "example.com": {"mode": "success"},
         "old.example": {"mode": "redirect_address", "target": "example.com"},
-        "moved.example": {"mode": "redirect_url", "url": "http://mail.moved.example/autodiscover/autodiscover.svc"},
+        "moved.example": {
+            "mode": "redirect_url",
+            "url": "http://mail.moved.example/autodiscover/autodiscover.svc",
+        },
         "nowhere.example": {"mode": "none"},
     }
     with EmulatorServer(seed, message_observer=observe_message) as emu:
@@ -64,8 +67,9 @@ def emu(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emu
 
 
 def test_exchangelib_account_autodiscovers_the_ews_url(emu):
-    account = Account("alice@example.com", credentials=Credentials("alice@example.com", "alice-pw"),
-                      autodiscover=True)
+    account = Account(
+        "alice@example.com", credentials=Credentials("alice@example.com", "alice-pw"), autodiscover=True
+    )
     assert account.protocol.service_endpoint == emu.ews_url
     assert account.protocol.version.build.major_version == 15
     assert account.calendar.total_count >= 1  # the discovered endpoint serves EWS
@@ -73,7 +77,9 @@ def test_exchangelib_account_autodiscovers_the_ews_url(emu):
 
 
 def test_redirect_address_restarts_discovery_with_the_new_address(emu):
-    response, protocol = discover("alice@old.example", credentials=Credentials("alice@example.com", "alice-pw"))
+    response, protocol = discover(
+        "alice@old.example", credentials=Credentials("alice@example.com", "alice-pw")
+    )
     assert response.autodiscover_smtp_address == "alice@example.com"
     assert response.user_settings["user_display_name"] == "Alice Adams"
     assert protocol.service_endpoint == emu.ews_url
@@ -87,12 +93,20 @@ def test_unknown_user_is_reported_as_non_existent_mailbox(emu):
 def test_no_autodiscover_service_fails_discovery(emu):
     with pytest.raises(AutoDiscoverFailed):
         discover("alice@nowhere.example", credentials=Credentials("alice@example.com", "alice-pw"))
-    assert requests.post(emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="x@nowhere.example")).status_code == 404
+    assert (
+        requests.post(
+            emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="x@nowhere.example")
+        ).status_code
+        == 404
+    )
 
 
 def test_redirect_url_is_answered_and_plain_http_targets_are_refused_by_exchangelib(emu):
-    response = requests.post(emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="alice@moved.example"),
-                             auth=("alice@example.com", "alice-pw"))
+    response = requests.post(
+        emu.autodiscover_url,
+        data=GET_USER_SETTINGS.format(user="alice@moved.example"),
+        auth=("alice@example.com", "alice-pw"),
+    )
     user = etree.fromstring(response.content).find(f".//{A}UserResponse")
     assert user.findtext(f"{A}ErrorCode") == "RedirectUrl"
     assert user.findtext(f"{A}RedirectTarget") == "http://mail.moved.example/autodiscover/autodiscover.svc"
@@ -103,15 +117,21 @@ def test_redirect_url_is_answered_and_plain_http_targets_are_refused_by_exchange
 def test_autodiscover_requires_authentication(emu):
     response = requests.post(emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="alice@example.com"))
     assert response.status_code == 401
-    wrong = requests.post(emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="alice@example.com"),
-                          auth=("alice@example.com", "wrong"))
+    wrong = requests.post(
+        emu.autodiscover_url,
+        data=GET_USER_SETTINGS.format(user="alice@example.com"),
+        auth=("alice@example.com", "wrong"),
+    )
     assert wrong.status_code == 401
     assert "Autodiscover" not in emu.stats()["operations"]
 
 
 def test_unrequested_settings_are_not_sent(emu):
-    response = requests.post(emu.autodiscover_url, data=GET_USER_SETTINGS.format(user="bob@example.com"),
-                             auth=("alice@example.com", "alice-pw"))
+    response = requests.post(
+        emu.autodiscover_url,
+        data=GET_USER_SETTINGS.format(user="bob@example.com"),
+        auth=("alice@example.com", "alice-pw"),
+    )
     names = [n.text for n in etree.fromstring(response.content).iter(f"{A}Name")]
     assert names == ["ExternalEwsUrl", "UserDisplayName"]
     assert emu.stats()["mailboxes"]["alice@example.com"]["Autodiscover"] == 1
@@ -119,11 +139,17 @@ def test_unrequested_settings_are_not_sent(emu):
 
 def test_https_redirect_url_to_another_server_is_followed(monkeypatch):
     """A mailbox moved to another (TLS) server: RedirectUrl, then settings from the new server."""
-    moved = {"email": "dana@moved.example", "display_name": "Dana Dunn", "password": "dana-pw",
-             "calendars": [{"name": "Calendar", "primary": True, "events": []}]}
+    moved = {
+        "email": "dana@moved.example",
+        "display_name": "Dana Dunn",
+        "password": "dana-pw",
+        "calendars": [{"name": "Calendar", "primary": True, "events": []}],
+    }
     with EmulatorServer({"mailboxes": [moved]}, tls=True, message_observer=observe_message) as new_home:
-        old_seed = {"mailboxes": [moved],
-                    "autodiscover": {"moved.example": {"mode": "redirect_url", "url": new_home.autodiscover_url}}}
+        old_seed = {
+            "mailboxes": [moved],
+            "autodiscover": {"moved.example": {"mode": "redirect_url", "url": new_home.autodiscover_url}},
+        }
         with EmulatorServer(old_seed, message_observer=observe_message) as old_home:
 
             def step_1(self: Autodiscovery, hostname: str):
@@ -135,7 +161,9 @@ def test_https_redirect_url_to_another_server_is_followed(monkeypatch):
             monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(new_home.ca_file))  # trust exactly that certificate
             clear_cache()
             try:
-                response, protocol = discover("dana@moved.example", credentials=Credentials("dana@moved.example", "dana-pw"))
+                response, protocol = discover(
+                    "dana@moved.example", credentials=Credentials("dana@moved.example", "dana-pw")
+                )
             finally:
                 clear_cache()
                 Protocol.clear_cache()

@@ -20,8 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def start(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
     """Start the CLI on a free port; return the process and what it printed (URL, cert path)."""
-    process = subprocess.Popen([sys.executable, "-m", "gateway", "emulator", "--port", "0", *args], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "emulator", "--port", "0", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # A reader thread: the pipe is line-buffered text, and select() cannot see Python's buffer.
     queue: Queue[str] = Queue()
     threading.Thread(target=lambda: [queue.put(line) for line in process.stdout], daemon=True).start()
@@ -63,8 +68,16 @@ def test_cli_serves_the_demo_seed_over_http(processes):
 
 
 def test_cli_tls_prints_a_certificate_clients_can_trust(processes, tmp_path):
-    seed = {"mailboxes": [{"email": "dana@example.org", "display_name": "Dana", "password": "dana-pw",
-                           "calendars": [{"name": "Calendar", "primary": True, "events": []}]}]}
+    seed = {
+        "mailboxes": [
+            {
+                "email": "dana@example.org",
+                "display_name": "Dana",
+                "password": "dana-pw",
+                "calendars": [{"name": "Calendar", "primary": True, "events": []}],
+            }
+        ]
+    }
     seed_file = tmp_path / "seed.json"
     seed_file.write_text(json.dumps(seed))
     process, out = start("--tls", "--seed", str(seed_file))

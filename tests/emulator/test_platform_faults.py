@@ -31,8 +31,12 @@ RESOLVE = b"""<?xml version="1.0" encoding="utf-8"?>
 @pytest.fixture
 def proto(emulator):
     Protocol.clear_cache()
-    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC,
-                           retry_policy=FailFast())
+    config = Configuration(
+        service_endpoint=emulator.ews_url,
+        credentials=Credentials(*ALICE),
+        auth_type=BASIC,
+        retry_policy=FailFast(),
+    )
     result = Protocol(config=config)
     result.version  # noqa: B018 - probe the version before faults are switched on
     yield result
@@ -44,7 +48,9 @@ def post(emulator) -> requests.Response:
 
 
 def test_server_busy_with_back_off_reaches_exchangelib(emulator, proto):
-    emulator.set_faults(rules=[{"kind": "server_busy", "operation": "ResolveNames", "count": 1, "back_off_ms": 1500}])
+    emulator.set_faults(
+        rules=[{"kind": "server_busy", "operation": "ResolveNames", "count": 1, "back_off_ms": 1500}]
+    )
     with pytest.raises(ErrorServerBusy) as caught:
         proto.resolve_names(["bob"])
     assert caught.value.back_off == 1.5
@@ -72,8 +78,9 @@ def test_http_503_and_500(emulator, proto):
 
 
 def test_fault_scoped_to_another_user_or_operation_does_not_apply(emulator):
-    emulator.set_faults(rules=[{"kind": "http_503", "user": "bob@example.com"},
-                               {"kind": "http_503", "operation": "FindItem"}])
+    emulator.set_faults(
+        rules=[{"kind": "http_503", "user": "bob@example.com"}, {"kind": "http_503", "operation": "FindItem"}]
+    )
     assert post(emulator).status_code == 200
 
 
@@ -89,7 +96,9 @@ def test_latency_is_added(emulator):
     started = time.monotonic()
     assert post(emulator).status_code == 200
     assert time.monotonic() - started >= 0.3
-    emulator.set_faults(rules=[{"kind": "latency", "latency_ms": 250, "operation": "ResolveNames", "count": 1}])
+    emulator.set_faults(
+        rules=[{"kind": "latency", "latency_ms": 250, "operation": "ResolveNames", "count": 1}]
+    )
     started = time.monotonic()
     post(emulator)
     assert time.monotonic() - started >= 0.25
@@ -128,7 +137,9 @@ def test_stats_count_operations_and_reset_zeroes_them(emulator, proto):
 
 def test_reset_restores_the_seeded_calendar(emulator):
     Protocol.clear_cache()
-    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC)
+    config = Configuration(
+        service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC
+    )
     account = Account("alice@example.com", config=config, autodiscover=False, access_type=DELEGATE)
     before = account.calendar.total_count
     next(iter(account.calendar.all().only("subject"))).delete()
@@ -150,7 +161,9 @@ def test_faults_from_the_seed_survive_reset():
 def test_tls_runner_serves_https_with_its_own_certificate():
     with EmulatorServer(tls=True, message_observer=observe_message) as emu:
         assert emu.ews_url.startswith("https://")
-        response = requests.post(emu.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE, verify=str(emu.ca_file))
+        response = requests.post(
+            emu.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE, verify=str(emu.ca_file)
+        )
         assert response.status_code == 200
         assert emu.stats()["operations"] == {"ResolveNames": 1}
         with pytest.raises(requests.exceptions.SSLError):

@@ -26,25 +26,59 @@ def _event(subject: str, clock: str, busy: str, **extra) -> dict:
 
 SEED = {
     "mailboxes": [
-        {"email": "alice@example.com", "display_name": "Alice Adams", "password": "alice-pw",
-         "time_zone": "W. Europe Standard Time", "delegates": ["carol@example.com"],
-         "working_hours": {"days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
-                           "start": "08:30", "end": "17:00"},
-         "calendars": [{"name": "Calendar", "primary": True, "events": [
-             _event("Stand-up", "09:00", "Busy", location="Room 1", reminder=10),
-             _event("Maybe: demo", "10:00", "Tentative"),
-             _event("At the Lyon office", "11:00", "WorkingElsewhere"),
-             _event("Dentist", "13:00", "OOF"),
-             _event("Lunch walk", "14:00", "Free"),
-             _event("Doctor", "15:00", "Busy", sensitivity="Private"),
-         ]}]},
-        {"email": "bob@example.com", "display_name": "Bob Brown", "password": "bob-pw",
-         "time_zone": "Pacific Standard Time",
-         "calendars": [{"name": "Calendar", "primary": True, "events": [
-             {"subject": "Early call", "date": DAY, "time": "07:00", "duration": 30, "free_busy": "Busy"},
-         ]}]},
-        {"email": "carol@example.com", "display_name": "Carol Clark", "password": "carol-pw",
-         "calendars": [{"name": "Calendar", "primary": True, "events": []}]},
+        {
+            "email": "alice@example.com",
+            "display_name": "Alice Adams",
+            "password": "alice-pw",
+            "time_zone": "W. Europe Standard Time",
+            "delegates": ["carol@example.com"],
+            "working_hours": {
+                "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+                "start": "08:30",
+                "end": "17:00",
+            },
+            "calendars": [
+                {
+                    "name": "Calendar",
+                    "primary": True,
+                    "events": [
+                        _event("Stand-up", "09:00", "Busy", location="Room 1", reminder=10),
+                        _event("Maybe: demo", "10:00", "Tentative"),
+                        _event("At the Lyon office", "11:00", "WorkingElsewhere"),
+                        _event("Dentist", "13:00", "OOF"),
+                        _event("Lunch walk", "14:00", "Free"),
+                        _event("Doctor", "15:00", "Busy", sensitivity="Private"),
+                    ],
+                }
+            ],
+        },
+        {
+            "email": "bob@example.com",
+            "display_name": "Bob Brown",
+            "password": "bob-pw",
+            "time_zone": "Pacific Standard Time",
+            "calendars": [
+                {
+                    "name": "Calendar",
+                    "primary": True,
+                    "events": [
+                        {
+                            "subject": "Early call",
+                            "date": DAY,
+                            "time": "07:00",
+                            "duration": 30,
+                            "free_busy": "Busy",
+                        },
+                    ],
+                }
+            ],
+        },
+        {
+            "email": "carol@example.com",
+            "display_name": "Carol Clark",
+            "password": "carol-pw",
+            "calendars": [{"name": "Calendar", "primary": True, "events": []}],
+        },
     ],
 }
 
@@ -57,16 +91,31 @@ def emu() -> Iterator[EmulatorServer]:
 
 def protocol(emu: EmulatorServer, user: str, password: str) -> Protocol:
     Protocol.clear_cache()
-    config = Configuration(service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=BASIC)
+    config = Configuration(
+        service_endpoint=emu.ews_url, credentials=Credentials(user, password), auth_type=BASIC
+    )
     return Protocol(config=config)
 
 
-def free_busy(proto: Protocol, emails: list[str], tz=BERLIN, days: int = 1, view: str = "DetailedMerged",
-              interval: int = 60) -> list:
+def free_busy(
+    proto: Protocol,
+    emails: list[str],
+    tz=BERLIN,
+    days: int = 1,
+    view: str = "DetailedMerged",
+    interval: int = 60,
+) -> list:
     start = EWSDateTime(2030, 3, 4, tzinfo=tz)
     accounts = [(email, "Required", False) for email in emails]
-    return list(proto.get_free_busy_info(accounts=accounts, start=start, end=start + timedelta(days=days),
-                                         merged_free_busy_interval=interval, requested_view=view))
+    return list(
+        proto.get_free_busy_info(
+            accounts=accounts,
+            start=start,
+            end=start + timedelta(days=days),
+            merged_free_busy_interval=interval,
+            requested_view=view,
+        )
+    )
 
 
 def berlin(hour: int) -> datetime:
@@ -74,12 +123,16 @@ def berlin(hour: int) -> datetime:
 
 
 def test_detailed_merged_view_for_several_mailboxes_with_an_unknown_one(emu):
-    alice, bob, unknown = free_busy(protocol(emu, "alice@example.com", "alice-pw"),
-                                    ["alice@example.com", "bob@example.com", "nobody@example.com"])
+    alice, bob, unknown = free_busy(
+        protocol(emu, "alice@example.com", "alice-pw"),
+        ["alice@example.com", "bob@example.com", "nobody@example.com"],
+    )
     assert isinstance(alice, FreeBusyView) and isinstance(bob, FreeBusyView)
     assert isinstance(unknown, ErrorMailRecipientNotFound)  # an error beside successes
     assert alice.view_type == "DetailedMerged"
-    got = [(e.start, e.end, e.busy_type, e.details.subject if e.details else None) for e in alice.calendar_events]
+    got = [
+        (e.start, e.end, e.busy_type, e.details.subject if e.details else None) for e in alice.calendar_events
+    ]
     assert got == [
         (berlin(9), berlin(10), "Busy", "Stand-up"),
         (berlin(10), berlin(11), "Tentative", "Maybe: demo"),
@@ -121,13 +174,17 @@ def test_details_only_for_callers_with_access(emu):
     assert all(e.details is None for e in for_bob.calendar_events)
     assert {e.busy_type for e in for_bob.calendar_events} == {"Busy", "Tentative", "WorkingElsewhere", "OOF"}
     # Carol is Alice's delegate.
-    (for_carol,) = free_busy(protocol(emu, "carol@example.com", "carol-pw"), ["alice@example.com"], view="Detailed")
+    (for_carol,) = free_busy(
+        protocol(emu, "carol@example.com", "carol-pw"), ["alice@example.com"], view="Detailed"
+    )
     assert for_carol.view_type == "Detailed" and for_carol.merged is None
     assert for_carol.calendar_events[0].details.subject == "Stand-up"
 
 
 def test_free_busy_view_has_no_merged_string(emu):
-    (alice,) = free_busy(protocol(emu, "alice@example.com", "alice-pw"), ["alice@example.com"], view="FreeBusy")
+    (alice,) = free_busy(
+        protocol(emu, "alice@example.com", "alice-pw"), ["alice@example.com"], view="FreeBusy"
+    )
     assert alice.view_type == "FreeBusy" and alice.merged is None
     assert len(alice.calendar_events) == 5
 
@@ -140,8 +197,10 @@ def test_window_longer_than_42_days_is_refused(emu):
 
 
 def test_more_than_100_mailboxes_is_refused(emu):
-    mailbox = ("<t:MailboxData><t:Email><t:Address>alice@example.com</t:Address></t:Email>"
-               "<t:AttendeeType>Required</t:AttendeeType></t:MailboxData>")
+    mailbox = (
+        "<t:MailboxData><t:Email><t:Address>alice@example.com</t:Address></t:Email>"
+        "<t:AttendeeType>Required</t:AttendeeType></t:MailboxData>"
+    )
     body = f"""<?xml version="1.0" encoding="utf-8"?>
 <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
   xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
@@ -157,11 +216,21 @@ def test_more_than_100_mailboxes_is_refused(emu):
     <t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes><t:RequestedView>FreeBusy</t:RequestedView>
   </t:FreeBusyViewOptions>
 </m:GetUserAvailabilityRequest></s:Body></s:Envelope>"""
-    response = requests.post(emu.ews_url, data=body.encode(), auth=("alice@example.com", "alice-pw"),
-                             headers={"Content-Type": "text/xml; charset=utf-8"})
+    response = requests.post(
+        emu.ews_url,
+        data=body.encode(),
+        auth=("alice@example.com", "alice-pw"),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
     assert response.status_code == 500
-    code = etree.fromstring(response.content).findtext(".//{http://schemas.microsoft.com/exchange/services/2006/errors}ResponseCode")
+    code = etree.fromstring(response.content).findtext(
+        ".//{http://schemas.microsoft.com/exchange/services/2006/errors}ResponseCode"
+    )
     assert code == "ErrorMailboxDataArrayTooBig"
-    ok = requests.post(emu.ews_url, data=body.replace(mailbox * 101, mailbox * 100).encode(),
-                       auth=("alice@example.com", "alice-pw"), headers={"Content-Type": "text/xml; charset=utf-8"})
+    ok = requests.post(
+        emu.ews_url,
+        data=body.replace(mailbox * 101, mailbox * 100).encode(),
+        auth=("alice@example.com", "alice-pw"),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
     assert ok.status_code == 200 and ok.content.count(b"<m:FreeBusyResponse>") == 100

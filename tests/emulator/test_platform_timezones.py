@@ -19,16 +19,28 @@ from gateway.common.timezones import (
 )
 from gateway.ews.emulator.availability import parse_time_zone
 
-SAMPLE_ZONES = ["W. Europe Standard Time", "Pacific Standard Time", "AUS Eastern Standard Time",
-                "India Standard Time", "UTC", "E. South America Standard Time", "New Zealand Standard Time",
-                "Morocco Standard Time", "Iran Standard Time", "Newfoundland Standard Time"]
+SAMPLE_ZONES = [
+    "W. Europe Standard Time",
+    "Pacific Standard Time",
+    "AUS Eastern Standard Time",
+    "India Standard Time",
+    "UTC",
+    "E. South America Standard Time",
+    "New Zealand Standard Time",
+    "Morocco Standard Time",
+    "Iran Standard Time",
+    "Newfoundland Standard Time",
+]
 
 
 @pytest.fixture
 def proto(emulator):
     Protocol.clear_cache()
-    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials("alice@example.com", "alice-pw"),
-                           auth_type=BASIC)
+    config = Configuration(
+        service_endpoint=emulator.ews_url,
+        credentials=Credentials("alice@example.com", "alice-pw"),
+        auth_type=BASIC,
+    )
     yield Protocol(config=config)
     Protocol.clear_cache()
 

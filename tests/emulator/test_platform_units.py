@@ -7,11 +7,18 @@ import pytest
 from gateway.ews.emulator.directory import Directory
 from gateway.ews.emulator.faults import FaultSettings
 
-SEED = {"mailboxes": [
-    {"email": "Alice@Example.com", "display_name": "Alice Adams", "password": "s3cret", "tokens": ["tok-1"]},
-    {"email": "alice@other.example", "display_name": "Alice Other", "password": "x"},
-    {"email": "bob@example.com", "display_name": "Bob Brown", "password": "y"},
-]}
+SEED = {
+    "mailboxes": [
+        {
+            "email": "Alice@Example.com",
+            "display_name": "Alice Adams",
+            "password": "s3cret",
+            "tokens": ["tok-1"],
+        },
+        {"email": "alice@other.example", "display_name": "Alice Other", "password": "x"},
+        {"email": "bob@example.com", "display_name": "Bob Brown", "password": "y"},
+    ]
+}
 
 
 @pytest.mark.parametrize("login", ["alice@example.com", "EXAMPLE\\alice@example.com", "\\ALICE@example.com"])
@@ -46,8 +53,14 @@ def test_counted_rules_run_out():
     assert faults.take("FindItem", "a@example.com") is None
 
 
-@pytest.mark.parametrize("bad", [{"rules": [{"kind": "nope"}]}, {"rules": [{"kind": "drop", "count": -1}]},
-                                 {"max_concurrent_per_user": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rules": [{"kind": "nope"}]},
+        {"rules": [{"kind": "drop", "count": -1}]},
+        {"max_concurrent_per_user": 0},
+    ],
+)
 def test_invalid_fault_settings_are_refused(bad):
     with pytest.raises(ValueError):
         FaultSettings.from_json(bad)

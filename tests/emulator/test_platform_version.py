@@ -27,11 +27,17 @@ def envelope(body: str, version: str | None = "Exchange2016") -> bytes:
   <s:Header>{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>""".encode()
 
 
-CONVERT_DUMMY = ('<m:ConvertId DestinationFormat="EntryId"><m:SourceIds>'
-                 '<t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId>')
-RESOLVE = '<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>{}</m:UnresolvedEntry></m:ResolveNames>'
-TIMEZONES = ('<m:GetServerTimeZones ReturnFullTimeZoneData="false"><m:Ids><t:Id>{}</t:Id></m:Ids>'
-             '</m:GetServerTimeZones>')
+CONVERT_DUMMY = (
+    '<m:ConvertId DestinationFormat="EntryId"><m:SourceIds>'
+    '<t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId>'
+)
+RESOLVE = (
+    '<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>{}</m:UnresolvedEntry></m:ResolveNames>'
+)
+TIMEZONES = (
+    '<m:GetServerTimeZones ReturnFullTimeZoneData="false"><m:Ids><t:Id>{}</t:Id></m:Ids>'
+    "</m:GetServerTimeZones>"
+)
 
 
 def version_info(response: requests.Response) -> dict[str, str]:
@@ -67,13 +73,20 @@ def test_version_header_is_identical_on_every_response(emulator):
                 response = requests.post(url, data=body, headers=HEADERS, auth=ALICE)
                 assert response.headers["Content-Type"].startswith("text/xml")
                 seen.append(version_info(response))
-    assert seen[0] == {"MajorVersion": "15", "MinorVersion": "1", "MajorBuildNumber": "2507",
-                       "MinorBuildNumber": "6", "Version": "V2017_07_11"}
+    assert seen[0] == {
+        "MajorVersion": "15",
+        "MinorVersion": "1",
+        "MajorBuildNumber": "2507",
+        "MinorBuildNumber": "6",
+        "Version": "V2017_07_11",
+    }
     assert all(info == seen[0] for info in seen)
 
 
 def test_exchangelib_detects_exchange_2016(emulator):
-    config = Configuration(service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC)
+    config = Configuration(
+        service_endpoint=emulator.ews_url, credentials=Credentials(*ALICE), auth_type=BASIC
+    )
     version = Protocol(config=config).version
     assert (version.build.major_version, version.build.minor_version) == (15, 1)
     assert version.api_version == "Exchange2016"
@@ -81,13 +94,16 @@ def test_exchangelib_detects_exchange_2016(emulator):
 
 def test_newer_request_version_gets_the_soap_fault():
     with EmulatorServer(ews_version="2013", message_observer=observe_message) as emu:
-        response = requests.post(emu.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE)
+        response = requests.post(
+            emu.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE
+        )
         assert response.status_code == 500
         fault = etree.fromstring(response.content).find(f"{SOAP}Body/{SOAP}Fault")
         assert fault.findtext("faultcode").endswith(":ErrorInvalidServerVersion")
         assert version_info(response)["MinorVersion"] == "0"
-        older = requests.post(emu.ews_url, data=envelope(RESOLVE.format("bob"), "Exchange2010_SP2"),
-                              headers=HEADERS, auth=ALICE)
+        older = requests.post(
+            emu.ews_url, data=envelope(RESOLVE.format("bob"), "Exchange2010_SP2"), headers=HEADERS, auth=ALICE
+        )
         assert older.status_code == 200
 
 
@@ -107,7 +123,9 @@ def test_exchangelib_negotiates_down_to_exchange_2013():
 @pytest.mark.parametrize(("name", "minor"), [("2016", "1"), ("2019", "2")])
 def test_ews_version_option_sets_the_build(name, minor):
     with EmulatorServer(ews_version=name, message_observer=observe_message) as emu:
-        response = requests.post(emu.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE)
+        response = requests.post(
+            emu.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE
+        )
         assert version_info(response)["MinorVersion"] == minor
 
 
@@ -117,8 +135,9 @@ def test_ews_path_is_case_insensitive(emulator):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("body", [b"<not-closed", b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',
-                                  b"<x/>"])
+@pytest.mark.parametrize(
+    "body", [b"<not-closed", b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', b"<x/>"]
+)
 def test_malformed_or_hostile_xml_is_refused(emulator, body):
     response = requests.post(emulator.ews_url, data=body, headers=HEADERS, auth=ALICE)
     assert response.status_code == 400
@@ -130,7 +149,9 @@ def test_a_failing_handler_answers_a_fault_with_the_version_header(emulator, mon
         raise RuntimeError("bug")
 
     monkeypatch.setitem(OPERATIONS, "ResolveNames", broken)
-    response = requests.post(emulator.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE)
+    response = requests.post(
+        emulator.ews_url, data=envelope(RESOLVE.format("bob")), headers=HEADERS, auth=ALICE
+    )
     assert response.status_code == 500
     assert b"ErrorInternalServerError" in response.content and b"bug" not in response.content
     assert version_info(response)["MajorBuildNumber"] == "2507"

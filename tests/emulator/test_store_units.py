@@ -58,7 +58,9 @@ def test_cancelled_occurrence_is_not_busy(store: CalendarStore) -> None:
     series = next(i for i in alice.calendar.items.values() if i.subject == "Alice weekly 1:1")
     assert len(series.deleted) == 1 and len(series.exceptions) == 1
     (deleted_start,) = series.deleted.values()
-    busy = store.busy_events("alice@example.com", deleted_start - timedelta(hours=1), deleted_start + timedelta(hours=1))
+    busy = store.busy_events(
+        "alice@example.com", deleted_start - timedelta(hours=1), deleted_start + timedelta(hours=1)
+    )
     assert not [e for e in busy if e.subject.startswith("Alice weekly")]
 
 
@@ -122,8 +124,16 @@ def test_full_item_serialises_in_schema_order(store: CalendarStore, schema: etre
     alice.commit_occurrence(occ, NOW)
     alice.delete(alice.occurrence(item, 3).item_id, NOW)
 
-    shape = Shape("AllProperties", extended=[{"PropertySetId": "c11ff724-aa03-4555-9952-8fa248a11c3e",
-                                              "PropertyName": "Tags", "PropertyType": "StringArray"}])
+    shape = Shape(
+        "AllProperties",
+        extended=[
+            {
+                "PropertySetId": "c11ff724-aa03-4555-9952-8fa248a11c3e",
+                "PropertyName": "Tags",
+                "PropertyType": "StringArray",
+            }
+        ],
+    )
     message = success_message("GetItem")
     message.append(M.Items(item_xml(item, shape), item_xml(alice.get(occ.item_id), shape)))
     response = wrap_response("GetItem", [message])
@@ -137,8 +147,12 @@ def test_full_item_serialises_in_schema_order(store: CalendarStore, schema: etre
     assert master.findtext(f"{{{T_NS}}}CalendarItemType") == "RecurringMaster"
     assert len(master.findall(f"{{{T_NS}}}ModifiedOccurrences/{{{T_NS}}}Occurrence")) == 1
     assert len(master.findall(f"{{{T_NS}}}DeletedOccurrences/{{{T_NS}}}DeletedOccurrence")) == 1
-    assert master.findtext(f"{{{T_NS}}}RequiredAttendees/{{{T_NS}}}Attendee/{{{T_NS}}}Mailbox/"
-                           f"{{{T_NS}}}EmailAddress") == "bob@example.com"
+    assert (
+        master.findtext(
+            f"{{{T_NS}}}RequiredAttendees/{{{T_NS}}}Attendee/{{{T_NS}}}Mailbox/{{{T_NS}}}EmailAddress"
+        )
+        == "bob@example.com"
+    )
 
 
 def test_idonly_shape_gives_just_the_id(store: CalendarStore) -> None:
@@ -152,8 +166,12 @@ def test_idonly_shape_gives_just_the_id(store: CalendarStore) -> None:
 def test_all_day_bounds_snap_to_local_midnight(store: CalendarStore) -> None:
     bob = store.mailbox("bob@example.com")
     item = bob.new_item(bob.calendar.folder_id, NOW)
-    apply_item(item, T.CalendarItem(T.Start("2026-07-01T10:00:00Z"), T.End("2026-07-01T12:00:00Z"),
-                                    T.IsAllDayEvent("true")))
+    apply_item(
+        item,
+        T.CalendarItem(
+            T.Start("2026-07-01T10:00:00Z"), T.End("2026-07-01T12:00:00Z"), T.IsAllDayEvent("true")
+        ),
+    )
     assert item.start == datetime(2026, 6, 30, 22, 0, tzinfo=UTC)  # midnight in Berlin (UTC+2)
     assert item.end - item.start == timedelta(days=1)
 
@@ -161,7 +179,9 @@ def test_all_day_bounds_snap_to_local_midnight(store: CalendarStore) -> None:
 def test_invalid_recurrence_is_refused(store: CalendarStore) -> None:
     bob = store.mailbox("bob@example.com")
     item = bob.new_item(bob.calendar.folder_id, NOW)
-    bad = T.CalendarItem(T.Recurrence(T.WeeklyRecurrence(T.Interval("1")), T.NoEndRecurrence(T.StartDate("2026-01-01"))))
+    bad = T.CalendarItem(
+        T.Recurrence(T.WeeklyRecurrence(T.Interval("1")), T.NoEndRecurrence(T.StartDate("2026-01-01")))
+    )
     with pytest.raises(StoreError) as info:
         apply_item(item, bad)
     assert info.value.code == "ErrorCalendarInvalidRecurrence"
@@ -186,7 +206,9 @@ def test_json_seed_with_relative_dates() -> None:
     standup = next(i for i in dana.calendar.items.values() if i.uid == "standup@example.org")
     la = standup.zone
     assert standup.start.astimezone(la).isoformat() == "2026-05-27T09:30:00-07:00"  # 14 days before 10 June
-    assert [e.start.astimezone(la).strftime("%m-%d %H:%M") for e in standup.exceptions.values()] == ["06-11 11:00"]
+    assert [e.start.astimezone(la).strftime("%m-%d %H:%M") for e in standup.exceptions.values()] == [
+        "06-11 11:00"
+    ]
     assert [d.astimezone(la).strftime("%m-%d") for d in standup.deleted.values()] == ["06-12"]
     month_end = next(i for i in dana.calendar.items.values() if i.subject == "Month end close")
     assert month_end.start.astimezone(la).date() == date(2026, 1, 30)
@@ -201,6 +223,8 @@ def test_json_seed_with_relative_dates() -> None:
 
 def test_items_created_after_a_reset_get_new_ids() -> None:
     before, after = (CalendarStore.from_seed(demo_seed(TODAY), NOW) for _ in range(2))
-    made = [s.mailbox("bob@example.com").new_item(s.mailbox("bob@example.com").calendar.folder_id, NOW).item_id
-            for s in (before, after)]
+    made = [
+        s.mailbox("bob@example.com").new_item(s.mailbox("bob@example.com").calendar.folder_id, NOW).item_id
+        for s in (before, after)
+    ]
     assert made[0] != made[1]

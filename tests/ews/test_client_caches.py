@@ -22,10 +22,14 @@ async def client() -> AsyncIterator[EwsClient]:
     await ews.close()
 
 
-async def _stored(client: EwsClient, emulator: EmulatorServer, who: str) -> tuple[ConnectionInfo, Credentials]:
+async def _stored(
+    client: EwsClient, emulator: EmulatorServer, who: str
+) -> tuple[ConnectionInfo, Credentials]:
     """Connect a demo mailbox as the gateway does, returning what it stores (no Account is kept)."""
     credentials = Credentials(f"{who}@example.com", f"{who}-pw")
-    info = await client.connect(ConnectionSettings(f"{who}@example.com", credentials, server=emulator.ews_url))
+    info = await client.connect(
+        ConnectionSettings(f"{who}@example.com", credentials, server=emulator.ews_url)
+    )
     return info, credentials
 
 
@@ -64,7 +68,9 @@ async def test_a_changed_password_gives_a_new_account(client, emulator):
 async def test_a_call_running_on_an_evicted_account_completes(client, emulator):
     stored = [await _stored(client, emulator, who) for who in WHO]
     alice = client.account(*stored[0])
-    assert await client.run(alice, "GetFolder", _calendar_name(alice)) == "Calendar"  # alice's session is open
+    assert (
+        await client.run(alice, "GetFolder", _calendar_name(alice)) == "Calendar"
+    )  # alice's session is open
     waiting, go = threading.Event(), threading.Event()
 
     def two_calls() -> tuple[str, str]:

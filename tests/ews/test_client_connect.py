@@ -29,8 +29,12 @@ async def client(emulator: EmulatorServer) -> AsyncIterator[EwsClient]:
     await ews.close()
 
 
-def _alice(server: str | None = None, auth_type: str | None = None, password: str = "alice-pw") -> ConnectionSettings:
-    return ConnectionSettings("alice@example.com", Credentials("alice@example.com", password, auth_type), server=server)
+def _alice(
+    server: str | None = None, auth_type: str | None = None, password: str = "alice-pw"
+) -> ConnectionSettings:
+    return ConnectionSettings(
+        "alice@example.com", Credentials("alice@example.com", password, auth_type), server=server
+    )
 
 
 def _free_port() -> int:
@@ -43,7 +47,10 @@ async def test_connect_by_autodiscover(client, emulator):
     cached_domains, cached_protocols = len(autodiscover_cache), len(CachingProtocol._protocol_cache)
     info = await client.connect(_alice())
     # exchangelib's process-global caches (one persisted to a shared temp file) are left alone.
-    assert (len(autodiscover_cache), len(CachingProtocol._protocol_cache)) == (cached_domains, cached_protocols)
+    assert (len(autodiscover_cache), len(CachingProtocol._protocol_cache)) == (
+        cached_domains,
+        cached_protocols,
+    )
     assert info.via == "autodiscover"
     assert info.ews_url == emulator.ews_url
     assert (info.email, info.display_name) == ("alice@example.com", "Alice Adams")
@@ -62,25 +69,29 @@ async def test_connect_by_ews_url(client, emulator, auth_type):
 
 
 async def test_connect_with_domain_and_bare_username(client, emulator):
-    settings = ConnectionSettings("bob@example.com", Credentials("bob", "bob-pw"), server=emulator.ews_url,
-                                  domain="EMULATOR")
+    settings = ConnectionSettings(
+        "bob@example.com", Credentials("bob", "bob-pw"), server=emulator.ews_url, domain="EMULATOR"
+    )
     info = await client.connect(settings)
     assert info.username == "EMULATOR\\bob"
     assert info.email == "bob@example.com"
 
 
 async def test_mailbox_access_is_checked(client, emulator):
-    as_delegate = ConnectionSettings("alice@example.com", Credentials("bob@example.com", "bob-pw"),
-                                     server=emulator.ews_url)
+    as_delegate = ConnectionSettings(
+        "alice@example.com", Credentials("bob@example.com", "bob-pw"), server=emulator.ews_url
+    )
     assert (await client.connect(as_delegate)).username == "bob@example.com"  # alice lists bob as a delegate
-    stranger = ConnectionSettings("alice@example.com", Credentials("carol@example.com", "carol-pw"),
-                                  server=emulator.ews_url)
+    stranger = ConnectionSettings(
+        "alice@example.com", Credentials("carol@example.com", "carol-pw"), server=emulator.ews_url
+    )
     with pytest.raises(ConnectError) as denied:
         await client.connect(stranger)
     assert denied.value.code == "auth_failed"
     assert "carol@example.com" in denied.value.message and "delegate" in denied.value.message
-    missing = ConnectionSettings("zed@example.com", Credentials("alice@example.com", "alice-pw"),
-                                 server=emulator.ews_url)
+    missing = ConnectionSettings(
+        "zed@example.com", Credentials("alice@example.com", "alice-pw"), server=emulator.ews_url
+    )
     with pytest.raises(ConnectError) as unknown:
         await client.connect(missing)
     assert unknown.value.code == "invalid_input"
@@ -191,10 +202,15 @@ async def test_exchange_2013_is_supported(special_emulator):
 
 
 async def test_autodiscover_follows_redirect_address(special_emulator):
-    endpoints = {"old.example": special_emulator.autodiscover_url, "example.com": special_emulator.autodiscover_url}
+    endpoints = {
+        "old.example": special_emulator.autodiscover_url,
+        "example.com": special_emulator.autodiscover_url,
+    }
     ews = EwsClient(autodiscover_endpoints=endpoints)
     try:
-        info = await ews.connect(ConnectionSettings("alice@old.example", Credentials("alice@example.com", "alice-pw")))
+        info = await ews.connect(
+            ConnectionSettings("alice@old.example", Credentials("alice@example.com", "alice-pw"))
+        )
     finally:
         await ews.close()
     assert info.email == "alice@example.com"
@@ -205,8 +221,15 @@ async def test_autodiscover_follows_redirect_address(special_emulator):
 def cloud_emulator() -> Iterator[EmulatorServer]:
     """A tenant whose only mailbox signs in with a bearer token (the server offers only Bearer)."""
     seed = {
-        "mailboxes": [{"email": "erin@cloud.example", "display_name": "Erin", "auth": ["bearer"],
-                       "tokens": ["erin-access-token"], "calendars": [{"name": "Calendar", "primary": True}]}],
+        "mailboxes": [
+            {
+                "email": "erin@cloud.example",
+                "display_name": "Erin",
+                "auth": ["bearer"],
+                "tokens": ["erin-access-token"],
+                "calendars": [{"name": "Calendar", "primary": True}],
+            }
+        ],
         "autodiscover": {},
     }
     with EmulatorServer(seed) as server:
@@ -231,11 +254,18 @@ async def test_modern_auth_only_tenant(cloud_emulator, monkeypatch):
     ews = EwsClient()
     try:
         with pytest.raises(ConnectError) as info:
-            await ews.connect(ConnectionSettings("erin@cloud.example", Credentials("erin@cloud.example", "pw"),
-                                                 server=cloud_emulator.ews_url))
+            await ews.connect(
+                ConnectionSettings(
+                    "erin@cloud.example",
+                    Credentials("erin@cloud.example", "pw"),
+                    server=cloud_emulator.ews_url,
+                )
+            )
         assert info.value.code == "modern_auth_only"
         token = Credentials("erin@cloud.example", "erin-access-token", "oauth2")
-        connected = await ews.connect(ConnectionSettings("erin@cloud.example", token, server=cloud_emulator.ews_url))
+        connected = await ews.connect(
+            ConnectionSettings("erin@cloud.example", token, server=cloud_emulator.ews_url)
+        )
     finally:
         await ews.close()
     assert connected.auth_type == "oauth2"
@@ -278,10 +308,13 @@ async def test_basic_auth_blocked_by_policy_is_modern_auth_only(aiohttp_server):
     async def ews(request: web.Request) -> web.Response:
         if "Authorization" not in request.headers:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm=""'})
-        return web.Response(status=401, headers={
-            "WWW-Authenticate": 'Basic realm=""',
-            "x-ms-diagnostics": '4000000;reason="Basic authentication is blocked; use modern authentication"',
-        })
+        return web.Response(
+            status=401,
+            headers={
+                "WWW-Authenticate": 'Basic realm=""',
+                "x-ms-diagnostics": '4000000;reason="Basic authentication is blocked; use modern authentication"',
+            },
+        )
 
     app = web.Application()
     app.router.add_post("/EWS/Exchange.asmx", ews)
@@ -300,18 +333,27 @@ def _self_signed(tmp_path) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / "ca.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return str(cert_file), str(key_file)
 
 

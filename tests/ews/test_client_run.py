@@ -16,7 +16,9 @@ from tests.support.emulator import EmulatorServer
 
 async def _connected(client: EwsClient, emulator: EmulatorServer, who: str):
     credentials = Credentials(f"{who}@example.com", f"{who}-pw")
-    info = await client.connect(ConnectionSettings(f"{who}@example.com", credentials, server=emulator.ews_url))
+    info = await client.connect(
+        ConnectionSettings(f"{who}@example.com", credentials, server=emulator.ews_url)
+    )
     account = client.account(info, credentials)
     await client.run(account, "GetFolder", lambda: account.root)  # warm: later calls are one GetFolder each
     return account
@@ -72,8 +74,17 @@ async def test_server_busy_backs_off_one_account_while_another_proceeds(client, 
     alice = await _connected(client, emulator, "alice")
     bob = await _connected(client, emulator, "bob")
     emulator.reset()
-    emulator.set_faults(rules=[{"kind": "server_busy", "user": "alice@example.com", "operation": "GetFolder",
-                                "count": 1, "back_off_ms": 1200}])
+    emulator.set_faults(
+        rules=[
+            {
+                "kind": "server_busy",
+                "user": "alice@example.com",
+                "operation": "GetFolder",
+                "count": 1,
+                "back_off_ms": 1200,
+            }
+        ]
+    )
     done: dict[str, float] = {}
     started = time.monotonic()
 
@@ -123,7 +134,9 @@ async def test_metrics_count_what_exchange_received(emulator):
         credentials = Credentials("alice@example.com", "alice-pw")
         info = await ews.connect(ConnectionSettings("alice@example.com", credentials))
         alice = ews.account(info, credentials)
-        emulator.set_faults(rules=[{"kind": "server_busy", "operation": "GetFolder", "count": 1, "back_off_ms": 50}])
+        emulator.set_faults(
+            rules=[{"kind": "server_busy", "operation": "GetFolder", "count": 1, "back_off_ms": 50}]
+        )
         for _ in range(3):
             await ews.run(alice, "GetFolder", _open_calendar(alice))
     finally:

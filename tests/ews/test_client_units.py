@@ -95,8 +95,14 @@ def test_ews_url_for_rejects_garbage(server):
 
 
 def test_ntlm_is_preferred_over_basic():
-    response = _response(401, [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM"),
-                               ("WWW-Authenticate", 'Basic realm="EWS"')])
+    response = _response(
+        401,
+        [
+            ("WWW-Authenticate", "Negotiate"),
+            ("WWW-Authenticate", "NTLM"),
+            ("WWW-Authenticate", 'Basic realm="EWS"'),
+        ],
+    )
     assert choose_auth_type(response) == "ntlm"
     assert choose_auth_type(_response(401, [("WWW-Authenticate", 'Basic realm="x"')])) == "basic"
 
@@ -139,10 +145,13 @@ def test_server_version_from_soap_header():
 
 
 def test_connection_errors_are_explained():
-    refused = requests.ConnectionError(NewConnectionError(None, "Failed to establish a new connection: "
-                                                                 "[Errno 111] Connection refused"))
+    refused = requests.ConnectionError(
+        NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    )
     assert connection_error(refused, "http://127.0.0.1:1/EWS").code == "server_not_found"
-    dns = requests.ConnectionError(NameResolutionError("nohost.invalid", None, socket.gaierror(-2, "unknown")))
+    dns = requests.ConnectionError(
+        NameResolutionError("nohost.invalid", None, socket.gaierror(-2, "unknown"))
+    )
     error = connection_error(dns, "https://nohost.invalid/EWS/Exchange.asmx")
     assert error.code == "server_not_found"
     assert "nohost.invalid" in error.message
@@ -160,8 +169,12 @@ def test_srv_records_pick_tls_endpoints_by_priority_then_weight():
     def record(priority, weight, port, target):
         return SimpleNamespace(priority=priority, weight=weight, port=port, target=target)
 
-    records = [record(10, 5, 443, "b.example.com."), record(0, 1, 443, "a.example.com."),
-               record(10, 50, 443, "c.example.com."), record(0, 100, 80, "plain.example.com.")]
+    records = [
+        record(10, 5, 443, "b.example.com."),
+        record(0, 1, 443, "a.example.com."),
+        record(10, 50, 443, "c.example.com."),
+        record(0, 100, 80, "plain.example.com."),
+    ]
     assert srv_autodiscover_urls(records) == [
         "https://a.example.com/autodiscover/autodiscover.svc",
         "https://c.example.com/autodiscover/autodiscover.svc",
@@ -207,11 +220,16 @@ def test_soap_operation_names_the_body_child():
     envelope = (
         b'<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
         b'<s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>'
-        b"<s:Body>\n  <m:FindItem Traversal=\"Shallow\"><m:ItemShape/></m:FindItem></s:Body></s:Envelope>"
+        b'<s:Body>\n  <m:FindItem Traversal="Shallow"><m:ItemShape/></m:FindItem></s:Body></s:Envelope>'
     )
     assert soap_operation(envelope) == "FindItem"
-    assert soap_operation(envelope.replace(b"FindItem", b"GetUserAvailabilityRequest")) == "GetUserAvailability"
-    assert soap_operation(b"<Envelope><Body><a:GetUserSettingsRequestMessage/></Body></Envelope>") == "GetUserSettings"
+    assert (
+        soap_operation(envelope.replace(b"FindItem", b"GetUserAvailabilityRequest")) == "GetUserAvailability"
+    )
+    assert (
+        soap_operation(b"<Envelope><Body><a:GetUserSettingsRequestMessage/></Body></Envelope>")
+        == "GetUserSettings"
+    )
     assert soap_operation(None) is None
     assert soap_operation(b"plain text") is None
 

@@ -11,8 +11,12 @@ from gateway.ews.client import ConnectionSettings, Credentials, EwsClient
 from gateway.ews.freebusy import availability
 from tests.support.emulator import EmulatorServer
 
-ATTENDEES = ["mailto:bob@example.com", "mailto:carol@example.com", "mailto:room-1@example.com",
-             "mailto:nobody@example.com"]
+ATTENDEES = [
+    "mailto:bob@example.com",
+    "mailto:carol@example.com",
+    "mailto:room-1@example.com",
+    "mailto:nobody@example.com",
+]
 
 
 @pytest.fixture
@@ -63,8 +67,9 @@ async def test_busy_types_per_event(setup, emulator):
     assert elsewhere, "the demo seed has a WorkingElsewhere day for bob"
     for event in elsewhere:
         assert not _covered(bob.periods, "BUSY-TENTATIVE", event.start, event.end)  # FREE by default
-    [as_tentative] = await availability(client, account, ["mailto:bob@example.com"], start, end,
-                                        working_elsewhere="BUSY-TENTATIVE")
+    [as_tentative] = await availability(
+        client, account, ["mailto:bob@example.com"], start, end, working_elsewhere="BUSY-TENTATIVE"
+    )
     for event in elsewhere:
         assert _covered(as_tentative.periods, "BUSY-TENTATIVE", event.start, event.end)
 
@@ -94,12 +99,33 @@ async def test_exchange_failure_is_5_x_per_mailbox(setup, emulator):
 
 _NO_DATA_SEED = {
     "mailboxes": [
-        {"email": "alice@example.com", "password": "alice-pw", "time_zone": "UTC",
-         "calendars": [{"name": "Calendar", "primary": True}]},
-        {"email": "dan@example.com", "password": "dan-pw", "time_zone": "UTC",
-         "calendars": [{"name": "Calendar", "primary": True, "events": [
-             {"subject": "unknown", "date": 1, "time": "10:00", "duration": 60, "free_busy": "NoData"},
-             {"subject": "meeting", "date": 1, "time": "12:00", "duration": 60}]}]},
+        {
+            "email": "alice@example.com",
+            "password": "alice-pw",
+            "time_zone": "UTC",
+            "calendars": [{"name": "Calendar", "primary": True}],
+        },
+        {
+            "email": "dan@example.com",
+            "password": "dan-pw",
+            "time_zone": "UTC",
+            "calendars": [
+                {
+                    "name": "Calendar",
+                    "primary": True,
+                    "events": [
+                        {
+                            "subject": "unknown",
+                            "date": 1,
+                            "time": "10:00",
+                            "duration": 60,
+                            "free_busy": "NoData",
+                        },
+                        {"subject": "meeting", "date": 1, "time": "12:00", "duration": 60},
+                    ],
+                }
+            ],
+        },
     ],
 }
 
@@ -109,10 +135,13 @@ async def test_no_data_is_flagged_not_free():
         client = EwsClient()
         credentials = Credentials("alice@example.com", "alice-pw")
         try:
-            info = await client.connect(ConnectionSettings("alice@example.com", credentials, server=server.ews_url))
+            info = await client.connect(
+                ConnectionSettings("alice@example.com", credentials, server=server.ews_url)
+            )
             start, end = _window()
-            [dan] = await availability(client, client.account(info, credentials), ["mailto:dan@example.com"],
-                                       start, end)
+            [dan] = await availability(
+                client, client.account(info, credentials), ["mailto:dan@example.com"], start, end
+            )
         finally:
             await client.close()
     assert (dan.status, dan.no_data) == ("2.0", True)

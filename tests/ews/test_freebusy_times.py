@@ -19,25 +19,36 @@ WINDOW = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC))
 
 
 def periods(*events: tuple[datetime, datetime]) -> list[BusyPeriod]:
-    view = SimpleNamespace(view_type="DetailedMerged", merged="",
-                           calendar_events=[SimpleNamespace(start=s, end=e, busy_type="Busy") for s, e in events])
+    view = SimpleNamespace(
+        view_type="DetailedMerged",
+        merged="",
+        calendar_events=[SimpleNamespace(start=s, end=e, busy_type="Busy") for s, e in events],
+    )
     collected = _Collected()
     collected.add_view(view, *WINDOW, "FREE")
     return collected.result("mailto:x@example.com").periods
 
 
 def test_utc_event_times_become_stdlib_utc() -> None:
-    (period,) = periods((EWSDateTime(2026, 1, 5, 9, 30, tzinfo=EWS_UTC), EWSDateTime(2026, 1, 5, 10, tzinfo=EWS_UTC)))
-    assert period == BusyPeriod(datetime(2026, 1, 5, 9, 30, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC), "BUSY")
+    (period,) = periods(
+        (EWSDateTime(2026, 1, 5, 9, 30, tzinfo=EWS_UTC), EWSDateTime(2026, 1, 5, 10, tzinfo=EWS_UTC))
+    )
+    assert period == BusyPeriod(
+        datetime(2026, 1, 5, 9, 30, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC), "BUSY"
+    )
     assert period.start.tzinfo is UTC and period.end.tzinfo is UTC
 
 
 def test_zoned_event_times_are_converted_and_clipped() -> None:
     berlin = EWSTimeZone("Europe/Berlin")
-    found = periods((EWSDateTime(2026, 1, 5, 0, 30, tzinfo=berlin), EWSDateTime(2026, 1, 5, 10, 15, tzinfo=berlin)),
-                    (datetime(2026, 1, 5, 23, tzinfo=UTC), datetime(2026, 1, 6, 2, tzinfo=UTC)))
-    assert found == [BusyPeriod(WINDOW[0], datetime(2026, 1, 5, 9, 15, tzinfo=UTC), "BUSY"),
-                     BusyPeriod(datetime(2026, 1, 5, 23, tzinfo=UTC), WINDOW[1], "BUSY")]
+    found = periods(
+        (EWSDateTime(2026, 1, 5, 0, 30, tzinfo=berlin), EWSDateTime(2026, 1, 5, 10, 15, tzinfo=berlin)),
+        (datetime(2026, 1, 5, 23, tzinfo=UTC), datetime(2026, 1, 6, 2, tzinfo=UTC)),
+    )
+    assert found == [
+        BusyPeriod(WINDOW[0], datetime(2026, 1, 5, 9, 15, tzinfo=UTC), "BUSY"),
+        BusyPeriod(datetime(2026, 1, 5, 23, tzinfo=UTC), WINDOW[1], "BUSY"),
+    ]
     assert all(p.start.tzinfo is UTC and p.end.tzinfo is UTC for p in found)
     assert periods((WINDOW[0] - timedelta(hours=2), WINDOW[0])) == []
 
@@ -47,7 +58,11 @@ def test_answers_are_read_like_exchangelib_reads_them() -> None:
     reader gives the same view types, merged strings, busy types and instants as exchangelib's FreeBusyView."""
     sample = shared_dir() / "ews" / "samples" / "GetUserAvailability.response.xml"
     assert sample.exists(), f"{sample} is missing: put the shared test data beside the repository"
-    views = etree.parse(str(sample)).getroot().iter("{http://schemas.microsoft.com/exchange/services/2006/messages}FreeBusyView")
+    views = (
+        etree.parse(str(sample))
+        .getroot()
+        .iter("{http://schemas.microsoft.com/exchange/services/2006/messages}FreeBusyView")
+    )
     account = namedtuple("Account", ["default_timezone"])(default_timezone=EWS_UTC)
     compared = 0
     for elem in views:
@@ -55,7 +70,8 @@ def test_answers_are_read_like_exchangelib_reads_them() -> None:
         theirs = FreeBusyView.from_xml(elem=elem, account=account)
         assert (ours.view_type, ours.merged) == (theirs.view_type, theirs.merged)
         assert [(e.start, e.end, e.busy_type) for e in ours.calendar_events] == [
-            (e.start, e.end, e.busy_type) for e in theirs.calendar_events or ()  # aware: compared as instants
+            (e.start, e.end, e.busy_type)
+            for e in theirs.calendar_events or ()  # aware: compared as instants
         ]
         assert all(e.start.tzinfo is UTC for e in ours.calendar_events)
         compared += len(ours.calendar_events)

@@ -92,12 +92,19 @@ def _view(events, merged="", view_type="DetailedMerged"):
 
 def test_collected_clips_to_the_window_and_coalesces():
     collected = _Collected()
-    collected.add_view(_view([(_h(-2), _h(1), "Busy"), (_h(1), _h(2), "Busy"), (_h(5), _h(6), "Free")]), _h(0), _h(24),
-                       "FREE")
+    collected.add_view(
+        _view([(_h(-2), _h(1), "Busy"), (_h(1), _h(2), "Busy"), (_h(5), _h(6), "Free")]),
+        _h(0),
+        _h(24),
+        "FREE",
+    )
     collected.add_view(_view([(_h(23), _h(26), "OOF")]), _h(24), _h(48), "FREE")
     result = collected.result("mailto:bob@example.com")
     assert (result.attendee, result.status, result.no_data) == ("mailto:bob@example.com", "2.0", False)
-    assert result.periods == [BusyPeriod(_h(0), _h(2), "BUSY"), BusyPeriod(_h(24), _h(26), "BUSY-UNAVAILABLE")]
+    assert result.periods == [
+        BusyPeriod(_h(0), _h(2), "BUSY"),
+        BusyPeriod(_h(24), _h(26), "BUSY-UNAVAILABLE"),
+    ]
 
 
 def test_no_data_is_never_free():

@@ -38,7 +38,9 @@ async def test_a_recorded_create_counts_once_when_the_sync_reports_it(index: Ite
     recorded = await index.record_created(CAL, upsert("b", "ck1"))
     assert recorded == first + 1 and (await index.state(CAL)).seq == recorded
     assert (await index.by_name(CAL, "b.ics")).item_id == "b"  # found without a sync
-    assert (await index.state(CAL)).sync_state == "state-1"  # the next sync still starts where Exchange left off
+    assert (
+        await index.state(CAL)
+    ).sync_state == "state-1"  # the next sync still starts where Exchange left off
 
     # SyncFolderItems then reports b as created, with the ChangeKey the CreateItem answer gave.
     assert await index.apply(CAL, "state-2", [upsert("b", "ck1")], "epoch") == recorded

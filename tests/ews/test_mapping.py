@@ -187,8 +187,10 @@ def test_utc_item_is_written_in_utc_without_vtimezone() -> None:
 
 def test_organizer_is_left_out_of_an_appointment_without_attendees() -> None:
     """RFC 5545 §3.8.4.3: ORGANIZER belongs to group-scheduled components only."""
-    item = ews_item(UTC_XML + "<t:Organizer><t:Mailbox><t:EmailAddress>me@example.com</t:EmailAddress>"
-                              "</t:Mailbox></t:Organizer>")
+    item = ews_item(
+        UTC_XML + "<t:Organizer><t:Mailbox><t:EmailAddress>me@example.com</t:EmailAddress>"
+        "</t:Mailbox></t:Organizer>"
+    )
     assert "ORGANIZER" not in to_ical(item)
 
 
@@ -201,8 +203,18 @@ def test_what_to_ical_writes_comes_back_as_the_same_item(xml: str) -> None:
     text = to_ical(original)
     resource = from_ical(text, default_tz="America/New_York")
     item = resource.master
-    for name in ("subject", "location", "is_all_day", "legacy_free_busy_status", "sensitivity", "categories",
-                 "reminder_is_set", "start", "end", "body"):
+    for name in (
+        "subject",
+        "location",
+        "is_all_day",
+        "legacy_free_busy_status",
+        "sensitivity",
+        "categories",
+        "reminder_is_set",
+        "start",
+        "end",
+        "body",
+    ):
         if name == "reminder_is_set" or getattr(original, name) is not None:
             assert getattr(item, name) == getattr(original, name), name
     if original.reminder_is_set:
@@ -259,8 +271,12 @@ def test_floating_times_are_read_in_the_calendar_zone() -> None:
 
 
 def test_windows_tzid_without_vtimezone_is_understood() -> None:
-    item = from_ical(event_text("DTSTART;TZID=Eastern Standard Time:20240110T093000",
-                                "DTEND;TZID=Eastern Standard Time:20240110T100000")).master
+    item = from_ical(
+        event_text(
+            "DTSTART;TZID=Eastern Standard Time:20240110T093000",
+            "DTEND;TZID=Eastern Standard Time:20240110T100000",
+        )
+    ).master
     assert item._start_timezone.ms_id == "Eastern Standard Time"
     assert item.start == EWSDateTime(2024, 1, 10, 14, 30, tzinfo=UTC_ZONE)
 
@@ -290,8 +306,13 @@ def test_free_busy_status(lines: tuple, status: str) -> None:
 
 @pytest.mark.parametrize(
     ("line", "sensitivity"),
-    [("CLASS:PUBLIC", "Normal"), ("CLASS:PRIVATE", "Private"), ("CLASS:CONFIDENTIAL", "Confidential"),
-     ("CLASS:X-SECRET", "Private"), ("X-NOTHING:1", "Normal")],
+    [
+        ("CLASS:PUBLIC", "Normal"),
+        ("CLASS:PRIVATE", "Private"),
+        ("CLASS:CONFIDENTIAL", "Confidential"),
+        ("CLASS:X-SECRET", "Private"),
+        ("X-NOTHING:1", "Normal"),
+    ],
 )
 def test_class_to_sensitivity(line: str, sensitivity: str) -> None:
     assert from_ical(event_text(*TIMED, line)).master.sensitivity == sensitivity
@@ -336,20 +357,25 @@ def test_html_to_text_keeps_paragraphs_and_drops_markup() -> None:
 
 def test_cancelled_override_becomes_a_deleted_occurrence_and_stray_exdates_are_dropped() -> None:
     text = event_text(
-        *TIMED, "RRULE:FREQ=DAILY;COUNT=5",
+        *TIMED,
+        "RRULE:FREQ=DAILY;COUNT=5",
         "EXDATE:20240111T083000Z,20240112T120000Z",  # the first names an occurrence, the second does not
         extra="BEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20240101T000000Z\r\nRECURRENCE-ID;TZID=Europe/Berlin:20240113T093000"
-              "\r\nDTSTART;TZID=Europe/Berlin:20240113T093000\r\nDTEND;TZID=Europe/Berlin:20240113T100000\r\n"
-              "STATUS:CANCELLED\r\nEND:VEVENT\r\n",
+        "\r\nDTSTART;TZID=Europe/Berlin:20240113T093000\r\nDTEND;TZID=Europe/Berlin:20240113T100000\r\n"
+        "STATUS:CANCELLED\r\nEND:VEVENT\r\n",
     )
     resource = from_ical(text)
-    assert resource.exdates == [EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN),
-                                EWSDateTime(2024, 1, 13, 9, 30, tzinfo=BERLIN)]
+    assert resource.exdates == [
+        EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN),
+        EWSDateTime(2024, 1, 13, 9, 30, tzinfo=BERLIN),
+    ]
     assert resource.overrides == []
 
 
-OVERRIDE = ("BEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20240101T000000Z\r\nRECURRENCE-ID{rid}\r\n"
-            "DTSTART;TZID=Europe/Berlin:20240111T150000\r\nDTEND;TZID=Europe/Berlin:20240111T160000\r\nEND:VEVENT\r\n")
+OVERRIDE = (
+    "BEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20240101T000000Z\r\nRECURRENCE-ID{rid}\r\n"
+    "DTSTART;TZID=Europe/Berlin:20240111T150000\r\nDTEND;TZID=Europe/Berlin:20240111T160000\r\nEND:VEVENT\r\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -357,13 +383,31 @@ OVERRIDE = ("BEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20240101T000000Z\r\nRECURRENCE-ID
     [
         ("not a calendar", VALID_DATA, 400, "not valid iCalendar"),
         (event_text("DTSTART:INVALID"), VALID_DATA, 400, "DTSTART"),
-        ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t\r\nSUMMARY:x\r\nEND:VTODO\r\n"
-         "END:VCALENDAR\r\n", SUPPORTED_COMPONENT, 403, "VTODO"),
-        ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VJOURNAL\r\nUID:t\r\nEND:VJOURNAL\r\n"
-         "END:VCALENDAR\r\n", SUPPORTED_COMPONENT, 403, "VJOURNAL"),
+        (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t\r\nSUMMARY:x\r\nEND:VTODO\r\n"
+            "END:VCALENDAR\r\n",
+            SUPPORTED_COMPONENT,
+            403,
+            "VTODO",
+        ),
+        (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VJOURNAL\r\nUID:t\r\nEND:VJOURNAL\r\n"
+            "END:VCALENDAR\r\n",
+            SUPPORTED_COMPONENT,
+            403,
+            "VJOURNAL",
+        ),
         ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nEND:VCALENDAR\r\n", VALID_OBJECT, 403, "no VEVENT"),
-        (event_text(*TIMED, extra="BEGIN:VEVENT\r\nUID:u2\r\nDTSTART:20240101T100000Z\r\nDTEND:20240101T110000Z"
-                                  "\r\nEND:VEVENT\r\n"), VALID_OBJECT, 403, "several"),
+        (
+            event_text(
+                *TIMED,
+                extra="BEGIN:VEVENT\r\nUID:u2\r\nDTSTART:20240101T100000Z\r\nDTEND:20240101T110000Z"
+                "\r\nEND:VEVENT\r\n",
+            ),
+            VALID_OBJECT,
+            403,
+            "several",
+        ),
         (event_text(*TIMED).replace("UID:u1\r\n", ""), VALID_OBJECT, 403, "UID"),
         (event_text("DTSTART;TZID=Europe/Berlin:20240110T093000"), VALID_OBJECT, 403, "DTEND"),
         (event_text(*TIMED, "RRULE:FREQ=HOURLY"), VALID_OBJECT, 403, "hourly"),
@@ -372,18 +416,47 @@ OVERRIDE = ("BEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20240101T000000Z\r\nRECURRENCE-ID
         (event_text(*TIMED, "RRULE:FREQ=DAILY", "RDATE:20240120T093000Z"), VALID_OBJECT, 403, "RDATE"),
         (event_text(*TIMED, "RRULE:FREQ=WEEKLY;UNTL=20240301"), VALID_DATA, 400, "UNTL"),
         (event_text(*TIMED, "RRULE:FREQ=WEEKLY;BYDAY=MO"), VALID_OBJECT, 403, "not an occurrence"),
-        (event_text(*TIMED, "RRULE:FREQ=DAILY", extra=OVERRIDE.format(rid=";RANGE=THISANDFUTURE;TZID=Europe/Berlin:"
-                                                                       "20240111T093000")),
-         VALID_OBJECT, 403, "THISANDFUTURE"),
-        (event_text(*TIMED, "RRULE:FREQ=DAILY", extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T113000")),
-         VALID_OBJECT, 403, "not an occurrence"),
-        (event_text(*TIMED, extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T093000")),
-         VALID_OBJECT, 403, "recurring master"),
-        (event_text("DTSTART;TZID=Nowhere/Special:20240110T093000", "DURATION:PT1H"), VALID_DATA, 400, "TZID"),
-        (event_text("DTSTART;TZID=Odd:20240110T093000", "DURATION:PT1H",
-                    extra="BEGIN:VTIMEZONE\r\nTZID:Odd\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
-                          "TZOFFSETFROM:+0537\r\nTZOFFSETTO:+0537\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"),
-         VALID_OBJECT, 403, "matches no time zone"),
+        (
+            event_text(
+                *TIMED,
+                "RRULE:FREQ=DAILY",
+                extra=OVERRIDE.format(rid=";RANGE=THISANDFUTURE;TZID=Europe/Berlin:20240111T093000"),
+            ),
+            VALID_OBJECT,
+            403,
+            "THISANDFUTURE",
+        ),
+        (
+            event_text(
+                *TIMED, "RRULE:FREQ=DAILY", extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T113000")
+            ),
+            VALID_OBJECT,
+            403,
+            "not an occurrence",
+        ),
+        (
+            event_text(*TIMED, extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T093000")),
+            VALID_OBJECT,
+            403,
+            "recurring master",
+        ),
+        (
+            event_text("DTSTART;TZID=Nowhere/Special:20240110T093000", "DURATION:PT1H"),
+            VALID_DATA,
+            400,
+            "TZID",
+        ),
+        (
+            event_text(
+                "DTSTART;TZID=Odd:20240110T093000",
+                "DURATION:PT1H",
+                extra="BEGIN:VTIMEZONE\r\nTZID:Odd\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+                "TZOFFSETFROM:+0537\r\nTZOFFSETTO:+0537\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n",
+            ),
+            VALID_OBJECT,
+            403,
+            "matches no time zone",
+        ),
     ],
 )
 def test_unstorable_input_is_refused_with_the_caldav_precondition(text, precondition, status, words) -> None:
@@ -395,15 +468,20 @@ def test_unstorable_input_is_refused_with_the_caldav_precondition(text, precondi
 
 
 def test_exchange_midnight_recurrence_id_names_that_days_occurrence() -> None:
-    text = event_text(*TIMED, "RRULE:FREQ=DAILY;COUNT=3",
-                      extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T000000"))
+    text = event_text(
+        *TIMED, "RRULE:FREQ=DAILY;COUNT=3", extra=OVERRIDE.format(rid=";TZID=Europe/Berlin:20240111T000000")
+    )
     (override,) = from_ical(text).overrides
     assert override.recurrence_id == EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN)
 
 
 def test_date_exdate_and_recurrence_id_on_a_timed_series_name_that_days_occurrence() -> None:
-    text = event_text(*TIMED, "RRULE:FREQ=DAILY;COUNT=4", "EXDATE;VALUE=DATE:20240112",
-                      extra=OVERRIDE.format(rid=";VALUE=DATE:20240111"))
+    text = event_text(
+        *TIMED,
+        "RRULE:FREQ=DAILY;COUNT=4",
+        "EXDATE;VALUE=DATE:20240112",
+        extra=OVERRIDE.format(rid=";VALUE=DATE:20240111"),
+    )
     resource = from_ical(text)
     assert resource.exdates == [EWSDateTime(2024, 1, 12, 9, 30, tzinfo=BERLIN)]
     assert [o.recurrence_id for o in resource.overrides] == [EWSDateTime(2024, 1, 11, 9, 30, tzinfo=BERLIN)]
@@ -456,8 +534,11 @@ def create_item_request(items: list[CalendarItem]) -> etree._Element:
 
 
 def test_created_items_validate_against_the_ews_schema(messages_schema: etree.XMLSchema) -> None:
-    texts = [to_ical(ews_item(MASTER_XML), [ews_item(EXCEPTION_XML)]), to_ical(ews_item(ALL_DAY_XML)),
-             to_ical(ews_item(UTC_XML))]
+    texts = [
+        to_ical(ews_item(MASTER_XML), [ews_item(EXCEPTION_XML)]),
+        to_ical(ews_item(ALL_DAY_XML)),
+        to_ical(ews_item(UTC_XML)),
+    ]
     items = [from_ical(text, default_tz="Europe/Berlin").master for text in texts]
     request = create_item_request(items)
     messages_schema.assertValid(request)
@@ -474,8 +555,9 @@ def test_write_fields_are_calendar_item_fields() -> None:
 
 
 def test_all_day_item_is_sent_as_midnight_to_midnight_in_its_zone(messages_schema: etree.XMLSchema) -> None:
-    item = from_ical(event_text("DTSTART;VALUE=DATE:20240110", "DTEND;VALUE=DATE:20240112"),
-                     default_tz="Europe/Berlin").master
+    item = from_ical(
+        event_text("DTSTART;VALUE=DATE:20240110", "DTEND;VALUE=DATE:20240112"), default_tz="Europe/Berlin"
+    ).master
     request = create_item_request([item])
     messages_schema.assertValid(request)
     start = request.find(f".//{{{T_NS}}}Start").text

@@ -134,7 +134,9 @@ def _attendees(event) -> set[tuple[str, str]]:
         email = str(value).split(":", 1)[-1].lower()
         partstat = str(value.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
         if "@" in email:
-            result.add((email, partstat if partstat in {"ACCEPTED", "DECLINED", "TENTATIVE"} else "NEEDS-ACTION"))
+            result.add(
+                (email, partstat if partstat in {"ACCEPTED", "DECLINED", "TENTATIVE"} else "NEEDS-ACTION")
+            )
     return result
 
 

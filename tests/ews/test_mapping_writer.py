@@ -13,8 +13,12 @@ from tests.ews.test_mapping import EXCEPTION_XML, MASTER_XML, ews_item
 
 SUBJECT = "Quartalsplanung Süd/Ost, Teil 2; Budget & Räume — 会議 🎉 " * 3
 TEXT_BODY = "Agenda:\n1. Zahlen, Pläne; Demo\r\n2. Pfad C:\\temp\\N\nEnde"
-HTML_BODY = ('<html>\n<body>\n<p class="x">Agenda, part 1; café</p>\r\n<p>C:\\temp</p>\n'
-             + "<p>" + "long line " * 20 + "</p>\n</body>\n</html>")
+HTML_BODY = (
+    '<html>\n<body>\n<p class="x">Agenda, part 1; café</p>\r\n<p>C:\\temp</p>\n'
+    + "<p>"
+    + "long line " * 20
+    + "</p>\n</body>\n</html>"
+)
 EVERYTHING_XML = f"""
 <t:Subject>{escape(SUBJECT)}</t:Subject>
 <t:Body BodyType="Text">{escape(TEXT_BODY)}</t:Body>
@@ -125,13 +129,29 @@ def test_every_property_kind_reads_back_unchanged() -> None:
     assert event["ORGANIZER"].params["CN"] == "O'Brien, Pat: Sales"
     people = {str(a): dict(a.params) for a in event["ATTENDEE"]}
     assert people == {
-        "mailto:zoe@example.com": {"CN": 'Zoë "Z" Ünal ^ Co', "CUTYPE": "INDIVIDUAL", "PARTSTAT": "NEEDS-ACTION",
-                                   "ROLE": "REQ-PARTICIPANT"},
-        "mailto:anon@example.com": {"CUTYPE": "INDIVIDUAL", "PARTSTAT": "NEEDS-ACTION", "ROLE": "REQ-PARTICIPANT"},
-        "mailto:carol@example.com": {"CN": "Carol", "CUTYPE": "INDIVIDUAL", "PARTSTAT": "DECLINED",
-                                     "ROLE": "OPT-PARTICIPANT"},
-        "mailto:room117@example.com": {"CN": "Raum 1.17 (Beamer, 12 Plätze)", "CUTYPE": "RESOURCE",
-                                       "PARTSTAT": "ACCEPTED", "ROLE": "NON-PARTICIPANT"},
+        "mailto:zoe@example.com": {
+            "CN": 'Zoë "Z" Ünal ^ Co',
+            "CUTYPE": "INDIVIDUAL",
+            "PARTSTAT": "NEEDS-ACTION",
+            "ROLE": "REQ-PARTICIPANT",
+        },
+        "mailto:anon@example.com": {
+            "CUTYPE": "INDIVIDUAL",
+            "PARTSTAT": "NEEDS-ACTION",
+            "ROLE": "REQ-PARTICIPANT",
+        },
+        "mailto:carol@example.com": {
+            "CN": "Carol",
+            "CUTYPE": "INDIVIDUAL",
+            "PARTSTAT": "DECLINED",
+            "ROLE": "OPT-PARTICIPANT",
+        },
+        "mailto:room117@example.com": {
+            "CN": "Raum 1.17 (Beamer, 12 Plätze)",
+            "CUTYPE": "RESOURCE",
+            "PARTSTAT": "ACCEPTED",
+            "ROLE": "NON-PARTICIPANT",
+        },
     }
     (alarm,) = event.walk("VALARM")
     assert (str(alarm["ACTION"]), str(alarm["DESCRIPTION"])) == ("DISPLAY", "Reminder")
@@ -142,8 +162,15 @@ def test_every_property_kind_survives_a_put_of_the_same_text() -> None:
     """Read → PUT the same body: the item Exchange would store carries the same values."""
     original = ews_item(EVERYTHING_XML)
     item = from_ical(to_ical(original), default_tz="Europe/Berlin").master
-    for name in ("subject", "location", "categories", "start", "end", "legacy_free_busy_status",
-                 "reminder_minutes_before_start"):
+    for name in (
+        "subject",
+        "location",
+        "categories",
+        "start",
+        "end",
+        "legacy_free_busy_status",
+        "reminder_minutes_before_start",
+    ):
         assert getattr(item, name) == getattr(original, name), name
     assert item.body == TEXT_BODY.replace("\\N", "\n").replace("\r\n", "\n")
     assert item.organizer.name == "O'Brien, Pat: Sales"
@@ -153,8 +180,11 @@ def test_every_property_kind_survives_a_put_of_the_same_text() -> None:
 
 def test_html_body_with_line_breaks_and_commas_round_trips() -> None:
     """X-ALT-DESC is TEXT (RFC 5545 §3.8.8.2): escaped on the way out, so HTML with newlines is writable."""
-    item = ews_item(UTC_SERIES_XML.replace("<t:Subject>", f"<t:Body BodyType=\"HTML\">{escape(HTML_BODY)}</t:Body>"
-                                                           "<t:Subject>"))
+    item = ews_item(
+        UTC_SERIES_XML.replace(
+            "<t:Subject>", f'<t:Body BodyType="HTML">{escape(HTML_BODY)}</t:Body><t:Subject>'
+        )
+    )
     text = to_ical(item)
     (event,) = parsed(text).walk("VEVENT")
     assert str(event["DESCRIPTION"]).startswith("Agenda, part 1; café\n\nC:\\temp")

@@ -44,27 +44,53 @@ def rule(text: str) -> vRecur:
         ("FREQ=DAILY", DailyPattern, {"interval": 1}),
         ("FREQ=DAILY;INTERVAL=3", DailyPattern, {"interval": 3}),
         ("FREQ=WEEKLY", WeeklyPattern, {"interval": 1, "weekdays": ["Wednesday"]}),
-        ("FREQ=WEEKLY;INTERVAL=2;BYDAY=WE,MO;WKST=SU", WeeklyPattern,
-         {"interval": 2, "weekdays": ["Monday", "Wednesday"], "first_day_of_week": "Sunday"}),
-        ("FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR", WeeklyPattern,
-         {"interval": 1, "weekdays": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]}),
+        (
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=WE,MO;WKST=SU",
+            WeeklyPattern,
+            {"interval": 2, "weekdays": ["Monday", "Wednesday"], "first_day_of_week": "Sunday"},
+        ),
+        (
+            "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+            WeeklyPattern,
+            {"interval": 1, "weekdays": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]},
+        ),
         ("FREQ=MONTHLY", AbsoluteMonthlyPattern, {"interval": 1, "day_of_month": 10}),
-        ("FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=10", AbsoluteMonthlyPattern, {"interval": 3, "day_of_month": 10}),
+        (
+            "FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=10",
+            AbsoluteMonthlyPattern,
+            {"interval": 3, "day_of_month": 10},
+        ),
         ("FREQ=MONTHLY;BYDAY=2WE", RelativeMonthlyPattern, {"weekday": "Wednesday", "week_number": "Second"}),
         ("FREQ=MONTHLY;BYDAY=-1WE", RelativeMonthlyPattern, {"weekday": "Wednesday", "week_number": "Last"}),
         ("FREQ=MONTHLY;BYMONTHDAY=-1", RelativeMonthlyPattern, {"weekday": "Day", "week_number": "Last"}),
-        ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1", RelativeMonthlyPattern,
-         {"weekday": "Weekday", "week_number": "First"}),
-        ("FREQ=MONTHLY;BYDAY=SA,SU;BYSETPOS=-1", RelativeMonthlyPattern,
-         {"weekday": "WeekendDay", "week_number": "Last"}),
+        (
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1",
+            RelativeMonthlyPattern,
+            {"weekday": "Weekday", "week_number": "First"},
+        ),
+        (
+            "FREQ=MONTHLY;BYDAY=SA,SU;BYSETPOS=-1",
+            RelativeMonthlyPattern,
+            {"weekday": "WeekendDay", "week_number": "Last"},
+        ),
         ("FREQ=MONTHLY;BYMONTHDAY=28,29,30,31;BYSETPOS=-1", AbsoluteMonthlyPattern, {"day_of_month": 31}),
         ("FREQ=YEARLY", AbsoluteYearlyPattern, {"day_of_month": 10, "month": "January"}),
-        ("FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=10", AbsoluteYearlyPattern, {"day_of_month": 10, "month": "January"}),
-        ("FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", RelativeYearlyPattern,
-         {"weekday": "Sunday", "week_number": "Last", "month": "March"}),
+        (
+            "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=10",
+            AbsoluteYearlyPattern,
+            {"day_of_month": 10, "month": "January"},
+        ),
+        (
+            "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+            RelativeYearlyPattern,
+            {"weekday": "Sunday", "week_number": "Last", "month": "March"},
+        ),
         ("FREQ=YEARLY;INTERVAL=2", AbsoluteMonthlyPattern, {"interval": 24, "day_of_month": 10}),
-        ("FREQ=YEARLY;INTERVAL=3;BYMONTH=1;BYDAY=2WE", RelativeMonthlyPattern,
-         {"interval": 36, "weekday": "Wednesday", "week_number": "Second"}),
+        (
+            "FREQ=YEARLY;INTERVAL=3;BYMONTH=1;BYDAY=2WE",
+            RelativeMonthlyPattern,
+            {"interval": 36, "weekday": "Wednesday", "week_number": "Second"},
+        ),
     ],
 )
 def test_rrule_maps_to_the_exact_pattern(text: str, pattern_cls: type, fields: dict) -> None:
@@ -112,8 +138,13 @@ def test_rules_exchange_cannot_express_are_refused_with_a_reason(text: str, reas
 
 @pytest.mark.parametrize(
     "text",
-    ["FREQ=WEEKLY;UNTL=20240301", "FREQ=DAILY;COUNT=3;UNTIL=20240301", "INTERVAL=2",
-     "FREQ=MONTHLY;BYDAY=0MO", "FREQ=DAILY;INTERVAL=0"],
+    [
+        "FREQ=WEEKLY;UNTL=20240301",
+        "FREQ=DAILY;COUNT=3;UNTIL=20240301",
+        "INTERVAL=2",
+        "FREQ=MONTHLY;BYDAY=0MO",
+        "FREQ=DAILY;INTERVAL=0",
+    ],
 )
 def test_invalid_rules_are_reported_as_invalid(text: str) -> None:
     with pytest.raises(InvalidRule):
@@ -162,7 +193,11 @@ def test_expansion_matches_an_independent_rrule_expander(text: str, start) -> No
     expected = [d for d in islice(rrulestr(local_text, dtstart=as_datetime), 400) if d <= horizon]
     ours = []
     for occurrence in expand(recurrence, start):
-        value = occurrence if isinstance(occurrence, datetime) else datetime.combine(occurrence, datetime.min.time())
+        value = (
+            occurrence
+            if isinstance(occurrence, datetime)
+            else datetime.combine(occurrence, datetime.min.time())
+        )
         if value > horizon:
             break
         ours.append(value)

@@ -16,7 +16,9 @@ from tests.web.test_pages import signed_in
 H = admin_headers()
 
 
-async def test_users_are_isolated_on_pages_admin_api_and_caldav_auth(gateway: TestClient, services: Any) -> None:
+async def test_users_are_isolated_on_pages_admin_api_and_caldav_auth(
+    gateway: TestClient, services: Any
+) -> None:
     accounts = services.accounts
     ann = await accounts.create_user("ann", "ann-web-pw")
     alice = await accounts.connect_account(ann.user_id, ConnectRequest("alice@example.com", "alice-pw"))
@@ -35,18 +37,28 @@ async def test_users_are_isolated_on_pages_admin_api_and_caldav_auth(gateway: Te
     ]:
         response = await gateway.post(path, data={"csrf_token": csrf, **data})
         assert response.status == 404, path
-    stolen = await gateway.post("/settings", data={"csrf_token": csrf, "conflict": [f"{alice.account_id}-calendar"],
-                                                   "add_events": f"{alice.account_id}-calendar"})
+    stolen = await gateway.post(
+        "/settings",
+        data={
+            "csrf_token": csrf,
+            "conflict": [f"{alice.account_id}-calendar"],
+            "add_events": f"{alice.account_id}-calendar",
+        },
+    )
     assert stolen.status == 400
 
     base = f"/api/v1/admin/users/{ben.user_id}"
     assert (await gateway.get(f"{base}/accounts/{alice.account_id}", headers=H)).status == 404
-    assert (await gateway.patch(f"{base}/accounts/{alice.account_id}", json={"working_elsewhere": "BUSY"},
-                                headers=H)).status == 404
+    assert (
+        await gateway.patch(
+            f"{base}/accounts/{alice.account_id}", json={"working_elsewhere": "BUSY"}, headers=H
+        )
+    ).status == 404
     assert (await gateway.delete(f"{base}/accounts/{alice.account_id}", headers=H)).status == 404
     assert (await gateway.delete(f"{base}/app-passwords/{ann_app.app_password_id}", headers=H)).status == 404
-    put = await gateway.put(f"{base}/settings", json={"conflict_calendar_ids": [f"{alice.account_id}-calendar"]},
-                            headers=H)
+    put = await gateway.put(
+        f"{base}/settings", json={"conflict_calendar_ids": [f"{alice.account_id}-calendar"]}, headers=H
+    )
     assert put.status == 400
 
     # CalDAV credentials: a user's app password works only with that user's name.
@@ -60,7 +72,9 @@ async def test_users_are_isolated_on_pages_admin_api_and_caldav_auth(gateway: Te
     assert await accounts.authenticate("ann", ann_app_pw) is not None
 
 
-async def test_deleting_account_and_user_deletes_stored_credentials(services: Any, gateway: TestClient) -> None:
+async def test_deleting_account_and_user_deletes_stored_credentials(
+    services: Any, gateway: TestClient
+) -> None:
     accounts = services.accounts
     ann = await accounts.create_user("ann")
     alice = await accounts.connect_account(ann.user_id, ConnectRequest("alice@example.com", "alice-pw"))
@@ -77,7 +91,9 @@ async def test_deleting_account_and_user_deletes_stored_credentials(services: An
     assert await sealed_rows() == 0
 
 
-async def test_caldav_app_passwords_reach_only_their_own_users_calendars(gateway: TestClient, services: Any) -> None:
+async def test_caldav_app_passwords_reach_only_their_own_users_calendars(
+    gateway: TestClient, services: Any
+) -> None:
     accounts = services.accounts
     ann = await accounts.create_user("ann")
     alice = await accounts.connect_account(ann.user_id, ConnectRequest("alice@example.com", "alice-pw"))

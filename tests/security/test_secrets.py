@@ -36,18 +36,34 @@ async def test_no_password_in_database_file_or_logs(
     gateway: TestClient, services: Any, gateway_config: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    user = await (await gateway.post("/api/v1/admin/users", json={"username": "ann", "password": "Web-Pass-9431"},
-                                     headers=H)).json()
+    user = await (
+        await gateway.post(
+            "/api/v1/admin/users", json={"username": "ann", "password": "Web-Pass-9431"}, headers=H
+        )
+    ).json()
     for password in ("wrong-guess-5521", "alice-pw"):
-        await gateway.post(f"/api/v1/admin/users/{user['user_id']}/accounts",
-                           json={"email": "alice@example.com", "password": password}, headers=H)
-    app_pw = (await (await gateway.post(f"/api/v1/admin/users/{user['user_id']}/app-passwords",
-                                        json={"label": "x"}, headers=H)).json())["password"]
+        await gateway.post(
+            f"/api/v1/admin/users/{user['user_id']}/accounts",
+            json={"email": "alice@example.com", "password": password},
+            headers=H,
+        )
+    app_pw = (
+        await (
+            await gateway.post(
+                f"/api/v1/admin/users/{user['user_id']}/app-passwords", json={"label": "x"}, headers=H
+            )
+        ).json()
+    )["password"]
     assert await services.accounts.authenticate("ann", app_pw) is not None
     (account,) = await services.accounts.list_accounts(user["user_id"])
     assert (await services.accounts.credentials(account)).password == "alice-pw"  # stored, but sealed
-    secrets = [b"alice-pw", b"wrong-guess-5521", b"Web-Pass-9431", app_pw.encode(),
-               base64.b64encode(b"alice@example.com:alice-pw")]
+    secrets = [
+        b"alice-pw",
+        b"wrong-guess-5521",
+        b"Web-Pass-9431",
+        app_pw.encode(),
+        base64.b64encode(b"alice@example.com:alice-pw"),
+    ]
     await services.db.close()  # flush everything to the file
     stored = _data_bytes(gateway_config.storage.data_dir)
     logs = caplog.text.encode()
@@ -59,19 +75,29 @@ async def test_no_password_in_database_file_or_logs(
     assert "alice-pw" not in repr(await services.accounts.credentials(account))
 
 
-async def test_swapped_ciphertexts_fail_clearly_and_pages_still_work(gateway: TestClient, services: Any) -> None:
+async def test_swapped_ciphertexts_fail_clearly_and_pages_still_work(
+    gateway: TestClient, services: Any
+) -> None:
     csrf = await signed_in(gateway, services)
     for who in ("alice", "bob"):
-        await gateway.post("/accounts/connect", data={"csrf_token": csrf, "email": f"{who}@example.com",
-                                                       "password": f"{who}-pw"})
+        await gateway.post(
+            "/accounts/connect",
+            data={"csrf_token": csrf, "email": f"{who}@example.com", "password": f"{who}-pw"},
+        )
     user = await services.accounts.find_user("ann")
     alice, bob = await services.accounts.list_accounts(user.user_id)
     async with services.db.engine.begin() as conn:
         sealed = dict((await conn.execute(select(accounts_table.c.id, accounts_table.c.secret))).all())
-        await conn.execute(update(accounts_table).where(accounts_table.c.id == alice.account_id)
-                           .values(secret=sealed[bob.account_id]))
-        await conn.execute(update(accounts_table).where(accounts_table.c.id == bob.account_id)
-                           .values(secret=sealed[alice.account_id]))
+        await conn.execute(
+            update(accounts_table)
+            .where(accounts_table.c.id == alice.account_id)
+            .values(secret=sealed[bob.account_id])
+        )
+        await conn.execute(
+            update(accounts_table)
+            .where(accounts_table.c.id == bob.account_id)
+            .values(secret=sealed[alice.account_id])
+        )
     for account in (alice, bob):
         with pytest.raises(VaultError, match=account.account_id) as info:
             await services.accounts.credentials(account)
@@ -86,7 +112,9 @@ async def _seed_two_accounts(config: Any, key: str) -> list[Any]:
     await services.db.open()
     user = await services.accounts.create_user("ann")
     for who in ("alice", "bob"):
-        await services.accounts.connect_account(user.user_id, ConnectRequest(f"{who}@example.com", f"{who}-pw"))
+        await services.accounts.connect_account(
+            user.user_id, ConnectRequest(f"{who}@example.com", f"{who}-pw")
+        )
     records = await services.accounts.list_accounts(user.user_id)
     await services.ews_client.close()
     await services.db.close()
@@ -95,8 +123,15 @@ async def _seed_two_accounts(config: Any, key: str) -> list[Any]:
 
 def _cli(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=REPO, env={**base, **env}, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=REPO,
+        env={**base, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_rotation_reencrypts_every_row_and_old_keys_can_be_dropped(
@@ -108,8 +143,10 @@ async def test_rotation_reencrypts_every_row_and_old_keys_can_be_dropped(
     config_file = tmp_path / "gateway.toml"
     config_file.write_text(f'[storage]\ndata_dir = "{config.storage.data_dir}"\n')
 
-    result = _cli(["keys", "rotate", "--config", str(config_file)],
-                  {"GATEWAY_SECRET_KEY": new, "GATEWAY_OLD_SECRET_KEYS": old})
+    result = _cli(
+        ["keys", "rotate", "--config", str(config_file)],
+        {"GATEWAY_SECRET_KEY": new, "GATEWAY_OLD_SECRET_KEYS": old},
+    )
     assert result.returncode == 0, result.stderr
     assert "re-encrypted 2 account(s)" in result.stdout
 

@@ -1,7 +1,7 @@
 """A one-line in-process DAV request helper over aiohttp's test client.
 
-    r = await dav("PROPFIND", "/dav/", PROPFIND_BODY, depth="0")
-    assert r.status == 207 and r.prop("/dav/", "{DAV:}current-user-principal") is not None
+r = await dav("PROPFIND", "/dav/", PROPFIND_BODY, depth="0")
+assert r.status == 207 and r.prop("/dav/", "{DAV:}current-user-principal") is not None
 """
 
 from __future__ import annotations
@@ -91,8 +91,7 @@ class Dav:
         if chosen:
             hdrs["Authorization"] = encode_basic_auth(*chosen)
         data = body.encode("utf-8") if isinstance(body, str) else body
-        async with self.client.request(method, path, data=data, headers=hdrs,
-                                       allow_redirects=False) as resp:
+        async with self.client.request(method, path, data=data, headers=hdrs, allow_redirects=False) as resp:
             return DavResponse(resp.status, resp.headers, await resp.read())
 
 

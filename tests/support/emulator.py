@@ -1,8 +1,8 @@
 """Run the EWS emulator on a free 127.0.0.1 port in a background thread (exchangelib is blocking).
 
-    with EmulatorServer(seed) as emu:
-        config = Configuration(service_endpoint=emu.ews_url, ...)
-        emu.stats()["operations"]["ConvertId"]
+with EmulatorServer(seed) as emu:
+    config = Configuration(service_endpoint=emu.ews_url, ...)
+    emu.stats()["operations"]["ConvertId"]
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class EmulatorServer:
         message_observer: Callable[[str, str, bytes], None] | None = None,
         tls: bool = False,
     ) -> None:
-        self._app = create_app(seed, ews_version=ews_version, latency_ms=latency_ms,
-                               message_observer=message_observer)
+        self._app = create_app(
+            seed, ews_version=ews_version, latency_ms=latency_ms, message_observer=message_observer
+        )
         # With tls=True: HTTPS with a fresh self-signed certificate; clients trust ``ca_file``.
         self.ca_file: Path | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -98,8 +99,9 @@ class EmulatorServer:
 
     def _control(self, method: str, path: str, payload: dict | None = None) -> dict:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return json.loads(response.read())

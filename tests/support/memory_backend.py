@@ -94,8 +94,13 @@ class MemoryBackend:
         for email in principal.emails:
             self.emails[email.lower()] = principal.username
         for index, calendar_id in enumerate(calendars):
-            home[calendar_id] = self._new_calendar(calendar_id, calendar_id.title(), {}, primary=index == 0,
-                                                   owner=principal.emails[0] if principal.emails else "")
+            home[calendar_id] = self._new_calendar(
+                calendar_id,
+                calendar_id.title(),
+                {},
+                primary=index == 0,
+                owner=principal.emails[0] if principal.emails else "",
+            )
 
     def seed(self, username: str, calendar_id: str, name: str, ical: str) -> str:
         """Store an object directly; returns its ETag."""
@@ -105,10 +110,17 @@ class MemoryBackend:
         cal.touch(name)
         return cal.objects[name].etag
 
-    def _new_calendar(self, calendar_id: str, name: str, props: dict[str, str], primary: bool = False,
-                      owner: str = "") -> MemoryCalendar:
-        info = CalendarInfo(calendar_id=calendar_id, display_name=name, ctag="0", sync_token="", owner_email=owner,
-                            primary=primary)
+    def _new_calendar(
+        self, calendar_id: str, name: str, props: dict[str, str], primary: bool = False, owner: str = ""
+    ) -> MemoryCalendar:
+        info = CalendarInfo(
+            calendar_id=calendar_id,
+            display_name=name,
+            ctag="0",
+            sync_token="",
+            owner_email=owner,
+            primary=primary,
+        )
         cal = MemoryCalendar(info)
         cal.info = replace(self._apply(info, props), sync_token=cal.token())
         return cal
@@ -152,8 +164,14 @@ class MemoryBackend:
         cal = self._cal(principal, calendar_id, "list_objects")
         return [CalendarObject(name, o.etag) for name, o in cal.objects.items()]
 
-    async def query(self, principal: Principal, calendar_id: str, start: datetime | None, end: datetime | None,
-                    with_data: bool) -> list[CalendarObject]:
+    async def query(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        with_data: bool,
+    ) -> list[CalendarObject]:
         cal = self._cal(principal, calendar_id, "query")
         found = []
         for name, obj in cal.objects.items():
@@ -168,8 +186,9 @@ class MemoryBackend:
             return next(iter(query.after(start or FAR_PAST)), None) is not None
         return bool(query.between(start or FAR_PAST, end))
 
-    async def get(self, principal: Principal, calendar_id: str, names: Sequence[str]
-                  ) -> dict[str, CalendarObject | None]:
+    async def get(
+        self, principal: Principal, calendar_id: str, names: Sequence[str]
+    ) -> dict[str, CalendarObject | None]:
         cal = self._cal(principal, calendar_id, "get")
         result: dict[str, CalendarObject | None] = {}
         for name in names:
@@ -177,8 +196,9 @@ class MemoryBackend:
             result[name] = CalendarObject(name, obj.etag, obj.data) if obj else None
         return result
 
-    async def changes(self, principal: Principal, calendar_id: str, sync_token: str | None, limit: int | None
-                      ) -> ChangeSet:
+    async def changes(
+        self, principal: Principal, calendar_id: str, sync_token: str | None, limit: int | None
+    ) -> ChangeSet:
         cal = self._cal(principal, calendar_id, "changes")
         since = 0 if sync_token is None else self._parse_token(cal, sync_token)
         latest: dict[str, int] = {}
@@ -199,15 +219,22 @@ class MemoryBackend:
     @staticmethod
     def _parse_token(cal: MemoryCalendar, token: str) -> int:
         prefix = f"urn:x-memory-sync:{cal.epoch}:"
-        if not token.startswith(prefix) or not token[len(prefix):].isdigit():
+        if not token.startswith(prefix) or not token[len(prefix) :].isdigit():
             raise InvalidSyncToken("The sync token is not one this calendar issued.")
-        seq = int(token[len(prefix):])
+        seq = int(token[len(prefix) :])
         if seq > cal.seq:
             raise InvalidSyncToken("The sync token is from the future.")
         return seq
 
-    async def put(self, principal: Principal, calendar_id: str, name: str, ical: str, if_match: str | None,
-                  if_none_match: bool) -> PutResult:
+    async def put(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        name: str,
+        ical: str,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> PutResult:
         cal = self._cal(principal, calendar_id, "put")
         existing = cal.objects.get(name)
         if if_none_match and existing:
@@ -232,15 +259,18 @@ class MemoryBackend:
         del cal.objects[name]
         cal.touch(name)
 
-    async def create_calendar(self, principal: Principal, calendar_id: str, display_name: str,
-                              properties: dict[str, str]) -> CalendarInfo:
+    async def create_calendar(
+        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+    ) -> CalendarInfo:
         if "create_calendar" in self.fail:
             raise self.fail["create_calendar"]
         home = self.homes.setdefault(principal.username, {})
         home[calendar_id] = self._new_calendar(calendar_id, display_name, properties)
         return home[calendar_id].info
 
-    async def update_calendar(self, principal: Principal, calendar_id: str, properties: dict[str, str | None]) -> None:
+    async def update_calendar(
+        self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
+    ) -> None:
         cal = self._cal(principal, calendar_id, "update_calendar")
         cal.info = self._apply(cal.info, properties)
 
@@ -250,13 +280,15 @@ class MemoryBackend:
             raise Forbidden("The mailbox's main calendar cannot be deleted.")
         del self.homes[principal.username][calendar_id]
 
-    async def calendar_free_busy(self, principal: Principal, calendar_id: str, start: datetime, end: datetime
-                                 ) -> list[BusyPeriod]:
+    async def calendar_free_busy(
+        self, principal: Principal, calendar_id: str, start: datetime, end: datetime
+    ) -> list[BusyPeriod]:
         cal = self._cal(principal, calendar_id, "calendar_free_busy")
         return self._busy([cal], start, end)
 
-    async def free_busy(self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
-                        ) -> list[FreeBusyResult]:
+    async def free_busy(
+        self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
+    ) -> list[FreeBusyResult]:
         if "free_busy" in self.fail:
             raise self.fail["free_busy"]
         self.free_busy_calls.append((list(attendees), start, end))

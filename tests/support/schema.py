@@ -90,8 +90,10 @@ class SchemaValidator:
         return [f"{etree.QName(element).localname} line {e.line}: {e.message}" for e in self.schema.error_log]
 
     def summary(self) -> str:
-        return (f"EWS schema validation: {self.validated} SOAP messages validated, {len(self.invalid)} invalid "
-                f"({self.faults} SOAP faults and {self.autodiscover} Autodiscover messages not covered by the schema)")
+        return (
+            f"EWS schema validation: {self.validated} SOAP messages validated, {len(self.invalid)} invalid "
+            f"({self.faults} SOAP faults and {self.autodiscover} Autodiscover messages not covered by the schema)"
+        )
 
 
 # One validator per test session, shared by every emulator the tests start (tests/conftest.py

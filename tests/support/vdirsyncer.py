@@ -24,8 +24,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 _BESIDE_PYTHON = Path(sys.executable).with_name("vdirsyncer")
-VDIRSYNCER: Path | None = _BESIDE_PYTHON if _BESIDE_PYTHON.exists() else (
-    Path(found) if (found := shutil.which("vdirsyncer")) else None
+VDIRSYNCER: Path | None = (
+    _BESIDE_PYTHON
+    if _BESIDE_PYTHON.exists()
+    else (Path(found) if (found := shutil.which("vdirsyncer")) else None)
 )
 PAIR = "exchange"
 
@@ -171,8 +173,21 @@ class ProxiedRequest:
 
 # Headers the proxy sets itself (send_response adds Date and Server) or that are per connection.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})
-_DAV_METHODS = ("GET", "HEAD", "PUT", "DELETE", "POST", "OPTIONS", "PROPFIND", "PROPPATCH", "REPORT",
-                "MKCOL", "MKCALENDAR", "MOVE", "COPY")
+_DAV_METHODS = (
+    "GET",
+    "HEAD",
+    "PUT",
+    "DELETE",
+    "POST",
+    "OPTIONS",
+    "PROPFIND",
+    "PROPPATCH",
+    "REPORT",
+    "MKCOL",
+    "MKCALENDAR",
+    "MOVE",
+    "COPY",
+)
 
 
 class RecordingProxy:
@@ -190,7 +205,9 @@ class RecordingProxy:
         self.requests: list[ProxiedRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="recording-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="recording-proxy", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -227,8 +244,15 @@ class RecordingProxy:
             payload = answer.read()
         finally:
             connection.close()
-        self.requests.append(ProxiedRequest(method, path, handler.headers.get("If-Match"),
-                                            handler.headers.get("If-None-Match"), answer.status))
+        self.requests.append(
+            ProxiedRequest(
+                method,
+                path,
+                handler.headers.get("If-Match"),
+                handler.headers.get("If-None-Match"),
+                answer.status,
+            )
+        )
         try:
             handler.send_response(answer.status)
             for key, value in answer.getheaders():

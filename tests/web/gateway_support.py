@@ -58,7 +58,9 @@ def services(gateway_config: GatewayConfig, secret_key: str) -> Services:
 
 
 @pytest.fixture
-async def gateway(aiohttp_client: Any, gateway_config: GatewayConfig, services: Services) -> AsyncIterator[TestClient]:
+async def gateway(
+    aiohttp_client: Any, gateway_config: GatewayConfig, services: Services
+) -> AsyncIterator[TestClient]:
     """The gateway app over real HTTP on 127.0.0.1 (pytest-aiohttp's test server)."""
     yield await aiohttp_client(create_app(gateway_config, services=services))
 

@@ -14,7 +14,9 @@ H = admin_headers()
 
 
 async def _user(gateway: TestClient, name: str = "ann") -> str:
-    response = await gateway.post("/api/v1/admin/users", json={"username": name, "password": "ann-web-pw"}, headers=H)
+    response = await gateway.post(
+        "/api/v1/admin/users", json={"username": name, "password": "ann-web-pw"}, headers=H
+    )
     assert response.status == 201, await response.text()
     return (await response.json())["user_id"]
 
@@ -43,14 +45,20 @@ async def test_autodiscover_connects_and_records_the_server(gateway: TestClient,
     assert [a["account_id"] for a in listed["accounts"]] == [account["account_id"]]
 
 
-async def test_autodiscover_failure_then_manual_server_domain_username(gateway: TestClient, emulator: Any) -> None:
+async def test_autodiscover_failure_then_manual_server_domain_username(
+    gateway: TestClient, emulator: Any
+) -> None:
     user_id = await _user(gateway)
     autodiscover_off(emulator)
     status, error = await _connect(gateway, user_id, email="bob@example.com", password="bob-pw")
     assert status == 422 and error["error"] == "autodiscover_failed"
     status, account = await _connect(
-        gateway, user_id, email="bob@example.com", password="bob-pw",
-        server=emulator.ews_url, username="bob@example.com",
+        gateway,
+        user_id,
+        email="bob@example.com",
+        password="bob-pw",
+        server=emulator.ews_url,
+        username="bob@example.com",
     )
     assert status == 201, account
     assert account["ews_url"] == emulator.ews_url and account["username"] == "bob@example.com"
@@ -58,10 +66,17 @@ async def test_autodiscover_failure_then_manual_server_domain_username(gateway: 
 
 async def test_basic_and_ntlm_accounts(gateway: TestClient, emulator: Any) -> None:
     user_id = await _user(gateway)
-    status, basic = await _connect(gateway, user_id, email="alice@example.com", password="alice-pw", auth_type="basic")
+    status, basic = await _connect(
+        gateway, user_id, email="alice@example.com", password="alice-pw", auth_type="basic"
+    )
     assert status == 201 and basic["auth_type"] == "basic"
     status, ntlm = await _connect(
-        gateway, user_id, email="bob@example.com", password="bob-pw", server=emulator.ews_url, auth_type="ntlm"
+        gateway,
+        user_id,
+        email="bob@example.com",
+        password="bob-pw",
+        server=emulator.ews_url,
+        auth_type="ntlm",
     )
     assert status == 201 and ntlm["auth_type"] == "ntlm"
     status, detected = await _connect(gateway, user_id, email="carol@example.com", password="carol-pw")
@@ -72,10 +87,16 @@ async def test_connect_failures_explain_what_to_do(gateway: TestClient, emulator
     user_id = await _user(gateway)
     cases = [
         ({"email": "alice@example.com", "password": "wrong"}, "auth_failed", "password"),
-        ({"email": "alice@example.com", "password": "alice-pw", "server": "mail.does-not-exist.invalid"},
-         "server_not_found", "could not be found"),
-        ({"email": "alice@example.com", "password": "alice-pw", "server": emulator.base_url + "/owa/"},
-         "not_ews", "EWS"),
+        (
+            {"email": "alice@example.com", "password": "alice-pw", "server": "mail.does-not-exist.invalid"},
+            "server_not_found",
+            "could not be found",
+        ),
+        (
+            {"email": "alice@example.com", "password": "alice-pw", "server": emulator.base_url + "/owa/"},
+            "not_ews",
+            "EWS",
+        ),
         ({"email": "not-an-address", "password": "x"}, "invalid_input", "e-mail address"),
     ]
     for body, code, words in cases:
@@ -108,7 +129,9 @@ async def test_several_accounts_settings_and_options_round_trip(gateway: TestCli
     assert bad.status == 400 and (await bad.json())["error"] == "unknown_calendar"
 
     patch = await gateway.patch(
-        f"/api/v1/admin/users/{user_id}/accounts/{ids[0]}", json={"working_elsewhere": "BUSY-TENTATIVE"}, headers=H
+        f"/api/v1/admin/users/{user_id}/accounts/{ids[0]}",
+        json={"working_elsewhere": "BUSY-TENTATIVE"},
+        headers=H,
     )
     assert (await patch.json())["working_elsewhere"] == "BUSY-TENTATIVE"
     invalid = await gateway.patch(
@@ -123,13 +146,19 @@ async def test_several_accounts_settings_and_options_round_trip(gateway: TestCli
 
 async def test_app_passwords_authenticate_until_revoked(gateway: TestClient, services: Any) -> None:
     user_id = await _user(gateway)
-    created = await gateway.post(f"/api/v1/admin/users/{user_id}/app-passwords", json={"label": "phone"}, headers=H)
+    created = await gateway.post(
+        f"/api/v1/admin/users/{user_id}/app-passwords", json={"label": "phone"}, headers=H
+    )
     body = await created.json()
     principal = await services.accounts.authenticate("ann", body["password"])
     assert principal is not None and principal.user_id == user_id
     listed = await (await gateway.get(f"/api/v1/admin/users/{user_id}/app-passwords", headers=H)).json()
-    assert [p["label"] for p in listed["app_passwords"]] == ["phone"] and "password" not in listed["app_passwords"][0]
-    revoke = await gateway.delete(f"/api/v1/admin/users/{user_id}/app-passwords/{body['app_password_id']}", headers=H)
+    assert [p["label"] for p in listed["app_passwords"]] == ["phone"] and "password" not in listed[
+        "app_passwords"
+    ][0]
+    revoke = await gateway.delete(
+        f"/api/v1/admin/users/{user_id}/app-passwords/{body['app_password_id']}", headers=H
+    )
     assert revoke.status == 204
     assert await services.accounts.authenticate("ann", body["password"]) is None
 
@@ -159,20 +188,35 @@ def _exchange_2010() -> web.Application:
     return app
 
 
-async def test_modern_auth_only_and_too_old_servers_are_explained(gateway: TestClient, aiohttp_server: Any) -> None:
+async def test_modern_auth_only_and_too_old_servers_are_explained(
+    gateway: TestClient, aiohttp_server: Any
+) -> None:
     user_id = await _user(gateway)
     cloud_seed = {
-        "mailboxes": [{"email": "erin@cloud.example", "display_name": "Erin", "auth": ["bearer"],
-                       "tokens": ["erin-token"], "calendars": [{"name": "Calendar", "primary": True}]}],
+        "mailboxes": [
+            {
+                "email": "erin@cloud.example",
+                "display_name": "Erin",
+                "auth": ["bearer"],
+                "tokens": ["erin-token"],
+                "calendars": [{"name": "Calendar", "primary": True}],
+            }
+        ],
         "autodiscover": {},
     }
     with EmulatorServer(cloud_seed) as cloud:
-        status, error = await _connect(gateway, user_id, email="erin@cloud.example", password="pw",
-                                       server=cloud.ews_url)
+        status, error = await _connect(
+            gateway, user_id, email="erin@cloud.example", password="pw", server=cloud.ews_url
+        )
     assert (status, error["error"]) == (422, "modern_auth_only") and "OAuth" in error["message"]
     old = await aiohttp_server(_exchange_2010(), host="127.0.0.1")
-    status, error = await _connect(gateway, user_id, email="alice@example.com", password="alice-pw",
-                                   server=str(old.make_url("/EWS/Exchange.asmx")))
+    status, error = await _connect(
+        gateway,
+        user_id,
+        email="alice@example.com",
+        password="alice-pw",
+        server=str(old.make_url("/EWS/Exchange.asmx")),
+    )
     assert (status, error["error"]) == (422, "too_old") and "Exchange 2013 or newer" in error["message"]
 
 

@@ -19,8 +19,13 @@ from tests.web.gateway_support import GatewayThread, autodiscover_off, make_conf
 pytestmark = pytest.mark.browser
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 )
 
 
@@ -62,9 +67,11 @@ def _click_and_wait(browser: webdriver.Chrome, element_id: str) -> None:
 
 
 def _new_page_loaded(browser: webdriver.Chrome) -> bool:
-    return bool(browser.execute_script(
-        "return document.readyState === 'complete' && !document.documentElement.dataset.leaving"
-    ))
+    return bool(
+        browser.execute_script(
+            "return document.readyState === 'complete' && !document.documentElement.dataset.leaving"
+        )
+    )
 
 
 def _notice(browser: webdriver.Chrome) -> str:
@@ -105,7 +112,8 @@ def test_onboarding_walk(browser: webdriver.Chrome, tmp_path: Path, emulator: An
         user = gateway.call(accounts.find_user("ann"))
         alice, bob = gateway.call(accounts.list_accounts(user.user_id))
         projects = next(
-            e for e in browser.find_elements(By.CSS_SELECTOR, "input[name=conflict]")
+            e
+            for e in browser.find_elements(By.CSS_SELECTOR, "input[name=conflict]")
             if e.get_attribute("value") not in (f"{alice.account_id}-calendar", f"{bob.account_id}-calendar")
         )
         projects_id = projects.get_attribute("value")

@@ -20,7 +20,9 @@ async def _csrf(gateway: TestClient, path: str) -> str:
     return CSRF.search(await response.text()).group(1)
 
 
-async def signed_in(gateway: TestClient, services: Any, name: str = "ann", password: str = "ann-web-pw") -> str:
+async def signed_in(
+    gateway: TestClient, services: Any, name: str = "ann", password: str = "ann-web-pw"
+) -> str:
     """Creates the user, signs in through the form; returns the session's CSRF token."""
     await services.accounts.create_user(name, password)
     token = await _csrf(gateway, "/signin")
@@ -38,15 +40,21 @@ async def test_pages_require_sign_in_and_reject_a_wrong_password(gateway: TestCl
     token = await _csrf(gateway, "/signin")
     wrong = await gateway.post("/signin", data={"username": "ann", "password": "nope", "csrf_token": token})
     assert wrong.status == 401 and "Wrong user name or password" in await wrong.text()
-    forged = await gateway.post("/signin", data={"username": "ann", "password": "ann-web-pw", "csrf_token": "x"})
+    forged = await gateway.post(
+        "/signin", data={"username": "ann", "password": "ann-web-pw", "csrf_token": "x"}
+    )
     assert forged.status == 403
 
 
-async def test_session_cookie_is_httponly_and_forms_need_the_csrf_token(gateway: TestClient, services: Any) -> None:
+async def test_session_cookie_is_httponly_and_forms_need_the_csrf_token(
+    gateway: TestClient, services: Any
+) -> None:
     await services.accounts.create_user("ann", "ann-web-pw")
     token = await _csrf(gateway, "/signin")
     response = await gateway.post(
-        "/signin", data={"username": "ann", "password": "ann-web-pw", "csrf_token": token}, allow_redirects=False
+        "/signin",
+        data={"username": "ann", "password": "ann-web-pw", "csrf_token": token},
+        allow_redirects=False,
     )
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -57,7 +65,9 @@ async def test_session_cookie_is_httponly_and_forms_need_the_csrf_token(gateway:
     assert refused.status == 403
 
 
-async def test_connect_by_autodiscover_then_manual_fallback(gateway: TestClient, services: Any, emulator: Any) -> None:
+async def test_connect_by_autodiscover_then_manual_fallback(
+    gateway: TestClient, services: Any, emulator: Any
+) -> None:
     csrf = await signed_in(gateway, services)
     ok = await gateway.post(
         "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
@@ -74,8 +84,15 @@ async def test_connect_by_autodiscover_then_manual_fallback(gateway: TestClient,
     assert 'value="bob@example.com"' in page and "bob-pw" not in page  # the password is never echoed
     manual = await gateway.post(
         "/accounts/connect",
-        data={"csrf_token": csrf, "manual": "1", "email": "bob@example.com", "password": "bob-pw",
-              "server": emulator.ews_url, "username": "bob@example.com", "auth_type": "basic"},
+        data={
+            "csrf_token": csrf,
+            "manual": "1",
+            "email": "bob@example.com",
+            "password": "bob-pw",
+            "server": emulator.ews_url,
+            "username": "bob@example.com",
+            "auth_type": "basic",
+        },
     )
     home = await manual.text()
     assert "alice@example.com" in home and "bob@example.com" in home
@@ -83,7 +100,9 @@ async def test_connect_by_autodiscover_then_manual_fallback(gateway: TestClient,
 
 async def test_calendar_choices_and_working_elsewhere_are_saved(gateway: TestClient, services: Any) -> None:
     csrf = await signed_in(gateway, services)
-    await gateway.post("/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"})
+    await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
+    )
     (account,) = await services.accounts.list_accounts((await services.accounts.find_user("ann")).user_id)
     home = await (await gateway.get("/")).text()
     sub_ids = set(re.findall(r'name="conflict" value="([^"]+)"', home)) - {f"{account.account_id}-calendar"}
@@ -97,15 +116,19 @@ async def test_calendar_choices_and_working_elsewhere_are_saved(gateway: TestCli
     assert settings.conflict_calendar_ids == (projects,) and settings.add_events_calendar_id == projects
     foreign = await gateway.post("/settings", data={"csrf_token": csrf, "conflict": ["zzz-calendar"]})
     assert foreign.status == 400
-    await gateway.post(f"/accounts/{account.account_id}/options",
-                       data={"csrf_token": csrf, "working_elsewhere": "BUSY", "invitations": "never"})
+    await gateway.post(
+        f"/accounts/{account.account_id}/options",
+        data={"csrf_token": csrf, "working_elsewhere": "BUSY", "invitations": "never"},
+    )
     stored = await services.accounts.get_account(account.user_id, account.account_id)
     assert (stored.working_elsewhere, stored.invitations) == ("BUSY", "never")
 
 
 async def test_app_password_is_shown_once_with_the_caldav_url(gateway: TestClient, services: Any) -> None:
     csrf = await signed_in(gateway, services)
-    page = await (await gateway.post("/app-passwords", data={"csrf_token": csrf, "label": "Thunderbird"})).text()
+    page = await (
+        await gateway.post("/app-passwords", data={"csrf_token": csrf, "label": "Thunderbird"})
+    ).text()
     password = re.search(r'id="new-app-password">([^<]+)<', page).group(1)
     assert "/dav/</code>" in page
     assert await services.accounts.authenticate("ann", password) is not None
@@ -125,7 +148,10 @@ async def test_exchange_passwords_are_refused_over_plain_http_off_loopback(
     )
     assert response.status == 403 and "plain HTTP" in await response.text()
     user = await services.accounts.find_user("ann")
-    api = await gateway.post(f"/api/v1/admin/users/{user.user_id}/accounts", headers=admin_headers(),
-                             json={"email": "alice@example.com", "password": "alice-pw"})
+    api = await gateway.post(
+        f"/api/v1/admin/users/{user.user_id}/accounts",
+        headers=admin_headers(),
+        json={"email": "alice@example.com", "password": "alice-pw"},
+    )
     assert api.status == 403 and (await api.json())["error"] == "plain_http_refused"
     assert await services.accounts.list_accounts(user.user_id) == []

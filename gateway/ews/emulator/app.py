@@ -108,7 +108,9 @@ class EmulatorApp:
         self._observe("response", op, payload)
         return web.Response(status=status, body=payload, headers={"Content-Type": SOAP_CONTENT_TYPE})
 
-    async def _apply_faults(self, request: web.Request, op: str, mailbox: Mailbox) -> web.StreamResponse | None:
+    async def _apply_faults(
+        self, request: web.Request, op: str, mailbox: Mailbox
+    ) -> web.StreamResponse | None:
         """Latency, concurrency limit and the first matching fault rule (see faults.py)."""
         faults = self.state.faults
         limit = faults.max_concurrent_per_user
@@ -132,7 +134,9 @@ class EmulatorApp:
         handler = OPERATIONS.get(op)
         if handler is None:
             # What Exchange says about an element it does not know; here: an operation not emulated.
-            raise SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {op} is not emulated.")
+            raise SoapFault(
+                "ErrorSchemaValidation", f"The request failed schema validation: {op} is not emulated."
+            )
         try:
             ctx = OperationContext(
                 state=self.state,
@@ -151,7 +155,9 @@ class EmulatorApp:
         except Exception:
             # A bug in a handler: answer as Exchange does (a fault carrying the version header).
             log.exception("EWS operation %s failed", op)
-            raise SoapFault("ErrorInternalServerError", "An internal server error occurred. The operation failed.") from None
+            raise SoapFault(
+                "ErrorInternalServerError", "An internal server error occurred. The operation failed."
+            ) from None
 
     def _impersonated(self, envelope: Envelope, caller: Mailbox) -> Mailbox:
         """The mailbox named by ``t:ExchangeImpersonation`` (if any), after the rights check."""
@@ -166,9 +172,14 @@ class EmulatorApp:
                     address = (child.text or "").strip()
         target = self.state.directory.get(address)
         if target is None:
-            raise EwsError("ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it: {address}")
+            raise EwsError(
+                "ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it: {address}"
+            )
         if target.email != caller.email and not self.state.may_impersonate(caller, target):
-            raise EwsError("ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.")
+            raise EwsError(
+                "ErrorImpersonateUserDenied",
+                "The account does not have permission to impersonate the requested user.",
+            )
         return target
 
     # --- Autodiscover ------------------------------------------------------------------------
@@ -228,7 +239,9 @@ async def _read_body(request: web.Request) -> bytes:
 
 
 def _unauthorized(exc: Unauthorized) -> web.Response:
-    response = web.Response(status=401, text="401 - Unauthorized: Access is denied due to invalid credentials.")
+    response = web.Response(
+        status=401, text="401 - Unauthorized: Access is denied due to invalid credentials."
+    )
     for value in exc.challenge:
         response.headers.add("WWW-Authenticate", value)
     return response
@@ -282,8 +295,9 @@ def create_app(
     (kind "request"/"response"; Autodiscover bodies under the operation "Autodiscover").
     """
     _import_operations()
-    state = EmulatorState.from_seed(seed if seed is not None else default_seed(),
-                                    ews_version=ews_version, latency_ms=latency_ms)
+    state = EmulatorState.from_seed(
+        seed if seed is not None else default_seed(), ews_version=ews_version, latency_ms=latency_ms
+    )
     handler = EmulatorApp(state, message_observer)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
@@ -294,4 +308,3 @@ def create_app(
     app.router.add_get("/_emulator/faults", handler.get_faults)
     app.router.add_post("/_emulator/faults", handler.set_faults)
     return app
-

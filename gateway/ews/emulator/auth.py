@@ -36,8 +36,12 @@ NETBIOS_DOMAIN = "EMULATOR"
 SERVER_NAME = "EWSEMU"
 
 # The order in which schemes are offered in WWW-Authenticate (strongest first, as IIS lists them).
-_CHALLENGE_ORDER = (("negotiate", "Negotiate"), ("ntlm", "NTLM"), ("basic", 'Basic realm="EWS"'),
-                    ("bearer", 'Bearer realm="EWS"'))
+_CHALLENGE_ORDER = (
+    ("negotiate", "Negotiate"),
+    ("ntlm", "NTLM"),
+    ("basic", 'Basic realm="EWS"'),
+    ("bearer", 'Bearer realm="EWS"'),
+)
 
 
 class Unauthorized(Exception):

@@ -55,8 +55,13 @@ def parse_request(data: bytes) -> AutodiscoverQuery:
     message = root.find(f"{{{SOAP_NS}}}Body/{{{A_NS}}}GetUserSettingsRequestMessage")
     if message is None:
         raise BadRequest("expected a SOAP GetUserSettingsRequestMessage")
-    users = [(m.text or "").strip() for m in message.iterfind(f".//{{{A_NS}}}Users/{{{A_NS}}}User/{{{A_NS}}}Mailbox")]
-    settings = [(s.text or "").strip() for s in message.iterfind(f".//{{{A_NS}}}RequestedSettings/{{{A_NS}}}Setting")]
+    users = [
+        (m.text or "").strip()
+        for m in message.iterfind(f".//{{{A_NS}}}Users/{{{A_NS}}}User/{{{A_NS}}}Mailbox")
+    ]
+    settings = [
+        (s.text or "").strip() for s in message.iterfind(f".//{{{A_NS}}}RequestedSettings/{{{A_NS}}}Setting")
+    ]
     if not users:
         raise BadRequest("GetUserSettings without a user")
     return AutodiscoverQuery(users=users, settings=settings)
@@ -79,7 +84,9 @@ def respond(state: EmulatorState, query: AutodiscoverQuery, ews_url: str) -> byt
     return _envelope(state, message)
 
 
-def _user_response(state: EmulatorState, config: dict, user: str, wanted: list[str], ews_url: str) -> etree._Element:
+def _user_response(
+    state: EmulatorState, config: dict, user: str, wanted: list[str], ews_url: str
+) -> etree._Element:
     mode = config.get("mode", "success")
     if mode == "redirect_address":
         target = config["target"]
@@ -90,8 +97,10 @@ def _user_response(state: EmulatorState, config: dict, user: str, wanted: list[s
     mailbox = state.directory.get(user)
     if mailbox is None:
         return _A.UserResponse(
-            _A.ErrorCode("InvalidUser"), _A.ErrorMessage(f"Invalid user: '{user}'"),
-            _A.UserSettingErrors(), _A.UserSettings(),
+            _A.ErrorCode("InvalidUser"),
+            _A.ErrorMessage(f"Invalid user: '{user}'"),
+            _A.UserSettingErrors(),
+            _A.UserSettings(),
         )
     values = _settings(state, mailbox, ews_url)
     settings = _A.UserSettings()
@@ -102,11 +111,13 @@ def _user_response(state: EmulatorState, config: dict, user: str, wanted: list[s
             setting.set(f"{{{XSI_NS}}}type", "StringSetting")
             settings.append(setting)
         else:
-            errors.append(_A.UserSettingError(
-                _A.ErrorCode("SettingIsNotAvailable"),
-                _A.ErrorMessage(f"User setting '{name}' is not available."),
-                _A.SettingName(name),
-            ))
+            errors.append(
+                _A.UserSettingError(
+                    _A.ErrorCode("SettingIsNotAvailable"),
+                    _A.ErrorMessage(f"User setting '{name}' is not available."),
+                    _A.SettingName(name),
+                )
+            )
     return _A.UserResponse(_A.ErrorCode("NoError"), _A.ErrorMessage("No error."), errors, settings)
 
 
@@ -126,8 +137,11 @@ def _settings(state: EmulatorState, mailbox: Mailbox, ews_url: str) -> dict[str,
 
 def _redirect(code: str, text: str, target: str) -> etree._Element:
     return _A.UserResponse(
-        _A.ErrorCode(code), _A.ErrorMessage(text), _A.RedirectTarget(target),
-        _A.UserSettingErrors(), _A.UserSettings(),
+        _A.ErrorCode(code),
+        _A.ErrorMessage(text),
+        _A.RedirectTarget(target),
+        _A.UserSettingErrors(),
+        _A.UserSettings(),
     )
 
 
@@ -137,11 +151,17 @@ def _envelope(state: EmulatorState, message: etree._Element) -> bytes:
     header = etree.SubElement(envelope, f"{{{SOAP_NS}}}Header")
     action = etree.SubElement(header, f"{{{WSA_NS}}}Action")
     action.set(f"{{{SOAP_NS}}}mustUnderstand", "1")
-    action.text = "http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse"
+    action.text = (
+        "http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse"
+    )
     info = etree.SubElement(header, f"{{{A_NS}}}ServerVersionInfo", nsmap={"h": A_NS})
-    for name, value in (("MajorVersion", version.major), ("MinorVersion", version.minor),
-                        ("MajorBuildNumber", version.major_build), ("MinorBuildNumber", version.minor_build),
-                        ("Version", version.version)):
+    for name, value in (
+        ("MajorVersion", version.major),
+        ("MinorVersion", version.minor),
+        ("MajorBuildNumber", version.major_build),
+        ("MinorBuildNumber", version.minor_build),
+        ("Version", version.version),
+    ):
         etree.SubElement(info, f"{{{A_NS}}}{name}").text = str(value)
     etree.SubElement(envelope, f"{{{SOAP_NS}}}Body").append(message)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")

@@ -31,12 +31,20 @@ from gateway.ews.emulator.soap import M_NS, T_NS, M, OperationContext, SoapFault
 MAX_WINDOW = timedelta(days=42)
 MAX_MAILBOXES = 100
 VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
-MERGED_DIGITS = {"Free": "0", "Tentative": "1", "Busy": "2", "OOF": "3", "NoData": "4", "WorkingElsewhere": "5"}
+MERGED_DIGITS = {
+    "Free": "0",
+    "Tentative": "1",
+    "Busy": "2",
+    "OOF": "3",
+    "NoData": "4",
+    "WorkingElsewhere": "5",
+}
 _STRENGTH = {"Free": 0, "WorkingElsewhere": 1, "Tentative": 2, "Busy": 3, "OOF": 4}
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 # --- the request's SerializableTimeZone ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Rule:
@@ -141,6 +149,7 @@ def _local(moment: datetime, zone: tzinfo) -> str:
 
 # --- the operation ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Query:
     zone: tzinfo
@@ -154,19 +163,25 @@ def _parse_query(request: etree._Element) -> _Query:
     zone = parse_time_zone(request.find(f"{{{T_NS}}}TimeZone"))
     options = request.find(f"{{{T_NS}}}FreeBusyViewOptions")
     if options is None:
-        raise SoapFault("ErrorInvalidOperation", "FreeBusyViewOptions is required (suggestions are not emulated).")
+        raise SoapFault(
+            "ErrorInvalidOperation", "FreeBusyViewOptions is required (suggestions are not emulated)."
+        )
     start = _parse_time(options.findtext(f"{{{T_NS}}}TimeWindow/{{{T_NS}}}StartTime"), zone)
     end = _parse_time(options.findtext(f"{{{T_NS}}}TimeWindow/{{{T_NS}}}EndTime"), zone)
     if end <= start:
         raise SoapFault("ErrorInvalidTimeInterval", "EndTime must be later than StartTime.")
     if end - start > MAX_WINDOW:
-        raise SoapFault("ErrorTimeIntervalTooBig", "The time duration specified is too big (maximum 42 days).")
+        raise SoapFault(
+            "ErrorTimeIntervalTooBig", "The time duration specified is too big (maximum 42 days)."
+        )
     view = (options.findtext(f"{{{T_NS}}}RequestedView") or "FreeBusy").strip()
     if view not in VIEWS:
         raise SoapFault("ErrorInvalidFreeBusyViewType", f"The free/busy view type {view} is invalid.")
     minutes = int(options.findtext(f"{{{T_NS}}}MergedFreeBusyIntervalInMinutes") or "30")
     if not 5 <= minutes <= 1440:
-        raise SoapFault("ErrorInvalidMergedFreeBusyInterval", "The merged free/busy interval must be 5 to 1440 minutes.")
+        raise SoapFault(
+            "ErrorInvalidMergedFreeBusyInterval", "The merged free/busy interval must be 5 to 1440 minutes."
+        )
     return _Query(zone=zone, start=start, end=end, interval=timedelta(minutes=minutes), view=view)
 
 
@@ -180,7 +195,9 @@ def get_user_availability(ctx: OperationContext, request: etree._Element) -> etr
     if not addresses:
         raise SoapFault("ErrorMailboxDataArrayEmpty", "MailboxDataArray must contain at least one mailbox.")
     if len(addresses) > MAX_MAILBOXES:
-        raise SoapFault("ErrorMailboxDataArrayTooBig", f"At most {MAX_MAILBOXES} mailboxes may be queried at once.")
+        raise SoapFault(
+            "ErrorMailboxDataArrayTooBig", f"At most {MAX_MAILBOXES} mailboxes may be queried at once."
+        )
     query = _parse_query(request)
     responses = M.FreeBusyResponseArray()
     for address in addresses:
@@ -207,7 +224,9 @@ def _view(ctx: OperationContext, mailbox: Mailbox, query: _Query) -> etree._Elem
     view = query.view
     if not details and view.startswith("Detailed"):
         view = view.replace("Detailed", "FreeBusy")
-    events = [e for e in ctx.state.store.busy_events(mailbox.email, query.start, query.end) if e.busy_type != "Free"]
+    events = [
+        e for e in ctx.state.store.busy_events(mailbox.email, query.start, query.end) if e.busy_type != "Free"
+    ]
     result = M.FreeBusyView(T.FreeBusyViewType(view))
     if view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged"):
         result.append(T.MergedFreeBusy(_merged(events, query)))

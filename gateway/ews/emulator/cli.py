@@ -19,14 +19,22 @@ from gateway.ews.emulator.soap import SERVER_VERSIONS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``emulator`` sub-command."""
-    parser = subparsers.add_parser("emulator", help="run the EWS emulator (a fake Exchange server for tests and demos)")
+    parser = subparsers.add_parser(
+        "emulator", help="run the EWS emulator (a fake Exchange server for tests and demos)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8081, help="port (default 8081; 0 picks a free one)")
     parser.add_argument("--seed", type=Path, help="seed JSON file (default: the built-in demo seed)")
     parser.add_argument("--latency-ms", type=int, default=0, help="added latency per EWS request")
-    parser.add_argument("--ews-version", choices=sorted(SERVER_VERSIONS), default="2016",
-                        help="emulated Exchange version (2013 = 15.0, 2016 = 15.1, 2019 = 15.2)")
-    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate made at start")
+    parser.add_argument(
+        "--ews-version",
+        choices=sorted(SERVER_VERSIONS),
+        default="2016",
+        help="emulated Exchange version (2013 = 15.0, 2016 = 15.1, 2019 = 15.2)",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a self-signed certificate made at start"
+    )
     parser.set_defaults(func=run)
 
 
@@ -35,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(seed, ews_version=args.ews_version, latency_ms=args.latency_ms)
     context = None
     if args.tls:
-        cert_path, key_path = write_self_signed_cert(Path(tempfile.mkdtemp(prefix="ews-emulator-")), args.host)
+        cert_path, key_path = write_self_signed_cert(
+            Path(tempfile.mkdtemp(prefix="ews-emulator-")), args.host
+        )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_path, key_path)
         print(f"TLS certificate (trust this file in clients): {cert_path}", flush=True)
@@ -58,7 +68,10 @@ async def _serve(app: web.Application, host: str, port: int, context: ssl.SSLCon
     print(f"Control API:      {base}/_emulator/stats | /_emulator/reset | /_emulator/faults", flush=True)
     print("Mailboxes (DEMO ONLY - these passwords are public):", flush=True)
     for mailbox in state.directory:
-        print(f"  {mailbox.email:<28} password: {mailbox.password:<12} auth: {', '.join(mailbox.auth)}", flush=True)
+        print(
+            f"  {mailbox.email:<28} password: {mailbox.password:<12} auth: {', '.join(mailbox.auth)}",
+            flush=True,
+        )
     print("Ready (Ctrl-C stops the emulator).", flush=True)
     try:
         await asyncio.Event().wait()
@@ -75,7 +88,10 @@ def write_self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    alt_names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    alt_names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
     try:
         alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
     except ValueError:
@@ -96,7 +112,10 @@ def write_self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
     cert_path = directory / "emulator-cert.pem"
     key_path = directory / "emulator-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     key_path.chmod(0o600)
     return cert_path, key_path

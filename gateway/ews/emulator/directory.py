@@ -32,8 +32,11 @@ class WorkingHours:
         unknown = [d for d in days if d not in ALL_DAYS]
         if unknown:
             raise ValueError(f"unknown working days: {unknown}")
-        return cls(days=days, start=time.fromisoformat(data.get("start", "09:00")),
-                   end=time.fromisoformat(data.get("end", "17:00")))
+        return cls(
+            days=days,
+            start=time.fromisoformat(data.get("start", "09:00")),
+            end=time.fromisoformat(data.get("end", "17:00")),
+        )
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ class Directory:
         if exact is not None:
             return [exact]
         return [
-            m for m in self
+            m
+            for m in self
             if m.email.startswith(needle)
             or any(word.lower().startswith(needle) for word in m.display_name.split())
             or m.display_name.lower().startswith(needle)

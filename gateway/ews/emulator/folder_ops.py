@@ -24,8 +24,14 @@ from gateway.ews.emulator.soap import (
 )
 from gateway.ews.emulator.store import CALENDAR_CLASS, Folder, MailboxStore, StoreError
 
-_ALL_FOLDER_FIELDS = ("folder:ParentFolderId", "folder:FolderClass", "folder:DisplayName", "folder:TotalCount",
-                      "folder:ChildFolderCount", "folder:EffectiveRights")
+_ALL_FOLDER_FIELDS = (
+    "folder:ParentFolderId",
+    "folder:FolderClass",
+    "folder:DisplayName",
+    "folder:TotalCount",
+    "folder:ChildFolderCount",
+    "folder:EffectiveRights",
+)
 
 
 def store_for(ctx: OperationContext, email: str | None = None) -> MailboxStore:
@@ -67,7 +73,9 @@ def folder_fields(shape: etree._Element | None) -> set[str]:
 def folder_xml(box: MailboxStore, folder: Folder, fields: set[str]) -> etree._Element:
     """``t:CalendarFolder`` or ``t:Folder`` in BaseFolderType order."""
     is_calendar = folder.folder_class == CALENDAR_CLASS
-    elem = (T.CalendarFolder if is_calendar else T.Folder)(T.FolderId(Id=folder.folder_id, ChangeKey=folder.change_key))
+    elem = (T.CalendarFolder if is_calendar else T.Folder)(
+        T.FolderId(Id=folder.folder_id, ChangeKey=folder.change_key)
+    )
     if "folder:ParentFolderId" in fields and folder.parent_id:
         parent = box.folders[folder.parent_id]
         elem.append(T.ParentFolderId(Id=parent.folder_id, ChangeKey=parent.change_key))
@@ -95,8 +103,11 @@ def _folder_ids(request: etree._Element, container: str) -> list[etree._Element]
 
 
 def per_id(
-    operation_name: str, ids: list[etree._Element], handle: Callable[[etree._Element], etree._Element],
-    *, items_on_error: bool = False,
+    operation_name: str,
+    ids: list[etree._Element],
+    handle: Callable[[etree._Element], etree._Element],
+    *,
+    items_on_error: bool = False,
 ) -> etree._Element:
     """One response message per requested id; an EwsError fails only that message.
 
@@ -143,13 +154,16 @@ def find_folder(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         box, parent = resolve_folder(ctx, elem)
         found = box.children(parent.folder_id, deep=deep)
         offset, page = page_window(view, len(found))
-        shown = found[offset:offset + page]
+        shown = found[offset : offset + page]
         message = success_message("FindFolder")
-        message.append(M.RootFolder(
-            T.Folders(*[folder_xml(box, f, fields) for f in shown]),
-            IndexedPagingOffset=str(offset + len(shown)), TotalItemsInView=str(len(found)),
-            IncludesLastItemInRange="true" if offset + len(shown) >= len(found) else "false",
-        ))
+        message.append(
+            M.RootFolder(
+                T.Folders(*[folder_xml(box, f, fields) for f in shown]),
+                IndexedPagingOffset=str(offset + len(shown)),
+                TotalItemsInView=str(len(found)),
+                IncludesLastItemInRange="true" if offset + len(shown) >= len(found) else "false",
+            )
+        )
         return message
 
     return per_id("FindFolder", _folder_ids(request, "ParentFolderIds"), handle)
@@ -177,7 +191,9 @@ def create_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
     folders = first_child(request, "Folders")
     messages = []
     for spec in [] if folders is None else [c for c in folders if isinstance(c.tag, str)]:
-        folder_class = text(spec, "FolderClass") or (CALENDAR_CLASS if local(spec) == "CalendarFolder" else "IPF.Note")
+        folder_class = text(spec, "FolderClass") or (
+            CALENDAR_CLASS if local(spec) == "CalendarFolder" else "IPF.Note"
+        )
         try:
             folder = box.create_folder(parent.folder_id, text(spec, "DisplayName"), folder_class)
         except StoreError as exc:
@@ -195,7 +211,9 @@ def update_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
     changes = first_child(request, "FolderChanges")
 
     def handle(change: etree._Element) -> etree._Element:
-        target = next(c for c in change if isinstance(c.tag, str) and local(c) in ("FolderId", "DistinguishedFolderId"))
+        target = next(
+            c for c in change if isinstance(c.tag, str) and local(c) in ("FolderId", "DistinguishedFolderId")
+        )
         box, folder = resolve_folder(ctx, target)
         updates = child(change, "Updates")
         for update in [] if updates is None else updates:
@@ -208,7 +226,9 @@ def update_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
         message.append(M.Folders(folder_xml(box, folder, set())))
         return message
 
-    return per_id("UpdateFolder", [] if changes is None else [c for c in changes if isinstance(c.tag, str)], handle)
+    return per_id(
+        "UpdateFolder", [] if changes is None else [c for c in changes if isinstance(c.tag, str)], handle
+    )
 
 
 @operation("DeleteFolder")

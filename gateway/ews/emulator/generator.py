@@ -11,8 +11,20 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-_SUBJECTS = ("Review", "Planning", "1:1", "Customer call", "Workshop", "Lunch", "Interview", "Sync", "Demo",
-             "Training", "Budget", "Retro")
+_SUBJECTS = (
+    "Review",
+    "Planning",
+    "1:1",
+    "Customer call",
+    "Workshop",
+    "Lunch",
+    "Interview",
+    "Sync",
+    "Demo",
+    "Training",
+    "Budget",
+    "Retro",
+)
 _FREE_BUSY = ("Busy",) * 6 + ("Tentative", "Free", "OOF", "WorkingElsewhere")
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -38,16 +50,30 @@ def generate_mailboxes(
     for number in range(1, count + 1):
         local = f"user{number:04d}"
         events = [_event(rng, first, span_days, recurring_share, i) for i in range(events_per_mailbox)]
-        mailboxes.append({
-            "email": f"{local}@{domain}", "display_name": f"User {number:04d}", "password": f"{local}-pw",
-            "auth": ["basic", "ntlm"], "tokens": [], "delegates": [], "time_zone": "W. Europe Standard Time",
-            "working_hours": {"days": list(_WEEKDAYS[:5]), "start": "09:00", "end": "17:00"},
-            "calendars": [{"name": "Calendar", "primary": True, "events": events}],
-        })
-    return {"mailboxes": mailboxes, "autodiscover": {domain: {"mode": "success"}}, "impersonation": {}, "faults": {}}
+        mailboxes.append(
+            {
+                "email": f"{local}@{domain}",
+                "display_name": f"User {number:04d}",
+                "password": f"{local}-pw",
+                "auth": ["basic", "ntlm"],
+                "tokens": [],
+                "delegates": [],
+                "time_zone": "W. Europe Standard Time",
+                "working_hours": {"days": list(_WEEKDAYS[:5]), "start": "09:00", "end": "17:00"},
+                "calendars": [{"name": "Calendar", "primary": True, "events": events}],
+            }
+        )
+    return {
+        "mailboxes": mailboxes,
+        "autodiscover": {domain: {"mode": "success"}},
+        "impersonation": {},
+        "faults": {},
+    }
 
 
-def _event(rng: random.Random, first: date, span_days: int, recurring_share: float, index: int) -> dict[str, Any]:
+def _event(
+    rng: random.Random, first: date, span_days: int, recurring_share: float, index: int
+) -> dict[str, Any]:
     day = first + timedelta(days=rng.randrange(span_days))
     event: dict[str, Any] = {
         "subject": f"{rng.choice(_SUBJECTS)} #{index}",
@@ -58,8 +84,10 @@ def _event(rng: random.Random, first: date, span_days: int, recurring_share: flo
     if rng.random() < 0.08:
         event.update(all_day=True, days=rng.choice((1, 1, 1, 2, 3)))
     else:
-        event.update(time=f"{rng.randrange(7, 19):02d}:{rng.choice((0, 15, 30, 45)):02d}",
-                     duration=rng.choice((15, 30, 30, 45, 60, 60, 90, 120)))
+        event.update(
+            time=f"{rng.randrange(7, 19):02d}:{rng.choice((0, 15, 30, 45)):02d}",
+            duration=rng.choice((15, 30, 30, 45, 60, 60, 90, 120)),
+        )
     if rng.random() < recurring_share:
         _make_series(rng, event, day)
     return event
@@ -70,12 +98,19 @@ def _make_series(rng: random.Random, event: dict[str, Any], day: date) -> None:
     count = rng.randrange(4, 30)
     if rng.random() < 0.7:
         step = 7
-        event["recurrence"] = {"pattern": "Weekly", "days_of_week": [_WEEKDAYS[day.weekday()]], "count": count}
+        event["recurrence"] = {
+            "pattern": "Weekly",
+            "days_of_week": [_WEEKDAYS[day.weekday()]],
+            "count": count,
+        }
     else:
         step = 1
         event["recurrence"] = {"pattern": "Daily", "interval": 1, "count": count}
     moved, deleted = rng.sample(range(1, count), 2)
-    change = {"occurrence": (day + timedelta(days=moved * step)).isoformat(), "subject": f"{event['subject']} (moved)"}
+    change = {
+        "occurrence": (day + timedelta(days=moved * step)).isoformat(),
+        "subject": f"{event['subject']} (moved)",
+    }
     if not event.get("all_day"):
         change["time"] = f"{rng.randrange(7, 19):02d}:00"
     event["modified"] = [change]

@@ -103,9 +103,12 @@ _FIELD_VALUES: dict[str, Callable[[CalendarItem], Any]] = {
     "calendar:Organizer": lambda i: i.organizer.email if i.organizer else None,
 }
 _COMPARE = {
-    "IsEqualTo": lambda a, b: a == b, "IsNotEqualTo": lambda a, b: a != b,
-    "IsGreaterThan": lambda a, b: a > b, "IsGreaterThanOrEqualTo": lambda a, b: a >= b,
-    "IsLessThan": lambda a, b: a < b, "IsLessThanOrEqualTo": lambda a, b: a <= b,
+    "IsEqualTo": lambda a, b: a == b,
+    "IsNotEqualTo": lambda a, b: a != b,
+    "IsGreaterThan": lambda a, b: a > b,
+    "IsGreaterThanOrEqualTo": lambda a, b: a >= b,
+    "IsLessThan": lambda a, b: a < b,
+    "IsLessThanOrEqualTo": lambda a, b: a <= b,
 }
 
 
@@ -166,8 +169,11 @@ def _contains(value: Any, expr: etree._Element, parts: list[etree._Element]) -> 
     mode = expr.get("ContainmentMode", "Substring")
     for hay in value if isinstance(value, list) else [value or ""]:
         a, b = (hay.casefold(), needle.casefold()) if ignore_case else (hay, needle)
-        if (mode == "FullString" and a == b) or (mode == "Prefixed" and a.startswith(b)) or \
-                (mode not in ("FullString", "Prefixed") and b in a):
+        if (
+            (mode == "FullString" and a == b)
+            or (mode == "Prefixed" and a.startswith(b))
+            or (mode not in ("FullString", "Prefixed") and b in a)
+        ):
             return True
     return False
 
@@ -175,8 +181,10 @@ def _contains(value: Any, expr: etree._Element, parts: list[etree._Element]) -> 
 def _sort(items: list[CalendarItem], order: etree._Element | None) -> list[CalendarItem]:
     for field_order in reversed(_elements(order)):
         path = _elements(field_order)[0]
-        items.sort(key=lambda i, p=path: _sort_key(_field_value(i, p)),
-                   reverse=field_order.get("Order", "Ascending") == "Descending")
+        items.sort(
+            key=lambda i, p=path: _sort_key(_field_value(i, p)),
+            reverse=field_order.get("Order", "Ascending") == "Descending",
+        )
     return items
 
 
@@ -185,6 +193,7 @@ def _sort_key(value: Any) -> tuple:
 
 
 # -- FindItem / GetItem -----------------------------------------------------------------------------
+
 
 @operation("FindItem")
 def find_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
@@ -204,9 +213,10 @@ def find_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
             found = [i for i in found if all(matches(i, e) for e in _elements(restriction))]
         found = _sort(found, first_child(request, "SortOrder"))
         offset, size = page_window(first_child(request, "IndexedPageItemView"), len(found))
-        shown = found[offset:offset + size]
-        return _root(shown, shape, len(found), offset + len(shown) >= len(found),
-                     paging_offset=offset + len(shown))
+        shown = found[offset : offset + size]
+        return _root(
+            shown, shape, len(found), offset + len(shown) >= len(found), paging_offset=offset + len(shown)
+        )
 
     return per_id("FindItem", _elements(first_child(request, "ParentFolderIds")), handle)
 
@@ -220,8 +230,9 @@ def _calendar_view(box: MailboxStore, folder_id: str, view: etree._Element, shap
     return _root(found[:limit], shape, len(found), len(found) <= limit)
 
 
-def _root(items: list[CalendarItem], shape: Shape, total: int, last: bool,
-          paging_offset: int | None = None) -> etree._Element:
+def _root(
+    items: list[CalendarItem], shape: Shape, total: int, last: bool, paging_offset: int | None = None
+) -> etree._Element:
     attrs = {"TotalItemsInView": str(total), "IncludesLastItemInRange": "true" if last else "false"}
     if paging_offset is not None:
         attrs = {"IndexedPagingOffset": str(paging_offset), **attrs}
@@ -250,12 +261,15 @@ def _items_message(operation_name: str, item: CalendarItem, shape: Shape) -> etr
 
 # -- CreateItem / UpdateItem / DeleteItem ---------------------------------------------------------------
 
+
 def _check_times(item: CalendarItem) -> None:
     if item.end < item.start:
         raise StoreError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
 
 
-def _send(ctx: OperationContext, box: MailboxStore, kind: str, item: CalendarItem, cancelled: bool = False) -> None:
+def _send(
+    ctx: OperationContext, box: MailboxStore, kind: str, item: CalendarItem, cancelled: bool = False
+) -> None:
     """Send a meeting message: log it, and deliver it to attendees that are mailboxes of this emulator.
 
     Delivery does what Exchange's transport and calendar attendant do for internal attendees:
@@ -289,7 +303,9 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             message.append(M.Items())
             return message
         if local(elem) != "CalendarItem":
-            raise StoreError("ErrorInvalidItemForOperationCreateItem", "Only calendar items can be created here.")
+            raise StoreError(
+                "ErrorInvalidItemForOperationCreateItem", "Only calendar items can be created here."
+            )
         item = box.new_item(folder.folder_id, ctx.now)
         if ctx.timezone and zone_known(ctx.timezone):
             # Without StartTimeZone/EndTimeZone Exchange uses the request's TimeZoneContext.
@@ -328,13 +344,18 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
         box.delete(meeting.item_id, ctx.now)
     else:
         meeting.my_response_type = response
-        meeting.free_busy = "Tentative" if response == "Tentative" else (
-            organizer_item.free_busy if organizer_item is not None else "Busy")
+        meeting.free_busy = (
+            "Tentative"
+            if response == "Tentative"
+            else (organizer_item.free_busy if organizer_item is not None else "Busy")
+        )
         box.touch(meeting, ctx.now)
     if disposition == "SaveOnly" or organizer_item is None:
         return
     assert meeting.organizer is not None
-    box.sent.append(SentMessage(response, box.email, [meeting.organizer.email], meeting.subject, meeting.uid, ctx.now))
+    box.sent.append(
+        SentMessage(response, box.email, [meeting.organizer.email], meeting.subject, meeting.uid, ctx.now)
+    )
     for attendee in organizer_item.attendees():
         if attendee.email == box.email:
             attendee.response_type, attendee.last_response_time = response, ctx.now
@@ -366,9 +387,11 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         box, target = resolve_item(ctx, parts[0])
         sent_key = parts[0].get("ChangeKey")
         if resolution == "NeverOverwrite" and sent_key and sent_key != target.change_key:
-            raise StoreError("ErrorIrresolvableConflict",
-                             "The send or update operation could not be performed because the change key passed "
-                             "in the request does not match the current change key for the item.")
+            raise StoreError(
+                "ErrorIrresolvableConflict",
+                "The send or update operation could not be performed because the change key passed "
+                "in the request does not match the current change key for the item.",
+            )
         # Work on a copy so that a refused update leaves the stored item untouched.
         item = copy.deepcopy(target)
         _apply_updates(item, child(change, "Updates"))

@@ -30,8 +30,10 @@ from gateway.ews.emulator.store import (
     zone_known,
 )
 
-_PATTERN_TAGS = {f"{p}Recurrence": p for p in (
-    "Daily", "Weekly", "AbsoluteMonthly", "RelativeMonthly", "AbsoluteYearly", "RelativeYearly")}
+_PATTERN_TAGS = {
+    f"{p}Recurrence": p
+    for p in ("Daily", "Weekly", "AbsoluteMonthly", "RelativeMonthly", "AbsoluteYearly", "RelativeYearly")
+}
 _RANGE_TAGS = {"NoEndRecurrence": "NoEnd", "EndDateRecurrence": "EndDate", "NumberedRecurrence": "Numbered"}
 
 
@@ -80,13 +82,16 @@ def fmt_bool(value: bool) -> str:
 
 # -- requests --------------------------------------------------------------------------------------
 
+
 def parse_attendee(elem: etree._Element) -> Attendee:
     """``AttendeeType`` (or a ``SingleRecipientType``'s Mailbox parent)."""
     mailbox = child(elem, "Mailbox")
     response = text(elem, "ResponseType", "Unknown")
     last = text(elem, "LastResponseTime")
     return Attendee(
-        email=text(mailbox, "EmailAddress").lower(), name=text(mailbox, "Name"), response_type=response,
+        email=text(mailbox, "EmailAddress").lower(),
+        name=text(mailbox, "Name"),
+        response_type=response,
         last_response_time=parse_dt(last) if last else None,
     )
 
@@ -141,12 +146,14 @@ def _set_attendees(attr: str) -> Callable[[CalendarItem, etree._Element, bool], 
     def setter(item: CalendarItem, elem: etree._Element, append: bool) -> None:
         found = [parse_attendee(a) for a in elem]
         setattr(item, attr, (getattr(item, attr) if append else []) + found)
+
     return setter
 
 
 def _set_text(attr: str) -> Callable[[CalendarItem, etree._Element, bool], None]:
     def setter(item: CalendarItem, elem: etree._Element, append: bool) -> None:
         setattr(item, attr, (getattr(item, attr) if append else "") + (elem.text or ""))
+
     return setter
 
 
@@ -156,6 +163,7 @@ def _set_choice(attr: str, allowed: tuple[str, ...]) -> Callable[[CalendarItem, 
         if value not in allowed:
             raise StoreError("ErrorInvalidValueForProperty", f"Invalid value for {local(elem)}.")
         setattr(item, attr, value)
+
     return setter
 
 
@@ -181,18 +189,21 @@ def _set_tz(attrs: tuple[str, ...]) -> Callable[[CalendarItem, etree._Element, b
     def setter(item: CalendarItem, elem: etree._Element, append: bool) -> None:
         for attr in attrs:
             setattr(item, attr, _zone_id(elem))
+
     return setter
 
 
 def _set_dt(attr: str) -> Callable[[CalendarItem, etree._Element, bool], None]:
     def setter(item: CalendarItem, elem: etree._Element, append: bool) -> None:
         setattr(item, attr, parse_dt(elem.text or ""))
+
     return setter
 
 
 def _set_bool(attr: str) -> Callable[[CalendarItem, etree._Element, bool], None]:
     def setter(item: CalendarItem, elem: etree._Element, append: bool) -> None:
         setattr(item, attr, parse_bool(elem.text))
+
     return setter
 
 
@@ -271,6 +282,7 @@ def _snap_all_day(item: CalendarItem) -> None:
 
 # -- responses -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Shape:
     """A requested ``ItemShape``: base shape plus AdditionalProperties."""
@@ -299,10 +311,19 @@ class Shape:
         return uri in self.fields or (self.base == "Default" and uri in DEFAULT_FIELDS)
 
 
-DEFAULT_FIELDS = frozenset({
-    "item:Subject", "item:HasAttachments", "item:IsAssociated", "calendar:Start", "calendar:End",
-    "calendar:LegacyFreeBusyStatus", "calendar:Location", "calendar:CalendarItemType", "calendar:Organizer",
-})
+DEFAULT_FIELDS = frozenset(
+    {
+        "item:Subject",
+        "item:HasAttachments",
+        "item:IsAssociated",
+        "calendar:Start",
+        "calendar:End",
+        "calendar:LegacyFreeBusyStatus",
+        "calendar:Location",
+        "calendar:CalendarItemType",
+        "calendar:Organizer",
+    }
+)
 
 
 def _mailbox(att: Attendee) -> etree._Element:
@@ -361,8 +382,10 @@ def recurrence_xml(rec: Recurrence, zone: ZoneInfo) -> etree._Element:
 
 def _occurrence_info(tag: str, item: CalendarItem) -> etree._Element:
     return getattr(T, tag)(
-        T.ItemId(Id=item.item_id, ChangeKey=item.change_key), T.Start(fmt_dt(item.start)),
-        T.End(fmt_dt(item.end)), T.OriginalStart(fmt_dt(item.original_start or item.start)),
+        T.ItemId(Id=item.item_id, ChangeKey=item.change_key),
+        T.Start(fmt_dt(item.start)),
+        T.End(fmt_dt(item.end)),
+        T.OriginalStart(fmt_dt(item.original_start or item.start)),
     )
 
 
@@ -392,8 +415,11 @@ def _extended(item: CalendarItem, wanted: list[dict[str, str]]) -> list[etree._E
         if stored is None:
             continue
         # Echo the URI exactly as this request spelled it.
-        value = (T.Values(*[T.Value(v) for v in stored.values]) if stored.is_array
-                 else T.Value(stored.values[0] if stored.values else ""))
+        value = (
+            T.Values(*[T.Value(v) for v in stored.values])
+            if stored.is_array
+            else T.Value(stored.values[0] if stored.values else "")
+        )
         out.append(T.ExtendedProperty(T.ExtendedFieldURI(**uri), value))
     return out
 
@@ -413,7 +439,10 @@ FIELDS: list[tuple[str, Emitter]] = [
     ("item:Body", lambda i: T.Body(i.body, BodyType=i.body_type)),
     ("item:DateTimeReceived", lambda i: T.DateTimeReceived(fmt_dt(i.created))),
     ("item:Size", lambda i: T.Size(str(len(i.subject) + len(i.body) + 512))),
-    ("item:Categories", lambda i: T.Categories(*[T.String(c) for c in i.categories]) if i.categories else None),
+    (
+        "item:Categories",
+        lambda i: T.Categories(*[T.String(c) for c in i.categories]) if i.categories else None,
+    ),
     ("item:Importance", lambda i: T.Importance(i.importance)),
     ("item:DateTimeCreated", lambda i: T.DateTimeCreated(fmt_dt(i.created))),
     ("item:ReminderIsSet", lambda i: T.ReminderIsSet(fmt_bool(i.reminder_is_set))),
@@ -423,11 +452,17 @@ FIELDS: list[tuple[str, Emitter]] = [
     ("item:LastModifiedTime", lambda i: T.LastModifiedTime(fmt_dt(i.modified))),
     ("item:IsAssociated", lambda i: T.IsAssociated("false")),
     ("calendar:UID", lambda i: T.UID(i.uid) if i.uid else None),
-    ("calendar:RecurrenceId", lambda i: T.RecurrenceId(fmt_dt(i.original_start)) if i.original_start else None),
+    (
+        "calendar:RecurrenceId",
+        lambda i: T.RecurrenceId(fmt_dt(i.original_start)) if i.original_start else None,
+    ),
     ("calendar:DateTimeStamp", lambda i: T.DateTimeStamp(fmt_dt(i.modified))),
     ("calendar:Start", lambda i: T.Start(fmt_dt(i.start))),
     ("calendar:End", lambda i: T.End(fmt_dt(i.end))),
-    ("calendar:OriginalStart", lambda i: T.OriginalStart(fmt_dt(i.original_start)) if i.original_start else None),
+    (
+        "calendar:OriginalStart",
+        lambda i: T.OriginalStart(fmt_dt(i.original_start)) if i.original_start else None,
+    ),
     ("calendar:IsAllDayEvent", lambda i: T.IsAllDayEvent(fmt_bool(i.is_all_day))),
     ("calendar:LegacyFreeBusyStatus", lambda i: T.LegacyFreeBusyStatus(i.free_busy)),
     ("calendar:Location", lambda i: T.Location(i.location) if i.location else None),
@@ -445,14 +480,42 @@ FIELDS: list[tuple[str, Emitter]] = [
     ("calendar:Duration", lambda i: T.Duration(_duration(i.end - i.start))),
     ("calendar:AppointmentSequenceNumber", lambda i: T.AppointmentSequenceNumber(str(i.sequence))),
     ("calendar:AppointmentState", lambda i: T.AppointmentState(str(_state(i)))),
-    ("calendar:Recurrence", lambda i: recurrence_xml(i.recurrence, i.zone)
-     if i.recurrence is not None and i.item_type == "RecurringMaster" else None),
-    ("calendar:FirstOccurrence", lambda i: _first_last(i, last=False) if i.item_type == "RecurringMaster" else None),
-    ("calendar:LastOccurrence", lambda i: _first_last(i, last=True) if i.item_type == "RecurringMaster" else None),
-    ("calendar:ModifiedOccurrences", lambda i: T.ModifiedOccurrences(
-        *[_occurrence_info("Occurrence", e) for _, e in sorted(i.exceptions.items())]) if i.exceptions else None),
-    ("calendar:DeletedOccurrences", lambda i: T.DeletedOccurrences(
-        *[T.DeletedOccurrence(T.Start(fmt_dt(s))) for _, s in sorted(i.deleted.items())]) if i.deleted else None),
+    (
+        "calendar:Recurrence",
+        lambda i: (
+            recurrence_xml(i.recurrence, i.zone)
+            if i.recurrence is not None and i.item_type == "RecurringMaster"
+            else None
+        ),
+    ),
+    (
+        "calendar:FirstOccurrence",
+        lambda i: _first_last(i, last=False) if i.item_type == "RecurringMaster" else None,
+    ),
+    (
+        "calendar:LastOccurrence",
+        lambda i: _first_last(i, last=True) if i.item_type == "RecurringMaster" else None,
+    ),
+    (
+        "calendar:ModifiedOccurrences",
+        lambda i: (
+            T.ModifiedOccurrences(
+                *[_occurrence_info("Occurrence", e) for _, e in sorted(i.exceptions.items())]
+            )
+            if i.exceptions
+            else None
+        ),
+    ),
+    (
+        "calendar:DeletedOccurrences",
+        lambda i: (
+            T.DeletedOccurrences(
+                *[T.DeletedOccurrence(T.Start(fmt_dt(s))) for _, s in sorted(i.deleted.items())]
+            )
+            if i.deleted
+            else None
+        ),
+    ),
     ("calendar:StartTimeZone", lambda i: _tz("StartTimeZone", i.start_tz)),
     ("calendar:EndTimeZone", lambda i: _tz("EndTimeZone", i.end_tz)),
 ]
@@ -492,4 +555,3 @@ def _append(parent: etree._Element, value: etree._Element | list[etree._Element]
         return
     for part in value if isinstance(value, list) else [value]:
         parent.append(part)
-

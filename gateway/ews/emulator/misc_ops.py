@@ -28,6 +28,7 @@ ID_FORMATS = ("EwsLegacyId", "EwsId", "EntryId", "HexEntryId", "StoreId", "OwaId
 
 # --- ConvertId ----------------------------------------------------------------------------------
 
+
 def _decode_id(value: str, fmt: str) -> bytes:
     """The raw id bytes behind ``value`` in format ``fmt`` (the emulator's ids are base64 of raw bytes)."""
     if fmt == "HexEntryId":
@@ -76,6 +77,7 @@ def convert_id(ctx: OperationContext, request: etree._Element) -> etree._Element
 
 # --- GetServerTimeZones -------------------------------------------------------------------------
 
+
 @operation("GetServerTimeZones")
 def get_server_time_zones(ctx: OperationContext, request: etree._Element) -> etree._Element:
     """GetServerTimeZones: the requested (or all) Windows zones, with full definitions by default."""
@@ -84,7 +86,9 @@ def get_server_time_zones(ctx: OperationContext, request: etree._Element) -> etr
     known = set(windows_zone_ids())
     unknown = [zone for zone in wanted if zone not in known]
     if unknown:
-        message = error_message("GetServerTimeZones", "ErrorTimeZone", f"The time zone isn't valid: {unknown[0]}")
+        message = error_message(
+            "GetServerTimeZones", "ErrorTimeZone", f"The time zone isn't valid: {unknown[0]}"
+        )
         message.append(M.TimeZoneDefinitions())  # required even in an error message (messages.xsd)
         return wrap_response("GetServerTimeZones", [message])
     definitions = M.TimeZoneDefinitions()
@@ -101,6 +105,7 @@ def get_server_time_zones(ctx: OperationContext, request: etree._Element) -> etr
 
 # --- ResolveNames -------------------------------------------------------------------------------
 
+
 def _resolution(mailbox: Mailbox, full: bool) -> etree._Element:
     resolution = T.Resolution(
         T.Mailbox(
@@ -111,11 +116,13 @@ def _resolution(mailbox: Mailbox, full: bool) -> etree._Element:
         )
     )
     if full:
-        resolution.append(T.Contact(
-            T.DisplayName(mailbox.display_name),
-            T.EmailAddresses(T.Entry(f"SMTP:{mailbox.email}", Key="EmailAddress1")),
-            T.ContactSource("ActiveDirectory"),
-        ))
+        resolution.append(
+            T.Contact(
+                T.DisplayName(mailbox.display_name),
+                T.EmailAddresses(T.Entry(f"SMTP:{mailbox.email}", Key="EmailAddress1")),
+                T.ContactSource("ActiveDirectory"),
+            )
+        )
     return resolution
 
 
@@ -130,9 +137,10 @@ def resolve_names(ctx: OperationContext, request: etree._Element) -> etree._Elem
     full = request.get("ReturnFullContactData", "false").lower() in ("true", "1")
     matches = ctx.state.directory.search(entry)
     if not matches:
-        return wrap_response("ResolveNames", [
-            error_message("ResolveNames", "ErrorNameResolutionNoResults", "No results were found.")
-        ])
+        return wrap_response(
+            "ResolveNames",
+            [error_message("ResolveNames", "ErrorNameResolutionNoResults", "No results were found.")],
+        )
     if len(matches) == 1:
         message = success_message("ResolveNames")
     else:

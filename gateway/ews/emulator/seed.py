@@ -44,8 +44,11 @@ def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
         box = store.mailbox(mailbox["email"], mailbox.get("time_zone", DEFAULT_TIME_ZONE))
         today = seed_today(seed, now, box.time_zone)
         for calendar in mailbox.get("calendars", []):
-            folder = box.calendar if calendar.get("primary") else box.create_folder(
-                box.calendar.folder_id, calendar["name"], "IPF.Appointment")
+            folder = (
+                box.calendar
+                if calendar.get("primary")
+                else box.create_folder(box.calendar.folder_id, calendar["name"], "IPF.Appointment")
+            )
             for event in calendar.get("events", []):
                 item = add_event(box, folder.folder_id, event, today, now)
                 if item.is_meeting and folder.distinguished == "calendar":
@@ -55,7 +58,9 @@ def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
         store.deliver(item, now)
 
 
-def add_event(box: MailboxStore, folder_id: str, event: dict[str, Any], today: date, now: datetime) -> CalendarItem:
+def add_event(
+    box: MailboxStore, folder_id: str, event: dict[str, Any], today: date, now: datetime
+) -> CalendarItem:
     """Store one seed event (single, all-day, multi-day or recurring with exceptions)."""
     item = box.new_item(folder_id, now)
     item.start_tz = item.end_tz = event.get("time_zone", box.time_zone)
@@ -67,7 +72,9 @@ def add_event(box: MailboxStore, folder_id: str, event: dict[str, Any], today: d
         item.end = datetime.combine(day + timedelta(days=event.get("days", 1)), time(), zone).astimezone(UTC)
         item.free_busy = "Free"
     else:
-        item.start = datetime.combine(day, time.fromisoformat(event.get("time", "09:00")), zone).astimezone(UTC)
+        item.start = datetime.combine(day, time.fromisoformat(event.get("time", "09:00")), zone).astimezone(
+            UTC
+        )
         item.end = item.start + timedelta(minutes=event.get("duration", 60))
     item.subject = event.get("subject", "")
     item.body = event.get("body", "")
@@ -91,9 +98,15 @@ def add_event(box: MailboxStore, folder_id: str, event: dict[str, Any], today: d
 
 
 def _people(item: CalendarItem, box: MailboxStore, event: dict[str, Any]) -> None:
-    attendees = {k: [Attendee(e.lower(), response_type="Accept") for e in event.get(k, [])]
-                 for k in ("required", "optional", "resources")}
-    item.required, item.optional, item.resources = attendees["required"], attendees["optional"], attendees["resources"]
+    attendees = {
+        k: [Attendee(e.lower(), response_type="Accept") for e in event.get(k, [])]
+        for k in ("required", "optional", "resources")
+    }
+    item.required, item.optional, item.resources = (
+        attendees["required"],
+        attendees["optional"],
+        attendees["resources"],
+    )
     if item.is_meeting:
         organizer = event.get("organizer", box.email).lower()
         item.organizer = Attendee(organizer)
@@ -102,10 +115,14 @@ def _people(item: CalendarItem, box: MailboxStore, event: dict[str, Any]) -> Non
 
 def _recurrence(data: dict[str, Any], first: date, today: date) -> Recurrence:
     rec = Recurrence(
-        pattern=data["pattern"], start_date=resolve_date(data.get("start", first.isoformat()), today),
-        interval=data.get("interval", 1), days_of_week=list(data.get("days_of_week", [])),
-        first_day_of_week=data.get("first_day_of_week", "Monday"), day_of_month=data.get("day_of_month"),
-        day_of_week_index=data.get("day_of_week_index"), month=data.get("month"),
+        pattern=data["pattern"],
+        start_date=resolve_date(data.get("start", first.isoformat()), today),
+        interval=data.get("interval", 1),
+        days_of_week=list(data.get("days_of_week", [])),
+        first_day_of_week=data.get("first_day_of_week", "Monday"),
+        day_of_month=data.get("day_of_month"),
+        day_of_week_index=data.get("day_of_week_index"),
+        month=data.get("month"),
         range_type="EndDate" if "end" in data else "Numbered" if "count" in data else "NoEnd",
         end_date=resolve_date(data["end"], today) if "end" in data else None,
         number_of_occurrences=data.get("count"),
@@ -126,7 +143,9 @@ def _occurrence_on(master: CalendarItem, day: date) -> CalendarItem:
     raise ValueError(f"seed: no occurrence of {master.subject!r} on {day}")
 
 
-def _modify(box: MailboxStore, master: CalendarItem, change: dict[str, Any], today: date, now: datetime) -> None:
+def _modify(
+    box: MailboxStore, master: CalendarItem, change: dict[str, Any], today: date, now: datetime
+) -> None:
     occ = _occurrence_on(master, resolve_date(change["occurrence"], today))
     zone = master.zone
     local_start = occ.start.astimezone(zone)
@@ -134,7 +153,9 @@ def _modify(box: MailboxStore, master: CalendarItem, change: dict[str, Any], tod
     day = resolve_date(change["date"], today) if "date" in change else local_start.date()
     clock = time.fromisoformat(change["time"]) if "time" in change else local_start.time()
     occ.start = datetime.combine(day, clock, zone).astimezone(UTC)
-    occ.end = occ.start + timedelta(minutes=change["duration"]) if "duration" in change else occ.start + length
+    occ.end = (
+        occ.start + timedelta(minutes=change["duration"]) if "duration" in change else occ.start + length
+    )
     for key, attr in (("subject", "subject"), ("location", "location"), ("free_busy", "free_busy")):
         if key in change:
             setattr(occ, attr, change[key])
@@ -148,7 +169,11 @@ def _delete(box: MailboxStore, master: CalendarItem, day: date, now: datetime) -
 # -- the demo ----------------------------------------------------------------------------------------
 
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WORKING_HOURS = {"days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"], "start": "09:00", "end": "17:00"}
+_WORKING_HOURS = {
+    "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+    "start": "09:00",
+    "end": "17:00",
+}
 _PEOPLE = {
     "alice": ("Alice Adams", "W. Europe Standard Time"),
     "bob": ("Bob Brown", "W. Europe Standard Time"),
@@ -162,16 +187,22 @@ def _next_weekday(today: date, weekday: int, offset: int = 0) -> int:
     return offset + (weekday - start.weekday()) % 7
 
 
-def _weekly_series(today: date, subject: str, weekday: int, clock: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _weekly_series(
+    today: date, subject: str, weekday: int, clock: str, extra: dict[str, Any]
+) -> dict[str, Any]:
     """A weekly series from about a month ago to a month ahead, one occurrence moved, one cancelled."""
     first = _next_weekday(today, weekday, -35)
     moved = _next_weekday(today, weekday, 1)
     cancelled = moved + 7
     return {
-        "subject": subject, "date": first, "time": clock, "duration": 30,
+        "subject": subject,
+        "date": first,
+        "time": clock,
+        "duration": 30,
         "recurrence": {"pattern": "Weekly", "days_of_week": [_DAY_NAMES[weekday]], "end": 35},
         "modified": [{"occurrence": moved, "time": "14:00", "subject": f"{subject} (moved)"}],
-        "deleted": [cancelled], **extra,
+        "deleted": [cancelled],
+        **extra,
     }
 
 
@@ -181,12 +212,28 @@ def _personal_events(today: date, who: str) -> list[dict[str, Any]]:
     return [
         {"subject": f"{who.title()}: focus time", "date": 0, "time": "10:00", "duration": 90, "reminder": 10},
         {"subject": "Public holiday", "date": 3, "all_day": True, "free_busy": "OOF"},
-        {"subject": "Conference in Berlin", "date": 5, "all_day": True, "days": 3, "location": "Berlin",
-         "free_busy": "Busy"},
-        {"subject": "Maybe: vendor demo", "date": 1, "time": "15:00", "duration": 60, "free_busy": "Tentative"},
+        {
+            "subject": "Conference in Berlin",
+            "date": 5,
+            "all_day": True,
+            "days": 3,
+            "location": "Berlin",
+            "free_busy": "Busy",
+        },
+        {
+            "subject": "Maybe: vendor demo",
+            "date": 1,
+            "time": "15:00",
+            "duration": 60,
+            "free_busy": "Tentative",
+        },
         {"subject": "Vacation", "date": 9, "all_day": True, "days": 2, "free_busy": "OOF"},
-        {"subject": "Working from the Lyon office", "date": workday + 2, "all_day": True,
-         "free_busy": "WorkingElsewhere"},
+        {
+            "subject": "Working from the Lyon office",
+            "date": workday + 2,
+            "all_day": True,
+            "free_busy": "WorkingElsewhere",
+        },
         {"subject": "Doctor", "date": 2, "time": "08:00", "duration": 45, "sensitivity": "Private"},
         {"subject": "Old planning meeting", "date": -10, "time": "11:00", "duration": 60},
         _weekly_series(today, f"{who.title()} weekly 1:1", 1 if who == "alice" else 3, "09:00", {}),
@@ -195,23 +242,49 @@ def _personal_events(today: date, who: str) -> list[dict[str, Any]]:
 
 def _meetings(today: date) -> list[dict[str, Any]]:
     return [
-        {"subject": "Project kickoff", "date": 1, "time": "11:00", "duration": 60, "location": "Room 1",
-         "required": ["bob@example.com", "carol@example.com"], "resources": ["room-1@example.com"],
-         "body": "Agenda: scope, owners, dates."},
-        {"subject": "Design review", "date": 4, "time": "16:00", "duration": 60,
-         "required": ["bob@example.com"], "optional": ["carol@example.com"]},
-        {"subject": "Team stand-up", "date": _next_weekday(today, 0, -28), "time": "09:30", "duration": 15,
-         "recurrence": {"pattern": "Weekly", "days_of_week": _DAY_NAMES[:5], "count": 40},
-         "required": ["bob@example.com"], "resources": ["room-1@example.com"]},
+        {
+            "subject": "Project kickoff",
+            "date": 1,
+            "time": "11:00",
+            "duration": 60,
+            "location": "Room 1",
+            "required": ["bob@example.com", "carol@example.com"],
+            "resources": ["room-1@example.com"],
+            "body": "Agenda: scope, owners, dates.",
+        },
+        {
+            "subject": "Design review",
+            "date": 4,
+            "time": "16:00",
+            "duration": 60,
+            "required": ["bob@example.com"],
+            "optional": ["carol@example.com"],
+        },
+        {
+            "subject": "Team stand-up",
+            "date": _next_weekday(today, 0, -28),
+            "time": "09:30",
+            "duration": 15,
+            "recurrence": {"pattern": "Weekly", "days_of_week": _DAY_NAMES[:5], "count": 40},
+            "required": ["bob@example.com"],
+            "resources": ["room-1@example.com"],
+        },
     ]
 
 
 def _mailbox(local: str, calendars: list[dict[str, Any]], *, kind: str = "user") -> dict[str, Any]:
     name, zone = _PEOPLE.get(local, ("Room 1", "W. Europe Standard Time"))
     return {
-        "email": f"{local}@example.com", "display_name": name, "password": f"{local}-pw",
-        "auth": ["basic", "ntlm"], "tokens": [], "delegates": [], "time_zone": zone, "kind": kind,
-        "working_hours": _WORKING_HOURS, "calendars": calendars,
+        "email": f"{local}@example.com",
+        "display_name": name,
+        "password": f"{local}-pw",
+        "auth": ["basic", "ntlm"],
+        "tokens": [],
+        "delegates": [],
+        "time_zone": zone,
+        "kind": kind,
+        "working_hours": _WORKING_HOURS,
+        "calendars": calendars,
     }
 
 
@@ -220,25 +293,64 @@ def demo_seed(today: date) -> dict[str, Any]:
 
     Passwords are ``<local part>-pw``: demo only. Dates are written as day offsets from today.
     """
-    alice = _mailbox("alice", [
-        {"name": "Calendar", "primary": True, "events": _personal_events(today, "alice") + _meetings(today)},
-        {"name": "Projects", "events": [
-            {"subject": "Milestone: beta", "date": 6, "all_day": True, "free_busy": "Free"},
-            # Starts on a Wednesday within the week: a fortnightly series starting on another weekday
-            # would first occur in its third week, outside the 14 days the demo covers.
-            {"subject": "Sprint planning", "date": _next_weekday(today, 2, 1), "time": "13:00", "duration": 90,
-             "recurrence": {"pattern": "Weekly", "interval": 2, "days_of_week": ["Wednesday"], "count": 10}},
-        ]},
-    ])
+    alice = _mailbox(
+        "alice",
+        [
+            {
+                "name": "Calendar",
+                "primary": True,
+                "events": _personal_events(today, "alice") + _meetings(today),
+            },
+            {
+                "name": "Projects",
+                "events": [
+                    {"subject": "Milestone: beta", "date": 6, "all_day": True, "free_busy": "Free"},
+                    # Starts on a Wednesday within the week: a fortnightly series starting on another weekday
+                    # would first occur in its third week, outside the 14 days the demo covers.
+                    {
+                        "subject": "Sprint planning",
+                        "date": _next_weekday(today, 2, 1),
+                        "time": "13:00",
+                        "duration": 90,
+                        "recurrence": {
+                            "pattern": "Weekly",
+                            "interval": 2,
+                            "days_of_week": ["Wednesday"],
+                            "count": 10,
+                        },
+                    },
+                ],
+            },
+        ],
+    )
     alice["delegates"] = ["bob@example.com"]
     bob = _mailbox("bob", [{"name": "Calendar", "primary": True, "events": _personal_events(today, "bob")}])
-    carol = _mailbox("carol", [{"name": "Calendar", "primary": True, "events": [
-        {"subject": "Customer call", "date": 1, "time": "08:00", "duration": 60},
-        {"subject": "Offsite", "date": 6, "all_day": True, "free_busy": "OOF"},
-    ]}])
-    room = _mailbox("room-1", [{"name": "Calendar", "primary": True, "events": [
-        {"subject": "Booked: facilities check", "date": 2, "time": "14:00", "duration": 120},
-    ]}], kind="room")
+    carol = _mailbox(
+        "carol",
+        [
+            {
+                "name": "Calendar",
+                "primary": True,
+                "events": [
+                    {"subject": "Customer call", "date": 1, "time": "08:00", "duration": 60},
+                    {"subject": "Offsite", "date": 6, "all_day": True, "free_busy": "OOF"},
+                ],
+            }
+        ],
+    )
+    room = _mailbox(
+        "room-1",
+        [
+            {
+                "name": "Calendar",
+                "primary": True,
+                "events": [
+                    {"subject": "Booked: facilities check", "date": 2, "time": "14:00", "duration": 120},
+                ],
+            }
+        ],
+        kind="room",
+    )
     return {
         # The weekday-aligned offsets below are computed for this date: pin it, or a mailbox whose
         # local date is already tomorrow (Berlin after 23:00 UTC) would shift every event by a day.

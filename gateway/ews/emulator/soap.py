@@ -82,12 +82,30 @@ class ServerVersion:
 
 
 _UP_TO_2013 = frozenset(
-    {"Exchange2007", "Exchange2007_SP1", "Exchange2009", "Exchange2010", "Exchange2010_SP1",
-     "Exchange2010_SP2", "Exchange2012", "Exchange2013", "Exchange2013_SP1"}
+    {
+        "Exchange2007",
+        "Exchange2007_SP1",
+        "Exchange2009",
+        "Exchange2010",
+        "Exchange2010_SP1",
+        "Exchange2010_SP2",
+        "Exchange2012",
+        "Exchange2013",
+        "Exchange2013_SP1",
+    }
 )
 _UP_TO_2016 = _UP_TO_2013 | {
-    "Exchange2015", "Exchange2015_SP1", "Exchange2016", "V2015_10_05", "V2016_01_06", "V2016_04_13",
-    "V2016_07_13", "V2016_10_10", "V2017_01_07", "V2017_04_14", "V2017_07_11",
+    "Exchange2015",
+    "Exchange2015_SP1",
+    "Exchange2016",
+    "V2015_10_05",
+    "V2016_01_06",
+    "V2016_04_13",
+    "V2016_07_13",
+    "V2016_10_10",
+    "V2017_01_07",
+    "V2017_04_14",
+    "V2017_07_11",
 }
 _UP_TO_2019 = _UP_TO_2016 | {"Exchange2019", "V2017_10_09", "V2018_01_08"}
 
@@ -175,7 +193,9 @@ _PARSER = etree.XMLParser(
 
 
 # Body elements named "<Operation>Request" rather than "<Operation>" (messages.xsd).
-_SUFFIXED_REQUESTS = frozenset({"GetUserAvailabilityRequest", "GetUserOofSettingsRequest", "SetUserOofSettingsRequest"})
+_SUFFIXED_REQUESTS = frozenset(
+    {"GetUserAvailabilityRequest", "GetUserOofSettingsRequest", "SetUserOofSettingsRequest"}
+)
 
 
 class BadRequest(Exception):

@@ -47,7 +47,9 @@ class EmulatorState:
 
     def __init__(self, seed: dict, *, ews_version: str = "2016", latency_ms: int = 0) -> None:
         if ews_version not in SERVER_VERSIONS:
-            raise ValueError(f"unknown EWS version {ews_version!r}; expected one of {sorted(SERVER_VERSIONS)}")
+            raise ValueError(
+                f"unknown EWS version {ews_version!r}; expected one of {sorted(SERVER_VERSIONS)}"
+            )
         self.seed = copy.deepcopy(seed)
         self.server_version: ServerVersion = SERVER_VERSIONS[ews_version]
         self._default_latency_ms = latency_ms
@@ -65,7 +67,8 @@ class EmulatorState:
         self.faults = FaultSettings.from_json(seed.get("faults"), latency_ms=self._default_latency_ms)
         self.stats = Stats()
         self.impersonation: dict[str, tuple[str, ...]] = {
-            k.lower(): tuple(v.lower() for v in targets) for k, targets in seed.get("impersonation", {}).items()
+            k.lower(): tuple(v.lower() for v in targets)
+            for k, targets in seed.get("impersonation", {}).items()
         }
         self.autodiscover: dict[str, dict] = {k.lower(): v for k, v in seed.get("autodiscover", {}).items()}
         for domain, config in self.autodiscover.items():
@@ -79,4 +82,8 @@ class EmulatorState:
 
     def may_access(self, caller: Mailbox, target: Mailbox) -> bool:
         """Own mailbox, delegate access granted by the target, or impersonation rights."""
-        return caller.email == target.email or caller.email in target.delegates or self.may_impersonate(caller, target)
+        return (
+            caller.email == target.email
+            or caller.email in target.delegates
+            or self.may_impersonate(caller, target)
+        )

@@ -54,7 +54,9 @@ class ExtendedValue:
 
 def uri_key(attrs: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """Normalised identity of an ``ExtendedFieldURI`` (attribute order and GUID case do not matter)."""
-    return tuple(sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items()))
+    return tuple(
+        sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items())
+    )
 
 
 @dataclass
@@ -265,10 +267,16 @@ class MailboxStore:
         top = self._add_folder("Top of Information Store", root.folder_id, "msgfolderroot", "IPF.Note")
         self._add_folder("Calendar", top.folder_id, "calendar", CALENDAR_CLASS)
         # The mail folders clients expect to exist (exchangelib saves sent meeting responses in Sent Items).
-        for name, distinguished in (("Inbox", "inbox"), ("Sent Items", "sentitems"), ("Deleted Items", "deleteditems")):
+        for name, distinguished in (
+            ("Inbox", "inbox"),
+            ("Sent Items", "sentitems"),
+            ("Deleted Items", "deleteditems"),
+        ):
             self._add_folder(name, top.folder_id, distinguished, "IPF.Note")
 
-    def _add_folder(self, name: str, parent: str | None, distinguished: str | None, cls: str | None) -> Folder:
+    def _add_folder(
+        self, name: str, parent: str | None, distinguished: str | None, cls: str | None
+    ) -> Folder:
         folder = Folder(self.ids.folder_id(), self.ids.change_key(), name, parent, distinguished, cls)
         self.folders[folder.folder_id] = folder
         if distinguished:
@@ -333,8 +341,13 @@ class MailboxStore:
         """A blank item in a folder, not yet stored (fill it, then :meth:`add_item`)."""
         self.folder(folder_id)
         return CalendarItem(
-            item_id=self.ids.item_id(), change_key=self.ids.change_key(), folder_id=folder_id,
-            start_tz=self.time_zone, end_tz=self.time_zone, created=now, modified=now,
+            item_id=self.ids.item_id(),
+            change_key=self.ids.change_key(),
+            folder_id=folder_id,
+            start_tz=self.time_zone,
+            end_tz=self.time_zone,
+            created=now,
+            modified=now,
         )
 
     def add_item(self, item: CalendarItem) -> CalendarItem:
@@ -365,8 +378,10 @@ class MailboxStore:
         if master.recurrence is None:
             raise StoreError("ErrorCalendarOccurrenceIsDeletedFromRecurrence", "Item is not recurring.")
         if index in master.deleted:
-            raise StoreError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
-                             "Occurrence was deleted from the recurrence.")
+            raise StoreError(
+                "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+                "Occurrence was deleted from the recurrence.",
+            )
         if index in master.exceptions:
             return master.exceptions[index]
         for inst in instances(master.recurrence, master.start, master.end, master.zone):
@@ -374,8 +389,10 @@ class MailboxStore:
                 return make_occurrence(master, inst)
             if inst.index > index:
                 break
-        raise StoreError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
-                         "Occurrence index is out of recurrence range.")
+        raise StoreError(
+            "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+            "Occurrence index is out of recurrence range.",
+        )
 
     def master_of(self, item: CalendarItem) -> CalendarItem:
         """The recurring master of an occurrence or exception (ErrorItemNotFound for others)."""
@@ -423,7 +440,9 @@ class MailboxStore:
         folder.tombstones[item.item_id] = (item.created_seq, folder.bump())
         return item
 
-    def receive_meeting(self, master: CalendarItem, attendee: Attendee, now: datetime, cancelled: bool) -> None:
+    def receive_meeting(
+        self, master: CalendarItem, attendee: Attendee, now: datetime, cancelled: bool
+    ) -> None:
         """Create or refresh this attendee's copy of a meeting (what Exchange's calendar attendant does).
 
         The copy has its own ItemId, the organizer's UID, exceptions and deleted occurrences, and the
@@ -465,20 +484,40 @@ class MailboxStore:
         folder = self.folder(folder_id)
         changes = [
             Change("Create" if item.created_seq > seq else "Update", item.item_id, item.modified_seq, item)
-            for item in folder.items.values() if item.modified_seq > seq
+            for item in folder.items.values()
+            if item.modified_seq > seq
         ]
         changes.extend(
             Change("Delete", item_id, deleted)
-            for item_id, (created, deleted) in folder.tombstones.items() if deleted > seq >= created
+            for item_id, (created, deleted) in folder.tombstones.items()
+            if deleted > seq >= created
         )
         changes.sort(key=lambda c: c.seq)
         return changes
 
 
 # What an attendee's copy of a meeting takes from the organizer's item.
-_MEETING_FIELDS = ("subject", "body", "body_type", "location", "uid", "start", "end", "is_all_day", "free_busy",
-                   "sensitivity", "importance", "organizer", "required", "optional", "resources", "sequence",
-                   "start_tz", "end_tz", "recurrence")
+_MEETING_FIELDS = (
+    "subject",
+    "body",
+    "body_type",
+    "location",
+    "uid",
+    "start",
+    "end",
+    "is_all_day",
+    "free_busy",
+    "sensitivity",
+    "importance",
+    "organizer",
+    "required",
+    "optional",
+    "resources",
+    "sequence",
+    "start_tz",
+    "end_tz",
+    "recurrence",
+)
 
 
 def _rehomed(exception: CalendarItem, master: CalendarItem) -> CalendarItem:
@@ -535,8 +574,10 @@ def _check_boundaries(master: CalendarItem, occurrence: CalendarItem) -> None:
             after = current.astimezone(zone).date()
             break
     if (before is not None and day <= before) or (after is not None and day >= after):
-        raise StoreError("ErrorOccurrenceCrossingBoundary",
-                         "An occurrence cannot be moved onto or past the day of another occurrence.")
+        raise StoreError(
+            "ErrorOccurrenceCrossingBoundary",
+            "An occurrence cannot be moved onto or past the day of another occurrence.",
+        )
 
 
 def make_occurrence(master: CalendarItem, inst: Instance) -> CalendarItem:
@@ -596,7 +637,6 @@ class CalendarStore:
         """Build the store from a seed (format in docs/EMULATOR-CALENDARS.md)."""
         from gateway.ews.emulator.seed import load_calendars  # seed.py builds on this module
 
-
         store = cls()
         load_calendars(store, seed, now)
         store.seeded = True
@@ -628,11 +668,17 @@ class CalendarStore:
             return []
         return [
             BusyEvent(
-                start=item.start, end=item.end, busy_type=item.free_busy, subject=item.subject,
-                location=item.location, is_meeting=item.is_meeting,
+                start=item.start,
+                end=item.end,
+                busy_type=item.free_busy,
+                subject=item.subject,
+                location=item.location,
+                is_meeting=item.is_meeting,
                 is_recurring=item.item_type in ("Occurrence", "Exception"),
-                is_exception=item.item_type == "Exception", is_reminder_set=item.reminder_is_set,
-                is_private=item.sensitivity in ("Private", "Confidential"), item_id=item.item_id,
+                is_exception=item.item_type == "Exception",
+                is_reminder_set=item.reminder_is_set,
+                is_private=item.sensitivity in ("Private", "Confidential"),
+                item_id=item.item_id,
             )
             for item in box.expand(box.calendar.folder_id, start, end)
             if not item.is_cancelled

@@ -44,7 +44,9 @@ def encode_state(epoch: str, folder: Folder, seq: int) -> str:
 
 def decode_state(state: str, epoch: str, folder: Folder) -> int:
     """The journal position of a SyncState issued for ``folder`` (EwsError otherwise)."""
-    invalid = EwsError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+    invalid = EwsError(
+        "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid."
+    )
     try:
         raw = base64.b64decode(state, validate=True)
     except (binascii.Error, ValueError):
