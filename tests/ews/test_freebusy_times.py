@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.properties import FreeBusyView
@@ -53,11 +55,29 @@ def test_zoned_event_times_are_converted_and_clipped() -> None:
     assert periods((WINDOW[0] - timedelta(hours=2), WINDOW[0])) == []
 
 
-def test_answers_are_read_like_exchangelib_reads_them() -> None:
-    """Microsoft's sample GetUserAvailability answer (times with offsets, two views) read by the gateway's lean
-    reader gives the same view types, merged strings, busy types and instants as exchangelib's FreeBusyView."""
-    sample = shared_dir() / "ews" / "samples" / "GetUserAvailability.response.xml"
-    assert sample.exists(), f"{sample} is missing: put the shared test data beside the repository"
+OWN_SAMPLE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "ews" / "GetUserAvailability-two-views.response.xml"
+)
+MICROSOFT_SAMPLE = shared_dir() / "ews" / "samples" / "GetUserAvailability.response.xml"
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        pytest.param(OWN_SAMPLE, id="own"),
+        pytest.param(
+            MICROSOFT_SAMPLE,
+            id="microsoft",
+            marks=pytest.mark.skipif(
+                not MICROSOFT_SAMPLE.exists(), reason=f"{MICROSOFT_SAMPLE} absent (shared test data)"
+            ),
+        ),
+    ],
+)
+def test_answers_are_read_like_exchangelib_reads_them(sample: Path) -> None:
+    """A GetUserAvailability answer (times with offsets, two views) read by the gateway's lean reader gives the
+    same view types, merged strings, busy types and instants as exchangelib's FreeBusyView: the project's own
+    fixture always, Microsoft's documented sample when the shared data is beside the repository."""
     views = (
         etree.parse(str(sample))
         .getroot()
