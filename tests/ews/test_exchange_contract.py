@@ -1,4 +1,5 @@
-"""Contract tests: the exchangelib internals ``gateway/ews/exchange.py`` relies on, one test per reach.
+"""Contract tests: the exchangelib internals ``gateway/ews/exchange.py`` relies on, one test per reach
+(and the ``AutodiscoverProtocol`` entry point ``gateway/ews/connect.py`` drives instead of ``Autodiscovery``).
 
 Each test fails with a message naming the internal when an exchangelib release changes it;
 ``pyproject.toml`` pins exchangelib to the minor versions these tests passed on. The tests drive
@@ -55,8 +56,8 @@ def relies_on(internal: str) -> Iterator[None]:
         yield
     except Exception as exc:
         raise AssertionError(
-            f"exchangelib {exchangelib.__version__}: {internal} no longer behaves as gateway/ews/exchange.py "
-            f"expects ({type(exc).__name__}: {exc})"
+            f"exchangelib {exchangelib.__version__}: {internal} does not behave as the gateway expects "
+            f"(see gateway/ews/exchange.py; {type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -119,6 +120,14 @@ def test_every_request_goes_through_the_adapter_class_attribute(emulator):
     with relies_on("BaseProtocol.get_adapter instantiating the class attribute HTTP_ADAPTER_CLS"):
         assert isinstance(classes.ews.get_adapter(), classes.ews.HTTP_ADAPTER_CLS)
         _open_root(_account(emulator, classes.ews))
+        assert metrics.requests() == {"GetFolder": 1}
+
+
+def test_autodiscover_asks_get_user_settings_through_the_protocol_class(emulator):
+    """gateway/ews/connect.py drives ``AutodiscoverProtocol.get_user_settings`` itself, not ``Autodiscovery``."""
+    metrics = EwsMetrics()
+    classes = _classes(metrics)
+    with relies_on("AutodiscoverProtocol.get_user_settings(user=...) and its UserResponse"):
         autodiscover = classes.autodiscover(
             config=Configuration(
                 service_endpoint=emulator.autodiscover_url,
@@ -129,8 +138,14 @@ def test_every_request_goes_through_the_adapter_class_attribute(emulator):
         )
         answer = autodiscover.get_user_settings(user="alice@example.com")
         answer.raise_errors()
-        assert answer.ews_url == emulator.ews_url
-        assert metrics.requests() == {"GetFolder": 1, "GetUserSettings": 1}
+        assert (answer.ews_url, answer.redirect_address, answer.redirect_url) == (
+            emulator.ews_url,
+            None,
+            None,
+        )
+        assert answer.autodiscover_smtp_address == "alice@example.com"
+        assert answer.user_settings.get("user_display_name") == "Alice Adams"
+        assert metrics.requests() == {"GetUserSettings": 1}
 
 
 def test_the_timeout_class_attribute_bounds_each_request(emulator):
