@@ -32,6 +32,7 @@ from exchangelib import Credentials as ExlCredentials
 from exchangelib import errors as exl_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.credentials import BaseCredentials, OAuth2AuthorizationCodeCredentials
+from exchangelib.properties import UserResponse
 from exchangelib.transport import BASIC, NTLM, OAUTH2
 from exchangelib.version import Build, Version
 from lxml import etree
@@ -434,7 +435,7 @@ class MailboxConnector:
             return location
         return None
 
-    def _discover_domain(self, email: str, login: str, credentials: Credentials) -> Any:
+    def _discover_domain(self, email: str, login: str, credentials: Credentials) -> UserResponse:
         """The first usable GetUserSettings answer among the domain's candidate endpoints."""
         domain = email.rpartition("@")[2].lower()
         refused = False
@@ -453,8 +454,12 @@ class MailboxConnector:
             raise auth_failed_error(login)
         raise _autodiscover_failed(f"Autodiscover found no Exchange server for {domain}.")
 
-    def _ask_autodiscover(self, url: str, email: str, login: str, credentials: Credentials) -> Any:
-        """One GetUserSettings request; follows RedirectUrl answers to https URLs."""
+    def _ask_autodiscover(self, url: str, email: str, login: str, credentials: Credentials) -> UserResponse:
+        """One GetUserSettings request; follows RedirectUrl answers to https URLs.
+
+        Drives ``AutodiscoverProtocol.get_user_settings`` itself (checked by
+        tests/ews/test_exchange_contract.py), not exchangelib's cached ``Autodiscovery``.
+        """
         for _ in range(MAX_AUTODISCOVER_HOPS):
             config = Configuration(
                 service_endpoint=url,
