@@ -33,7 +33,7 @@ from gateway.accounts.passwords import (
 )
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
-from gateway.ews.client import ConnectionInfo, ConnectionSettings, Credentials
+from gateway.ews.connection import ConnectionInfo, ConnectionSettings, Credentials
 from gateway.store.database import Database
 from gateway.store.schema import accounts, app_passwords, user_settings, users
 

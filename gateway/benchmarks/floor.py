@@ -34,7 +34,7 @@ from exchangelib.protocol import BaseProtocol
 from exchangelib.version import Build, Version
 
 from gateway.ews.backend import calendar_view  # also registers the caldav_name extended property
-from gateway.ews.client import ChunkedReadAdapter
+from gateway.ews.exchange import ChunkedReadAdapter
 from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
 

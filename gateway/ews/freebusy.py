@@ -3,7 +3,8 @@
 One ``GetUserAvailability`` request per batch of at most 100 mailboxes per window of at most 42
 days (Exchange's documented defaults), and nothing else: exchangelib's
 ``Protocol.get_free_busy_info`` first asks ``GetServerTimeZones`` on every call, so the service is
-called directly with a fixed UTC ``SerializableTimeZone`` (times then come back in UTC).
+called directly (``gateway.ews.exchange.user_availability``) with a fixed UTC ``SerializableTimeZone``
+(times then come back in UTC).
 
 The ``DetailedMerged`` view is requested and each ``CalendarEvent``'s ``BusyType`` is read (straight from the
 XML with lxml: exchangelib's object model cost most of the CPU of a large answer):
@@ -42,15 +43,15 @@ from exchangelib.properties import (
     TimeWindow,
     TimeZone,
 )
-from exchangelib.services import GetUserAvailability
 
 from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
 from gateway.common.timezones import to_utc
-from gateway.ews.client import EWS_TYPES
 from gateway.ews.errors import EwsError
+from gateway.ews.exchange import EWS_TYPES, user_availability
 
 if TYPE_CHECKING:
     from exchangelib import Account
+    from lxml import etree
 
     from gateway.ews.client import EwsClient
 
@@ -230,35 +231,35 @@ def _answer_time(text: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _Availability(GetUserAvailability):
-    """GetUserAvailability whose ``FreeBusyView`` elements are read with lxml, not exchangelib's model.
+def read_view(elem: etree._Element | None) -> _View:
+    """A ``FreeBusyView`` element of a GetUserAvailability answer, read with lxml, not exchangelib's model.
 
     An answer for 20 people over a month holds thousands of ``CalendarEvent`` elements; building
     exchangelib objects for each (with details the mapping never reads) was most of the CPU a
     free/busy request cost the gateway. Per-mailbox errors are still raised by exchangelib.
     """
-
-    def _elem_to_obj(self, elem: Any) -> _View:
-        if elem is None:
-            return _View(None, None, [])
-        events = [
-            _Event(
-                _answer_time(e.findtext(EWS_TYPES + "StartTime")),
-                _answer_time(e.findtext(EWS_TYPES + "EndTime")),
-                e.findtext(EWS_TYPES + "BusyType"),
-            )
-            for e in elem.iterfind(f"{EWS_TYPES}CalendarEventArray/{EWS_TYPES}CalendarEvent")
-        ]
-        return _View(
-            elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events
+    if elem is None:
+        return _View(None, None, [])
+    events = [
+        _Event(
+            _answer_time(e.findtext(EWS_TYPES + "StartTime")),
+            _answer_time(e.findtext(EWS_TYPES + "EndTime")),
+            e.findtext(EWS_TYPES + "BusyType"),
         )
+        for e in elem.iterfind(f"{EWS_TYPES}CalendarEventArray/{EWS_TYPES}CalendarEvent")
+    ]
+    return _View(
+        elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events
+    )
 
 
 def request_availability(account: Account, emails: list[str], start: datetime, end: datetime) -> list[Any]:
     """One GetUserAvailability call (blocking), in UTC: a view (``view_type``, ``merged``,
     ``calendar_events``) or an exception per mailbox."""
-    service = _Availability(protocol=account.protocol, chunk_size=MAX_MAILBOXES)
-    views = service.call(
+    return user_availability(
+        account.protocol,
+        read_view,
+        chunk_size=MAX_MAILBOXES,
         tzinfo=EWS_UTC,
         mailbox_data=[
             MailboxData(email=e, attendee_type="Required", exclude_conflicts=False) for e in emails
@@ -272,7 +273,6 @@ def request_availability(account: Account, emails: list[str], start: datetime, e
             requested_view="DetailedMerged",
         ),
     )
-    return list(views)
 
 
 async def availability(

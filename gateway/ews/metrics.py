@@ -2,7 +2,7 @@
 
 How the traffic is observed: exchangelib sends each request through a ``requests`` session whose
 HTTP adapter comes from the protocol class (``BaseProtocol.HTTP_ADAPTER_CLS``). The gateway's
-protocol classes (``gateway/ews/client.py``) use an adapter that calls :meth:`EwsMetrics.observe`
+protocol classes (``gateway/ews/exchange.py``) use an adapter that calls :meth:`EwsMetrics.observe`
 for every request it sends, named by the SOAP Body child's local name (:func:`soap_operation`). So
 the numbers include exchangelib's own hidden calls (version probes, GetServerTimeZones) and every
 retry, exactly what Exchange sees. HTTP ``401`` legs of an authentication handshake (NTLM sends a

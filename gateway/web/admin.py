@@ -23,7 +23,7 @@ from gateway.accounts.service import (
     UserSettings,
     effective_settings,
 )
-from gateway.ews.client import ConnectError
+from gateway.ews.connection import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 
 PREFIX = "/api/v1/admin"

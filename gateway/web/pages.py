@@ -24,7 +24,7 @@ from gateway.accounts.service import (
 )
 from gateway.accounts.vault import VaultError
 from gateway.caldav.backend import BackendError
-from gateway.ews.client import ConnectError
+from gateway.ews.connection import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 from gateway.web.sessions import (
     PRESESSION_COOKIE,

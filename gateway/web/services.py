@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.accounts.service import AccountService
 from gateway.caldav.backend import CalendarInfo, Principal
 from gateway.config import GatewayConfig
-from gateway.ews.client import EwsClient
 from gateway.store.database import Database
 from gateway.web.sessions import SessionStore
+
+if TYPE_CHECKING:
+    # For the annotation only: the web pages hand the client on (gateway/app.py) and never call it,
+    # so importing this module must not load exchangelib.
+    from gateway.ews.client import EwsClient
 
 ListCalendars = Callable[[Principal], Awaitable[list[CalendarInfo]]]
 

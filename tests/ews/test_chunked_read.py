@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from gateway.ews.client import READ_CHUNK_BYTES, ChunkedReadAdapter
+from gateway.ews.exchange import READ_CHUNK_BYTES, ChunkedReadAdapter
 
 BODY = b"<x>" + b"a" * 200_000 + b"</x>"
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from exchangelib.folders import Calendar
 
-from gateway.ews.client import ConnectionInfo, ConnectionSettings, Credentials, EwsClient
+from gateway.ews.client import EwsClient
+from gateway.ews.connection import ConnectionInfo, ConnectionSettings, Credentials
 from tests.support.emulator import EmulatorServer
 
 WHO = ("alice", "bob", "carol")

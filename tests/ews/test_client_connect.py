@@ -16,7 +16,8 @@ from cryptography.x509.oid import NameOID
 from exchangelib.autodiscover.cache import autodiscover_cache
 from exchangelib.protocol import CachingProtocol
 
-from gateway.ews.client import ConnectError, ConnectionSettings, Credentials, EwsClient
+from gateway.ews.client import EwsClient
+from gateway.ews.connection import ConnectError, ConnectionSettings, Credentials
 from gateway.ews.emulator.app import default_seed
 from gateway.ews.errors import EwsAuthError
 from tests.support.emulator import EmulatorServer

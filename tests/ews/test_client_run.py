@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from exchangelib.folders import Calendar
 
-from gateway.ews.client import ConnectionSettings, Credentials, EwsClient
+from gateway.ews.client import EwsClient
+from gateway.ews.connection import ConnectionSettings, Credentials
 from gateway.ews.errors import EwsUnavailable
 from tests.support.emulator import EmulatorServer
 

@@ -11,18 +11,14 @@ from exchangelib import errors as ex
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from gateway.ews import errors
-from gateway.ews.client import (
-    ConnectError,
-    ConnectionSettings,
-    Credentials,
+from gateway.ews.connect import (
     auth_failed_error,
     choose_auth_type,
     connection_error,
-    ews_url_for,
-    login_name,
     server_version,
     srv_autodiscover_urls,
 )
+from gateway.ews.connection import ConnectError, ConnectionSettings, Credentials, ews_url_for, login_name
 from gateway.ews.metrics import EwsMetrics, soap_operation
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.ews.client import ConnectionSettings, Credentials, EwsClient
+from gateway.ews.client import EwsClient
+from gateway.ews.connection import ConnectionSettings, Credentials
 from gateway.ews.freebusy import availability
 from tests.support.emulator import EmulatorServer
 

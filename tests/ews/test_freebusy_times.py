@@ -14,7 +14,7 @@ from exchangelib.properties import FreeBusyView
 from lxml import etree
 
 from gateway.caldav.backend import BusyPeriod
-from gateway.ews.freebusy import _Availability, _Collected
+from gateway.ews.freebusy import _Collected, read_view
 from tests.support.schema import shared_dir
 
 WINDOW = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC))
@@ -86,7 +86,7 @@ def test_answers_are_read_like_exchangelib_reads_them(sample: Path) -> None:
     account = namedtuple("Account", ["default_timezone"])(default_timezone=EWS_UTC)
     compared = 0
     for elem in views:
-        ours = _Availability.__new__(_Availability)._elem_to_obj(elem)
+        ours = read_view(elem)
         theirs = FreeBusyView.from_xml(elem=elem, account=account)
         assert (ours.view_type, ours.merged) == (theirs.view_type, theirs.merged)
         assert [(e.start, e.end, e.busy_type) for e in ours.calendar_events] == [
