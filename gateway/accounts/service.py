@@ -7,14 +7,12 @@ database and are opened only in :meth:`AccountService.credentials`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -28,8 +26,8 @@ from gateway.accounts.passwords import (
     VerifiedCache,
     app_password_lookup,
     generate_app_password,
-    hash_password,
-    verify_password,
+    hash_off_loop,
+    verify_off_loop,
 )
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
@@ -164,7 +162,7 @@ class AccountService:
         username = username.strip().lower()
         if not username or not set(username) <= _USERNAME_CHARS or len(username) > 200:
             raise AccountsError("a user name uses only letters, digits and . _ - @")
-        pw_hash = await _hash(password) if password else None
+        pw_hash = await hash_off_loop(password) if password else None
         row = {
             "id": _new_id(),
             "username": username,
@@ -201,7 +199,7 @@ class AccountService:
         return _user(row) if row else None
 
     async def set_user_password(self, user_id: str, password: str) -> None:
-        pw_hash = await _hash(password)
+        pw_hash = await hash_off_loop(password)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 update(users).where(users.c.id == user_id).values(password_hash=pw_hash)
@@ -226,7 +224,7 @@ class AccountService:
             row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
         # An unknown user costs the same hash as a known one: timing does not reveal names.
         stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
-        if await _verify(password, stored) and stored is not DUMMY_HASH:
+        if await verify_off_loop(password, stored) and stored is not DUMMY_HASH:
             self.throttle.succeeded(f"web:{name}")
             return _user(row)
         await self.throttle.failed(f"web:{name}")
@@ -248,7 +246,7 @@ class AccountService:
             "user_id": user_id,
             "label": (label.strip() or "CalDAV client")[:200],
             "lookup": app_password_lookup(clear),
-            "password_hash": await _hash(clear),
+            "password_hash": await hash_off_loop(clear),
             "created_at": _now(),
             "last_used_at": None,
         }
@@ -291,9 +289,9 @@ class AccountService:
                 )
             ).all()
         if not rows:
-            await _verify(password, DUMMY_HASH)  # same cost as a known user
+            await verify_off_loop(password, DUMMY_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
-            if await _verify(password, stored):
+            if await verify_off_loop(password, stored):
                 self.throttle.succeeded(f"dav:{name}")
                 self.verified.put(username, password, user_id, ap_id)
                 await self._touch_app_password(ap_id)
@@ -596,22 +594,6 @@ class _ExpiringCache(Generic[V]):
             self._entries.clear()
         else:
             self._entries.pop(user_id, None)
-
-
-# scrypt (N=2^14, r=8) needs a 16 MB buffer per hash. Run on asyncio's default executor, every one of its
-# threads would keep such a buffer in its own malloc arena after the first sign-ins (about 100 MB on a
-# 2-core machine); two dedicated threads bound that, and more would not hash faster on a few cores.
-_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hash")
-
-
-async def _hash(password: str) -> str:
-    """``hash_password`` off the event loop, on the password-hashing threads."""
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
-
-
-async def _verify(password: str, stored: str) -> bool:
-    """``verify_password`` off the event loop, on the password-hashing threads."""
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, verify_password, password, stored)
 
 
 def effective_settings(settings: UserSettings, account_list: Sequence[AccountRecord]) -> UserSettings:
