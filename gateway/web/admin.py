@@ -16,13 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.accounts.service import (
-    AccountsError,
-    ConnectRequest,
-    NotFoundError,
-    UserSettings,
-    effective_settings,
-)
+from gateway.accounts.exchange_accounts import ConnectRequest
+from gateway.accounts.records import AccountsError, NotFoundError
+from gateway.accounts.settings import UserSettings, effective_settings
 from gateway.ews.client import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 

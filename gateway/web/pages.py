@@ -14,14 +14,9 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from gateway.accounts.service import (
-    AccountsError,
-    ConnectRequest,
-    NotFoundError,
-    UserRecord,
-    UserSettings,
-    effective_settings,
-)
+from gateway.accounts.exchange_accounts import ConnectRequest
+from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
+from gateway.accounts.settings import UserSettings, effective_settings
 from gateway.accounts.vault import VaultError
 from gateway.caldav.backend import BackendError
 from gateway.ews.client import ConnectError
