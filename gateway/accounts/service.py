@@ -8,7 +8,7 @@ only composes the parts, each over its own tables:
 - :mod:`~gateway.accounts.exchange_accounts`: connected Exchange accounts, whose secrets the
   :class:`~gateway.accounts.vault.Vault` seals before they reach the database;
 - :mod:`~gateway.accounts.app_passwords`: the CalDAV clients' app passwords;
-- :mod:`~gateway.accounts.settings`: calendar choices and per-account options.
+- :mod:`~gateway.accounts.settings`: calendar choices and per-account options, and their checks.
 """
 
 from __future__ import annotations

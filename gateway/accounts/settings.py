@@ -1,9 +1,10 @@
-"""Per-user calendar choices and per-account options: their defaults and their checks."""
+"""Per-user calendar choices and per-account options: their defaults, and the one check of each
+that the web pages and the admin API share."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
@@ -28,6 +29,10 @@ class UserSettings:
     add_events_calendar_id: str | None = None
 
 
+class UnknownCalendarError(AccountsError):
+    """A calendar choice names no calendar of the user's."""
+
+
 def primary_calendar_id(account_id: str) -> str:
     """The calendar id the EWS backend gives an account's own Calendar folder."""
     return f"{account_id}-calendar"
@@ -42,6 +47,16 @@ def effective_settings(settings: UserSettings, account_list: Sequence[AccountRec
         else primaries,
         add_events_calendar_id=settings.add_events_calendar_id or (primaries[0] if primaries else None),
     )
+
+
+def check_calendar_choices(choices: UserSettings, calendar_ids: Collection[str]) -> None:
+    """Refuses choices naming a calendar not in ``calendar_ids``, the user's own calendars as the
+    CalDAV backend lists them (this layer cannot list them itself), so no one picks another's."""
+    chosen = set(choices.conflict_calendar_ids or ())
+    if choices.add_events_calendar_id is not None:
+        chosen.add(choices.add_events_calendar_id)
+    if not chosen <= set(calendar_ids):
+        raise UnknownCalendarError("Every calendar id must name one of the user's calendars.")
 
 
 def account_options(working_elsewhere: str | None, invitations: str | None) -> dict[str, str]:
@@ -81,8 +96,8 @@ class SettingsStore:
         )
 
     async def save_settings(self, user_id: str, new: UserSettings) -> UserSettings:
-        """Stores the user's calendar choices. Ids must name the user's own calendars
-        (callers that know the calendar list check that; see ``web.pages``)."""
+        """Stores the user's calendar choices. Callers that take them from a request check them with
+        :func:`check_calendar_choices` first."""
         await self.users.get_user(user_id)
         values = {
             "conflict_calendar_ids": json.dumps(list(new.conflict_calendar_ids))
