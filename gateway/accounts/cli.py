@@ -19,7 +19,7 @@ from gateway.accounts.records import AccountsError, UserRecord
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import KeyRing, Vault, VaultError, generate_key
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.ews.client import ConnectError, EwsClient
+from gateway.ews.client import ConnectError
 from gateway.store.database import Database
 
 Command = Callable[[argparse.Namespace, AccountService], Awaitable[int]]
@@ -150,6 +150,9 @@ async def open_service(config: GatewayConfig, *, with_client: bool = False) -> A
     await db.open()
     client = None
     if with_client:
+        # Imported here: only connecting needs the EWS stack (exchangelib), not adding a user.
+        from gateway.ews.client import EwsClient
+
         client = EwsClient(
             autodiscover_endpoints=dict(config.ews.autodiscover_endpoints),
             ca_file=str(config.ews.ca_file) if config.ews.ca_file else None,

@@ -13,6 +13,8 @@ only composes the parts, each over its own tables:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gateway.accounts.app_passwords import AppPasswords
 from gateway.accounts.exchange_accounts import ConnectedAccount, Connector, ConnectRequest, ExchangeAccounts
 from gateway.accounts.passwords import LoginThrottle, VerifiedCache
@@ -22,8 +24,10 @@ from gateway.accounts.settings import primary_calendar_id as primary_calendar_id
 from gateway.accounts.users import Users
 from gateway.accounts.vault import Vault
 from gateway.caldav.backend import Principal
-from gateway.ews.client import Credentials
 from gateway.store.database import Database
+
+if TYPE_CHECKING:  # an annotation only; gateway.ews.client loads exchangelib
+    from gateway.ews.client import Credentials
 
 
 class AccountService:

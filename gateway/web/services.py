@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.accounts.service import AccountService
 from gateway.caldav.backend import CalendarInfo, Principal
 from gateway.config import GatewayConfig
-from gateway.ews.client import EwsClient
 from gateway.store.database import Database
 from gateway.web.sessions import SessionStore
+
+if TYPE_CHECKING:  # the pages never call it: importing it would load exchangelib with every page
+    from gateway.ews.client import EwsClient
 
 ListCalendars = Callable[[Principal], Awaitable[list[CalendarInfo]]]
 
