@@ -1,1 +1,1 @@
-"""Gateway users, connected Exchange accounts, app passwords and the credential vault."""
+"""Gateway users, connected Exchange accounts, app passwords, calendar settings and the credential vault."""

@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from gateway.accounts.service import AccountsError, AccountService, ConnectRequest, UserRecord
+from gateway.accounts.exchange_accounts import ConnectRequest
+from gateway.accounts.records import AccountsError, UserRecord
+from gateway.accounts.service import AccountService
 from gateway.accounts.vault import KeyRing, Vault, VaultError, generate_key
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ews.connection import ConnectError

@@ -43,11 +43,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        pooled = make_url(url).database not in (
-            None,
-            "",
-            ":memory:",
-        )  # in-memory SQLite has one static connection
+        # In-memory SQLite has one static connection, which takes no pool sizes.
+        pooled = make_url(url).database not in (None, "", ":memory:")
         sizes = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} if pooled else {}
         self.engine: AsyncEngine = create_async_engine(url, **sizes)
         if self.engine.dialect.name == "sqlite":

@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.accounts.service import (
-    AccountsError,
-    ConnectRequest,
-    NotFoundError,
+from gateway.accounts.exchange_accounts import ConnectRequest
+from gateway.accounts.records import AccountsError, NotFoundError
+from gateway.accounts.settings import (
+    UnknownCalendarError,
     UserSettings,
+    check_calendar_choices,
     effective_settings,
 )
 from gateway.ews.connection import ConnectError
@@ -72,6 +73,8 @@ async def admin_auth(
         return await handler(request)
     except NotFoundError as exc:
         return _error(404, "not_found", str(exc))
+    except UnknownCalendarError as exc:
+        return _error(400, "unknown_calendar", str(exc))
     except AccountsError as exc:
         return _error(400, "invalid_request", str(exc))
 
@@ -214,17 +217,12 @@ async def put_settings(request: web.Request) -> web.Response:
         not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts)
     ):
         return _error(400, "invalid_request", "conflict_calendar_ids must be a list of calendar ids or null")
-    known = {c.calendar_id for c in await services.calendars_of(await services.accounts.principal(user_id))}
-    if not set(conflicts or ()) <= known or (add_events is not None and add_events not in known):
-        return _error(400, "unknown_calendar", "Every calendar id must name one of the user's calendars.")
-    saved = await services.accounts.save_settings(
-        user_id,
-        UserSettings(
-            conflict_calendar_ids=tuple(conflicts) if conflicts is not None else None,
-            add_events_calendar_id=add_events,
-        ),
+    choices = UserSettings(
+        conflict_calendar_ids=tuple(conflicts) if conflicts is not None else None,
+        add_events_calendar_id=add_events,
     )
-    return _json(saved)
+    check_calendar_choices(choices, await services.calendar_ids_of(user_id))
+    return _json(await services.accounts.save_settings(user_id, choices))
 
 
 def setup_admin(app: web.Application) -> None:

@@ -14,12 +14,14 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from gateway.accounts.service import (
-    AccountsError,
-    ConnectRequest,
-    NotFoundError,
-    UserRecord,
+from gateway.accounts.exchange_accounts import ConnectRequest
+from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
+from gateway.accounts.settings import (
+    INVITATION_CHOICES,
+    WORKING_ELSEWHERE_CHOICES,
+    UnknownCalendarError,
     UserSettings,
+    check_calendar_choices,
     effective_settings,
 )
 from gateway.accounts.vault import VaultError
@@ -40,11 +42,15 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True,
 )
 
-WORKING_ELSEWHERE_LABELS = (("FREE", "free"), ("BUSY-TENTATIVE", "tentative"), ("BUSY", "busy"))
-INVITATION_LABELS = (
-    ("auto", "Exchange sends them for meetings I organise"),
-    ("never", "never sent by the gateway"),
-)
+# (value, label) for the option menus, in the order of the choices the accounts layer accepts; a choice
+# added there without a label here fails at import.
+_WORKING_ELSEWHERE_TEXT = {"FREE": "free", "BUSY-TENTATIVE": "tentative", "BUSY": "busy"}
+WORKING_ELSEWHERE_LABELS = tuple((c, _WORKING_ELSEWHERE_TEXT[c]) for c in WORKING_ELSEWHERE_CHOICES)
+_INVITATION_TEXT = {
+    "auto": "Exchange sends them for meetings I organise",
+    "never": "never sent by the gateway",
+}
+INVITATION_LABELS = tuple((c, _INVITATION_TEXT[c]) for c in INVITATION_CHOICES)
 
 # Post/redirect/get: the redirect names one of these fixed notices (never user input).
 NOTICES = {
@@ -289,17 +295,17 @@ async def save_settings(
     request: web.Request, services: Services, session: WebSession, user: UserRecord
 ) -> web.StreamResponse:
     form = await request.post()
-    principal = await services.accounts.principal(user.user_id)
-    known = {c.calendar_id for c in await services.calendars_of(principal)}
-    conflicts = tuple(str(v) for v in form.getall("conflict", []))
-    add_events = str(form.get("add_events", "")) or None
-    if not set(conflicts) <= known or (add_events is not None and add_events not in known):
+    choices = UserSettings(
+        conflict_calendar_ids=tuple(str(v) for v in form.getall("conflict", [])),
+        add_events_calendar_id=str(form.get("add_events", "")) or None,
+    )
+    try:
+        check_calendar_choices(choices, await services.calendar_ids_of(user.user_id))
+    except UnknownCalendarError:
         return await _home(
             request, services, session, user, error="Choose among your own calendars.", status=400
         )
-    await services.accounts.save_settings(
-        user.user_id, UserSettings(conflict_calendar_ids=conflicts, add_events_calendar_id=add_events)
-    )
+    await services.accounts.save_settings(user.user_id, choices)
     raise web.HTTPSeeOther("/?notice=saved")
 
 

@@ -39,6 +39,10 @@ class Services:
             raise RuntimeError("no calendar backend attached to the gateway services")
         return await self.list_calendars(principal)
 
+    async def calendar_ids_of(self, user_id: str) -> set[str]:
+        """The ids of the user's calendars: what a calendar choice may name (``check_calendar_choices``)."""
+        return {c.calendar_id for c in await self.calendars_of(await self.accounts.principal(user_id))}
+
     def may_receive_credentials(self, request: web.Request) -> bool:
         """Exchange passwords only over HTTPS, or on a loopback listener, or if allowed explicitly."""
         server = self.config.server

@@ -19,7 +19,7 @@ from exchangelib.items import CalendarItem
 from icalendar import Calendar
 from lxml import etree
 
-from gateway.accounts.service import UserSettings, primary_calendar_id
+from gateway.accounts.settings import UserSettings, primary_calendar_id
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 
 UTC = dt.UTC

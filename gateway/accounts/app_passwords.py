@@ -1,0 +1,105 @@
+"""App passwords: what CalDAV clients send with HTTP Basic auth (RFC 7617) instead of a real password."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+
+from gateway.accounts.passwords import (
+    DUMMY_HASH,
+    LoginThrottle,
+    VerifiedCache,
+    app_password_lookup,
+    generate_app_password,
+    hash_off_loop,
+    verify_off_loop,
+)
+from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_password_record, new_id, now
+from gateway.accounts.users import Users
+from gateway.store.database import Database
+from gateway.store.schema import app_passwords, users
+
+
+class AppPasswords:
+    """The ``app_passwords`` table and the check of a user name + app password pair."""
+
+    def __init__(self, db: Database, users: Users, verified: VerifiedCache, throttle: LoginThrottle) -> None:
+        self.db = db
+        self.users = users
+        self.verified = verified
+        self.throttle = throttle
+
+    async def create_app_password(
+        self, user_id: str, label: str, clear: str | None = None
+    ) -> tuple[AppPasswordRecord, str]:
+        """A new app password; the clear text is returned once and never stored.
+
+        ``clear`` fixes the password instead of generating one (the demo's ``--password``).
+        """
+        await self.users.get_user(user_id)
+        clear = clear or generate_app_password()
+        row = {
+            "id": new_id(),
+            "user_id": user_id,
+            "label": (label.strip() or "CalDAV client")[:200],
+            "lookup": app_password_lookup(clear),
+            "password_hash": await hash_off_loop(clear),
+            "created_at": now(),
+            "last_used_at": None,
+        }
+        async with self.db.engine.begin() as conn:
+            await conn.execute(insert(app_passwords).values(**row))
+        return app_password_record(row), clear
+
+    async def list_app_passwords(self, user_id: str) -> list[AppPasswordRecord]:
+        query = (
+            select(app_passwords)
+            .where(app_passwords.c.user_id == user_id)
+            .order_by(app_passwords.c.created_at)
+        )
+        async with self.db.engine.connect() as conn:
+            return [app_password_record(r) for r in (await conn.execute(query)).mappings()]
+
+    async def revoke_app_password(self, user_id: str, app_password_id: str) -> None:
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                delete(app_passwords).where(
+                    app_passwords.c.id == app_password_id, app_passwords.c.user_id == user_id
+                )
+            )
+        if result.rowcount == 0:
+            raise NotFoundError("no such app password")
+        self.verified.forget(app_password_id=app_password_id)
+
+    async def verify(self, username: str, password: str) -> str | None:
+        """The id of the user whose app password this is, or None; failures are slowed down.
+
+        A pair verified within ``cache_seconds`` is not hashed again (clients send it on every request).
+        """
+        cached = self.verified.get(username, password)
+        if cached is not None:
+            return cached.user_id
+        name = username.strip().lower()
+        async with self.db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(app_passwords.c.id, app_passwords.c.user_id, app_passwords.c.password_hash)
+                    .join(users, users.c.id == app_passwords.c.user_id)
+                    .where(users.c.username == name, app_passwords.c.lookup == app_password_lookup(password))
+                )
+            ).all()
+        if not rows:
+            await verify_off_loop(password, DUMMY_HASH)  # same cost as a known user
+        for ap_id, user_id, stored in rows:
+            if await verify_off_loop(password, stored):
+                self.throttle.succeeded(f"dav:{name}")
+                self.verified.put(username, password, user_id, ap_id)
+                await self._touch(ap_id)
+                return user_id
+        await self.throttle.failed(f"dav:{name}")
+        return None
+
+    async def _touch(self, app_password_id: str) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                update(app_passwords).where(app_passwords.c.id == app_password_id).values(last_used_at=now())
+            )
