@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from . import ical
+from gateway.common import ical
+
 from .backend import BusyPeriod, FreeBusyResult
 from .errors import DavError
 

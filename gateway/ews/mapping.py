@@ -37,8 +37,8 @@ from exchangelib import CalendarItem, EWSDate, EWSDateTime, EWSTimeZone
 from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
 from icalendar import Alarm, Calendar, Event, vRecur
 
-from gateway.caldav import ical
 from gateway.caldav.backend import InvalidCalendarData
+from gateway.common import ical
 from gateway.common.timezones import to_utc
 from gateway.ews import recurrence_map
 from gateway.ews.ical_tz import UnknownTimezoneError, iana_name, resolve_tzid, vtimezone_text
@@ -444,7 +444,7 @@ def to_ical(master: CalendarItem, exceptions: Sequence[CalendarItem] = ()) -> st
     ``master`` is a single item or a RecurringMaster (GetItem with :data:`READ_FIELDS`);
     ``exceptions`` are its Exception items (with ``original_start``). Deleted
     occurrences become EXDATE, exceptions RECURRENCE-ID VEVENTs (RFC 5545 §3.8.4.4).
-    The text is written directly (:mod:`gateway.caldav.ical`), not through icalendar objects:
+    The text is written directly (:mod:`gateway.common.ical`), not through icalendar objects:
     this runs for every object of every month view.
     """
     writer = _Writer()
