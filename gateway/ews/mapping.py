@@ -46,7 +46,6 @@ from gateway.ews.ical_tz import UnknownTimezoneError, iana_name, resolve_tzid, v
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 VALID_DATA = f"{CALDAV}valid-calendar-data"
 VALID_OBJECT = f"{CALDAV}valid-calendar-object-resource"
-SUPPORTED_COMPONENT = f"{CALDAV}supported-calendar-component"
 PRODID = "-//Exchange CalDAV Gateway//EN"
 
 READ_FIELDS: tuple[str, ...] = (
@@ -474,22 +473,21 @@ def _invalid(message: str, precondition: str = VALID_OBJECT, status: int = 403) 
 
 
 def _parse(text: str | bytes) -> Calendar:
+    """The VCALENDAR of a body; only text that does not even parse is refused here (valid-calendar-data).
+
+    The protocol layer has refused, before any backend sees it, what RFC 4791 §5.3.2.1 forbids
+    for every store (gateway.caldav.validation): this reads a VCALENDAR of VEVENTs sharing one
+    UID, each with a DTSTART, every property readable.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")  # a BOM is common in files exported on Windows
         except UnicodeDecodeError as exc:
             raise _invalid("The calendar data is not UTF-8 text.", VALID_DATA, 400) from exc
     try:
-        calendars = Calendar.from_ical(text, multiple=True)
+        return Calendar.from_ical(text)
     except Exception as exc:  # icalendar raises ValueError and friends for any syntax error
         raise _invalid(f"The calendar data is not valid iCalendar: {exc}", VALID_DATA, 400) from exc
-    if len(calendars) != 1 or calendars[0].name != "VCALENDAR":
-        raise _invalid("The body must hold exactly one VCALENDAR.", VALID_DATA, 400)
-    calendar = calendars[0]
-    for component in calendar.walk():
-        for prop_name, error in getattr(component, "errors", ()):
-            raise _invalid(f"{component.name} property {prop_name} is not valid: {error}", VALID_DATA, 400)
-    return calendar
 
 
 class _Reader:
@@ -570,8 +568,6 @@ def _end_value(reader: _Reader, event: Event, start, zone, is_master: bool):
 
 
 def _set_period(reader: _Reader, event: Event, item: CalendarItem, is_master: bool) -> None:
-    if "DTSTART" not in event:
-        raise _invalid("A VEVENT without DTSTART cannot be stored in Exchange.")
     start, zone = reader.local(event["DTSTART"])
     end, end_zone = _end_value(reader, event, start, zone, is_master)
     if isinstance(start, datetime) != isinstance(end, datetime):
@@ -714,24 +710,6 @@ def _item(reader: _Reader, event: Event, uid: str, is_master: bool) -> CalendarI
     return item
 
 
-def _components(calendar: Calendar) -> tuple[str, list[Event]]:
-    kinds = {c.name for c in calendar.subcomponents} - {"VTIMEZONE"}
-    unsupported = kinds & {"VTODO", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"}
-    if unsupported:
-        raise _invalid(
-            f"This calendar stores events only, not {', '.join(sorted(unsupported))}.", SUPPORTED_COMPONENT
-        )
-    events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
-    if not events:
-        raise _invalid("The calendar object holds no VEVENT.")
-    uids = {str(e["UID"]).strip() for e in events if "UID" in e}
-    if any("UID" not in e or not str(e["UID"]).strip() for e in events):
-        raise _invalid("Every VEVENT needs a UID (RFC 5545 §3.8.4.7).")
-    if len(uids) > 1:
-        raise _invalid("A calendar object resource holds one UID; this body holds several (RFC 4791 §4.1).")
-    return uids.pop(), events
-
-
 def _split(events: list[Event]) -> tuple[Event, list[Event]]:
     masters = [e for e in events if "RECURRENCE-ID" not in e]
     if len(masters) != 1:
@@ -850,15 +828,16 @@ def _resolve_rids(recurrence, start, overrides: list, cancelled: list) -> tuple[
 def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
     """Parse one calendar object resource (RFC 4791 §4.1) for CreateItem/UpdateItem.
 
-    Raises :class:`InvalidCalendarData` naming the CalDAV precondition (RFC 4791
-    §5.3.2.1): ``valid-calendar-data`` (400) for text that is not valid iCalendar,
-    ``supported-calendar-component`` for VTODO/VJOURNAL, ``valid-calendar-object-resource``
-    for content Exchange cannot store exactly. Floating times are read in ``default_tz``.
+    ``text`` passed the protocol layer's checks (gateway.caldav.validation: RFC 4791 §4.1 and
+    §5.3.2.1 for every store). Raises :class:`InvalidCalendarData` naming the CalDAV precondition:
+    ``valid-calendar-data`` (400) for text, rules or TZIDs that cannot be read,
+    ``valid-calendar-object-resource`` for content Exchange cannot store exactly. Floating
+    times are read in ``default_tz``.
     """
     calendar = _parse(text)
-    uid, events = _components(calendar)
     reader = _Reader(calendar, default_tz)
-    master_event, override_events = _split(events)
+    master_event, override_events = _split([c for c in calendar.subcomponents if c.name == "VEVENT"])
+    uid = str(master_event["UID"]).strip()
     master = _item(reader, master_event, uid, is_master=True)
     master.recurrence = _recurrence(master_event, master)
     if override_events and master.recurrence is None:
