@@ -280,7 +280,7 @@ async def _concurrency(
     Their mailboxes have the 2,000-event density around today, so the month views are the same,
     without 50 first-time index builds of 2,000 items dominating the set-up.
     """
-    from gateway.benchmarks import workloads
+    from gateway.benchmarks import load
 
     say(f"workload concurrency: connecting {profile.concurrent_clients} accounts")
     load_users = await _provision_all(
@@ -291,14 +291,14 @@ async def _concurrency(
         profile.connect_parallel,
     )
     say(f"{len(load_users)} clients for {profile.concurrency_seconds:.0f} s")
-    return await workloads.concurrency(ctx, load_users, profile.concurrency_seconds)
+    return await load.concurrency(ctx, load_users, profile.concurrency_seconds)
 
 
 async def _memory(
     profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: _Progress
 ) -> dict[str, Any]:
     """Workload 7: restart the gateway, connect the memory accounts, one month view each."""
-    from gateway.benchmarks import workloads
+    from gateway.benchmarks import load
     from gateway.benchmarks.stack import memory_kb, wait_ready
 
     per_user = profile.accounts_per_memory_user
@@ -314,7 +314,7 @@ async def _memory(
     users = await _provision_all(ctx.gateway, ctx.session, groups, "mem", profile.connect_parallel)
     connect_s = time.monotonic() - started
     say(f"connected in {connect_s:.0f} s; one month view per account")
-    result = await workloads.memory(ctx, users, parallel=profile.memory_parallel)
+    result = await load.memory(ctx, users, parallel=profile.memory_parallel)
     result.update(
         users=len(groups), connect_seconds=round(connect_s, 1), rss_fresh_process_mb=round(fresh_mb, 1)
     )

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from gateway.bench import PROFILES, build_seed, month_of
+from gateway.benchmarks.load import ScrapedHistogram, full_collections, loop_lag
 from gateway.benchmarks.report import Row, percentile
 from gateway.benchmarks.stack import BenchUser, Gateway
-from gateway.benchmarks.workloads import ScrapedHistogram, full_collections, loop_lag
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from . import ical
+from gateway.common import ical
+from gateway.common.busy import merge_spans
+
 from .backend import BusyPeriod, FreeBusyResult
 from .errors import DavError
 
@@ -39,24 +41,12 @@ def request_status(result: FreeBusyResult) -> str:
 
 
 def coalesce(periods: Iterable[BusyPeriod], start: datetime, end: datetime) -> list[BusyPeriod]:
-    """Clip to [start, end), convert to UTC and merge overlapping periods of one FBTYPE."""
-    by_type: dict[str, list[tuple[datetime, datetime]]] = {}
-    for p in periods:
-        s, e = max(p.start.astimezone(UTC), start), min(p.end.astimezone(UTC), end)
-        if s < e and p.fbtype != "FREE":
-            by_type.setdefault(p.fbtype, []).append((s, e))
-    merged: list[BusyPeriod] = []
-    for fbtype, spans in by_type.items():
-        spans.sort()
-        current_start, current_end = spans[0]
-        for s, e in spans[1:]:
-            if s <= current_end:
-                current_end = max(current_end, e)
-            else:
-                merged.append(BusyPeriod(current_start, current_end, fbtype))  # type: ignore[arg-type]
-                current_start, current_end = s, e
-        merged.append(BusyPeriod(current_start, current_end, fbtype))  # type: ignore[arg-type]
-    return sorted(merged, key=lambda p: (p.start, p.end))
+    """Clip to [start, end), convert to UTC, drop FREE and merge overlapping periods of one FBTYPE
+    (:func:`gateway.common.busy.merge_spans`)."""
+    clipped = (
+        (max(p.start.astimezone(UTC), start), min(p.end.astimezone(UTC), end), p.fbtype) for p in periods
+    )
+    return [BusyPeriod(*span) for span in merge_spans(s for s in clipped if s[0] < s[1] and s[2] != "FREE")]
 
 
 def vfreebusy(

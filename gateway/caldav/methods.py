@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from icalendar import Calendar
 from lxml import etree
 
-from . import filters, properties, reports, scheduling
+from . import properties, reports, scheduling, validation
 from .backend import CalendarInfo, CalendarObject, NotFound
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
@@ -367,7 +366,7 @@ async def put(call: Call) -> web.Response:
     if ctype.split(";")[0].strip().lower() != "text/calendar":
         raise DavError(415, "Calendar objects must be sent as text/calendar.", cal("supported-calendar-data"))
     data = await read_limited(call.request, call.config.max_resource_size, cal("max-resource-size"))
-    text = _validate(data)
+    text = validation.calendar_object(data)
     if_match = call.request.headers.get("If-Match")
     if_none_match = call.request.headers.get("If-None-Match", "").strip() == "*"
     res = call.resource
@@ -389,35 +388,6 @@ async def put(call: Call) -> web.Response:
     # client then fetches the object (and its ETag) before it changes it again.
     headers = {"ETag": f'"{result.etag}"'} if result.etag else {}
     return web.Response(status=201 if result.created else 204, headers=headers)
-
-
-def _validate(data: bytes) -> str:
-    """RFC 4791 §5.3.2.1 preconditions the protocol can check without the store."""
-    try:
-        text = data.decode("utf-8")
-        calendar = Calendar.from_ical(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        reason = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else "is not valid iCalendar"
-        raise DavError(400, f"The request body {reason}.", cal("valid-calendar-data")) from None
-    if calendar.name != "VCALENDAR":
-        raise DavError(400, "The request body is not a VCALENDAR.", cal("valid-calendar-data"))
-    kinds = {c.name for c in calendar.subcomponents} - {"VTIMEZONE"}
-    if kinds != {"VEVENT"}:
-        raise DavError(403, "This calendar stores events (VEVENT) only.", cal("supported-calendar-component"))
-    uids = {str(c.get("UID", "")) for c in calendar.subcomponents if c.name == "VEVENT"}
-    if len(uids) != 1 or "" in uids:
-        raise DavError(
-            403,
-            "A calendar object holds exactly one UID (one event series).",
-            cal("valid-calendar-object-resource"),
-        )
-    try:
-        filters.check_recurrence(calendar)
-    except ValueError as exc:
-        raise DavError(
-            400, f"The event's dates or recurrence rule cannot be read ({exc}).", cal("valid-calendar-data")
-        ) from None
-    return text
 
 
 @method("DELETE", Kind.OBJECT, Kind.CALENDAR)

@@ -1,1 +1,1 @@
-"""Pure helpers shared by the gateway and the emulator (time zones, recurrence)."""
+"""Pure helpers shared by the gateway and the emulator (time zones, iCalendar text, busy time)."""

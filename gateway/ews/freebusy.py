@@ -45,6 +45,7 @@ from exchangelib.properties import (
 )
 
 from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
+from gateway.common.busy import merge_spans
 from gateway.common.timezones import to_utc
 from gateway.ews.errors import EwsError
 from gateway.ews.exchange import EWS_TYPES, user_availability
@@ -111,22 +112,9 @@ def fbtype_for(busy_type: str | None, working_elsewhere: str = "FREE") -> FreeBu
 
 
 def coalesce(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
-    """Merge overlapping or touching periods of the same FBTYPE; sorted by start, UTC."""
-    by_type: dict[str, list[BusyPeriod]] = {}
-    for period in periods:
-        by_type.setdefault(period.fbtype, []).append(period)
-    merged: list[BusyPeriod] = []
-    for fbtype, group in by_type.items():
-        group.sort(key=lambda p: (p.start, p.end))
-        current = group[0]
-        for period in group[1:]:
-            if period.start <= current.end:
-                current = BusyPeriod(current.start, max(current.end, period.end), fbtype)  # type: ignore[arg-type]
-            else:
-                merged.append(current)
-                current = period
-        merged.append(current)
-    return sorted(merged, key=lambda p: (p.start, p.end, p.fbtype))
+    """Merge overlapping or touching periods of the same FBTYPE (:func:`gateway.common.busy.merge_spans`);
+    sorted by start, UTC."""
+    return [BusyPeriod(*span) for span in merge_spans((p.start, p.end, p.fbtype) for p in periods)]
 
 
 def status_for_error(error: BaseException) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The direct iCalendar writer (gateway.caldav.ical): every line it writes must read back with icalendar."""
+"""The direct iCalendar writer (gateway.common.ical): every line it writes must read back with icalendar."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from icalendar import Calendar
 
-from gateway.caldav import ical
+from gateway.common import ical
 
 AWKWARD = [
     "plain",

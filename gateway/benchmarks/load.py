@@ -1,0 +1,291 @@
+"""The load workloads: many clients at once (6, concurrency) and many accounts (7, memory).
+
+Unlike the timed workloads (:mod:`gateway.benchmarks.workloads`) they have no floor to compare
+with: they report latency under a mixed load, the gateway's event-loop lag and garbage
+collections read from its ``/metrics`` page, and its memory as accounts are added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import aiohttp
+
+from gateway.benchmarks import dav
+from gateway.benchmarks.report import ms, percentile
+from gateway.benchmarks.stack import BenchUser, cpu_seconds, memory_kb
+from gateway.benchmarks.workloads import Context
+
+T = TypeVar("T")
+
+# --- 6. concurrency -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    """One request of the mix: its operation, how long it took and whether it succeeded."""
+
+    operation: str
+    seconds: float
+    ok: bool
+
+
+async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> dict[str, Any]:
+    """``len(users)`` clients (one account each) mixing workloads 1–5 for ``seconds``.
+
+    Besides the latency of the whole mix, each operation's own p50/p99 is reported (the mix spans
+    30 ms polls to second-long free/busy answers, so its p99/p50 also measures the mix), and the
+    gateway's event-loop lag over the window (``/metrics``): whether anything held the loop, with the
+    full garbage collections of the window (they hold the GIL).
+    """
+    clients = [dav.DavClient(ctx.gateway.base_url, u, ctx.session) for u in users]
+    gate = asyncio.Semaphore(4)
+    tokens = await asyncio.gather(*(_prepare(c, gate, ctx.month) for c in clients))
+    before = await ctx.calls()
+    metrics_before = await metrics_text(ctx)
+    cpu_before = cpu_seconds(ctx.gateway.pid), cpu_seconds(ctx.emulator_pid)
+    deadline = time.monotonic() + seconds
+    started = time.perf_counter()
+    batches = await asyncio.gather(
+        *(
+            _client_loop(ctx, c, token, deadline, random.Random(n))
+            for n, (c, token) in enumerate(zip(clients, tokens, strict=True))
+        )
+    )
+    wall = time.perf_counter() - started
+    gateway_cpu, emulator_cpu = (
+        cpu_seconds(ctx.gateway.pid) - cpu_before[0],
+        cpu_seconds(ctx.emulator_pid) - cpu_before[1],
+    )
+    calls = await ctx.calls() - before
+    metrics_after = await metrics_text(ctx)
+    lag = loop_lag(metrics_after) - loop_lag(metrics_before)
+    full_gc = full_collections(metrics_after) - full_collections(metrics_before)
+    samples = [s for batch in batches for s in batch]
+    latencies = [s.seconds for s in samples if s.ok]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    errors = sum(not s.ok for s in samples)
+    late = lag.later_than(LOOP_STALL_SECONDS)
+    return {
+        "clients": len(clients),
+        "seconds": round(wall, 1),
+        "requests": len(samples),
+        "throughput_rps": round(len(samples) / wall, 1),
+        "errors": errors,
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+        "p99_over_p50": round(p99 / p50, 2) if p50 else None,
+        "by_operation": _by_operation(samples),
+        "ews_calls_per_request": round(sum(calls.values()) / max(1, len(samples)), 2),
+        # Who was busy: on 2 cores the emulator and the gateway share the machine with the clients.
+        "gateway_cpu_share": round(gateway_cpu / wall, 2),
+        "emulator_cpu_share": round(emulator_cpu / wall, 2),
+        "loop_lag": {
+            "samples": lag.count,
+            "mean_ms": ms(lag.total / lag.count) if lag.count else None,
+            f"later_than_{ms(LOOP_STALL_SECONDS):g}_ms": late,
+            "worst_bucket_ms": lag.worst_bucket_ms(),
+        },
+        # Full collections hold the GIL, so they are what can still stall the loop (loop_monitor.freeze_startup_heap).
+        "gc_full_collections": {
+            "count": full_gc.count,
+            "mean_ms": ms(full_gc.total / full_gc.count) if full_gc.count else None,
+            "worst_bucket_ms": full_gc.worst_bucket_ms(),
+        },
+        "target": f"zero errors, p99 <= 3 x p50, no event-loop stall over {ms(LOOP_STALL_SECONDS):g} ms",
+        "targets_met": {
+            "zero errors": not errors,
+            "p99 <= 3 x p50": bool(p50) and p99 <= 3 * p50,
+            "no loop stall": late == 0,
+        },
+        "target_met": not errors and bool(p50) and p99 <= 3 * p50 and late == 0,
+    }
+
+
+def _by_operation(samples: list[_Sample]) -> dict[str, dict[str, Any]]:
+    """Per operation of the mix: count, errors, p50 and p99 and their ratio."""
+    result = {}
+    for name in sorted({s.operation for s in samples}):
+        mine = [s for s in samples if s.operation == name]
+        ok = [s.seconds for s in mine if s.ok]
+        p50, p99 = percentile(ok, 50), percentile(ok, 99)
+        result[name] = {
+            "requests": len(mine),
+            "errors": len(mine) - len(ok),
+            "p50_ms": ms(p50),
+            "p99_ms": ms(p99),
+            "p99_over_p50": round(p99 / p50, 2) if p50 else None,
+        }
+    return result
+
+
+# A wake-up of the gateway's loop timer this late means a request waited behind work done on the loop.
+LOOP_STALL_SECONDS = 0.1
+
+
+@dataclass
+class ScrapedHistogram:
+    """A cumulative histogram read from the gateway's ``/metrics`` (seconds), or a difference of two."""
+
+    buckets: dict[float, int]  # upper bound (inf for +Inf) -> wake-ups at most that late
+    total: float
+    count: int
+
+    def __sub__(self, other: ScrapedHistogram) -> ScrapedHistogram:
+        return ScrapedHistogram(
+            {le: n - other.buckets.get(le, 0) for le, n in self.buckets.items()},
+            self.total - other.total,
+            self.count - other.count,
+        )
+
+    def later_than(self, seconds: float) -> int:
+        """Wake-ups more than ``seconds`` late (``seconds`` must be a bucket bound)."""
+        return self.count - self.buckets.get(seconds, self.count)
+
+    def worst_bucket_ms(self) -> str | None:
+        """``"<= N"`` for the highest bucket with a wake-up in it (``"> N"`` beyond the last; None: no sample)."""
+        bounds = sorted(self.buckets)
+        worst = None
+        for lower, upper in zip([0.0, *bounds], bounds, strict=False):
+            if self.buckets[upper] > self.buckets.get(lower, 0):
+                worst = upper if upper != float("inf") else None
+                if worst is None:
+                    return f"> {ms(lower):g}"
+        return None if worst is None else f"<= {ms(worst):g}"
+
+
+async def metrics_text(ctx: Context) -> str:
+    """The gateway's ``/metrics`` page."""
+    async with ctx.session.get(ctx.gateway.base_url + "/metrics") as response:
+        return await response.text()
+
+
+def scrape_histogram(text: str, name: str, labels: str = "") -> ScrapedHistogram:
+    """The histogram ``name`` (with exactly ``labels``, ``key="value"`` text) of a ``/metrics`` page."""
+    prefix, suffix = re.escape(f"{labels}," if labels else ""), re.escape(f"{{{labels}}}" if labels else "")
+    line = re.compile(
+        rf'^{name}_(?:bucket\{{{prefix}le="([^"]+)"\}}|(sum|count){suffix}) (\S+)$', re.MULTILINE
+    )
+    buckets: dict[float, int] = {}
+    total, count = 0.0, 0
+    for le, kind, value in line.findall(text):
+        if le:
+            buckets[float(le)] = int(value)
+        elif kind == "sum":
+            total = float(value)
+        else:
+            count = int(value)
+    return ScrapedHistogram(buckets, total, count)
+
+
+def loop_lag(metrics: str) -> ScrapedHistogram:
+    """How late the gateway's event loop woke its timer (``gateway_event_loop_lag_seconds``)."""
+    return scrape_histogram(metrics, "gateway_event_loop_lag_seconds")
+
+
+def full_collections(metrics: str) -> ScrapedHistogram:
+    """The gateway's generation-2 garbage-collection pauses (``gateway_gc_pause_seconds``)."""
+    return scrape_histogram(metrics, "gateway_gc_pause_seconds", 'generation="2"')
+
+
+async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
+    """The warm-up, outside the window: sign in (the app password's slow hash), the calendar's first sync (its
+    index) and its first month view, as a client that has been running for a while has done."""
+    async with gate:
+        await client.sign_in()
+        token = dav.sync_token_of((await client.ctag()).body)
+        await client.month_view(*month)
+        return token
+
+
+class _Failed(Exception):
+    """A request of the mix failed (already recorded as a failed sample)."""
+
+
+async def _client_loop(
+    ctx: Context, client: dav.DavClient, token: str, deadline: float, rng: random.Random
+) -> list[_Sample]:
+    """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy.
+
+    Every HTTP request is one sample: a write step is a PUT, the GET a client then makes for the
+    ETag (RFC 4791 §5.3.4), and a DELETE.
+    """
+    samples: list[_Sample] = []
+    start, end = ctx.month
+
+    async def step(name: str, request: Awaitable[T]) -> T:
+        began = time.perf_counter()
+        try:
+            result = await request
+        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
+            samples.append(_Sample(name, time.perf_counter() - began, False))
+            raise _Failed from None
+        samples.append(_Sample(name, time.perf_counter() - began, True))
+        return result
+
+    operations: list[Callable[[], Awaitable[Any]]] = [
+        lambda: step("month view", client.month_view(start, end)),
+        lambda: step("ctag poll", client.ctag()),
+        lambda: step("sync-collection", client.sync(token)),
+        lambda: _put_get_delete(step, client, ctx.month[0] + timedelta(days=2)),
+        lambda: step("free/busy 20", client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
+    ]
+    weights = (2, 3, 3, 1, 1)
+    while time.monotonic() < deadline and len(samples) < 10_000:
+        with contextlib.suppress(_Failed):
+            await rng.choices(operations, weights)[0]()
+    return samples
+
+
+async def _put_get_delete(
+    step: Callable[[str, Awaitable[Any]], Awaitable[Any]], client: dav.DavClient, when: datetime
+) -> None:
+    """A write step of the mix: PUT a new event, GET its ETag when the PUT gave none, DELETE it."""
+    name = f"load-{uuid.uuid4()}.ics"
+    created = await step("PUT", client.put(name, dav.event_ics(name[:-4], when, "Load")))
+    etag = created.headers.get("ETag") or await step("GET after PUT", client.etag_after_put(name, created))
+    await step("DELETE", client.delete(name, etag))
+
+
+# --- 7. memory ----------------------------------------------------------------------------------
+
+
+async def memory(ctx: Context, users: list[BenchUser], parallel: int, steps: int = 5) -> dict[str, Any]:
+    """RSS of the gateway as accounts do their first month view (in ``steps`` chunks), and its peak."""
+    start, end = ctx.month
+    gate = asyncio.Semaphore(parallel)
+    errors = 0
+
+    async def one(user: BenchUser) -> None:
+        nonlocal errors
+        async with gate:
+            try:
+                await ctx.client(user).month_view(start, end)
+            except (dav.DavFailure, aiohttp.ClientError):
+                errors += 1
+
+    growth = [(0, round(memory_kb(ctx.gateway.pid)["VmRSS"] / 1024, 1))]
+    chunk = max(1, -(-len(users) // steps))
+    for first in range(0, len(users), chunk):
+        await asyncio.gather(*(one(u) for u in users[first : first + chunk]))
+        growth.append((min(len(users), first + chunk), round(memory_kb(ctx.gateway.pid)["VmRSS"] / 1024, 1)))
+    peak = memory_kb(ctx.gateway.pid)["VmHWM"] / 1024
+    per_account = (growth[-1][1] - growth[0][1]) / max(1, len(users))
+    return {
+        "accounts": len(users),
+        "month_view_errors": errors,
+        "rss_mb_by_accounts": growth,
+        "mb_per_account": round(per_account, 3),
+        "peak_rss_mb": round(peak, 1),
+        "target": "peak RSS <= 250 MB",
+        "target_met": peak <= 250,
+    }

@@ -1,0 +1,96 @@
+"""What a calendar object resource becomes for EWS, and the CalendarItem fields read and written.
+
+The CalDAV preconditions (RFC 4791 §5.3.2.1) the mapping refuses bodies with are named here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from exchangelib import CalendarItem, EWSDate, EWSDateTime
+
+from gateway.caldav.backend import InvalidCalendarData
+
+CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+VALID_DATA = f"{CALDAV}valid-calendar-data"
+VALID_OBJECT = f"{CALDAV}valid-calendar-object-resource"
+PRODID = "-//Exchange CalDAV Gateway//EN"
+
+READ_FIELDS: tuple[str, ...] = (
+    "uid",
+    "subject",
+    "body",
+    "location",
+    "start",
+    "end",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "categories",
+    "reminder_is_set",
+    "reminder_minutes_before_start",
+    "organizer",
+    "required_attendees",
+    "optional_attendees",
+    "resources",
+    "recurrence",
+    "modified_occurrences",
+    "deleted_occurrences",
+    "type",
+    "original_start",
+    "datetime_created",
+    "last_modified_time",
+    "appointment_sequence_number",
+    "_start_timezone",
+    "_end_timezone",
+)
+"""CalendarItem fields to_ical reads (ItemId and ChangeKey always come with an item)."""
+
+WRITE_FIELDS: tuple[str, ...] = (
+    "subject",
+    "body",
+    "location",
+    "start",
+    "end",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "categories",
+    "reminder_is_set",
+    "reminder_minutes_before_start",
+    "required_attendees",
+    "optional_attendees",
+    "resources",
+    "recurrence",
+    "_start_timezone",
+    "_end_timezone",
+)
+"""Fields from_ical sets, for UpdateItem. ``uid`` is set too but belongs to CreateItem only."""
+
+OCCURRENCE_FIELDS: tuple[str, ...] = tuple(f for f in WRITE_FIELDS if f != "recurrence")
+"""update_fields for an occurrence (an override): EWS forbids Recurrence there."""
+
+
+@dataclass
+class Override:
+    """A RECURRENCE-ID VEVENT: the occurrence that originally started at ``recurrence_id``."""
+
+    recurrence_id: EWSDateTime | EWSDate
+    item: CalendarItem
+
+
+@dataclass
+class EventResource:
+    """One parsed calendar object resource, ready for CreateItem/UpdateItem."""
+
+    uid: str
+    master: CalendarItem
+    overrides: list[Override] = field(default_factory=list)
+    exdates: list[EWSDateTime | EWSDate] = field(default_factory=list)
+    organizer_email: str | None = None
+    attendee_emails: list[str] = field(default_factory=list)
+
+
+def invalid(message: str, precondition: str = VALID_OBJECT, status: int = 403) -> InvalidCalendarData:
+    """The refusal of a body, naming its RFC 4791 §5.3.2.1 precondition (by default: Exchange cannot store it)."""
+    return InvalidCalendarData(message, precondition, status)
