@@ -33,6 +33,7 @@ from gateway.accounts.passwords import (
 )
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
+from gateway.ews.calendar_ids import primary_calendar_id
 from gateway.ews.client import ConnectionInfo, ConnectionSettings, Credentials
 from gateway.store.database import Database
 from gateway.store.schema import accounts, app_passwords, user_settings, users
@@ -118,11 +119,6 @@ class ConnectRequest:
     domain: str | None = None
     username: str | None = None
     auth_type: str | None = None
-
-
-def primary_calendar_id(account_id: str) -> str:
-    """The calendar id the EWS backend gives an account's own Calendar folder."""
-    return f"{account_id}-calendar"
 
 
 def _now() -> datetime:
