@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 
 from gateway.accounts.records import AccountRecord, AccountsError
 from gateway.accounts.users import Users
+from gateway.ews.calendar_ids import primary_calendar_id
 from gateway.store.database import Database
 from gateway.store.schema import user_settings
 
@@ -31,11 +32,6 @@ class UserSettings:
 
 class UnknownCalendarError(AccountsError):
     """A calendar choice names no calendar of the user's."""
-
-
-def primary_calendar_id(account_id: str) -> str:
-    """The calendar id the EWS backend gives an account's own Calendar folder."""
-    return f"{account_id}-calendar"
 
 
 def effective_settings(settings: UserSettings, account_list: Sequence[AccountRecord]) -> UserSettings:

@@ -33,8 +33,7 @@ from exchangelib.properties import (
 from exchangelib.protocol import BaseProtocol
 from exchangelib.version import Build, Version
 
-from gateway.ews.backend import calendar_view  # also registers the caldav_name extended property
-from gateway.ews.exchange import ChunkedReadAdapter
+from gateway.ews.exchange import CALDAV_NAME, ChunkedReadAdapter, calendar_view, register_item_fields
 from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
 
@@ -43,8 +42,8 @@ from gateway.ews.mapping import READ_FIELDS
 BaseProtocol.HTTP_ADAPTER_CLS = ChunkedReadAdapter
 
 T = TypeVar("T")
-FIELDS = [*READ_FIELDS, "caldav_name"]
-SYNC_FIELDS = ["uid", "caldav_name"]
+FIELDS = [*READ_FIELDS, CALDAV_NAME]
+SYNC_FIELDS = ["uid", CALDAV_NAME]
 _AUTH = {"basic": BASIC, "ntlm": NTLM}
 _UTC_ZONE = TimeZone(  # a UTC SerializableTimeZone, as the gateway sends (bias 0, no-op transitions)
     bias=0,
@@ -68,6 +67,7 @@ class DirectMailbox:
     """exchangelib straight at the emulator for one mailbox (same login and auth type as the gateway)."""
 
     def __init__(self, ews_url: str, email: str, password: str, auth_type: str) -> None:
+        register_item_fields()  # the gateway reads and writes caldav_name, so the floor does too
         config = Configuration(
             service_endpoint=ews_url,
             credentials=Credentials(email, password),

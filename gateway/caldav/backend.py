@@ -1,7 +1,7 @@
 """The small interface the CalDAV protocol layer needs from a calendar store.
 
 ``gateway/caldav`` speaks only to :class:`Backend` and :class:`Authenticator`;
-``gateway/ews/backend.py`` implements them over Exchange, and the tests have an
+``gateway/ews/backend/`` implements them over Exchange, and the tests have an
 in-memory double. Nothing here knows about HTTP or EWS.
 
 Identifiers:
@@ -231,16 +231,18 @@ class Backend(Protocol):
     ) -> CalendarInfo:
         """MKCALENDAR / extended MKCOL (RFC 4791 §5.3.1, RFC 5689).
 
-        ``properties`` is keyed by Clark name, as in :meth:`update_calendar`; it may also
-        hold ``{urn:ietf:params:xml:ns:caldav}calendar-timezone`` (a VCALENDAR text).
+        ``properties`` holds the other writable properties the request set, keyed by Clark
+        name as in :meth:`update_calendar`.
         """
 
     async def update_calendar(
         self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
     ) -> None:
-        """PROPPATCH of displayname / calendar-color / calendar-order / calendar-description (None removes).
+        """PROPPATCH of writable collection properties (None removes).
 
-        Keys are Clark names: ``{DAV:}displayname``, ``{http://apple.com/ns/ical/}calendar-color``,
+        Only the properties the CalDAV layer's registry marks writable are handed over
+        (``gateway.caldav.properties.writable``), so a backend stores what it gets. Keys are Clark
+        names: ``{DAV:}displayname``, ``{http://apple.com/ns/ical/}calendar-color``,
         ``{http://apple.com/ns/ical/}calendar-order``, ``{urn:ietf:params:xml:ns:caldav}calendar-description``;
         values are the elements' texts.
         """

@@ -17,7 +17,7 @@ from . import properties, reports, scheduling, validation
 from .backend import CalendarInfo, CalendarObject, NotFound
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
-from .properties import REGISTRY, PropContext, add_response
+from .properties import REGISTRY, PropContext, add_response, writable
 from .resources import Kind, Resource
 from .xml import Multistatus, cal, dav, element, serialize, status_line, sub
 
@@ -197,7 +197,7 @@ PropValues = dict[str, str | None]
 
 
 def _prop_value(el: etree._Element) -> str:
-    if el.tag == cal("calendar-timezone") or len(el) == 0:
+    if len(el) == 0:
         return (el.text or "").strip()
     return serialize(el).decode("utf-8")
 
@@ -210,9 +210,8 @@ def _check_settable(el: etree._Element, creating: bool) -> int:
         names = {c.get("name", "").upper() for c in el.findall(cal("comp"))}
         return 200 if "VEVENT" in names else 403
     if el.tag == cal("calendar-timezone") and creating:
-        return 200
-    prop = REGISTRY.get(el.tag)
-    return 200 if prop and prop.writable and Kind.CALENDAR in prop.kinds else 403
+        return 200  # accepted as clients send it (RFC 4791 §5.3.1), not stored: events carry their zones
+    return 200 if el.tag in writable(Kind.CALENDAR) else 403
 
 
 def _prop_failure(url: str, statuses: dict[str, int], root_tag: str) -> web.Response:
@@ -236,9 +235,10 @@ def _prop_failure(url: str, statuses: dict[str, int], root_tag: str) -> web.Resp
 
 
 def _collect(root: etree._Element, creating: bool) -> tuple[PropValues, dict[str, int]]:
-    """Values to set (None = remove) and each property's status."""
+    """Values of the writable properties to set (None = remove) and each property's status."""
     values: PropValues = {}
     statuses: dict[str, int] = {}
+    stored = writable(Kind.CALENDAR)
     for action in root:
         if action.tag not in (dav("set"), dav("remove")):
             continue
@@ -247,7 +247,7 @@ def _collect(root: etree._Element, creating: bool) -> tuple[PropValues, dict[str
                 if not isinstance(el.tag, str):
                     continue
                 statuses[el.tag] = _check_settable(el, creating)
-                if el.tag not in (dav("resourcetype"), cal("supported-calendar-component-set")):
+                if el.tag in stored:
                     values[el.tag] = _prop_value(el) if action.tag == dav("set") else None
     return values, statuses
 

@@ -331,6 +331,12 @@ def allprop_names(kind: Kind) -> list[str]:
     return [p.name for p in applicable(kind) if p.allprop]
 
 
+def writable(kind: Kind) -> frozenset[str]:
+    """The properties PROPPATCH (RFC 4918 §9.2) and MKCALENDAR (RFC 4791 §5.3.1) may set on a resource of
+    this kind: what ``Backend.update_calendar``/``create_calendar`` are handed and a backend stores."""
+    return frozenset(p.name for p in REGISTRY.values() if p.writable and kind in p.kinds)
+
+
 def needs_data(names: Iterable[str]) -> bool:
     """Whether answering these properties needs the objects' iCalendar text."""
     return any(REGISTRY[n].needs_data for n in names if n in REGISTRY)

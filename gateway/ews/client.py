@@ -35,18 +35,12 @@ from gateway.ews.connect import MailboxConnector, ews_configuration
 from gateway.ews.connection import ConnectError, ConnectionInfo, ConnectionSettings, Credentials, validate
 from gateway.ews.errors import EwsError, EwsUnavailable, translate
 from gateway.ews.exchange import (
-    EWS_TYPES,
     GatewayProtocol,
     connection_broke,
-    distinguished_calendar,
     new_account,
     protocol_classes,
 )
 from gateway.ews.metrics import EwsMetrics
-
-# EWS_TYPES and distinguished_calendar live in gateway/ews/exchange.py; gateway/ews/backend.py imports them
-# from here (kept as its import path while that module is being restructured).
-__all__ = ["EWS_TYPES", "EwsClient", "distinguished_calendar"]
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,14 @@
-"""Exceptions the gateway's EWS client raises, translated from exchangelib's.
+"""EWS failures: exchangelib's exceptions → the gateway's :class:`EwsError` → the CalDAV backend's errors.
 
 exchangelib has several hundred exception classes (one per EWS ``ResponseCode``, see the EWS
-``ResponseCodeType`` enumeration in messages.xsd) plus transport errors. The rest of the gateway
-only needs to know what a user would notice: try again later, fix the credentials, the item changed,
-it is gone, the mailbox is full, you may not, or the request was wrong. ``str(error)`` is always a
-sentence written here, never exchangelib's text (which can contain raw HTTP headers and bodies),
-so no secret can leak through it.
+``ResponseCodeType`` enumeration in messages.xsd: exchangelib raises the class named like the code)
+plus transport errors. The rest of the gateway only needs to know what a user would notice: try
+again later, fix the credentials, the item changed, it is gone, the mailbox is full, you may not,
+the synchronisation state expired, or the request was wrong. :func:`translate` decides that by
+exception class (hence by exact ResponseCode), never by message text; :func:`backend_error` turns
+the result into the ``gateway.caldav.backend`` error a CalDAV answer is made from. ``str(error)`` is
+always a sentence written here, never exchangelib's text (which can contain raw HTTP headers and
+bodies), so no secret can leak through it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,20 @@ import math
 
 import requests
 from exchangelib import errors as ex
+
+from gateway.caldav.backend import (
+    BackendError,
+    BackendUnavailable,
+    Forbidden,
+    InsufficientStorage,
+    InvalidCalendarData,
+    InvalidSyncToken,
+    NotFound,
+    PreconditionFailed,
+)
+
+# RFC 4791 §5.3.2.1: the body is a calendar object Exchange cannot store as given.
+_VALID_OBJECT = "{urn:ietf:params:xml:ns:caldav}valid-calendar-object-resource"
 
 
 class EwsError(Exception):
@@ -56,6 +73,10 @@ class EwsAccessDenied(EwsError):
 
 class EwsInvalidRequest(EwsError):
     """Exchange rejected the request as invalid; ``code`` names the EWS ResponseCode."""
+
+
+class EwsSyncStateInvalid(EwsInvalidRequest):
+    """SyncFolderItems refused the SyncState: expired or corrupt (ErrorInvalidSyncStateData)."""
 
 
 _NOT_FOUND = (
@@ -130,6 +151,10 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
             operation=operation,
             code=code,
         )
+    if isinstance(exc, ex.ErrorInvalidSyncStateData):
+        return EwsSyncStateInvalid(
+            f"Exchange no longer knows the synchronisation state{where}.", operation=operation, code=code
+        )
     if isinstance(exc, ex.ResponseMessageError):
         return EwsInvalidRequest(
             f"Exchange rejected the request{where} ({code}).", operation=operation, code=code
@@ -139,3 +164,24 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
             f"Exchange could not be reached{where} ({code}); try again later.", operation=operation, code=code
         )
     return EwsError(f"The Exchange request failed{where} ({code}).", operation=operation, code=code)
+
+
+def backend_error(exc: EwsError) -> BackendError:
+    """The CalDAV backend's error for an EWS failure (never a bare 503 for everything)."""
+    message = str(exc) or "Exchange reported an error."
+    match exc:
+        case EwsConflict():
+            return PreconditionFailed("The item was changed in Exchange meanwhile; read it again.")
+        case EwsNotFound():
+            return NotFound("The item no longer exists in Exchange.")
+        case EwsQuotaExceeded():
+            return InsufficientStorage("The Exchange mailbox is over its size quota.")
+        case EwsAccessDenied():
+            return Forbidden(f"Exchange denied access: {message}")
+        case EwsSyncStateInvalid():
+            return InvalidSyncToken("Exchange no longer knows this synchronisation state.")
+        case EwsInvalidRequest():
+            return InvalidCalendarData(f"Exchange refused the event: {message}", _VALID_OBJECT)
+        case EwsUnavailable():
+            return BackendUnavailable(message, retry_after=exc.retry_after or 30)
+    return BackendUnavailable(f"Exchange could not be reached or failed: {message}")

@@ -4,7 +4,7 @@ EWS names zones by Windows ids; iCalendar by free-form TZIDs, usually IANA names
 :func:`resolve_tzid` turns a TZID (IANA name, Windows id, a libical/Mozilla-style
 path ending in an IANA name, or a custom VTIMEZONE) into an ``EWSTimeZone``;
 a custom VTIMEZONE is matched to the Windows zone with the same UTC offsets.
-:func:`vtimezone` writes a compact RRULE-based VTIMEZONE for an IANA zone.
+:func:`vtimezone_text` writes a compact RRULE-based VTIMEZONE for an IANA zone.
 """
 
 from __future__ import annotations
@@ -179,33 +179,16 @@ def _plain(zone: tzinfo) -> tzinfo:
     return zoneinfo.ZoneInfo(key) if key else zone
 
 
-def vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:
-    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone`` named ``tzid``, valid from ``year`` on.
-
-    Shared between the calendars that include it (built once per zone and year): do not modify it.
-    """
-    return _vtimezone_component(_plain(zone), tzid, year)
-
-
 def vtimezone_text(zone: tzinfo, tzid: str, year: int) -> str:
-    """The text of :func:`vtimezone` (CRLF-terminated lines), cached per zone and year: what
-    ``mapping.to_ical`` pastes into every calendar object that uses the zone."""
+    """A VTIMEZONE (RFC 5545 §3.6.5) for ``zone`` named ``tzid``, valid from ``year`` on, as text
+    (CRLF-terminated lines), cached per zone and year: what ``mapping.to_ical`` pastes into every
+    calendar object that uses the zone."""
     return _vtimezone_str(_plain(zone), tzid, year)
 
 
 @lru_cache(maxsize=512)
 def _vtimezone_str(zone: tzinfo, tzid: str, year: int) -> str:
-    return _vtimezone_text(zone, tzid, year).decode("utf-8")
-
-
-@lru_cache(maxsize=512)
-def _vtimezone_component(zone: tzinfo, tzid: str, year: int) -> Timezone:
-    return Timezone.from_ical(_vtimezone_text(zone, tzid, year))
-
-
-@lru_cache(maxsize=512)
-def _vtimezone_text(zone: tzinfo, tzid: str, year: int) -> bytes:
-    return _build_vtimezone(zone, tzid, year).to_ical()
+    return _build_vtimezone(zone, tzid, year).to_ical().decode("utf-8")
 
 
 def _build_vtimezone(zone: tzinfo, tzid: str, year: int) -> Timezone:

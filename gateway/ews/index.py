@@ -40,7 +40,6 @@ _BY_NAME_OR_UID = sa.select(indexed_item).where(
     _LIVE & ((indexed_item.c.name == sa.bindparam("name")) | (indexed_item.c.uid == sa.bindparam("uid")))
 )
 _BY_NAME = sa.select(indexed_item).where(_LIVE & (indexed_item.c.name == sa.bindparam("value")))
-_BY_UID = sa.select(indexed_item).where(_LIVE & (indexed_item.c.uid == sa.bindparam("value")))
 _THIS_ITEM = (indexed_item.c.calendar_key == _KEY) & (indexed_item.c.item_id == sa.bindparam("iid"))
 _MARK_DELETED = indexed_item.update().where(_THIS_ITEM).values(deleted=True, seq=sa.bindparam("s"))
 _DROP_ITEM = indexed_item.delete().where(_THIS_ITEM)
@@ -198,10 +197,9 @@ class ItemIndex:
         return [_item(r) for r in rows]
 
     async def by_name(self, calendar_key: str, name: str) -> IndexedItem | None:
-        return await self._one(_BY_NAME, calendar_key, name)
-
-    async def by_uid(self, calendar_key: str, uid: str) -> IndexedItem | None:
-        return await self._one(_BY_UID, calendar_key, uid)
+        async with self._engine.connect() as conn:
+            r = (await conn.execute(_BY_NAME, {"key": calendar_key, "value": name})).first()
+        return _item(r) if r else None
 
     async def by_names(self, calendar_key: str, names: Sequence[str]) -> dict[str, IndexedItem]:
         """The live items with these names, in one query per NAMES_PER_QUERY names (a multiget of
@@ -227,11 +225,6 @@ class ItemIndex:
         if named is not None and named.uid == uid:
             return named, named
         return named, next((_item(r) for r in rows if r.uid == uid), None)
-
-    async def _one(self, query: sa.Select, calendar_key: str, value: str) -> IndexedItem | None:
-        async with self._engine.connect() as conn:
-            r = (await conn.execute(query, {"key": calendar_key, "value": value})).first()
-        return _item(r) if r else None
 
     async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -282,6 +275,16 @@ class ItemIndex:
                             account_id=account_id, calendar_id=calendar_id, name=name, value=value
                         )
                     )
+
+    async def drop_properties(self, account_id: str, calendar_id: str) -> None:
+        """Remove every stored property of a calendar (it was deleted)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                calendar_property.delete().where(
+                    (calendar_property.c.account_id == account_id)
+                    & (calendar_property.c.calendar_id == calendar_id)
+                )
+            )
 
     async def forget_calendar(self, calendar_key: str) -> None:
         async with self._engine.begin() as conn:

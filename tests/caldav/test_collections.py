@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.caldav.properties import writable
+from gateway.caldav.resources import Kind
 from tests.support.dav import fixture
 
 HOME = "/dav/calendars/alice/"
@@ -80,3 +82,32 @@ async def test_delete_calendar_but_not_primary(dav, backend):
 
 async def test_bad_calendar_name_is_refused(dav):
     assert (await dav("MKCALENDAR", HOME + "%20bad%20name/", MKCALENDAR)).status == 403
+
+
+def test_the_writable_collection_properties_come_from_the_registry():
+    assert writable(Kind.CALENDAR) == {
+        "{DAV:}displayname",
+        f"{ICAL}calendar-color",
+        f"{ICAL}calendar-order",
+        "{urn:ietf:params:xml:ns:caldav}calendar-description",
+    }
+
+
+async def test_the_backend_is_handed_only_writable_properties(dav, backend, monkeypatch):
+    handed: list[dict[str, str]] = []
+    create = backend.create_calendar
+
+    async def recording(principal, calendar_id, display_name, properties):
+        handed.append(dict(properties))
+        return await create(principal, calendar_id, display_name, properties)
+
+    monkeypatch.setattr(backend, "create_calendar", recording)
+    timezone = "<C:calendar-timezone>BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n</C:calendar-timezone>"
+    body = MKCALENDAR.replace("<D:displayname>", timezone + "<D:displayname>")
+    assert (await dav("MKCALENDAR", HOME + "zoned/", body)).status == 201
+    assert handed == [
+        {
+            "{urn:ietf:params:xml:ns:caldav}calendar-description": "Where we go",
+            f"{ICAL}calendar-color": "#00FF00FF",
+        }
+    ]

@@ -19,7 +19,8 @@ from exchangelib.items import CalendarItem
 from icalendar import Calendar
 from lxml import etree
 
-from gateway.accounts.settings import UserSettings, primary_calendar_id
+from gateway.accounts.settings import UserSettings
+from gateway.ews.calendar_ids import primary_calendar_id
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 
 UTC = dt.UTC

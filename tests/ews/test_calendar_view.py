@@ -13,7 +13,7 @@ from exchangelib.properties import CalendarView
 from exchangelib.services import FindItem
 from exchangelib.version import Build, Version
 
-from gateway.ews.backend import ViewEntry, calendar_view
+from gateway.ews.exchange import ViewEntry, calendar_view
 
 
 def test_calendar_view_entries_match_exchangelibs_reading(emulator):

@@ -76,6 +76,13 @@ async def test_a_create_the_sync_already_recorded_is_left_as_the_sync_saw_it(ind
     assert (await index.state(CAL)).seq == seq and (await index.by_name(CAL, "b.ics")).changekey == "ck2"
 
 
+async def test_a_deleted_calendar_loses_its_properties_only(index: ItemIndex) -> None:
+    await index.set_properties("account-1", "trips", {"{A}color": "#00FF00", "{A}order": "2"})
+    await index.set_properties("account-1", "work", {"{A}color": "#FF0000"})
+    await index.drop_properties("account-1", "trips")
+    assert await index.properties("account-1") == {"work": {"{A}color": "#FF0000"}}
+
+
 async def test_concurrent_look_ups_reuse_pooled_connections(tmp_path: Path) -> None:
     """Each new aiosqlite connection is a new thread whose start waits on the event loop, so a busy
     gateway must keep its connections rather than open one per query beyond a handful."""

@@ -138,8 +138,6 @@ class MemoryBackend:
                     changes["order"] = int(value or 0)
                 case "{urn:ietf:params:xml:ns:caldav}calendar-description":
                     changes["description"] = value or ""
-                case "{urn:ietf:params:xml:ns:caldav}calendar-timezone":
-                    changes["timezone"] = value
         return replace(info, **changes)  # type: ignore[arg-type]
 
     def _cal(self, principal: Principal, calendar_id: str, method: str) -> MemoryCalendar:

@@ -1,0 +1,174 @@
+"""Calendar collections: how each is described (RFC 4791 §4.2), made, changed and deleted.
+
+The display name is the Exchange folder's name; the other properties a client sets (colour,
+order, description: whatever the CalDAV layer hands over as writable) are kept by the gateway in
+its database, keyed by account and calendar id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+
+from exchangelib.folders import Folder
+
+from gateway.caldav.backend import CalendarInfo, Forbidden, Principal
+from gateway.ews.backend.calendars import CalendarDirectory
+from gateway.ews.backend.calls import EwsCalls
+from gateway.ews.backend.records import LRU, MailboxCalendar
+from gateway.ews.backend.tracking import ChangeTracker, sync_token
+from gateway.ews.exchange import distinguished_calendar
+from gateway.ews.index import ItemIndex
+
+PROPERTY_CACHE_SECONDS = 60.0
+# The collection properties (Clark names, see Backend.update_calendar) read back into CalendarInfo.
+DISPLAYNAME = "{DAV:}displayname"
+DESCRIPTION = "{urn:ietf:params:xml:ns:caldav}calendar-description"
+COLOR = "{http://apple.com/ns/ical/}calendar-color"
+ORDER = "{http://apple.com/ns/ical/}calendar-order"
+
+
+class Collections:
+    """The calendar collections of a principal: listing (FindFolder + SyncFolderItems), CreateFolder,
+    UpdateFolder, DeleteFolder, and the client-set properties kept beside them."""
+
+    def __init__(
+        self,
+        calls: EwsCalls,
+        index: ItemIndex,
+        directory: CalendarDirectory,
+        tracker: ChangeTracker,
+        *,
+        live_accounts: int,
+    ) -> None:
+        self._calls = calls
+        self._index = index
+        self._directory = directory
+        self._tracker = tracker
+        # account id -> (read at, calendar id -> {Clark name: value})
+        self._stored: LRU[str, tuple[float, dict[str, dict[str, str]]]] = LRU(max(1000, 20 * live_accounts))
+
+    async def calendars(self, principal: Principal) -> list[CalendarInfo]:
+        """The home listing: accounts are read from the database and folders listed afresh (FindFolder),
+        so changes made elsewhere (another replica, Outlook's new calendars) appear; one SyncFolderItems
+        per calendar gives its ctag."""
+        entries = await self._calls.connected(principal, fresh=True)
+        self._directory.forget([entry.record for entry in entries])
+        infos = []
+        for cal in await self._directory.calendars_of(principal):
+            epoch, seq = await self._tracker.refresh(cal)
+            infos.append(await self.described(cal, epoch, seq))
+        return infos
+
+    async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool) -> CalendarInfo:
+        """The ctag/sync-token come from one SyncFolderItems; without ``fresh``, from the index."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        if not fresh:
+            # Identity only: even a calendar never synced yet costs no EWS call here (its first
+            # month view stays FindItem + GetItem; the index is built when changes are asked for).
+            epoch, seq = await self._tracker.known_state(cal)
+            return await self.described(cal, epoch, seq)
+        epoch, seq = await self._tracker.refresh(cal)
+        return await self.described(cal, epoch, seq)
+
+    async def described(self, cal: MailboxCalendar, epoch: str, seq: int) -> CalendarInfo:
+        """The collection as of state (epoch, seq), with the properties clients set on it."""
+        stored = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {})
+        order = stored.get(ORDER, "0" if cal.primary else "1")
+        return CalendarInfo(
+            calendar_id=cal.calendar_id,
+            display_name=cal.display_name,
+            ctag=f"{epoch}-{seq}",
+            sync_token=sync_token(epoch, seq),
+            owner_email=cal.record.email,
+            description=stored.get(DESCRIPTION, f"Exchange calendar of {cal.record.email}"),
+            color=stored.get(COLOR),
+            order=int(order) if order.lstrip("-").isdigit() else 0,
+            primary=cal.primary,
+        )
+
+    async def create(
+        self, principal: Principal, calendar_id: str, display_name: str, properties: Mapping[str, str]
+    ) -> CalendarInfo:
+        """CreateFolder under the first account's Calendar (GetFolder of that first), then SyncFolderItems."""
+        entries = await self._calls.connected(principal)
+        if not entries:
+            raise Forbidden("Connect an Exchange account before creating calendars.")
+        record = entries[0].record
+        account = self._calls.account(entries[0])
+
+        def create() -> Folder:
+            folder = Folder(
+                parent=distinguished_calendar(account),
+                name=display_name or calendar_id,
+                folder_class="IPF.Appointment",
+            )
+            folder.save()
+            return folder
+
+        folder = await self._calls.run(account, "CreateFolder", create)
+        await self._index.add_alias(record.account_id, calendar_id, folder.id)
+        stored = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        if stored:
+            await self._store(
+                record.account_id, self._index.set_properties(record.account_id, calendar_id, stored)
+            )
+        self._directory.forget([record])
+        cal = MailboxCalendar(calendar_id, record, account, folder, folder.name, False)
+        epoch, seq = await self._tracker.refresh(cal)
+        return await self.described(cal, epoch, seq)
+
+    async def update(
+        self, principal: Principal, calendar_id: str, properties: Mapping[str, str | None]
+    ) -> None:
+        """displayname → UpdateFolder; the other properties are kept by the gateway."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        name = properties.get(DISPLAYNAME)
+        if DISPLAYNAME in properties and name != cal.display_name:
+            if cal.primary or not name:
+                raise Forbidden(
+                    "The primary Exchange calendar cannot be renamed, and a calendar needs a name."
+                )
+            folder = cal.folder
+            folder.name = name
+            await self._calls.run(cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"]))
+            self._directory.forget([cal.record])
+        stored = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        if stored:
+            account_id = cal.record.account_id
+            await self._store(account_id, self._index.set_properties(account_id, calendar_id, stored))
+
+    async def delete(self, principal: Principal, calendar_id: str) -> None:
+        """DeleteFolder; the primary calendar cannot be deleted. The calendar's index, alias and
+        properties go with it."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        if cal.primary:
+            raise Forbidden("The primary Exchange calendar cannot be deleted.")
+        await self._calls.run(cal.account, "DeleteFolder", lambda: cal.folder.delete())
+        account_id = cal.record.account_id
+        self._directory.forget([cal.record])
+        await self._index.forget_calendar(cal.key)
+        await self._index.drop_alias(account_id, calendar_id)
+        await self._store(account_id, self._index.drop_properties(account_id, calendar_id))
+
+    async def _properties(self, account_id: str) -> dict[str, dict[str, str]]:
+        """The collection properties clients set on the account's calendars.
+
+        Read on every PROPFIND of a calendar but written rarely, so kept for PROPERTY_CACHE_SECONDS:
+        a change made through this process shows at once, one made through another replica within that time.
+        """
+        loop = asyncio.get_running_loop()
+        cached = self._stored.hit(account_id)
+        if cached and loop.time() - cached[0] < PROPERTY_CACHE_SECONDS:
+            return cached[1]
+        found = await self._index.properties(account_id)
+        self._stored.put(account_id, (loop.time(), found))
+        return found
+
+    async def _store(self, account_id: str, write: Awaitable[None]) -> None:
+        """Run a write of the account's stored properties, dropping the cached ones around it."""
+        self._stored.pop(account_id, None)
+        try:
+            await write
+        finally:
+            self._stored.pop(account_id, None)  # a read meanwhile may have cached the old values

@@ -1,0 +1,170 @@
+"""The CalDAV backend over EWS: implements ``gateway.caldav.backend.Backend``.
+
+Round trips are what users feel, so every method names the EWS calls it makes. The work is done by
+the parts this facade wires together:
+
+- :mod:`.calendars`: which calendars a principal has (GetFolder + FindFolder per mailbox, cached);
+- :mod:`.tracking`: change detection, one SyncFolderItems per calendar: the ctag, the sync-token
+  and the name↔ItemId index (:mod:`gateway.ews.index`) all come from it;
+- :mod:`.reads`: a time range is a FindItem CalendarView plus batched GetItems; GET/multiget are
+  batched GetItem (≤ 100 ids a request);
+- :mod:`.writes`: PUT and DELETE (CreateItem, UpdateItem, DeleteItem), invitations;
+- :mod:`.collections`: MKCALENDAR, PROPPATCH, DELETE of calendars and their description;
+- :mod:`.busy`: free/busy (FindItem CalendarView, GetUserAvailability).
+
+The ETag of a resource is the ChangeKey of its item (a recurring master's ChangeKey changes when any
+occurrence changes), so ``If-Match`` is checked by Exchange itself. Every EWS failure leaves as a
+``gateway.caldav.backend`` error (:func:`gateway.ews.errors.backend_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from gateway.caldav.backend import (
+    BusyPeriod,
+    CalendarInfo,
+    CalendarObject,
+    ChangeSet,
+    FreeBusyResult,
+    Principal,
+    PutResult,
+)
+from gateway.ews.backend.busy import FreeBusy
+from gateway.ews.backend.calendars import CalendarDirectory
+from gateway.ews.backend.calls import EwsCalls
+from gateway.ews.backend.collections import Collections
+from gateway.ews.backend.reads import Reader
+from gateway.ews.backend.records import AccountDirectory
+from gateway.ews.backend.tracking import ChangeTracker
+from gateway.ews.backend.writes import Writer
+from gateway.ews.client import EwsClient
+from gateway.ews.exchange import register_item_fields
+from gateway.ews.index import ItemIndex
+
+
+class EwsBackend:
+    """``gateway.caldav.backend.Backend`` over Exchange Web Services."""
+
+    def __init__(
+        self,
+        accounts: AccountDirectory,
+        client: EwsClient,
+        index: ItemIndex,
+        *,
+        default_timezone: str = "UTC",
+        folder_cache_seconds: float = 3600.0,
+        item_cache_size: int = 20_000,
+        live_accounts: int = 300,
+    ) -> None:
+        register_item_fields()  # CalendarItem.caldav_name, read and written by every part below
+        calls = EwsCalls(accounts, client)
+        self._directory = CalendarDirectory(
+            calls, index, folder_ttl=folder_cache_seconds, live_accounts=live_accounts
+        )
+        self._tracker = ChangeTracker(calls, index)
+        self._collections = Collections(
+            calls, index, self._directory, self._tracker, live_accounts=live_accounts
+        )
+        self._reader = Reader(calls, index, self._tracker, cache_size=item_cache_size)
+        self._writer = Writer(calls, index, self._tracker, default_tz=default_timezone)
+        self._busy = FreeBusy(calls, self._directory)
+
+    async def drain(self) -> None:
+        """Let every create still being indexed finish (at shutdown, before the database closes)."""
+        await self._tracker.drain()
+
+    # --- calendars ---------------------------------------------------------------------------
+
+    async def calendars(self, principal: Principal) -> list[CalendarInfo]:
+        """The home listing: FindFolder per account, then one SyncFolderItems per calendar."""
+        return await self._collections.calendars(principal)
+
+    async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
+        """One SyncFolderItems for the ctag/sync-token; none without ``fresh`` (the index answers)."""
+        return await self._collections.calendar(principal, calendar_id, fresh=fresh)
+
+    async def create_calendar(
+        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+    ) -> CalendarInfo:
+        """MKCALENDAR / extended MKCOL → CreateFolder under the first account's Calendar."""
+        return await self._collections.create(principal, calendar_id, display_name, properties)
+
+    async def update_calendar(
+        self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
+    ) -> None:
+        """PROPPATCH: displayname → UpdateFolder; the other properties are kept by the gateway."""
+        await self._collections.update(principal, calendar_id, properties)
+
+    async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
+        """DELETE of a sub-calendar → DeleteFolder (the primary calendar is refused)."""
+        await self._collections.delete(principal, calendar_id)
+
+    # --- objects -----------------------------------------------------------------------------
+
+    async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
+        """Names and ETags: one SyncFolderItems, then the index."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        return await self._tracker.objects(cal)
+
+    async def changes(
+        self, principal: Principal, calendar_id: str, sync_token: str | None, limit: int | None
+    ) -> ChangeSet:
+        """RFC 6578 §3: one SyncFolderItems, then the index answers; the calendar is described as well."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        epoch, seq = await self._tracker.refresh(cal)
+        info = await self._collections.described(cal, epoch, seq)
+        return await self._tracker.change_set(cal, info, epoch, seq, sync_token, limit)
+
+    async def query(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        with_data: bool,
+    ) -> list[CalendarObject]:
+        """RFC 4791 §9.9: FindItem CalendarView + batched GetItem (SyncFolderItems without data)."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        return await self._reader.query(cal, start, end, with_data)
+
+    async def get(
+        self, principal: Principal, calendar_id: str, names: Sequence[str]
+    ) -> dict[str, CalendarObject | None]:
+        """GET / calendar-multiget: batched GetItem (SyncFolderItems first only for an unknown name)."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        return await self._reader.get(cal, names)
+
+    async def put(
+        self,
+        principal: Principal,
+        calendar_id: str,
+        name: str,
+        ical: str,
+        if_match: str | None,
+        if_none_match: bool,
+    ) -> PutResult:
+        """RFC 4791 §5.3.2: SyncFolderItems + CreateItem, or GetItem + UpdateItem (+ occurrences)."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        return await self._writer.put(cal, name, ical, if_match, if_none_match)
+
+    async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
+        """DeleteItem (GetItem first only for If-Match or invitations)."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        await self._writer.delete(cal, name, if_match)
+
+    # --- free/busy ---------------------------------------------------------------------------
+
+    async def calendar_free_busy(
+        self, principal: Principal, calendar_id: str, start: datetime, end: datetime
+    ) -> list[BusyPeriod]:
+        """RFC 4791 §7.10 on one collection: a FindItem CalendarView of that folder."""
+        cal = await self._directory.resolve(principal, calendar_id)
+        return await self._busy.folder_busy(cal, start, end)
+
+    async def free_busy(
+        self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
+    ) -> list[FreeBusyResult]:
+        """RFC 6638 §3.2: GetUserAvailability per account, FindItem CalendarView per own sub-calendar."""
+        return await self._busy.free_busy(principal, attendees, start, end)

@@ -1,0 +1,138 @@
+"""What the EWS backend reads of the accounts beside it, and the calendar a request works on.
+
+``gateway.accounts`` stores the connected mailboxes; the backend must not import it (it sits
+beside the backend, and imports no exchangelib), so the attributes the backend reads are declared
+here as Protocols that ``AccountService`` and its records satisfy.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from exchangelib import Account
+from exchangelib.folders import Folder
+
+from gateway.ews.calendar_ids import calendar_key
+from gateway.ews.connection import ConnectionInfo, Credentials
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class MailboxRecord(Protocol):
+    """A connected Exchange mailbox as stored (``gateway.accounts.service.AccountRecord``)."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def ews_url(self) -> str: ...
+    @property
+    def auth_type(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def build(self) -> str: ...
+    @property
+    def display_name(self) -> str | None: ...
+    @property
+    def working_elsewhere(self) -> str:
+        """The FBTYPE a WorkingElsewhere period becomes: "FREE", "BUSY-TENTATIVE" or "BUSY"."""
+        ...
+
+    @property
+    def invitations(self) -> str:
+        """ "auto" (Exchange sends invitations for meetings the owner organises) or "never"."""
+        ...
+
+
+class ConnectedMailbox(Protocol):
+    """A mailbox with its decrypted credentials (``gateway.accounts.service.ConnectedAccount``)."""
+
+    @property
+    def record(self) -> MailboxRecord: ...
+    @property
+    def credentials(self) -> Credentials: ...
+
+
+class CalendarSettings(Protocol):
+    """The user's calendar choices (``gateway.accounts.service.UserSettings``)."""
+
+    @property
+    def conflict_calendar_ids(self) -> tuple[str, ...] | None:
+        """The calendars checked for conflicts; None means every account's primary calendar."""
+        ...
+
+
+class AccountDirectory(Protocol):
+    """What the backend needs from ``gateway.accounts`` (see AccountService)."""
+
+    async def connected_accounts(self, user_id: str, *, fresh: bool = False) -> Sequence[ConnectedMailbox]:
+        """The user's accounts in order, each with ``record`` and decrypted ``credentials`` (cached)."""
+        ...
+
+    def forget_credentials(self, user_id: str) -> None:
+        """Exchange refused the credentials: read them afresh next time."""
+        ...
+
+    async def settings(self, user_id: str) -> CalendarSettings:
+        """The user's settings (which calendars count for their own free/busy)."""
+        ...
+
+
+@dataclass
+class MailboxCalendar:
+    """A resolved calendar: the account's record, its exchangelib Account and the folder."""
+
+    calendar_id: str
+    record: MailboxRecord
+    account: Account
+    folder: Folder
+    display_name: str
+    primary: bool
+
+    @property
+    def key(self) -> str:
+        """The calendar's key in the item index and for its lock."""
+        return calendar_key(self.record.account_id, self.calendar_id)
+
+
+def connection_info(record: MailboxRecord) -> ConnectionInfo:
+    """The stored connection of a mailbox, as the client builds an exchangelib Account from it."""
+    return ConnectionInfo(
+        email=record.email,
+        ews_url=record.ews_url,
+        auth_type=record.auth_type,
+        username=record.username,
+        version=record.version,
+        build=record.build,
+        display_name=record.display_name,
+        via="stored",
+    )
+
+
+class LRU(OrderedDict[K, V], Generic[K, V]):
+    """A dict that keeps the ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def hit(self, key: K) -> V | None:
+        """The value for ``key`` (None if absent), now the most recently used."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)

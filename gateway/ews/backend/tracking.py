@@ -1,0 +1,200 @@
+"""Change tracking: SyncFolderItems into the item index, and the ctag/sync-token made from it.
+
+Each calendar's changes come from one SyncFolderItems (more only while Exchange says more
+changes wait); the index (:mod:`gateway.ews.index`) numbers them, so the ctag is
+``<epoch>-<seq>`` and the RFC 6578 sync-token is a URI ending in the same. The epoch changes
+when Exchange forgets the SyncState, which invalidates every token issued before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from collections.abc import Sequence
+
+from exchangelib.folders import Folder
+from exchangelib.folders.collections import FolderCollection, SyncCompleted
+
+from gateway.caldav.backend import CalendarInfo, CalendarObject, ChangeSet, InvalidSyncToken
+from gateway.ews.backend.calls import EwsCalls
+from gateway.ews.backend.records import MailboxCalendar
+from gateway.ews.calendar_ids import derived_name, distinct_name
+from gateway.ews.exchange import CALDAV_NAME
+from gateway.ews.index import ItemChange, ItemIndex
+
+log = logging.getLogger(__name__)
+
+SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
+SYNC_PAGE = 512
+UNSYNCED = "unsynced"  # the epoch shown for a calendar whose index was never built
+
+
+def sync_token(epoch: str, seq: int) -> str:
+    """The RFC 6578 sync-token (a URI) of a calendar's state ``seq`` in ``epoch``."""
+    return f"{SYNC_TOKEN_PREFIX}{epoch}-{seq}"
+
+
+def parse_sync_token(token: str) -> tuple[str, int]:
+    """(epoch, seq) of a token :func:`sync_token` issued; InvalidSyncToken for any other."""
+    if not token.startswith(SYNC_TOKEN_PREFIX):
+        raise InvalidSyncToken("This sync-token was not issued by this server.")
+    epoch, _, seq = token[len(SYNC_TOKEN_PREFIX) :].rpartition("-")
+    if not epoch or not seq.isdigit():
+        raise InvalidSyncToken("This sync-token is malformed.")
+    return epoch, int(seq)
+
+
+class ChangeTracker:
+    """Keeps each calendar's index up to date: SyncFolderItems, and the gateway's own creates at once."""
+
+    def __init__(self, calls: EwsCalls, index: ItemIndex) -> None:
+        self._calls = calls
+        self._index = index
+        # one lock per calendar while its index is written (a sync, a recorded create); gone when none holds it
+        self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # calendar key -> creates still being indexed after their PUT was answered (see record_created)
+        self._recording: dict[str, set[asyncio.Task[None]]] = {}
+
+    def _index_lock(self, cal: MailboxCalendar) -> asyncio.Lock:
+        """Serialises this calendar's index writes: a sync and a recorded write never interleave."""
+        lock = self._index_locks.get(cal.key)
+        if lock is None:
+            lock = self._index_locks[cal.key] = asyncio.Lock()
+        return lock
+
+    async def refresh(self, cal: MailboxCalendar) -> tuple[str, int]:
+        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
+        async with self._index_lock(cal):
+            state = await self._index.state(cal.key)
+            epoch = state.epoch if state else uuid.uuid4().hex
+            sync_state = state.sync_state if state else None
+            try:
+                new_state, changes = await self._calls.run(
+                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state)
+                )
+            except InvalidSyncToken:
+                # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
+                await self._index.forget_calendar(cal.key)
+                epoch = uuid.uuid4().hex
+                new_state, changes = await self._calls.run(
+                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None)
+                )
+            if state and new_state == state.sync_state and not changes:
+                return epoch, state.seq
+            seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
+            return epoch, seq
+
+    async def known_state(self, cal: MailboxCalendar) -> tuple[str, int]:
+        """(epoch, seq) as the index last recorded them, without asking Exchange."""
+        state = await self._index.state(cal.key)
+        return (state.epoch, state.seq) if state else (UNSYNCED, 0)
+
+    async def objects(self, cal: MailboxCalendar) -> list[CalendarObject]:
+        """Every object's name and ETag: one SyncFolderItems, then the index."""
+        await self.refresh(cal)
+        return [CalendarObject(i.name, i.changekey) for i in await self._index.items(cal.key)]
+
+    async def change_set(
+        self,
+        cal: MailboxCalendar,
+        info: CalendarInfo,
+        epoch: str,
+        seq: int,
+        token: str | None,
+        limit: int | None,
+    ) -> ChangeSet:
+        """RFC 6578 §3: what changed since ``token`` (everything without one), as of the state (epoch, seq)."""
+        since = 0
+        if token:
+            token_epoch, since = parse_sync_token(token)
+            if token_epoch != epoch or since > seq:
+                raise InvalidSyncToken("This sync-token is no longer valid; start a fresh sync.")
+        rows = await self._index.items(cal.key, since_seq=since, include_deleted=bool(token))
+        truncated = limit is not None and len(rows) > limit
+        if truncated:
+            rows = rows[:limit]
+            seq = rows[-1].seq if rows else since
+        return ChangeSet(
+            sync_token=sync_token(epoch, seq),
+            changed=[CalendarObject(r.name, r.changekey) for r in rows if not r.deleted],
+            deleted=[r.name for r in rows if r.deleted],
+            truncated=truncated,
+            calendar=info,
+        )
+
+    def record_created(self, cal: MailboxCalendar, change: ItemChange) -> None:
+        """Index a created item while the PUT is answered.
+
+        The client's GET of the new resource then finds it without a SyncFolderItems (it waits for
+        this in :meth:`creates_recorded`), and the PUT does not wait for the database. If the record
+        fails, the next sync brings the item. (Occurrences written next may give a series a newer
+        ChangeKey, which the next sync then records as one more change.)
+        """
+
+        async def record() -> None:
+            async with self._index_lock(cal):
+                await self._index.record_created(cal.key, change)
+
+        task = asyncio.create_task(record())
+        pending = self._recording.setdefault(cal.key, set())
+        pending.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            pending.discard(finished)
+            if not pending and self._recording.get(cal.key) is pending:
+                del self._recording[cal.key]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning(
+                    "indexing a created item failed; the next sync brings it: %r", finished.exception()
+                )
+
+        task.add_done_callback(done)
+
+    async def creates_recorded(self, cal: MailboxCalendar) -> bool:
+        """Wait until this calendar's creates are indexed; whether any were still being indexed."""
+        pending = self._recording.get(cal.key)
+        if not pending:
+            return False
+        await asyncio.wait(set(pending))  # not cancelled with the waiting request
+        return True
+
+    async def drain(self) -> None:
+        """Let every create still being indexed finish (at shutdown, before the database closes)."""
+        pending = {task for tasks in self._recording.values() for task in tasks}
+        if pending:
+            await asyncio.wait(pending)
+
+
+def _sync_folder(folder: Folder, sync_state: str | None) -> tuple[str, list[ItemChange]]:
+    """SyncFolderItems until IncludesLastItemInRange (blocking; runs in the pool)."""
+    changes: list[ItemChange] = []
+    new_state = sync_state
+    try:
+        for change_type, item in FolderCollection(account=folder.account, folders=[folder]).sync_items(
+            sync_state=sync_state,
+            only_fields=["uid", CALDAV_NAME],
+            max_changes_returned=SYNC_PAGE,
+        ):
+            if change_type == "delete":
+                changes.append(ItemChange(item_id=item.id))
+            elif change_type in ("create", "update"):
+                uid = item.uid or item.id
+                changes.append(
+                    ItemChange(item.id, item.changekey, item.caldav_name or derived_name(uid), uid)
+                )
+    except SyncCompleted as done:
+        new_state = done.sync_state
+    return new_state or "", changes
+
+
+def _dedupe_names(changes: Sequence[ItemChange]) -> list[ItemChange]:
+    """Two items whose names collide (same UID in Outlook) keep distinct hrefs."""
+    seen: dict[str, str] = {}
+    out = []
+    for c in changes:
+        if c.name and seen.setdefault(c.name, c.item_id) != c.item_id:
+            c = ItemChange(c.item_id, c.changekey, distinct_name(c.name, c.item_id), c.uid)
+        out.append(c)
+    return out
