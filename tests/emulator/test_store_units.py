@@ -11,9 +11,10 @@ from lxml import etree
 
 from gateway.ews.emulator.generator import generate_mailboxes
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
+from gateway.ews.emulator.model import StoreError
 from gateway.ews.emulator.seed import demo_seed
 from gateway.ews.emulator.soap import T_NS, M, T, success_message, wrap_response
-from gateway.ews.emulator.store import CalendarStore, StoreError
+from gateway.ews.emulator.store import CalendarStore
 from tests.support.schema import schema_path
 
 NOW = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)  # a Monday, six days before the DST change in Europe

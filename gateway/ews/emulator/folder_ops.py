@@ -11,6 +11,7 @@ from collections.abc import Callable
 from lxml import etree
 
 from gateway.ews.emulator.items import child, local, text
+from gateway.ews.emulator.model import CALENDAR_CLASS, Folder, StoreError
 from gateway.ews.emulator.soap import (
     T_NS,
     EwsError,
@@ -22,7 +23,7 @@ from gateway.ews.emulator.soap import (
     success_message,
     wrap_response,
 )
-from gateway.ews.emulator.store import CALENDAR_CLASS, Folder, MailboxStore, StoreError
+from gateway.ews.emulator.store import MailboxStore
 
 _ALL_FOLDER_FIELDS = (
     "folder:ParentFolderId",

@@ -14,6 +14,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
+from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.items import (
     DELETABLE,
     Shape,
@@ -23,6 +24,8 @@ from gateway.ews.emulator.items import (
     local,
     parse_dt,
 )
+from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, uri_key, zone_known
+from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
     EwsError,
     M,
@@ -31,18 +34,7 @@ from gateway.ews.emulator.soap import (
     operation,
     success_message,
 )
-from gateway.ews.emulator.store import (
-    Attendee,
-    CalendarItem,
-    MailboxStore,
-    SentMessage,
-    StoreError,
-    new_uid,
-    normalise_series,
-    parse_occurrence_id,
-    uri_key,
-    zone_known,
-)
+from gateway.ews.emulator.store import MailboxStore
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
 _REQUIRED_FIELDS = frozenset({"calendar:Start", "calendar:End", "item:ItemClass"})

@@ -17,18 +17,18 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from gateway.common.timezones import time_zone_definition
-from gateway.ews.emulator.recurrence import Recurrence, instances
-from gateway.ews.emulator.soap import T_NS, T
-from gateway.ews.emulator.store import (
+from gateway.ews.emulator.model import (
     FREE_BUSY_TYPES,
     Attendee,
     CalendarItem,
     ExtendedValue,
     StoreError,
-    make_occurrence,
     uri_key,
     zone_known,
 )
+from gateway.ews.emulator.recurrence import Recurrence, instances
+from gateway.ews.emulator.series import make_occurrence
+from gateway.ews.emulator.soap import T_NS, T
 
 _PATTERN_TAGS = {
     f"{p}Recurrence": p
