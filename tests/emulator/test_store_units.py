@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from gateway.ews.emulator.fields import CALENDAR_ITEM_FIELDS
 from gateway.ews.emulator.generator import generate_mailboxes
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
+from gateway.ews.emulator.model import StoreError
 from gateway.ews.emulator.seed import demo_seed
 from gateway.ews.emulator.soap import T_NS, M, T, success_message, wrap_response
-from gateway.ews.emulator.store import CalendarStore, StoreError
+from gateway.ews.emulator.store import CalendarStore
 from tests.support.schema import schema_path
 
 NOW = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)  # a Monday, six days before the DST change in Europe
@@ -93,6 +95,26 @@ def test_distinguished_calendar_cannot_be_deleted(store: CalendarStore) -> None:
     with pytest.raises(StoreError) as info:
         alice.delete_folder(alice.calendar.folder_id)
     assert info.value.code == "ErrorDeleteDistinguishedFolder"
+
+
+def test_item_fields_are_declared_in_the_schema_sequence_order() -> None:
+    """CALENDAR_ITEM_FIELDS is the order responses are written in: ItemType's then CalendarItemType's."""
+    types = schema_path().with_name("types.xsd")
+    if not types.is_file():
+        pytest.skip(f"EWS schema not found at {types} (set GATEWAY_SHARED_DIR)")
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    tree = etree.parse(str(types))
+    sequence: list[str] = []
+    for type_name, prefix in (("ItemType", "item"), ("CalendarItemType", "calendar")):
+        declared = tree.find(f"{xs}complexType[@name='{type_name}']")
+        assert declared is not None
+        names = [e.get("name") for e in declared.iter(f"{xs}element")]
+        sequence += names
+        for item_field in CALENDAR_ITEM_FIELDS:
+            if item_field.name in names and item_field.uri:
+                assert item_field.uri == f"{prefix}:{item_field.name}"
+    positions = [sequence.index(f.name) for f in CALENDAR_ITEM_FIELDS]
+    assert positions == sorted(positions)
 
 
 _REQUEST_ITEM = f"""<t:CalendarItem xmlns:t="{T_NS}">

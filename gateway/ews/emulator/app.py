@@ -1,7 +1,8 @@
 """The EWS emulator's aiohttp application: EWS endpoint, Autodiscover, control API.
 
 Routes:
-- ``POST /EWS/Exchange.asmx`` (any case): SOAP 1.1 EWS operations registered in ``soap.OPERATIONS``.
+- ``POST /EWS/Exchange.asmx`` (any case): SOAP 1.1 EWS operations registered in ``soap.OPERATIONS``
+  by the handler modules imported below.
 - ``POST /autodiscover/autodiscover.svc`` (any case): SOAP Autodiscover ``GetUserSettings``.
 - ``GET /_emulator/stats``, ``POST /_emulator/reset``, ``GET|POST /_emulator/faults``: control API.
 """
@@ -18,7 +19,16 @@ from datetime import UTC, datetime
 from aiohttp import web
 from lxml import etree
 
-from gateway.ews.emulator import autodiscover
+# Besides autodiscover: the modules implementing the EWS operations. Importing them registers their
+# handlers (``@operation``) in soap.OPERATIONS, the one registry ``_dispatch`` looks operations up in.
+from gateway.ews.emulator import (  # noqa: F401
+    autodiscover,
+    availability,
+    folder_ops,
+    item_ops,
+    misc_ops,
+    sync_ops,
+)
 from gateway.ews.emulator.auth import Authenticator, Unauthorized
 from gateway.ews.emulator.directory import Mailbox
 from gateway.ews.emulator.faults import FaultRule, FaultSettings
@@ -46,14 +56,6 @@ SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 # IIS paths are case-insensitive: /EWS/Exchange.asmx and /ews/exchange.asmx are the same resource.
 EWS_PATH = r"/{ews:(?i:ews)}/{asmx:(?i:exchange\.asmx)}"
 AUTODISCOVER_PATH = r"/{ad:(?i:autodiscover)}/{svc:(?i:autodiscover\.svc)}"
-
-
-def _import_operations() -> None:
-    """Import every handler module so its ``@operation`` registrations run."""
-    from gateway.ews.emulator import availability, misc_ops  # noqa: F401
-
-    for name in ("folder_ops", "item_ops", "sync_ops"):  # the calendar store's handlers
-        __import__(f"gateway.ews.emulator.{name}")
 
 
 def default_seed() -> dict:
@@ -294,7 +296,6 @@ def create_app(
     ``message_observer(kind, operation, body)`` sees every SOAP request and response body
     (kind "request"/"response"; Autodiscover bodies under the operation "Autodiscover").
     """
-    _import_operations()
     state = EmulatorState.from_seed(
         seed if seed is not None else default_seed(), ews_version=ews_version, latency_ms=latency_ms
     )

@@ -58,10 +58,6 @@ class Mailbox:
         return self.email.split("@", 1)[0]
 
     @property
-    def domain(self) -> str:
-        return self.email.split("@", 1)[1]
-
-    @property
     def legacy_dn(self) -> str:
         """An Exchange-style legacyExchangeDN (Autodiscover ``UserDN``, ResolveNames routing)."""
         return f"/o=Emulator/ou=Exchange Administrative Group/cn=Recipients/cn={self.local_part}"
@@ -107,9 +103,6 @@ class Directory:
 
     def __iter__(self) -> Iterator[Mailbox]:
         return iter(self._by_email.values())
-
-    def __len__(self) -> int:
-        return len(self._by_email)
 
     def get(self, email: str | None) -> Mailbox | None:
         if not email:

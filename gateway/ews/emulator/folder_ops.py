@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from gateway.ews.emulator.items import child, local, text
+from gateway.ews.emulator.model import CALENDAR_CLASS, Folder, StoreError
 from gateway.ews.emulator.soap import (
     T_NS,
     EwsError,
@@ -22,7 +22,8 @@ from gateway.ews.emulator.soap import (
     success_message,
     wrap_response,
 )
-from gateway.ews.emulator.store import CALENDAR_CLASS, Folder, MailboxStore, StoreError
+from gateway.ews.emulator.store import MailboxStore
+from gateway.ews.emulator.xsd import child, local, text
 
 _ALL_FOLDER_FIELDS = (
     "folder:ParentFolderId",

@@ -7,22 +7,17 @@ ErrorItemNotFound) fails only that message, as Exchange does.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from lxml import etree
 
+from gateway.ews.emulator.fields import BY_URI
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
-from gateway.ews.emulator.items import (
-    DELETABLE,
-    Shape,
-    apply_item,
-    child,
-    item_xml,
-    local,
-    parse_dt,
-)
+from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
+from gateway.ews.emulator.items import Shape, apply_item, item_xml
+from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, uri_key, zone_known
+from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
     EwsError,
     M,
@@ -31,21 +26,10 @@ from gateway.ews.emulator.soap import (
     operation,
     success_message,
 )
-from gateway.ews.emulator.store import (
-    Attendee,
-    CalendarItem,
-    MailboxStore,
-    SentMessage,
-    StoreError,
-    new_uid,
-    normalise_series,
-    parse_occurrence_id,
-    uri_key,
-    zone_known,
-)
+from gateway.ews.emulator.store import MailboxStore
+from gateway.ews.emulator.xsd import child, local, parse_dt
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
-_REQUIRED_FIELDS = frozenset({"calendar:Start", "calendar:End", "item:ItemClass"})
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
 
 
@@ -82,26 +66,6 @@ def resolve_item(ctx: OperationContext, elem: etree._Element) -> tuple[MailboxSt
 
 # -- restrictions and sorting (types.xsd RestrictionType) ----------------------------------------------
 
-_FIELD_VALUES: dict[str, Callable[[CalendarItem], Any]] = {
-    "calendar:UID": lambda i: i.uid,
-    "item:Subject": lambda i: i.subject,
-    "item:Body": lambda i: i.body,
-    "calendar:Location": lambda i: i.location,
-    "calendar:Start": lambda i: i.start,
-    "calendar:End": lambda i: i.end,
-    "item:DateTimeCreated": lambda i: i.created,
-    "item:LastModifiedTime": lambda i: i.modified,
-    "calendar:IsAllDayEvent": lambda i: i.is_all_day,
-    "calendar:IsRecurring": lambda i: i.item_type in ("Occurrence", "Exception"),
-    "calendar:IsMeeting": lambda i: i.is_meeting,
-    "calendar:LegacyFreeBusyStatus": lambda i: i.free_busy,
-    "calendar:CalendarItemType": lambda i: i.item_type,
-    "item:Sensitivity": lambda i: i.sensitivity,
-    "item:Importance": lambda i: i.importance,
-    "item:Categories": lambda i: i.categories,
-    "item:ItemClass": lambda i: "IPM.Appointment",
-    "calendar:Organizer": lambda i: i.organizer.email if i.organizer else None,
-}
 _COMPARE = {
     "IsEqualTo": lambda a, b: a == b,
     "IsNotEqualTo": lambda a, b: a != b,
@@ -116,10 +80,10 @@ def _field_value(item: CalendarItem, path: etree._Element) -> Any:
     if local(path) == "ExtendedFieldURI":
         stored = item.extended.get(uri_key(dict(path.attrib)))
         return None if stored is None else (stored.values if stored.is_array else stored.values[0])
-    getter = _FIELD_VALUES.get(path.get("FieldURI", ""))
-    if getter is None:
+    declared = BY_URI.get(path.get("FieldURI", ""))
+    if declared is None or not declared.queryable:
         raise StoreError("ErrorUnsupportedPathForQuery", "The property cannot be used in a restriction.")
-    return getter(item)
+    return declared.value(item)
 
 
 def _typed(constant: str, like: Any) -> Any:
@@ -429,13 +393,10 @@ def _delete_field(item: CalendarItem, path: etree._Element) -> None:
     if local(path) == "ExtendedFieldURI":
         item.extended.pop(uri_key(dict(path.attrib)), None)
         return
-    uri = path.get("FieldURI", "")
-    if uri in _REQUIRED_FIELDS:
-        raise StoreError("ErrorInvalidPropertyDelete", "This property cannot be deleted.")
-    reset = DELETABLE.get(uri)
+    declared = BY_URI.get(path.get("FieldURI", ""))
     # Properties the store does not model have nothing to delete (exchangelib deletes every empty field).
-    if reset is not None:
-        reset(item)
+    if declared is not None:
+        declared.delete(item)
 
 
 def _commit(box: MailboxStore, target: CalendarItem, item: CalendarItem, now: datetime) -> None:

@@ -23,9 +23,6 @@ from gateway.ews.emulator.soap import (
     wrap_response,
 )
 
-ID_FORMATS = ("EwsLegacyId", "EwsId", "EntryId", "HexEntryId", "StoreId", "OwaId")
-
-
 # --- ConvertId ----------------------------------------------------------------------------------
 
 

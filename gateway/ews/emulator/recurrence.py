@@ -186,8 +186,3 @@ def instances(
         if until is not None and start >= until:
             return
         yield Instance(index, start, local_datetime(naive + local_length, zone))
-
-
-def first_occurrence_date(rec: Recurrence) -> date | None:
-    """The local date of the first occurrence, or None if the range admits none."""
-    return next(iter(rec.dates()), None)

@@ -9,17 +9,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from gateway.ews.emulator.ids import new_uid
+from gateway.ews.emulator.model import DEFAULT_TIME_ZONE, Attendee, CalendarItem, zone_for
 from gateway.ews.emulator.recurrence import Recurrence, instances
-from gateway.ews.emulator.store import (
-    DEFAULT_TIME_ZONE,
-    Attendee,
-    CalendarItem,
-    CalendarStore,
-    MailboxStore,
-    make_occurrence,
-    new_uid,
-    zone_for,
-)
+from gateway.ews.emulator.series import make_occurrence
+from gateway.ews.emulator.store import CalendarStore, MailboxStore
 
 
 def resolve_date(value: int | str, today: date) -> date:

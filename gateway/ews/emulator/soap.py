@@ -1,7 +1,8 @@
 """SOAP 1.1 envelope handling and the operation registry of the EWS emulator.
 
-Handlers are plain synchronous functions registered with :func:`operation`. Each receives the
-``m:<Operation>`` element (the SOAP Body child) and an :class:`OperationContext`, and returns the
+Handlers are plain synchronous functions registered with :func:`operation` in :data:`OPERATIONS`,
+the one registry (``app.py`` imports every handler module). Each receives the ``m:<Operation>``
+element (the SOAP Body child) and an :class:`OperationContext`, and returns the
 ``m:<Operation>Response`` element. The platform (``app.py``) wraps the answer in an envelope whose
 ``t:ServerVersionInfo`` header is the same on every response, as exchangelib expects.
 """
@@ -151,9 +152,11 @@ OPERATIONS: dict[str, Handler] = {}
 
 
 def operation(name: str) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the implementation of the EWS operation ``name``."""
+    """Register ``handler`` as the implementation of the EWS operation ``name`` (once per operation)."""
 
     def register(handler: Handler) -> Handler:
+        if name in OPERATIONS:
+            raise RuntimeError(f"EWS operation {name} is registered twice")
         OPERATIONS[name] = handler
         return handler
 

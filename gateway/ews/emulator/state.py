@@ -11,6 +11,7 @@ from typing import Any
 from gateway.ews.emulator.directory import Directory, Mailbox
 from gateway.ews.emulator.faults import FaultSettings
 from gateway.ews.emulator.soap import SERVER_VERSIONS, ServerVersion
+from gateway.ews.emulator.store import CalendarStore
 
 # What Autodiscover may answer for a domain (see autodiscover.py).
 AUTODISCOVER_MODES = ("success", "redirect_address", "redirect_url", "none")
@@ -35,13 +36,6 @@ class Stats:
         }
 
 
-def _build_store(seed: dict, now: datetime) -> Any:
-    """The calendar store of the seed (``gateway.ews.emulator.store.CalendarStore``)."""
-    from gateway.ews.emulator.store import CalendarStore
-
-    return CalendarStore.from_seed(seed, now)
-
-
 class EmulatorState:
     """Everything a running emulator knows; :meth:`reset` restores the seed."""
 
@@ -63,7 +57,7 @@ class EmulatorState:
         """Rebuild directory, store and faults from the seed and zero the statistics."""
         seed = copy.deepcopy(self.seed)
         self.directory = Directory.from_seed(seed)
-        self.store = _build_store(seed, datetime.now(UTC))
+        self.store = CalendarStore.from_seed(seed, datetime.now(UTC))
         self.faults = FaultSettings.from_json(seed.get("faults"), latency_ms=self._default_latency_ms)
         self.stats = Stats()
         self.impersonation: dict[str, tuple[str, ...]] = {

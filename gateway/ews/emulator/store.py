@@ -1,255 +1,28 @@
-"""The emulator's calendar store: per-mailbox calendar folders and calendar items.
+"""The emulator's calendar store: every mailbox's folders and calendar items.
 
-It models what EWS exposes of an Exchange mailbox's calendars (types.xsd ``CalendarItemType``,
-``CalendarFolderType``): opaque ItemIds and ChangeKeys (a new ChangeKey on every change),
-recurring masters holding their exceptions and deleted occurrences, and a per-folder change
-journal for SyncFolderItems. Nothing here knows about XML; ``items.py`` translates.
+``MailboxStore`` holds one mailbox (EWS folder and item operations act on it); ``CalendarStore``
+holds them all and moves meetings between them. The data types are in ``model.py``, ids in
+``ids.py``, series rules in ``series.py``; nothing here knows about XML (``items.py`` translates).
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from gateway.common.timezones import windows_to_iana
-from gateway.ews.emulator.recurrence import Instance, Recurrence, instances
-from gateway.ews.emulator.soap import EwsError
-
-FREE_BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
-CALENDAR_CLASS = "IPF.Appointment"
-DEFAULT_TIME_ZONE = "UTC"
-# Item id kinds, the first byte of the raw id (mirrors Exchange's leading 0x00 for store ids).
-_KIND_STORE = 0
-_KIND_OCCURRENCE = 1
-
-
-class StoreError(EwsError):
-    """A request the store refuses; ``code`` is the EWS ResponseCode to answer with."""
-
-
-@dataclass
-class Attendee:
-    """An attendee or organizer (types.xsd ``AttendeeType`` / ``SingleRecipientType``)."""
-
-    email: str
-    name: str = ""
-    response_type: str = "Unknown"
-    last_response_time: datetime | None = None
-
-
-@dataclass
-class ExtendedValue:
-    """An extended property exactly as a client wrote it (``ExtendedFieldURI`` attributes + value(s))."""
-
-    uri: tuple[tuple[str, str], ...]
-    values: list[str]
-    is_array: bool = False
-
-
-def uri_key(attrs: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """Normalised identity of an ``ExtendedFieldURI`` (attribute order and GUID case do not matter)."""
-    return tuple(
-        sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items())
-    )
-
-
-@dataclass
-class CalendarItem:
-    """A calendar item: a single appointment, a recurring master, or a stored exception."""
-
-    item_id: str
-    change_key: str
-    folder_id: str
-    subject: str = ""
-    body: str = ""
-    body_type: str = "Text"
-    location: str = ""
-    uid: str = ""
-    start: datetime = field(default_factory=lambda: datetime.now(UTC))
-    end: datetime = field(default_factory=lambda: datetime.now(UTC))
-    is_all_day: bool = False
-    free_busy: str = "Busy"
-    sensitivity: str = "Normal"
-    importance: str = "Normal"
-    categories: list[str] = field(default_factory=list)
-    reminder_is_set: bool = True
-    reminder_minutes: int = 15
-    organizer: Attendee | None = None
-    required: list[Attendee] = field(default_factory=list)
-    optional: list[Attendee] = field(default_factory=list)
-    resources: list[Attendee] = field(default_factory=list)
-    my_response_type: str = "Organizer"
-    sequence: int = 0
-    is_cancelled: bool = False
-    start_tz: str = DEFAULT_TIME_ZONE
-    end_tz: str = DEFAULT_TIME_ZONE
-    recurrence: Recurrence | None = None
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
-    extended: dict[tuple[tuple[str, str], ...], ExtendedValue] = field(default_factory=dict)
-    # Exceptions by instance index (each a full item of type Exception) and deleted instances.
-    exceptions: dict[int, CalendarItem] = field(default_factory=dict)
-    deleted: dict[int, datetime] = field(default_factory=dict)
-    item_type: str = "Single"  # Single | RecurringMaster | Occurrence | Exception
-    instance_index: int | None = None
-    original_start: datetime | None = None
-    master_id: str | None = None
-    # Journal positions for SyncFolderItems.
-    created_seq: int = 0
-    modified_seq: int = 0
-
-    @property
-    def is_meeting(self) -> bool:
-        return bool(self.required or self.optional or self.resources)
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return zone_for(self.start_tz)
-
-    def attendees(self) -> list[Attendee]:
-        return [*self.required, *self.optional, *self.resources]
-
-
-def zone_known(windows_id: str) -> bool:
-    """Whether a Windows time zone id is one the emulator can expand in."""
-    try:
-        windows_to_iana(windows_id)
-    except KeyError:
-        return False
-    return True
-
-
-def zone_for(windows_id: str) -> ZoneInfo:
-    """The IANA zone behind a Windows time zone id (UTC when unknown)."""
-    try:
-        return ZoneInfo(windows_to_iana(windows_id))
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
-
-
-@dataclass
-class Folder:
-    """A calendar folder (``CalendarFolderType``) or a structural folder (root, msgfolderroot)."""
-
-    folder_id: str
-    change_key: str
-    name: str
-    parent_id: str | None
-    distinguished: str | None = None
-    folder_class: str | None = CALENDAR_CLASS
-    items: dict[str, CalendarItem] = field(default_factory=dict)
-    # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
-    seq: int = 0
-    tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    @property
-    def is_calendar(self) -> bool:
-        return self.folder_class == CALENDAR_CLASS
-
-    def bump(self) -> int:
-        self.seq += 1
-        return self.seq
-
-
-@dataclass(frozen=True)
-class Change:
-    """One SyncFolderItems change: kind is Create, Update or Delete."""
-
-    kind: str
-    item_id: str
-    seq: int
-    item: CalendarItem | None = None
-
-
-@dataclass(frozen=True)
-class BusyEvent:
-    """An occurrence as GetUserAvailability reports it (see docs/TEAM-CONTRACTS.md)."""
-
-    start: datetime
-    end: datetime
-    busy_type: str
-    subject: str
-    location: str
-    is_meeting: bool
-    is_recurring: bool
-    is_exception: bool
-    is_reminder_set: bool
-    is_private: bool
-    item_id: str
-
-
-class IdFactory:
-    """Deterministic, Exchange-looking opaque ids: the same seed gives the same ids after a reset."""
-
-    def __init__(self, email: str) -> None:
-        self._salt = hashlib.sha256(email.lower().encode()).digest()
-        self._counter = 0
-        # Set once the seed is loaded: ids made later never repeat ids made before a reset.
-        self.epoch = b""
-
-    def _raw(self, kind: bytes) -> bytes:
-        self._counter += 1
-        digest = hashlib.sha256(self._salt + self.epoch + kind + self._counter.to_bytes(8, "big")).digest()
-        # 3 header bytes + mailbox part + item part: 152 base64 characters, like Exchange's.
-        tail = hashlib.sha256(digest).digest() + digest[:8]
-        return bytes([_KIND_STORE, 3, 0x24]) + self._salt + kind + digest + tail + b"\x00\x00"
-
-    def item_id(self) -> str:
-        return base64.b64encode(self._raw(b"\x46\x00\x00")).decode()
-
-    def folder_id(self) -> str:
-        return base64.b64encode(self._raw(b"\x2e\x00\x00")).decode()
-
-    def change_key(self) -> str:
-        self._counter += 1
-        digest = hashlib.sha256(self._salt + b"ck" + self._counter.to_bytes(8, "big")).digest()
-        return base64.b64encode(b"\x0f\x00\x00\x00\x16\x00\x00\x00" + digest[:32]).decode()
-
-
-def new_uid(item_id: str) -> str:
-    """An Outlook-style UID (the hex GlobalObjectId form) for an item created without one."""
-    digest = hashlib.sha256(item_id.encode()).hexdigest().upper()[:32]
-    return f"040000008200E00074C5B7101A82E00800000000{digest}"
-
-
-def occurrence_id(master_id: str, index: int) -> str:
-    """The ItemId of occurrence ``index`` of a series (stable, decodable by :func:`parse_occurrence_id`)."""
-    raw = base64.b64decode(master_id)
-    return base64.b64encode(bytes([_KIND_OCCURRENCE]) + index.to_bytes(4, "big") + raw).decode()
-
-
-def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
-    """(master id, instance index) for an occurrence id, None for a store id.
-
-    Raises ``StoreError(ErrorInvalidIdMalformed)`` when the id is not one of ours at all.
-    """
-    try:
-        raw = base64.b64decode(item_id, validate=True)
-    except ValueError as exc:
-        raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
-    if len(raw) < 8:
-        raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.")
-    if raw[0] == _KIND_OCCURRENCE:
-        return base64.b64encode(raw[5:]).decode(), int.from_bytes(raw[1:5], "big")
-    return None
-
-
-@dataclass
-class SentMessage:
-    """A meeting message the emulator sent (a request, update, cancellation or response)."""
-
-    kind: str  # Invitation | Update | Cancellation | Accept | Tentative | Decline
-    sender: str
-    recipients: list[str]
-    subject: str
-    uid: str
-    sent: datetime
+from gateway.ews.emulator.ids import IdFactory, parse_occurrence_id
+from gateway.ews.emulator.meetings import receive_meeting
+from gateway.ews.emulator.model import (
+    CALENDAR_CLASS,
+    DEFAULT_TIME_ZONE,
+    BusyEvent,
+    CalendarItem,
+    Folder,
+    SentMessage,
+    StoreError,
+)
+from gateway.ews.emulator.recurrence import instances
+from gateway.ews.emulator.series import check_boundaries, expand_item, make_occurrence, normalise_series
 
 
 class MailboxStore:
@@ -416,7 +189,7 @@ class MailboxStore:
     def commit_occurrence(self, occurrence: CalendarItem, now: datetime) -> CalendarItem:
         """Store a changed occurrence as an exception of its master."""
         master = self.master_of(occurrence)
-        _check_boundaries(master, occurrence)
+        check_boundaries(master, occurrence)
         if occurrence.item_type == "Occurrence":
             occurrence.item_type = "Exception"
         assert occurrence.instance_index is not None
@@ -440,35 +213,6 @@ class MailboxStore:
         folder.tombstones[item.item_id] = (item.created_seq, folder.bump())
         return item
 
-    def receive_meeting(
-        self, master: CalendarItem, attendee: Attendee, now: datetime, cancelled: bool
-    ) -> None:
-        """Create or refresh this attendee's copy of a meeting (what Exchange's calendar attendant does).
-
-        The copy has its own ItemId, the organizer's UID, exceptions and deleted occurrences, and the
-        attendee's response: an unanswered invitation shows as Tentative. A cancellation marks the
-        copy cancelled (it stays, free, in the calendar); a declined meeting is not put in at all.
-        """
-        existing = next((i for i in self.calendar.items.values() if i.uid == master.uid), None)
-        if attendee.response_type == "Decline" or (existing is None and cancelled):
-            return
-        target = existing or self.new_item(self.calendar.folder_id, now)
-        for attr in _MEETING_FIELDS:
-            setattr(target, attr, copy.deepcopy(getattr(master, attr)))
-        if existing is None:
-            answered = attendee.response_type in ("Accept", "Tentative")
-            target.my_response_type = attendee.response_type if answered else "NoResponseReceived"
-        if target.my_response_type != "Accept":
-            target.free_busy = "Tentative"
-        target.is_cancelled = cancelled
-        target.exceptions = {i: _rehomed(e, target) for i, e in master.exceptions.items()}
-        target.deleted = dict(master.deleted)
-        if existing is None:
-            self.add_item(target)
-        else:
-            normalise_series(target)
-            self.touch(target, now)
-
     # -- views ---------------------------------------------------------------------------------------
 
     def expand(self, folder_id: str, start: datetime, end: datetime) -> list[CalendarItem]:
@@ -478,149 +222,6 @@ class MailboxStore:
             found.extend(expand_item(item, start, end))
         found.sort(key=lambda i: (i.start, i.end, i.subject))
         return found
-
-    def changes_since(self, folder_id: str, seq: int) -> list[Change]:
-        """SyncFolderItems changes after journal position ``seq``, oldest first, one per item."""
-        folder = self.folder(folder_id)
-        changes = [
-            Change("Create" if item.created_seq > seq else "Update", item.item_id, item.modified_seq, item)
-            for item in folder.items.values()
-            if item.modified_seq > seq
-        ]
-        changes.extend(
-            Change("Delete", item_id, deleted)
-            for item_id, (created, deleted) in folder.tombstones.items()
-            if deleted > seq >= created
-        )
-        changes.sort(key=lambda c: c.seq)
-        return changes
-
-
-# What an attendee's copy of a meeting takes from the organizer's item.
-_MEETING_FIELDS = (
-    "subject",
-    "body",
-    "body_type",
-    "location",
-    "uid",
-    "start",
-    "end",
-    "is_all_day",
-    "free_busy",
-    "sensitivity",
-    "importance",
-    "organizer",
-    "required",
-    "optional",
-    "resources",
-    "sequence",
-    "start_tz",
-    "end_tz",
-    "recurrence",
-)
-
-
-def _rehomed(exception: CalendarItem, master: CalendarItem) -> CalendarItem:
-    """A copy of an organizer's exception, belonging to an attendee's copy of the series."""
-    assert exception.instance_index is not None
-    moved = copy.deepcopy(exception)
-    moved.item_id = occurrence_id(master.item_id, exception.instance_index)
-    moved.master_id, moved.folder_id = master.item_id, master.folder_id
-    moved.my_response_type, moved.is_cancelled = master.my_response_type, master.is_cancelled
-    if master.my_response_type != "Accept":
-        moved.free_busy = "Tentative"
-    return moved
-
-
-def normalise_series(item: CalendarItem) -> None:
-    """Make a recurring item a RecurringMaster whose Start/End is its first occurrence (as Exchange does)."""
-    if item.recurrence is None:
-        item.item_type = "Single"
-        return
-    item.item_type = "RecurringMaster"
-    first = next(instances(item.recurrence, _on_date(item), _on_date(item, end=True), item.zone), None)
-    if first is None:
-        raise StoreError("ErrorRecurrenceHasNoOccurrence", "The recurrence pattern has no occurrence.")
-    item.start, item.end = first.start, first.end
-
-
-def _on_date(item: CalendarItem, end: bool = False) -> datetime:
-    """The item's start (or end) moved to the series' StartDate, keeping its local wall-clock time."""
-    assert item.recurrence is not None
-    zone = item.zone
-    local_start = item.start.astimezone(zone)
-    shift = item.recurrence.start_date - local_start.date()
-    value = item.end if end else item.start
-    naive = value.astimezone(zone).replace(tzinfo=None) + shift
-    return naive.replace(tzinfo=zone).astimezone(UTC)
-
-
-def _check_boundaries(master: CalendarItem, occurrence: CalendarItem) -> None:
-    """An occurrence must stay strictly between the days of its neighbours (ErrorOccurrenceCrossingBoundary).
-
-    Outlook and Exchange refuse a move onto or past the day of the previous or next occurrence.
-    """
-    assert master.recurrence is not None and occurrence.instance_index is not None
-    zone = master.zone
-    day = occurrence.start.astimezone(zone).date()
-    before = after = None
-    for inst in instances(master.recurrence, master.start, master.end, zone):
-        if inst.index in master.deleted or inst.index == occurrence.instance_index:
-            continue
-        current = master.exceptions[inst.index].start if inst.index in master.exceptions else inst.start
-        if inst.index < occurrence.instance_index:
-            before = current.astimezone(zone).date()
-        else:
-            after = current.astimezone(zone).date()
-            break
-    if (before is not None and day <= before) or (after is not None and day >= after):
-        raise StoreError(
-            "ErrorOccurrenceCrossingBoundary",
-            "An occurrence cannot be moved onto or past the day of another occurrence.",
-        )
-
-
-def make_occurrence(master: CalendarItem, inst: Instance) -> CalendarItem:
-    """A generated (unmodified) occurrence of a series."""
-    occ = copy.copy(master)
-    occ.item_id = occurrence_id(master.item_id, inst.index)
-    occ.item_type = "Occurrence"
-    occ.start, occ.end = inst.start, inst.end
-    occ.original_start = inst.start
-    occ.instance_index = inst.index
-    occ.master_id = master.item_id
-    occ.exceptions, occ.deleted = {}, {}
-    # Copies of mutable fields, so that editing the occurrence never edits the master.
-    occ.categories = list(master.categories)
-    occ.required = copy.deepcopy(master.required)
-    occ.optional = copy.deepcopy(master.optional)
-    occ.resources = copy.deepcopy(master.resources)
-    occ.extended = copy.deepcopy(master.extended)
-    return occ
-
-
-def expand_item(item: CalendarItem, start: datetime, end: datetime) -> Iterator[CalendarItem]:
-    """The parts of one stored item overlapping [start, end): itself, or its occurrences and exceptions."""
-    if item.recurrence is None:
-        if overlaps(item.start, item.end, start, end):
-            yield item
-        return
-    for exc in item.exceptions.values():
-        if overlaps(exc.start, exc.end, start, end):
-            yield exc
-    # A DST-safe bound: no occurrence starting a day after the window can overlap it.
-    for inst in instances(item.recurrence, item.start, item.end, item.zone, until=end + timedelta(days=1)):
-        if inst.index in item.deleted or inst.index in item.exceptions:
-            continue
-        if overlaps(inst.start, inst.end, start, end):
-            yield make_occurrence(item, inst)
-
-
-def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
-    """Half-open overlap; a zero-length item overlaps a window that contains its instant."""
-    if a_start == a_end:
-        return b_start <= a_start < b_end
-    return a_start < b_end and a_end > b_start
 
 
 class CalendarStore:
@@ -659,7 +260,7 @@ class CalendarStore:
         for attendee in master.attendees():
             box = self.mailboxes.get(attendee.email)
             if box is not None and attendee.email != organizer:
-                box.receive_meeting(master, attendee, now, cancelled)
+                receive_meeting(box, master, attendee, now, cancelled)
 
     def busy_events(self, email: str, start: datetime, end: datetime) -> list[BusyEvent]:
         """Occurrences in the primary Calendar overlapping [start, end), for GetUserAvailability."""

@@ -17,6 +17,7 @@ from lxml import etree
 
 from gateway.ews.emulator.folder_ops import first_child, resolve_folder
 from gateway.ews.emulator.items import Shape, item_xml
+from gateway.ews.emulator.model import Change, Folder
 from gateway.ews.emulator.soap import (
     EwsError,
     M,
@@ -27,7 +28,6 @@ from gateway.ews.emulator.soap import (
     success_message,
     wrap_response,
 )
-from gateway.ews.emulator.store import Change, Folder
 
 # Per-process key: states survive a reset of the same process but not a restart of the emulator.
 _KEY = secrets.token_bytes(32)
@@ -91,7 +91,7 @@ def sync_folder_items(ctx: OperationContext, request: etree._Element) -> etree._
     ignore = first_child(request, "Ignore")
     ignored = {i.get("Id") for i in ignore} if ignore is not None else set()
     # Ignored items (types.xsd ArrayOfBaseItemIdsType) are skipped; the state still moves past them.
-    changes = [c for c in box.changes_since(folder.folder_id, seq) if c.item_id not in ignored]
+    changes = [c for c in folder.changes_since(seq) if c.item_id not in ignored]
     shown = changes[:limit]
     last = len(shown) == len(changes)
     new_seq = folder.seq if last else shown[-1].seq

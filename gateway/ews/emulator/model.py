@@ -1,0 +1,204 @@
+"""The calendar store's data: calendar items, folders and what the store reports about them.
+
+It models what EWS exposes of an Exchange mailbox's calendars (types.xsd ``CalendarItemType``,
+``CalendarFolderType``): recurring masters hold their exceptions and deleted occurrences, and
+each folder keeps the change journal SyncFolderItems reads. Nothing here knows about XML;
+``items.py`` translates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from gateway.common.timezones import windows_to_iana
+from gateway.ews.emulator.recurrence import Recurrence
+from gateway.ews.emulator.soap import EwsError
+
+FREE_BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
+CALENDAR_CLASS = "IPF.Appointment"
+DEFAULT_TIME_ZONE = "UTC"
+
+
+class StoreError(EwsError):
+    """A request the store refuses; ``code`` is the EWS ResponseCode to answer with."""
+
+
+@dataclass
+class Attendee:
+    """An attendee or organizer (types.xsd ``AttendeeType`` / ``SingleRecipientType``)."""
+
+    email: str
+    name: str = ""
+    response_type: str = "Unknown"
+    last_response_time: datetime | None = None
+
+
+@dataclass
+class ExtendedValue:
+    """An extended property exactly as a client wrote it (``ExtendedFieldURI`` attributes + value(s))."""
+
+    uri: tuple[tuple[str, str], ...]
+    values: list[str]
+    is_array: bool = False
+
+
+def uri_key(attrs: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Normalised identity of an ``ExtendedFieldURI`` (attribute order and GUID case do not matter)."""
+    return tuple(
+        sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items())
+    )
+
+
+@dataclass
+class CalendarItem:
+    """A calendar item: a single appointment, a recurring master, or a stored exception."""
+
+    item_id: str
+    change_key: str
+    folder_id: str
+    subject: str = ""
+    body: str = ""
+    body_type: str = "Text"
+    location: str = ""
+    uid: str = ""
+    start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    end: datetime = field(default_factory=lambda: datetime.now(UTC))
+    is_all_day: bool = False
+    free_busy: str = "Busy"
+    sensitivity: str = "Normal"
+    importance: str = "Normal"
+    categories: list[str] = field(default_factory=list)
+    reminder_is_set: bool = True
+    reminder_minutes: int = 15
+    organizer: Attendee | None = None
+    required: list[Attendee] = field(default_factory=list)
+    optional: list[Attendee] = field(default_factory=list)
+    resources: list[Attendee] = field(default_factory=list)
+    my_response_type: str = "Organizer"
+    sequence: int = 0
+    is_cancelled: bool = False
+    start_tz: str = DEFAULT_TIME_ZONE
+    end_tz: str = DEFAULT_TIME_ZONE
+    recurrence: Recurrence | None = None
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
+    extended: dict[tuple[tuple[str, str], ...], ExtendedValue] = field(default_factory=dict)
+    # Exceptions by instance index (each a full item of type Exception) and deleted instances.
+    exceptions: dict[int, CalendarItem] = field(default_factory=dict)
+    deleted: dict[int, datetime] = field(default_factory=dict)
+    item_type: str = "Single"  # Single | RecurringMaster | Occurrence | Exception
+    instance_index: int | None = None
+    original_start: datetime | None = None
+    master_id: str | None = None
+    # Journal positions for SyncFolderItems.
+    created_seq: int = 0
+    modified_seq: int = 0
+
+    @property
+    def is_meeting(self) -> bool:
+        return bool(self.required or self.optional or self.resources)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone_for(self.start_tz)
+
+    def attendees(self) -> list[Attendee]:
+        return [*self.required, *self.optional, *self.resources]
+
+
+def zone_known(windows_id: str) -> bool:
+    """Whether a Windows time zone id is one the emulator can expand in."""
+    try:
+        windows_to_iana(windows_id)
+    except KeyError:
+        return False
+    return True
+
+
+def zone_for(windows_id: str) -> ZoneInfo:
+    """The IANA zone behind a Windows time zone id (UTC when unknown)."""
+    try:
+        return ZoneInfo(windows_to_iana(windows_id))
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One SyncFolderItems change: kind is Create, Update or Delete."""
+
+    kind: str
+    item_id: str
+    seq: int
+    item: CalendarItem | None = None
+
+
+@dataclass
+class Folder:
+    """A calendar folder (``CalendarFolderType``) or a structural folder (root, msgfolderroot)."""
+
+    folder_id: str
+    change_key: str
+    name: str
+    parent_id: str | None
+    distinguished: str | None = None
+    folder_class: str | None = CALENDAR_CLASS
+    items: dict[str, CalendarItem] = field(default_factory=dict)
+    # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
+    seq: int = 0
+    tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def is_calendar(self) -> bool:
+        return self.folder_class == CALENDAR_CLASS
+
+    def bump(self) -> int:
+        """Advance the journal: the position of the change being recorded."""
+        self.seq += 1
+        return self.seq
+
+    def changes_since(self, seq: int) -> list[Change]:
+        """SyncFolderItems changes after journal position ``seq``, oldest first, one per item."""
+        changes = [
+            Change("Create" if item.created_seq > seq else "Update", item.item_id, item.modified_seq, item)
+            for item in self.items.values()
+            if item.modified_seq > seq
+        ]
+        changes.extend(
+            Change("Delete", item_id, deleted)
+            for item_id, (created, deleted) in self.tombstones.items()
+            if deleted > seq >= created
+        )
+        changes.sort(key=lambda c: c.seq)
+        return changes
+
+
+@dataclass(frozen=True)
+class BusyEvent:
+    """An occurrence as GetUserAvailability reports it (see docs/TEAM-CONTRACTS.md)."""
+
+    start: datetime
+    end: datetime
+    busy_type: str
+    subject: str
+    location: str
+    is_meeting: bool
+    is_recurring: bool
+    is_exception: bool
+    is_reminder_set: bool
+    is_private: bool
+    item_id: str
+
+
+@dataclass
+class SentMessage:
+    """A meeting message the emulator sent (a request, update, cancellation or response)."""
+
+    kind: str  # Invitation | Update | Cancellation | Accept | Tentative | Decline
+    sender: str
+    recipients: list[str]
+    subject: str
+    uid: str
+    sent: datetime
