@@ -1,4 +1,4 @@
-"""The gateway's aiohttp application: pages, admin API, health, and (wired by the lead) CalDAV."""
+"""The gateway's aiohttp application: CalDAV, free/busy URLs, pages, admin API, health and metrics."""
 
 from __future__ import annotations
 

@@ -122,3 +122,20 @@ def test_ruff_check_and_format_are_clean() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     fmt = _ruff("format", "--check", "--quiet", ".")
     assert fmt.returncode == 0, "ruff format would change:\n" + fmt.stdout + fmt.stderr
+
+
+def test_every_module_is_drawn_in_the_architecture_doc() -> None:
+    """docs/ARCHITECTURE.md names each module of gateway/ on a line of its own (path below gateway/, or
+    its file name under the folder's heading line)."""
+    missing = arch.undocumented_modules(ROOT, ROOT / "docs" / "ARCHITECTURE.md")
+    assert not missing, "modules missing from docs/ARCHITECTURE.md: " + ", ".join(missing)
+
+
+def test_a_new_module_missing_from_the_doc_is_caught(tree: Path) -> None:
+    doc = tree / "ARCHITECTURE.md"
+    doc.write_text(
+        "".join(f"  {name.removeprefix('gateway/')}  what it does\n" for name in CLEAN_TREE), encoding="utf-8"
+    )
+    assert not arch.undocumented_modules(tree, doc)
+    (tree / "gateway/ews/extra.py").write_text("", encoding="utf-8")
+    assert arch.undocumented_modules(tree, doc) == ["ews/extra.py"]

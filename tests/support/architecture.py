@@ -220,3 +220,27 @@ def size_violations(root: Path) -> list[Violation]:
                         Violation(f"{name}.{node.name}", f"{length} lines (limit {MAX_CLASS_LINES})")
                     )
     return violations
+
+
+def undocumented_modules(root: Path, doc: Path) -> list[str]:
+    """Modules of gateway/ (as paths below it) that ``doc`` does not name as the first word of a line.
+
+    A line's first word is a path relative to gateway/ (``ews/backend/facade.py``) or, inside an indented
+    block under a folder line (``  ews/emulator/``), a file of that folder (``app.py``). Package
+    ``__init__.py`` files need no line of their own, except the top-level ``__main__.py`` is named with cli.py.
+    """
+    named: set[str] = set()
+    folder = ""
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if not words:
+            continue
+        first = words[0]
+        if first.endswith("/"):
+            folder = first
+        elif first.endswith(".py"):
+            named.add(first)
+            named.add(folder + first)
+    named.add("__main__.py")
+    paths = (p.relative_to(root / "gateway").as_posix() for p in (root / "gateway").rglob("*.py"))
+    return sorted(p for p in paths if not p.endswith("__init__.py") and p not in named)

@@ -39,7 +39,7 @@ def generate_mailboxes(
     today: date | None = None,
     domain: str = "bench.example.com",
 ) -> dict[str, Any]:
-    """A seed (docs/TEAM-CONTRACTS.md format) with ``count`` mailboxes ``user0001@<domain>`` …
+    """A seed (docs/EMULATOR-INTERNALS.md format) with ``count`` mailboxes ``user0001@<domain>`` …
 
     Passwords are ``<local part>-pw`` (benchmark only).
     """

@@ -177,7 +177,7 @@ class Folder:
 
 @dataclass(frozen=True)
 class BusyEvent:
-    """An occurrence as GetUserAvailability reports it (see docs/TEAM-CONTRACTS.md)."""
+    """An occurrence as GetUserAvailability reports it (see docs/EMULATOR-INTERNALS.md)."""
 
     start: datetime
     end: datetime

@@ -283,7 +283,7 @@ def _mailbox(local: str, calendars: list[dict[str, Any]], *, kind: str = "user")
 
 
 def demo_seed(today: date) -> dict[str, Any]:
-    """The full demo seed (docs/TEAM-CONTRACTS.md format) with events around ``today``.
+    """The full demo seed (docs/EMULATOR-INTERNALS.md format) with events around ``today``.
 
     Passwords are ``<local part>-pw``: demo only. Dates are written as day offsets from today.
     """

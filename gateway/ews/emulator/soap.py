@@ -121,7 +121,7 @@ SERVER_VERSIONS: dict[str, ServerVersion] = {
 
 @dataclass
 class OperationContext:
-    """Everything a handler needs about the request it serves (see docs/TEAM-CONTRACTS.md)."""
+    """Everything a handler needs about the request it serves (see docs/EMULATOR-INTERNALS.md)."""
 
     state: EmulatorState
     caller: Mailbox
