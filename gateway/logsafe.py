@@ -8,6 +8,7 @@ from any logger and at any level, is redacted before it is formatted:
 - the values of the headers that carry credentials (RFC 9110 section 11.6.2 ``Authorization``,
   11.6.1 ``WWW-Authenticate``, 11.7 ``Proxy-Authorization``/``Proxy-Authenticate``; RFC 6265
   ``Cookie``/``Set-Cookie``), as a header line or as the ``repr`` of a header dict;
+- NTLM messages (MS-NLMP section 2.2.1) wherever they appear;
 - the credentials after an authentication scheme name (RFC 7617 Basic, RFC 4559 NTLM and
   Negotiate, RFC 6750 Bearer, RFC 7616 Digest), wherever they appear;
 - every value given to ``register_secret`` (the process's own passwords and tokens).
@@ -25,14 +26,20 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # hiding nothing an attacker could not guess anyway.
 MIN_SECRET_LENGTH = 4
 
-# Header name, then ": " (a header line) or "': '" / "': b'" (the repr of a header dict), then the
-# value up to the end of the line or the closing quote.
-_HEADER = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|(?:www|proxy)-authenticate|set-cookie|cookie)"
-    r"""(['"]?\s*[:=]\s*b?['"]?)([^'"\r\n]+)"""
+_HEADER_NAME = r"(?i)\b((?:proxy-)?authorization|(?:www|proxy)-authenticate|set-cookie|cookie)"
+# The repr of a header dict ('Authorization': 'NTLM ...', b'...'): the value up to its closing quote.
+_QUOTED_HEADER = re.compile(_HEADER_NAME + r"""(['"]?\s*[:=]\s*b?)(['"])(.*?)\3""")
+# A header line (Authorization: Basic ...): the value up to the end of the line.
+_HEADER_LINE = re.compile(_HEADER_NAME + r"(\s*[:=][ \t]*)([^'\"\r\n]+)")
+# Scheme names as spelled in headers (capitalised), followed by a token that is not a lowercase word:
+# "NTLM step" and "basic auth" are prose, "Basic YWxp..." is a credential.
+_SCHEME = re.compile(
+    r"\b(Basic|NTLM|Negotiate|Bearer|Digest)(\s+)"
+    r"(?![a-z]+(?![A-Za-z0-9+/=._~-]))([A-Za-z0-9+/=._~-]{4,})"
 )
-# Scheme names are matched as spelled in headers (capitalised): prose such as "basic auth" stays.
-_SCHEME = re.compile(r"\b(Basic|NTLM|Negotiate|Bearer|Digest)(\s+)([A-Za-z0-9+/=._~-]{4,})")
+# An NTLM message on its own (base64 of "NTLMSSP\0"), as spnego logs each step: the type-3 message
+# can be cracked offline for the password.
+_NTLM_MESSAGE = re.compile(r"TlRMTVNTUA[A-Za-z0-9+/=]*")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -58,8 +65,10 @@ def redact(text: str) -> str:
     pattern = _secret_pattern  # one read: registration swaps the compiled pattern atomically
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    text = _HEADER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    return _SCHEME.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _QUOTED_HEADER.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{REDACTED}{m[3]}", text)
+    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _SCHEME.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    return _NTLM_MESSAGE.sub(REDACTED, text)
 
 
 class RedactingFilter(logging.Filter):
