@@ -50,10 +50,18 @@ TEMP_PREFIX = "caldav-gateway-demo-"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="start the EWS emulator and the gateway with two demo users")
+    # The same variables as `serve`, so the container image (GATEWAY_HOST=0.0.0.0) runs the demo as is.
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)"
+        "--host",
+        default=os.environ.get("GATEWAY_HOST") or "127.0.0.1",
+        help="address both servers listen on (default: $GATEWAY_HOST, else 127.0.0.1)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("GATEWAY_PORT") or "8080",  # a string: argparse converts it when used
+        help="gateway port (default: $GATEWAY_PORT, else 8080)",
+    )
     parser.add_argument("--emulator-port", type=int, default=8081, help="EWS emulator port (default 8081)")
     parser.add_argument("--password", help="app password for both demo users (default: generated)")
     parser.add_argument(
