@@ -30,6 +30,9 @@ ENV_OVERRIDES = {
     "GATEWAY_LOG_LEVEL": "[logging] level",
 }
 METRICS_TOKEN_ENV = "GATEWAY_METRICS_TOKEN"
+# The configuration file when no --config is given: every command (serve, users, keys...) reads the
+# same file, which a container names once in its environment.
+CONFIG_ENV = "GATEWAY_CONFIG"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -127,9 +130,11 @@ class GatewayConfig:
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read ``path`` (optional) and apply the ``GATEWAY_*`` environment overrides."""
+    """Read ``path`` (else ``$GATEWAY_CONFIG``, else none) and apply the ``GATEWAY_*`` overrides."""
     env = os.environ if env is None else env
     env = {k: v for k, v in env.items() if v != ""}  # empty means unset
+    if path is None and CONFIG_ENV in env:
+        path = Path(env[CONFIG_ENV])
     raw: dict[str, Any] = {}
     if path is not None:
         try:

@@ -21,7 +21,6 @@ from gateway.config import METRICS_TOKEN_ENV, ConfigError, GatewayConfig, load_c
 from gateway.logsafe import configure_logging, register_secret
 
 log = logging.getLogger("gateway.serve")
-CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=os.environ.get(CONFIG_ENV) or None,
         help="configuration file (see config/gateway.example.toml; default: $GATEWAY_CONFIG, else "
         "none: defaults and GATEWAY_* environment variables only)",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -57,8 +56,9 @@ def test_the_log_level_from_the_environment_beats_the_file(tmp_path: Path) -> No
 
 def test_the_example_file_documents_every_override() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    documented = set(re.findall(r"GATEWAY_[A-Z_]+", text.split("[server]")[0]))
-    assert set(ENV_OVERRIDES) <= documented
+    header = " ".join(line.lstrip("# ") for line in text.split("\n[server]\n")[0].splitlines())
+    for variable, key in ENV_OVERRIDES.items():
+        assert f"{variable} ({key})" in header
     assert set(ENV_OVERRIDES) == set(FILE_AND_ENV)
 
 
@@ -96,3 +96,17 @@ def test_a_relative_data_dir_in_the_environment_is_relative_to_the_working_direc
 def test_an_unknown_log_level_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="LOUD"):
         load_config(None, env={"GATEWAY_LOG_LEVEL": "LOUD"})
+
+
+def test_every_command_reads_the_file_named_by_gateway_config(tmp_path: Path) -> None:
+    # `docker exec <container> caldav-gateway users add NAME` must see the same database as `serve`.
+    config = tmp_path / "gateway.toml"
+    config.write_text('[storage]\ndata_dir = "state"\n')
+    env = clean_env(GATEWAY_CONFIG=str(config), GATEWAY_SECRET_KEY=generate_key())
+    add = Process.gateway(["users", "add", "ann", "--no-password"], env, tmp_path / "add.log")
+    add.popen.wait(timeout=60)
+    assert add.stop() == 0, add.output()
+    assert (tmp_path / "state" / "gateway.sqlite3").is_file()
+    listed = Process.gateway(["users", "list"], env, tmp_path / "list.log")
+    listed.popen.wait(timeout=60)
+    assert listed.stop() == 0 and "ann" in listed.output()
