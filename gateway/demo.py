@@ -89,7 +89,6 @@ class DemoStack:
     passwords: dict[str, str]  # gateway user name -> app password
     services: object
     _runners: tuple[web.AppRunner, ...]
-
     advertised_url: str  # what clients are told: GATEWAY_BASE_URL, else base_url
 
     @property
