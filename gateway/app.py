@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 from collections.abc import Mapping
@@ -116,7 +117,18 @@ def setup_dav(app: web.Application, services: Services) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag."""
+    """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag.
+
+    With ``GATEWAY_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>`` (RFC 6750
+    section 2.1); a missing or wrong token gets 401 with a ``Bearer`` challenge (section 3).
+    """
+    token = request.app[SERVICES_KEY].config.security.metrics_token
+    if token is not None and not _bearer_matches(request, token):
+        return web.Response(
+            status=401,
+            text="metrics need the bearer token\n",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     body = (
         request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
@@ -124,6 +136,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(
         text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
     )
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # Constant-time comparison: response timing does not reveal how much of a guess was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
 async def _open(app: web.Application) -> None:

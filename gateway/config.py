@@ -1,14 +1,17 @@
 """Gateway configuration: one TOML file plus environment overrides.
 
 Every key is documented in ``config/gateway.example.toml``. Secrets never live in
-the file: the vault key (``GATEWAY_SECRET_KEY``, ``GATEWAY_OLD_SECRET_KEYS``) and the
-admin token (``GATEWAY_ADMIN_TOKEN``) are read from the environment only.
+the file: the vault key (``GATEWAY_SECRET_KEY``, ``GATEWAY_OLD_SECRET_KEYS``), the
+admin token (``GATEWAY_ADMIN_TOKEN``) and the metrics token (``GATEWAY_METRICS_TOKEN``)
+are read from the environment only. The environment overrides the file for every key in
+``ENV_OVERRIDES``; an empty variable counts as unset (compose files pass ``${X:-}``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +20,20 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATA_DIR = Path("~/.local/share/caldav-gateway")
+# Environment variable -> the key it overrides; config/gateway.example.toml lists the same set.
+ENV_OVERRIDES = {
+    "GATEWAY_HOST": "[server] host",
+    "GATEWAY_PORT": "[server] port",
+    "GATEWAY_BASE_URL": "[server] base_url",
+    "GATEWAY_DATA_DIR": "[storage] data_dir",
+    "GATEWAY_DATABASE_URL": "[storage] database_url",
+    "GATEWAY_LOG_LEVEL": "[logging] level",
+}
+METRICS_TOKEN_ENV = "GATEWAY_METRICS_TOKEN"
+# The configuration file when no --config is given: every command (serve, users, keys...) reads the
+# same file, which a container names once in its environment.
+CONFIG_ENV = "GATEWAY_CONFIG"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(Exception):
@@ -46,11 +63,25 @@ class ServerConfig:
         except ValueError:
             return False
 
-    def public_base_url(self) -> str:
+    @property
+    def wildcard(self) -> bool:
+        """True when the listener takes every address (0.0.0.0, ::): its own host is no URL."""
+        return self.host in ("", "0.0.0.0", "::")
+
+    def public_base_url(self, request_origin: str | None = None) -> str:
+        """The URL clients use: ``base_url``, else the origin the request came to, else the listener.
+
+        ``request_origin`` is ``scheme://host[:port]`` as the client addressed us (its Host header).
+        A wildcard listener without either is named by the machine's name: ``http://0.0.0.0:…``
+        is an address to bind, not one to connect to.
+        """
         if self.base_url:
             return self.base_url.rstrip("/")
+        if request_origin:
+            return request_origin.rstrip("/")
         scheme = "https" if self.tls else "http"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = socket.gethostname() if self.wildcard else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{self.port}"
 
 
@@ -85,6 +116,8 @@ class EwsConfig:
 class SecurityConfig:
     session_max_age: int = 8 * 3600  # seconds a web sign-in lasts
     app_password_cache_seconds: int = 60  # how long a verified app password skips the slow hash
+    # Bearer token /metrics requires (GATEWAY_METRICS_TOKEN); None: /metrics is open (keep it internal)
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,8 +130,11 @@ class GatewayConfig:
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read ``path`` (optional) and apply the ``GATEWAY_*`` environment overrides."""
+    """Read ``path`` (else ``$GATEWAY_CONFIG``, else none) and apply the ``GATEWAY_*`` overrides."""
     env = os.environ if env is None else env
+    env = {k: v for k, v in env.items() if v != ""}  # empty means unset
+    if path is None and CONFIG_ENV in env:
+        path = Path(env[CONFIG_ENV])
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -110,9 +146,16 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         server=_server(_table(raw, "server"), env, base),
         storage=_storage(_table(raw, "storage"), env, base),
         ews=_ews(_table(raw, "ews"), base),
-        security=_security(_table(raw, "security")),
-        log_level=str(_table(raw, "logging").get("level", env.get("GATEWAY_LOG_LEVEL", "INFO"))).upper(),
+        security=_security(_table(raw, "security"), env),
+        log_level=_log_level(env.get("GATEWAY_LOG_LEVEL", _table(raw, "logging").get("level", "INFO"))),
     )
+
+
+def _log_level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"[logging] level {value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -149,7 +192,9 @@ def _server(t: dict[str, Any], env: Mapping[str, str], base: Path) -> ServerConf
 
 
 def _storage(t: dict[str, Any], env: Mapping[str, str], base: Path) -> StorageConfig:
-    data_dir = _path(env.get("GATEWAY_DATA_DIR", t.get("data_dir")), base) or DEFAULT_DATA_DIR
+    # A relative GATEWAY_DATA_DIR is relative to the working directory, as any shell path is.
+    from_env = _path(env.get("GATEWAY_DATA_DIR"), Path.cwd())
+    data_dir = from_env or _path(t.get("data_dir"), base) or DEFAULT_DATA_DIR
     return StorageConfig(
         data_dir=data_dir, database_url=env.get("GATEWAY_DATABASE_URL", t.get("database_url"))
     )
@@ -189,8 +234,9 @@ def _zone(name: str) -> str:
     return name
 
 
-def _security(t: dict[str, Any]) -> SecurityConfig:
+def _security(t: dict[str, Any], env: Mapping[str, str]) -> SecurityConfig:
     return SecurityConfig(
         session_max_age=int(t.get("session_max_age", 8 * 3600)),
         app_password_cache_seconds=int(t.get("app_password_cache_seconds", 60)),
+        metrics_token=env.get(METRICS_TOKEN_ENV),
     )

@@ -1,24 +1,36 @@
-"""``serve --config FILE``: run the gateway (pages, admin API; CalDAV once wired)."""
+"""``serve [--config FILE]``: run the gateway (pages, admin API, CalDAV).
+
+The configuration file is optional (``--config``, else ``$GATEWAY_CONFIG``): with neither, the
+defaults and the ``GATEWAY_*`` environment variables are the whole configuration, as in a container.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import ssl
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
 
-from gateway.accounts.vault import VaultError
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.accounts.vault import OLD_SECRET_KEYS_ENV, SECRET_KEY_ENV, VaultError
+from gateway.config import METRICS_TOKEN_ENV, ConfigError, GatewayConfig, load_config
+from gateway.logsafe import configure_logging, register_secret
 
 log = logging.getLogger("gateway.serve")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the gateway server")
-    parser.add_argument("--config", type=Path, help="configuration file (see config/gateway.example.toml)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="configuration file (see config/gateway.example.toml; default: $GATEWAY_CONFIG, else "
+        "none: defaults and GATEWAY_* environment variables only)",
+    )
     parser.set_defaults(func=serve)
 
 
@@ -33,14 +45,25 @@ def ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
     return context
 
 
+def register_environment_secrets(env: Mapping[str, str]) -> None:
+    """Keep the keys and tokens the process got from its environment out of every log line."""
+    from gateway.app import ADMIN_TOKEN_ENV  # imported with the app, which reads it (see serve)
+
+    for name in (SECRET_KEY_ENV, ADMIN_TOKEN_ENV, METRICS_TOKEN_ENV):
+        register_secret(env.get(name, "").strip())
+    for old in env.get(OLD_SECRET_KEYS_ENV, "").split(","):
+        register_secret(old.strip())
+
+
 def serve(args: argparse.Namespace) -> int:
     # Imported here so the other CLI commands start without loading the CalDAV/EWS stack.
     from gateway.app import create_app
     from gateway.loop_monitor import freeze_startup_heap
 
+    register_environment_secrets(os.environ)
     try:
         config = load_config(args.config)
-        logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(config.log_level)
         app = create_app(config)
         context = ssl_context(config)
     except (ConfigError, VaultError, OSError, ssl.SSLError) as exc:
@@ -53,9 +76,19 @@ def serve(args: argparse.Namespace) -> int:
             "allow_plain_http_credentials is set or a TLS proxy is in front (https base_url)",
             config.server.host,
         )
-    log.info(
-        "serving on %s (CalDAV at %s/dav/)", config.server.public_base_url(), config.server.public_base_url()
-    )
+    log.info("%s", startup_message(config))
     freeze_startup_heap()
     web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=context, print=None)
     return 0
+
+
+def startup_message(config: GatewayConfig) -> str:
+    """Where the gateway listens and the CalDAV URL, never a wildcard address as a URL."""
+    server = config.server
+    if server.base_url or not server.wildcard:
+        url = server.public_base_url()
+        return f"serving on {url} (CalDAV at {url}/dav/)"
+    return (
+        f"listening on every address ({server.host or '*'}) port {server.port}; the CalDAV URL shown to "
+        "clients is derived from each request's Host (set GATEWAY_BASE_URL to fix it)"
+    )

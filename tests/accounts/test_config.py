@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def test_env_overrides_and_relative_paths(tmp_path: Path) -> None:
     )
     config = load_config(file, env={"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_PORT": "9443"})
     assert config.server.tls_cert == tmp_path / "c.pem" and not config.server.loopback
-    assert config.server.public_base_url() == "https://0.0.0.0:9443"
+    # 0.0.0.0 is an address to bind, not to connect to: the machine's name stands for it (issue 13).
+    assert config.server.public_base_url() == f"https://{socket.gethostname()}:9443"
     assert config.storage.url() == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'gateway.sqlite3'}"
     assert config.ews.autodiscover_endpoints == {
         "example.com": "http://127.0.0.1:1/autodiscover/autodiscover.svc"
