@@ -19,6 +19,7 @@ from gateway.accounts.users import Users
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
 from gateway.ews.connection import ConnectionInfo, ConnectionSettings, Credentials
+from gateway.logsafe import register_secret
 from gateway.store.database import Database
 from gateway.store.schema import accounts
 
@@ -98,6 +99,7 @@ class ExchangeAccounts:
         if self.connector is None:
             raise AccountsError("this gateway has no EWS client configured")
         email = request.email.strip()
+        register_secret(request.password)
         credentials = Credentials(
             username=(request.username or "").strip() or email,
             password=request.password,

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.logsafe import register_secret
+
 log = logging.getLogger(__name__)
 
 SECRET_KEY_ENV = "GATEWAY_SECRET_KEY"
@@ -139,7 +141,10 @@ class Vault:
                 f"the credentials of account {account_id} failed authentication: they were altered or "
                 "belong to another account; reconnect the account"
             ) from None
-        return json.loads(plaintext)
+        secret: dict[str, str] = json.loads(plaintext)
+        for value in secret.values():
+            register_secret(value)  # from now on, no log line of this process can carry it
+        return secret
 
     def needs_rotation(self, sealed: str) -> bool:
         return not sealed.startswith(f"{_FORMAT}.{self.keyring.current_id}.")

@@ -196,12 +196,14 @@ async def _home(
         working_elsewhere_choices=WORKING_ELSEWHERE_LABELS,
         invitation_choices=INVITATION_LABELS,
         app_passwords=await accounts.list_app_passwords(user.user_id),
-        caldav_url=caldav_url(services),
+        caldav_url=caldav_url(services, request),
     )
 
 
-def caldav_url(services: Services) -> str:
-    return f"{services.config.server.public_base_url()}/dav/"
+def caldav_url(services: Services, request: web.Request) -> str:
+    """The CalDAV URL to show: the configured public URL, else the one this request came in by."""
+    origin = f"{request.scheme}://{request.host}"
+    return f"{services.config.server.public_base_url(origin)}/dav/"
 
 
 # --- connecting an account -----------------------------------------------------------------
@@ -324,7 +326,7 @@ async def create_app_password(
         csrf_token=session.csrf_token,
         label=record.label,
         password=clear,
-        caldav_url=caldav_url(services),
+        caldav_url=caldav_url(services, request),
     )
 
 

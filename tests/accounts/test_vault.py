@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 
 from gateway.accounts.vault import KeyRing, MissingSecretKeyError, Vault, VaultError, generate_key, key_id
+from gateway.logsafe import RedactingFilter
 
 
 def _ring(*keys: str) -> KeyRing:
@@ -58,3 +60,19 @@ def test_keyring_repr_shows_no_key_material() -> None:
     key = generate_key()
     ring = _ring(key)
     assert key not in repr(ring) and base64.b64decode(key).hex() not in repr(ring)
+
+
+def test_an_opened_password_is_redacted_from_every_later_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    vault = Vault(_ring(generate_key()))
+    sealed = vault.seal("acct-log", {"password": "opened-pw-5d1e"})
+    handler_filter = RedactingFilter()
+    record = logging.LogRecord(
+        "exchangelib", logging.DEBUG, __file__, 1, "sent %s", ("opened-pw-5d1e",), None
+    )
+    assert handler_filter.filter(record) and "opened-pw-5d1e" in record.getMessage()  # not known yet
+    vault.open("acct-log", sealed)
+    record = logging.LogRecord(
+        "exchangelib", logging.DEBUG, __file__, 1, "sent %s", ("opened-pw-5d1e",), None
+    )
+    handler_filter.filter(record)
+    assert "opened-pw-5d1e" not in record.getMessage()

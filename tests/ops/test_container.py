@@ -86,7 +86,7 @@ def test_the_image_command_starts_from_the_environment_alone(tmp_path: Path) -> 
         ).raise_for_status()
         browser = web_sign_in(base, "ann", "ann-web-pw-3")
         home = browser.get(f"{base}/", timeout=10).text
-        assert "/dav/" in home
+        assert f"{base}/dav/" in home  # the URL the user reached the gateway by, not the listener's
     finally:
         gateway.stop()
     for text in (gateway.output(), home):  # the listening address is never given out as a URL
