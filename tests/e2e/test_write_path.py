@@ -14,7 +14,14 @@ from lxml import etree
 
 from gateway.ews.index import ItemIndex
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
-from tests.ews.test_mapping_corpus import INEXPRESSIBLE, _corpus_params, assert_same_event, split_by_uid
+from tests.ews.test_mapping_corpus import (
+    DEFAULT_TZ,
+    INEXPRESSIBLE,
+    _corpus_params,
+    assert_same_event,
+    split_by_uid,
+)
+from tests.support.ical_compare import assert_same_properties
 
 CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -336,6 +343,7 @@ def test_corpus_put_then_get_is_the_same_event(stack, emulator, path: Path):
         assert answer.status_code == 201, answer.text
         stored = requests.get(url, auth=("alice", stack.password))
         assert_same_event(text, stored.text)
+        assert_same_properties(text, stored.text, DEFAULT_TZ)
 
 
 def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
