@@ -114,11 +114,12 @@ class Writer:
         kept = {to_utc(o.original_start) for o in current.modified_occurrences or ()}
         wanted = {to_utc(o.recurrence_id) for o in resource.overrides}
         reset = resource.master.recurrence != current.recurrence or bool(kept - wanted)
-        fields = [f for f in mapping.WRITE_FIELDS if reset or f != "recurrence"] + [CALDAV_RESIDUAL]
-        current.caldav_residual = resource.residual
+        fields = [f for f in mapping.WRITE_FIELDS if reset or f != "recurrence"]
         already_deleted = set() if reset else {to_utc(d.start) for d in current.deleted_occurrences or ()}
         for field in fields:
             setattr(current, field, getattr(resource.master, field))
+        current.caldav_residual = resource.residual  # replaces what the previous PUT kept
+        fields.append(CALDAV_RESIDUAL)
         send = SEND_ONLY_TO_ALL if _invitations(cal.record, resource) != SEND_TO_NONE else SEND_TO_NONE
         conflict = NEVER_OVERWRITE if if_match else ALWAYS_OVERWRITE
         await self._calls.run(
