@@ -174,6 +174,23 @@ def test_a_move_in_outlook_counts_sequence_up_and_writes_dtend() -> None:
     assert "X-MOZ-LASTACK" in event  # the reminder did not change
 
 
+def test_a_moved_series_gets_exchanges_rule_not_the_clients_until() -> None:
+    """The UTC UNTIL a client computed for the old start would cut the last occurrence off."""
+    body = SERIES.replace("RRULE:FREQ=WEEKLY;COUNT=6", "RRULE:FREQ=WEEKLY;UNTIL=20260209T090000Z")
+    master, exceptions, residual = stored(body)
+    rules = [
+        e["RRULE"].to_ical().decode()
+        for e in read(master, exceptions, residual).walk("VEVENT")
+        if "RRULE" in e
+    ]
+    assert rules == ["FREQ=WEEKLY;UNTIL=20260209T090000Z"]  # as the client wrote it
+    master.start += timedelta(hours=3)
+    master.end += timedelta(hours=3)
+    (event,) = [e for e in read(master, exceptions, residual).walk("VEVENT") if "RRULE" in e]
+    until = event["RRULE"]["UNTIL"][0]
+    assert until >= event["DTSTART"].dt + timedelta(weeks=5)  # the last occurrence is still in the series
+
+
 def test_a_move_without_a_client_sequence_gives_sequence_one() -> None:
     body = THUNDERBIRD.replace("SEQUENCE:3\n", "")
     master, exceptions, residual = stored(body)
