@@ -33,7 +33,13 @@ from exchangelib.properties import (
 from exchangelib.protocol import BaseProtocol
 from exchangelib.version import Build, Version
 
-from gateway.ews.exchange import CALDAV_NAME, ChunkedReadAdapter, calendar_view, register_item_fields
+from gateway.ews.exchange import (
+    CALDAV_NAME,
+    CALDAV_RESIDUAL,
+    ChunkedReadAdapter,
+    calendar_view,
+    register_item_fields,
+)
 from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
 
@@ -42,7 +48,7 @@ from gateway.ews.mapping import READ_FIELDS
 BaseProtocol.HTTP_ADAPTER_CLS = ChunkedReadAdapter
 
 T = TypeVar("T")
-FIELDS = [*READ_FIELDS, CALDAV_NAME]
+FIELDS = [*READ_FIELDS, CALDAV_NAME, CALDAV_RESIDUAL]
 SYNC_FIELDS = ["uid", CALDAV_NAME]
 _AUTH = {"basic": BASIC, "ntlm": NTLM}
 _UTC_ZONE = TimeZone(  # a UTC SerializableTimeZone, as the gateway sends (bias 0, no-op transitions)

@@ -313,12 +313,30 @@ class CalDAVResourceName(ExtendedProperty):
     property_type = "String"
 
 
+CALDAV_RESIDUAL = "caldav_residual"  # the CalendarItem field registered for CalDAVResidual
+
+
+class CalDAVResidual(ExtendedProperty):
+    """What a client's iCalendar holds that Exchange has no field for (gateway.ews.mapping.residual).
+
+    A named string property in the gateway's property set, on the single item or series master:
+    read in the GetItem every rendering makes, written by the CreateItem/UpdateItem of a PUT.
+    """
+
+    property_set_id = CalDAVResourceName.property_set_id
+    property_name = "CalDAVResidual"
+    property_type = "String"
+
+
 def register_item_fields() -> None:
-    """Make ``CalendarItem.caldav_name`` a field (an ExtendedFieldURI in GetItem, SyncFolderItems and
-    CreateItem). ``CalendarItem.register`` changes the class for the whole process and refuses a
-    second registration, so this registers once however often it is called."""
-    if CALDAV_NAME not in {f.name for f in CalendarItem.FIELDS}:
-        CalendarItem.register(CALDAV_NAME, CalDAVResourceName)
+    """Make ``CalendarItem.caldav_name`` and ``CalendarItem.caldav_residual`` fields (ExtendedFieldURIs in
+    GetItem, SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class
+    for the whole process and refuses a second registration, so this registers once however often it
+    is called."""
+    names = {f.name for f in CalendarItem.FIELDS}
+    for name, cls in ((CALDAV_NAME, CalDAVResourceName), (CALDAV_RESIDUAL, CalDAVResidual)):
+        if name not in names:
+            CalendarItem.register(name, cls)
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,32 @@ def test_meeting_with_attendees_and_extended_property(account: Account, emulator
     ]
 
 
+def test_a_large_string_extended_property_is_stored_and_returned_exactly(account: Account) -> None:
+    """The gateway keeps up to 64 KB of a client's iCalendar in one named string property
+    (gateway.ews.mapping.residual): every character, line break and markup character comes back,
+    after CreateItem and after UpdateItem, and every message stays schema-valid (the fixture)."""
+    lines = [f'X-LINE-{n};X-P="a;b:c":Grüße <&> \\, caf\u00e9 \U0001f600 {"z" * 40}' for n in range(700)]
+    text = "BEGIN:VCALENDAR\n" + "\r\n".join(lines) + "\nEND:VCALENDAR"
+    assert 60_000 < len(text.encode("utf-8")) <= 64 * 1024
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Kept",
+        start=_dt(2026, 5, 4, 10),
+        end=_dt(2026, 5, 4, 11),
+        caldav_href=text,
+    )
+    item.save()
+    assert account.calendar.get(id=item.id).caldav_href == text
+    changed = text.replace("Grüße", "Tschüss")
+    item.caldav_href = changed
+    item.save(update_fields=["caldav_href"])
+    assert account.calendar.get(id=item.id).caldav_href == changed
+    item.caldav_href = None
+    item.save(update_fields=["caldav_href"])  # exchangelib deletes an emptied field (DeleteItemField)
+    assert account.calendar.get(id=item.id).caldav_href is None
+
+
 def test_update_and_stale_change_key_conflict(account: Account) -> None:
     item = CalendarItem(
         account=account,

@@ -17,6 +17,8 @@ from lxml import etree
 
 from gateway.ews.exchange import (
     CALDAV_NAME,
+    CALDAV_RESIDUAL,
+    CalDAVResidual,
     CalDAVResourceName,
     ViewEntry,
     _CalendarViewItems,
@@ -72,8 +74,26 @@ def test_registration_is_idempotent_and_makes_a_field() -> None:
     register_item_fields()
     register_item_fields()
     names = [f.name for f in CalendarItem.FIELDS]
-    assert names.count(CALDAV_NAME) == 1
+    assert names.count(CALDAV_NAME) == 1 and names.count(CALDAV_RESIDUAL) == 1
     assert CalendarItem(caldav_name="a.ics").caldav_name == "a.ics"
+    assert CalendarItem(caldav_residual="BEGIN:VCALENDAR").caldav_residual == "BEGIN:VCALENDAR"
+
+
+def test_the_residual_is_a_named_string_property_of_the_gateways_set() -> None:
+    """CalDAVResidual is written as an ExtendedProperty (CreateItem/UpdateItem) and asked for by its
+    ExtendedFieldURI in GetItem: exchangelib must build both from the class attributes."""
+    assert issubclass(CalDAVResidual, ExtendedProperty)
+    CalDAVResidual.validate_cls()
+    assert CalDAVResidual.property_set_id == CalDAVResourceName.property_set_id
+    assert CalDAVResidual.property_name != CalDAVResourceName.property_name
+    register_item_fields()
+    field = CalendarItem.get_field_by_fieldname(CALDAV_RESIDUAL)
+    uri = field.field_uri_xml()
+    assert uri.get("PropertyName") == "CalDAVResidual" and uri.get("PropertyType") == "String"
+    assert uri.get("DistinguishedPropertySetId") is None
+    assert uri.get("PropertySetId") == CalDAVResidual.property_set_id
+    written = CalDAVResidual("line one\nline two").to_xml(version=None)
+    assert written.tag == f"{{{TYPES}}}Value" and written.text == "line one\nline two"
 
 
 def test_id_and_changekey_are_read_from_the_id_element() -> None:

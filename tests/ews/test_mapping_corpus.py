@@ -4,7 +4,8 @@ Each VCALENDAR is split into one resource per UID (as a CalDAV client PUTs them)
 Valid resources must come back as the *same event*: the same occurrences over two
 years, computed by an independent expander (recurring_ical_events) on the original
 and on our output, with the same summary, description, location, attendees,
-transparency, class and alarm. Malformed files must be refused on the write path
+transparency, class and alarm; and with what the gateway keeps for the client, the
+same properties and parameters (:mod:`tests.support.ical_compare`). Malformed files must be refused on the write path
 (the protocol layer's checks for every store, then from_ical); rules Exchange cannot
 express must be refused by from_ical with InvalidCalendarData.
 """
@@ -26,6 +27,7 @@ from gateway.caldav import validation
 from gateway.caldav.backend import InvalidCalendarData
 from gateway.caldav.errors import DavError
 from gateway.ews.mapping import VALID_DATA, VALID_OBJECT, EventResource, from_ical, to_ical
+from tests.support.ical_compare import assert_same_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("GATEWAY_SHARED_DIR", ROOT.parent / "shared"))
@@ -198,9 +200,11 @@ def assert_same_event(original: str, mapped: str) -> None:
         assert kept_alarms <= original_alarms and len(kept_alarms) == min(1, len(original_alarms)), key
 
 
-def roundtrip(text: str) -> str:
-    master, exceptions = store_like_exchange(from_ical(text, default_tz=DEFAULT_TZ))
-    return to_ical(master, exceptions)
+def roundtrip(text: str, *, kept: bool = True) -> str:
+    """PUT then GET without Exchange: the items as written, with (or without) the residual."""
+    resource = from_ical(text, default_tz=DEFAULT_TZ)
+    master, exceptions = store_like_exchange(resource)
+    return to_ical(master, exceptions, residual=resource.residual if kept else None)
 
 
 # --- the tests ----------------------------------------------------------------------------
@@ -229,8 +233,13 @@ def test_corpus_file(path: Path) -> None:
     for text in resources.values():
         mapped = roundtrip(text)
         assert_same_event(text, mapped)
+        assert_same_properties(text, mapped, DEFAULT_TZ)
         # Issue 5: what we emit comes back identical (read → PUT the same body → read).
         assert _without_stamps(roundtrip(mapped)) == _without_stamps(mapped)
+        # Without what was kept (an item from Outlook), the mapped fields alone are the same event.
+        bare = roundtrip(text, kept=False)
+        assert_same_event(text, bare)
+        assert _without_stamps(roundtrip(bare, kept=False)) == _without_stamps(bare)
 
 
 def put_body(text: str | bytes) -> EventResource:

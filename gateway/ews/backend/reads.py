@@ -21,11 +21,11 @@ from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import LRU, MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.calendar_ids import derived_name
-from gateway.ews.exchange import CALDAV_NAME, ViewEntry, calendar_view
+from gateway.ews.exchange import CALDAV_NAME, CALDAV_RESIDUAL, ViewEntry, calendar_view
 from gateway.ews.index import ItemIndex
 
 GETITEM_BATCH = 100
-ITEM_FIELDS = [*mapping.READ_FIELDS, CALDAV_NAME]  # what a rendering needs of an item
+ITEM_FIELDS = [*mapping.READ_FIELDS, CALDAV_NAME, CALDAV_RESIDUAL]  # what a rendering needs of an item
 _VersionKey = tuple[str, str]  # (ItemId, ChangeKey): one version of an item
 
 
@@ -135,7 +135,8 @@ class Reader:
             if (o.id, o.changekey) in self._items
         ]
         name = master.caldav_name or derived_name(master.uid)
-        rendered = CalendarObject(name, master.changekey, mapping.to_ical(master, exceptions))
+        text = mapping.to_ical(master, exceptions, residual=master.caldav_residual)
+        rendered = CalendarObject(name, master.changekey, text)
         if master.type == "Single":
             self._singles.put((master.id, master.changekey), rendered)
         return rendered

@@ -39,7 +39,7 @@ from gateway.ews.backend.calls import EwsCalls, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
 from gateway.ews.backend.tracking import ChangeTracker
-from gateway.ews.exchange import address_occurrence, occurrence_id
+from gateway.ews.exchange import CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import ItemChange, ItemIndex
 
 _DELETE_FIELDS = ["changekey", "organizer", "is_meeting"]  # what a DELETE checks before DeleteItem
@@ -88,6 +88,7 @@ class Writer:
         item = resource.master
         item.account, item.folder = cal.account, cal.folder
         item.caldav_name = name
+        item.caldav_residual = resource.residual
         send = _invitations(cal.record, resource)
         await self._calls.run(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
         self._tracker.record_created(cal, ItemChange(item.id, item.changekey, name, resource.uid))
@@ -117,6 +118,8 @@ class Writer:
         already_deleted = set() if reset else {to_utc(d.start) for d in current.deleted_occurrences or ()}
         for field in fields:
             setattr(current, field, getattr(resource.master, field))
+        current.caldav_residual = resource.residual  # replaces what the previous PUT kept
+        fields.append(CALDAV_RESIDUAL)
         send = SEND_ONLY_TO_ALL if _invitations(cal.record, resource) != SEND_TO_NONE else SEND_TO_NONE
         conflict = NEVER_OVERWRITE if if_match else ALWAYS_OVERWRITE
         await self._calls.run(

@@ -10,6 +10,9 @@ Modules: :mod:`.reader` (PUT body → items), :mod:`.writer` (items → text), w
 :mod:`.properties`, :mod:`.description`, :mod:`.people`, :mod:`.alarms` for the properties
 both ways, :mod:`.occurrences` for RECURRENCE-ID/EXDATE and instance indexes, :mod:`.times`
 and :mod:`.vevent` underneath, :mod:`.model` for the result types and field lists.
+What Exchange has no field for is kept: :mod:`.residual` captures it from a PUT body (with the
+digests of :mod:`.fingerprint`, the client's own lines read by :mod:`.content`), :mod:`.merge`
+merges it back on read, Exchange winning for what was changed in Outlook (docs/MAPPING.md).
 
 Choices worth knowing:
 - Floating times (no TZID, no ``Z``) are read in ``default_tz``, the calendar's zone:

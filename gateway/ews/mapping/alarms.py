@@ -52,13 +52,23 @@ def _as_dt(value: date | datetime, item: CalendarItem, end: bool = False) -> dat
     return to_utc(datetime.combine(day, time.min).replace(tzinfo=item._start_timezone))
 
 
+def mapped_alarm(event: Event, item: CalendarItem) -> int | None:
+    """Which VALARM of ``event`` (index among its VALARMs) is the item's reminder: the first that fires
+    at or before the start (ACTION:NONE ignored); None when none can be."""
+    alarms = [c for c in event.subcomponents if c.name == "VALARM"]
+    for index, alarm in enumerate(alarms):
+        if str(alarm.get("ACTION", "")).upper() == "NONE":
+            continue
+        if _reminder_minutes(alarm, event, item) is not None:
+            return index
+    return None
+
+
 def read_alarm(event: Event, item: CalendarItem) -> None:
     """The reminder from the first VALARM that fires at or before the start (ACTION:NONE ignored)."""
     item.reminder_is_set, item.reminder_minutes_before_start = False, 0
-    for alarm in event.walk("VALARM"):
-        if str(alarm.get("ACTION", "")).upper() == "NONE":
-            continue
-        minutes = _reminder_minutes(alarm, event, item)
-        if minutes is not None:
-            item.reminder_is_set, item.reminder_minutes_before_start = True, minutes
-            return
+    index = mapped_alarm(event, item)
+    if index is not None:
+        alarm = [c for c in event.subcomponents if c.name == "VALARM"][index]
+        item.reminder_is_set = True
+        item.reminder_minutes_before_start = _reminder_minutes(alarm, event, item)

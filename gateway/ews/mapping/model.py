@@ -89,6 +89,7 @@ class EventResource:
     exdates: list[EWSDateTime | EWSDate] = field(default_factory=list)
     organizer_email: str | None = None
     attendee_emails: list[str] = field(default_factory=list)
+    residual: str | None = None  # what Exchange has no field for, kept with the master (mapping.residual)
 
 
 def invalid(message: str, precondition: str = VALID_OBJECT, status: int = 403) -> InvalidCalendarData:

@@ -27,6 +27,7 @@ from gateway.ews.mapping.occurrences import (
 )
 from gateway.ews.mapping.people import attendee_emails, read_people
 from gateway.ews.mapping.properties import read_categories, read_free_busy, read_sensitivity
+from gateway.ews.mapping.residual import capture
 from gateway.ews.mapping.times import aware, local_start, wall
 from gateway.ews.mapping.vevent import text_value
 
@@ -246,7 +247,7 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
         exdates = sorted(matching(master.recurrence, start, exdates) | set(cancelled), key=moment)
         check_overrides(overrides, cancelled, set(exdates))
     zone = master._start_timezone
-    return EventResource(
+    resource = EventResource(
         uid=uid,
         master=master,
         overrides=[
@@ -256,3 +257,6 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
         organizer_email=master.organizer.email_address if master.organizer else None,
         attendee_emails=attendee_emails(master),
     )
+    events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    resource.residual = capture(text, reader, resource, events, overrides, cancelled)
+    return resource

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime, tzinfo
 
-from exchangelib import CalendarItem
+from exchangelib import CalendarItem, EWSTimeZone
 from icalendar import vRecur
 
 from gateway.common import ical
@@ -13,6 +13,8 @@ from gateway.common.timezones import to_utc
 from gateway.ews import recurrence_map
 from gateway.ews.ical_tz import iana_name, vtimezone_text
 from gateway.ews.mapping.alarms import add_alarm
+from gateway.ews.mapping.fingerprint import fingerprints, occurrence_key
+from gateway.ews.mapping.merge import block_text, calendar_text, load, merge_event
 from gateway.ews.mapping.model import PRODID
 from gateway.ews.mapping.people import add_people
 from gateway.ews.mapping.properties import add_text
@@ -40,6 +42,14 @@ class _Writer:
         known = self.zones.get(tzid)
         self.zones[tzid] = (zone, min(year, known[1]) if known else year)
         return tzid
+
+    def kept_tzid(self, name: str, year: int) -> str | None:
+        """The TZID to write for a kept property's TZID (:mod:`.merge`), its VTIMEZONE included; None if unknown."""
+        try:
+            zone = EWSTimeZone(name)
+        except Exception:  # noqa: BLE001 - exchangelib raises several kinds for an unknown name
+            return None
+        return self.tzid(zone, year)
 
     def timezones(self) -> list[str]:
         """The VTIMEZONE texts (cached per zone and first year), sorted by TZID."""
@@ -81,15 +91,20 @@ def _vevent(writer: _Writer, item: CalendarItem, uid: str) -> VEvent:
     return event
 
 
-def _add_recurrence(writer: _Writer, event: VEvent, master: CalendarItem) -> None:
-    """RRULE from the EWS recurrence (:mod:`gateway.ews.recurrence_map`) and EXDATE from its deleted occurrences."""
+def _add_recurrence(writer: _Writer, event: VEvent, master: CalendarItem, shown: Container[str]) -> None:
+    """RRULE from the EWS recurrence (:mod:`gateway.ews.recurrence_map`) and EXDATE from its deleted
+    occurrences, but those ``shown`` as the client's cancelled overrides."""
     zone = zone_of(master, "start")
     start = local_start(master)
     rule = recurrence_map.recurrence_to_rrule(master.recurrence, start)
     if "UNTIL" in rule and isinstance(start, datetime):
         rule["UNTIL"] = [to_utc(aware(rule["UNTIL"][0], zone))]  # RFC 5545 §3.3.10: UTC
     event.add("RRULE", vRecur(rule).to_ical().decode("utf-8"))
-    deleted = [o.start for o in master.deleted_occurrences or () if o.start is not None]
+    deleted = [
+        o.start
+        for o in master.deleted_occurrences or ()
+        if o.start is not None and occurrence_key(o.start, master) not in shown
+    ]
     _add_occurrence_times(writer, event, "EXDATE", master, sorted(deleted))
 
 
@@ -119,20 +134,33 @@ def _original_start(item: CalendarItem) -> datetime | None:
     return item.original_start or getattr(item, "recurrence_id", None)
 
 
-def to_ical(master: CalendarItem, exceptions: Sequence[CalendarItem] = ()) -> str:
+def _deleted_keys(master: CalendarItem) -> list[str]:
+    return [occurrence_key(o.start, master) for o in master.deleted_occurrences or () if o.start is not None]
+
+
+def to_ical(
+    master: CalendarItem, exceptions: Sequence[CalendarItem] = (), residual: str | None = None
+) -> str:
     """One calendar object resource (RFC 4791 §4.1) for an item and its modified occurrences.
 
     ``master`` is a single item or a RecurringMaster (GetItem with :data:`READ_FIELDS`);
     ``exceptions`` are its Exception items (with ``original_start``). Deleted
     occurrences become EXDATE, exceptions RECURRENCE-ID VEVENTs (RFC 5545 §3.8.4.4).
+    ``residual`` is what the client wrote that Exchange has no field for (:mod:`.residual`),
+    merged in by :mod:`.merge`'s rules.
     The text is written directly (:mod:`gateway.common.ical`), not through icalendar objects:
     this runs for every object of every month view.
     """
     writer = _Writer()
+    kept = load(residual)
+    deleted = _deleted_keys(master) if kept is not None else []
+    cancelled = {k: b for k, b in kept.cancelled.items() if k in deleted} if kept is not None else {}
     uid = master.uid or ""
     main = _vevent(writer, master, uid)
     if master.recurrence is not None:
-        _add_recurrence(writer, main, master)
+        _add_recurrence(writer, main, master, cancelled)
+    if kept is not None and kept.master is not None:
+        merge_event(kept.master, main, master, fingerprints(master, deleted), writer.kept_tzid)
     events = [main]
     for exception in sorted(exceptions, key=lambda e: _original_start(e) or datetime.min.replace(tzinfo=UTC)):
         original = _original_start(exception)
@@ -140,6 +168,13 @@ def to_ical(master: CalendarItem, exceptions: Sequence[CalendarItem] = ()) -> st
             continue  # not addressable as an occurrence: nothing a client could match it to
         event = _vevent(writer, exception, uid)
         _add_occurrence_times(writer, event, "RECURRENCE-ID", master, [original])
+        block = kept.overrides.get(occurrence_key(original, master)) if kept is not None else None
+        if block is not None:
+            merge_event(block, event, exception, fingerprints(exception), writer.kept_tzid)
         events.append(event)
     header = ical.line("VERSION", "2.0") + ical.line("PRODID", ical.escape_text(PRODID))
-    return ical.component("VCALENDAR", [header, *writer.timezones(), *(event.render() for event in events)])
+    calendar = calendar_text(kept, writer.kept_tzid) if kept is not None else []
+    texts = [event.render() for event in events] + [
+        block_text(b, writer.kept_tzid) for b in cancelled.values()
+    ]
+    return ical.component("VCALENDAR", [header, *calendar, *writer.timezones(), *texts])
