@@ -280,12 +280,8 @@ async def free_busy_query(call: Call, root: etree._Element) -> web.Response:
     if tr is None or tr.start is None or tr.end is None:
         raise DavError(400, "free-busy-query needs a time-range with start and end.")
     freebusy.check_window(tr.start, tr.end, call.config.freebusy_max_days)
-    # Nothing is stored outside the dates calendars hold: only the part inside is asked for.
-    bounds = clamp(tr.start, tr.end)
-    periods = (
-        await call.backend.calendar_free_busy(call.principal, call.resource.calendar_id, *bounds)
-        if bounds
-        else []
+    periods = await call.backend.calendar_free_busy(
+        call.principal, call.resource.calendar_id, tr.start, tr.end
     )
     body = freebusy.vfreebusy(tr.start, tr.end, periods)
     return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8")

@@ -64,7 +64,9 @@ async def test_a_duration_past_the_latest_date_is_refused(dav):
 
 
 async def test_until_and_exdate_far_out_are_refused(dav):
-    r = await dav("PUT", CAL + "u.ics", event(extra="RRULE:FREQ=DAILY;UNTIL=99991231T000000Z\r\n"), content_type=ICS)
+    r = await dav(
+        "PUT", CAL + "u.ics", event(extra="RRULE:FREQ=DAILY;UNTIL=99991231T000000Z\r\n"), content_type=ICS
+    )
     assert r.status == 403 and _precondition(r) == C + "max-date-time"
     r = await dav("PUT", CAL + "x.ics", event(extra="EXDATE:00010101T000000Z\r\n"), content_type=ICS)
     assert r.status == 403 and _precondition(r) == C + "min-date-time"
@@ -72,7 +74,9 @@ async def test_until_and_exdate_far_out_are_refused(dav):
 
 async def test_calendars_advertise_the_limits(dav):
     r = await dav("PROPFIND", CAL, PROPS, depth="0")
-    values = {name: r.prop(CAL, C + name).text for name in ("max-resource-size", "max-attendees-per-instance")}
+    values = {
+        name: r.prop(CAL, C + name).text for name in ("max-resource-size", "max-attendees-per-instance")
+    }
     assert values == {"max-resource-size": "20000", "max-attendees-per-instance": "300"}
     assert r.prop(CAL, C + "min-date-time").text == "16010101T000000Z"
     assert r.prop(CAL, C + "max-date-time").text == "45001231T235959Z"
@@ -111,10 +115,15 @@ def overrides(count: int) -> str:
     ("body", "sentence"),
     [
         (
-            event().replace("VERSION:2.0\r\n", "VERSION:2.0\r\n" + "".join(VTIMEZONE.format(n=n) for n in range(21))),
+            event().replace(
+                "VERSION:2.0\r\n", "VERSION:2.0\r\n" + "".join(VTIMEZONE.format(n=n) for n in range(21))
+            ),
             "A calendar object may hold at most 20 VTIMEZONEs; this one has 21.",
         ),
-        (event(extra="".join(ALARM.format(n=n) for n in range(21))), "An event may have at most 20 alarms (VALARM)."),
+        (
+            event(extra="".join(ALARM.format(n=n) for n in range(21))),
+            "An event may have at most 20 alarms (VALARM).",
+        ),
         (
             event(extra="RRULE:FREQ=DAILY\r\n").replace("END:VCALENDAR", overrides(3) + "END:VCALENDAR"),
             "A series may have at most 2 modified occurrences (RECURRENCE-ID); this one has 3.",

@@ -27,26 +27,49 @@ def alarm_filter(start: str | None, end: str | None) -> str:
 def alarms(backend):
     # 10:00-11:00Z, alarm 30 minutes before the start (09:30Z).
     backend.seed(
-        "alice", "calendar", "before.ics",
+        "alice",
+        "calendar",
+        "before.ics",
         single("before", "Before", "20250301T100000Z", "20250301T110000Z", alarm("TRIGGER:-PT30M")),
     )
     # Alarm 15 minutes before the end (10:45Z), repeated twice every 5 minutes (10:50Z, 10:55Z).
     backend.seed(
-        "alice", "calendar", "end.ics",
+        "alice",
+        "calendar",
+        "end.ics",
         single(
-            "end", "End", "20250302T100000Z", "20250302T110000Z",
+            "end",
+            "End",
+            "20250302T100000Z",
+            "20250302T110000Z",
             alarm("TRIGGER;RELATED=END:-PT15M", "REPEAT:2\nDURATION:PT5M\n"),
         ),
     )
     # An absolute alarm.
     backend.seed(
-        "alice", "calendar", "absolute.ics",
-        single("absolute", "Absolute", "20250310T100000Z", "20250310T110000Z", alarm("TRIGGER;VALUE=DATE-TIME:20250309T180000Z")),
+        "alice",
+        "calendar",
+        "absolute.ics",
+        single(
+            "absolute",
+            "Absolute",
+            "20250310T100000Z",
+            "20250310T110000Z",
+            alarm("TRIGGER;VALUE=DATE-TIME:20250309T180000Z"),
+        ),
     )
     # A daily series with its alarm at 08:50Z each day, from 1 to 5 April.
     backend.seed(
-        "alice", "calendar", "daily.ics",
-        single("daily", "Daily", "20250401T090000Z", "20250401T093000Z", "RRULE:FREQ=DAILY;COUNT=5\n" + alarm("TRIGGER:-PT10M")),
+        "alice",
+        "calendar",
+        "daily.ics",
+        single(
+            "daily",
+            "Daily",
+            "20250401T090000Z",
+            "20250401T093000Z",
+            "RRULE:FREQ=DAILY;COUNT=5\n" + alarm("TRIGGER:-PT10M"),
+        ),
     )
 
 
@@ -70,7 +93,9 @@ async def test_alarm_time_ranges_match_the_trigger_times(dav, alarms, start, end
 
 
 NO_END = single("no-end", "No end", "20250401T100000Z", "X").replace("DTEND:X\n", "")
-ALL_DAY = single("all-day", "All day", "X", "X").replace("DTSTART:X\nDTEND:X\n", "DTSTART;VALUE=DATE:20250402\n")
+ALL_DAY = single("all-day", "All day", "X", "X").replace(
+    "DTSTART:X\nDTEND:X\n", "DTSTART;VALUE=DATE:20250402\n"
+)
 
 
 @pytest.fixture
@@ -78,7 +103,12 @@ def open_events(backend):
     seed(backend)
     backend.seed("alice", "calendar", "no-end.ics", NO_END)
     backend.seed("alice", "calendar", "all-day.ics", ALL_DAY)
-    backend.seed("alice", "calendar", "private.ics", single("private", "Private", "20250403T100000Z", "20250403T110000Z", "CLASS:PRIVATE\n"))
+    backend.seed(
+        "alice",
+        "calendar",
+        "private.ics",
+        single("private", "Private", "20250403T100000Z", "20250403T110000Z", "CLASS:PRIVATE\n"),
+    )
 
 
 def defined(name: str, range_: str = "") -> str:
@@ -153,11 +183,15 @@ async def test_extreme_query_ranges_answer_without_error(dav, open_events, start
     bounds = (f' start="{start}"' if start else "") + (f' end="{end}"' if end else "")
     tr = f'<C:comp-filter name="VEVENT"><C:time-range{bounds}/></C:comp-filter>'
     found = await names(dav, query(tr))
-    assert found == ({"standup.ics", "dentist.ics", "party.ics", "no-end.ics", "all-day.ics", "private.ics"} if start and end else set())
+    assert found == (
+        {"standup.ics", "dentist.ics", "party.ics", "no-end.ics", "all-day.ics", "private.ics"}
+        if start and end
+        else set()
+    )
     assert await names(dav, query(alarm_filter(start, end))) == set()
 
 
-async def test_expand_and_free_busy_over_extreme_ranges_answer(dav, open_events):
+async def test_expand_over_extreme_ranges_answers_and_free_busy_says_what_it_covers(dav, open_events):
     prop = '<C:calendar-data><C:expand start="00010101T000000Z" end="99991231T235959Z"/></C:calendar-data>'
     r = await dav("REPORT", CAL, query('<C:comp-filter name="VEVENT"/>', prop), depth="1")
     assert r.status == 207
@@ -169,4 +203,6 @@ async def test_expand_and_free_busy_over_extreme_ranges_answer(dav, open_events)
             f'<C:time-range start="{start}" end="{end}"/></C:free-busy-query>'
         )
         r = await dav("REPORT", CAL, body, depth="1")
-        assert r.status == 200 and "FREEBUSY:" not in r.text, r.text
+        assert r.status == 400 and "between 1601-01-01 and 4500-12-31" in r.text, r.text
+    r = await dav("GET", "/freebusy/alice@example.com.vfb?end=00010101T000000Z")
+    assert r.status == 400 and "between 1601-01-01 and 4500-12-31" in r.text

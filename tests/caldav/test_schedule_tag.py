@@ -70,14 +70,20 @@ async def test_if_schedule_tag_match_lets_a_write_pass_replies_but_not_changes(d
     backend.seed("alice", "calendar", "m.ics", meeting(bob="ACCEPTED", stamp="20250102T080000Z"))
     # A reply arrived since the organizer's client read the event: If-Match would fail, the tag holds.
     r = await dav(
-        "PUT", CAL + "m.ics", meeting(summary="Review, agenda"), content_type=ICS,
+        "PUT",
+        CAL + "m.ics",
+        meeting(summary="Review, agenda"),
+        content_type=ICS,
         headers={"If-Schedule-Tag-Match": tag},
     )
     assert r.status == 204, r.text
     new_tag = r.headers["Schedule-Tag"]
     assert new_tag != tag
     stale = await dav(
-        "PUT", CAL + "m.ics", meeting(summary="Overwrite?"), content_type=ICS,
+        "PUT",
+        CAL + "m.ics",
+        meeting(summary="Overwrite?"),
+        content_type=ICS,
         headers={"If-Schedule-Tag-Match": tag},
     )
     assert stale.status == 412
@@ -87,10 +93,14 @@ async def test_if_schedule_tag_match_lets_a_write_pass_replies_but_not_changes(d
 
 
 async def test_if_schedule_tag_match_on_a_missing_or_unscheduled_object_fails(dav):
-    r = await dav("PUT", CAL + "new.ics", meeting(), content_type=ICS, headers={"If-Schedule-Tag-Match": '"x"'})
+    r = await dav(
+        "PUT", CAL + "new.ics", meeting(), content_type=ICS, headers={"If-Schedule-Tag-Match": '"x"'}
+    )
     assert r.status == 412 and (await dav("GET", CAL + "new.ics")).status == 404
     await dav("PUT", CAL + "plain.ics", event(), content_type=ICS)
-    r = await dav("PUT", CAL + "plain.ics", event(), content_type=ICS, headers={"If-Schedule-Tag-Match": '"x"'})
+    r = await dav(
+        "PUT", CAL + "plain.ics", event(), content_type=ICS, headers={"If-Schedule-Tag-Match": '"x"'}
+    )
     assert r.status == 412
 
 
@@ -100,7 +110,10 @@ async def test_if_match_sent_with_it_must_hold_too(dav, backend):
     old_etag = (await dav("GET", CAL + "m.ics")).headers["ETag"]
     backend.seed("alice", "calendar", "m.ics", meeting(bob="ACCEPTED", stamp="20250102T080000Z"))
     r = await dav(
-        "PUT", CAL + "m.ics", meeting(summary="x"), content_type=ICS,
+        "PUT",
+        CAL + "m.ics",
+        meeting(summary="x"),
+        content_type=ICS,
         headers={"If-Schedule-Tag-Match": tag, "If-Match": old_etag},
     )
     assert r.status == 412

@@ -17,6 +17,8 @@ from lxml import etree
 
 from gateway.ews.exchange import (
     CALDAV_NAME,
+    CALDAV_NO_END,
+    CalDAVNoEnd,
     CalDAVResourceName,
     ViewEntry,
     _CalendarViewItems,
@@ -64,16 +66,18 @@ def test_calendar_view_element_becomes_a_view_entry() -> None:
 def test_calendar_item_register_and_deregister_exist() -> None:
     assert list(inspect.signature(CalendarItem.register).parameters) == ["attr_name", "attr_cls"]
     assert list(inspect.signature(CalendarItem.deregister).parameters) == ["attr_name"]
-    assert issubclass(CalDAVResourceName, ExtendedProperty)
-    CalDAVResourceName.validate_cls()
+    for cls in (CalDAVResourceName, CalDAVNoEnd):
+        assert issubclass(cls, ExtendedProperty)
+        cls.validate_cls()
 
 
 def test_registration_is_idempotent_and_makes_a_field() -> None:
     register_item_fields()
     register_item_fields()
     names = [f.name for f in CalendarItem.FIELDS]
-    assert names.count(CALDAV_NAME) == 1
+    assert names.count(CALDAV_NAME) == 1 and names.count(CALDAV_NO_END) == 1
     assert CalendarItem(caldav_name="a.ics").caldav_name == "a.ics"
+    assert CalendarItem(caldav_no_end=1).caldav_no_end == 1
 
 
 def test_id_and_changekey_are_read_from_the_id_element() -> None:
