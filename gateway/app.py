@@ -126,6 +126,7 @@ def dav_limits(limits: LimitsConfig) -> Limits:
         max_timezones=limits.max_timezones,
         max_alarms=limits.max_alarms,
         max_overrides=limits.max_overrides,
+        max_properties=limits.max_properties,
     )
 
 

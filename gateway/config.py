@@ -97,6 +97,7 @@ class LimitsConfig:
     max_timezones: int = 20  # VTIMEZONEs of one calendar object
     max_alarms: int = 20  # VALARMs of one event
     max_overrides: int = 500  # modified occurrences (RECURRENCE-ID) of one series
+    max_properties: int = 20_000  # content lines (properties) of one calendar object
     item_cache_bytes: int = 32 * 1024 * 1024  # memory for cached event renderings and exceptions
 
 

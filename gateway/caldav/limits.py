@@ -38,6 +38,7 @@ class Limits:
     max_timezones: int = 20  # VTIMEZONEs of one resource
     max_alarms: int = 20  # VALARMs of one VEVENT
     max_overrides: int = 500  # RECURRENCE-ID VEVENTs of one series
+    max_properties: int = 20_000  # content lines (properties, BEGIN/END) of one resource
 
 
 def utc_text(moment: datetime) -> str:
@@ -80,6 +81,10 @@ def precheck(data: bytes, limits: Limits) -> None:
     if counts[b"ATTENDEE"] > limits.max_attendees * events:
         raise _too_many_attendees(limits)
     _bound(counts[b"BEGIN:VALARM"], limits.max_alarms * events, lambda _n, _m: _alarms_sentence(limits))
+    # Each content line becomes several objects: 150,000 tiny properties fit in a megabyte and take
+    # half a minute to parse. Folded continuation lines (CRLF + space or tab) are not content lines.
+    lines = data.count(b"\n") - data.count(b"\n ") - data.count(b"\n\t") + (not data.endswith(b"\n"))
+    _bound(lines, limits.max_properties, _properties_sentence)
 
 
 def check_counts(calendar: Calendar, limits: Limits) -> None:
@@ -104,6 +109,10 @@ def _bound(count: int, limit: int, sentence) -> None:
 
 def _timezones_sentence(count: int, limit: int) -> str:
     return f"A calendar object may hold at most {limit} VTIMEZONEs; this one has {count}."
+
+
+def _properties_sentence(count: int, limit: int) -> str:
+    return f"A calendar object may have at most {limit} lines (properties); this one has {count}."
 
 
 def _overrides_sentence(count: int, limit: int) -> str:

@@ -139,6 +139,19 @@ def test_counts_beyond_the_limits_are_refused_with_a_sentence(body, sentence):
         assert refused.value.precondition == C + "valid-calendar-object-resource"
 
 
+def test_a_body_of_too_many_lines_is_refused_before_it_is_parsed():
+    body = event(extra="X-A:1\r\n" * 100)
+    with pytest.raises(validation.DavError) as refused:
+        validation.check(body.encode(), Limits(max_properties=100))
+    assert (
+        refused.value.message
+        == "A calendar object may have at most 100 lines (properties); this one has 111."
+    )
+    assert refused.value.precondition == C + "valid-calendar-object-resource"
+    folded = event(extra="DESCRIPTION:" + "x\r\n " * 200 + "\r\n")  # continuation lines are no properties
+    validation.check(folded.encode(), Limits(max_properties=100))
+
+
 def _folded(body: str) -> str:
     """The same body with every BEGIN/RECURRENCE-ID line folded (RFC 5545 §3.1): no line starts with them."""
     return body.replace("BEGIN:V", "BEG\r\n IN:V").replace("RECURRENCE-ID:", "RECURRENCE\r\n -ID:")
