@@ -130,7 +130,7 @@ def _too_many_attendees(limits: Limits) -> DavError:
 
 def check_dates(calendar: Calendar) -> None:
     """RFC 4791 §5.3.2.1 min-date-time / max-date-time: every DATE or DATE-TIME value of the events (and
-    the end a DURATION gives, and an RRULE's UNTIL) lies in [MIN_DATE_TIME, MAX_DATE_TIME]."""
+    the end a DURATION gives, and an RRULE's UNTIL) lies in [MIN_DATE_TIME, MAX_DATE_TIME)."""
     for component in calendar.walk():
         if component.name not in ("VEVENT", "VALARM"):
             continue
@@ -163,7 +163,7 @@ def _check_moment(name: str, moment: DatePart) -> None:
             f"{name} {_shown(moment)} lies before {MIN_DATE_TIME.date()}, the earliest date a calendar holds.",
             cal("min-date-time"),
         )
-    if at > MAX_DATE_TIME:
+    if at >= MAX_DATE_TIME:  # RFC 4791 §5.3.2.1: values less than max-date-time
         raise DavError(
             403,
             f"{name} {_shown(moment)} lies after {MAX_DATE_TIME.date()}, the latest date a calendar holds.",
@@ -181,7 +181,7 @@ def _check_end(component: Component) -> None:
         at = _utc(start + duration)
     except OverflowError:
         at = None
-    if at is None or not MIN_DATE_TIME <= at <= MAX_DATE_TIME:
+    if at is None or not MIN_DATE_TIME <= at < MAX_DATE_TIME:
         edge = "max-date-time" if duration >= timedelta(0) else "min-date-time"
         raise DavError(
             403,
