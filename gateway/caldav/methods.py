@@ -110,7 +110,8 @@ async def propfind(call: Call) -> web.Response:
             add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
         return ms
 
-    return await call.built_multistatus(build, len(targets))
+    size = sum(len(t.obj.data) for t in targets if t.obj is not None and t.obj.data is not None)
+    return await call.built_multistatus(build, len(targets), size)
 
 
 def _propfind_request(root: etree._Element | None) -> tuple[str, list[str]]:
