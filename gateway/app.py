@@ -14,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounts.service import AccountService
 from gateway.accounts.vault import KeyRing, Vault
 from gateway.caldav.app import setup_caldav
-from gateway.config import GatewayConfig
+from gateway.caldav.limits import Limits
+from gateway.config import GatewayConfig, LimitsConfig
 from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
 from gateway.ews.index import ItemIndex
@@ -97,15 +98,17 @@ def create_app(
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
     index = ItemIndex(services.db.engine)
+    limits = services.config.limits
     backend = EwsBackend(
         services.accounts,
         services.ews_client,
         index,
         default_timezone=services.config.ews.default_timezone,
         live_accounts=services.config.ews.max_live_accounts,
+        item_cache_bytes=limits.item_cache_bytes,
     )
     services.list_calendars = backend.calendars
-    setup_caldav(app, backend, services.accounts)
+    setup_caldav(app, backend, services.accounts, limits=dav_limits(limits))
     app[BACKEND_KEY] = backend
 
     async def drain(_app: web.Application) -> None:
@@ -116,8 +119,20 @@ def setup_dav(app: web.Application, services: Services) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+def dav_limits(limits: LimitsConfig) -> Limits:
+    """The ``[limits]`` configuration as the CalDAV layer applies it."""
+    return Limits(
+        max_resource_size=limits.max_resource_size,
+        max_attendees=limits.max_attendees,
+        max_timezones=limits.max_timezones,
+        max_alarms=limits.max_alarms,
+        max_overrides=limits.max_overrides,
+        max_properties=limits.max_properties,
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag.
+    """Prometheus text exposition: EWS requests per operation and their latency, event-loop lag, caches.
 
     With ``GATEWAY_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>`` (RFC 6750
     section 2.1); a missing or wrong token gets 401 with a ``Bearer`` challenge (section 3).
@@ -132,6 +147,7 @@ async def metrics(request: web.Request) -> web.Response:
     body = (
         request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
+        + request.app[BACKEND_KEY].render_prometheus()
     )
     return web.Response(
         text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}

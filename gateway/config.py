@@ -120,6 +120,35 @@ class SecurityConfig:
     metrics_token: str | None = field(default=None, repr=False)
 
 
+# --- [limits]: how much work one request may cause (gateway.caldav.limits) ----------------------
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_resource_size: int = 1_000_000  # bytes of one PUT body (CALDAV:max-resource-size)
+    max_attendees: int = 300  # ATTENDEEs of one event (CALDAV:max-attendees-per-instance)
+    max_timezones: int = 20  # VTIMEZONEs of one calendar object
+    max_alarms: int = 20  # VALARMs of one event
+    max_overrides: int = 500  # modified occurrences (RECURRENCE-ID) of one series
+    max_properties: int = 20_000  # content lines (properties) of one calendar object
+    item_cache_bytes: int = 32 * 1024 * 1024  # memory for cached event renderings and exceptions
+
+
+def _limits(t: dict[str, Any]) -> LimitsConfig:
+    defaults = LimitsConfig()
+    known = {name: getattr(defaults, name) for name in defaults.__dataclass_fields__}
+    unknown = set(t) - set(known)
+    if unknown:
+        raise ConfigError(f"[limits] has unknown keys: {', '.join(sorted(unknown))}")
+    values = {}
+    for name, default in known.items():
+        value = t.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"[limits] {name} must be a whole number of at least 1")
+        values[name] = value
+    return LimitsConfig(**values)
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -127,6 +156,7 @@ class GatewayConfig:
     ews: EwsConfig = field(default_factory=EwsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log_level: str = "INFO"
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -148,6 +178,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         ews=_ews(_table(raw, "ews"), base),
         security=_security(_table(raw, "security"), env),
         log_level=_log_level(env.get("GATEWAY_LOG_LEVEL", _table(raw, "logging").get("level", "INFO"))),
+        limits=_limits(_table(raw, "limits")),
     )
 
 

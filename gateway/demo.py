@@ -33,7 +33,7 @@ from aiohttp import web
 from gateway.accounts.service import AccountService, ConnectRequest
 from gateway.accounts.vault import SECRET_KEY_ENV, KeyRing
 from gateway.app import build_services, create_app
-from gateway.config import LOG_LEVELS, EwsConfig, GatewayConfig, ServerConfig, StorageConfig
+from gateway.config import LOG_LEVELS, EwsConfig, GatewayConfig, LimitsConfig, ServerConfig, StorageConfig
 from gateway.ews.emulator.app import create_app as create_emulator_app
 from gateway.ews.emulator.seed import demo_seed
 from gateway.logsafe import configure_logging, register_secret
@@ -110,10 +110,12 @@ async def start_demo(
     keyring: KeyRing | None = None,
     emulator_url: str | None = None,
     retry_budget_seconds: float = 10.0,
+    limits: LimitsConfig | None = None,
 ) -> DemoStack:
     """Start the emulator and the gateway (port 0 picks a free port) and provision the demo users.
 
-    With ``emulator_url`` an already running emulator (with the demo seed) is used instead.
+    With ``emulator_url`` an already running emulator (with the demo seed) is used instead; ``limits``
+    replaces the default ``[limits]``.
     """
     runners: list[web.AppRunner] = []
     if emulator_url is None:
@@ -138,6 +140,7 @@ async def start_demo(
                 retry_budget_seconds=retry_budget_seconds,
                 default_timezone=DEMO_TIMEZONE,
             ),
+            limits=limits or LimitsConfig(),
         )
         if keyring is None:
             keyring = KeyRing.from_env() if os.environ.get(SECRET_KEY_ENV) else KeyRing.ephemeral()

@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from .backend import Authenticator, Backend, BackendError
 from .call import Call
 from .context import CONFIG, DavConfig
 from .errors import DavError, from_backend
+from .limits import Limits
 from .methods import METHODS, allowed, options_response
 from .resources import BASE, WELL_KNOWN, Kind, calendar_url, resolve
 
@@ -28,11 +30,16 @@ def setup_caldav(
     backend: Backend,
     authenticator: Authenticator,
     *,
-    max_resource_size: int = 1_000_000,
+    max_resource_size: int | None = None,
     freebusy_max_days: int = 366,
+    limits: Limits | None = None,
 ) -> None:
-    """Add every CalDAV, well-known and free/busy route to ``app``."""
-    app[CONFIG] = DavConfig(backend, BasicAuth(authenticator), max_resource_size, freebusy_max_days)
+    """Add every CalDAV, well-known and free/busy route to ``app``; ``max_resource_size`` overrides the
+    one of ``limits``."""
+    limits = limits or Limits()
+    if max_resource_size is not None:
+        limits = replace(limits, max_resource_size=max_resource_size)
+    app[CONFIG] = DavConfig(backend, BasicAuth(authenticator), freebusy_max_days, limits)
     app.router.add_route("*", WELL_KNOWN, well_known)
     app.router.add_route("*", WELL_KNOWN + "/", well_known)
     # Clients given only the server's address PROPFIND "/" (python-caldav, vdirsyncer) for

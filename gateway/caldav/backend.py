@@ -145,7 +145,8 @@ class InvalidCalendarData(BackendError):
 
 
 class UidConflict(BackendError):
-    """Another resource in the collection already holds this UID (RFC 4791 no-uid-conflict)."""
+    """RFC 4791 §5.3.2.1 no-uid-conflict: another resource in the collection already holds this UID, or
+    the PUT would change the UID of the existing resource ``existing_name``."""
 
     def __init__(self, message: str, existing_name: str) -> None:
         super().__init__(message)
@@ -221,7 +222,12 @@ class Backend(Protocol):
         if_match: str | None,
         if_none_match: bool,
     ) -> PutResult:
-        """Create or replace an object (RFC 4791 §5.3.2). if_none_match means ``If-None-Match: *``."""
+        """Create or replace an object (RFC 4791 §5.3.2). if_none_match means ``If-None-Match: *``.
+
+        Raises UidConflict (RFC 4791 §5.3.2.1 no-uid-conflict) when another resource holds the body's UID,
+        or when ``name`` exists with another UID (``existing_name`` is then ``name``): a UID is never
+        changed by a PUT.
+        """
 
     async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
         """Delete an object (a recurring series whole)."""

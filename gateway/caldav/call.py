@@ -19,6 +19,8 @@ from .xml import MAX_XML_BODY, Multistatus, XmlError, parse
 # 115 objects are tens of milliseconds of CPU that would otherwise hold the event loop, and so every
 # other client's request, meanwhile (docs/PERFORMANCE.md). Smaller answers are not worth a thread hop.
 OFF_LOOP_RESPONSES = 16
+# The same for fewer but large objects: filtering or expanding them parses every one, ~0.1 s for 800 KB.
+OFF_LOOP_BYTES = 131_072
 
 
 @dataclass
@@ -52,10 +54,13 @@ class Call:
         """A 207 answer; says when ``return=minimal`` shaped it (RFC 7240 §3)."""
         return self._multistatus_response(ms.to_bytes())
 
-    async def built_multistatus(self, build: Callable[[], Multistatus], responses: int) -> web.Response:
+    async def built_multistatus(
+        self, build: Callable[[], Multistatus], responses: int, data_bytes: int = 0
+    ) -> web.Response:
         """:meth:`multistatus` of what ``build`` returns, in a worker thread when it holds ``responses``
-        of at least :data:`OFF_LOOP_RESPONSES` (``build`` must only read the request)."""
-        if responses < OFF_LOOP_RESPONSES:
+        of at least :data:`OFF_LOOP_RESPONSES` or objects of :data:`OFF_LOOP_BYTES` of iCalendar text
+        (``build`` must only read the request)."""
+        if responses < OFF_LOOP_RESPONSES and data_bytes < OFF_LOOP_BYTES:
             return self.multistatus(build())
         return self._multistatus_response(await asyncio.to_thread(lambda: build().to_bytes()))
 

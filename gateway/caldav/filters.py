@@ -8,52 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 
 import recurring_ical_events
 from icalendar import Calendar, Component
 from lxml import etree
 
+from .limits import MIN_DATE_TIME
+from .timerange import (
+    MAX_INSTANCES,
+    RECURRING,
+    TIMED,
+    FilterError,
+    TimeRange,
+    alarms_in_range,
+    as_utc,
+    component_in_range,
+    instances,
+    parse_utc,
+    value_in_range,
+)
 from .xml import cal
 
-RECURRING = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
-FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
-MAX_INSTANCES = 2000
-OPEN_END_HORIZON = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-class FilterError(ValueError):
-    """The filter cannot be evaluated as sent (400 with valid-filter)."""
-
-
-def parse_utc(value: str | None) -> datetime | None:
-    """An RFC 4791 §9.9 attribute value: a UTC DATE-TIME ``YYYYMMDDTHHMMSSZ``."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        raise FilterError(f"{value!r} is not a UTC date-time like 20250101T000000Z.") from None
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """``CALDAV:time-range``: either bound may be open."""
-
-    start: datetime | None
-    end: datetime | None
-
-    @classmethod
-    def parse(cls, el: etree._Element | None) -> TimeRange | None:
-        if el is None:
-            return None
-        tr = cls(parse_utc(el.get("start")), parse_utc(el.get("end")))
-        if tr.start is None and tr.end is None:
-            raise FilterError("A time-range needs a start or an end attribute.")
-        if tr.start and tr.end and tr.end <= tr.start:
-            raise FilterError("The time-range ends before it starts.")
-        return tr
+# Names other modules use from here.
+__all__ = ["CompFilter", "FilterError", "PropFilter", "TimeRange", "instances", "parse_filter", "parse_utc"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +70,7 @@ class PropFilter:
     def _value_matches(self, value: object) -> bool:
         if self.text_match and not self.text_match.matches(_text(value)):
             return False
-        if self.time_range and not _value_in_range(value, self.time_range):
+        if self.time_range and not value_in_range(value, self.time_range):
             return False
         for name, not_defined, match in self.param_filters:
             param = getattr(value, "params", {}).get(name)
@@ -120,9 +99,14 @@ class CompFilter:
         return None
 
     def is_simple(self) -> bool:
-        """True when the backend's time-range pre-filter already decides the match."""
+        """True when the backend's time-range pre-filter already decides the match: VEVENT comp-filters
+        with closed time ranges only (a backend may list every object for an open range)."""
         return not self.prop_filters and all(
-            not c.prop_filters and not c.comp_filters and not c.is_not_defined and c.name == "VEVENT"
+            not c.prop_filters
+            and not c.comp_filters
+            and not c.is_not_defined
+            and c.name == "VEVENT"
+            and (c.time_range is None or (c.time_range.start is not None and c.time_range.end is not None))
             for c in self.comp_filters
         )
 
@@ -151,8 +135,11 @@ class CompFilter:
         elif self.name in RECURRING and parent is root:
             # Instances, not stored components: a series matches when any occurrence overlaps.
             yield from instances(root, self.time_range.start, self.time_range.end, self.name)
+        elif self.name == "VALARM":
+            # RFC 4791 §9.9: an alarm overlaps when one of its trigger times lies in the range.
+            yield from alarms_in_range(parent, root, self.time_range)
         else:
-            yield from (c for c in children if _component_in_range(c, self.time_range))
+            yield from (c for c in children if component_in_range(c, self.time_range))
 
 
 def parse_filter(el: etree._Element | None) -> CompFilter:
@@ -166,13 +153,20 @@ def parse_filter(el: etree._Element | None) -> CompFilter:
 
 
 def _comp_filter(el: etree._Element) -> CompFilter:
-    name = el.get("name")
+    name = (el.get("name") or "").upper()
     if not name:
         raise FilterError("A comp-filter lacks its name attribute.")
+    time_range = TimeRange.parse(el.find(cal("time-range")))
+    if time_range is not None and name not in TIMED:
+        # RFC 4791 §9.9: only these components have a time to test.
+        raise FilterError(
+            f"A time-range applies to VEVENT, VTODO, VJOURNAL, VFREEBUSY or VALARM, not to {name}: "
+            "put it in the comp-filter of the component (e.g. VEVENT)."
+        )
     return CompFilter(
-        name=name.upper(),
+        name=name,
         is_not_defined=el.find(cal("is-not-defined")) is not None,
-        time_range=TimeRange.parse(el.find(cal("time-range"))),
+        time_range=time_range,
         prop_filters=tuple(_prop_filter(p) for p in el.findall(cal("prop-filter"))),
         comp_filters=tuple(_comp_filter(c) for c in el.findall(cal("comp-filter"))),
     )
@@ -217,78 +211,13 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _as_utc(value: date | datetime) -> datetime:
-    if not isinstance(value, datetime):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _value_in_range(value: object, tr: TimeRange) -> bool:
-    moment = getattr(value, "dt", None)
-    if not isinstance(moment, date):
-        return False
-    at = _as_utc(moment)
-    return (tr.start is None or at >= tr.start) and (tr.end is None or at < tr.end)
-
-
-def _component_in_range(comp: Component, tr: TimeRange) -> bool:
-    """RFC 4791 §9.9 overlap of a component by DTSTART/DTEND (a DTSTART-only one is an instant)."""
-    if "DTSTART" not in comp:
-        return False
-    first = comp.decoded("DTSTART")
-    start = _as_utc(first)
-    if "DTEND" in comp:
-        end = _as_utc(comp.decoded("DTEND"))
-    elif "DURATION" in comp:
-        end = start + comp.decoded("DURATION")
-    else:  # RFC 5545 §3.6.1: an all-day event without end lasts the day
-        end = start + (timedelta(days=1) if not isinstance(first, datetime) else timedelta(seconds=1))
-    return (tr.end is None or start < tr.end) and (tr.start is None or end > tr.start)
-
-
-def instances(
-    calendar: Calendar, start: datetime | None, end: datetime | None, name: str = "VEVENT"
-) -> Iterator[Component]:
-    """Occurrences overlapping [start, end); an open end is walked lazily, a year at a time.
-
-    (Year windows with ``between`` are far cheaper than recurring_ical_events' ``after``.)
-    """
-    query = recurring_ical_events.of(calendar, components=[name])
-    if end is not None or not _endless(calendar, name):
-        yield from query.between(start or FAR_PAST, end or OPEN_END_HORIZON)
-        return
-    seen: set[tuple[str, str]] = set()
-    window_start = start or FAR_PAST
-    while window_start < OPEN_END_HORIZON:
-        window_end = window_start + timedelta(days=366)
-        for instance in query.between(window_start, window_end):
-            key = (
-                str(instance.get("UID")),
-                str(instance.get("DTSTART").to_ical() if "DTSTART" in instance else ""),
-            )
-            if key not in seen:  # an instance spanning a window boundary is reported twice
-                seen.add(key)
-                yield instance
-        window_start = window_end
-
-
 def check_recurrence(calendar: Calendar) -> None:
     """Raise ValueError when the events' dates or recurrence rules cannot be evaluated."""
     for event in calendar.walk("VEVENT"):
         for prop in ("DTSTART", "DTEND", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE", "DURATION"):
             if prop in event:
                 event.decoded(prop)
-    recurring_ical_events.of(calendar).between(FAR_PAST, FAR_PAST + timedelta(days=1))
-
-
-def _endless(calendar: Calendar, name: str) -> bool:
-    """Whether a component recurs without UNTIL or COUNT (RFC 5545 §3.3.10)."""
-    for comp in calendar.walk(name):
-        rules = comp.get("RRULE")
-        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
-            if "UNTIL" not in rule and "COUNT" not in rule:
-                return True
-    return False
+    recurring_ical_events.of(calendar).between(MIN_DATE_TIME, MIN_DATE_TIME + timedelta(days=1))
 
 
 def expand(data: str, start: datetime, end: datetime) -> str:
@@ -298,7 +227,7 @@ def expand(data: str, start: datetime, end: datetime) -> str:
     for instance in instances(source, start, end):
         for prop in ("DTSTART", "DTEND", "RECURRENCE-ID"):
             if prop in instance and isinstance(instance.decoded(prop), datetime):
-                value = _as_utc(instance.decoded(prop))
+                value = as_utc(instance.decoded(prop))
                 del instance[prop]
                 instance.add(prop, value)
         for prop in ("RRULE", "RDATE", "EXDATE"):
@@ -314,8 +243,8 @@ def limit_recurrence_set(data: str, start: datetime, end: datetime) -> str:
     tr = TimeRange(start, end)
     for comp in source.subcomponents:
         if comp.name == "VEVENT" and "RECURRENCE-ID" in comp:
-            original = _as_utc(comp.decoded("RECURRENCE-ID"))
-            if not (_component_in_range(comp, tr) or start <= original < end):
+            original = as_utc(comp.decoded("RECURRENCE-ID"))
+            if not (component_in_range(comp, tr) or start <= original < end):
                 continue
         out.add_component(comp)
     return out.to_ical().decode("utf-8")

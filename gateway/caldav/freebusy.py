@@ -19,6 +19,7 @@ from gateway.common.busy import merge_spans
 
 from .backend import BusyPeriod, FreeBusyResult
 from .errors import DavError
+from .limits import MAX_DATE_TIME, MIN_DATE_TIME
 
 DEFAULT_PAST = timedelta(days=7)
 DEFAULT_FUTURE = timedelta(days=60)
@@ -129,18 +130,30 @@ def window(query: dict[str, str] | web.Request, max_days: int) -> tuple[datetime
     start = parse_moment(params["start"]) if params.get("start") else None
     end = parse_moment(params["end"]) if params.get("end") else None
     length = DEFAULT_PAST + DEFAULT_FUTURE
-    if start is None:
-        start = end - length if end is not None else today - DEFAULT_PAST
-    if end is None:
-        end = start + length
+    try:
+        if start is None:
+            start = end - length if end is not None else today - DEFAULT_PAST
+        if end is None:
+            end = start + length
+    except OverflowError:
+        raise DavError(400, _OUTSIDE) from None
     check_window(start, end, max_days)
     return start, end
 
 
+_OUTSIDE = (
+    f"Free/busy time can be asked for between {MIN_DATE_TIME.date()} and {MAX_DATE_TIME.date()}, "
+    "the dates calendars hold."
+)
+
+
 def check_window(start: datetime, end: datetime, max_days: int) -> None:
-    """400 for an inverted range, 403 for one longer than the configured maximum."""
+    """400 for an inverted range or one outside the dates calendars hold, 403 for one longer than the
+    configured maximum."""
     if end <= start:
         raise DavError(400, "The free/busy range ends before it starts.")
+    if start < MIN_DATE_TIME or end > MAX_DATE_TIME:
+        raise DavError(400, _OUTSIDE)
     if end - start > timedelta(days=max_days):
         raise DavError(403, f"The free/busy range is longer than the allowed {max_days} days.")
 

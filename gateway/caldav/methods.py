@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from aiohttp import web
 from lxml import etree
 
-from . import properties, reports, scheduling, validation
+from . import properties, reports, schedule_tag, scheduling, validation
 from .backend import CalendarInfo, CalendarObject, NotFound
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
 from .properties import REGISTRY, PropContext, add_response, writable
 from .resources import Kind, Resource
+from .schedule_tag import schedule_tag_off_loop
 from .xml import Multistatus, cal, dav, element, serialize, status_line, sub
 
 MethodHandler = Callable[[Call], Awaitable[web.Response]]
@@ -109,7 +110,8 @@ async def propfind(call: Call) -> web.Response:
             add_response(ms, ctx, wanted, minimal=call.minimal, values=mode != "propname")
         return ms
 
-    return await call.built_multistatus(build, len(targets))
+    size = sum(len(t.obj.data) for t in targets if t.obj is not None and t.obj.data is not None)
+    return await call.built_multistatus(build, len(targets), size)
 
 
 def _propfind_request(root: etree._Element | None) -> tuple[str, list[str]]:
@@ -332,8 +334,7 @@ async def _exists(call: Call) -> bool:
 
 
 async def _object(call: Call) -> CalendarObject:
-    res = call.resource
-    obj = (await call.backend.get(call.principal, res.calendar_id, [res.name])).get(res.name)
+    obj = await _object_or_none(call)
     if obj is None or obj.data is None:
         raise DavError(404, "No such calendar object.")
     return obj
@@ -341,16 +342,19 @@ async def _object(call: Call) -> CalendarObject:
 
 @method("GET", Kind.OBJECT)
 async def get(call: Call) -> web.Response:
-    """RFC 4791 §5.3.4 GET with a strong ETag; ``If-None-Match`` answers 304."""
+    """RFC 4791 §5.3.4 GET with a strong ETag; ``If-None-Match`` answers 304. A scheduling object also
+    carries its ``Schedule-Tag`` (RFC 6638 §3.3)."""
     obj = await _object(call)
     etag = f'"{obj.etag}"'
     inm = call.request.headers.get("If-None-Match")
     if inm and (inm.strip() == "*" or obj.etag in {strip_etag(v) for v in inm.split(",")}):
         return web.Response(status=304, headers={"ETag": etag})
     assert obj.data is not None
-    return web.Response(
-        body=obj.data.encode("utf-8"), headers={"ETag": etag, "Content-Type": properties.OBJECT_CONTENT_TYPE}
-    )
+    headers = {"ETag": etag, "Content-Type": properties.OBJECT_CONTENT_TYPE}
+    tag = await schedule_tag_off_loop(obj.data)
+    if tag:
+        headers["Schedule-Tag"] = f'"{tag}"'
+    return web.Response(body=obj.data.encode("utf-8"), headers=headers)
 
 
 @method("HEAD", Kind.OBJECT)
@@ -361,16 +365,19 @@ async def head(call: Call) -> web.Response:
 
 @method("PUT", Kind.OBJECT)
 async def put(call: Call) -> web.Response:
-    """RFC 4791 §5.3.2: store an iCalendar object, honouring If-Match / If-None-Match: *."""
+    """RFC 4791 §5.3.2: store an iCalendar object, honouring If-Match / If-None-Match: * and RFC 6638 §8.3
+    If-Schedule-Tag-Match. The body is checked (:mod:`.validation`) off the event loop when large."""
     ctype = call.request.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() != "text/calendar":
         raise DavError(415, "Calendar objects must be sent as text/calendar.", cal("supported-calendar-data"))
     data = await read_limited(call.request, call.config.max_resource_size, cal("max-resource-size"))
-    text = validation.calendar_object(data)
+    checked = await validation.check_off_loop(data, call.config.limits)
     if_match = call.request.headers.get("If-Match")
     if_none_match = call.request.headers.get("If-None-Match", "").strip() == "*"
     res = call.resource
-    if if_match is not None and if_match.strip() == "*":
+    if "If-Schedule-Tag-Match" in call.request.headers:
+        if_match = await _schedule_tag_condition(call, if_match)
+    elif if_match is not None and if_match.strip() == "*":
         # "*" means "only if it exists": check here, the backend takes concrete ETags only.
         existing = await call.backend.get(call.principal, res.calendar_id, [res.name])
         if existing.get(res.name) is None:
@@ -380,25 +387,57 @@ async def put(call: Call) -> web.Response:
         call.principal,
         res.calendar_id,
         res.name,
-        text,
+        checked.text,
         strip_etag(if_match) if if_match else None,
         if_none_match,
     )
     # RFC 4791 §5.3.4: no strong ETag when the stored object differs from the request; the
-    # client then fetches the object (and its ETag) before it changes it again.
-    headers = {"ETag": f'"{result.etag}"'} if result.etag else {}
+    # client then fetches the object (and its ETag) before it changes it again. The schedule tag may
+    # be given although the server changed the body (RFC 6638 §3.2.10), but only when the store kept
+    # the text it was handed, so that it is the tag of what is stored.
+    headers = {"ETag": f'"{result.etag}"'} if result.etag and not checked.altered else {}
+    tag = await schedule_tag_off_loop(checked.text) if result.etag else None
+    if tag:
+        headers["Schedule-Tag"] = f'"{tag}"'
     return web.Response(status=201 if result.created else 204, headers=headers)
+
+
+async def _schedule_tag_condition(call: Call, if_match: str | None) -> str:
+    """RFC 6638 §8.3 If-Schedule-Tag-Match: 412 unless the object's schedule tag is the one named.
+
+    Returns the ETag of the version read here, for the store's own If-Match check: a change made after
+    this read (in Outlook, say) then fails the write instead of being overwritten. An ``If-Match`` sent
+    as well must hold too."""
+    header = call.request.headers.get("If-Schedule-Tag-Match")
+    obj = await _object_or_none(call)
+    if obj is None:
+        raise DavError(412, "The object does not exist (If-Schedule-Tag-Match).")
+    if not schedule_tag.matches(header, await schedule_tag_off_loop(obj.data)):
+        raise DavError(
+            412,
+            "The event was changed since you read it (If-Schedule-Tag-Match does not hold); read it again.",
+        )
+    if if_match is not None and if_match.strip() != "*" and strip_etag(if_match) != obj.etag:
+        raise DavError(412, "The resource was changed since you read it (ETag mismatch).")
+    return obj.etag
+
+
+async def _object_or_none(call: Call) -> CalendarObject | None:
+    res = call.resource
+    return (await call.backend.get(call.principal, res.calendar_id, [res.name])).get(res.name)
 
 
 @method("DELETE", Kind.OBJECT, Kind.CALENDAR)
 async def delete(call: Call) -> web.Response:
-    """RFC 4918 §9.6: an object (If-Match honoured) or a whole calendar collection."""
+    """RFC 4918 §9.6: an object (If-Match and If-Schedule-Tag-Match honoured) or a whole calendar."""
     res = call.resource
     if res.kind is Kind.CALENDAR:
         await call.backend.delete_calendar(call.principal, res.calendar_id)
         return web.Response(status=204)
     if_match = call.request.headers.get("If-Match")
-    if if_match is not None and if_match.strip() == "*":
+    if "If-Schedule-Tag-Match" in call.request.headers:
+        if_match = await _schedule_tag_condition(call, if_match)
+    elif if_match is not None and if_match.strip() == "*":
         await _object(call)
         if_match = None
     await call.backend.delete(

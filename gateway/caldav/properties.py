@@ -7,16 +7,18 @@ whether ``allprop`` includes it and whether PROPPATCH may set it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from icalendar import Calendar
 from lxml import etree
 
 from .backend import CalendarInfo, CalendarObject, Principal
+from .limits import MAX_DATE_TIME, MIN_DATE_TIME, Limits, utc_text
 from .resources import COLLECTIONS, Kind, Resource, home_url, inbox_url, outbox_url, principal_url
+from .schedule_tag import schedule_tag
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
 INBOX_SYNC_TOKEN = "urn:x-gateway:inbox:empty"  # the inbox is always empty (see reports._empty_inbox)
@@ -30,7 +32,7 @@ class PropContext:
     principal: Principal
     resource: Resource
     reports: tuple[str, ...] = ()  # Clark names of reports this resource supports
-    max_resource_size: int = 1_000_000
+    limits: Limits = field(default_factory=Limits)
     calendar: CalendarInfo | None = None
     obj: CalendarObject | None = None
     calendar_data: str | None = None  # a REPORT's transformed calendar-data (expand), else obj.data
@@ -121,18 +123,34 @@ def _getcontentlength(ctx: PropContext) -> Value:
 
 @live(dav("getlastmodified"), [Kind.OBJECT], allprop=True, needs_data=True)
 def _getlastmodified(ctx: PropContext) -> Value:
-    """From the event's LAST-MODIFIED (RFC 5545 §3.8.7.3), when it has one."""
+    """From the first VEVENT's LAST-MODIFIED (RFC 5545 §3.8.7.3), when it has one.
+
+    Found by scanning the lines rather than parsing the object: a PROPFIND of a large event must not
+    cost a full iCalendar parse on the event loop."""
     data = ctx.obj.data if ctx.obj else None
     if not data:
         return None
-    try:
-        for event in Calendar.from_ical(data).walk("VEVENT"):
-            if "LAST-MODIFIED" in event:
-                # usegmt wants datetime.timezone.utc itself, not an equivalent zone object.
-                return format_datetime(event.decoded("LAST-MODIFIED").astimezone(UTC), usegmt=True)
-    except ValueError:
-        return None
+    stack: list[str] = []
+    for match in _COMPONENT_OR_STAMP.finditer(data):
+        keyword, name, stamp = (match.group(1) or "").upper(), (match.group(2) or "").upper(), match.group(4)
+        if keyword == "BEGIN":
+            stack.append(name)
+        elif keyword == "END":
+            if stack:
+                stack.pop()
+        elif stack[-1:] == ["VEVENT"]:
+            try:
+                moment = datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            except ValueError:
+                return None
+            return format_datetime(moment, usegmt=True)  # usegmt wants datetime.timezone.utc itself
     return None
+
+
+# BEGIN/END of a component, or a LAST-MODIFIED (RFC 5545 §3.8.7.3: a UTC DATE-TIME) at a line start.
+_COMPONENT_OR_STAMP = re.compile(
+    r"^(?:(BEGIN|END):([A-Za-z0-9-]+)|(LAST-MODIFIED)(?:;[^:\r\n]*)?:(\d{8}T\d{6})Z?)", re.I | re.M
+)
 
 
 @live(dav("supportedlock"), [Kind.OBJECT, Kind.CALENDAR])
@@ -294,7 +312,26 @@ def _supported_calendar_data(ctx: PropContext) -> Value:
 
 @live(cal("max-resource-size"), [Kind.CALENDAR])
 def _max_resource_size(ctx: PropContext) -> Value:
-    return str(ctx.max_resource_size)
+    """RFC 4791 §5.2.5: the largest PUT body, in octets (refused beyond with 413 max-resource-size)."""
+    return str(ctx.limits.max_resource_size)
+
+
+@live(cal("max-attendees-per-instance"), [Kind.CALENDAR])
+def _max_attendees(ctx: PropContext) -> Value:
+    """RFC 4791 §5.2.9: the most ATTENDEEs one event may have (Exchange invites each of them)."""
+    return str(ctx.limits.max_attendees)
+
+
+@live(cal("min-date-time"), [Kind.CALENDAR])
+def _min_date_time(ctx: PropContext) -> Value:
+    """RFC 4791 §5.2.6: the earliest date a calendar object may use."""
+    return utc_text(MIN_DATE_TIME)
+
+
+@live(cal("max-date-time"), [Kind.CALENDAR])
+def _max_date_time(ctx: PropContext) -> Value:
+    """RFC 4791 §5.2.7: the latest date a calendar object may use."""
+    return utc_text(MAX_DATE_TIME)
 
 
 @live(cal("schedule-calendar-transp"), [Kind.CALENDAR])
@@ -311,6 +348,13 @@ def _calendar_data(ctx: PropContext) -> Value:
     if ctx.calendar_data is not None:
         return ctx.calendar_data
     return ctx.obj.data if ctx.obj else None
+
+
+@live(cal("schedule-tag"), [Kind.OBJECT], needs_data=True)
+def _schedule_tag(ctx: PropContext) -> Value:
+    """RFC 6638 §9.3 (see :mod:`.schedule_tag`): only scheduling objects (with an ORGANIZER) have one."""
+    tag = schedule_tag(ctx.obj.data if ctx.obj else None)
+    return f'"{tag}"' if tag else None
 
 
 @dataclass

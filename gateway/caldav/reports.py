@@ -20,6 +20,7 @@ from . import filters, freebusy
 from .backend import CalendarInfo, CalendarObject
 from .call import Call
 from .errors import DavError
+from .limits import clamp
 from .properties import INBOX_SYNC_TOKEN, PropContext, add_response, needs_data
 from .resources import Kind, Resource, resolve
 from .xml import Multistatus, cal, dav, element
@@ -59,7 +60,7 @@ def context(call: Call, resource: Resource, **values: object) -> PropContext:
         principal=call.principal,
         resource=resource,
         reports=supported(resource.kind),
-        max_resource_size=call.config.max_resource_size,
+        limits=call.config.limits,
         **values,  # type: ignore[arg-type]
     )
 
@@ -116,7 +117,7 @@ class PropRequest:
                 return filters.expand(obj.data, *self.expand)
             if self.limit:
                 return filters.limit_recurrence_set(obj.data, *self.limit)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             # Data stored by other Exchange clients may be beyond repair; the stored text is still useful.
             log.warning("Could not expand %s, returning it unexpanded: %s", obj.name, exc)
         return None
@@ -159,22 +160,35 @@ async def calendar_query(call: Call, root: etree._Element) -> web.Response:
     except filters.FilterError as exc:
         raise DavError(400, str(exc), cal("valid-filter")) from None
     info = await call.backend.calendar(call.principal, call.resource.calendar_id, fresh=False)
-    outer = flt.outer_range()
     exact = not flt.is_simple()
     with_data = exact or needs_data(props.names)
-    objects = await call.backend.query(
-        call.principal,
-        info.calendar_id,
-        outer.start if outer else None,
-        outer.end if outer else None,
-        with_data,
+    window = _backend_window(flt.outer_range())
+    objects = (
+        []
+        if window is None
+        else await call.backend.query(call.principal, info.calendar_id, *window, with_data)
     )
 
     def build() -> Multistatus:
         matching = [o for o in objects if o.data is not None and _matches(flt, o.data)] if exact else objects
         return _respond(call, info, matching, props)
 
-    return await call.built_multistatus(build, len(objects))
+    return await call.built_multistatus(build, len(objects), _data_size(objects))
+
+
+def _backend_window(outer: filters.TimeRange | None) -> tuple[datetime | None, datetime | None] | None:
+    """The range the backend narrows by: open bounds stay open, given ones are cut to the dates calendars
+    hold (:func:`.limits.clamp`); None when no date of the range can hold an event."""
+    if outer is None:
+        return None, None
+    bounds = clamp(outer.start, outer.end)
+    if bounds is None:
+        return None
+    return (bounds[0] if outer.start else None), (bounds[1] if outer.end else None)
+
+
+def _data_size(objects: Iterable[CalendarObject]) -> int:
+    return sum(len(o.data) for o in objects if o.data is not None)
 
 
 def _matches(flt: filters.CompFilter, data: str) -> bool:
@@ -211,7 +225,9 @@ async def calendar_multiget(call: Call, root: etree._Element) -> web.Response:
             ms.add_status(raw, 404)
         else:
             objects.append(obj)
-    return await call.built_multistatus(lambda: _respond(call, info, objects, props, ms), len(objects))
+    return await call.built_multistatus(
+        lambda: _respond(call, info, objects, props, ms), len(objects), _data_size(objects)
+    )
 
 
 @report(dav("sync-collection"), Kind.CALENDAR, Kind.INBOX)
@@ -238,7 +254,7 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
         ms.add(element(dav("sync-token"), changes.sync_token))
         return ms
 
-    return await call.built_multistatus(build, len(changed) + len(changes.deleted))
+    return await call.built_multistatus(build, len(changed) + len(changes.deleted), _data_size(changed))
 
 
 def _limit(root: etree._Element) -> int | None:

@@ -21,6 +21,7 @@ from .freebusy import check_window, request_status, vfreebusy
 from .xml import cal, element, href, serialize, sub
 
 MAX_REQUEST = 256_000
+INLINE_REQUEST = 16_384
 
 
 async def outbox_post(call: Call) -> web.Response:
@@ -28,7 +29,9 @@ async def outbox_post(call: Call) -> web.Response:
     ctype = call.request.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() != "text/calendar":
         raise DavError(415, "The outbox accepts text/calendar scheduling messages only.")
-    request = _parse(await read_limited(call.request, MAX_REQUEST))
+    data = await read_limited(call.request, MAX_REQUEST)
+    # Parsing is CPU work proportional to the body: a large one is parsed off the event loop.
+    request = _parse(data) if len(data) <= INLINE_REQUEST else await asyncio.to_thread(_parse, data)
     organizer = str(request.get("ORGANIZER", ""))
     own = {f"mailto:{e}".lower() for e in call.principal.emails}
     if not organizer or organizer.lower() not in own:
@@ -38,6 +41,11 @@ async def outbox_post(call: Call) -> web.Response:
     start, end = _moment(request, "DTSTART"), _moment(request, "DTEND")
     check_window(start, end, call.config.freebusy_max_days)
     attendees = _attendees(request)
+    if len(attendees) > call.config.limits.max_attendees:
+        # Each attendee costs Exchange a look-up (100 per GetUserAvailability): bounded like an event's.
+        raise DavError(
+            403, f"A free/busy request may name at most {call.config.limits.max_attendees} attendees."
+        )
     # Backends see one spelling ("mailto:" lower-case); the answer echoes the client's own.
     results = await call.backend.free_busy(call.principal, [_mailto(a) for a in attendees], start, end)
     uid = str(request.get("UID", "")) or None

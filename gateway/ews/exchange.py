@@ -328,14 +328,37 @@ class CalDAVResidual(ExtendedProperty):
     property_type = "String"
 
 
+CALDAV_NO_END = "caldav_no_end"  # the CalendarItem field registered for CalDAVNoEnd
+
+
+class CalDAVNoEnd(ExtendedProperty):
+    """1 when the client's VEVENT had neither DTEND nor DURATION (RFC 5545 §3.6.1), else 0.
+
+    Exchange has no appointment without an end, so such an event is stored ending at its start (a day
+    after it for a date); this marks the end as invented, so that the event is served back as written.
+    Kept apart from every other gateway property, in the same property set as :class:`CalDAVResourceName`.
+    An Integer, not a Boolean: exchangelib writes booleans as ``1``/``0`` but reads only ``true``/``false``.
+    """
+
+    property_set_id = CalDAVResourceName.property_set_id
+    property_name = "CalDAVNoEnd"
+    property_type = "Integer"
+
+
+_ITEM_FIELDS = (
+    (CALDAV_NAME, CalDAVResourceName),
+    (CALDAV_RESIDUAL, CalDAVResidual),
+    (CALDAV_NO_END, CalDAVNoEnd),
+)
+
+
 def register_item_fields() -> None:
-    """Make ``CalendarItem.caldav_name`` and ``CalendarItem.caldav_residual`` fields (ExtendedFieldURIs in
-    GetItem, SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class
-    for the whole process and refuses a second registration, so this registers once however often it
-    is called."""
-    names = {f.name for f in CalendarItem.FIELDS}
-    for name, cls in ((CALDAV_NAME, CalDAVResourceName), (CALDAV_RESIDUAL, CalDAVResidual)):
-        if name not in names:
+    """Make ``CalendarItem.caldav_name``, ``caldav_residual`` and ``caldav_no_end`` fields (ExtendedFieldURIs in GetItem,
+    SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class for the
+    whole process and refuses a second registration, so this registers once however often it is called."""
+    registered = {f.name for f in CalendarItem.FIELDS}
+    for name, cls in _ITEM_FIELDS:
+        if name not in registered:
             CalendarItem.register(name, cls)
 
 

@@ -41,3 +41,20 @@ def test_half_a_tls_pair_is_an_error(tmp_path: Path) -> None:
     file.write_text('[server]\ntls_cert = "c.pem"\n')
     with pytest.raises(ConfigError, match="together"):
         load_config(file, env={})
+
+
+def test_limits_come_from_their_own_section_and_are_checked(tmp_path: Path) -> None:
+    example = load_config(EXAMPLE, env={}).limits
+    assert (example.max_resource_size, example.max_attendees, example.item_cache_bytes) == (
+        1_000_000,
+        300,
+        33554432,
+    )
+    file = tmp_path / "gw.toml"
+    file.write_text("[limits]\nmax_attendees = 50\nitem_cache_bytes = 1048576\n")
+    limits = load_config(file, env={}).limits
+    assert (limits.max_attendees, limits.item_cache_bytes, limits.max_timezones) == (50, 1_048_576, 20)
+    for bad in ("max_attendees = 0", 'max_alarms = "ten"', "max_atendees = 5"):
+        file.write_text(f"[limits]\n{bad}\n")
+        with pytest.raises(ConfigError, match=r"\[limits\]"):
+            load_config(file, env={})

@@ -162,3 +162,14 @@ async def test_getlastmodified_from_last_modified(dav):
         depth="0",
     )
     assert r.prop(CAL + "a.ics", "{DAV:}getlastmodified").text == "Thu, 02 Jan 2025 03:04:05 GMT"
+
+
+async def test_a_put_never_changes_the_uid_of_an_existing_resource(dav):
+    """RFC 4791 §5.3.2.1 no-uid-conflict: the resource keeps its UID; the precondition names it."""
+    await dav("PUT", CAL + "kept.ics", event(uid="original"), content_type=ICS)
+    r = await dav("PUT", CAL + "kept.ics", event(uid="another", summary="Changed"), content_type=ICS)
+    assert r.status == 403
+    href = r.xml.find("{urn:ietf:params:xml:ns:caldav}no-uid-conflict/{DAV:}href")
+    assert href is not None and href.text == CAL + "kept.ics"
+    stored = (await dav("GET", CAL + "kept.ics")).text
+    assert "UID:original" in stored and "SUMMARY:Lunch" in stored

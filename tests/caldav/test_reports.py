@@ -6,7 +6,7 @@ import threading
 
 from icalendar import Calendar
 
-from gateway.caldav import reports
+from gateway.caldav import methods, reports
 from gateway.caldav.call import OFF_LOOP_RESPONSES
 from tests.support.dav import fixture
 
@@ -279,3 +279,32 @@ async def test_large_answers_are_built_off_the_event_loop_and_small_ones_on_it(d
     )
     assert await names(dav, multiget) == {"e3.ics"}
     assert builders == [threading.main_thread().name]
+
+
+async def test_a_few_large_objects_are_also_built_off_the_event_loop(dav, backend, monkeypatch):
+    """Two events of 100 KB are as much work as a month of small ones: filtered, expanded or listed."""
+    builders: list[str] = []
+    real = reports.add_response
+
+    def recording(*args, **kwargs):
+        builders.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "add_response", recording)
+    monkeypatch.setattr(methods, "add_response", recording)
+    notes = "DESCRIPTION:" + "\n ".join(["x" * 70] * 1500) + "\n"
+    for n in range(2):
+        backend.seed(
+            "alice",
+            "calendar",
+            f"big{n}.ics",
+            single(f"big{n}", "Big", "20250210T080000Z", "20250210T090000Z", notes),
+        )
+    multiget = (
+        '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/>'
+        f"</D:prop><D:href>{CAL}big0.ics</D:href><D:href>{CAL}big1.ics</D:href></C:calendar-multiget>"
+    )
+    assert await names(dav, multiget) == {"big0.ics", "big1.ics"}
+    listing = '<D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/></D:prop></D:propfind>'
+    assert (await dav("PROPFIND", CAL, listing, depth="1")).status == 207
+    assert builders and threading.main_thread().name not in builders

@@ -152,3 +152,16 @@ async def test_backend_down_gives_503_with_retry_after(dav, backend):
     backend.fail["free_busy"] = BackendUnavailable("Exchange is not reachable.", retry_after=12)
     r = await dav("POST", OUTBOX, fixture("thunderbird-freebusy-post.ics"), content_type=ICS)
     assert r.status == 503 and r.headers["Retry-After"] == "12" and "Exchange" in r.text
+
+
+async def test_a_request_for_thousands_of_attendees_is_refused_before_exchange_is_asked(dav, backend):
+    body = fixture("thunderbird-freebusy-post.ics")
+    many = "".join(f"ATTENDEE:mailto:p{n}@example.com\n" for n in range(5000))
+    r = await dav("POST", OUTBOX, body.replace("ATTENDEE;", many + "ATTENDEE;", 1), content_type=ICS)
+    assert r.status == 403 and "at most 300 attendees" in r.text
+    assert backend.free_busy_calls == []
+    year_one = body.replace("DTSTART:20250303T000000Z", "DTSTART:00010101T000000Z").replace(
+        "DTEND:20250310T000000Z", "DTEND:00010102T000000Z"
+    )
+    r = await dav("POST", OUTBOX, year_one, content_type=ICS)
+    assert r.status == 400 and "between 1601-01-01 and 4500-12-31" in r.text

@@ -280,6 +280,16 @@ def test_windows_tzid_without_vtimezone_is_understood() -> None:
     assert item.start == EWSDateTime(2024, 1, 10, 14, 30, tzinfo=UTC_ZONE)
 
 
+def test_an_event_without_end_is_stored_with_the_end_rfc_5545_implies_and_marked() -> None:
+    """RFC 5545 §3.6.1: a DATE-TIME DTSTART alone is an instant, a DATE alone one day. Exchange needs an
+    end, so the item gets that one and ``caldav_no_end`` says it was not sent."""
+    timed = from_ical(event_text("DTSTART;TZID=Europe/Berlin:20240110T093000")).master
+    assert timed.end == timed.start and timed.caldav_no_end == 1
+    day = from_ical(event_text("DTSTART;VALUE=DATE:20240110")).master
+    assert (day.start, day.end, day.caldav_no_end) == (date(2024, 1, 10), date(2024, 1, 10), 1)
+    assert from_ical(event_text(*TIMED)).master.caldav_no_end == 0
+
+
 def test_all_day_event_gets_exchangelib_inclusive_end_date() -> None:
     item = from_ical(event_text("DTSTART;VALUE=DATE:20240110", "DTEND;VALUE=DATE:20240113")).master
     assert item.is_all_day and item.start == EWSDate(2024, 1, 10) and item.end == EWSDate(2024, 1, 12)
@@ -381,7 +391,6 @@ OVERRIDE = (
     ("text", "precondition", "status", "words"),
     [
         ("not a calendar", VALID_DATA, 400, "not valid iCalendar"),
-        (event_text("DTSTART;TZID=Europe/Berlin:20240110T093000"), VALID_OBJECT, 403, "DTEND"),
         (event_text(*TIMED, "RRULE:FREQ=HOURLY"), VALID_OBJECT, 403, "hourly"),
         (event_text(*TIMED, "RRULE:FREQ=MONTHLY;BYDAY=1MO,3MO"), VALID_OBJECT, 403, "numbered BYDAY"),
         (event_text(*TIMED, "RRULE:FREQ=DAILY", "RRULE:FREQ=WEEKLY"), VALID_OBJECT, 403, "several RRULEs"),

@@ -42,6 +42,9 @@ INEXPRESSIBLE = {
     "thunderbird-monthly-bysetpos-second-last-weekday.ics": "position -2",
 }
 
+# Named "malformed" in the corpus, but legal: RFC 5545 §3.6.1 defines a VEVENT with DTSTART alone.
+LEGAL = {"malformed-thunderbird-missing-dtend.ics"}
+
 
 def _corpus_params() -> list:
     """The shared corpus plus our own fixtures (client bodies the corpus lacks)."""
@@ -213,7 +216,7 @@ def roundtrip(text: str, *, kept: bool = True) -> str:
 @pytest.mark.parametrize("path", _corpus_params())
 def test_corpus_file(path: Path) -> None:
     data = path.read_bytes()
-    if path.name.startswith("malformed-"):
+    if path.name.startswith("malformed-") and path.name not in LEGAL:
         with pytest.raises((DavError, InvalidCalendarData)) as refused:
             for text in split_by_uid_or_whole(data):
                 put_body(text)

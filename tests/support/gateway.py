@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.accounts.vault import KeyRing
 from gateway.app import BACKEND_KEY
+from gateway.config import LimitsConfig
 from gateway.demo import DemoStack, start_demo
 
 DEMO_PASSWORD = "demo-app-password-1"
@@ -25,8 +26,15 @@ DEMO_PASSWORD = "demo-app-password-1"
 class GatewayStack:
     """``gateway demo`` against a running emulator, on its own event loop thread."""
 
-    def __init__(self, emulator: Any, data_dir: Path, keyring: KeyRing | None = None) -> None:
+    def __init__(
+        self,
+        emulator: Any,
+        data_dir: Path,
+        keyring: KeyRing | None = None,
+        limits: LimitsConfig | None = None,
+    ) -> None:
         self.emulator = emulator
+        self.limits = limits
         self.data_dir = data_dir
         self.keyring = keyring or KeyRing.ephemeral()
         self.password = DEMO_PASSWORD
@@ -48,6 +56,7 @@ class GatewayStack:
                 keyring=self.keyring,
                 emulator_url=self.emulator.base_url,
                 retry_budget_seconds=2.0,  # failing-Exchange tests answer quickly
+                limits=self.limits,
             )
         )
         return self

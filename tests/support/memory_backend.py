@@ -240,6 +240,8 @@ class MemoryBackend:
         if if_match is not None and (existing is None or existing.etag != if_match):
             raise PreconditionFailed("The object changed since you read it.")
         uid = str(Calendar.from_ical(ical).walk("VEVENT")[0]["UID"])
+        if existing is not None and existing.uid != uid:
+            raise UidConflict("A PUT cannot change the UID of an existing resource.", name)
         for other_name, other in cal.objects.items():
             if other.uid == uid and other_name != name:
                 raise UidConflict("Another object in this calendar already has this UID.", other_name)

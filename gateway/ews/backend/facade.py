@@ -35,7 +35,7 @@ from gateway.ews.backend.busy import FreeBusy
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.collections import Collections
-from gateway.ews.backend.reads import Reader
+from gateway.ews.backend.reads import DEFAULT_CACHE_BYTES, Reader
 from gateway.ews.backend.records import AccountDirectory
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.backend.writes import Writer
@@ -56,6 +56,7 @@ class EwsBackend:
         default_timezone: str = "UTC",
         folder_cache_seconds: float = 3600.0,
         item_cache_size: int = 20_000,
+        item_cache_bytes: int = DEFAULT_CACHE_BYTES,
         live_accounts: int = 300,
     ) -> None:
         register_item_fields()  # CalendarItem.caldav_name, read and written by every part below
@@ -67,9 +68,24 @@ class EwsBackend:
         self._collections = Collections(
             calls, index, self._directory, self._tracker, live_accounts=live_accounts
         )
-        self._reader = Reader(calls, index, self._tracker, cache_size=item_cache_size)
+        self._reader = Reader(
+            calls, index, self._tracker, cache_size=item_cache_size, cache_bytes=item_cache_bytes
+        )
         self._writer = Writer(calls, index, self._tracker, default_tz=default_timezone)
         self._busy = FreeBusy(calls, self._directory)
+
+    def render_prometheus(self) -> str:
+        """The read caches' entries and bytes (bounded by ``item_cache_bytes``), Prometheus text format."""
+        sizes = self._reader.cache_sizes()
+        lines = [
+            "# HELP gateway_item_cache_bytes About how much memory the event caches hold, per cache.",
+            "# TYPE gateway_item_cache_bytes gauge",
+            *(f'gateway_item_cache_bytes{{cache="{name}"}} {size}' for name, (_, size) in sizes.items()),
+            "# HELP gateway_item_cache_entries Entries (item versions) the event caches hold, per cache.",
+            "# TYPE gateway_item_cache_entries gauge",
+            *(f'gateway_item_cache_entries{{cache="{name}"}} {count}' for name, (count, _) in sizes.items()),
+        ]
+        return "\n".join(lines) + "\n"
 
     async def drain(self) -> None:
         """Let every create still being indexed finish (at shutdown, before the database closes)."""

@@ -4,10 +4,13 @@ A recurring master is addressed through its occurrence with RecurringMasterItemI
 view needs no index look-up; exception items not met in the view and not cached cost one more
 batched GetItem. A change key names one version of an item, so renderings of singles and fetched
 exceptions are kept by (ItemId, ChangeKey) and stay exact as long as the view shows that key.
+Both caches are bounded by entries and by bytes (``[limits] item_cache_bytes``, half each), and
+rendering (CPU proportional to the events' size) runs in a worker thread unless it is small.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,6 +28,10 @@ from gateway.ews.exchange import CALDAV_NAME, CALDAV_RESIDUAL, ViewEntry, calend
 from gateway.ews.index import ItemIndex
 
 GETITEM_BATCH = 100
+DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+# Rendering a typical event takes ~0.3 ms: a few stay on the loop, more (or large ones) go to a thread.
+RENDER_INLINE_ITEMS = 4
+RENDER_INLINE_BYTES = 65_536
 ITEM_FIELDS = [*mapping.READ_FIELDS, CALDAV_NAME, CALDAV_RESIDUAL]  # what a rendering needs of an item
 _VersionKey = tuple[str, str]  # (ItemId, ChangeKey): one version of an item
 
@@ -32,13 +39,33 @@ _VersionKey = tuple[str, str]  # (ItemId, ChangeKey): one version of an item
 class Reader:
     """Calendar objects read from Exchange (FindItem CalendarView, GetItem), renderings cached."""
 
-    def __init__(self, calls: EwsCalls, index: ItemIndex, tracker: ChangeTracker, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        calls: EwsCalls,
+        index: ItemIndex,
+        tracker: ChangeTracker,
+        *,
+        cache_size: int,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         self._calls = calls
         self._index = index
         self._tracker = tracker
-        self._items: LRU[_VersionKey, CalendarItem] = LRU(cache_size)  # exceptions of series
+        # exceptions of series, per version
+        self._items: LRU[_VersionKey, CalendarItem] = LRU(
+            cache_size, max_bytes=cache_bytes // 2, weigh=item_bytes
+        )
         # the CalendarObject of a single (non-recurring) event, per version
-        self._singles: LRU[_VersionKey, CalendarObject] = LRU(cache_size)
+        self._singles: LRU[_VersionKey, CalendarObject] = LRU(
+            cache_size, max_bytes=cache_bytes // 2, weigh=_object_bytes
+        )
+
+    def cache_sizes(self) -> dict[str, tuple[int, int]]:
+        """(entries, bytes) of each cache, for ``/metrics``."""
+        return {
+            "exceptions": (len(self._items), self._items.bytes),
+            "singles": (len(self._singles), self._singles.bytes),
+        }
 
     async def query(
         self, cal: MailboxCalendar, start: datetime | None, end: datetime | None, with_data: bool
@@ -106,40 +133,84 @@ class Reader:
         fetched = await self._calls.run(
             cal.account, "GetItem", lambda: fetch_items(cal.folder, batch, ITEM_FIELDS)
         )
-        self._keep_exceptions(fetched[len(ids) :])
+        # The exceptions this rendering uses are held here, not only in the cache, which may not keep
+        # them all (it is bounded in bytes).
+        exceptions = self._keep_exceptions(fetched[len(ids) :])
         masters = [item for item in fetched[: len(ids)] if item is not None]
         missing = [
             ItemId(occ.id, occ.changekey)
             for master in masters
             for occ in master.modified_occurrences or ()
-            if (occ.id, occ.changekey) not in self._items
+            if (occ.id, occ.changekey) not in self._items and (occ.id, occ.changekey) not in exceptions
         ]
         if missing:
-            self._keep_exceptions(
+            exceptions |= self._keep_exceptions(
                 await self._calls.run(
                     cal.account, "GetItem", lambda: fetch_items(cal.folder, missing, ITEM_FIELDS)
                 )
             )
-        return [self._rendered(master) for master in masters]
+        jobs = [(master, self._exceptions_of(master, exceptions)) for master in masters]
+        texts = await _render_texts(jobs)
+        return [self._keep(master, text) for (master, _), text in zip(jobs, texts, strict=True)]
 
-    def _keep_exceptions(self, items: list[CalendarItem | None]) -> None:
+    def _keep_exceptions(self, items: list[CalendarItem | None]) -> dict[_VersionKey, CalendarItem]:
+        """Cache fetched exception items; returns them by version."""
+        kept = {}
         for item in items:
             if item is not None:
                 self._items.put((item.id, item.changekey), item)
+                kept[(item.id, item.changekey)] = item
+        return kept
 
-    def _rendered(self, master: CalendarItem) -> CalendarObject:
-        """One resource: the master (or single) with the exceptions cached for it."""
-        exceptions = [
-            self._items[(o.id, o.changekey)]
-            for o in master.modified_occurrences or ()
-            if (o.id, o.changekey) in self._items
-        ]
+    def _exceptions_of(
+        self, master: CalendarItem, fetched: dict[_VersionKey, CalendarItem]
+    ) -> list[CalendarItem]:
+        """The exception items of a master: fetched for this rendering, or cached."""
+        found = []
+        for occurrence in master.modified_occurrences or ():
+            key = (occurrence.id, occurrence.changekey)
+            item = fetched.get(key) or self._items.hit(key)
+            if item is not None:
+                found.append(item)
+        return found
+
+    def _keep(self, master: CalendarItem, text: str) -> CalendarObject:
+        """One resource from its rendering; a single event's is cached for its version."""
         name = master.caldav_name or derived_name(master.uid)
-        text = mapping.to_ical(master, exceptions, residual=master.caldav_residual)
         rendered = CalendarObject(name, master.changekey, text)
         if master.type == "Single":
             self._singles.put((master.id, master.changekey), rendered)
         return rendered
+
+
+async def _render_texts(jobs: list[tuple[CalendarItem, list[CalendarItem]]]) -> list[str]:
+    """The iCalendar text of each (master, exceptions), in a worker thread unless there is little."""
+
+    def render() -> list[str]:
+        return [
+            mapping.to_ical(master, exceptions, residual=master.caldav_residual)
+            for master, exceptions in jobs
+        ]
+
+    weight = sum(item_bytes(master) + sum(item_bytes(e) for e in exceptions) for master, exceptions in jobs)
+    if len(jobs) <= RENDER_INLINE_ITEMS and weight <= RENDER_INLINE_BYTES:
+        return render()
+    return await asyncio.to_thread(render)
+
+
+def item_bytes(item: CalendarItem) -> int:
+    """About how much memory an item read with ITEM_FIELDS holds: its texts plus a fixed part for the
+    rest (times, zones, recurrence) and each attendee."""
+    texts = sum(len(str(getattr(item, name, None) or "")) for name in ("body", "subject", "location"))
+    people = sum(
+        len(getattr(item, name, None) or ())
+        for name in ("required_attendees", "optional_attendees", "resources")
+    )
+    return 2048 + texts + 256 * people
+
+
+def _object_bytes(obj: CalendarObject) -> int:
+    return 256 + len(obj.data or "")
 
 
 def fetch_items(folder: Folder, ids: Sequence[BaseItemId], fields: list[str]) -> list[CalendarItem | None]:

@@ -8,7 +8,7 @@ here as Protocols that ``AccountService`` and its records satisfy.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -118,11 +118,23 @@ def connection_info(record: MailboxRecord) -> ConnectionInfo:
 
 
 class LRU(OrderedDict[K, V], Generic[K, V]):
-    """A dict that keeps the ``size`` most recently used entries."""
+    """A dict that keeps the ``size`` most recently used entries and, given ``weigh``, at most
+    ``max_bytes`` of them by weight (an entry heavier than that alone is not kept).
 
-    def __init__(self, size: int) -> None:
+    Entries are added with :meth:`put` (which keeps the count and the weight); ``bytes`` is the weight
+    held. Caches of event data need the byte bound: a few events of a megabyte each would otherwise
+    stay in memory as long as their count is small.
+    """
+
+    def __init__(
+        self, size: int, *, max_bytes: int | None = None, weigh: Callable[[V], int] | None = None
+    ) -> None:
         super().__init__()
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._weigh = weigh
+        self._weights: dict[K, int] = {}
 
     def hit(self, key: K) -> V | None:
         """The value for ``key`` (None if absent), now the most recently used."""
@@ -132,7 +144,19 @@ class LRU(OrderedDict[K, V], Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        weight = self._weigh(value) if self._weigh is not None else 0
+        self.discard(key)
+        if self.max_bytes is not None and weight > self.max_bytes:
+            return  # keeping it would evict everything else and still exceed the budget
         self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
+        self._weights[key] = weight
+        self.bytes += weight
+        while len(self) > self.size or (self.max_bytes is not None and self.bytes > self.max_bytes):
+            oldest, _ = self.popitem(last=False)
+            self.bytes -= self._weights.pop(oldest, 0)
+
+    def discard(self, key: K) -> None:
+        """Remove ``key`` if present."""
+        if key in self:
+            del self[key]
+            self.bytes -= self._weights.pop(key, 0)

@@ -13,6 +13,7 @@ in Outlook between the client's read and its write is never overwritten.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from exchangelib import Account, CalendarItem
@@ -43,6 +44,9 @@ from gateway.ews.exchange import CALDAV_RESIDUAL, address_occurrence, occurrence
 from gateway.ews.index import ItemChange, ItemIndex
 
 _DELETE_FIELDS = ["changekey", "organizer", "is_meeting"]  # what a DELETE checks before DeleteItem
+INLINE_BODY_CHARS = (
+    16_384  # larger bodies are mapped off the event loop (gateway.caldav.validation does so too)
+)
 
 
 class Writer:
@@ -58,7 +62,7 @@ class Writer:
         self, cal: MailboxCalendar, name: str, ical: str, if_match: str | None, if_none_match: bool
     ) -> PutResult:
         """Create (CreateItem) or replace (GetItem + UpdateItem) the object ``name``."""
-        resource = mapping.from_ical(ical, default_tz=self._default_tz)
+        resource = await _from_ical(ical, self._default_tz)
         if if_none_match:
             # A create: the name and UID are checked against Exchange's current state in any case, so the
             # sync comes first and one index look-up follows.
@@ -69,6 +73,15 @@ class Writer:
             if existing is None:
                 await self._tracker.refresh(cal)  # also makes a retried PUT find the item it created
                 existing, holder = await self._index.by_name_and_uid(cal.key, name, resource.uid)
+        if existing is not None and existing.uid is not None and existing.uid != resource.uid:
+            # RFC 4791 §5.3.2.1 (CALDAV:no-uid-conflict) forbids both a UID another resource holds and
+            # overwriting "an existing calendar object resource with one that has a different UID":
+            # the resource named is then the one addressed, which keeps its UID.
+            raise UidConflict(
+                f"This resource holds the event with UID {existing.uid!r}; a PUT cannot change it to "
+                f"{resource.uid!r}. Store the new event under a new name.",
+                name,
+            )
         if holder is not None and (existing is None or holder.item_id != existing.item_id):
             raise UidConflict(
                 f"The UID {resource.uid!r} is already used by another resource in this calendar.", holder.name
@@ -189,6 +202,13 @@ class Writer:
             lambda: list(account.bulk_delete([ItemId(entry.item_id)], send_meeting_cancellations=send)),
         )
         raise_first_error(results)
+
+
+async def _from_ical(ical: str, default_tz: str) -> mapping.EventResource:
+    """The body mapped for Exchange; a large one in a worker thread (CPU proportional to its size)."""
+    if len(ical) <= INLINE_BODY_CHARS:
+        return mapping.from_ical(ical, default_tz=default_tz)
+    return await asyncio.to_thread(mapping.from_ical, ical, default_tz=default_tz)
 
 
 def _invitations(record: MailboxRecord, resource: mapping.EventResource) -> str:

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from exchangelib import CalendarItem, EWSDate, EWSDateTime
 
 from gateway.caldav.backend import InvalidCalendarData
+from gateway.ews.exchange import CALDAV_NO_END, register_item_fields
+
+# The mapping reads and writes the gateway's own item fields (``caldav_no_end``): they exist on
+# CalendarItem only once registered, for the whole process, so the mapping makes sure they are.
+register_item_fields()
 
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 VALID_DATA = f"{CALDAV}valid-calendar-data"
@@ -43,6 +48,7 @@ READ_FIELDS: tuple[str, ...] = (
     "appointment_sequence_number",
     "_start_timezone",
     "_end_timezone",
+    CALDAV_NO_END,
 )
 """CalendarItem fields to_ical reads (ItemId and ChangeKey always come with an item)."""
 
@@ -64,6 +70,7 @@ WRITE_FIELDS: tuple[str, ...] = (
     "recurrence",
     "_start_timezone",
     "_end_timezone",
+    CALDAV_NO_END,
 )
 """Fields from_ical sets, for UpdateItem. ``uid`` is set too but belongs to CreateItem only."""
 

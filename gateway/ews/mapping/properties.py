@@ -39,7 +39,10 @@ def add_text(event: VEvent, item: CalendarItem) -> None:
     categories = [c for c in item.categories or () if c]
     if categories:
         event.add("CATEGORIES", ",".join(ical.escape_text(c) for c in categories))
-    event.add("CLASS", _CLASS_TO_ICAL.get(item.sensitivity or "Normal", "PUBLIC"))
+    if (item.sensitivity or "Normal") != "Normal":
+        # PUBLIC is CLASS's default (RFC 5545 §3.8.1.3): writing it for every event would make a
+        # calendar-query for events without CLASS (is-not-defined) match none of them.
+        event.add("CLASS", _CLASS_TO_ICAL.get(item.sensitivity, "PRIVATE"))
     status = item.legacy_free_busy_status or "Busy"
     event.add("TRANSP", "TRANSPARENT" if status in _TRANSPARENT else "OPAQUE")
     if status in _BUSY_TO_ICAL:

@@ -100,8 +100,9 @@ class _Reader:
         return value  # a DATE against a timed series names that day's occurrence(s)
 
 
-def _end_value(reader: _Reader, event: Event, start, zone, is_master: bool):
-    """(end, zone) from DTEND or DURATION, or the RFC 5545 §3.6.1 default when a VEVENT has neither."""
+def _end_value(reader: _Reader, event: Event, start, zone):
+    """(end, zone) from DTEND or DURATION, or the RFC 5545 §3.6.1 default when a VEVENT has neither
+    (the item is then marked, ``caldav_no_end``, so that it is served back without an end)."""
     if "DTEND" in event:
         end, end_zone = reader.local(event["DTEND"])
         return end, end_zone or zone
@@ -109,15 +110,14 @@ def _end_value(reader: _Reader, event: Event, start, zone, is_master: bool):
         return start + event["DURATION"].dt, zone
     if not isinstance(start, datetime):
         return start + timedelta(days=1), zone  # RFC 5545 §3.6.1: a one-day event
-    if is_master:
-        raise invalid("A timed VEVENT needs DTEND or DURATION: Exchange has no appointments without an end.")
     return start, zone  # RFC 5545 §3.6.1: ends where it starts
 
 
-def _set_period(reader: _Reader, event: Event, item: CalendarItem, is_master: bool) -> None:
+def _set_period(reader: _Reader, event: Event, item: CalendarItem) -> None:
     """Start, end, IsAllDayEvent and the start/end time zones of the item."""
     start, zone = reader.local(event["DTSTART"])
-    end, end_zone = _end_value(reader, event, start, zone, is_master)
+    end, end_zone = _end_value(reader, event, start, zone)
+    item.caldav_no_end = int("DTEND" not in event and "DURATION" not in event)
     if isinstance(start, datetime) != isinstance(end, datetime):
         raise invalid("DTSTART and DTEND must both be dates or both date-times.")
     if end < start:
@@ -134,10 +134,10 @@ def _set_period(reader: _Reader, event: Event, item: CalendarItem, is_master: bo
     item._start_timezone = item._end_timezone = reader.default_zone
 
 
-def _item(reader: _Reader, event: Event, uid: str, is_master: bool) -> CalendarItem:
+def _item(reader: _Reader, event: Event, uid: str) -> CalendarItem:
     """The CalendarItem (every field of WRITE_FIELDS but Recurrence) one VEVENT describes."""
     item = CalendarItem(uid=uid)
-    _set_period(reader, event, item, is_master)
+    _set_period(reader, event, item)
     item.subject = text_value(event, "SUMMARY")
     item.body = read_body(event)
     item.location = text_value(event, "LOCATION")
@@ -217,7 +217,7 @@ def _read_overrides(reader: _Reader, events: list[Event], master: CalendarItem, 
         if (text_value(event, "STATUS") or "").upper() == "CANCELLED":
             cancelled.append(rid)  # a cancelled occurrence is a deleted one for Exchange
             continue
-        overrides.append((rid, _item(reader, event, uid, is_master=False)))
+        overrides.append((rid, _item(reader, event, uid)))
     return overrides, cancelled
 
 
@@ -234,7 +234,7 @@ def from_ical(text: str | bytes, *, default_tz: str = "UTC") -> EventResource:
     reader = _Reader(calendar, default_tz)
     master_event, override_events = _split([c for c in calendar.subcomponents if c.name == "VEVENT"])
     uid = str(master_event["UID"]).strip()
-    master = _item(reader, master_event, uid, is_master=True)
+    master = _item(reader, master_event, uid)
     master.recurrence = _recurrence(master_event, master)
     if override_events and master.recurrence is None:
         raise invalid("RECURRENCE-ID VEVENTs need a recurring master (RRULE).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from exchangelib import CalendarItem, EWSTimeZone
 from icalendar import vRecur
@@ -57,14 +57,20 @@ class _Writer:
 
 
 def _add_period(writer: _Writer, event: VEvent, item: CalendarItem) -> None:
-    """DTSTART and DTEND: DATEs for an all-day item (RFC 5545 §3.6.1), else DATE-TIMEs in its zones."""
+    """DTSTART and DTEND: DATEs for an all-day item (RFC 5545 §3.6.1), else DATE-TIMEs in its zones.
+
+    No DTEND when the client sent none (``caldav_no_end``) and the end is still the one RFC 5545 §3.6.1
+    implies; an end changed since (in Outlook) is shown."""
+    open_end = bool(getattr(item, "caldav_no_end", None))
     if item.is_all_day:
         start, end = all_day_dates(item)
         event.add("DTSTART", ical.format_date(start), VALUE_DATE)
-        event.add("DTEND", ical.format_date(end), VALUE_DATE)
+        if not (open_end and end == start + timedelta(days=1)):
+            event.add("DTEND", ical.format_date(end), VALUE_DATE)
         return
     writer.add_time(event, "DTSTART", item.start, zone_of(item, "start"))
-    writer.add_time(event, "DTEND", item.end, zone_of(item, "end"))
+    if not (open_end and item.end == item.start):
+        writer.add_time(event, "DTEND", item.end, zone_of(item, "end"))
 
 
 def _add_stamps(event: VEvent, item: CalendarItem) -> None:
