@@ -6,9 +6,12 @@ the ETag, does not change when only attendees' participation changes: an organiz
 (they changed the ETag), but not after a "consequential" change (a new time, a new title, another
 attendee list).
 
-Derivation: the tag is a hash of the served iCalendar text without what a reply changes: the PARTSTAT
-of every ATTENDEE and the DTSTAMP / LAST-MODIFIED stamps (Exchange updates the item, and so its ETag,
-when it records a response). Any other change of the event changes the tag. It needs no storage, is
+Derivation: the tag is a hash of the served iCalendar text without what a reply changes: the parameters
+of every ATTENDEE and of the ORGANIZER (PARTSTAT, and what recording a response re-renders with it: RSVP,
+ROLE, CN as Exchange writes them once the client's own rendering of the people no longer matches, see
+gateway/ews/mapping/merge.py) and the DTSTAMP / CREATED / LAST-MODIFIED stamps (Exchange updates the
+item, and so its ETag, when it records a response). The people's addresses stay in the hash, so inviting
+or removing someone, like any other change of the event, changes the tag. It needs no storage, is
 the same on every gateway replica and for every store, and is computed from the text a GET returns,
 so the tag on a GET, in a PROPFIND and in a REPORT always agree. A PUT answer carries it only when the
 store kept the body as sent (as with the ETag, RFC 4791 §5.3.4: Exchange re-renders every event, so
@@ -24,9 +27,8 @@ import re
 # An ORGANIZER property at the start of a line (RFC 5545 §3.1: names are case-insensitive).
 _ORGANIZER = re.compile(r"^ORGANIZER[;:]", re.I | re.M)
 _FOLD = re.compile(r"\r?\n[ \t]")
-_STAMPS = ("DTSTAMP", "LAST-MODIFIED")
-# PARTSTAT=<value> among an ATTENDEE's parameters (before the value's colon); the value is a token.
-_PARTSTAT = re.compile(r';PARTSTAT=[^;:"]*', re.I)
+_STAMPS = ("DTSTAMP", "LAST-MODIFIED", "CREATED")
+_PEOPLE = ("ATTENDEE", "ORGANIZER")
 HASHED_INLINE_CHARS = 65_536  # larger texts are hashed in a worker thread
 
 
@@ -44,8 +46,8 @@ def schedule_tag(data: str | None) -> str | None:
         name = _name(line)
         if name in _STAMPS:
             continue
-        if name == "ATTENDEE":
-            line = _without_partstat(line)
+        if name in _PEOPLE:
+            line = f"{name}:{_value(line)}"
         digest.update(line.encode("utf-8"))
         digest.update(b"\n")
     return "st-" + digest.hexdigest()[:24]
@@ -67,14 +69,15 @@ def _name(line: str) -> str:
     return line[:end].upper()
 
 
-def _without_partstat(line: str) -> str:
-    """The ATTENDEE line without its PARTSTAT parameter; the value after the first unquoted ':' stays."""
+def _value(line: str) -> str:
+    """A content line's value: what follows the first ':' outside a quoted parameter value (RFC 5545 §3.1),
+    compared case-insensitively for a calendar address."""
     quoted = False
     for index, char in enumerate(line):
         if char == '"':
             quoted = not quoted
         elif char == ":" and not quoted:
-            return _PARTSTAT.sub("", line[:index]) + line[index:]
+            return line[index + 1 :].lower()
     return line
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.caldav.schedule_tag import schedule_tag
 from tests.caldav.test_objects import CAL, ICS, event
 
 C = "{urn:ietf:params:xml:ns:caldav}"
@@ -117,3 +118,21 @@ async def test_if_match_sent_with_it_must_hold_too(dav, backend):
         headers={"If-Schedule-Tag-Match": tag, "If-Match": old_etag},
     )
     assert r.status == 412
+
+
+def test_recorded_replies_rerendering_the_people_keep_the_tag_but_a_new_attendee_changes_it() -> None:
+    """Recording a reply may re-render ORGANIZER/ATTENDEE parameters (CN, RSVP, CUTYPE) and add CREATED;
+    none of that is a consequential change (RFC 6638 §3.2.10). Another attendee is."""
+    sent = (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:Review\r\nDTSTAMP:20250101T000000Z\r\n"
+        "ORGANIZER:mailto:alice@example.com\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:bob@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    recorded = (
+        sent.replace("ORGANIZER:", 'ORGANIZER;CN="Alice Adams":')
+        .replace("PARTSTAT=NEEDS-ACTION;RSVP=TRUE", "CUTYPE=INDIVIDUAL;PARTSTAT=ACCEPTED")
+        .replace("END:VEVENT", "CREATED:20250102T000000Z\r\nEND:VEVENT")
+    )
+    assert schedule_tag(recorded) == schedule_tag(sent)
+    invited = sent.replace("END:VEVENT", "ATTENDEE:mailto:carol@example.com\r\nEND:VEVENT")
+    assert schedule_tag(invited) != schedule_tag(sent)
