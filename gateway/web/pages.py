@@ -19,6 +19,7 @@ from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
 from gateway.accounts.settings import (
     INVITATION_CHOICES,
     WORKING_ELSEWHERE_CHOICES,
+    WORKING_ELSEWHERE_WORDS,
     UnknownCalendarError,
     UserSettings,
     check_calendar_choices,
@@ -44,8 +45,7 @@ _TEMPLATES = jinja2.Environment(
 
 # (value, label) for the option menus, in the order of the choices the accounts layer accepts; a choice
 # added there without a label here fails at import.
-_WORKING_ELSEWHERE_TEXT = {"FREE": "free", "BUSY-TENTATIVE": "tentative", "BUSY": "busy"}
-WORKING_ELSEWHERE_LABELS = tuple((c, _WORKING_ELSEWHERE_TEXT[c]) for c in WORKING_ELSEWHERE_CHOICES)
+WORKING_ELSEWHERE_LABELS = tuple((c, WORKING_ELSEWHERE_WORDS[c]) for c in WORKING_ELSEWHERE_CHOICES)
 _INVITATION_TEXT = {
     "auto": "Exchange sends them for meetings I organise",
     "never": "never sent by the gateway",
