@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,24 @@ def test_account_options_are_shown_and_set(cli: Cli) -> None:
     with pytest.raises(SystemExit) as refused:
         cli("accounts", "options", "ann", account_id, "--working-elsewhere", "sometimes")
     assert refused.value.code == 2
+
+
+def test_every_command_the_docs_name_exists(capsys: pytest.CaptureFixture[str]) -> None:
+    """README and OPERATIONS.md name CLI commands in backticks (`settings show|set USER …`): each
+    (sub-)command and option they spell out parses."""
+    repo = Path(__file__).resolve().parents[2]
+    named = re.compile(r"`((?:users|accounts|calendars|settings|app-passwords|keys)\b[^`]*)`")
+    checked = 0
+    for doc in (repo / "README.md", repo / "docs" / "OPERATIONS.md"):
+        for snippet in named.findall(doc.read_text(encoding="utf-8")):
+            words = snippet.split()
+            for action in words[1].split("|") if len(words) > 1 and words[1].islower() else [None]:
+                argv = [words[0], *([action] if action else []), "--help"]
+                with pytest.raises(SystemExit) as done:
+                    main(argv)
+                assert done.value.code == 0, f"{doc.name}: `{snippet}`"
+                shown = capsys.readouterr().out
+                for option in (w for w in words if w.startswith("--")):
+                    assert option in shown, f"{doc.name}: `{snippet}` names {option}"
+                checked += 1
+    assert checked >= 10
