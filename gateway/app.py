@@ -22,6 +22,7 @@ from gateway.ews.index import ItemIndex
 from gateway.loop_monitor import LOOP_MONITOR_KEY, setup_loop_monitor
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
+from gateway.web.openapi import setup_openapi
 from gateway.web.pages import setup_pages
 from gateway.web.services import SERVICES_KEY, Services
 from gateway.web.sessions import SessionStore
@@ -90,6 +91,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     setup_pages(app)
     setup_admin(app)
+    setup_openapi(app)
 
     setup_dav(app, services)
     return app

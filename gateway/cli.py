@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.demo",
     "gateway.serve_cli",
     "gateway.accounts.cli",
+    "gateway.accounts.settings_cli",
     "gateway.ews.emulator.cli",
     "gateway.bench",
 )

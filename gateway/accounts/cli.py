@@ -1,4 +1,5 @@
-"""CLI: ``users``, ``accounts``, ``app-passwords`` and ``keys`` sub-commands.
+"""CLI: ``users``, ``accounts``, ``app-passwords`` and ``keys`` sub-commands (calendar choices:
+:mod:`gateway.accounts.settings_cli`).
 
 Passwords are read from a prompt, or from stdin with ``--password-stdin``; never
 from the command line, where other users could read them in the process list.
@@ -15,8 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gateway.accounts.exchange_accounts import ConnectRequest
-from gateway.accounts.records import AccountsError, UserRecord
+from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
 from gateway.accounts.service import AccountService
+from gateway.accounts.settings import INVITATION_CHOICES, WORKING_ELSEWHERE_WORDS
 from gateway.accounts.vault import KeyRing, Vault, VaultError, generate_key
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ews.connection import ConnectError
@@ -85,6 +87,22 @@ def _register_accounts(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("username")
     rm.add_argument("account_id")
     rm.set_defaults(func=_sync(_accounts_remove))
+    options = accounts.add_parser("options", help="show or set an account's options (the pages' menus)")
+    _common(options)
+    options.add_argument("username")
+    options.add_argument("account_id")
+    options.add_argument(
+        "--working-elsewhere",
+        choices=tuple(WORKING_ELSEWHERE_WORDS.values()),
+        help="how Exchange's 'working elsewhere' time shows in free/busy (default: free)",
+    )
+    options.add_argument(
+        "--invitations",
+        choices=INVITATION_CHOICES,
+        help="auto: Exchange sends invitations for meetings the account organises; never: the gateway "
+        "never asks it to (default: auto)",
+    )
+    options.set_defaults(func=_sync(_accounts_options))
 
 
 def _register_app_passwords(subparsers: argparse._SubParsersAction) -> None:
@@ -234,6 +252,26 @@ async def _accounts_remove(args: argparse.Namespace, service: AccountService) ->
     user = await _user(service, args.username)
     await service.remove_account(user.user_id, args.account_id)
     print(f"removed account {args.account_id} and its stored credentials")
+    return 0
+
+
+async def _accounts_options(args: argparse.Namespace, service: AccountService) -> int:
+    user = await _user(service, args.username)
+    fbtypes = {word: fbtype for fbtype, word in WORKING_ELSEWHERE_WORDS.items()}
+    try:
+        account = await service.set_account_options(
+            user.user_id,
+            args.account_id,
+            working_elsewhere=fbtypes[args.working_elsewhere] if args.working_elsewhere else None,
+            invitations=args.invitations,
+        )
+    except NotFoundError:
+        raise AccountsError(
+            f"{user.username} has no account {args.account_id!r} (`accounts list {user.username}` shows them)"
+        ) from None
+    print(f"account {account.account_id} ({account.email})")
+    print(f"working elsewhere shows as: {WORKING_ELSEWHERE_WORDS[account.working_elsewhere]}")
+    print(f"invitations: {account.invitations}")
     return 0
 
 

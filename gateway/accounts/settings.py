@@ -17,6 +17,8 @@ from gateway.store.schema import user_settings
 
 # The free/busy type (RFC 5545 FBTYPE) an account's WorkingElsewhere time is reported as.
 WORKING_ELSEWHERE_CHOICES = ("FREE", "BUSY-TENTATIVE", "BUSY")
+# The word people use for each (the pages' menu, the CLI's --working-elsewhere).
+WORKING_ELSEWHERE_WORDS = {"FREE": "free", "BUSY-TENTATIVE": "tentative", "BUSY": "busy"}
 # Meeting invitations: Exchange sends them for meetings the account's owner organises (RFC 6638
 # implicit scheduling), or the gateway never asks it to.
 INVITATION_CHOICES = ("auto", "never")

@@ -3,7 +3,9 @@
 ``GET /freebusy/{email}.vfb`` (or ``.ifb``) returns a VFREEBUSY for one calendar user, over
 ``?start=..&end=..`` or by default from 7 days ago to 60 days ahead (midnight UTC).
 ``GET /api/v1/freebusy?attendee=a@x&attendee=b@y&start=..&end=..`` returns JSON with each
-attendee's request status and busy periods. Both require authentication.
+attendee's request status and busy periods, or ``no_data`` and no periods when they are not known.
+Both require authentication (gateway user name and app password). ``gateway/web/openapi.json``
+documents both.
 """
 
 from __future__ import annotations
@@ -159,14 +161,23 @@ def check_window(start: datetime, end: datetime, max_days: int) -> None:
 
 
 def as_json(result: FreeBusyResult) -> dict[str, object]:
-    """One attendee's JSON answer; ``no_data`` is explicit so a caller never reads it as free."""
+    """One attendee's JSON answer (documented in ``gateway/web/openapi.json``).
+
+    ``busy`` lists the busy periods only when they are the whole truth: for an unknown calendar user,
+    a refusal, a failed lookup or a mailbox Exchange has no data for, ``no_data`` is true and ``busy``
+    is null, so a client reading only ``busy`` cannot take the time for free (as the VFREEBUSY form
+    declares that window BUSY-UNAVAILABLE).
+    """
+    unknown = result.no_data or result.status != "2.0"
     return {
         "attendee": result.attendee.removeprefix("mailto:"),
         "status": result.status,
         "status_text": STATUS_TEXT.get(result.status, result.message),
-        "no_data": result.no_data,
-        "message": result.message,
-        "busy": [
+        "no_data": unknown,
+        "message": result.message or (NO_DATA_COMMENT if unknown else ""),
+        "busy": None
+        if unknown
+        else [
             {"start": _iso(p.start), "end": _iso(p.end), "type": p.fbtype}
             for p in coalesce(
                 result.periods, datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)

@@ -3,6 +3,8 @@
 Requests carry ``Authorization: Bearer <token>``. Errors are
 ``{"error": <code>, "message": <sentence>}``; a failed Exchange connection answers
 422 with the ``ConnectError`` code (``auth_failed``, ``autodiscover_failed``, …).
+Every route, body and answer is described in ``openapi.json`` beside this module
+(served at ``/api/v1/openapi.json``; a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from gateway.accounts.settings import (
     check_calendar_choices,
     effective_settings,
 )
+from gateway.accounts.vault import VaultError
+from gateway.caldav.backend import BackendError
 from gateway.ews.connection import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 
@@ -77,6 +81,9 @@ async def admin_auth(
         return _error(400, "unknown_calendar", str(exc))
     except AccountsError as exc:
         return _error(400, "invalid_request", str(exc))
+    except (BackendError, VaultError) as exc:
+        # Listing the user's calendars (to show them, or to check a choice) needs Exchange.
+        return _error(503, "calendars_unavailable", f"The calendars could not be listed: {exc}")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -199,6 +206,23 @@ async def revoke_app_password(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def list_calendars(request: web.Request) -> web.Response:
+    """The user's calendars, whose ids the settings name (the CalDAV URL segments)."""
+    services = _svc(request)
+    principal = await services.accounts.principal(request.match_info["user_id"])
+    calendars = [
+        {
+            "calendar_id": c.calendar_id,
+            "display_name": c.display_name,
+            "owner_email": c.owner_email,
+            "primary": c.primary,
+            "writable": c.writable,
+        }
+        for c in await services.calendars_of(principal)
+    ]
+    return _json({"calendars": calendars})
+
+
 async def get_settings(request: web.Request) -> web.Response:
     accounts = _svc(request).accounts
     user_id = request.match_info["user_id"]
@@ -240,5 +264,6 @@ def setup_admin(app: web.Application) -> None:
     r.add_get(u + "/app-passwords", list_app_passwords)
     r.add_post(u + "/app-passwords", create_app_password)
     r.add_delete(u + "/app-passwords/{app_password_id}", revoke_app_password)
+    r.add_get(u + "/calendars", list_calendars)
     r.add_get(u + "/settings", get_settings)
     r.add_put(u + "/settings", put_settings)

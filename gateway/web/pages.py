@@ -1,13 +1,15 @@
 """Onboarding pages: sign in, connect Exchange accounts, pick calendars, app passwords.
 
 Server-rendered HTML (Jinja2, autoescaped), plain forms that work without
-JavaScript, post/redirect/get, CSRF tokens on every form.
+JavaScript, post/redirect/get, CSRF tokens on every form. Removing an account and revoking an
+app password go through a confirmation page (a form of its own, so no script is needed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -19,6 +21,7 @@ from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
 from gateway.accounts.settings import (
     INVITATION_CHOICES,
     WORKING_ELSEWHERE_CHOICES,
+    WORKING_ELSEWHERE_WORDS,
     UnknownCalendarError,
     UserSettings,
     check_calendar_choices,
@@ -42,10 +45,19 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True,
 )
 
+
+def _in_utc(moment: datetime) -> datetime:
+    """The database hands back UTC times, naive from SQLite."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Times are shown with their zone: the gateway knows no user's own zone, so UTC, said so.
+_TEMPLATES.filters["shown_time"] = lambda moment: f"{_in_utc(moment):%Y-%m-%d %H:%M} UTC"
+_TEMPLATES.filters["iso_time"] = lambda moment: _in_utc(moment).isoformat(timespec="seconds")
+
 # (value, label) for the option menus, in the order of the choices the accounts layer accepts; a choice
 # added there without a label here fails at import.
-_WORKING_ELSEWHERE_TEXT = {"FREE": "free", "BUSY-TENTATIVE": "tentative", "BUSY": "busy"}
-WORKING_ELSEWHERE_LABELS = tuple((c, _WORKING_ELSEWHERE_TEXT[c]) for c in WORKING_ELSEWHERE_CHOICES)
+WORKING_ELSEWHERE_LABELS = tuple((c, WORKING_ELSEWHERE_WORDS[c]) for c in WORKING_ELSEWHERE_CHOICES)
 _INVITATION_TEXT = {
     "auto": "Exchange sends them for meetings I organise",
     "never": "never sent by the gateway",
@@ -216,7 +228,13 @@ async def connect_form(
     error = None if services.may_receive_credentials(request) else PLAIN_HTTP_REFUSAL
     manual = request.query.get("manual") == "1"
     return render(
-        "connect.html", user=user, csrf_token=session.csrf_token, manual=manual, form={}, error=error
+        "connect.html",
+        user=user,
+        csrf_token=session.csrf_token,
+        manual=manual,
+        autodiscover_failed=False,
+        form={},
+        error=error,
     )
 
 
@@ -228,13 +246,15 @@ async def connect(
     fields = {k: str(form.get(k, "")).strip() for k in ("email", "server", "domain", "username", "auth_type")}
     manual = form.get("manual") == "1"
 
-    def again(message: str, status: int, manual: bool = manual) -> web.Response:
+    def again(message: str, status: int, *, autodiscover_failed: bool = False) -> web.Response:
         return render(
             "connect.html",
             status=status,
             user=user,
             csrf_token=session.csrf_token,
-            manual=manual,
+            manual=manual or autodiscover_failed,
+            # "We could not find your server" only after a lookup did fail.
+            autodiscover_failed=autodiscover_failed,
             form=fields,
             error=message,
         )
@@ -253,7 +273,7 @@ async def connect(
         await services.accounts.connect_account(user.user_id, connect_request)
     except ConnectError as exc:
         # Autodiscover failing is the cue to show the manual fields (issue 3, step 2).
-        return again(exc.message, 422, manual=manual or exc.code == "autodiscover_failed")
+        return again(exc.message, 422, autodiscover_failed=exc.code == "autodiscover_failed")
     except AccountsError as exc:
         return again(str(exc), 422)
     raise web.HTTPSeeOther("/?notice=connected")
@@ -282,11 +302,43 @@ async def account_options(
 async def remove_account(
     request: web.Request, services: Services, session: WebSession, user: UserRecord
 ) -> web.StreamResponse:
+    """GET: the confirmation page; POST with ``confirm=yes`` (from that page) removes the account."""
     try:
-        await services.accounts.remove_account(user.user_id, request.match_info["account_id"])
+        account = await services.accounts.get_account(user.user_id, request.match_info["account_id"])
     except NotFoundError:
         raise web.HTTPNotFound(text="No such account.") from None
+    if not await _confirmed(request):
+        return _confirm_page(
+            session,
+            user,
+            title=f"Remove {account.email}?",
+            explanation="The gateway forgets this account and deletes the Exchange password it stored; "
+            "its calendars disappear from your CalDAV clients. Nothing is deleted in Exchange, and you "
+            "can connect the account again later.",
+            action=f"/accounts/{account.account_id}/remove",
+            button="Remove the account",
+        )
+    await services.accounts.remove_account(user.user_id, account.account_id)
     raise web.HTTPSeeOther("/?notice=removed")
+
+
+async def _confirmed(request: web.Request) -> bool:
+    """Whether this is the confirmation page's POST (any other request shows the page)."""
+    return request.method == "POST" and (await request.post()).get("confirm") == "yes"
+
+
+def _confirm_page(
+    session: WebSession, user: UserRecord, *, title: str, explanation: str, action: str, button: str
+) -> web.Response:
+    return render(
+        "confirm.html",
+        user=user,
+        csrf_token=session.csrf_token,
+        title=title,
+        explanation=explanation,
+        action=action,
+        button=button,
+    )
 
 
 # --- calendar choices ----------------------------------------------------------------------
@@ -334,8 +386,25 @@ async def create_app_password(
 async def revoke_app_password(
     request: web.Request, services: Services, session: WebSession, user: UserRecord
 ) -> web.StreamResponse:
+    """GET: the confirmation page; POST with ``confirm=yes`` (from that page) revokes."""
+    wanted = request.match_info["app_password_id"]
+    found = [
+        p for p in await services.accounts.list_app_passwords(user.user_id) if p.app_password_id == wanted
+    ]
+    if not found:
+        raise web.HTTPNotFound(text="No such app password.")
+    if not await _confirmed(request):
+        return _confirm_page(
+            session,
+            user,
+            title=f"Revoke the app password “{found[0].label}”?",
+            explanation="The CalDAV clients using it stop syncing at once; give them a new app password "
+            "to sync again.",
+            action=f"/app-passwords/{wanted}/revoke",
+            button="Revoke it",
+        )
     try:
-        await services.accounts.revoke_app_password(user.user_id, request.match_info["app_password_id"])
+        await services.accounts.revoke_app_password(user.user_id, wanted)
     except NotFoundError:
         raise web.HTTPNotFound(text="No such app password.") from None
     raise web.HTTPSeeOther("/?notice=revoked")
@@ -354,8 +423,10 @@ def setup_pages(app: web.Application) -> None:
     app.router.add_get("/accounts/connect", connect_form)
     app.router.add_post("/accounts/connect", connect)
     app.router.add_post("/accounts/{account_id}/options", account_options)
+    app.router.add_get("/accounts/{account_id}/remove", remove_account)
     app.router.add_post("/accounts/{account_id}/remove", remove_account)
     app.router.add_post("/settings", save_settings)
     app.router.add_post("/app-passwords", create_app_password)
+    app.router.add_get("/app-passwords/{app_password_id}/revoke", revoke_app_password)
     app.router.add_post("/app-passwords/{app_password_id}/revoke", revoke_app_password)
     app.router.add_get("/static/style.css", stylesheet)

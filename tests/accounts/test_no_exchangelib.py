@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ("gateway.accounts.cli", "gateway.accounts.service", "gateway.web.pages", "gateway.web.admin")
+MODULES = (
+    "gateway.accounts.cli",
+    "gateway.accounts.settings_cli",
+    "gateway.accounts.service",
+    "gateway.web.pages",
+    "gateway.web.admin",
+)
 # Loaded only for talking to Exchange: exchangelib and what it brings (HTTP, NTLM, DNS for Autodiscover).
 EWS_ONLY = ("exchangelib", "requests_ntlm", "dns")
 

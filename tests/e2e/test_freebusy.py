@@ -642,3 +642,27 @@ def test_a_failing_sub_calendar_fails_only_her_own_answer(stack, emulator):
     own = responses["mailto:alice@example.com"]
     assert own.findtext(f"{CALDAV}request-status").startswith("5.")
     assert own.find(f"{CALDAV}calendar-data") is None  # never a partial answer that looks free
+
+
+def test_json_api_never_lets_an_unknown_attendee_read_as_free(stack, emulator):
+    """Unknown recipients and failed lookups carry no busy list at all (``busy: null``, ``no_data: true``),
+    so a client that only reads ``busy`` cannot mistake them for free; the HTTP status stays 200."""
+    start, end = two_weeks()
+    auth = ("alice", stack.password)
+    params = {"start": f"{start:%Y%m%dT%H%M%SZ}", "end": f"{end:%Y%m%dT%H%M%SZ}"}
+    api = stack.base_url + "/api/v1/freebusy"
+    answer = requests.get(
+        api, auth=auth, params={**params, "attendee": ["bob@example.com", "nobody@example.com"]}
+    )
+    assert answer.status_code == 200
+    bob, nobody = answer.json()["attendees"]
+    assert (bob["no_data"], bob["status"]) == (False, "2.0")
+    assert json_spans(bob) == truth(emulator, "bob@example.com", start, end) != set()
+    assert (nobody["attendee"], nobody["status"], nobody["no_data"]) == ("nobody@example.com", "3.7", True)
+    assert nobody["busy"] is None and nobody["status_text"] == "Invalid calendar user"
+
+    emulator.set_faults(rules=[{"kind": "http_500", "operation": "GetUserAvailability"}])
+    failed = requests.get(api, auth=auth, params={**params, "attendee": "bob@example.com"})
+    assert failed.status_code == 200
+    [bob] = failed.json()["attendees"]
+    assert bob["status"].startswith("5.") and bob["no_data"] is True and bob["busy"] is None

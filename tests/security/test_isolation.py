@@ -32,11 +32,13 @@ async def test_users_are_isolated_on_pages_admin_api_and_caldav_auth(
     assert "alice@example.com" not in home and alice.account_id not in home and "ann phone" not in home
     for path, data in [
         (f"/accounts/{alice.account_id}/options", {"working_elsewhere": "BUSY"}),
-        (f"/accounts/{alice.account_id}/remove", {}),
-        (f"/app-passwords/{ann_app.app_password_id}/revoke", {}),
+        (f"/accounts/{alice.account_id}/remove", {"confirm": "yes"}),
+        (f"/app-passwords/{ann_app.app_password_id}/revoke", {"confirm": "yes"}),
     ]:
         response = await gateway.post(path, data={"csrf_token": csrf, **data})
         assert response.status == 404, path
+        if "confirm" in data:  # nor does the confirmation page show what is not ben's
+            assert (await gateway.get(path)).status == 404, path
     stolen = await gateway.post(
         "/settings",
         data={

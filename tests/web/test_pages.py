@@ -155,3 +155,79 @@ async def test_exchange_passwords_are_refused_over_plain_http_off_loopback(
     )
     assert api.status == 403 and (await api.json())["error"] == "plain_http_refused"
     assert await services.accounts.list_accounts(user.user_id) == []
+
+
+async def test_remove_and_revoke_ask_for_confirmation_without_javascript(
+    gateway: TestClient, services: Any
+) -> None:
+    csrf = await signed_in(gateway, services)
+    user = await services.accounts.find_user("ann")
+    await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
+    )
+    (account,) = await services.accounts.list_accounts(user.user_id)
+    record, clear = await services.accounts.create_app_password(user.user_id, "Phone")
+    home = await (await gateway.get("/")).text()
+    # The home page only links to the confirmation; it holds no form that removes or revokes.
+    assert f'action="/accounts/{account.account_id}/remove"' not in home
+    assert f'action="/app-passwords/{record.app_password_id}/revoke"' not in home
+
+    for path, what in (
+        (f"/accounts/{account.account_id}/remove", "alice@example.com"),
+        (f"/app-passwords/{record.app_password_id}/revoke", "Phone"),
+    ):
+        page = await (await gateway.get(path)).text()
+        assert what in page and f'action="{path}"' in page and 'name="confirm" value="yes"' in page
+        assert CSRF.search(page).group(1) == csrf and 'href="/"' in page  # cancel goes back
+        # A POST that did not come from the confirmation asks again and changes nothing.
+        again = await gateway.post(path, data={"csrf_token": csrf})
+        assert again.status == 200 and 'name="confirm" value="yes"' in await again.text()
+    assert await services.accounts.list_accounts(user.user_id) == [account]
+    assert await services.accounts.authenticate("ann", clear) is not None
+
+    revoked = await gateway.post(
+        f"/app-passwords/{record.app_password_id}/revoke", data={"csrf_token": csrf, "confirm": "yes"}
+    )
+    assert "The app password was revoked." in await revoked.text()
+    assert await services.accounts.authenticate("ann", clear) is None
+    removed = await gateway.post(
+        f"/accounts/{account.account_id}/remove", data={"csrf_token": csrf, "confirm": "yes"}
+    )
+    assert "The account was removed" in await removed.text()
+    assert await services.accounts.list_accounts(user.user_id) == []
+    forged = await gateway.post(f"/accounts/{account.account_id}/remove", data={"confirm": "yes"})
+    assert forged.status == 403
+    assert (await gateway.get(f"/accounts/{account.account_id}/remove")).status == 404
+
+
+async def test_the_pages_say_only_what_is_true(gateway: TestClient, services: Any, emulator: Any) -> None:
+    signin = await (await gateway.get("/signin")).text()
+    assert "caldav-gateway users add" in signin and "demo" in signin  # where a user name comes from
+    csrf = await signed_in(gateway, services)
+    manual = await (await gateway.get("/accounts/connect?manual=1")).text()
+    assert 'id="server"' in manual and "could not find your server" not in manual
+    autodiscover_off(emulator)
+    failed = await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "bob@example.com", "password": "bob-pw"}
+    )
+    assert "could not find your server" in await failed.text()
+    wrong = await gateway.post(
+        "/accounts/connect",
+        data={
+            "csrf_token": csrf,
+            "manual": "1",
+            "email": "bob@example.com",
+            "password": "nope",
+            "server": emulator.ews_url,
+        },
+    )
+    page = await wrong.text()
+    assert wrong.status == 422 and 'id="server"' in page and "could not find your server" not in page
+
+    home = await (await gateway.get("/")).text()
+    assert "list below" not in home and "Create one below" in home
+    await gateway.post("/app-passwords", data={"csrf_token": csrf, "label": "Phone"})
+    home = await (await gateway.get("/")).text()
+    assert "from the list below" in home
+    created = re.search(r'<td><time datetime="([^"]+)">([^<]+)</time></td>', home)
+    assert created and created.group(1).endswith("+00:00") and created.group(2).endswith(" UTC")

@@ -1,8 +1,11 @@
 """Calendar collections: how each is described (RFC 4791 §4.2), made, changed and deleted.
 
-The display name is the Exchange folder's name; the other properties a client sets (colour,
-order, description: whatever the CalDAV layer hands over as writable) are kept by the gateway in
-its database, keyed by account and calendar id.
+The display name is the Exchange folder's name. Every mailbox's primary is "Calendar" in Exchange, so
+for a user with several accounts each primary is shown with its mailbox, "Calendar (alice@example.com)",
+and nothing is renamed in Exchange. A name a client sets on a primary (which Exchange does not let
+anyone rename) is kept by the gateway and shown instead; a sub-calendar's name is renamed in Exchange.
+The other properties a client sets (colour, order, description: whatever the CalDAV layer hands over
+as writable) are kept by the gateway in its database, keyed by account and calendar id.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Collections:
         infos = []
         for cal in await self._directory.calendars_of(principal):
             epoch, seq = await self._tracker.refresh(cal)
-            infos.append(await self.described(cal, epoch, seq))
+            infos.append(await self.described(cal, epoch, seq, principal))
         return infos
 
     async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool) -> CalendarInfo:
@@ -67,17 +70,19 @@ class Collections:
             # Identity only: even a calendar never synced yet costs no EWS call here (its first
             # month view stays FindItem + GetItem; the index is built when changes are asked for).
             epoch, seq = await self._tracker.known_state(cal)
-            return await self.described(cal, epoch, seq)
+            return await self.described(cal, epoch, seq, principal)
         epoch, seq = await self._tracker.refresh(cal)
-        return await self.described(cal, epoch, seq)
+        return await self.described(cal, epoch, seq, principal)
 
-    async def described(self, cal: MailboxCalendar, epoch: str, seq: int) -> CalendarInfo:
+    async def described(
+        self, cal: MailboxCalendar, epoch: str, seq: int, principal: Principal
+    ) -> CalendarInfo:
         """The collection as of state (epoch, seq), with the properties clients set on it."""
         stored = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {})
         order = stored.get(ORDER, "0" if cal.primary else "1")
         return CalendarInfo(
             calendar_id=cal.calendar_id,
-            display_name=cal.display_name,
+            display_name=stored.get(DISPLAYNAME) or _shown_name(cal, principal),
             ctag=f"{epoch}-{seq}",
             sync_token=sync_token(epoch, seq),
             owner_email=cal.record.email,
@@ -116,24 +121,31 @@ class Collections:
         self._directory.forget([record])
         cal = MailboxCalendar(calendar_id, record, account, folder, folder.name, False)
         epoch, seq = await self._tracker.refresh(cal)
-        return await self.described(cal, epoch, seq)
+        return await self.described(cal, epoch, seq, principal)
 
     async def update(
         self, principal: Principal, calendar_id: str, properties: Mapping[str, str | None]
     ) -> None:
-        """displayname → UpdateFolder; the other properties are kept by the gateway."""
+        """displayname of a sub-calendar → UpdateFolder; of a primary (Exchange renames no mailbox's
+        Calendar), and the other properties, are kept by the gateway. The name shown already (a client
+        writing back what it read) changes nothing."""
         cal = await self._directory.resolve(principal, calendar_id)
-        name = properties.get(DISPLAYNAME)
-        if DISPLAYNAME in properties and name != cal.display_name:
-            if cal.primary or not name:
-                raise Forbidden(
-                    "The primary Exchange calendar cannot be renamed, and a calendar needs a name."
-                )
-            folder = cal.folder
-            folder.name = name
-            await self._calls.run(cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"]))
-            self._directory.forget([cal.record])
         stored = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        if DISPLAYNAME in properties:
+            name = properties[DISPLAYNAME]
+            kept = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {}).get(DISPLAYNAME)
+            if cal.primary:
+                if name != (kept or _shown_name(cal, principal)):
+                    stored[DISPLAYNAME] = name or None  # removing it shows the default name again
+            elif name != cal.display_name:
+                if not name:
+                    raise Forbidden("A calendar needs a name.")
+                folder = cal.folder
+                folder.name = name
+                await self._calls.run(
+                    cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"])
+                )
+                self._directory.forget([cal.record])
         if stored:
             account_id = cal.record.account_id
             await self._store(account_id, self._index.set_properties(account_id, calendar_id, stored))
@@ -172,3 +184,11 @@ class Collections:
             await write
         finally:
             self._stored.pop(account_id, None)  # a read meanwhile may have cached the old values
+
+
+def _shown_name(cal: MailboxCalendar, principal: Principal) -> str:
+    """The Exchange folder's name; a primary's with its mailbox when the user has several accounts,
+    where every one would otherwise be "Calendar"."""
+    if cal.primary and len(principal.emails) > 1:
+        return f"{cal.display_name} ({cal.record.email})"
+    return cal.display_name

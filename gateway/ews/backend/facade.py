@@ -110,7 +110,7 @@ class EwsBackend:
     async def update_calendar(
         self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
     ) -> None:
-        """PROPPATCH: displayname → UpdateFolder; the other properties are kept by the gateway."""
+        """PROPPATCH: a sub-calendar's displayname → UpdateFolder; the rest is kept by the gateway."""
         await self._collections.update(principal, calendar_id, properties)
 
     async def delete_calendar(self, principal: Principal, calendar_id: str) -> None:
@@ -130,7 +130,7 @@ class EwsBackend:
         """RFC 6578 §3: one SyncFolderItems, then the index answers; the calendar is described as well."""
         cal = await self._directory.resolve(principal, calendar_id)
         epoch, seq = await self._tracker.refresh(cal)
-        info = await self._collections.described(cal, epoch, seq)
+        info = await self._collections.described(cal, epoch, seq, principal)
         return await self._tracker.change_set(cal, info, epoch, seq, sync_token, limit)
 
     async def query(
