@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService
+from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.vault import KeyRing, Vault
 from gateway.caldav.app import setup_caldav
 from gateway.config import GatewayConfig
@@ -57,8 +58,19 @@ def build_services(
         max_live_accounts=config.ews.max_live_accounts,
     )
     db = Database(config.storage.url())
+    limits = config.limits
+    throttle = SignInThrottle(
+        window=limits.window_seconds,
+        per_user_per_address=limits.failures_per_user_per_address,
+        per_address=limits.failures_per_address,
+        per_user=limits.failures_per_user,
+    )
     accounts = AccountService(
-        db, Vault(keyring), client, cache_seconds=config.security.app_password_cache_seconds
+        db,
+        Vault(keyring),
+        client,
+        cache_seconds=config.security.app_password_cache_seconds,
+        throttle=throttle,
     )
     return Services(
         config=config,
@@ -105,7 +117,7 @@ def setup_dav(app: web.Application, services: Services) -> None:
         live_accounts=services.config.ews.max_live_accounts,
     )
     services.list_calendars = backend.calendars
-    setup_caldav(app, backend, services.accounts)
+    setup_caldav(app, backend, services.accounts, client_address=services.client_address)
     app[BACKEND_KEY] = backend
 
     async def drain(_app: web.Application) -> None:

@@ -121,11 +121,33 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: failed sign-ins, slow clients and connections (docs/OPERATIONS.md, "Limits")."""
+
+    # Failed sign-ins (web password, CalDAV app passwords, admin token) counted over a sliding window;
+    # beyond a budget the attempt is refused (429) without checking the password.
+    window_seconds: float = 300.0
+    failures_per_user_per_address: int = 10
+    failures_per_address: int = 30  # whatever names are tried
+    # Every address together: beyond it a user is refused except from addresses that signed in as that
+    # user before, so an attacker's many addresses cannot lock the real user out.
+    failures_per_user: int = 100
+    # A request's headers must arrive within this (also how long an idle keep-alive connection stays open).
+    header_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0  # the whole request body; beyond it 408
+    max_connections: int = 1000  # open client connections; beyond it new ones get 503 and are closed
+    max_connections_per_address: int = 100
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); others are clients.
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ews: EwsConfig = field(default_factory=EwsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     log_level: str = "INFO"
 
 
@@ -147,6 +169,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         storage=_storage(_table(raw, "storage"), env, base),
         ews=_ews(_table(raw, "ews"), base),
         security=_security(_table(raw, "security"), env),
+        limits=_limits(_table(raw, "limits")),
         log_level=_log_level(env.get("GATEWAY_LOG_LEVEL", _table(raw, "logging").get("level", "INFO"))),
     )
 
@@ -240,3 +263,38 @@ def _security(t: dict[str, Any], env: Mapping[str, str]) -> SecurityConfig:
         app_password_cache_seconds=int(t.get("app_password_cache_seconds", 60)),
         metrics_token=env.get(METRICS_TOKEN_ENV),
     )
+
+
+def _limits(t: dict[str, Any]) -> LimitsConfig:
+    defaults = LimitsConfig()
+    unknown = set(t) - set(LimitsConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[limits] has no key {sorted(unknown)[0]!r}")
+    values: dict[str, Any] = {}
+    for name in ("window_seconds", "header_timeout_seconds", "body_timeout_seconds"):
+        values[name] = _number(t.get(name, getattr(defaults, name)), f"[limits] {name}", float)
+    for name in (
+        "failures_per_user_per_address",
+        "failures_per_address",
+        "failures_per_user",
+        "max_connections",
+        "max_connections_per_address",
+    ):
+        values[name] = _number(t.get(name, getattr(defaults, name)), f"[limits] {name}", int)
+    proxies = t.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError("[limits] trusted_proxies must be a list of addresses or networks")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"[limits] trusted_proxies: {proxy!r} is not an address or network") from None
+    return LimitsConfig(**values, trusted_proxies=tuple(proxies))
+
+
+def _number(value: Any, name: str, kind: type[int] | type[float]) -> Any:
+    """A positive number (bool is no number here, though Python says it is an int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
+        word = "whole number" if kind is int else "number"
+        raise ConfigError(f"{name} must be a positive {word}")
+    return kind(value)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import freebusy
-from .auth import BasicAuth
+from .auth import BasicAuth, ClientAddress, peer_address
 from .backend import Authenticator, Backend, BackendError
 from .call import Call
 from .context import CONFIG, DavConfig
@@ -30,9 +30,14 @@ def setup_caldav(
     *,
     max_resource_size: int = 1_000_000,
     freebusy_max_days: int = 366,
+    client_address: ClientAddress = peer_address,
 ) -> None:
-    """Add every CalDAV, well-known and free/busy route to ``app``."""
-    app[CONFIG] = DavConfig(backend, BasicAuth(authenticator), max_resource_size, freebusy_max_days)
+    """Add every CalDAV, well-known and free/busy route to ``app``.
+
+    ``client_address`` names the client of a request for the Authenticator's failure budgets.
+    """
+    auth = BasicAuth(authenticator, client_address)
+    app[CONFIG] = DavConfig(backend, auth, max_resource_size, freebusy_max_days)
     app.router.add_route("*", WELL_KNOWN, well_known)
     app.router.add_route("*", WELL_KNOWN + "/", well_known)
     # Clients given only the server's address PROPFIND "/" (python-caldav, vdirsyncer) for
