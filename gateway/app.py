@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
 from gateway.ews.index import ItemIndex
+from gateway.limits import body_deadline
 from gateway.loop_monitor import LOOP_MONITOR_KEY, setup_loop_monitor
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
@@ -91,7 +92,9 @@ def create_app(
 ) -> web.Application:
     """The application; opens (and migrates) the database on startup, closes it on cleanup."""
     services = services or build_services(config, ews_client=ews_client)
-    app = web.Application(middlewares=[admin_auth], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[body_deadline(config.limits.body_timeout_seconds), admin_auth], client_max_size=1 << 20
+    )
     app[SERVICES_KEY] = services
     app[EWS_CLIENT_KEY] = services.ews_client
     app.on_startup.append(_open)
