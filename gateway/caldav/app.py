@@ -69,10 +69,19 @@ async def guarded(
         resource = resolve(request.path)
         base = calendar_url(resource.user, resource.calendar_id) if resource and resource.calendar_id else ""
         return from_backend(exc, base).response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # The client went away before its request was complete: nobody to answer, nothing wrong here.
+            log.info("CalDAV request %s %s: the client closed the connection", request.method, request.path)
+            return web.Response(status=400, text="The connection closed before the request was complete.\n")
         rid = request_id(request)
         log.exception("CalDAV request %s %s failed (request id %s)", request.method, request.path, rid)
         return web.Response(status=500, text=f"Internal server error (request id {rid}).\n")
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def well_known(request: web.Request) -> web.StreamResponse:
