@@ -58,6 +58,7 @@ def build_services(
         max_workers=config.ews.max_workers,
         per_account_concurrency=config.ews.per_account_concurrency,
         max_live_accounts=config.ews.max_live_accounts,
+        allow_ntlm_over_http=config.ews.allow_ntlm_over_http,
     )
     db = Database(config.storage.url())
     limits = config.limits

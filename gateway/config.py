@@ -110,6 +110,8 @@ class EwsConfig:
     per_account_concurrency: int = 4  # EWS calls in flight per account (Exchange throttles per user)
     # exchangelib accounts (each with an HTTP session pool) kept in memory, most recently used first
     max_live_accounts: int = 300
+    # NTLM to a plain http:// Exchange on another machine (trusted networks); Basic there is never sent
+    allow_ntlm_over_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,14 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
         max_workers=int(t.get("max_workers", 32)),
         per_account_concurrency=int(t.get("per_account_concurrency", 4)),
         max_live_accounts=_positive(t.get("max_live_accounts", 300), "max_live_accounts"),
+        allow_ntlm_over_http=_flag(t.get("allow_ntlm_over_http", False), "[ews] allow_ntlm_over_http"),
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false")
+    return value
 
 
 def _positive(value: Any, name: str) -> int:
