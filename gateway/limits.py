@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -136,6 +137,8 @@ class ConnectionGate:
         self._trusted = _networks(limits.trusted_proxies)
         self.total = 0
         self.per_address: Counter[str] = Counter()
+        self.refused = 0  # since the last log line about refusals
+        self._last_report = -60.0
 
     def admit(self, address: str) -> bool:
         per_address = not _trusted(address, self._trusted)
@@ -146,6 +149,18 @@ class ConnectionGate:
         self.total += 1
         self.per_address[address] += 1
         return True
+
+    def log_refusal(self, address: str) -> None:
+        """A WARNING for the first refusal, then at most one a minute with the count (a flood floods no log)."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last_report >= 60:
+            log.warning(
+                "refused %d connection(s) in the last minute (too many open; the latest from %s)",
+                self.refused,
+                address,
+            )
+            self.refused, self._last_report = 0, now
 
     def release(self, address: str) -> None:
         self.total -= 1
@@ -167,7 +182,7 @@ class _GatedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if peer else ""
         if not self._gate.admit(self._address):
-            log.warning("refused a connection from %s: too many connections", self._address)
+            self._gate.log_refusal(self._address)
             if isinstance(transport, asyncio.WriteTransport):
                 transport.write(_REFUSAL % (len(_REFUSAL_TEXT), _REFUSAL_TEXT))
             transport.close()

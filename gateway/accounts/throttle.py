@@ -24,6 +24,7 @@ memory, per process, and bounded (``max_keys``); a restart forgets it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections import OrderedDict, deque
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.caldav.backend import TooManyFailures
+
+log = logging.getLogger(__name__)
 
 ADMIN = " admin token"  # the "user" of admin-token attempts: no user name has a space
 KNOWN_ADDRESS_SECONDS = 30 * 86400  # how long a successful sign-in keeps an address known for a user
@@ -98,8 +101,20 @@ class SignInThrottle:
         if not self._is_known(user, group, now):
             self._refuse_if_spent(by_user, self.per_user, now, "for this user")
         keys = (pair, by_address, by_user)
-        for key in keys:
-            self._entry(key).append(now)
+        budgets = (("user and address", self.per_user_per_address), ("address", self.per_address))
+        for key, (name, budget) in zip(keys, (*budgets, ("user", self.per_user)), strict=True):
+            failures = self._entry(key)
+            failures.append(now)
+            if len(failures) == budget:  # once per lock, for the operator (and tools such as fail2ban)
+                log.warning(
+                    "sign-in failures: the budget per %s (%d in %g s) is spent; address %s, user %.64r, %s sign-in",
+                    name,
+                    budget,
+                    self.window,
+                    group,
+                    user,
+                    kind,
+                )
         return Attempt(self, keys, now, (user, group))
 
     def _refuse_if_spent(self, key: tuple[str, ...], budget: int, now: float, whose: str) -> None:
