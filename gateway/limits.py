@@ -55,11 +55,31 @@ def _trusted(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in network for network in networks)
 
 
+_proxy_warned = False
+
+
+def _warn_about_proxy(peer: str) -> None:
+    """Once per process: a proxy seems to be in front, but the budgets would count it as the client."""
+    global _proxy_warned
+    if not _proxy_warned:
+        _proxy_warned = True
+        log.warning(
+            "a request from %s carries X-Forwarded-For, but [limits] trusted_proxies is empty: behind a "
+            "reverse proxy every client shares the proxy's sign-in budgets and connection cap; list the "
+            "proxy in trusted_proxies",
+            peer,
+        )
+
+
 def client_address(request: web.Request, trusted_proxies: tuple[str, ...] = ()) -> str:
     """The client's address: the TCP peer, or what trusted proxies say in ``X-Forwarded-For``."""
     peer = request.remote or ""
     networks = _networks(trusted_proxies)
-    if not networks or not _trusted(peer, networks):
+    if not networks:
+        if "X-Forwarded-For" in request.headers:
+            _warn_about_proxy(peer)
+        return peer
+    if not _trusted(peer, networks):
         return peer
     hops = [
         hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")

@@ -27,3 +27,13 @@ def test_a_trusted_proxy_names_the_client_and_a_client_cannot_choose_its_address
     # An untrusted peer's header counts for nothing.
     assert client_address(_request("198.51.100.1", "192.0.2.77"), proxies) == "198.51.100.1"
     assert client_address(_request("10.0.0.2"), proxies) == "10.0.0.2"
+
+
+def test_a_proxy_without_trusted_proxies_is_pointed_out_once(caplog) -> None:
+    import gateway.limits
+
+    gateway.limits._proxy_warned = False
+    for _ in range(3):
+        assert client_address(_request("127.0.0.1", "192.0.2.77")) == "127.0.0.1"
+    warnings = [r for r in caplog.records if "trusted_proxies" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
