@@ -79,11 +79,22 @@ class AppPasswords:
         (clients send it on every request).
         """
         name = username.strip().lower()
-        attempt = self.throttle.begin("dav", name, client)
-        cached = self.verified.get(username, password)
-        if cached is not None:
-            attempt.succeeded()
-            return cached.user_id
+        with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
+            cached = self.verified.get(username, password)
+            if cached is not None:
+                attempt.succeeded()
+                return cached.user_id
+            found = await self._check(name, password)
+            if found is not None:
+                attempt.succeeded()
+                user_id, ap_id = found
+                self.verified.put(username, password, user_id, ap_id)
+                await self._touch(ap_id)
+                return user_id
+        return None
+
+    async def _check(self, name: str, password: str) -> tuple[str, str] | None:
+        """(user id, app password id) when ``password`` is one of user ``name``'s app passwords."""
         async with self.db.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -96,10 +107,7 @@ class AppPasswords:
             await verify_off_loop(password, DUMMY_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
             if await verify_off_loop(password, stored):
-                attempt.succeeded()
-                self.verified.put(username, password, user_id, ap_id)
-                await self._touch(ap_id)
-                return user_id
+                return user_id, ap_id
         return None
 
     async def _touch(self, app_password_id: str) -> None:

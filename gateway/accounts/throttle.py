@@ -52,17 +52,43 @@ def address_group(address: str) -> str:
     return str(ip)
 
 
-@dataclass
+@dataclass(eq=False)
+class _Entry:
+    """One attempt in one budget: pending while its password is checked, then a failure (or removed)."""
+
+    at: float
+    pending: bool = True
+
+
+@dataclass(eq=False)
 class Attempt:
-    """One sign-in whose failure is already counted; :meth:`succeeded` takes it back."""
+    """One sign-in, counted in every budget while its password is checked.
+
+    Use it as a context manager: :meth:`succeeded` takes it back; leaving the block without it makes it a
+    failure; an exception withdraws it (a database outage is no guess).
+    """
 
     _throttle: SignInThrottle
     _keys: tuple[tuple[str, ...], ...]
-    _at: float
+    _entries: tuple[_Entry, ...]
     _known: tuple[str, str]
+    _open: bool = True
 
     def succeeded(self) -> None:
-        self._throttle._succeeded(self)
+        if self._open:
+            self._open = False
+            self._throttle._withdraw(self, forgive=True)
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self._open:
+            self._open = False
+            if kind is None:
+                self._throttle._failed(self)
+            else:
+                self._throttle._withdraw(self, forgive=False)
 
 
 class SignInThrottle:
@@ -88,7 +114,7 @@ class SignInThrottle:
         self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (user, address) → last success
 
     def begin(self, kind: str, user: str, address: str) -> Attempt:
-        """Count a failure for ``user`` from ``address`` now, or raise TooManyFailures without counting.
+        """Count an attempt for ``user`` from ``address`` now, or raise TooManyFailures without counting.
 
         ``kind`` separates the per-(user, address) budgets of different passwords ("web", "dav",
         "admin"); the address and user budgets are shared by every kind.
@@ -101,11 +127,58 @@ class SignInThrottle:
         if not self._is_known(user, group, now):
             self._refuse_if_spent(by_user, self.per_user, now, "for this user")
         keys = (pair, by_address, by_user)
-        budgets = (("user and address", self.per_user_per_address), ("address", self.per_address))
-        for key, (name, budget) in zip(keys, (*budgets, ("user", self.per_user)), strict=True):
-            failures = self._entry(key)
-            failures.append(now)
-            if len(failures) == budget:  # once per lock, for the operator (and tools such as fail2ban)
+        entries = tuple(_Entry(now) for _ in keys)
+        for key, entry in zip(keys, entries, strict=True):
+            self._entry(key).append(entry)
+        return Attempt(self, keys, entries, (user, group))
+
+    def _budget(self, key: tuple[str, ...]) -> tuple[str, int]:
+        if key[0] == "address":
+            return "address", self.per_address
+        if key[0] == "user":
+            return "user", self.per_user
+        return "user and address", self.per_user_per_address
+
+    def _refuse_if_spent(self, key: tuple[str, ...], budget: int, now: float, whose: str) -> None:
+        entries = self._failures.get(key)
+        if entries is None:
+            return
+        while entries and entries[0].at <= now - self.window:
+            entries.popleft()
+        if len(entries) < budget:
+            return
+        failures = [e for e in entries if not e.pending]
+        if len(failures) >= budget:
+            # The moment enough failures have left the window for one more attempt.
+            retry_after = max(1, math.ceil(failures[len(failures) - budget].at + self.window - now))
+            raise TooManyFailures(
+                f"Too many failed sign-ins {whose}; try again in {retry_after} seconds.", retry_after
+            )
+        # Full with attempts still being checked: they end within moments, and if right, make room.
+        raise TooManyFailures(f"Too many sign-ins at once {whose}; try again in 1 second.", 1)
+
+    def _entry(self, key: tuple[str, ...]) -> deque[_Entry]:
+        entries = self._failures.pop(key, None)
+        if entries is None:
+            entries = deque()
+            if len(self._failures) >= self._max_keys:  # bound memory under a spray of names and addresses
+                self._failures.popitem(last=False)
+        self._failures[key] = entries  # most recently used last
+        return entries
+
+    def _is_known(self, user: str, group: str, now: float) -> bool:
+        since = self._known.get((user, group))
+        return since is not None and now - since < KNOWN_ADDRESS_SECONDS
+
+    def _failed(self, attempt: Attempt) -> None:
+        """A wrong password: the attempt stays, as a failure, for the window."""
+        for key, entry in zip(attempt._keys, attempt._entries, strict=True):
+            entry.pending = False
+            entries = self._failures.get(key)
+            name, budget = self._budget(key)
+            if entries is not None and sum(not e.pending for e in entries) == budget:
+                # Once per lock, for the operator (and tools such as fail2ban).
+                user, group = attempt._known
                 log.warning(
                     "sign-in failures: the budget per %s (%d in %g s) is spent; address %s, user %.64r, %s sign-in",
                     name,
@@ -113,46 +186,20 @@ class SignInThrottle:
                     self.window,
                     group,
                     user,
-                    kind,
+                    attempt._keys[0][0],
                 )
-        return Attempt(self, keys, now, (user, group))
 
-    def _refuse_if_spent(self, key: tuple[str, ...], budget: int, now: float, whose: str) -> None:
-        failures = self._failures.get(key)
-        if failures is None:
-            return
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if len(failures) >= budget:
-            # The moment enough of them have left the window for one more attempt.
-            retry_after = max(1, math.ceil(failures[len(failures) - budget] + self.window - now))
-            raise TooManyFailures(
-                f"Too many failed sign-ins {whose}; try again in {retry_after} seconds.", retry_after
-            )
-
-    def _entry(self, key: tuple[str, ...]) -> deque[float]:
-        failures = self._failures.pop(key, None)
-        if failures is None:
-            failures = deque()
-            if len(self._failures) >= self._max_keys:  # bound memory under a spray of names and addresses
-                self._failures.popitem(last=False)
-        self._failures[key] = failures  # most recently used last
-        return failures
-
-    def _is_known(self, user: str, group: str, now: float) -> bool:
-        since = self._known.get((user, group))
-        return since is not None and now - since < KNOWN_ADDRESS_SECONDS
-
-    def _succeeded(self, attempt: Attempt) -> None:
-        """The password was right: the reservation is no failure, and the address is now known."""
-        for key in attempt._keys:
-            failures = self._failures.get(key)
-            if failures is not None and attempt._at in failures:
-                failures.remove(attempt._at)
-        # Earlier typos of this user at this address are forgiven; the address and user budgets are not
-        # (an attacker with one account of their own must not reset their address by signing in).
-        self._failures.pop(attempt._keys[0], None)
-        self._known.pop(attempt._known, None)
-        self._known[attempt._known] = self._clock()
-        if len(self._known) > self._max_keys:
-            self._known.popitem(last=False)
+    def _withdraw(self, attempt: Attempt, *, forgive: bool) -> None:
+        """Take the attempt back; ``forgive`` (the password was right) also clears earlier typos of this
+        user at this address and makes the address known. The address and user budgets keep their
+        failures: an attacker with one account of their own must not reset their address by signing in."""
+        for key, entry in zip(attempt._keys, attempt._entries, strict=True):
+            entries = self._failures.get(key)
+            if entries is not None and entry in entries:
+                entries.remove(entry)
+        if forgive:
+            self._failures.pop(attempt._keys[0], None)
+            self._known.pop(attempt._known, None)
+            self._known[attempt._known] = self._clock()
+            if len(self._known) > self._max_keys:
+                self._known.popitem(last=False)

@@ -87,12 +87,12 @@ class Users:
         (``gateway.accounts.throttle``).
         """
         name = username.strip().lower()
-        attempt = self.throttle.begin("web", name, client)
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
-        # An unknown user costs the same hash as a known one: timing does not reveal names.
-        stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
-        if await verify_off_loop(password, stored) and stored is not DUMMY_HASH:
-            attempt.succeeded()
-            return user_record(row)
+        with self.throttle.begin("web", name, client) as attempt:  # a failure unless it succeeds
+            async with self.db.engine.connect() as conn:
+                row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
+            # An unknown user costs the same hash as a known one: timing does not reveal names.
+            stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
+            if await verify_off_loop(password, stored) and stored is not DUMMY_HASH:
+                attempt.succeeded()
+                return user_record(row)
         return None

@@ -69,13 +69,16 @@ async def admin_auth(
         response = _error(429, "too_many_failures", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), services.admin_token.encode()
-    ):
-        response = _error(401, "unauthorized", "A valid admin token is required (Authorization: Bearer …).")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
-        return response
-    attempt.succeeded()
+    with attempt:  # a failure unless it succeeds
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), services.admin_token.encode()
+        ):
+            response = _error(
+                401, "unauthorized", "A valid admin token is required (Authorization: Bearer …)."
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
+            return response
+        attempt.succeeded()
     try:
         return await handler(request)
     except NotFoundError as exc:
