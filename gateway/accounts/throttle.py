@@ -1,11 +1,12 @@
 """Failed sign-ins: budgets per user and per client address over a sliding window (web password, CalDAV
 app passwords, the admin token).
 
-An attempt *reserves* a failure in every budget it touches before its password is checked, and gives
-the reservation back only when the password was right. So parallel guesses count while their slow hash
-is still running: a burst of 60 wrong guesses gets as many checked as a budget allows, and the rest are
+An attempt counts in every budget it touches from the moment it begins, before its password is checked,
+and is taken back only when the password was right. So parallel guesses count while their slow hash is
+still running: a burst of 60 wrong guesses gets as many checked as a budget allows, and the rest are
 refused at once with :class:`~gateway.caldav.backend.TooManyFailures` (HTTP 429, RFC 6585 §4) without
-any password being checked.
+any password being checked. A budget full of attempts still in flight (not yet failures) asks to retry
+in a second rather than after the window.
 
 The budgets, each over the last ``window`` seconds:
 
