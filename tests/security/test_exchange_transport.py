@@ -23,6 +23,7 @@ from gateway.ews.emulator.app import create_app as create_emulator_app
 from gateway.ews.emulator.app import default_seed
 from tests.support.emulator import EmulatorServer
 from tests.web.gateway_support import admin_headers
+from tests.web.test_pages import signed_in
 
 NOWHERE = "http://exchange.invalid/EWS/Exchange.asmx"  # RFC 6761: .invalid never resolves
 
@@ -108,6 +109,23 @@ async def test_the_admin_api_gives_the_sentence(gateway: TestClient, services: A
     assert answer.status == 422
     body = await answer.json()
     assert body["error"] == "insecure_transport" and "https://" in body["message"]
+
+
+async def test_the_connect_page_gives_the_sentence(gateway: TestClient, services: Any) -> None:
+    csrf = await signed_in(gateway, services)
+    page = await gateway.post(
+        "/accounts/connect",
+        data={
+            "csrf_token": csrf,
+            "email": "alice@example.com",
+            "password": "alice-pw",
+            "server": NOWHERE,
+            "auth_type": "basic",
+            "manual": "1",
+        },
+    )
+    assert page.status == 422
+    assert "does not send an Exchange password to exchange.invalid over plain http://" in await page.text()
 
 
 @pytest.fixture(scope="module")
