@@ -5,13 +5,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService
+from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.vault import KeyRing, Vault
 from gateway.caldav.app import setup_caldav
 from gateway.caldav.limits import Limits
@@ -19,6 +20,8 @@ from gateway.config import GatewayConfig, LimitsConfig
 from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
 from gateway.ews.index import ItemIndex
+from gateway.limits import body_deadline
+from gateway.logsafe import quiet_client_errors
 from gateway.loop_monitor import LOOP_MONITOR_KEY, setup_loop_monitor
 from gateway.store.database import Database
 from gateway.web.admin import admin_auth, setup_admin
@@ -57,10 +60,22 @@ def build_services(
         max_workers=config.ews.max_workers,
         per_account_concurrency=config.ews.per_account_concurrency,
         max_live_accounts=config.ews.max_live_accounts,
+        allow_ntlm_over_http=config.ews.allow_ntlm_over_http,
     )
     db = Database(config.storage.url())
+    limits = config.limits
+    throttle = SignInThrottle(
+        window=limits.window_seconds,
+        per_user_per_address=limits.failures_per_user_per_address,
+        per_address=limits.failures_per_address,
+        per_user=limits.failures_per_user,
+    )
     accounts = AccountService(
-        db, Vault(keyring), client, cache_seconds=config.security.app_password_cache_seconds
+        db,
+        Vault(keyring),
+        client,
+        cache_seconds=config.security.app_password_cache_seconds,
+        throttle=throttle,
     )
     return Services(
         config=config,
@@ -81,7 +96,11 @@ def create_app(
 ) -> web.Application:
     """The application; opens (and migrates) the database on startup, closes it on cleanup."""
     services = services or build_services(config, ews_client=ews_client)
-    app = web.Application(middlewares=[admin_auth], client_max_size=1 << 20)
+    quiet_client_errors()
+    app = web.Application(
+        middlewares=[body_deadline(config.limits.body_timeout_seconds), undecodable_forms, admin_auth],
+        client_max_size=1 << 20,
+    )
     app[SERVICES_KEY] = services
     app[EWS_CLIENT_KEY] = services.ews_client
     app.on_startup.append(_open)
@@ -97,6 +116,29 @@ def create_app(
     return app
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
+@web.middleware
+async def undecodable_forms(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A form body that is no text in its charset is the client's mistake: 400 with a sentence, not the
+    500 ``request.post()`` would end in. (The body is read once; ``post()`` reuses it. The admin API
+    answers bad JSON itself, CalDAV bodies are checked by the protocol.)"""
+    if request.content_type == _FORM and request.body_exists:
+        charset = request.charset or "utf-8"
+        try:
+            (await request.read()).decode(charset)
+        except LookupError:
+            raise web.HTTPBadRequest(
+                text="The request names a character set this server does not know.\n"
+            ) from None
+        except UnicodeDecodeError:
+            raise web.HTTPBadRequest(text=f"The request body is not valid {charset} text.\n") from None
+    return await handler(request)
+
+
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
     index = ItemIndex(services.db.engine)
@@ -110,7 +152,9 @@ def setup_dav(app: web.Application, services: Services) -> None:
         item_cache_bytes=limits.item_cache_bytes,
     )
     services.list_calendars = backend.calendars
-    setup_caldav(app, backend, services.accounts, limits=dav_limits(limits))
+    setup_caldav(
+        app, backend, services.accounts, limits=dav_limits(limits), client_address=services.client_address
+    )
     app[BACKEND_KEY] = backend
 
     async def drain(_app: web.Application) -> None:

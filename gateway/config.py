@@ -110,6 +110,8 @@ class EwsConfig:
     per_account_concurrency: int = 4  # EWS calls in flight per account (Exchange throttles per user)
     # exchangelib accounts (each with an HTTP session pool) kept in memory, most recently used first
     max_live_accounts: int = 300
+    # NTLM to a plain http:// Exchange on another machine (trusted networks); Basic there is never sent
+    allow_ntlm_over_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,14 @@ class SecurityConfig:
     metrics_token: str | None = field(default=None, repr=False)
 
 
-# --- [limits]: how much work one request may cause (gateway.caldav.limits) ----------------------
+# --- [limits]: work per request, failed sign-ins, slow clients, connections --------------------------
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
+    """``[limits]``: how much work one request may cause (gateway.caldav.limits), failed sign-ins, slow
+    clients and connections (docs/OPERATIONS.md, "Limits")."""
+
     max_resource_size: int = 1_000_000  # bytes of one PUT body (CALDAV:max-resource-size)
     max_attendees: int = 300  # ATTENDEEs of one event (CALDAV:max-attendees-per-instance)
     max_timezones: int = 20  # VTIMEZONEs of one calendar object
@@ -133,20 +138,21 @@ class LimitsConfig:
     max_properties: int = 20_000  # content lines (properties) of one calendar object
     item_cache_bytes: int = 32 * 1024 * 1024  # memory for cached event renderings and exceptions
 
-
-def _limits(t: dict[str, Any]) -> LimitsConfig:
-    defaults = LimitsConfig()
-    known = {name: getattr(defaults, name) for name in defaults.__dataclass_fields__}
-    unknown = set(t) - set(known)
-    if unknown:
-        raise ConfigError(f"[limits] has unknown keys: {', '.join(sorted(unknown))}")
-    values = {}
-    for name, default in known.items():
-        value = t.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"[limits] {name} must be a whole number of at least 1")
-        values[name] = value
-    return LimitsConfig(**values)
+    # Failed sign-ins (web password, CalDAV app passwords, admin token) counted over a sliding window;
+    # beyond a budget the attempt is refused (429) without checking the password.
+    window_seconds: float = 300.0
+    failures_per_user_per_address: int = 10
+    failures_per_address: int = 30  # whatever names are tried
+    # Every address together: beyond it a user is refused except from addresses that signed in as that
+    # user before, so an attacker's many addresses cannot lock the real user out.
+    failures_per_user: int = 100
+    # A request's headers must arrive within this (also how long an idle keep-alive connection stays open).
+    header_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0  # the whole request body; beyond it 408
+    max_connections: int = 1000  # open client connections; beyond it new ones get 503 and are closed
+    max_connections_per_address: int = 100
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); others are clients.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,8 @@ class GatewayConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     ews: EwsConfig = field(default_factory=EwsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
-    log_level: str = "INFO"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log_level: str = "INFO"
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -244,7 +250,14 @@ def _ews(t: dict[str, Any], base: Path) -> EwsConfig:
         max_workers=int(t.get("max_workers", 32)),
         per_account_concurrency=int(t.get("per_account_concurrency", 4)),
         max_live_accounts=_positive(t.get("max_live_accounts", 300), "max_live_accounts"),
+        allow_ntlm_over_http=_flag(t.get("allow_ntlm_over_http", False), "[ews] allow_ntlm_over_http"),
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false")
+    return value
 
 
 def _positive(value: Any, name: str) -> int:
@@ -271,3 +284,45 @@ def _security(t: dict[str, Any], env: Mapping[str, str]) -> SecurityConfig:
         app_password_cache_seconds=int(t.get("app_password_cache_seconds", 60)),
         metrics_token=env.get(METRICS_TOKEN_ENV),
     )
+
+
+def _limits(t: dict[str, Any]) -> LimitsConfig:
+    defaults = LimitsConfig()
+    unknown = set(t) - set(LimitsConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[limits] has no key {sorted(unknown)[0]!r}")
+    values: dict[str, Any] = {}
+    for name in ("window_seconds", "header_timeout_seconds", "body_timeout_seconds"):
+        values[name] = _number(t.get(name, getattr(defaults, name)), f"[limits] {name}", float)
+    for name in (
+        "max_resource_size",
+        "max_attendees",
+        "max_timezones",
+        "max_alarms",
+        "max_overrides",
+        "max_properties",
+        "item_cache_bytes",
+        "failures_per_user_per_address",
+        "failures_per_address",
+        "failures_per_user",
+        "max_connections",
+        "max_connections_per_address",
+    ):
+        values[name] = _number(t.get(name, getattr(defaults, name)), f"[limits] {name}", int)
+    proxies = t.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError("[limits] trusted_proxies must be a list of addresses or networks")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"[limits] trusted_proxies: {proxy!r} is not an address or network") from None
+    return LimitsConfig(**values, trusted_proxies=tuple(proxies))
+
+
+def _number(value: Any, name: str, kind: type[int] | type[float]) -> Any:
+    """A positive number (bool is no number here, though Python says it is an int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
+        word = "whole number" if kind is int else "number"
+        raise ConfigError(f"{name} must be a positive {word}")
+    return kind(value)

@@ -36,6 +36,7 @@ from gateway.app import build_services, create_app
 from gateway.config import LOG_LEVELS, EwsConfig, GatewayConfig, LimitsConfig, ServerConfig, StorageConfig
 from gateway.ews.emulator.app import create_app as create_emulator_app
 from gateway.ews.emulator.seed import demo_seed
+from gateway.limits import start_server
 from gateway.logsafe import configure_logging, register_secret
 from gateway.loop_monitor import freeze_startup_heap
 
@@ -145,11 +146,9 @@ async def start_demo(
         if keyring is None:
             keyring = KeyRing.from_env() if os.environ.get(SECRET_KEY_ENV) else KeyRing.ephemeral()
         services = build_services(config, keyring=keyring)
-        gateway_runner = web.AppRunner(create_app(config, services=services), access_log=None)
-        await gateway_runner.setup()
-        gateway_site = web.TCPSite(gateway_runner, host, port)
-        await gateway_site.start()
-        base_url = f"http://{_local_host(host)}:{_bound_port(gateway_site)}"
+        # The limits of `serve` ([limits] defaults: timeouts, connection caps): the demo may face a network.
+        gateway_runner = await start_server(create_app(config, services=services), config, access_log=None)
+        base_url = f"http://{_local_host(host)}:{gateway_runner.addresses[0][1]}"
         passwords = {}
         for username, email, exchange_password in DEMO_USERS:
             passwords[username] = await _provision(

@@ -12,6 +12,9 @@ from any logger and at any level, is redacted before it is formatted:
 - the credentials after an authentication scheme name (RFC 7617 Basic, RFC 4559 NTLM and
   Negotiate, RFC 6750 Bearer, RFC 7616 Digest), wherever they appear;
 - every value given to ``register_secret`` (the process's own passwords and tokens).
+
+A request aiohttp cannot parse is the client's mistake: ``quiet_client_errors`` makes it one INFO line
+without a traceback and without the client's bytes (:class:`ClientErrorFilter`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 REDACTED = "[redacted]"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -87,6 +92,50 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+# llhttp's reasons are fixed texts ("Invalid header token"); anything else may quote the client.
+_FIXED_REASON = re.compile(r"^[A-Za-z][A-Za-z ,-]{0,79}$")
+
+
+def _reason(exc: HttpProcessingError) -> str:
+    """A short reason for a malformed request that quotes none of the client's bytes."""
+    head, sep, _ = str(exc.message).partition(":\n")
+    if sep and _FIXED_REASON.match(head.strip()):
+        return head.strip()
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()  # BadStatusLine → bad status line
+
+
+class ClientErrorFilter(logging.Filter):
+    """For aiohttp's server logger: a request it cannot parse is the client's mistake, not a server error.
+
+    aiohttp logs one at ERROR with a traceback whose parser message quotes the offending bytes (a header
+    line may hold anything, credentials included). Such a record becomes one INFO line (DEBUG stays
+    DEBUG) with the client's address, the status and a fixed reason; other records pass unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
+            return True
+        level = min(record.levelno, logging.INFO)
+        if not logging.getLogger(record.name).isEnabledFor(level):
+            return False
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.msg, record.args = (
+            "malformed request from %s refused with %d: %s",
+            (client, exc.code, _reason(exc)),
+        )
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install :class:`ClientErrorFilter` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorFilter) for f in server.filters):
+        server.addFilter(ClientErrorFilter())
 
 
 def configure_logging(level: str) -> None:

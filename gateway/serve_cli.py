@@ -7,8 +7,10 @@ defaults and the ``GATEWAY_*`` environment variables are the whole configuration
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import ssl
 import sys
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from aiohttp import web
 
 from gateway.accounts.vault import OLD_SECRET_KEYS_ENV, SECRET_KEY_ENV, VaultError
 from gateway.config import METRICS_TOKEN_ENV, ConfigError, GatewayConfig, load_config
+from gateway.limits import start_server
 from gateway.logsafe import configure_logging, register_secret
 
 log = logging.getLogger("gateway.serve")
@@ -78,8 +81,28 @@ def serve(args: argparse.Namespace) -> int:
         )
     log.info("%s", startup_message(config))
     freeze_startup_heap()
-    web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=context, print=None)
+    try:
+        asyncio.run(_serve_until_stopped(app, config, context))
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+async def _serve_until_stopped(
+    app: web.Application, config: GatewayConfig, context: ssl.SSLContext | None
+) -> None:
+    """Serve with the ``[limits]`` (``gateway.limits``) until SIGINT or SIGTERM, then let requests in
+    flight finish and close the database (the application's shutdown and cleanup)."""
+    runner = await start_server(app, config, ssl_context=context)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await runner.cleanup()
 
 
 def startup_message(config: GatewayConfig) -> str:

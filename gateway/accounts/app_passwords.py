@@ -6,7 +6,6 @@ from sqlalchemy import delete, insert, select, update
 
 from gateway.accounts.passwords import (
     DUMMY_HASH,
-    LoginThrottle,
     VerifiedCache,
     app_password_lookup,
     generate_app_password,
@@ -14,6 +13,7 @@ from gateway.accounts.passwords import (
     verify_off_loop,
 )
 from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_password_record, new_id, now
+from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.store.database import Database
 from gateway.store.schema import app_passwords, users
@@ -22,7 +22,7 @@ from gateway.store.schema import app_passwords, users
 class AppPasswords:
     """The ``app_passwords`` table and the check of a user name + app password pair."""
 
-    def __init__(self, db: Database, users: Users, verified: VerifiedCache, throttle: LoginThrottle) -> None:
+    def __init__(self, db: Database, users: Users, verified: VerifiedCache, throttle: SignInThrottle) -> None:
         self.db = db
         self.users = users
         self.verified = verified
@@ -70,15 +70,31 @@ class AppPasswords:
             raise NotFoundError("no such app password")
         self.verified.forget(app_password_id=app_password_id)
 
-    async def verify(self, username: str, password: str) -> str | None:
-        """The id of the user whose app password this is, or None; failures are slowed down.
+    async def verify(self, username: str, password: str, client: str = "") -> str | None:
+        """The id of the user whose app password this is, or None.
 
-        A pair verified within ``cache_seconds`` is not hashed again (clients send it on every request).
+        Raises TooManyFailures, without checking the password, after too many failures for the user or
+        from address ``client`` (``gateway.accounts.throttle``); the check comes first, so guesses cannot
+        go on against the cache below. A pair verified within ``cache_seconds`` is not hashed again
+        (clients send it on every request).
         """
-        cached = self.verified.get(username, password)
-        if cached is not None:
-            return cached.user_id
         name = username.strip().lower()
+        with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
+            cached = self.verified.get(username, password)
+            if cached is not None:
+                attempt.succeeded()
+                return cached.user_id
+            found = await self._check(name, password)
+            if found is not None:
+                attempt.succeeded()
+                user_id, ap_id = found
+                self.verified.put(username, password, user_id, ap_id)
+                await self._touch(ap_id)
+                return user_id
+        return None
+
+    async def _check(self, name: str, password: str) -> tuple[str, str] | None:
+        """(user id, app password id) when ``password`` is one of user ``name``'s app passwords."""
         async with self.db.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -91,11 +107,7 @@ class AppPasswords:
             await verify_off_loop(password, DUMMY_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
             if await verify_off_loop(password, stored):
-                self.throttle.succeeded(f"dav:{name}")
-                self.verified.put(username, password, user_id, ap_id)
-                await self._touch(ap_id)
-                return user_id
-        await self.throttle.failed(f"dav:{name}")
+                return user_id, ap_id
         return None
 
     async def _touch(self, app_password_id: str) -> None:

@@ -25,6 +25,12 @@ from gateway.ews.connection import ConnectError
 from gateway.store.database import Database
 
 Command = Callable[[argparse.Namespace, AccountService], Awaitable[int]]
+# The connect sentences name the web form's fields; here the user gives flags (ConnectError.worded).
+CONNECT_FLAGS = {
+    "server": "--server (a host name or EWS URL)",
+    "ews_url": "the EWS URL with --server",
+    "login": "--login",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -174,6 +180,7 @@ async def open_service(config: GatewayConfig, *, with_client: bool = False) -> A
         client = EwsClient(
             autodiscover_endpoints=dict(config.ews.autodiscover_endpoints),
             ca_file=str(config.ews.ca_file) if config.ews.ca_file else None,
+            allow_ntlm_over_http=config.ews.allow_ntlm_over_http,
         )
     try:
         yield AccountService(db, Vault(KeyRing.from_env()), client)
@@ -233,7 +240,7 @@ async def _accounts_connect(args: argparse.Namespace, service: AccountService) -
     try:
         account = await service.connect_account(user.user_id, request)
     except ConnectError as exc:
-        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        print(f"error ({exc.code}): {exc.worded(CONNECT_FLAGS)}", file=sys.stderr)
         return 2
     print(
         f"connected {account.email} as account {account.account_id} ({account.version}, {account.auth_type})"

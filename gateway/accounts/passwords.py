@@ -1,5 +1,5 @@
 """Gateway passwords: slow salted hashes (hashed off the event loop on two dedicated threads),
-app-password generation, a short verify cache, and a failed-login slowdown.
+app-password generation and a short verify cache (failed sign-ins: ``gateway.accounts.throttle``).
 
 Hashes use scrypt (RFC 7914) with a per-password random salt, stored as
 ``scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>``.
@@ -128,40 +128,3 @@ class VerifiedCache:
             for k, e in self._entries.items()
             if e.user_id != user_id and e.app_password_id != app_password_id
         }
-
-
-class LoginThrottle:
-    """Slows down repeated failed logins for the same name (user name or "admin").
-
-    Each failure within ``window`` seconds doubles the delay before the failure is
-    answered, from ``base`` up to ``ceiling`` seconds; a success clears the record.
-    """
-
-    def __init__(
-        self,
-        base: float = 0.25,
-        ceiling: float = 5.0,
-        window: float = 900.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.base, self.ceiling, self.window = base, ceiling, window
-        self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}
-
-    def delay_for(self, name: str) -> float:
-        count, last = self._failures.get(name, (0, 0.0))
-        if count == 0 or self._clock() - last > self.window:
-            return 0.0
-        return min(self.ceiling, self.base * (2 ** (count - 1)))
-
-    async def failed(self, name: str) -> None:
-        count, last = self._failures.get(name, (0, 0.0))
-        if self._clock() - last > self.window:
-            count = 0
-        self._failures[name] = (count + 1, self._clock())
-        if len(self._failures) > 10_000:  # bound memory under a spray of names
-            self._failures.pop(next(iter(self._failures)))
-        await asyncio.sleep(self.delay_for(name))
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from gateway.accounts.app_passwords import AppPasswords
 from gateway.accounts.exchange_accounts import ConnectedAccount, Connector, ConnectRequest, ExchangeAccounts
-from gateway.accounts.passwords import LoginThrottle, VerifiedCache
+from gateway.accounts.passwords import VerifiedCache
 from gateway.accounts.records import AccountRecord, AppPasswordRecord, UserRecord
 from gateway.accounts.settings import SettingsStore, UserSettings
+from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.accounts.vault import Vault
 from gateway.caldav.backend import Principal
@@ -35,10 +36,10 @@ class AccountService:
         connector: Connector | None,
         *,
         cache_seconds: float = 60.0,
-        throttle: LoginThrottle | None = None,
+        throttle: SignInThrottle | None = None,
     ) -> None:
         self.vault = vault  # the CLI reports the current key after a rotation
-        self.throttle = throttle or LoginThrottle()  # web sign-in, CalDAV and the admin API's token
+        self.throttle = throttle or SignInThrottle()  # web sign-in, CalDAV and the admin API's token
         self.verified = VerifiedCache(cache_seconds)
         self.users = Users(db, self.throttle)
         self.exchange = ExchangeAccounts(db, vault, connector, self.users, cache_seconds)
@@ -70,8 +71,9 @@ class AccountService:
         await self.users.delete_user(user_id)
         self.verified.forget(user_id=user_id)
 
-    async def sign_in(self, username: str, password: str) -> UserRecord | None:
-        return await self.users.sign_in(username, password)
+    async def sign_in(self, username: str, password: str, client: str = "") -> UserRecord | None:
+        """Web sign-in from address ``client``; raises TooManyFailures after too many failures."""
+        return await self.users.sign_in(username, password, client)
 
     # --- app passwords and the CalDAV Authenticator --------------------------------------
 
@@ -86,9 +88,12 @@ class AccountService:
     async def revoke_app_password(self, user_id: str, app_password_id: str) -> None:
         await self.app_passwords.revoke_app_password(user_id, app_password_id)
 
-    async def authenticate(self, username: str, password: str) -> Principal | None:
-        """CalDAV Basic auth (RFC 7617): gateway user name + one of the user's app passwords."""
-        user_id = await self.app_passwords.verify(username, password)
+    async def authenticate(self, username: str, password: str, client: str = "") -> Principal | None:
+        """CalDAV Basic auth (RFC 7617): gateway user name + one of the user's app passwords.
+
+        Raises TooManyFailures after too many failures for the user or from ``client`` (an address).
+        """
+        user_id = await self.app_passwords.verify(username, password, client)
         return None if user_id is None else await self.principal(user_id)
 
     async def principal(self, user_id: str) -> Principal:

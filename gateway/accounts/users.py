@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.accounts.passwords import DUMMY_HASH, LoginThrottle, hash_off_loop, verify_off_loop
+from gateway.accounts.passwords import DUMMY_HASH, hash_off_loop, verify_off_loop
 from gateway.accounts.records import AccountsError, NotFoundError, UserRecord, new_id, now, user_record
+from gateway.accounts.throttle import SignInThrottle
 from gateway.store.database import Database
 from gateway.store.schema import accounts, users
 
@@ -16,7 +17,7 @@ _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 class Users:
     """The ``users`` table: create, look up, delete, and sign in with the web password."""
 
-    def __init__(self, db: Database, throttle: LoginThrottle) -> None:
+    def __init__(self, db: Database, throttle: SignInThrottle) -> None:
         self.db = db
         self.throttle = throttle
 
@@ -79,15 +80,19 @@ class Users:
         if result.rowcount == 0:
             raise NotFoundError("no such user")
 
-    async def sign_in(self, username: str, password: str) -> UserRecord | None:
-        """Web sign-in with the user's own password; failures are slowed down."""
+    async def sign_in(self, username: str, password: str, client: str = "") -> UserRecord | None:
+        """Web sign-in with the user's own password from address ``client``.
+
+        Raises TooManyFailures, without checking the password, after too many failures
+        (``gateway.accounts.throttle``).
+        """
         name = username.strip().lower()
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
-        # An unknown user costs the same hash as a known one: timing does not reveal names.
-        stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
-        if await verify_off_loop(password, stored) and stored is not DUMMY_HASH:
-            self.throttle.succeeded(f"web:{name}")
-            return user_record(row)
-        await self.throttle.failed(f"web:{name}")
+        with self.throttle.begin("web", name, client) as attempt:  # a failure unless it succeeds
+            async with self.db.engine.connect() as conn:
+                row = (await conn.execute(select(users).where(users.c.username == name))).mappings().first()
+            # An unknown user costs the same hash as a known one: timing does not reveal names.
+            stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
+            if await verify_off_loop(password, stored) and stored is not DUMMY_HASH:
+                attempt.succeeded()
+                return user_record(row)
         return None

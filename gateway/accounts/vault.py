@@ -142,8 +142,9 @@ class Vault:
                 "belong to another account; reconnect the account"
             ) from None
         secret: dict[str, str] = json.loads(plaintext)
-        for value in secret.values():
-            register_secret(value)  # from now on, no log line of this process can carry it
+        for name, value in secret.items():
+            if name != "kind":  # "password"/"oauth2" says what the secret is; redacting that word is noise
+                register_secret(value)  # from now on, no log line of this process can carry it
         return secret
 
     def needs_rotation(self, sealed: str) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from . import freebusy
-from .auth import BasicAuth
+from .auth import BasicAuth, ClientAddress, peer_address
 from .backend import Authenticator, Backend, BackendError
 from .call import Call
 from .context import CONFIG, DavConfig
@@ -33,13 +33,15 @@ def setup_caldav(
     max_resource_size: int | None = None,
     freebusy_max_days: int = 366,
     limits: Limits | None = None,
+    client_address: ClientAddress = peer_address,
 ) -> None:
     """Add every CalDAV, well-known and free/busy route to ``app``; ``max_resource_size`` overrides the
-    one of ``limits``."""
+    one of ``limits``; ``client_address`` names the client of a request for the Authenticator's failure
+    budgets."""
     limits = limits or Limits()
     if max_resource_size is not None:
         limits = replace(limits, max_resource_size=max_resource_size)
-    app[CONFIG] = DavConfig(backend, BasicAuth(authenticator), freebusy_max_days, limits)
+    app[CONFIG] = DavConfig(backend, BasicAuth(authenticator, client_address), freebusy_max_days, limits)
     app.router.add_route("*", WELL_KNOWN, well_known)
     app.router.add_route("*", WELL_KNOWN + "/", well_known)
     # Clients given only the server's address PROPFIND "/" (python-caldav, vdirsyncer) for
@@ -71,10 +73,19 @@ async def guarded(
         resource = resolve(request.path)
         base = calendar_url(resource.user, resource.calendar_id) if resource and resource.calendar_id else ""
         return from_backend(exc, base).response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # The client went away before its request was complete: nobody to answer, nothing wrong here.
+            log.info("CalDAV request %s %s: the client closed the connection", request.method, request.path)
+            return web.Response(status=400, text="The connection closed before the request was complete.\n")
         rid = request_id(request)
         log.exception("CalDAV request %s %s failed (request id %s)", request.method, request.path, rid)
         return web.Response(status=500, text=f"Internal server error (request id {rid}).\n")
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def well_known(request: web.Request) -> web.StreamResponse:

@@ -10,26 +10,39 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from aiohttp import web
 
-from .backend import Authenticator, Principal
+from .backend import Authenticator, Principal, TooManyFailures
 
 REALM = "CalDAV gateway"
+ClientAddress = Callable[[web.Request], str]
+
+
+def peer_address(request: web.Request) -> str:
+    """The address of the TCP peer (a proxy's, behind one; the application may know better)."""
+    return request.remote or ""
 
 
 class BasicAuth:
     """Verify ``Authorization: Basic`` headers with the Authenticator."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, client_address: ClientAddress = peer_address) -> None:
         self._authenticator = authenticator
+        self._client_address = client_address
 
     async def principal(self, request: web.Request) -> Principal:
-        """The authenticated principal, or raise 401 with a Basic challenge."""
+        """The authenticated principal, or raise 401 with a Basic challenge (429 after too many failures)."""
         credentials = _parse(request.headers.get("Authorization", ""))
         if credentials is None:
             raise unauthorized("Authentication is required: use your gateway username and app password.")
-        principal = await self._authenticator.authenticate(*credentials)
+        try:
+            principal = await self._authenticator.authenticate(
+                *credentials, client=self._client_address(request)
+            )
+        except TooManyFailures as exc:
+            raise too_many_failures(exc) from None
         if principal is None:
             raise unauthorized("The username or app password is wrong.")
         return principal
@@ -53,3 +66,8 @@ def unauthorized(message: str) -> web.HTTPUnauthorized:
         text=message + "\n",
         headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
     )
+
+
+def too_many_failures(exc: TooManyFailures) -> web.HTTPTooManyRequests:
+    """A 429 with Retry-After in seconds (RFC 6585 §4, RFC 9110 §10.2.3) and the sentence."""
+    return web.HTTPTooManyRequests(text=f"{exc}\n", headers={"Retry-After": str(exc.retry_after)})

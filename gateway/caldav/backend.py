@@ -271,6 +271,21 @@ class Backend(Protocol):
         """
 
 
+class TooManyFailures(Exception):
+    """Too many failed sign-ins lately: refused without checking the password (429, RFC 6585 §4).
+
+    ``str()`` is a sentence for the client; ``retry_after`` is in whole seconds.
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Authenticator(Protocol):
-    async def authenticate(self, username: str, password: str) -> Principal | None:
-        """The principal for a gateway username + app password, or None."""
+    async def authenticate(self, username: str, password: str, client: str = "") -> Principal | None:
+        """The principal for a gateway username + app password, or None.
+
+        ``client`` is the client's address; raises :class:`TooManyFailures` when it or the user has
+        failed too often lately.
+        """

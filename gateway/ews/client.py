@@ -32,7 +32,14 @@ from exchangelib import errors as exl_errors
 from exchangelib.protocol import Protocol
 
 from gateway.ews.connect import MailboxConnector, ews_configuration
-from gateway.ews.connection import ConnectError, ConnectionInfo, ConnectionSettings, Credentials, validate
+from gateway.ews.connection import (
+    EWS_URL_FIELD,
+    ConnectError,
+    ConnectionInfo,
+    ConnectionSettings,
+    Credentials,
+    validate,
+)
 from gateway.ews.errors import EwsError, EwsUnavailable, translate
 from gateway.ews.exchange import (
     GatewayProtocol,
@@ -76,6 +83,7 @@ class EwsClient:
         ca_file: str | None = None,
         metrics: EwsMetrics | None = None,
         max_live_accounts: int = DEFAULT_LIVE_ACCOUNTS,
+        allow_ntlm_over_http: bool = False,
     ) -> None:
         if per_account_concurrency < 1 or max_workers < 1:
             raise ValueError("max_workers and per_account_concurrency must be at least 1")
@@ -86,7 +94,10 @@ class EwsClient:
         self._timeout = request_timeout_s
         self._classes = protocol_classes(self.metrics, ca_file, request_timeout_s)
         self._connector = MailboxConnector(
-            self._classes, autodiscover_endpoints or {}, max_connections=per_account_concurrency
+            self._classes,
+            autodiscover_endpoints or {},
+            max_connections=per_account_concurrency,
+            allow_ntlm_over_http=allow_ntlm_over_http,
         )
         if max_live_accounts < 1:
             raise ValueError("max_live_accounts must be at least 1")
@@ -121,7 +132,8 @@ class EwsClient:
             log.warning("Connecting %s failed unexpectedly: %s", settings.email, type(exc).__name__)
             raise ConnectError(
                 "unreachable",
-                f"Connecting failed unexpectedly ({type(exc).__name__}); try again, or enter the EWS URL manually.",
+                f"Connecting failed unexpectedly ({type(exc).__name__}); try again, or enter {EWS_URL_FIELD} "
+                "manually.",
             ) from None
 
     # --- accounts and calls ------------------------------------------------------------------

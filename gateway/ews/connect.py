@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +40,18 @@ from lxml import etree
 from oauthlib.oauth2 import InsecureTransportError, OAuth2Token
 
 from gateway.ews.connection import (
+    EWS_URL_FIELD,
     ConnectError,
     ConnectionInfo,
     ConnectionSettings,
     Credentials,
+    auth_failed_error,
+    autodiscover_failed,
     ews_url_for,
     login_name,
+    modern_auth_only_error,
+    plain_http_refusal,
+    untrusted_certificate_error,
 )
 from gateway.ews.exchange import (
     EWS_TYPES,
@@ -136,15 +143,6 @@ def choose_auth_type(response: requests.Response) -> str:
     )
 
 
-def modern_auth_only_error() -> ConnectError:
-    """The tenant or server refuses passwords (Basic/NTLM) and wants OAuth."""
-    return ConnectError(
-        "modern_auth_only",
-        "This Exchange server accepts only modern authentication (OAuth), not a password. "
-        "Ask your administrator to allow Basic or NTLM for EWS, or connect with an OAuth access token.",
-    )
-
-
 def not_ews_error(response: requests.Response) -> ConnectError:
     """The ConnectError for a URL that answered but is not an EWS endpoint."""
     if response.status_code in (301, 302, 303, 307, 308):
@@ -156,7 +154,7 @@ def not_ews_error(response: requests.Response) -> ConnectError:
     return ConnectError(
         "not_ews",
         f"The address answered but is not Exchange Web Services: {hint}. "
-        "Enter the EWS URL, usually https://<server>/EWS/Exchange.asmx.",
+        f"Enter {EWS_URL_FIELD}, usually https://<server>/EWS/Exchange.asmx.",
     )
 
 
@@ -184,13 +182,9 @@ def server_version(content: bytes) -> Version | None:
 def connection_error(exc: BaseException, url: str) -> ConnectError:
     """Map a transport failure reaching ``url`` to a ConnectError with advice."""
     host = urlsplit(url).netloc or url
+    if certificate_untrusted(exc):
+        return untrusted_certificate_error(urlsplit(url).hostname or host)
     if isinstance(exc, requests.exceptions.SSLError):
-        if "certificate" in str(exc).lower():
-            return ConnectError(
-                "tls_untrusted",
-                f"The certificate of {host} is not trusted. If your organisation uses its own certificate "
-                "authority, give the gateway its CA certificate (ca_file); verification stays on.",
-            )
         return ConnectError("unreachable", f"A secure connection to {host} could not be established.")
     if isinstance(exc, requests.exceptions.Timeout | TimeoutError | socket.timeout):
         return ConnectError(
@@ -209,6 +203,13 @@ def connection_error(exc: BaseException, url: str) -> ConnectError:
     return ConnectError("unreachable", f"{host} could not be reached; check the server name and network.")
 
 
+def certificate_untrusted(exc: BaseException) -> bool:
+    """Whether a failure was the server's certificate failing verification (however exchangelib wraps it)."""
+    if isinstance(exc, requests.exceptions.SSLError) and "certificate" in str(exc).lower():
+        return True
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _exception_chain(exc))
+
+
 def _exception_chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -219,27 +220,6 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
         if current is not None and not isinstance(current, BaseException):
             current = None
     return seen
-
-
-def auth_failed_error(login: str) -> ConnectError:
-    """Wrong password, or the username in a form this server does not accept."""
-    if "@" in login:
-        hint = "If your organisation signs in with a Windows account name, try DOMAIN\\user."
-    elif "\\" in login:
-        hint = "Some servers expect the full address instead; try user@domain."
-    else:
-        hint = "Try DOMAIN\\user or your full e-mail address as the username."
-    return ConnectError(
-        "auth_failed", f"Exchange did not accept the username or password. Check the password. {hint}"
-    )
-
-
-def _autodiscover_failed(detail: str) -> ConnectError:
-    """Autodiscover found nothing usable: the user can still enter the server by hand."""
-    return ConnectError(
-        "autodiscover_failed",
-        f"{detail} Enter the server name (or EWS URL) and username to connect manually.",
-    )
 
 
 # --- Autodiscover candidates from DNS -----------------------------------------------------------
@@ -276,11 +256,16 @@ class MailboxConnector:
     """Finds and verifies the EWS endpoint of a mailbox (blocking; see the module docstring)."""
 
     def __init__(
-        self, classes: ProtocolClasses, autodiscover_endpoints: Mapping[str, str], max_connections: int
+        self,
+        classes: ProtocolClasses,
+        autodiscover_endpoints: Mapping[str, str],
+        max_connections: int,
+        allow_ntlm_over_http: bool = False,
     ) -> None:
         self._classes = classes
         self._ad_endpoints = {k.lower(): v for k, v in autodiscover_endpoints.items()}
         self._max_connections = max_connections  # per account, as the client's pool uses it
+        self._allow_ntlm = allow_ntlm_over_http  # [ews] allow_ntlm_over_http (see plain_http_refusal)
 
     def connect(self, settings: ConnectionSettings) -> ConnectionInfo:
         """Autodiscover (unless a server is given), then verify endpoint, credentials and calendar."""
@@ -293,7 +278,9 @@ class MailboxConnector:
         else:
             found = self._autodiscover(email, login, credentials)
             via = "autodiscover"
+        self._refuse_plain_http(found.ews_url, credentials.auth_type)  # before even the probe
         auth_type = credentials.auth_type or self._detect_auth(found.ews_url)
+        self._refuse_plain_http(found.ews_url, auth_type)
         version = self._verify_endpoint(found.ews_url, login, credentials, auth_type)
         info = ConnectionInfo(
             email=found.email,
@@ -307,6 +294,11 @@ class MailboxConnector:
         )
         self._verify_calendar(info, credentials)
         return info
+
+    def _refuse_plain_http(self, url: str, auth_type: str | None) -> None:
+        refusal = plain_http_refusal(url, auth_type, self._allow_ntlm)
+        if refusal is not None:
+            raise refusal
 
     def _detect_auth(self, ews_url: str) -> str:
         """Send an unauthenticated request and read the offered schemes (RFC 7235 §4.1)."""
@@ -398,13 +390,13 @@ class MailboxConnector:
                     break
                 continue
             if not response.ews_url:
-                raise _autodiscover_failed(f"Autodiscover for {email} returned no EWS URL.")
+                raise autodiscover_failed(f"Autodiscover for {email} returned no EWS URL.")
             return _Discovered(
                 email=response.autodiscover_smtp_address or email,
                 ews_url=response.ews_url,
                 display_name=response.user_settings.get("user_display_name"),
             )
-        raise _autodiscover_failed("Autodiscover redirected in a loop.")
+        raise autodiscover_failed("Autodiscover redirected in a loop.")
 
     def _candidates(self, domain: str) -> Iterator[str]:
         """Autodiscover endpoints to try, lazily (each later step costs network round trips).
@@ -439,20 +431,25 @@ class MailboxConnector:
         """The first usable GetUserSettings answer among the domain's candidate endpoints."""
         domain = email.rpartition("@")[2].lower()
         refused = False
+        untrusted: str | None = None  # the first candidate whose certificate failed verification
         for url in self._candidates(domain):
             try:
                 return self._ask_autodiscover(url, email, login, credentials)
             except exl_errors.UnauthorizedError:
                 refused = True
             except exl_errors.ErrorNonExistentMailbox:
-                raise _autodiscover_failed(
+                raise autodiscover_failed(
                     f"Autodiscover knows no mailbox {email}; check the address."
                 ) from None
             except (exl_errors.EWSError, requests.RequestException, OSError, ValueError) as exc:
                 log.info("Autodiscover at %s failed: %s", url, type(exc).__name__)
+                if untrusted is None and certificate_untrusted(exc):
+                    untrusted = url
         if refused:
             raise auth_failed_error(login)
-        raise _autodiscover_failed(f"Autodiscover found no Exchange server for {domain}.")
+        if untrusted is not None:  # no server found, but one was there: say why it was not believed
+            raise untrusted_certificate_error(urlsplit(untrusted).hostname or untrusted, domain)
+        raise autodiscover_failed(f"Autodiscover found no Exchange server for {domain}.")
 
     def _ask_autodiscover(self, url: str, email: str, login: str, credentials: Credentials) -> UserResponse:
         """One GetUserSettings request; follows RedirectUrl answers to https URLs.
@@ -461,10 +458,14 @@ class MailboxConnector:
         tests/ews/test_exchange_contract.py), not exchangelib's cached ``Autodiscovery``.
         """
         for _ in range(MAX_AUTODISCOVER_HOPS):
+            self._refuse_plain_http(url, credentials.auth_type)
+            auth_type = credentials.auth_type
+            if auth_type is None and plain_http_refusal(url, "basic", self._allow_ntlm) is not None:
+                auth_type = "ntlm"  # plain http to another machine, NTLM allowed: never let Basic be chosen
             config = Configuration(
                 service_endpoint=url,
                 credentials=exl_credentials(login, credentials),
-                auth_type=EXL_AUTH.get(credentials.auth_type or ""),
+                auth_type=EXL_AUTH.get(auth_type or ""),
                 retry_policy=FailFast(),
             )
             protocol = self._classes.autodiscover(config=config)

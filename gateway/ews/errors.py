@@ -88,21 +88,24 @@ _NOT_FOUND = (
     ex.ErrorMailRecipientNotFound,
 )
 _ACCESS_DENIED = (ex.ErrorAccessDenied, ex.ErrorNoFreeBusyAccess, ex.ErrorCalendarIsDelegatedForRemove)
-# Failures where the same request can succeed later: Exchange says so, or never got to answer.
+# Exchange never got to answer (exchangelib turns a connection failure into ErrorTimeoutExpired).
+_UNREACHABLE = (ex.ErrorTimeoutExpired, ex.ErrorConnectionFailed)
+# Failures where the same request can succeed later: Exchange says so.
 _UNAVAILABLE = (
     ex.ErrorServerBusy,
-    ex.ErrorTimeoutExpired,
     ex.ErrorInternalServerTransientError,
     ex.ErrorInternalServerError,
     ex.ErrorMailboxStoreUnavailable,
     ex.ErrorMailboxMoveInProgress,
     ex.ErrorTooManyObjectsOpened,
     ex.ErrorExceededConnectionCount,
-    ex.ErrorConnectionFailed,
     ex.RateLimitError,
     ex.CASError,
     ex.MalformedResponseError,
 )
+
+
+_UNREACHABLE_SENTENCE = "Exchange could not be reached or did not answer in time; try again later."
 
 
 def _retry_after(exc: BaseException, default: int = 30) -> int:
@@ -144,9 +147,15 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
         )
     if isinstance(exc, _ACCESS_DENIED):
         return EwsAccessDenied(f"Exchange denied access{where} ({code}).", operation=operation, code=code)
+    # The sentences for "try again later" reach CalDAV clients as the 503's text: plain words, no EWS
+    # operation or response code (those stay in ``operation``/``code`` for logs and metrics).
+    if isinstance(exc, _UNREACHABLE):
+        return EwsUnavailable(
+            _UNREACHABLE_SENTENCE, retry_after=_retry_after(exc), operation=operation, code=code
+        )
     if isinstance(exc, _UNAVAILABLE):
         return EwsUnavailable(
-            f"Exchange is busy or temporarily unavailable{where} ({code}); try again later.",
+            "Exchange is busy or temporarily unavailable; try again later.",
             retry_after=_retry_after(exc),
             operation=operation,
             code=code,
@@ -160,9 +169,7 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
             f"Exchange rejected the request{where} ({code}).", operation=operation, code=code
         )
     if isinstance(exc, ex.TransportError | requests.RequestException | OSError | TimeoutError):
-        return EwsUnavailable(
-            f"Exchange could not be reached{where} ({code}); try again later.", operation=operation, code=code
-        )
+        return EwsUnavailable(_UNREACHABLE_SENTENCE, operation=operation, code=code)
     return EwsError(f"The Exchange request failed{where} ({code}).", operation=operation, code=code)
 
 

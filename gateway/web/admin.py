@@ -26,8 +26,9 @@ from gateway.accounts.settings import (
     check_calendar_choices,
     effective_settings,
 )
+from gateway.accounts.throttle import ADMIN
 from gateway.accounts.vault import VaultError
-from gateway.caldav.backend import BackendError
+from gateway.caldav.backend import BackendError, TooManyFailures
 from gateway.ews.connection import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 
@@ -54,7 +55,8 @@ def _encode(value: Any) -> Any:
 async def admin_auth(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Bearer-token check for the admin API; failures are slowed down per client address."""
+    """Bearer-token check for the admin API; after too many failures 429 without checking
+    (``gateway.accounts.throttle``: per client address, and for the token from every address)."""
     if not request.path.startswith(PREFIX + "/"):
         return await handler(request)
     services: Services = request.app[SERVICES_KEY]
@@ -64,15 +66,22 @@ async def admin_auth(
         )
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    throttle_key = f"admin:{request.remote}"
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), services.admin_token.encode()
-    ):
-        await services.accounts.throttle.failed(throttle_key)
-        response = _error(401, "unauthorized", "A valid admin token is required (Authorization: Bearer …).")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
+    try:
+        attempt = services.accounts.throttle.begin("admin", ADMIN, services.client_address(request))
+    except TooManyFailures as exc:
+        response = _error(429, "too_many_failures", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    services.accounts.throttle.succeeded(throttle_key)
+    with attempt:  # a failure unless it succeeds
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), services.admin_token.encode()
+        ):
+            response = _error(
+                401, "unauthorized", "A valid admin token is required (Authorization: Bearer …)."
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="caldav-gateway admin"'
+            return response
+        attempt.succeeded()
     try:
         return await handler(request)
     except NotFoundError as exc:

@@ -28,7 +28,7 @@ from gateway.accounts.settings import (
     effective_settings,
 )
 from gateway.accounts.vault import VaultError
-from gateway.caldav.backend import BackendError
+from gateway.caldav.backend import BackendError, TooManyFailures
 from gateway.ews.connection import ConnectError
 from gateway.web.services import PLAIN_HTTP_REFUSAL, SERVICES_KEY, Services
 from gateway.web.sessions import (
@@ -141,7 +141,14 @@ async def signin(request: web.Request) -> web.StreamResponse:
     if not csrf_ok(request.cookies.get(PRESESSION_COOKIE), form.get("csrf_token")):
         raise web.HTTPForbidden(text="The form expired; reload the sign-in page.")
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    user = await services.accounts.sign_in(username, password)
+    try:
+        user = await services.accounts.sign_in(username, password, services.client_address(request))
+    except TooManyFailures as exc:
+        page = render(
+            "signin.html", status=429, csrf_token=presession_token(request), username=username, error=str(exc)
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if user is None:
         token = presession_token(request)
         return render(

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.accounts.service import AccountService
 from gateway.caldav.backend import CalendarInfo, Principal
 from gateway.config import GatewayConfig
+from gateway.limits import client_address
 from gateway.store.database import Database
 from gateway.web.sessions import SessionStore
 
@@ -42,6 +43,10 @@ class Services:
     async def calendar_ids_of(self, user_id: str) -> set[str]:
         """The ids of the user's calendars: what a calendar choice may name (``check_calendar_choices``)."""
         return {c.calendar_id for c in await self.calendars_of(await self.accounts.principal(user_id))}
+
+    def client_address(self, request: web.Request) -> str:
+        """The client's address for the sign-in failure budgets (``[limits] trusted_proxies``)."""
+        return client_address(request, self.config.limits.trusted_proxies)
 
     def may_receive_credentials(self, request: web.Request) -> bool:
         """Exchange passwords only over HTTPS, or on a loopback listener, or if allowed explicitly."""

@@ -58,3 +58,26 @@ def test_limits_come_from_their_own_section_and_are_checked(tmp_path: Path) -> N
         file.write_text(f"[limits]\n{bad}\n")
         with pytest.raises(ConfigError, match=r"\[limits\]"):
             load_config(file, env={})
+
+
+def test_limits_have_defaults_and_are_checked(tmp_path: Path) -> None:
+    limits = load_config(EXAMPLE, env={}).limits
+    assert (limits.failures_per_user_per_address, limits.failures_per_address, limits.failures_per_user) == (
+        10,
+        30,
+        100,
+    )
+    assert limits.trusted_proxies == () and limits.body_timeout_seconds == 30
+    file = tmp_path / "gw.toml"
+    file.write_text('[limits]\nwindow_seconds = 60\ntrusted_proxies = ["10.0.0.0/8", "::1"]\n')
+    limits = load_config(file, env={}).limits
+    assert limits.window_seconds == 60 and limits.trusted_proxies == ("10.0.0.0/8", "::1")
+    for bad, word in [
+        ("failures_per_address = 0", "failures_per_address"),
+        ("max_connections = 1.5", "max_connections"),
+        ('trusted_proxies = ["proxy.example.com"]', "trusted_proxies"),
+        ("failures_per_usr = 3", "failures_per_usr"),
+    ]:
+        file.write_text(f"[limits]\n{bad}\n")
+        with pytest.raises(ConfigError, match=word):
+            load_config(file, env={})

@@ -1,11 +1,10 @@
-"""Slow salted hashes, app-password format, the verified cache and the login slowdown."""
+"""Slow salted hashes, app-password format and the verified cache."""
 
 from __future__ import annotations
 
 import re
 
 from gateway.accounts.passwords import (
-    LoginThrottle,
     VerifiedCache,
     generate_app_password,
     hash_password,
@@ -40,14 +39,3 @@ def test_verified_cache_expires_and_forgets_revoked_passwords() -> None:
     cache.put("ann", "pw", "u1", "ap1")
     now[0] = 61
     assert cache.get("ann", "pw") is None
-
-
-async def test_failed_logins_are_slowed_down_progressively_and_reset_on_success() -> None:
-    throttle = LoginThrottle(base=0.001, ceiling=0.004)
-    assert throttle.delay_for("ann") == 0
-    for _ in range(5):
-        await throttle.failed("ann")
-    assert throttle.delay_for("ann") == 0.004  # capped
-    assert throttle.delay_for("bob") == 0
-    throttle.succeeded("ann")
-    assert throttle.delay_for("ann") == 0

@@ -76,3 +76,11 @@ def test_an_opened_password_is_redacted_from_every_later_log_line(caplog: pytest
     )
     handler_filter.filter(record)
     assert "opened-pw-5d1e" not in record.getMessage()
+
+
+def test_opening_redacts_the_secret_from_logs_but_not_the_word_naming_its_kind() -> None:
+    vault = Vault(_ring(generate_key()))
+    vault.open("acc1", vault.seal("acc1", {"kind": "password", "password": "Opened-Secret-7731"}))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "password Opened-Secret-7731", (), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "password [redacted]"

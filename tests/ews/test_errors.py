@@ -40,3 +40,14 @@ def test_message_text_never_decides() -> None:
 def test_busy_keeps_its_retry_after() -> None:
     unavailable = errors.backend_error(errors.translate(ex.ErrorServerBusy("busy", back_off=2.5)))
     assert isinstance(unavailable, b.BackendUnavailable) and unavailable.retry_after == 3
+
+
+def test_unreachable_and_busy_say_so_in_words_and_keep_the_code_for_logs() -> None:
+    unreachable = errors.translate(ex.ErrorTimeoutExpired("connection refused"), "FindItem")
+    assert isinstance(unreachable, errors.EwsUnavailable)
+    assert str(unreachable) == "Exchange could not be reached or did not answer in time; try again later."
+    assert (unreachable.code, unreachable.operation) == ("ErrorTimeoutExpired", "FindItem")
+    busy = errors.translate(ex.ErrorServerBusy("busy", back_off=5), "GetItem")
+    assert (
+        str(busy) == "Exchange is busy or temporarily unavailable; try again later." and busy.retry_after == 5
+    )

@@ -341,7 +341,7 @@ class MemoryAuthenticator:
     def add(self, principal: Principal, password: str) -> None:
         self.users[principal.username] = (password, principal)
 
-    async def authenticate(self, username: str, password: str) -> Principal | None:
+    async def authenticate(self, username: str, password: str, client: str = "") -> Principal | None:
         self.calls += 1
         entry = self.users.get(username)
         return entry[1] if entry and entry[0] == password else None
