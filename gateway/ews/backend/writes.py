@@ -13,6 +13,7 @@ in Outlook between the client's read and its write is never overwritten.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from exchangelib import Account, CalendarItem
@@ -40,9 +41,11 @@ from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import address_occurrence, occurrence_id
-from gateway.ews.index import ItemChange, ItemIndex
+from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
 
 _DELETE_FIELDS = ["changekey", "organizer", "is_meeting"]  # what a DELETE checks before DeleteItem
+# How long after the gateway sent a DeleteItem a DELETE of the same object counts as its retry.
+RETRY_WINDOW_SECONDS = 3600.0
 
 
 class Writer:
@@ -158,9 +161,16 @@ class Writer:
             )
 
     async def delete(self, cal: MailboxCalendar, name: str, if_match: str | None) -> None:
-        """DeleteItem of the object (a series whole); GetItem first only for If-Match or invitations."""
+        """DeleteItem of the object (a series whole); GetItem first only for If-Match or invitations.
+
+        The deletion is indexed at once. A retried DELETE whose first answer was lost is 204 when the
+        gateway can tell it deleted the item itself (module docstring), else a vanished item is 404.
+        """
+        await self._tracker.creates_recorded(cal)  # a DELETE right after the PUT finds the new row
         entry = await self._index.by_name(cal.key, name)
         if entry is None:
+            if await self._deleted_here(cal, name):
+                return
             await self._tracker.refresh(cal)
             entry = await self._index.by_name(cal.key, name)
         if entry is None:
@@ -176,16 +186,39 @@ class Writer:
                 )
             )[0]
             if current is None:
-                raise NotFound("The calendar object no longer exists in Exchange.")
+                return await self._vanished(cal, entry)
             if if_match and if_match != current.changekey:
                 raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
             send = _cancellations(cal.record, current)
-        results = await self._calls.run(
-            account,
-            "DeleteItem",
-            lambda: list(account.bulk_delete([ItemId(entry.item_id)], send_meeting_cancellations=send)),
+        await self._index.request_delete(cal.key, entry.item_id, time.time())
+        try:
+            results = await self._calls.run(
+                account,
+                "DeleteItem",
+                lambda: list(account.bulk_delete([ItemId(entry.item_id)], send_meeting_cancellations=send)),
+            )
+            raise_first_error(results)
+        except NotFound:
+            await self._index.request_delete(cal.key, entry.item_id, entry.delete_requested_at)
+            return await self._vanished(cal, entry)
+        await self._tracker.record_deleted(cal, entry.item_id)
+
+    async def _vanished(self, cal: MailboxCalendar, entry: IndexedItem) -> None:
+        """The item is no longer in Exchange: the index learns it at once; the DELETE succeeds only
+        if the gateway itself sent a DeleteItem for it recently (a retry whose first answer was lost)."""
+        await self._tracker.record_deleted(cal, entry.item_id)
+        if not _recent(entry.delete_requested_at):
+            raise NotFound("The calendar object no longer exists in Exchange.")
+
+    async def _deleted_here(self, cal: MailboxCalendar, name: str) -> bool:
+        """Whether a recent DELETE through the gateway removed the object named ``name``."""
+        return any(
+            _recent(row.delete_requested_at) for row in await self._index.deleted_by_name(cal.key, name)
         )
-        raise_first_error(results)
+
+
+def _recent(requested_at: float | None) -> bool:
+    return requested_at is not None and time.time() - requested_at < RETRY_WINDOW_SECONDS
 
 
 def _invitations(record: MailboxRecord, resource: mapping.EventResource) -> str:
