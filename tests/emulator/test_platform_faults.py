@@ -253,3 +253,8 @@ def test_an_after_fault_waits_for_a_request_that_succeeds(emulator):
 def test_impossible_after_rules_are_rejected(emulator, rule):
     response = requests.post(f"{emulator.base_url}/_emulator/faults", json={"rules": [rule]})
     assert response.status_code == 400 and "error" in response.json()
+
+
+def test_skip_lets_the_first_matching_requests_pass(emulator):
+    emulator.set_faults(rules=[{"kind": "http_503", "operation": "ResolveNames", "skip": 2, "count": 1}])
+    assert [post(emulator).status_code for _ in range(4)] == [200, 200, 503, 200]

@@ -10,8 +10,9 @@ JSON). Example::
 Rule kinds: ``server_busy`` (SOAP fault ErrorServerBusy with BackOffMilliseconds, HTTP 500),
 ``http_500``, ``http_503``, ``drop`` (the connection is closed without an answer), ``latency``
 (``latency_ms`` more for the matching requests) and ``timeout`` (see below). ``operation``/``user``
-narrow a rule; ``count`` limits it to the next N matching requests (absent: until the faults are
-replaced).
+narrow a rule; ``skip`` lets the first N matching requests pass untouched (to fail, say, the second
+UpdateItem of a write); ``count`` then limits it to the next N matching requests (absent: until the
+faults are replaced).
 
 ``when`` says whether a failure happens ``"before"`` the request is carried out (the default: nothing
 changed, as when Exchange throttles or a proxy refuses) or ``"after"`` it (the mailbox changed but the
@@ -41,6 +42,7 @@ class FaultRule:
     back_off_ms: int = 1000
     latency_ms: int = 0
     when: str = "before"  # "before" or "after" the request is carried out
+    skip: int = 0  # matching requests still to let pass before the rule applies
 
     @classmethod
     def from_json(cls, data: dict) -> FaultRule:
@@ -58,6 +60,9 @@ class FaultRule:
             raise ValueError(f"a {kind} fault cannot come after the request; only {', '.join(AFTER_KINDS)}")
         if kind == "timeout" and when != "after":
             raise ValueError("a timeout fault always comes after the request is carried out")
+        skip = data.get("skip", 0)
+        if not isinstance(skip, int) or skip < 0:
+            raise ValueError("skip must be a non-negative integer")
         latency = data.get("latency_ms", TIMEOUT_DEFAULT_MS if kind == "timeout" else 0)
         return cls(
             kind=kind,
@@ -67,6 +72,7 @@ class FaultRule:
             back_off_ms=int(data.get("back_off_ms", 1000)),
             latency_ms=int(latency),
             when=when,
+            skip=skip,
         )
 
     def matches(self, operation: str, user: str | None) -> bool:
@@ -76,9 +82,14 @@ class FaultRule:
             return False
         return not (self.user and self.user != (user or "").lower())
 
-    def consume(self) -> None:
+    def consume(self) -> bool:
+        """Count one matching request; whether the rule acts on it (not while requests are skipped)."""
+        if self.skip:
+            self.skip -= 1
+            return False
         if self.count is not None:
             self.count -= 1
+        return True
 
 
 @dataclass
@@ -112,15 +123,18 @@ class FaultSettings:
         """Milliseconds to wait before answering (global latency plus matching latency rules)."""
         total = self.latency_ms
         for rule in self.rules:
-            if rule.kind == "latency" and rule.matches(operation, user):
-                rule.consume()
+            if rule.kind == "latency" and rule.matches(operation, user) and rule.consume():
                 total += rule.latency_ms
         return total
 
     def take(self, operation: str, user: str | None, when: str = "before") -> FaultRule | None:
         """The first failure rule matching this request at this moment (``when``), counted as used."""
         for rule in self.rules:
-            if rule.kind != "latency" and rule.when == when and rule.matches(operation, user):
-                rule.consume()
+            if (
+                rule.kind != "latency"
+                and rule.when == when
+                and rule.matches(operation, user)
+                and rule.consume()
+            ):
                 return rule
         return None
