@@ -16,7 +16,9 @@ from exchangelib.services.common import EWSService, to_item_id
 from lxml import etree
 
 from gateway.ews.exchange import (
+    CALDAV_FINGERPRINT,
     CALDAV_NAME,
+    CalDAVBodyFingerprint,
     CalDAVResourceName,
     ViewEntry,
     _CalendarViewItems,
@@ -64,16 +66,18 @@ def test_calendar_view_element_becomes_a_view_entry() -> None:
 def test_calendar_item_register_and_deregister_exist() -> None:
     assert list(inspect.signature(CalendarItem.register).parameters) == ["attr_name", "attr_cls"]
     assert list(inspect.signature(CalendarItem.deregister).parameters) == ["attr_name"]
-    assert issubclass(CalDAVResourceName, ExtendedProperty)
-    CalDAVResourceName.validate_cls()
+    for prop in (CalDAVResourceName, CalDAVBodyFingerprint):
+        assert issubclass(prop, ExtendedProperty)
+        prop.validate_cls()
 
 
 def test_registration_is_idempotent_and_makes_a_field() -> None:
     register_item_fields()
     register_item_fields()
     names = [f.name for f in CalendarItem.FIELDS]
-    assert names.count(CALDAV_NAME) == 1
+    assert names.count(CALDAV_NAME) == names.count(CALDAV_FINGERPRINT) == 1
     assert CalendarItem(caldav_name="a.ics").caldav_name == "a.ics"
+    assert CalendarItem(caldav_fingerprint="f00d").caldav_fingerprint == "f00d"
 
 
 def test_id_and_changekey_are_read_from_the_id_element() -> None:

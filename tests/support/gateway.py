@@ -25,8 +25,16 @@ DEMO_PASSWORD = "demo-app-password-1"
 class GatewayStack:
     """``gateway demo`` against a running emulator, on its own event loop thread."""
 
-    def __init__(self, emulator: Any, data_dir: Path, keyring: KeyRing | None = None) -> None:
+    def __init__(
+        self,
+        emulator: Any,
+        data_dir: Path,
+        keyring: KeyRing | None = None,
+        *,
+        request_timeout_seconds: float = 60.0,
+    ) -> None:
         self.emulator = emulator
+        self.request_timeout_seconds = request_timeout_seconds
         self.data_dir = data_dir
         self.keyring = keyring or KeyRing.ephemeral()
         self.password = DEMO_PASSWORD
@@ -48,6 +56,7 @@ class GatewayStack:
                 keyring=self.keyring,
                 emulator_url=self.emulator.base_url,
                 retry_budget_seconds=2.0,  # failing-Exchange tests answer quickly
+                request_timeout_seconds=self.request_timeout_seconds,
             )
         )
         return self
