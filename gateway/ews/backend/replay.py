@@ -94,6 +94,11 @@ def _comparable(name: str, value: object) -> object:
     return value
 
 
+def same_recurrence(first: Recurrence | None, second: Recurrence | None) -> bool:
+    """Whether two recurrences describe the same series, however exchangelib holds their values."""
+    return _recurrence(first) == _recurrence(second)
+
+
 def _recurrence(value: Recurrence | None) -> tuple | None:
     """A recurrence by what it means: exchangelib keeps enum values as it got them (``"Wednesday"``
     when built, ``3`` when read), and dates as ``date`` or ``EWSDate``."""

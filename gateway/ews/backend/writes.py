@@ -41,7 +41,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -64,7 +64,6 @@ from gateway.caldav.backend import (
     PutResult,
     UidConflict,
 )
-from gateway.common.timezones import to_utc
 from gateway.ews import mapping
 from gateway.ews.backend import replay
 from gateway.ews.backend.calls import EwsCalls, ExchangeRefused, raise_first_error
@@ -111,19 +110,28 @@ class Writer:
         _check_overrides(resource)  # before any write: a create is not left half done by bad input
         request = _Put(name, resource, replay.fingerprint(ical), if_match, if_none_match)
         await self._tracker.creates_recorded(cal)  # a PUT right after a PUT finds the new row
-        return await self._repeating(lambda: self._put_once(cal, request))
 
-    async def _repeating(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        async def attempt(number: int) -> PutResult:
+            nonlocal request
+            if number:  # the items of an attempt carry what Exchange made of them (ids): start afresh
+                request = replace(request, resource=mapping.from_ical(ical, default_tz=self._default_tz))
+            return await self._put_once(cal, request)
+
+        return await self._repeating(attempt)
+
+    async def _repeating(self, attempt: Callable[[int], Awaitable[T]]) -> T:
         """Run a whole write again while Exchange refuses it as busy, within the retry budget."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._calls.retry_budget_s
+        number = 0
         while True:
             try:
-                return await attempt()
+                return await attempt(number)
             except ExchangeRefused as refused:
                 if loop.time() + refused.back_off > deadline:
                     raise
                 await asyncio.sleep(refused.back_off)
+            number += 1
 
     async def _put_once(self, cal: MailboxCalendar, put: _Put) -> PutResult:
         for _ in range(2):  # once more if the indexed item turns out to be gone from Exchange
@@ -204,14 +212,10 @@ class Writer:
     async def _update(self, cal: MailboxCalendar, current: CalendarItem, put: _Put) -> None:
         """UpdateItem of the changed fields of the current version, then the occurrences."""
         resource = put.resource
-        # Exchange drops every exception of a series whose Recurrence is written, so it is only
-        # written when the rule changed or an override must go (EWS cannot revert one occurrence);
-        # the exceptions are then re-applied from the body.
-        kept = {to_utc(o.original_start) for o in current.modified_occurrences or ()}
-        wanted = {to_utc(o.recurrence_id) for o in resource.overrides}
-        reset = resource.master.recurrence != current.recurrence or bool(kept - wanted)
+        reset, deleted = _reset(current, resource)
         fields = [f for f in mapping.WRITE_FIELDS if reset or f != "recurrence"]
-        deleted = set() if reset else {to_utc(d.start) for d in current.deleted_occurrences or ()}
+        wanted = _index_in(resource.master)
+        exdates = resource.exdates if reset else [d for d in resource.exdates if wanted(d) not in deleted]
         for field in fields:
             setattr(current, field, getattr(resource.master, field))
         current.caldav_fingerprint = put.fingerprint
@@ -226,7 +230,6 @@ class Writer:
                 send_meeting_invitations=send,
             ),
         )
-        exdates = [d for d in resource.exdates if to_utc(d) not in deleted]
         await _write_occurrences(self._calls, cal, current, resource.overrides, exdates, send)
 
     async def _replayed(self, cal: MailboxCalendar, current: CalendarItem, put: _Put) -> bool:
@@ -261,7 +264,7 @@ class Writer:
         gateway can tell it deleted the item itself (module docstring), else a vanished item is 404.
         """
         await self._tracker.creates_recorded(cal)  # a DELETE right after the PUT finds the new row
-        await self._repeating(lambda: self._delete_once(cal, name, if_match))
+        await self._repeating(lambda _: self._delete_once(cal, name, if_match))
 
     async def _delete_once(self, cal: MailboxCalendar, name: str, if_match: str | None) -> None:
         entry = await self._index.by_name(cal.key, name)
@@ -302,10 +305,9 @@ class Writer:
             raise NotFound("The calendar object no longer exists in Exchange.")
 
     async def _deleted_here(self, cal: MailboxCalendar, name: str) -> bool:
-        """Whether a recent DELETE through the gateway removed the object named ``name``."""
-        return any(
-            _recent(row.delete_requested_at) for row in await self._index.deleted_by_name(cal.key, name)
-        )
+        """Whether the last object named ``name`` was removed by a recent DELETE through the gateway."""
+        rows = await self._index.deleted_by_name(cal.key, name)
+        return bool(rows) and _recent(max(rows, key=lambda row: row.seq).delete_requested_at)
 
 
 async def _exceptions(calls: EwsCalls, cal: MailboxCalendar, master: CalendarItem) -> dict[int, CalendarItem]:
@@ -352,6 +354,30 @@ async def _fetch(
     return (
         await calls.run(cal.account, "GetItem", lambda: fetch_items(cal.folder, [ItemId(item_id)], fields))
     )[0]
+
+
+def _index_in(master: CalendarItem) -> Callable[[datetime | date], int | None]:
+    """The instance index (in ``master``'s series) of an occurrence given by its original start."""
+    return lambda value: mapping.occurrence_index(master, value)
+
+
+def _reset(current: CalendarItem, resource: mapping.EventResource) -> tuple[bool, set[int | None]]:
+    """(whether the update must write the recurrence, the indexes of the occurrences deleted now).
+
+    Exchange drops every exception and deleted occurrence of a series whose recurrence pattern
+    changes, so the pattern is only written when it changed or an exception or a deletion must go
+    (EWS cannot revert one occurrence); the occurrences are then re-applied from the body.
+    Occurrences are compared by instance index, however their times are written.
+    """
+    now, wanted = _index_in(current), _index_in(resource.master)
+    deleted = {now(d.start) for d in current.deleted_occurrences or ()}
+    modified = {now(o.original_start) for o in current.modified_occurrences or ()}
+    reset = (
+        not replay.same_recurrence(resource.master.recurrence, current.recurrence)
+        or bool(modified - {wanted(o.recurrence_id) for o in resource.overrides})
+        or bool(deleted - {wanted(d) for d in resource.exdates})
+    )
+    return reset, deleted
 
 
 def _recent(requested_at: float | None) -> bool:
