@@ -112,6 +112,7 @@ async def start_demo(
     emulator_url: str | None = None,
     retry_budget_seconds: float = 10.0,
     limits: LimitsConfig | None = None,
+    request_timeout_seconds: float = 60.0,
 ) -> DemoStack:
     """Start the emulator and the gateway (port 0 picks a free port) and provision the demo users.
 
@@ -139,6 +140,7 @@ async def start_demo(
             ews=EwsConfig(
                 autodiscover_endpoints={DEMO_DOMAIN: f"{emulator_url}/autodiscover/autodiscover.svc"},
                 retry_budget_seconds=retry_budget_seconds,
+                request_timeout_seconds=request_timeout_seconds,
                 default_timezone=DEMO_TIMEZONE,
             ),
             limits=limits or LimitsConfig(),

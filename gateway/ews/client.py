@@ -46,6 +46,7 @@ from gateway.ews.exchange import (
     connection_broke,
     new_account,
     protocol_classes,
+    refused_by_exchange,
 )
 from gateway.ews.metrics import EwsMetrics
 
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_LIVE_ACCOUNTS = 300  # exchangelib Accounts (each with an HTTP session pool) kept per process
+# EWS operations that change items: repeating one whose answer was lost could do it twice (see run()).
+ITEM_WRITES = frozenset({"CreateItem", "UpdateItem", "DeleteItem"})
 
 
 class _AccountGate:
@@ -182,6 +185,11 @@ class EwsClient:
                 retired.append(self._protocols.pop(key))
         return retired
 
+    @property
+    def retry_budget_s(self) -> float:
+        """How long a call may wait for a busy Exchange, in seconds (repeats included)."""
+        return self._retry_budget
+
     def live_accounts(self) -> int:
         """How many exchangelib Accounts are cached (at most ``max_live_accounts``)."""
         with self._lock:
@@ -198,8 +206,10 @@ class EwsClient:
         At most ``per_account_concurrency`` calls per account run at once. ``ErrorServerBusy``
         (including its ``BackOffMilliseconds``) makes this account wait and retry while the budget
         lasts; other accounts are unaffected. A request whose connection broke is not repeated (it
-        may have been carried out: repeating a CreateItem would duplicate the event). exchangelib
-        errors become ``gateway.ews.errors``.
+        may have been carried out: repeating a CreateItem would duplicate the event), and an item
+        write (:data:`ITEM_WRITES`) is never repeated here: its ``EwsUnavailable`` says whether
+        Exchange refused it (``refused``), and the writer looks at the item before it writes again
+        (gateway/ews/backend/writes.py). exchangelib errors become ``gateway.ews.errors``.
         """
         gate = self._gate(account)
         loop = asyncio.get_running_loop()
@@ -210,8 +220,8 @@ class EwsClient:
                 return await self._call(gate, operation, fn)
             except exl_errors.ErrorServerBusy as exc:
                 wait = exc.back_off or GatewayProtocol.RETRY_WAIT
-                if connection_broke(exc) or loop.time() + wait > deadline:
-                    raise translate(exc, operation) from exc
+                if operation in ITEM_WRITES or connection_broke(exc) or loop.time() + wait > deadline:
+                    raise _unavailable(exc, operation, wait) from exc
                 log.info(
                     "EWS %s for %s: server busy, retrying in %.1f s",
                     operation,
@@ -265,6 +275,14 @@ class EwsClient:
         for protocol in protocols:
             protocol.close()
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+
+def _unavailable(exc: exl_errors.ErrorServerBusy, operation: str, wait: float) -> EwsError:
+    """The gateway's error for a busy answer, saying whether Exchange itself refused the work."""
+    error = translate(exc, operation)
+    if isinstance(error, EwsUnavailable):
+        error.refused, error.back_off = refused_by_exchange(exc), wait
+    return error
 
 
 def _settle(future: asyncio.Future[Any], semaphore: asyncio.Semaphore) -> None:

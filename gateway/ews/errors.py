@@ -44,11 +44,26 @@ class EwsError(Exception):
 
 
 class EwsUnavailable(EwsError):
-    """Exchange is busy, throttling us or unreachable; ``retry_after`` is in whole seconds."""
+    """Exchange is busy, throttling us or unreachable; ``retry_after`` is in whole seconds.
 
-    def __init__(self, message: str, *, retry_after: int = 30, operation: str = "", code: str = "") -> None:
+    ``refused`` says Exchange itself answered that it did not do the work (ErrorServerBusy), so
+    repeating the request cannot do it twice; otherwise a write may have been carried out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 30,
+        operation: str = "",
+        code: str = "",
+        refused: bool = False,
+        back_off: float | None = None,
+    ) -> None:
         super().__init__(message, operation=operation, code=code)
         self.retry_after = retry_after
+        self.refused = refused
+        self.back_off = back_off if back_off is not None else float(retry_after)
 
 
 class EwsAuthError(EwsError):

@@ -243,6 +243,21 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
+def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:
+    """Whether a "server busy" error is Exchange's own refusal (the SOAP fault ErrorServerBusy, sent
+    before the work is done), not a transport failure exchangelib reports as busy (HTTP 503, a closed
+    connection, a timeout: the request may have been carried out, or still be).
+
+    Relies on ``EWSService._get_elements`` re-raising a transport failure as ErrorServerBusy inside the
+    ``except`` block that caught it (so its ``__context__`` is ErrorInternalServerTransientError or
+    ErrorTimeoutExpired), and on ``RetryPolicy.raise_response_errors`` reporting an HTTP error answer
+    that closes the connection as ErrorServerBusy("Caused by closed connection"). The SOAP fault's
+    ErrorServerBusy has no such context (only whatever the caller happened to be handling).
+    """
+    transport = (exl_errors.ErrorInternalServerTransientError, exl_errors.ErrorTimeoutExpired)
+    return not isinstance(exc.__context__, transport) and "closed connection" not in str(exc)
+
+
 def connection_broke(exc: exl_errors.ErrorServerBusy) -> bool:
     """Whether a "server busy" error really is a broken connection (the request may have been carried out).
 
@@ -345,16 +360,29 @@ class CalDAVNoEnd(ExtendedProperty):
     property_type = "Integer"
 
 
+CALDAV_FINGERPRINT = "caldav_fingerprint"  # the CalendarItem field registered for CalDAVBodyFingerprint
+
+
+class CalDAVBodyFingerprint(ExtendedProperty):
+    """The SHA-256 of the PUT body the gateway last wrote the item from (gateway/ews/backend/replay.py):
+    lets a retried PUT whose first answer was lost be recognised. Same property set as the name."""
+
+    property_set_id = CalDAVResourceName.property_set_id
+    property_name = "CalDAVBodyFingerprint"
+    property_type = "String"
+
+
 _ITEM_FIELDS = (
     (CALDAV_NAME, CalDAVResourceName),
     (CALDAV_RESIDUAL, CalDAVResidual),
     (CALDAV_NO_END, CalDAVNoEnd),
+    (CALDAV_FINGERPRINT, CalDAVBodyFingerprint),
 )
 
 
 def register_item_fields() -> None:
-    """Make ``CalendarItem.caldav_name``, ``caldav_residual`` and ``caldav_no_end`` fields (ExtendedFieldURIs in GetItem,
-    SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class for the
+    """Make ``CalendarItem.caldav_name``, ``caldav_residual``, ``caldav_no_end`` and ``caldav_fingerprint``
+    fields (ExtendedFieldURIs in GetItem, SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class for the
     whole process and refuses a second registration, so this registers once however often it is called."""
     registered = {f.name for f in CalendarItem.FIELDS}
     for name, cls in _ITEM_FIELDS:

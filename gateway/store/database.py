@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -23,11 +23,24 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 # The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
 # is stamped with this version; an older database is brought up by the steps below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+async def _provisional_items(conn: AsyncConnection) -> None:
+    """Schema 2: ``ews_item.provisional`` and ``ews_item.delete_requested_at`` (gateway/ews/index.py).
+
+    Rows of older versions were all written from SyncFolderItems or a create the next sync confirms
+    like any other, so they start as confirmed."""
+    await conn.execute(text("ALTER TABLE ews_item ADD COLUMN provisional BOOLEAN NOT NULL DEFAULT FALSE"))
+    await conn.execute(text("ALTER TABLE ews_item ADD COLUMN delete_requested_at FLOAT"))
+    await conn.execute(text("CREATE INDEX ix_ews_item_provisional ON ews_item (calendar_key, provisional)"))
+
 
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
 # When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
-UPGRADES: dict[int, tuple[str, Migration]] = {}
+UPGRADES: dict[int, tuple[str, Migration]] = {
+    2: ("item index: provisional rows and requested deletions", _provisional_items),
+}
 
 
 # Connections kept open between requests. SQLAlchemy's default (5, then up to 10 more that are closed

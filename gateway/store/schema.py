@@ -6,6 +6,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -111,8 +113,13 @@ indexed_item = Table(
     Column("changekey", String(512), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
+    # Written by the gateway's own CreateItem, not yet confirmed by a SyncFolderItems answer (index.py).
+    Column("provisional", Boolean, nullable=False, default=False, server_default=false()),
+    # When (Unix time) the gateway last sent a DeleteItem for the item: tells a retried DELETE from a stale one.
+    Column("delete_requested_at", Float, nullable=True),
     Index("ix_ews_item_name", "calendar_key", "name"),
     Index("ix_ews_item_seq", "calendar_key", "seq"),
+    Index("ix_ews_item_provisional", "calendar_key", "provisional"),
 )
 
 

@@ -168,3 +168,93 @@ def test_tls_runner_serves_https_with_its_own_certificate():
         assert emu.stats()["operations"] == {"ResolveNames": 1}
         with pytest.raises(requests.exceptions.SSLError):
             requests.post(emu.ews_url, data=RESOLVE, headers=HEADERS, auth=ALICE)
+
+
+# --- faults after the request was carried out: the mailbox changed, the answer is lost --------------------
+
+CREATE = b"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+  <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
+  <s:Body><m:CreateItem SendMeetingInvitations="SendToNone">
+    <m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>
+    <m:Items><t:CalendarItem><t:Subject>SUBJECT</t:Subject>
+      <t:Start>2026-11-25T10:00:00Z</t:Start><t:End>2026-11-25T11:00:00Z</t:End>
+    </t:CalendarItem></m:Items></m:CreateItem></s:Body>
+</s:Envelope>"""
+
+
+def create(emulator, subject: str, timeout: float = 10) -> requests.Response:
+    body = CREATE.replace(b"SUBJECT", subject.encode())
+    return requests.post(emulator.ews_url, data=body, headers=HEADERS, auth=ALICE, timeout=timeout)
+
+
+def subjects(emulator) -> list[str]:
+    box = emulator.state.store.mailboxes["alice@example.com"]
+    return [item.subject for item in list(box.calendar.items.values())]
+
+
+@pytest.mark.parametrize(("kind", "status"), [("http_503", 503), ("http_500", 500), ("server_busy", 500)])
+def test_an_error_after_the_request_was_carried_out(emulator, kind, status):
+    emulator.set_faults(rules=[{"kind": kind, "operation": "CreateItem", "when": "after", "count": 1}])
+    answer = create(emulator, f"Created before the {kind}")
+    assert answer.status_code == status
+    assert b"CreateItemResponse" not in answer.content  # the answer is lost...
+    assert subjects(emulator).count(f"Created before the {kind}") == 1  # ...but the item was created
+    assert create(emulator, "Next one").status_code == 200  # count: 1 → only once
+
+
+def test_a_drop_after_the_request_was_carried_out(emulator):
+    emulator.set_faults(rules=[{"kind": "drop", "operation": "CreateItem", "when": "after", "count": 1}])
+    with pytest.raises(requests.ConnectionError):
+        create(emulator, "Created, then the connection broke")
+    assert subjects(emulator).count("Created, then the connection broke") == 1
+
+
+def test_a_timeout_carries_the_request_out_and_answers_too_late(emulator):
+    emulator.set_faults(
+        rules=[{"kind": "timeout", "operation": "CreateItem", "latency_ms": 1500, "count": 1}]
+    )
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        create(emulator, "Created while the client waited", timeout=0.5)
+    assert time.monotonic() - started < 1.4
+    assert subjects(emulator).count("Created while the client waited") == 1
+
+
+def test_a_fault_before_the_request_changes_nothing(emulator):
+    emulator.set_faults(rules=[{"kind": "drop", "operation": "CreateItem", "count": 1}])
+    with pytest.raises(requests.ConnectionError):
+        create(emulator, "Never created")
+    assert "Never created" not in subjects(emulator)
+
+
+def test_an_after_fault_waits_for_a_request_that_succeeds(emulator):
+    """An EWS error answer (nothing was carried out) is delivered; the rule stays for the next request."""
+    emulator.set_faults(
+        rules=[{"kind": "http_503", "operation": "ResolveNames", "when": "after", "count": 1}]
+    )
+    unknown = RESOLVE.replace(b">bob<", b">nobody-at-all<")
+    answer = requests.post(emulator.ews_url, data=unknown, headers=HEADERS, auth=ALICE, timeout=10)
+    assert answer.status_code == 200 and b"ErrorNameResolutionNoResults" in answer.content
+    assert post(emulator).status_code == 503
+    assert post(emulator).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "latency", "when": "after"},
+        {"kind": "timeout", "when": "before"},
+        {"kind": "drop", "when": "during"},
+    ],
+)
+def test_impossible_after_rules_are_rejected(emulator, rule):
+    response = requests.post(f"{emulator.base_url}/_emulator/faults", json={"rules": [rule]})
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_skip_lets_the_first_matching_requests_pass(emulator):
+    emulator.set_faults(rules=[{"kind": "http_503", "operation": "ResolveNames", "skip": 2, "count": 1}])
+    assert [post(emulator).status_code for _ in range(4)] == [200, 200, 503, 200]

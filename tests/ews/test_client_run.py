@@ -161,3 +161,25 @@ async def test_a_dropped_connection_is_not_repeated(client, emulator):
     with pytest.raises(EwsUnavailable):
         await client.run(alice, "GetFolder", _open_calendar(alice))
     assert emulator.stats()["operations"] == {"GetFolder": 1}  # it may have been carried out: not sent twice
+
+
+@pytest.mark.parametrize(
+    ("rule", "refused"),
+    [
+        ({"kind": "server_busy", "back_off_ms": 100}, True),  # Exchange said no: nothing was done
+        ({"kind": "http_503", "when": "after"}, False),  # the answer was lost: perhaps it was done
+    ],
+)
+async def test_an_item_write_is_never_repeated_here(client, emulator, rule, refused):
+    """Repeating a CreateItem whose answer was lost would duplicate the event, so item writes leave
+    the decision to the writer, told whether Exchange refused the request."""
+    alice = await _connected(client, emulator, "alice")
+    emulator.reset()
+    emulator.set_faults(rules=[{**rule, "operation": "GetFolder", "count": 1}])
+    with pytest.raises(EwsUnavailable) as failed:  # a GetFolder stands in for the write: same transport
+        await client.run(alice, "CreateItem", _open_calendar(alice))
+    assert failed.value.refused is refused
+    assert emulator.stats()["operations"] == {"GetFolder": 1}
+    emulator.set_faults(rules=[{**rule, "operation": "GetFolder", "count": 1}])
+    await client.run(alice, "GetFolder", _open_calendar(alice))  # a read is repeated
+    assert emulator.stats()["operations"] == {"GetFolder": 3}

@@ -40,6 +40,7 @@ from gateway.ews.exchange import (
     new_account,
     post_probe,
     protocol_classes,
+    refused_by_exchange,
     user_availability,
 )
 from gateway.ews.freebusy import _UTC_TIMEZONE
@@ -221,6 +222,28 @@ def test_a_busy_answer_without_back_off_gets_the_protocol_retry_wait(emulator):
             _open_root(account)
         assert busy.value.back_off == GatewayProtocol.RETRY_WAIT
         assert not connection_broke(busy.value)  # a real busy answer: repeating it is safe
+        assert refused_by_exchange(busy.value)  # Exchange's own refusal: nothing was done
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "http_503", "when": "after"},
+        {"kind": "http_503"},
+        {"kind": "drop", "when": "after"},
+    ],
+)
+def test_busy_from_the_transport_is_not_a_refusal(emulator, rule):
+    """refused_by_exchange: an HTTP 503 or a broken connection reaches the gateway as ErrorServerBusy (or
+    the timeout behind it) raised inside exchangelib's ``except`` blocks, never as the SOAP fault's."""
+    account = _account(emulator, _classes().ews)
+    _open_root(account)
+    emulator.set_faults(rules=[{**rule, "operation": "GetFolder", "count": 1}])
+    with relies_on("exchangelib raising transport failures as ErrorServerBusy with a __context__"):
+        with pytest.raises((exl_errors.ErrorServerBusy, exl_errors.ErrorTimeoutExpired)) as failed:
+            Calendar.get_distinguished(root=account.root)
+        if isinstance(failed.value, exl_errors.ErrorServerBusy):
+            assert not refused_by_exchange(failed.value), f"context: {failed.value.__context__!r}"
 
 
 def test_a_dropped_connection_is_reported_as_busy_from_a_timeout(emulator):

@@ -16,9 +16,11 @@ from exchangelib.services.common import EWSService, to_item_id
 from lxml import etree
 
 from gateway.ews.exchange import (
+    CALDAV_FINGERPRINT,
     CALDAV_NAME,
     CALDAV_NO_END,
     CALDAV_RESIDUAL,
+    CalDAVBodyFingerprint,
     CalDAVNoEnd,
     CalDAVResidual,
     CalDAVResourceName,
@@ -68,9 +70,9 @@ def test_calendar_view_element_becomes_a_view_entry() -> None:
 def test_calendar_item_register_and_deregister_exist() -> None:
     assert list(inspect.signature(CalendarItem.register).parameters) == ["attr_name", "attr_cls"]
     assert list(inspect.signature(CalendarItem.deregister).parameters) == ["attr_name"]
-    for cls in (CalDAVResourceName, CalDAVNoEnd):
-        assert issubclass(cls, ExtendedProperty)
-        cls.validate_cls()
+    for prop in (CalDAVResourceName, CalDAVNoEnd, CalDAVBodyFingerprint):
+        assert issubclass(prop, ExtendedProperty)
+        prop.validate_cls()
 
 
 def test_registration_is_idempotent_and_makes_a_field() -> None:
@@ -78,10 +80,11 @@ def test_registration_is_idempotent_and_makes_a_field() -> None:
     register_item_fields()
     names = [f.name for f in CalendarItem.FIELDS]
     assert names.count(CALDAV_NAME) == 1 and names.count(CALDAV_RESIDUAL) == 1
-    assert names.count(CALDAV_NO_END) == 1
+    assert names.count(CALDAV_NO_END) == names.count(CALDAV_FINGERPRINT) == 1
     assert CalendarItem(caldav_name="a.ics").caldav_name == "a.ics"
     assert CalendarItem(caldav_residual="BEGIN:VCALENDAR").caldav_residual == "BEGIN:VCALENDAR"
     assert CalendarItem(caldav_no_end=1).caldav_no_end == 1
+    assert CalendarItem(caldav_fingerprint="f00d").caldav_fingerprint == "f00d"
 
 
 def test_the_residual_is_a_named_string_property_of_the_gateways_set() -> None:

@@ -99,3 +99,78 @@ async def test_concurrent_look_ups_reuse_pooled_connections(tmp_path: Path) -> N
         assert len(opened) <= 21  # one per concurrent query at most, reused in the later rounds
     finally:
         await db.close()
+
+
+async def test_a_provisional_row_the_next_sync_does_not_report_is_deleted(index: ItemIndex) -> None:
+    """The sync started from a state older than the create; Exchange reports nothing of an item
+    created and deleted since, so the row the create wrote must go by this rule, not by a report."""
+    await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    recorded = await index.record_created(CAL, upsert("b", "ck1"))
+    state = await index.state(CAL)
+    assert state.provisional and state.seq == recorded
+    seq = await index.apply(CAL, "s2", [], "epoch", started_seq=state.seq)
+    assert seq == recorded + 1
+    assert await index.by_name(CAL, "b.ics") is None
+    assert await names_since(index, recorded) == [("b.ics", True)]  # sync-collection reports it
+    assert not (await index.state(CAL)).provisional
+
+
+async def test_a_reported_provisional_row_is_confirmed_and_kept(index: ItemIndex) -> None:
+    await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    recorded = await index.record_created(CAL, upsert("b", "ck1"))
+    assert await index.apply(CAL, "s2", [upsert("b", "ck1")], "epoch", started_seq=recorded) == recorded
+    assert not (await index.state(CAL)).provisional
+    # later syncs from a state that saw b report nothing of it: b stays
+    assert await index.apply(CAL, "s3", [], "epoch", started_seq=recorded) == recorded
+    assert (await index.by_name(CAL, "b.ics")).item_id == "b"
+
+
+async def test_a_row_recorded_after_the_sync_read_the_state_waits_for_the_next_sync(index: ItemIndex) -> None:
+    """Another process's sync may have made its EWS call before the create: it must not judge the row."""
+    started = await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    recorded = await index.record_created(CAL, upsert("b", "ck1"))
+    assert await index.apply(CAL, "s2", [], "epoch", started_seq=started) == recorded
+    assert (await index.by_name(CAL, "b.ics")).provisional
+
+
+async def test_a_gateway_delete_is_recorded_at_once_and_counted_once(index: ItemIndex) -> None:
+    await index.apply(CAL, "s1", [upsert("a", "ck1")], "epoch")
+    await index.request_delete(CAL, "a", 1234.5)
+    seq = await index.record_deleted(CAL, "a")
+    assert await index.by_name(CAL, "a.ics") is None
+    (tombstone,) = await index.deleted_by_name(CAL, "a.ics")
+    assert tombstone.delete_requested_at == 1234.5 and tombstone.seq == seq
+    assert await index.record_deleted(CAL, "a") is None  # already deleted: no second number
+    # Exchange's report of the same deletion takes no number either
+    assert await index.apply(CAL, "s2", [ItemChange("a")], "epoch", started_seq=seq) == seq
+
+
+async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    path = tmp_path / "old.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.open()
+    async with db.engine.begin() as conn:  # make it look as schema 1 wrote it
+        await conn.execute(text("DROP TABLE ews_item"))
+        await conn.execute(
+            text(
+                "CREATE TABLE ews_item (calendar_key VARCHAR(200) NOT NULL, item_id VARCHAR(512) NOT NULL, "
+                "name VARCHAR(512) NOT NULL, uid TEXT, changekey VARCHAR(512) NOT NULL, seq INTEGER NOT NULL, "
+                "deleted BOOLEAN NOT NULL, PRIMARY KEY (calendar_key, item_id))"
+            )
+        )
+        await conn.execute(text("DELETE FROM schema_migrations"))
+        await conn.execute(text("INSERT INTO schema_migrations VALUES (1, '2026-01-01 00:00:00')"))
+        await conn.execute(text("INSERT INTO ews_calendar_state VALUES ('c', 's1', 1, 'e')"))
+        await conn.execute(text("INSERT INTO ews_item VALUES ('c', 'a', 'a.ics', 'uid-a', 'ck1', 1, 0)"))
+    await db.close()
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.open()
+    try:
+        index = ItemIndex(db.engine)
+        assert not (await index.state("c")).provisional
+        assert await index.apply("c", "s2", [], "e", started_seq=1) == 1
+        assert (await index.by_name("c", "a.ics")).item_id == "a"
+    finally:
+        await db.close()

@@ -32,9 +32,12 @@ class GatewayStack:
         data_dir: Path,
         keyring: KeyRing | None = None,
         limits: LimitsConfig | None = None,
+        *,
+        request_timeout_seconds: float = 60.0,
     ) -> None:
         self.emulator = emulator
         self.limits = limits
+        self.request_timeout_seconds = request_timeout_seconds
         self.data_dir = data_dir
         self.keyring = keyring or KeyRing.ephemeral()
         self.password = DEMO_PASSWORD
@@ -57,6 +60,7 @@ class GatewayStack:
                 emulator_url=self.emulator.base_url,
                 retry_budget_seconds=2.0,  # failing-Exchange tests answer quickly
                 limits=self.limits,
+                request_timeout_seconds=self.request_timeout_seconds,
             )
         )
         return self

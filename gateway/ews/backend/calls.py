@@ -8,10 +8,10 @@ from typing import TypeVar
 
 from exchangelib import Account
 
-from gateway.caldav.backend import Principal
+from gateway.caldav.backend import BackendUnavailable, Principal
 from gateway.ews.backend.records import AccountDirectory, ConnectedMailbox, connection_info
 from gateway.ews.client import EwsClient
-from gateway.ews.errors import EwsAuthError, EwsError, backend_error, translate
+from gateway.ews.errors import EwsAuthError, EwsError, EwsUnavailable, backend_error, translate
 
 T = TypeVar("T")
 # The user a request works for, so an EWS authentication failure can drop their cached credentials.
@@ -43,8 +43,27 @@ class EwsCalls:
             if user_id is not None:  # perhaps a password changed elsewhere: read it afresh next time
                 self.accounts.forget_credentials(user_id)
             raise backend_error(exc) from exc
+        except EwsUnavailable as exc:
+            if exc.refused:
+                raise ExchangeRefused(str(exc), retry_after=exc.retry_after, back_off=exc.back_off) from exc
+            raise backend_error(exc) from exc
         except EwsError as exc:
             raise backend_error(exc) from exc
+
+    @property
+    def retry_budget_s(self) -> float:
+        """How long one request may keep waiting for a busy Exchange (the client's budget)."""
+        return self.client.retry_budget_s
+
+
+class ExchangeRefused(BackendUnavailable):
+    """Exchange answered that it is too busy to do this now (ErrorServerBusy): it did not do it, so the
+    write may be tried again after ``back_off`` seconds (gateway/ews/backend/writes.py looks first anyway).
+    Answered as any BackendUnavailable (503 with Retry-After) when no one tries again."""
+
+    def __init__(self, message: str, *, retry_after: int, back_off: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.back_off = back_off
 
 
 def raise_first_error(results: Sequence[object]) -> None:

@@ -47,7 +47,8 @@ def parse_sync_token(token: str) -> tuple[str, int]:
 
 
 class ChangeTracker:
-    """Keeps each calendar's index up to date: SyncFolderItems, and the gateway's own creates at once."""
+    """Keeps each calendar's index up to date: SyncFolderItems, and the gateway's own creates and
+    deletions at once (see gateway/ews/index.py for why the index converges)."""
 
     def __init__(self, calls: EwsCalls, index: ItemIndex) -> None:
         self._calls = calls
@@ -70,6 +71,7 @@ class ChangeTracker:
             state = await self._index.state(cal.key)
             epoch = state.epoch if state else uuid.uuid4().hex
             sync_state = state.sync_state if state else None
+            started = state.seq if state else 0  # provisional rows up to here are judged (index.py)
             try:
                 new_state, changes = await self._calls.run(
                     cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state)
@@ -77,13 +79,13 @@ class ChangeTracker:
             except InvalidSyncToken:
                 # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
                 await self._index.forget_calendar(cal.key)
-                epoch = uuid.uuid4().hex
+                epoch, started = uuid.uuid4().hex, 0
                 new_state, changes = await self._calls.run(
                     cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None)
                 )
-            if state and new_state == state.sync_state and not changes:
+            if state and new_state == state.sync_state and not changes and not state.provisional:
                 return epoch, state.seq
-            seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch)
+            seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch, started)
             return epoch, seq
 
     async def known_state(self, cal: MailboxCalendar) -> tuple[str, int]:
@@ -151,6 +153,16 @@ class ChangeTracker:
                 )
 
         task.add_done_callback(done)
+
+    async def record_deleted(self, cal: MailboxCalendar, item_id: str) -> None:
+        """Index at once that an item is gone from Exchange (deleted by the gateway, or found missing).
+
+        Waits for creates still being indexed (the row to mark may be one of them) and takes the
+        calendar's lock, so a sync that read the item before it went cannot write it back afterwards.
+        """
+        await self.creates_recorded(cal)
+        async with self._index_lock(cal):
+            await self._index.record_deleted(cal.key, item_id)
 
     async def creates_recorded(self, cal: MailboxCalendar) -> bool:
         """Wait until this calendar's creates are indexed; whether any were still being indexed."""

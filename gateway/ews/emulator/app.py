@@ -40,6 +40,7 @@ from gateway.ews.emulator.soap import (
     Envelope,
     EwsError,
     OperationContext,
+    ServerVersion,
     SoapFault,
     build_envelope,
     build_fault,
@@ -103,11 +104,16 @@ class EmulatorApp:
             injected = await self._apply_faults(request, op, mailbox)
             if injected is not None:
                 return injected
-            payload = build_envelope(version, self._dispatch(envelope, mailbox))
-            status = 200
+            answer = self._dispatch(envelope, mailbox)
+            payload, status = build_envelope(version, answer), 200
         except SoapFault as fault:
-            payload, status = build_fault(version, fault), 500
+            payload, status, answer = build_fault(version, fault), 500, None
         self._observe("response", op, payload)
+        carried_out = answer is not None and _carried_out(answer)
+        after = self.state.faults.take(op, mailbox.email, when="after") if carried_out else None
+        if after is not None:
+            # The request was carried out; its answer is lost or replaced (see faults.py).
+            return await _injected_after(request, after, version)
         return web.Response(status=status, body=payload, headers={"Content-Type": SOAP_CONTENT_TYPE})
 
     async def _apply_faults(
@@ -268,6 +274,27 @@ def _injected(request: web.Request, rule: FaultRule) -> web.StreamResponse:
     if rule.kind == "http_503":
         return web.Response(status=503, text="Service Unavailable", headers={"Retry-After": "1"})
     return web.Response(status=500, text="Internal Server Error")
+
+
+def _carried_out(answer: etree._Element) -> bool:
+    """Whether an operation's answer reports any work done: a response message that is not an error."""
+    return any(e.get("ResponseClass") in ("Success", "Warning") for e in answer.iter())
+
+
+async def _injected_after(
+    request: web.Request, rule: FaultRule, version: ServerVersion
+) -> web.StreamResponse:
+    """A fault after the request was carried out (see faults.py): a ``timeout`` waits ``latency_ms``, then
+    drops the connection; the other kinds answer as :func:`_injected` does before a request."""
+    if rule.kind == "timeout":
+        await asyncio.sleep(rule.latency_ms / 1000)
+        rule = FaultRule(kind="drop")
+    try:
+        return _injected(request, rule)
+    except SoapFault as fault:  # server_busy: the SOAP fault Exchange answers when it refuses work
+        return web.Response(
+            status=500, body=build_fault(version, fault), headers={"Content-Type": SOAP_CONTENT_TYPE}
+        )
 
 
 def _request_version(envelope: Envelope) -> str:

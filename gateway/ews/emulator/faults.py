@@ -8,16 +8,29 @@ JSON). Example::
                {"kind": "http_503", "user": "bob@example.com"}]}
 
 Rule kinds: ``server_busy`` (SOAP fault ErrorServerBusy with BackOffMilliseconds, HTTP 500),
-``http_500``, ``http_503``, ``drop`` (the connection is closed without an answer) and ``latency``
-(``latency_ms`` more for the matching requests). ``operation``/``user`` narrow a rule; ``count``
-limits it to the next N matching requests (absent: until the faults are replaced).
+``http_500``, ``http_503``, ``drop`` (the connection is closed without an answer), ``latency``
+(``latency_ms`` more for the matching requests) and ``timeout`` (see below). ``operation``/``user``
+narrow a rule; ``skip`` lets the first N matching requests pass untouched (to fail, say, the second
+UpdateItem of a write); ``count`` then limits it to the next N matching requests (absent: until the
+faults are replaced).
+
+``when`` says whether a failure happens ``"before"`` the request is carried out (the default: nothing
+changed, as when Exchange throttles or a proxy refuses) or ``"after"`` it (the mailbox changed but the
+answer is lost: a connection that broke or a proxy that timed out on the way back). ``after`` is
+allowed for ``drop``, ``http_500``, ``http_503`` and ``server_busy``; a ``timeout`` rule always acts
+after: the request is carried out, then the emulator waits ``latency_ms`` (default 30 000) and closes
+the connection without an answer, so a client whose timeout is shorter gives up first. Only a request
+that was carried out (its answer holds a response message that is not an error) meets an ``after``
+rule: an EWS error answer is delivered as it is and the rule waits for the next matching request.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-FAULT_KINDS = ("server_busy", "http_500", "http_503", "drop", "latency")
+FAULT_KINDS = ("server_busy", "http_500", "http_503", "drop", "latency", "timeout")
+AFTER_KINDS = ("server_busy", "http_500", "http_503", "drop", "timeout")  # may act after applying
+TIMEOUT_DEFAULT_MS = 30_000
 
 
 @dataclass
@@ -28,6 +41,8 @@ class FaultRule:
     count: int | None = None
     back_off_ms: int = 1000
     latency_ms: int = 0
+    when: str = "before"  # "before" or "after" the request is carried out
+    skip: int = 0  # matching requests still to let pass before the rule applies
 
     @classmethod
     def from_json(cls, data: dict) -> FaultRule:
@@ -38,13 +53,26 @@ class FaultRule:
         if count is not None and (not isinstance(count, int) or count < 0):
             raise ValueError("count must be a non-negative integer")
         user = data.get("user")
+        when = data.get("when", "after" if kind == "timeout" else "before")
+        if when not in ("before", "after"):
+            raise ValueError('when must be "before" or "after"')
+        if when == "after" and kind not in AFTER_KINDS:
+            raise ValueError(f"a {kind} fault cannot come after the request; only {', '.join(AFTER_KINDS)}")
+        if kind == "timeout" and when != "after":
+            raise ValueError("a timeout fault always comes after the request is carried out")
+        skip = data.get("skip", 0)
+        if not isinstance(skip, int) or skip < 0:
+            raise ValueError("skip must be a non-negative integer")
+        latency = data.get("latency_ms", TIMEOUT_DEFAULT_MS if kind == "timeout" else 0)
         return cls(
             kind=kind,
             operation=data.get("operation"),
             user=user.lower() if user else None,
             count=count,
             back_off_ms=int(data.get("back_off_ms", 1000)),
-            latency_ms=int(data.get("latency_ms", 0)),
+            latency_ms=int(latency),
+            when=when,
+            skip=skip,
         )
 
     def matches(self, operation: str, user: str | None) -> bool:
@@ -54,9 +82,14 @@ class FaultRule:
             return False
         return not (self.user and self.user != (user or "").lower())
 
-    def consume(self) -> None:
+    def consume(self) -> bool:
+        """Count one matching request; whether the rule acts on it (not while requests are skipped)."""
+        if self.skip:
+            self.skip -= 1
+            return False
         if self.count is not None:
             self.count -= 1
+        return True
 
 
 @dataclass
@@ -90,15 +123,18 @@ class FaultSettings:
         """Milliseconds to wait before answering (global latency plus matching latency rules)."""
         total = self.latency_ms
         for rule in self.rules:
-            if rule.kind == "latency" and rule.matches(operation, user):
-                rule.consume()
+            if rule.kind == "latency" and rule.matches(operation, user) and rule.consume():
                 total += rule.latency_ms
         return total
 
-    def take(self, operation: str, user: str | None) -> FaultRule | None:
-        """The first failure rule matching this request, counted as used."""
+    def take(self, operation: str, user: str | None, when: str = "before") -> FaultRule | None:
+        """The first failure rule matching this request at this moment (``when``), counted as used."""
         for rule in self.rules:
-            if rule.kind != "latency" and rule.matches(operation, user):
-                rule.consume()
+            if (
+                rule.kind != "latency"
+                and rule.when == when
+                and rule.matches(operation, user)
+                and rule.consume()
+            ):
                 return rule
         return None
