@@ -31,7 +31,8 @@ from gateway.ews.emulator.calendar_types import (
     recurrence_xml,
     time_zone_xml,
 )
-from gateway.ews.emulator.model import FREE_BUSY_TYPES, CalendarItem, StoreError, uri_key
+from gateway.ews.emulator.mapi import write_item
+from gateway.ews.emulator.model import FREE_BUSY_TYPES, CalendarItem, StoreError
 from gateway.ews.emulator.soap import T
 from gateway.ews.emulator.xsd import fmt_bool, fmt_dt, fmt_duration, parse_bool, parse_dt
 
@@ -262,8 +263,7 @@ class ExtendedPropertyField(Field):
     carries the ones the shape names (``AdditionalProperties``), in its position of the sequence."""
 
     def read(self, item: CalendarItem, elem: etree._Element, append: bool) -> None:
-        value = parse_extended(elem)
-        item.extended[uri_key(dict(value.uri))] = value
+        write_item(item, parse_extended(elem))
 
     def emit(self, item: CalendarItem, shape: Shape) -> Elements:
         return extended_xml(item, shape.extended)

@@ -9,7 +9,7 @@ each folder keeps the change journal SyncFolderItems reads. Nothing here knows a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.common.timezones import windows_to_iana
@@ -44,11 +44,44 @@ class ExtendedValue:
     is_array: bool = False
 
 
-def uri_key(attrs: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """Normalised identity of an ``ExtendedFieldURI`` (attribute order and GUID case do not matter)."""
-    return tuple(
-        sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items())
-    )
+# The GUIDs of the distinguished property sets (MS-OXPROPS §1.3.2), so that a property addressed by
+# PropertySetId names the same property as by DistinguishedPropertySetId.
+PROPERTY_SETS = {
+    "00020329-0000-0000-c000-000000000046": "publicstrings",
+    "00062002-0000-0000-c000-000000000046": "appointment",
+    "00062003-0000-0000-c000-000000000046": "task",
+    "00062004-0000-0000-c000-000000000046": "address",
+    "00062008-0000-0000-c000-000000000046": "common",
+    "00020386-0000-0000-c000-000000000046": "internetheaders",
+    "6ed8da90-450b-101b-98da-00aa003f1305": "meeting",
+}
+
+PropertyId = tuple[str | int, ...]
+
+
+def property_id(attrs: dict[str, str]) -> PropertyId:
+    """Which MAPI property an ``ExtendedFieldURI`` names, whatever its spelling.
+
+    ``PropertyTag="0x37"``, ``"0x0037"`` and ``"55"`` are one tag; a distinguished set may be named
+    by ``DistinguishedPropertySetId`` or by its GUID; PropertyId is decimal (types.xsd).
+    """
+    try:
+        tag = attrs.get("PropertyTag")
+        if tag is not None:
+            tag = tag.strip().lower()
+            return ("tag", int(tag, 16) if tag.startswith("0x") else int(tag))
+        guid = attrs.get("PropertySetId", "").lower()
+        space = attrs.get("DistinguishedPropertySetId", "").lower() or PROPERTY_SETS.get(guid, guid)
+        if "PropertyId" in attrs:
+            return ("id", space, int(attrs["PropertyId"]))
+    except ValueError:
+        raise StoreError("ErrorInvalidExtendedProperty", "The extended property URI is invalid.") from None
+    return ("name", space, attrs.get("PropertyName", ""))
+
+
+def uri_key(attrs: dict[str, str]) -> PropertyId:
+    """Normalised identity of an ``ExtendedFieldURI`` as stored: the property and its type."""
+    return (*property_id(attrs), attrs.get("PropertyType", ""))
 
 
 @dataclass
@@ -149,14 +182,21 @@ class Folder:
     # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
     seq: int = 0
     tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # PR_LOCAL_COMMIT_TIME_MAX: when anything in the folder last changed (clients' ctag).
+    commit_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def is_calendar(self) -> bool:
         return self.folder_class == CALENDAR_CLASS
 
     def bump(self) -> int:
-        """Advance the journal: the position of the change being recorded."""
+        """Advance the journal: the position of the change being recorded.
+
+        The commit time moves too, by at least a millisecond (the precision it is shown with), so
+        that two changes within one clock tick still give two different ctags.
+        """
         self.seq += 1
+        self.commit_time = max(datetime.now(UTC), self.commit_time + timedelta(milliseconds=1))
         return self.seq
 
     def changes_since(self, seq: int) -> list[Change]:
