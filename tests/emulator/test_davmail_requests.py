@@ -8,9 +8,13 @@ runs DavMail itself against the emulator.
 
 from __future__ import annotations
 
+import base64
 import string
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import icalendar
+import recurring_ical_events
 import requests
 from lxml import etree
 
@@ -153,3 +157,100 @@ def test_unauthenticated_ews_requests_are_counted_apart(emulator):
     assert answer.status_code == 401
     stats = emulator.stats()
     assert stats["unauthenticated"] == 1 and stats["operations"] == {}
+
+
+# --- reading a calendar: FindItem on MAPI properties, GetItem with MIME content ------------------------
+
+
+def calendar_box(emulator: EmulatorServer, user: str = "alice"):
+    return emulator.state.store.mailboxes[f"{user}@example.com"]
+
+
+def test_find_item_restricts_and_sorts_on_the_properties_exchange_maintains(emulator):
+    """DavMail's month view: series (PidLidRecurring, or CDO instance type 1) and single events in the
+    range, sorted by PR_INTERNET_ARTICLE_NUMBER, with subject, last modification and instance type."""
+    box = calendar_box(emulator)
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=3), now + timedelta(days=4)
+    response = replay(
+        emulator,
+        "FindItem-calendar-items-in-range",
+        start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end=end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    assert codes(response) == ["NoError"]
+    found = response.findall(f".//{T}CalendarItem")
+    expected = {
+        i.item_id
+        for i in box.calendar.items.values()
+        if i.recurrence is not None or (i.start < end and i.end > start)
+    }
+    assert {f.find(f"{T}ItemId").get("Id") for f in found} == expected
+    assert any(i.recurrence is None for i in box.calendar.items.values() if i.item_id not in expected)
+    props = [mapi(f) for f in found]
+    articles = [int(p["0xe23"]) for p in props]
+    assert articles == sorted(articles) and len(set(articles)) == len(articles) and articles[0] > 0
+    for element, prop in zip(found, props, strict=True):
+        item = box.get(element.find(f"{T}ItemId").get("Id"))
+        assert prop["0x37"] == prop["0x3001"] == item.subject
+        assert prop["urn:schemas:calendar:instancetype"] == ("1" if item.recurrence else "0")
+        assert datetime.fromisoformat(prop["0x3008"]) == item.modified.replace(
+            microsecond=item.modified.microsecond // 1000 * 1000
+        )
+
+
+def event_mime(emulator: EmulatorServer, item) -> tuple[etree._Element, icalendar.Calendar]:
+    response = replay(
+        emulator, "GetItem-event-mime-content", item_id=item.item_id, change_key=item.change_key
+    )
+    assert codes(response) == ["NoError"]
+    element = response.find(f".//{T}CalendarItem")
+    mime = element.find(f"{T}MimeContent")
+    assert mime is not None and mime.get("CharacterSet") == "UTF-8"
+    return element, icalendar.Calendar.from_ical(base64.b64decode(mime.text))
+
+
+def test_get_item_with_mime_content_answers_the_series_as_icalendar(emulator):
+    box = calendar_box(emulator)
+    (series,) = [i for i in box.calendar.items.values() if i.subject == "Alice weekly 1:1"]
+    element, parsed = event_mime(emulator, series)
+    assert etree.QName(element[0]).localname == "MimeContent"  # ItemType's sequence: before ItemId
+    assert element[1].get("Id") == series.item_id
+    (zone,) = parsed.walk("VTIMEZONE")
+    assert str(zone["TZID"]) == "W. Europe Standard Time"
+    events = parsed.walk("VEVENT")
+    (master,) = [e for e in events if "RECURRENCE-ID" not in e]
+    (moved,) = [e for e in events if "RECURRENCE-ID" in e]
+    assert {str(e["UID"]) for e in events} == {series.uid}
+    assert str(master["SUMMARY"]) == "Alice weekly 1:1" and master["RRULE"]["FREQ"] == ["WEEKLY"]
+    assert master.decoded("DTSTART") == series.start
+    (exception,) = series.exceptions.values()
+    assert (moved.decoded("RECURRENCE-ID"), moved.decoded("DTSTART")) == (
+        exception.original_start,
+        exception.start,
+    )
+    (cancelled,) = series.deleted.values()
+    assert [d.dt for d in master["EXDATE"].dts] == [cancelled]
+
+
+def test_every_event_of_the_demo_expands_from_its_mime_content_as_from_a_calendar_view(emulator):
+    """The iCalendar Exchange answers and its CalendarView are two renderings of one calendar."""
+    box = calendar_box(emulator)
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=60), now + timedelta(days=60)
+    expected = sorted(
+        (i.uid, i.start, i.end, i.subject) for i in box.expand(box.calendar.folder_id, start, end)
+    )
+    got = []
+    for item in box.calendar.items.values():
+        _, parsed = event_mime(emulator, item)
+        for event in recurring_ical_events.of(parsed).between(start, end):
+            begin, finish = event.decoded("DTSTART"), event.decoded("DTEND")
+            if not isinstance(begin, datetime):  # all-day: local midnights of the mailbox
+                begin, finish = (
+                    datetime.combine(d, time(), item.zone).astimezone(UTC) for d in (begin, finish)
+                )
+            got.append(
+                (str(event["UID"]), begin.astimezone(UTC), finish.astimezone(UTC), str(event["SUMMARY"]))
+            )
+    assert sorted(got) == expected and len(expected) > 10

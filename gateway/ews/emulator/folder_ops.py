@@ -86,7 +86,11 @@ class FolderShape:
 
 
 # The folder elements of ArrayOfFoldersType by folder class (types.xsd); other classes are t:Folder.
-_FOLDER_ELEMENTS = {CALENDAR_CLASS: "CalendarFolder", "IPF.Contact": "ContactsFolder", "IPF.Task": "TasksFolder"}
+_FOLDER_ELEMENTS = {
+    CALENDAR_CLASS: "CalendarFolder",
+    "IPF.Contact": "ContactsFolder",
+    "IPF.Task": "TasksFolder",
+}
 
 
 def folder_xml(box: MailboxStore, folder: Folder, shape: FolderShape) -> etree._Element:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 
 from gateway.ews.emulator.fields import CALENDAR_ITEM_FIELDS, DEFAULT_FIELDS, WRITABLE, Elements
+from gateway.ews.emulator.mime import mime_content_xml
 from gateway.ews.emulator.model import CalendarItem
 from gateway.ews.emulator.soap import T
-from gateway.ews.emulator.xsd import child, local, text
+from gateway.ews.emulator.xsd import child, local, parse_bool, text
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Shape:
     base: str = "AllProperties"
     fields: set[str] = field(default_factory=set)
     extended: list[dict[str, str]] = field(default_factory=list)
+    mime: bool = False  # t:IncludeMimeContent, or item:MimeContent asked for
 
     @classmethod
     def parse(cls, elem: etree._Element | None) -> Shape:
@@ -35,12 +37,14 @@ class Shape:
         if elem is None:
             return cls("IdOnly")
         shape = cls(text(elem, "BaseShape", "IdOnly"))
+        shape.mime = parse_bool(text(elem, "IncludeMimeContent", "false"))
         extra = child(elem, "AdditionalProperties")
         for path in extra if extra is not None else []:
             if local(path) == "FieldURI":
                 shape.fields.add(path.get("FieldURI", ""))
             elif local(path) == "ExtendedFieldURI":
                 shape.extended.append(dict(path.attrib))
+        shape.mime = shape.mime or "item:MimeContent" in shape.fields
         return shape
 
     def wants(self, uri: str) -> bool:
@@ -81,6 +85,8 @@ def _snap_all_day(item: CalendarItem) -> None:
 def item_xml(item: CalendarItem, shape: Shape) -> etree._Element:
     """A ``t:CalendarItem`` for a response, with the fields ``shape`` asks for, in schema order."""
     elem = T.CalendarItem(T.ItemId(Id=item.item_id, ChangeKey=item.change_key))
+    if shape.mime:  # ItemType's sequence starts with MimeContent, then ItemId
+        elem.insert(0, mime_content_xml(item))
     if shape.base == "IdOnly" and not shape.fields and not shape.extended:
         return elem
     for declared in CALENDAR_ITEM_FIELDS:
