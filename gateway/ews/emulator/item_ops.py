@@ -16,6 +16,7 @@ from gateway.ews.emulator.fields import BY_URI
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
 from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
+from gateway.ews.emulator.mime_import import import_mime
 from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_known
 from gateway.ews.emulator.restrictions import elements, item_value, restrict, sort
 from gateway.ews.emulator.series import normalise_series
@@ -177,6 +178,9 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         if ctx.timezone and zone_known(ctx.timezone):
             # Without StartTimeZone/EndTimeZone Exchange uses the request's TimeZoneContext.
             item.start_tz = item.end_tz = ctx.timezone
+        mime = child(elem, "MimeContent")
+        if mime is not None:  # Exchange builds the item from its MIME first, then applies the rest
+            import_mime(item, mime.text or "", item.start_tz, box.email)
         apply_item(item, elem)
         _check_times(item)
         if not item.uid:

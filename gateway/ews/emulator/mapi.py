@@ -141,12 +141,12 @@ def _last_article(box: MailboxStore, folder: Folder) -> int:
 FOLDER_PROPERTIES: dict[PropertyId, tuple[str, FolderRead]] = {
     ("tag", 0x10F3): ("PR_URL_COMP_NAME", lambda box, f: f.name),
     ("tag", 0x3001): ("PR_DISPLAY_NAME", lambda box, f: f.name),
-    ("tag", 0x3008): ("PR_LAST_MODIFICATION_TIME", lambda box, f: f.commit_time),
+    ("tag", 0x3008): ("PR_LAST_MODIFICATION_TIME", lambda box, f: f.show_commit_time()),
     ("tag", 0x3602): ("PR_CONTENT_COUNT", lambda box, f: len(f.items)),
     ("tag", 0x3603): ("PR_CONTENT_UNREAD", lambda box, f: 0),
     ("tag", 0x360A): ("PR_SUBFOLDERS", lambda box, f: bool(box.children(f.folder_id))),
     ("tag", 0x3613): ("PR_CONTAINER_CLASS", lambda box, f: f.folder_class),
-    ("tag", 0x670A): ("PR_LOCAL_COMMIT_TIME_MAX", lambda box, f: f.commit_time),
+    ("tag", 0x670A): ("PR_LOCAL_COMMIT_TIME_MAX", lambda box, f: f.show_commit_time()),
     # Article numbers are the items' creation positions in the folder's journal (see ITEM_PROPERTIES).
     ("tag", 0x6751): ("PR_ARTICLE_NUM_NEXT", lambda box, f: f.seq + 1),
     ("tag", 0x6752): ("PR_IMAP_LAST_ARTICLE_ID", _last_article),
@@ -163,13 +163,14 @@ def folder_value(box: MailboxStore, folder: Folder, attrs: dict[str, str]) -> Va
 
 
 def format_value(value: Value) -> list[str]:
-    """``t:Value`` texts: booleans as xs:boolean, times in UTC with milliseconds (MAPI keeps more)."""
+    """``t:Value`` texts: booleans as xs:boolean, times in UTC to the second (as Exchange shows
+    SystemTime properties; DavMail reads no fractions)."""
     if isinstance(value, list):
         return value
     if isinstance(value, bool):
         return ["true" if value else "false"]
     if isinstance(value, datetime):
-        return [value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"]
+        return [value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
     return [str(value)]
 
 

@@ -182,22 +182,33 @@ class Folder:
     # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
     seq: int = 0
     tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # PR_LOCAL_COMMIT_TIME_MAX: when anything in the folder last changed (clients' ctag).
-    commit_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # PR_LOCAL_COMMIT_TIME_MAX: when anything in the folder last changed (DavMail's ctag). EWS shows it
+    # to the second; ``commit_time_shown`` says a client has seen the current value (see bump).
+    commit_time: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    commit_time_shown: bool = False
 
     @property
     def is_calendar(self) -> bool:
         return self.folder_class == CALENDAR_CLASS
 
     def bump(self) -> int:
-        """Advance the journal: the position of the change being recorded.
+        """Advance the journal: the position of the change being recorded; the commit time moves too.
 
-        The commit time moves too, by at least a millisecond (the precision it is shown with), so
-        that two changes within one clock tick still give two different ctags.
+        Exchange's commit time has one-second resolution, so a client that read it and then changed
+        the folder within that second would see no change. The emulator dates such a change one second
+        later instead: tests are then not at the mercy of the clock, and the value still only grows.
         """
         self.seq += 1
-        self.commit_time = max(datetime.now(UTC), self.commit_time + timedelta(milliseconds=1))
+        now = datetime.now(UTC).replace(microsecond=0)
+        if self.commit_time_shown and now <= self.commit_time:
+            now = self.commit_time + timedelta(seconds=1)
+        self.commit_time, self.commit_time_shown = max(now, self.commit_time), False
         return self.seq
+
+    def show_commit_time(self) -> datetime:
+        """PR_LOCAL_COMMIT_TIME_MAX as a client reads it (remembered as seen, see :meth:`bump`)."""
+        self.commit_time_shown = True
+        return self.commit_time
 
     def changes_since(self, seq: int) -> list[Change]:
         """SyncFolderItems changes after journal position ``seq``, oldest first, one per item."""
