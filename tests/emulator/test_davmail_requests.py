@@ -378,3 +378,54 @@ def test_create_item_from_mime_all_day_event_as_davmail_sends_it(emulator):
         datetime(2026, 12, 24, tzinfo=berlin),
         datetime(2026, 12, 26, tzinfo=berlin),
     )
+
+
+# --- writing: UpdateItem through MAPI tags, times without an offset -----------------------------------
+
+
+def update(emulator: EmulatorServer, item, start: str, end: str, subject: str) -> None:
+    response = replay(
+        emulator,
+        "UpdateItem-event-fields-in-context-zone",
+        item_id=item.item_id,
+        change_key=item.change_key,
+        start=start,
+        end=end,
+        subject=subject,
+    )
+    assert codes(response) == ["NoError"]
+
+
+def test_update_item_through_mapi_tags_changes_the_subject_and_clears_the_body(emulator):
+    """DavMail renames with SetItemField on PR_SUBJECT (0x37) and clears with DeleteItemField PR_BODY (0x1000)."""
+    box = calendar_box(emulator)
+    (item,) = [i for i in box.calendar.items.values() if i.subject == "Alice: focus time"]
+    item.body = "no meetings please"
+    update(emulator, item, "2026-12-08T19:00:00", "2026-12-08T20:00:00", "Deep work")
+    changed = box.get(item.item_id)
+    assert (changed.subject, changed.body) == ("Deep work", "")
+    assert (changed.item_id, changed.change_key != item.change_key) == (item.item_id, True)
+    assert changed.extended == {}  # the tags are the fields, not extra properties
+
+
+def test_times_without_an_offset_are_read_in_the_request_time_zone(emulator):
+    """``<t:Start>2026-12-08T19:00:00</t:Start>`` with a TimeZoneContext (or a StartTimeZone in the
+    request) is 19:00 in that zone, not 19:00 UTC (Microsoft: "Time zones and EWS in Exchange")."""
+    berlin = ZoneInfo("Europe/Berlin")
+    box = calendar_box(emulator)
+    (item,) = [i for i in box.calendar.items.values() if i.subject == "Alice: focus time"]
+    update(emulator, item, "2026-12-08T19:00:00", "2026-12-08T20:00:00", "Evening")
+    changed = box.get(item.item_id)
+    assert (changed.start, changed.end) == (
+        datetime(2026, 12, 8, 19, tzinfo=berlin),
+        datetime(2026, 12, 8, 20, tzinfo=berlin),
+    )
+    update(emulator, changed, "2026-12-08T18:30:00Z", "2026-12-08T19:30:00+00:00", "Evening")
+    assert box.get(item.item_id).start == datetime(2026, 12, 8, 18, 30, tzinfo=UTC)  # an offset wins
+
+    # DavMail's time-zone probe: no TimeZoneContext, but a StartTimeZone in the item
+    response = replay(
+        emulator, "CreateItem-time-zone-probe", start="2026-07-01T08:00:00", end="2026-07-01T09:00:00"
+    )
+    created = box.get(response.find(f".//{T}ItemId").get("Id"))
+    assert created.start == datetime(2026, 7, 1, 8, tzinfo=berlin)  # CEST: 06:00 UTC

@@ -7,7 +7,7 @@ ErrorItemNotFound) fails only that message, as Exchange does.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from lxml import etree
 
@@ -17,7 +17,7 @@ from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, re
 from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
 from gateway.ews.emulator.mime_import import import_mime
-from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_known
+from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_for, zone_known
 from gateway.ews.emulator.restrictions import elements, item_value, restrict, sort
 from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
@@ -181,7 +181,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         mime = child(elem, "MimeContent")
         if mime is not None:  # Exchange builds the item from its MIME first, then applies the rest
             import_mime(item, mime.text or "", item.start_tz, box.email)
-        apply_item(item, elem)
+        apply_item(item, elem, zone=naive_zone(ctx, [elem]))
         _check_times(item)
         if not item.uid:
             item.uid = new_uid(item.item_id)
@@ -265,7 +265,8 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             )
         # Work on a copy so that a refused update leaves the stored item untouched.
         item = copy.deepcopy(target)
-        _apply_updates(item, child(change, "Updates"))
+        updates = child(change, "Updates")
+        _apply_updates(item, updates, naive_zone(ctx, [elements(u)[-1] for u in elements(updates)]))
         _check_times(item)
         sending = item.is_meeting and send in _SENDS
         if sending:
@@ -280,13 +281,28 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
     return per_id("UpdateItem", elements(first_child(request, "ItemChanges")), handle, items_on_error=True)
 
 
-def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:
+def naive_zone(ctx: OperationContext, items: list[etree._Element]) -> tzinfo:
+    """The zone of a request's date-times without an offset: a StartTimeZone (or MeetingTimeZone) the
+    request sets, else its TimeZoneContext, else UTC (Microsoft, "Time zones and EWS in Exchange";
+    DavMail sends local times with a TimeZoneContext)."""
+    for elem in items:
+        for name in ("StartTimeZone", "MeetingTimeZone"):
+            zone = child(elem, name)
+            zone_id = "" if zone is None else zone.get("Id") or zone.get("TimeZoneName") or ""
+            if zone_known(zone_id):
+                return zone_for(zone_id)
+    if ctx.timezone and zone_known(ctx.timezone):
+        return zone_for(ctx.timezone)
+    return UTC
+
+
+def _apply_updates(item: CalendarItem, updates: etree._Element | None, zone: tzinfo) -> None:
     recurrence_before = item.recurrence
     for update in elements(updates):
         parts = elements(update)
         kind = local(update)
         if kind in ("SetItemField", "AppendToItemField"):
-            apply_item(item, parts[1], append=kind == "AppendToItemField")
+            apply_item(item, parts[1], append=kind == "AppendToItemField", zone=zone)
         elif kind == "DeleteItemField":
             _delete_field(item, parts[0])
         else:

@@ -11,7 +11,7 @@ schema's ``xs:sequence`` order, filtered by the requested shape (``IdOnly``/``De
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from lxml import etree
 
@@ -54,18 +54,19 @@ class Shape:
         return uri in self.fields or (self.base == "Default" and uri in DEFAULT_FIELDS)
 
 
-def apply_item(item: CalendarItem, elem: etree._Element, append: bool = False) -> None:
-    """Apply every child of a request ``t:CalendarItem`` onto ``item`` (CreateItem / SetItemField).
+def apply_item(item: CalendarItem, elem: etree._Element, append: bool = False, zone: tzinfo = UTC) -> None:
+    """Apply every child of a request ``t:CalendarItem`` onto ``item`` (CreateItem / SetItemField);
+    date-times without an offset are local times of ``zone`` (see item_ops.naive_zone).
 
-    Elements that are read-only or not modelled (MimeContent, Culture, IsResponseRequested, ...)
-    are accepted and ignored.
+    Elements that are read-only or not modelled (Culture, IsResponseRequested, ...) are accepted and
+    ignored; MimeContent is read before, by CreateItem.
     """
     for sub in elem:
         if not isinstance(sub.tag, str):
             continue
         found = WRITABLE.get(local(sub))
         if found is not None:
-            found.read(item, sub, append)
+            found.read(item, sub, append, zone)
     if item.is_all_day:
         _snap_all_day(item)
 
