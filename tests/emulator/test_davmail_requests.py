@@ -425,7 +425,74 @@ def test_times_without_an_offset_are_read_in_the_request_time_zone(emulator):
 
     # DavMail's time-zone probe: no TimeZoneContext, but a StartTimeZone in the item
     response = replay(
-        emulator, "CreateItem-time-zone-probe", start="2026-07-01T08:00:00", end="2026-07-01T09:00:00"
+        emulator,
+        "CreateItem-time-zone-probe",
+        folder_id=folder_id(emulator, "calendar"),
+        start="2026-07-01T08:00:00",
+        end="2026-07-01T09:00:00",
     )
     created = box.get(response.find(f".//{T}ItemId").get("Id"))
     assert created.start == datetime(2026, 7, 1, 8, tzinfo=berlin)  # CEST: 06:00 UTC
+
+
+# --- the rest of a DavMail session: its time-zone probe folder, deleting, free/busy ------------------
+
+
+def test_davmails_time_zone_probe_in_a_folder_of_its_own(emulator):
+    """At sign-in DavMail (re)creates "davmailtemp", stores an item in the mailbox's zone, reads its
+    VTIMEZONE from the MIME content and hard-deletes the folder: the Calendar must come out untouched."""
+    calendar_items = dict(calendar_box(emulator).calendar.items)
+    assert len(replay(emulator, "FindFolder-davmailtemp-by-name").find(f".//{T}Folders")) == 0
+    assert codes(replay(emulator, "CreateFolder-davmailtemp")) == ["NoError"]
+    (temp,) = replay(emulator, "FindFolder-davmailtemp-by-name").find(f".//{T}Folders")
+    temp_id = temp.find(f"{T}FolderId").get("Id")
+    created = replay(
+        emulator,
+        "CreateItem-time-zone-probe",
+        folder_id=temp_id,
+        start="2026-12-06T20:00:00",
+        end="2026-12-07T20:00:00",
+    )
+    item = calendar_box(emulator).get(created.find(f".//{T}ItemId").get("Id"))
+    _, parsed = event_mime(emulator, item)
+    (zone,) = parsed.walk("VTIMEZONE")
+    assert str(zone["TZID"]) == "W. Europe Standard Time"
+    assert {o.decoded("TZOFFSETTO") for o in zone.subcomponents} == {timedelta(hours=1), timedelta(hours=2)}
+    assert codes(replay(emulator, "DeleteFolder-hard-delete", folder_id=temp_id)) == ["NoError"]
+    assert len(replay(emulator, "FindFolder-davmailtemp-by-name").find(f".//{T}Folders")) == 0
+    assert calendar_box(emulator).calendar.items == calendar_items
+
+
+def test_delete_item_moving_to_deleted_items_takes_the_event_off_the_calendar(emulator):
+    box = calendar_box(emulator)
+    (item,) = [i for i in box.calendar.items.values() if i.subject == "Alice: focus time"]
+    response = replay(
+        emulator, "DeleteItem-move-to-deleted-items", item_id=item.item_id, change_key=item.change_key
+    )
+    assert codes(response) == ["NoError"]
+    assert item.item_id not in box.calendar.items
+
+
+def test_merged_only_free_busy_in_quarter_hours_as_davmail_asks_for_it(emulator):
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=7)
+    response = replay(
+        emulator,
+        "GetUserAvailability-merged-only",
+        attendee="bob@example.com",
+        start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end=end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    merged = response.findtext(f".//{T}MergedFreeBusy")
+    assert len(merged) == 7 * 24 * 4 and set(merged) <= set("0123")
+    digit = {"Busy": "2", "Tentative": "1", "OOF": "3", "WorkingElsewhere": "0"}
+    for event in emulator.state.store.busy_events("bob@example.com", start, end):
+        if event.busy_type in digit and event.start >= start:
+            slot = int((event.start - start) / timedelta(minutes=15))
+            assert merged[slot] >= digit[event.busy_type], (event, merged[slot])
+    working_elsewhere = [
+        e
+        for e in emulator.state.store.busy_events("bob@example.com", start, end)
+        if e.busy_type == "WorkingElsewhere"
+    ]
+    assert working_elsewhere  # the demo's WorkingElsewhere day: shown as free, 0
