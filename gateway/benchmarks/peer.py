@@ -70,6 +70,7 @@ class PeerRow:
     peer: list[float] = field(default_factory=list)
     gateway_calls: list[int] = field(default_factory=list)
     peer_calls: list[int] = field(default_factory=list)
+    peer_challenged: list[int] = field(default_factory=list)  # DavMail's requests answered 401
     same: list[bool] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -82,6 +83,7 @@ class PeerRow:
             "davmail_over_gateway": round(pr / gw, 2) if gw else None,
             "gateway_ews_calls": _mean(self.gateway_calls),
             "davmail_ews_calls": _mean(self.peer_calls),
+            "davmail_401_legs": _mean(self.peer_challenged),
             "same_result": all(self.same) if self.same else None,
         }
 
@@ -98,18 +100,23 @@ class Side:
         self.emulator_url = emulator_url
         self.email = email
 
-    async def _calls(self) -> int:
+    async def _calls(self) -> tuple[int, int]:
+        """EWS requests so far: authenticated ones of the mailbox, and those answered 401 (any caller:
+        the workloads run one request at a time)."""
         async with self.client.session.get(self.emulator_url + "/_emulator/stats") as response:
             stats = await response.json()
         counts = stats["mailboxes"].get(self.email, {})
-        return sum(n for op, n in counts.items() if op not in NOT_EWS) + stats.get("unauthenticated", 0)
+        return sum(n for op, n in counts.items() if op not in NOT_EWS), stats.get("unauthenticated", 0)
 
-    async def timed(self, op: Callable[[], Awaitable[Any]]) -> tuple[float, int, Any]:
-        before = await self._calls()
+    async def timed(self, op: Callable[[], Awaitable[Any]]) -> tuple[float, int, int, Any]:
+        """(seconds, EWS round trips including 401 legs, of which 401 legs, result) of one request."""
+        calls, challenged = await self._calls()
         started = time.perf_counter()
         result = await op()
         elapsed = time.perf_counter() - started
-        return elapsed, await self._calls() - before, result
+        after, challenged_after = await self._calls()
+        legs = challenged_after - challenged
+        return elapsed, after - calls + legs, legs, result
 
 
 def occurrences(body: bytes, start: datetime, end: datetime) -> set[tuple]:
@@ -146,9 +153,11 @@ async def _measure(
     """One round of a workload: the gateway's request, then DavMail's, each timed and counted."""
     results = []
     for index, side in enumerate(sides):
-        elapsed, count, result = await side.timed(lambda i=index, s=side: op(i, s))
+        elapsed, count, legs, result = await side.timed(lambda i=index, s=side: op(i, s))
         (row.gateway if index == 0 else row.peer).append(elapsed)
         (row.gateway_calls if index == 0 else row.peer_calls).append(count)
+        if index == 1:
+            row.peer_challenged.append(legs)
         results.append(result)
     if same is not None:
         row.same.append(same(*results))
@@ -319,14 +328,14 @@ def table(document: dict[str, Any]) -> str:
     """The side-by-side table printed at the end, and the month view's ratio."""
     lines = [
         f"{'workload':<38} {'gateway ms':>10} {'p95':>8} {'DavMail ms':>11} {'p95':>9} {'DavMail/gw':>10} "
-        f"{'EWS gw':>7} {'DavMail':>8}  same",
+        f"{'EWS gw':>7} {'DavMail':>8} {'(401)':>6}  same",
     ]
     for row in document["workloads"]:
         gw, pr = row["gateway_ms"], row["davmail_ms"]
         same = {True: "yes", False: "NO", None: "-"}[row["same_result"]]
         lines.append(
             f"{row['name']:<38} {gw['median']:>10.1f} {gw['p95']:>8.1f} {pr['median']:>11.1f} {pr['p95']:>9.1f} "
-            f"{row['davmail_over_gateway'] or 0:>10.2f} {row['gateway_ews_calls']:>7.2f} {row['davmail_ews_calls']:>8.2f}  {same}"
+            f"{row['davmail_over_gateway'] or 0:>10.2f} {row['gateway_ews_calls']:>7.2f} {row['davmail_ews_calls']:>8.2f} {row['davmail_401_legs']:>6.1f}  {same}"
         )
     view, host = document["workloads"][0], document["machine"]
     lines.append(
