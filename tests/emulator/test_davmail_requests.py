@@ -149,6 +149,16 @@ def test_owa_user_options_name_the_mailbox_time_zone(emulator):
         key, value = (e.findtext(f"{T}Value") for e in entry)
         entries[key] = value
     assert entries["timezone"] == "Pacific Standard Time"
+    body = (
+        (FIXTURES / "GetUserConfiguration-owa-user-options.xml")
+        .read_text()
+        .replace("OWA.UserOptions", "OWA.Other")
+    )
+    answer = requests.post(
+        emulator.ews_url, data=body.encode(), auth=("carol@example.com", "carol-pw"), timeout=10
+    )
+    other = etree.fromstring(answer.content).find(f"{SOAP}Body")[0]
+    assert codes(other) == ["ErrorItemNotFound"]  # a configuration never saved: not a SOAP fault
 
 
 def test_unauthenticated_ews_requests_are_counted_apart(emulator):
