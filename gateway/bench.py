@@ -122,6 +122,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workdir", type=Path, help="keep seed, config, logs and database here (default: temporary)"
     )
+    parser.add_argument(
+        "--peer",
+        choices=["davmail"],
+        help="instead of the workloads, compare the gateway with DavMail on the same emulator "
+        "(needs java and DavMail: apt-get install davmail-server default-jre-headless)",
+    )
     parser.set_defaults(func=run, profile="full")
 
 
@@ -131,13 +137,18 @@ def run(args: argparse.Namespace) -> int:
     from gateway.benchmarks.stack import StackError
 
     profile = PROFILES[args.profile]
+    runner = bench
+    if args.peer:  # gateway/benchmarks/peer.py: the side-by-side comparison, its own table
+        from gateway.benchmarks import peer
+
+        runner, table = peer.compare, peer.table
     try:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
-            document = asyncio.run(bench(profile, args.latency_ms, args.workdir))
+            document = asyncio.run(runner(profile, args.latency_ms, args.workdir))
         else:
             with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-                document = asyncio.run(bench(profile, args.latency_ms, Path(tmp)))
+                document = asyncio.run(runner(profile, args.latency_ms, Path(tmp)))
     except (StackError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

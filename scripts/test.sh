@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh test
-# Browser tests drive Debian's Chromium; install it when it is missing and we may (root with apt).
+# Browser tests drive Debian's Chromium; the DavMail tests run Debian's DavMail (davmail-server, the headless
+# part of the davmail package) on Java. Install what is missing when we may (root with apt).
+packages=()
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
-            || echo "warning: could not install chromium; browser tests will fail" >&2
-    fi
+    packages+=(chromium chromium-driver)
+fi
+if ! command -v java >/dev/null 2>&1 || [ ! -f "${DAVMAIL_JAR:-/usr/share/davmail/davmail.jar}" ]; then
+    packages+=(davmail-server default-jre-headless)
+fi
+if [ "${#packages[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}") >/dev/null 2>&1 \
+        || echo "warning: could not install ${packages[*]}; the browser or DavMail tests will fail" >&2
 fi
 exec .venv/bin/python -m pytest "$@"

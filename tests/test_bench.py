@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
+
 from gateway.bench import PROFILES, build_seed, month_of
+from gateway.benchmarks import davmail
 from gateway.benchmarks.load import ScrapedHistogram, full_collections, loop_lag
 from gateway.benchmarks.report import Row, percentile
 from gateway.benchmarks.stack import BenchUser, Gateway
@@ -164,3 +168,28 @@ def test_bench_users_and_gateway_do_not_show_secrets_in_repr():
     gateway = Gateway(process=None, base_url="http://127.0.0.1:1", admin_token="admin-secret")  # type: ignore[arg-type]
     shown = repr(user) + repr(gateway)
     assert "secret" not in shown and "u1@bench.example.com" in shown
+
+
+@pytest.mark.davmail
+def test_bench_peer_davmail_prints_the_side_by_side_table(tmp_path):
+    """``bench --peer davmail``: the gateway and DavMail on one emulator, same requests, same answers."""
+    reason = davmail.missing_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the DavMail benchmark cannot run: {reason}")
+        pytest.skip(reason)
+    out = tmp_path / "peer.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "--peer", "davmail", "--smoke", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "DavMail/gateway = " in done.stdout and "month view" in done.stdout
+    rows = {row["name"]: row for row in json.loads(out.read_text())["workloads"]}
+    view = rows["1 month view"]
+    assert view["same_result"] is True and rows["3 GET one event"]["same_result"] is True
+    # DavMail reads the month item by item (and every request is challenged once): far more round trips
+    assert view["davmail_ews_calls"] > 10 * view["gateway_ews_calls"] > 0

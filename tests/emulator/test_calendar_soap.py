@@ -169,10 +169,12 @@ def test_sub_calendar_items_stay_in_their_folder(emulator: EmulatorServer) -> No
 
 
 def test_unknown_folder_and_duplicate_folder_names(emulator: EmulatorServer) -> None:
+    # The demo mailboxes have no archive mailbox.
     missing = soap(
         emulator,
         """<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
-      <m:FolderIds><t:DistinguishedFolderId Id="tasks"/><t:DistinguishedFolderId Id="calendar"/></m:FolderIds>
+      <m:FolderIds><t:DistinguishedFolderId Id="archivemsgfolderroot"/><t:DistinguishedFolderId Id="calendar"/>
+      </m:FolderIds>
       </m:GetFolder>""",
     )
     assert codes(missing) == ["ErrorFolderNotFound", "NoError"]

@@ -143,8 +143,10 @@ def test_detailed_merged_view_for_several_mailboxes_with_an_unknown_one(emu):
     standup, private = alice.calendar_events[0].details, alice.calendar_events[-1].details
     assert standup.location == "Room 1" and standup.is_reminder_set and not standup.is_private
     assert private.is_private
-    # One digit per hour from midnight Berlin: 2 Busy, 1 Tentative, 5 WorkingElsewhere, 3 OOF.
-    assert alice.merged == "000000000" + "215030" + "2" + "0" * 8
+    # One digit per hour from midnight Berlin: 2 Busy, 1 Tentative, WorkingElsewhere as 0, 3 OOF. The
+    # merged stream has Exchange 2007's alphabet (0-4, 4 = NoData): working elsewhere is written as free
+    # (Microsoft Graph's scheduleInformation.availabilityView documents the same for the same data).
+    assert alice.merged == "000000000" + "210030" + "2" + "0" * 8
     # Bob's 07:00 Pacific call is 16:00 in Berlin.
     assert [(e.start, e.busy_type) for e in bob.calendar_events] == [(berlin(16), "Busy")]
 

@@ -83,6 +83,7 @@ class EmulatorApp:
         try:
             mailbox = self.authenticator.authenticate(request, self.state.directory)
         except Unauthorized as exc:
+            self.state.stats.unauthenticated += 1
             return _unauthorized(exc)
         try:
             envelope = parse_envelope(body)

@@ -6,10 +6,13 @@ Details (subject, location, flags) are shown only to callers allowed into the ma
 delegates, impersonation), as with Exchange's default "free/busy time only" permission; for
 everyone else a Detailed view is answered as FreeBusy (DetailedMerged as FreeBusyMerged).
 
-MergedFreeBusy digits: 0 Free, 1 Tentative, 2 Busy, 3 OOF, 4 NoData, and **5 WorkingElsewhere**
-(Exchange's documentation lists only 0-4; 5 is the next value of the LegacyFreeBusyType order and
-what exchangelib decodes). When events overlap in one interval the strongest wins:
-OOF > Busy > Tentative > WorkingElsewhere > Free.
+MergedFreeBusy digits: 0 Free, 1 Tentative, 2 Busy, 3 OOF, 4 NoData — the only ones Microsoft's EWS
+reference documents (MergedFreeBusy element). WorkingElsewhere (Exchange 2013 and later) is written as
+**0**: the merged stream keeps Exchange 2007's alphabet, where 4 already means NoData, and Microsoft
+documents that the same availability data in Graph's ``scheduleInformation.availabilityView`` shows
+working elsewhere as 0 "for backward compatibility" (Exchange 2007 and 2010 have no WorkingElsewhere).
+The per-event ``BusyType`` still says WorkingElsewhere. When events overlap in one interval the
+strongest wins: OOF > Busy > Tentative > Free (and WorkingElsewhere).
 
 Limits: a window longer than 42 days → ErrorTimeIntervalTooBig; more than 100 mailboxes →
 ErrorMailboxDataArrayTooBig; none → ErrorMailboxDataArrayEmpty (SOAP faults, request-level).
@@ -37,7 +40,7 @@ MERGED_DIGITS = {
     "Busy": "2",
     "OOF": "3",
     "NoData": "4",
-    "WorkingElsewhere": "5",
+    "WorkingElsewhere": "0",
 }
 _STRENGTH = {"Free": 0, "WorkingElsewhere": 1, "Tentative": 2, "Busy": 3, "OOF": 4}
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

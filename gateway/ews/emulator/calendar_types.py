@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from gateway.common.timezones import time_zone_definition
-from gateway.ews.emulator.model import Attendee, CalendarItem, ExtendedValue, StoreError, uri_key, zone_known
+from gateway.ews.emulator.mapi import extended_property_xml, item_value
+from gateway.ews.emulator.model import Attendee, CalendarItem, ExtendedValue, StoreError, zone_known
 from gateway.ews.emulator.recurrence import Recurrence, instances
 from gateway.ews.emulator.series import make_occurrence
 from gateway.ews.emulator.soap import T_NS, T
@@ -128,19 +129,15 @@ def parse_extended(elem: etree._Element) -> ExtendedValue:
 
 
 def extended_xml(item: CalendarItem, wanted: list[dict[str, str]]) -> list[etree._Element]:
-    """The ``t:ExtendedProperty`` elements of ``item`` that a shape asks for, in the order asked."""
+    """The ``t:ExtendedProperty`` elements of ``item`` that a shape asks for, in the order asked.
+
+    Properties Exchange maintains (mapi.py) come from the item's fields; others as a client stored them.
+    """
     out = []
     for uri in wanted:
-        stored = item.extended.get(uri_key(uri))
-        if stored is None:
-            continue
-        # Echo the URI exactly as this request spelled it.
-        value = (
-            T.Values(*[T.Value(v) for v in stored.values])
-            if stored.is_array
-            else T.Value(stored.values[0] if stored.values else "")
-        )
-        out.append(T.ExtendedProperty(T.ExtendedFieldURI(**uri), value))
+        value = item_value(item, uri)
+        if value is not None:
+            out.append(extended_property_xml(uri, value))  # the URI exactly as this request spelled it
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -31,7 +32,8 @@ from gateway.ews.emulator.calendar_types import (
     recurrence_xml,
     time_zone_xml,
 )
-from gateway.ews.emulator.model import FREE_BUSY_TYPES, CalendarItem, StoreError, uri_key
+from gateway.ews.emulator.mapi import write_item
+from gateway.ews.emulator.model import FREE_BUSY_TYPES, CalendarItem, StoreError
 from gateway.ews.emulator.soap import T
 from gateway.ews.emulator.xsd import fmt_bool, fmt_dt, fmt_duration, parse_bool, parse_dt
 
@@ -83,8 +85,9 @@ class Field:
         """The response element for a (non-None) value."""
         return T(self.name, str(value))
 
-    def read(self, item: CalendarItem, elem: etree._Element, append: bool) -> None:
-        """Apply a request element (CreateItem, SetItemField, AppendToItemField) onto ``item``."""
+    def read(self, item: CalendarItem, elem: etree._Element, append: bool, zone: tzinfo = UTC) -> None:
+        """Apply a request element (CreateItem, SetItemField, AppendToItemField) onto ``item``;
+        ``zone`` is the request's zone for date-times without an offset."""
         current = getattr(item, self.attr) if append else self.empty()
         setattr(item, self.attr, self.parse(elem, current))
 
@@ -158,10 +161,14 @@ class IntField(Field):
 
 
 class DateTimeField(Field):
-    """xs:dateTime (aware UTC in the store, written with a ``Z``)."""
+    """xs:dateTime (aware UTC in the store, written with a ``Z``). A request's value without an offset
+    is a local time of the request's zone (items.apply_item says which)."""
 
     def parse(self, elem: etree._Element, current: object) -> object:
         return parse_dt(elem.text or "")
+
+    def read(self, item: CalendarItem, elem: etree._Element, append: bool, zone: tzinfo = UTC) -> None:
+        setattr(item, self.attr, parse_dt(elem.text or "", zone))
 
     def format(self, value: object) -> Elements:
         return T(self.name, fmt_dt(value))
@@ -170,7 +177,7 @@ class DateTimeField(Field):
 class BodyField(TextField):
     """``BodyType``: the text and its ``BodyType`` attribute (Text or HTML)."""
 
-    def read(self, item: CalendarItem, elem: etree._Element, append: bool) -> None:
+    def read(self, item: CalendarItem, elem: etree._Element, append: bool, zone: tzinfo = UTC) -> None:
         super().read(item, elem, append)
         item.body_type = elem.get("BodyType", "Text")
 
@@ -243,7 +250,7 @@ class MeetingTimeZoneField(TimeZoneField):
     """The Exchange 2007 form: sets both start and end zone. Never written: responses carry
     StartTimeZone and EndTimeZone instead, which exchangelib reads from Exchange 2010 on."""
 
-    def read(self, item: CalendarItem, elem: etree._Element, append: bool) -> None:
+    def read(self, item: CalendarItem, elem: etree._Element, append: bool, zone: tzinfo = UTC) -> None:
         item.start_tz = item.end_tz = parse_zone_id(elem)
 
     def write(self, item: CalendarItem) -> Elements:
@@ -261,9 +268,8 @@ class ExtendedPropertyField(Field):
     """``ExtendedPropertyType``: addressed by ExtendedFieldURI, so it has no FieldURI; a response
     carries the ones the shape names (``AdditionalProperties``), in its position of the sequence."""
 
-    def read(self, item: CalendarItem, elem: etree._Element, append: bool) -> None:
-        value = parse_extended(elem)
-        item.extended[uri_key(dict(value.uri))] = value
+    def read(self, item: CalendarItem, elem: etree._Element, append: bool, zone: tzinfo = UTC) -> None:
+        write_item(item, parse_extended(elem))
 
     def emit(self, item: CalendarItem, shape: Shape) -> Elements:
         return extended_xml(item, shape.extended)

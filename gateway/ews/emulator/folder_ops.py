@@ -7,10 +7,13 @@ Folders are the mailbox's structural folders (``root``, ``msgfolderroot``), its 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lxml import etree
 
+from gateway.ews.emulator.mapi import extended_property_xml, folder_value
 from gateway.ews.emulator.model import CALENDAR_CLASS, Folder, StoreError
+from gateway.ews.emulator.restrictions import elements, restrict, unsupported_path
 from gateway.ews.emulator.soap import (
     T_NS,
     EwsError,
@@ -61,22 +64,40 @@ def resolve_folder(ctx: OperationContext, elem: etree._Element) -> tuple[Mailbox
     raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.")
 
 
-def folder_fields(shape: etree._Element | None) -> set[str]:
-    """The FieldURIs a ``FolderShape`` asks for (every field for Default/AllProperties)."""
-    if shape is None:
-        return set()
-    if text(shape, "BaseShape", "IdOnly") != "IdOnly":
-        return set(_ALL_FOLDER_FIELDS)
-    extra = child(shape, "AdditionalProperties")
-    return {p.get("FieldURI", "") for p in extra} if extra is not None else set()
+@dataclass
+class FolderShape:
+    """A requested ``FolderShape``: FieldURIs and the ExtendedFieldURIs of AdditionalProperties."""
+
+    fields: set[str] = field(default_factory=set)
+    extended: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, shape: etree._Element | None) -> FolderShape:
+        """Every field for Default/AllProperties; IdOnly gives AdditionalProperties only."""
+        if shape is None:
+            return cls()
+        parsed = cls(set(_ALL_FOLDER_FIELDS) if text(shape, "BaseShape", "IdOnly") != "IdOnly" else set())
+        for path in elements(child(shape, "AdditionalProperties")):
+            if local(path) == "ExtendedFieldURI":
+                parsed.extended.append(dict(path.attrib))
+            else:
+                parsed.fields.add(path.get("FieldURI", ""))
+        return parsed
 
 
-def folder_xml(box: MailboxStore, folder: Folder, fields: set[str]) -> etree._Element:
-    """``t:CalendarFolder`` or ``t:Folder`` in BaseFolderType order."""
-    is_calendar = folder.folder_class == CALENDAR_CLASS
-    elem = (T.CalendarFolder if is_calendar else T.Folder)(
-        T.FolderId(Id=folder.folder_id, ChangeKey=folder.change_key)
-    )
+# The folder elements of ArrayOfFoldersType by folder class (types.xsd); other classes are t:Folder.
+_FOLDER_ELEMENTS = {
+    CALENDAR_CLASS: "CalendarFolder",
+    "IPF.Contact": "ContactsFolder",
+    "IPF.Task": "TasksFolder",
+}
+
+
+def folder_xml(box: MailboxStore, folder: Folder, shape: FolderShape) -> etree._Element:
+    """``t:CalendarFolder``, ``t:ContactsFolder``, ``t:TasksFolder`` or ``t:Folder`` in BaseFolderType order."""
+    fields = shape.fields
+    tag = _FOLDER_ELEMENTS.get(folder.folder_class or "", "Folder")
+    elem = T(tag, T.FolderId(Id=folder.folder_id, ChangeKey=folder.change_key))
     if "folder:ParentFolderId" in fields and folder.parent_id:
         parent = box.folders[folder.parent_id]
         elem.append(T.ParentFolderId(Id=parent.folder_id, ChangeKey=parent.change_key))
@@ -88,14 +109,39 @@ def folder_xml(box: MailboxStore, folder: Folder, fields: set[str]) -> etree._El
         elem.append(T.TotalCount(str(len(folder.items))))
     if "folder:ChildFolderCount" in fields:
         elem.append(T.ChildFolderCount(str(len(box.children(folder.folder_id)))))
+    for uri in shape.extended:  # MAPI properties of the folder (mapi.py), in the order asked
+        value = folder_value(box, folder, uri)
+        if value is not None:
+            elem.append(extended_property_xml(uri, value))
     if "folder:EffectiveRights" in fields:
         rights = ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read")
         elem.append(T.EffectiveRights(*[getattr(T, r)("true") for r in rights]))
     if "folder:DistinguishedFolderId" in fields and folder.distinguished:
         elem.append(T.DistinguishedFolderId(folder.distinguished))
-    if not is_calendar and "folder:UnreadCount" in fields:
+    if tag in ("Folder", "TasksFolder") and "folder:UnreadCount" in fields:
         elem.append(T.UnreadCount("0"))
     return elem
+
+
+def _folder_path_value(box: MailboxStore) -> Callable[[Folder, etree._Element], object]:
+    """What a FindFolder Restriction path names on a folder of ``box``."""
+
+    def value_of(folder: Folder, path: etree._Element) -> object:
+        if local(path) == "ExtendedFieldURI":
+            return folder_value(box, folder, dict(path.attrib))
+        uri = path.get("FieldURI", "")
+        values = {
+            "folder:DisplayName": lambda: folder.name,
+            "folder:FolderClass": lambda: folder.folder_class,
+            "folder:TotalCount": lambda: len(folder.items),
+            "folder:ChildFolderCount": lambda: len(box.children(folder.folder_id)),
+            "folder:UnreadCount": lambda: 0,
+        }
+        if uri not in values:
+            raise unsupported_path()
+        return values[uri]()
+
+    return value_of
 
 
 def _folder_ids(request: etree._Element, container: str) -> list[etree._Element]:
@@ -129,12 +175,12 @@ def per_id(
 @operation("GetFolder")
 def get_folder(ctx: OperationContext, request: etree._Element) -> etree._Element:
     """GetFolder: folders by FolderId or DistinguishedFolderId (EWS GetFolder operation)."""
-    fields = folder_fields(first_child(request, "FolderShape"))
+    shape = FolderShape.parse(first_child(request, "FolderShape"))
 
     def handle(elem: etree._Element) -> etree._Element:
         box, folder = resolve_folder(ctx, elem)
         message = success_message("GetFolder")
-        message.append(M.Folders(folder_xml(box, folder, fields)))
+        message.append(M.Folders(folder_xml(box, folder, shape)))
         return message
 
     return per_id("GetFolder", _folder_ids(request, "FolderIds"), handle)
@@ -146,20 +192,22 @@ def first_child(request: etree._Element, name: str) -> etree._Element | None:
 
 @operation("FindFolder")
 def find_folder(ctx: OperationContext, request: etree._Element) -> etree._Element:
-    """FindFolder: child folders (Shallow) or all descendants (Deep), with IndexedPageFolderView paging."""
-    fields = folder_fields(first_child(request, "FolderShape"))
+    """FindFolder: child folders (Shallow) or all descendants (Deep) that pass the Restriction, with
+    IndexedPageFolderView paging."""
+    shape = FolderShape.parse(first_child(request, "FolderShape"))
     deep = request.get("Traversal", "Shallow") == "Deep"
     view = first_child(request, "IndexedPageFolderView")
+    restriction = first_child(request, "Restriction")
 
     def handle(elem: etree._Element) -> etree._Element:
         box, parent = resolve_folder(ctx, elem)
-        found = box.children(parent.folder_id, deep=deep)
+        found = restrict(box.children(parent.folder_id, deep=deep), restriction, _folder_path_value(box))
         offset, page = page_window(view, len(found))
         shown = found[offset : offset + page]
         message = success_message("FindFolder")
         message.append(
             M.RootFolder(
-                T.Folders(*[folder_xml(box, f, fields) for f in shown]),
+                T.Folders(*[folder_xml(box, f, shape) for f in shown]),
                 IndexedPagingOffset=str(offset + len(shown)),
                 TotalItemsInView=str(len(found)),
                 IncludesLastItemInRange="true" if offset + len(shown) >= len(found) else "false",
@@ -201,7 +249,7 @@ def create_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
             messages.append(error_message("CreateFolder", exc.code, exc.message))
             continue
         message = success_message("CreateFolder")
-        message.append(M.Folders(folder_xml(box, folder, set())))
+        message.append(M.Folders(folder_xml(box, folder, FolderShape())))
         messages.append(message)
     return wrap_response("CreateFolder", messages)
 
@@ -224,7 +272,7 @@ def update_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
             else:
                 raise StoreError("ErrorInvalidPropertySet", "Only folder:DisplayName can be changed.")
         message = success_message("UpdateFolder")
-        message.append(M.Folders(folder_xml(box, folder, set())))
+        message.append(M.Folders(folder_xml(box, folder, FolderShape())))
         return message
 
     return per_id(

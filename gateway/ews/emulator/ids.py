@@ -16,11 +16,25 @@ _KIND_STORE = 0
 _KIND_OCCURRENCE = 1
 
 
+def mailbox_part(email: str) -> bytes:
+    """The part of every id that names the mailbox holding it (as Exchange ids carry the mailbox GUID)."""
+    return hashlib.sha256(email.lower().encode()).digest()
+
+
+def mailbox_part_of(raw: bytes) -> bytes | None:
+    """The mailbox part of a raw stored id or occurrence id (None for bytes that are not our ids)."""
+    if raw[:1] == bytes([_KIND_OCCURRENCE]):
+        raw = raw[5:]
+    if len(raw) < 35 or raw[:1] != bytes([_KIND_STORE]):
+        return None
+    return raw[3:35]
+
+
 class IdFactory:
     """Deterministic, Exchange-looking opaque ids: the same seed gives the same ids after a reset."""
 
     def __init__(self, email: str) -> None:
-        self._salt = hashlib.sha256(email.lower().encode()).digest()
+        self._salt = mailbox_part(email)
         self._counter = 0
         # Set once the seed is loaded: ids made later never repeat ids made before a reset.
         self.epoch = b""

@@ -7,16 +7,18 @@ ErrorItemNotFound) fails only that message, as Exchange does.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, tzinfo
 
 from lxml import etree
 
+from gateway.ews.emulator import mapi
 from gateway.ews.emulator.fields import BY_URI
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
 from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
-from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, uri_key, zone_known
+from gateway.ews.emulator.mime_import import import_mime
+from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_for, zone_known
+from gateway.ews.emulator.restrictions import elements, item_value, restrict, sort
 from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
     EwsError,
@@ -31,10 +33,6 @@ from gateway.ews.emulator.xsd import child, local, parse_dt
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
-
-
-def _elements(parent: etree._Element | None) -> list[etree._Element]:
-    return [] if parent is None else [c for c in parent if isinstance(c.tag, str)]
 
 
 def owner_of_item(ctx: OperationContext, item_id: str) -> MailboxStore:
@@ -64,98 +62,6 @@ def resolve_item(ctx: OperationContext, elem: etree._Element) -> tuple[MailboxSt
     raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.")
 
 
-# -- restrictions and sorting (types.xsd RestrictionType) ----------------------------------------------
-
-_COMPARE = {
-    "IsEqualTo": lambda a, b: a == b,
-    "IsNotEqualTo": lambda a, b: a != b,
-    "IsGreaterThan": lambda a, b: a > b,
-    "IsGreaterThanOrEqualTo": lambda a, b: a >= b,
-    "IsLessThan": lambda a, b: a < b,
-    "IsLessThanOrEqualTo": lambda a, b: a <= b,
-}
-
-
-def _field_value(item: CalendarItem, path: etree._Element) -> Any:
-    if local(path) == "ExtendedFieldURI":
-        stored = item.extended.get(uri_key(dict(path.attrib)))
-        return None if stored is None else (stored.values if stored.is_array else stored.values[0])
-    declared = BY_URI.get(path.get("FieldURI", ""))
-    if declared is None or not declared.queryable:
-        raise StoreError("ErrorUnsupportedPathForQuery", "The property cannot be used in a restriction.")
-    return declared.value(item)
-
-
-def _typed(constant: str, like: Any) -> Any:
-    """Read a restriction constant as the type of the field it is compared with."""
-    if isinstance(like, datetime):
-        return parse_dt(constant)
-    if isinstance(like, bool):
-        return constant.strip().lower() in ("true", "1")
-    if isinstance(like, int):
-        return int(constant)
-    return constant.casefold()
-
-
-def _norm(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
-
-
-def matches(item: CalendarItem, expr: etree._Element) -> bool:
-    """Evaluate one search expression (And/Or/Not/Exists/Contains/comparisons) on an item."""
-    kind = local(expr)
-    parts = _elements(expr)
-    if kind == "And":
-        return all(matches(item, p) for p in parts)
-    if kind == "Or":
-        return any(matches(item, p) for p in parts)
-    if kind == "Not":
-        return not matches(item, parts[0])
-    value = _field_value(item, parts[0])
-    if kind == "Exists":
-        return value not in (None, "", [])
-    if kind == "Contains":
-        return _contains(value, expr, parts)
-    if kind in _COMPARE:
-        if value is None:
-            return False
-        constant = parts[1][0]
-        if local(constant) != "Constant":
-            raise StoreError("ErrorUnsupportedQueryFilter", "Only constants can be compared.")
-        values = value if isinstance(value, list) else [value]
-        return any(_COMPARE[kind](_norm(v), _typed(constant.get("Value", ""), v)) for v in values)
-    raise StoreError("ErrorUnsupportedQueryFilter", f"Restriction {kind} is not supported.")
-
-
-def _contains(value: Any, expr: etree._Element, parts: list[etree._Element]) -> bool:
-    needle = parts[1].get("Value", "")
-    ignore_case = expr.get("ContainmentComparison", "Exact") != "Exact"
-    mode = expr.get("ContainmentMode", "Substring")
-    for hay in value if isinstance(value, list) else [value or ""]:
-        a, b = (hay.casefold(), needle.casefold()) if ignore_case else (hay, needle)
-        if (
-            (mode == "FullString" and a == b)
-            or (mode == "Prefixed" and a.startswith(b))
-            or (mode not in ("FullString", "Prefixed") and b in a)
-        ):
-            return True
-    return False
-
-
-def _sort(items: list[CalendarItem], order: etree._Element | None) -> list[CalendarItem]:
-    for field_order in reversed(_elements(order)):
-        path = _elements(field_order)[0]
-        items.sort(
-            key=lambda i, p=path: _sort_key(_field_value(i, p)),
-            reverse=field_order.get("Order", "Ascending") == "Descending",
-        )
-    return items
-
-
-def _sort_key(value: Any) -> tuple:
-    return (value is None, _norm(value) if not isinstance(value, list) else tuple(value))
-
-
 # -- FindItem / GetItem -----------------------------------------------------------------------------
 
 
@@ -172,17 +78,15 @@ def find_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
         box, folder = resolve_folder(ctx, elem)
         if calendar_view is not None:
             return _calendar_view(box, folder.folder_id, calendar_view, shape)
-        found = list(folder.items.values())
-        if restriction is not None:
-            found = [i for i in found if all(matches(i, e) for e in _elements(restriction))]
-        found = _sort(found, first_child(request, "SortOrder"))
+        found = restrict(list(folder.items.values()), restriction, item_value)
+        found = sort(found, first_child(request, "SortOrder"), item_value)
         offset, size = page_window(first_child(request, "IndexedPageItemView"), len(found))
         shown = found[offset : offset + size]
         return _root(
             shown, shape, len(found), offset + len(shown) >= len(found), paging_offset=offset + len(shown)
         )
 
-    return per_id("FindItem", _elements(first_child(request, "ParentFolderIds")), handle)
+    return per_id("FindItem", elements(first_child(request, "ParentFolderIds")), handle)
 
 
 def _calendar_view(box: MailboxStore, folder_id: str, view: etree._Element, shape: Shape) -> etree._Element:
@@ -214,7 +118,7 @@ def get_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
         _, item = resolve_item(ctx, elem)
         return _items_message("GetItem", item, shape)
 
-    return per_id("GetItem", _elements(first_child(request, "ItemIds")), handle, items_on_error=True)
+    return per_id("GetItem", elements(first_child(request, "ItemIds")), handle, items_on_error=True)
 
 
 def _items_message(operation_name: str, item: CalendarItem, shape: Shape) -> etree._Element:
@@ -252,7 +156,7 @@ def _send(
 @operation("CreateItem")
 def create_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
     """CreateItem of calendar items into SavedItemFolderId (default: the mailbox's Calendar)."""
-    saved = _elements(first_child(request, "SavedItemFolderId"))
+    saved = elements(first_child(request, "SavedItemFolderId"))
     if saved:
         box, folder = resolve_folder(ctx, saved[0])
     else:
@@ -274,7 +178,10 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         if ctx.timezone and zone_known(ctx.timezone):
             # Without StartTimeZone/EndTimeZone Exchange uses the request's TimeZoneContext.
             item.start_tz = item.end_tz = ctx.timezone
-        apply_item(item, elem)
+        mime = child(elem, "MimeContent")
+        if mime is not None:  # Exchange builds the item from its MIME first, then applies the rest
+            import_mime(item, mime.text or "", item.start_tz, box.email)
+        apply_item(item, elem, zone=naive_zone(ctx, [elem]))
         _check_times(item)
         if not item.uid:
             item.uid = new_uid(item.item_id)
@@ -285,7 +192,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             _send(ctx, box, "Invitation", item)
         return _items_message("CreateItem", item, Shape("IdOnly"))
 
-    return per_id("CreateItem", _elements(first_child(request, "Items")), handle, items_on_error=True)
+    return per_id("CreateItem", elements(first_child(request, "Items")), handle, items_on_error=True)
 
 
 def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposition: str) -> None:
@@ -347,7 +254,7 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
     send = request.get("SendMeetingInvitationsOrCancellations", "SendToNone")
 
     def handle(change: etree._Element) -> etree._Element:
-        parts = _elements(change)
+        parts = elements(change)
         box, target = resolve_item(ctx, parts[0])
         sent_key = parts[0].get("ChangeKey")
         if resolution == "NeverOverwrite" and sent_key and sent_key != target.change_key:
@@ -358,7 +265,8 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             )
         # Work on a copy so that a refused update leaves the stored item untouched.
         item = copy.deepcopy(target)
-        _apply_updates(item, child(change, "Updates"))
+        updates = child(change, "Updates")
+        _apply_updates(item, updates, naive_zone(ctx, [elements(u)[-1] for u in elements(updates)]))
         _check_times(item)
         sending = item.is_meeting and send in _SENDS
         if sending:
@@ -370,16 +278,31 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         message.append(M.ConflictResults(T.Count("0")))
         return message
 
-    return per_id("UpdateItem", _elements(first_child(request, "ItemChanges")), handle, items_on_error=True)
+    return per_id("UpdateItem", elements(first_child(request, "ItemChanges")), handle, items_on_error=True)
 
 
-def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:
+def naive_zone(ctx: OperationContext, items: list[etree._Element]) -> tzinfo:
+    """The zone of a request's date-times without an offset: a StartTimeZone (or MeetingTimeZone) the
+    request sets, else its TimeZoneContext, else UTC (Microsoft, "Time zones and EWS in Exchange";
+    DavMail sends local times with a TimeZoneContext)."""
+    for elem in items:
+        for name in ("StartTimeZone", "MeetingTimeZone"):
+            zone = child(elem, name)
+            zone_id = "" if zone is None else zone.get("Id") or zone.get("TimeZoneName") or ""
+            if zone_known(zone_id):
+                return zone_for(zone_id)
+    if ctx.timezone and zone_known(ctx.timezone):
+        return zone_for(ctx.timezone)
+    return UTC
+
+
+def _apply_updates(item: CalendarItem, updates: etree._Element | None, zone: tzinfo) -> None:
     recurrence_before = item.recurrence
-    for update in _elements(updates):
-        parts = _elements(update)
+    for update in elements(updates):
+        parts = elements(update)
         kind = local(update)
         if kind in ("SetItemField", "AppendToItemField"):
-            apply_item(item, parts[1], append=kind == "AppendToItemField")
+            apply_item(item, parts[1], append=kind == "AppendToItemField", zone=zone)
         elif kind == "DeleteItemField":
             _delete_field(item, parts[0])
         else:
@@ -391,7 +314,7 @@ def _apply_updates(item: CalendarItem, updates: etree._Element | None) -> None:
 
 def _delete_field(item: CalendarItem, path: etree._Element) -> None:
     if local(path) == "ExtendedFieldURI":
-        item.extended.pop(uri_key(dict(path.attrib)), None)
+        mapi.delete_item(item, dict(path.attrib))
         return
     declared = BY_URI.get(path.get("FieldURI", ""))
     # Properties the store does not model have nothing to delete (exchangelib deletes every empty field).
@@ -423,4 +346,4 @@ def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             _send(ctx, box, "Cancellation", item, cancelled=item.master_id is None)
         return success_message("DeleteItem")
 
-    return per_id("DeleteItem", _elements(first_child(request, "ItemIds")), handle)
+    return per_id("DeleteItem", elements(first_child(request, "ItemIds")), handle)

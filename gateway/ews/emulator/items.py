@@ -11,14 +11,15 @@ schema's ``xs:sequence`` order, filtered by the requested shape (``IdOnly``/``De
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from lxml import etree
 
 from gateway.ews.emulator.fields import CALENDAR_ITEM_FIELDS, DEFAULT_FIELDS, WRITABLE, Elements
+from gateway.ews.emulator.mime import mime_content_xml
 from gateway.ews.emulator.model import CalendarItem
 from gateway.ews.emulator.soap import T
-from gateway.ews.emulator.xsd import child, local, text
+from gateway.ews.emulator.xsd import child, local, parse_bool, text
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Shape:
     base: str = "AllProperties"
     fields: set[str] = field(default_factory=set)
     extended: list[dict[str, str]] = field(default_factory=list)
+    mime: bool = False  # t:IncludeMimeContent, or item:MimeContent asked for
 
     @classmethod
     def parse(cls, elem: etree._Element | None) -> Shape:
@@ -35,12 +37,14 @@ class Shape:
         if elem is None:
             return cls("IdOnly")
         shape = cls(text(elem, "BaseShape", "IdOnly"))
+        shape.mime = parse_bool(text(elem, "IncludeMimeContent", "false"))
         extra = child(elem, "AdditionalProperties")
         for path in extra if extra is not None else []:
             if local(path) == "FieldURI":
                 shape.fields.add(path.get("FieldURI", ""))
             elif local(path) == "ExtendedFieldURI":
                 shape.extended.append(dict(path.attrib))
+        shape.mime = shape.mime or "item:MimeContent" in shape.fields
         return shape
 
     def wants(self, uri: str) -> bool:
@@ -50,18 +54,19 @@ class Shape:
         return uri in self.fields or (self.base == "Default" and uri in DEFAULT_FIELDS)
 
 
-def apply_item(item: CalendarItem, elem: etree._Element, append: bool = False) -> None:
-    """Apply every child of a request ``t:CalendarItem`` onto ``item`` (CreateItem / SetItemField).
+def apply_item(item: CalendarItem, elem: etree._Element, append: bool = False, zone: tzinfo = UTC) -> None:
+    """Apply every child of a request ``t:CalendarItem`` onto ``item`` (CreateItem / SetItemField);
+    date-times without an offset are local times of ``zone`` (see item_ops.naive_zone).
 
-    Elements that are read-only or not modelled (MimeContent, Culture, IsResponseRequested, ...)
-    are accepted and ignored.
+    Elements that are read-only or not modelled (Culture, IsResponseRequested, ...) are accepted and
+    ignored; MimeContent is read before, by CreateItem.
     """
     for sub in elem:
         if not isinstance(sub.tag, str):
             continue
         found = WRITABLE.get(local(sub))
         if found is not None:
-            found.read(item, sub, append)
+            found.read(item, sub, append, zone)
     if item.is_all_day:
         _snap_all_day(item)
 
@@ -81,6 +86,8 @@ def _snap_all_day(item: CalendarItem) -> None:
 def item_xml(item: CalendarItem, shape: Shape) -> etree._Element:
     """A ``t:CalendarItem`` for a response, with the fields ``shape`` asks for, in schema order."""
     elem = T.CalendarItem(T.ItemId(Id=item.item_id, ChangeKey=item.change_key))
+    if shape.mime:  # ItemType's sequence starts with MimeContent, then ItemId
+        elem.insert(0, mime_content_xml(item))
     if shape.base == "IdOnly" and not shape.fields and not shape.extended:
         return elem
     for declared in CALENDAR_ITEM_FIELDS:

@@ -9,11 +9,11 @@ from lxml import etree
 
 from gateway.common.timezones import display_name, time_zone_definition, windows_zone_ids
 from gateway.ews.emulator.directory import Mailbox
+from gateway.ews.emulator.ids import mailbox_part, mailbox_part_of
 from gateway.ews.emulator.soap import (
     M_NS,
     T_NS,
     XSI_NS,
-    EwsError,
     M,
     OperationContext,
     T,
@@ -45,24 +45,31 @@ def _encode_id(raw: bytes, fmt: str) -> str:
     return text.replace("/", "-").replace("+", "_") if fmt == "OwaId" else text
 
 
+def _owner(ctx: OperationContext, raw: bytes) -> Mailbox | None:
+    """The mailbox an id belongs to: every id carries its mailbox (Exchange's ids carry the mailbox GUID)."""
+    part = mailbox_part_of(raw)
+    return next((m for m in ctx.state.directory if mailbox_part(m.email) == part), None)
+
+
 @operation("ConvertId")
 def convert_id(ctx: OperationContext, request: etree._Element) -> etree._Element:
     """ConvertId: convert item/folder ids between formats (exchangelib's first, version-probing call).
 
-    Ids are not checked against the store; a malformed id answers ErrorInvalidIdMalformed, as
-    Exchange does for exchangelib's ``DUMMY`` probe.
+    The answer's ``Mailbox`` is the id's owner, whatever address the request gave (DavMail learns the
+    signed-in address by converting the root folder's id with ``Mailbox="blah@blah.com"``). The store
+    is not consulted: an id of a deleted item still converts. An id the emulator never issued (such as
+    exchangelib's ``DUMMY`` probe) answers ErrorInvalidIdMalformed, as Exchange does.
     """
     destination = request.get("DestinationFormat", "EwsId")
     messages = []
     for source in request.iterfind(f"{{{M_NS}}}SourceIds/{{{T_NS}}}AlternateId"):
         try:
             raw = _decode_id(source.get("Id", ""), source.get("Format", "EwsId"))
-            mailbox = ctx.mailbox_for(source.get("Mailbox"))
+            mailbox = _owner(ctx, raw)
         except (ValueError, binascii.Error):
+            mailbox = None
+        if mailbox is None:
             messages.append(error_message("ConvertId", "ErrorInvalidIdMalformed", "Id is malformed."))
-            continue
-        except EwsError as exc:
-            messages.append(error_message("ConvertId", exc.code, exc.message))
             continue
         message = success_message("ConvertId")
         alternate = M.AlternateId(Format=destination, Id=_encode_id(raw, destination), Mailbox=mailbox.email)
@@ -149,3 +156,38 @@ def resolve_names(ctx: OperationContext, request: etree._Element) -> etree._Elem
     resolution_set.extend(_resolution(m, full) for m in matches)
     message.append(resolution_set)
     return wrap_response("ResolveNames", [message])
+
+
+# --- GetUserConfiguration -----------------------------------------------------------------------
+
+
+def _dictionary_entry(key: str, value: str) -> etree._Element:
+    return T.DictionaryEntry(
+        T.DictionaryKey(T.Type("String"), T.Value(key)),
+        T.DictionaryValue(T.Type("String"), T.Value(value)),
+    )
+
+
+@operation("GetUserConfiguration")
+def get_user_configuration(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """GetUserConfiguration: the ``OWA.UserOptions`` dictionary of the mailbox root (Outlook on the web's
+    settings), whose ``timezone`` is the mailbox's Windows time zone (DavMail reads it).
+
+    Any other configuration object answers ErrorItemNotFound, as for a mailbox whose user never saved
+    such settings.
+    """
+    name = request.find(f"{{{M_NS}}}UserConfigurationName")
+    folder = name.find(f"{{{T_NS}}}DistinguishedFolderId") if name is not None else None
+    if name is None or name.get("Name") != "OWA.UserOptions" or folder is None or folder.get("Id") != "root":
+        message = error_message(
+            "GetUserConfiguration", "ErrorItemNotFound", "The specified object was not found in the store."
+        )
+        return wrap_response("GetUserConfiguration", [message])
+    mailbox = ctx.mailbox_for(folder.findtext(f"{{{T_NS}}}Mailbox/{{{T_NS}}}EmailAddress"))
+    configuration = M.UserConfiguration(
+        T.UserConfigurationName(T.DistinguishedFolderId(Id="root"), Name="OWA.UserOptions"),
+        T.Dictionary(_dictionary_entry("timezone", mailbox.time_zone)),
+    )
+    message = success_message("GetUserConfiguration")
+    message.append(configuration)
+    return wrap_response("GetUserConfiguration", [message])

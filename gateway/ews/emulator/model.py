@@ -9,7 +9,7 @@ each folder keeps the change journal SyncFolderItems reads. Nothing here knows a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.common.timezones import windows_to_iana
@@ -44,11 +44,44 @@ class ExtendedValue:
     is_array: bool = False
 
 
-def uri_key(attrs: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """Normalised identity of an ``ExtendedFieldURI`` (attribute order and GUID case do not matter)."""
-    return tuple(
-        sorted((k, v.lower() if k in ("PropertySetId", "PropertyTag") else v) for k, v in attrs.items())
-    )
+# The GUIDs of the distinguished property sets (MS-OXPROPS §1.3.2), so that a property addressed by
+# PropertySetId names the same property as by DistinguishedPropertySetId.
+PROPERTY_SETS = {
+    "00020329-0000-0000-c000-000000000046": "publicstrings",
+    "00062002-0000-0000-c000-000000000046": "appointment",
+    "00062003-0000-0000-c000-000000000046": "task",
+    "00062004-0000-0000-c000-000000000046": "address",
+    "00062008-0000-0000-c000-000000000046": "common",
+    "00020386-0000-0000-c000-000000000046": "internetheaders",
+    "6ed8da90-450b-101b-98da-00aa003f1305": "meeting",
+}
+
+PropertyId = tuple[str | int, ...]
+
+
+def property_id(attrs: dict[str, str]) -> PropertyId:
+    """Which MAPI property an ``ExtendedFieldURI`` names, whatever its spelling.
+
+    ``PropertyTag="0x37"``, ``"0x0037"`` and ``"55"`` are one tag; a distinguished set may be named
+    by ``DistinguishedPropertySetId`` or by its GUID; PropertyId is decimal (types.xsd).
+    """
+    try:
+        tag = attrs.get("PropertyTag")
+        if tag is not None:
+            tag = tag.strip().lower()
+            return ("tag", int(tag, 16) if tag.startswith("0x") else int(tag))
+        guid = attrs.get("PropertySetId", "").lower()
+        space = attrs.get("DistinguishedPropertySetId", "").lower() or PROPERTY_SETS.get(guid, guid)
+        if "PropertyId" in attrs:
+            return ("id", space, int(attrs["PropertyId"]))
+    except ValueError:
+        raise StoreError("ErrorInvalidExtendedProperty", "The extended property URI is invalid.") from None
+    return ("name", space, attrs.get("PropertyName", ""))
+
+
+def uri_key(attrs: dict[str, str]) -> PropertyId:
+    """Normalised identity of an ``ExtendedFieldURI`` as stored: the property and its type."""
+    return (*property_id(attrs), attrs.get("PropertyType", ""))
 
 
 @dataclass
@@ -149,15 +182,33 @@ class Folder:
     # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
     seq: int = 0
     tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # PR_LOCAL_COMMIT_TIME_MAX: when anything in the folder last changed (DavMail's ctag). EWS shows it
+    # to the second; ``commit_time_shown`` says a client has seen the current value (see bump).
+    commit_time: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    commit_time_shown: bool = False
 
     @property
     def is_calendar(self) -> bool:
         return self.folder_class == CALENDAR_CLASS
 
     def bump(self) -> int:
-        """Advance the journal: the position of the change being recorded."""
+        """Advance the journal: the position of the change being recorded; the commit time moves too.
+
+        Exchange's commit time has one-second resolution, so a client that read it and then changed
+        the folder within that second would see no change. The emulator dates such a change one second
+        later instead: tests are then not at the mercy of the clock, and the value still only grows.
+        """
         self.seq += 1
+        now = datetime.now(UTC).replace(microsecond=0)
+        if self.commit_time_shown and now <= self.commit_time:
+            now = self.commit_time + timedelta(seconds=1)
+        self.commit_time, self.commit_time_shown = max(now, self.commit_time), False
         return self.seq
+
+    def show_commit_time(self) -> datetime:
+        """PR_LOCAL_COMMIT_TIME_MAX as a client reads it (remembered as seen, see :meth:`bump`)."""
+        self.commit_time_shown = True
+        return self.commit_time
 
     def changes_since(self, seq: int) -> list[Change]:
         """SyncFolderItems changes after journal position ``seq``, oldest first, one per item."""

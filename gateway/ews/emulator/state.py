@@ -23,6 +23,8 @@ class Stats:
 
     operations: Counter[str] = field(default_factory=Counter)
     mailboxes: dict[str, Counter[str]] = field(default_factory=dict)
+    # EWS requests answered 401 (a client's anonymous first try, NTLM's type-1 leg): round trips too.
+    unauthenticated: int = 0
 
     def record(self, operation: str, email: str | None) -> None:
         self.operations[operation] += 1
@@ -33,6 +35,7 @@ class Stats:
         return {
             "operations": dict(self.operations),
             "mailboxes": {email: dict(counts) for email, counts in self.mailboxes.items()},
+            "unauthenticated": self.unauthenticated,
         }
 
 

@@ -39,13 +39,20 @@ class MailboxStore:
         root = self._add_folder("Root", None, "root", None)
         top = self._add_folder("Top of Information Store", root.folder_id, "msgfolderroot", "IPF.Note")
         self._add_folder("Calendar", top.folder_id, "calendar", CALENDAR_CLASS)
-        # The mail folders clients expect to exist (exchangelib saves sent meeting responses in Sent Items).
-        for name, distinguished in (
-            ("Inbox", "inbox"),
-            ("Sent Items", "sentitems"),
-            ("Deleted Items", "deleteditems"),
+        # The other folders every Exchange mailbox has, empty: clients open them (exchangelib saves sent
+        # meeting responses in Sent Items; DavMail reads every one at sign-in, and Tasks on each calendar
+        # request).
+        for name, distinguished, folder_class in (
+            ("Inbox", "inbox", "IPF.Note"),
+            ("Sent Items", "sentitems", "IPF.Note"),
+            ("Deleted Items", "deleteditems", "IPF.Note"),
+            ("Contacts", "contacts", "IPF.Contact"),
+            ("Drafts", "drafts", "IPF.Note"),
+            ("Junk Email", "junkemail", "IPF.Note"),
+            ("Outbox", "outbox", "IPF.Note"),
+            ("Tasks", "tasks", "IPF.Task"),
         ):
-            self._add_folder(name, top.folder_id, distinguished, "IPF.Note")
+            self._add_folder(name, top.folder_id, distinguished, folder_class)
 
     def _add_folder(
         self, name: str, parent: str | None, distinguished: str | None, cls: str | None

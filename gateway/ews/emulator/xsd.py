@@ -3,7 +3,7 @@ writes them in requests and responses."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -33,13 +33,13 @@ def fmt_dt(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_dt(value: str) -> datetime:
-    """xs:dateTime from a request; a value without offset is taken as UTC."""
+def parse_dt(value: str, zone: tzinfo = UTC) -> datetime:
+    """xs:dateTime from a request, aware UTC; a value without offset is a local time of ``zone``."""
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise StoreError("ErrorInvalidValueForProperty", "Invalid xs:dateTime value.") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return (parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed).astimezone(UTC)
 
 
 def parse_date(value: str) -> date:
