@@ -6,16 +6,16 @@ the ETag, does not change when only attendees' participation changes: an organiz
 (they changed the ETag), but not after a "consequential" change (a new time, a new title, another
 attendee list).
 
-Derivation: the tag is a hash of the served iCalendar text without what a reply changes: the parameters
-of every ATTENDEE and of the ORGANIZER (PARTSTAT, and what recording a response re-renders with it: RSVP,
-ROLE, CN as Exchange writes them once the client's own rendering of the people no longer matches, see
-gateway/ews/mapping/merge.py) and the DTSTAMP / CREATED / LAST-MODIFIED stamps (Exchange updates the
-item, and so its ETag, when it records a response). The people's addresses stay in the hash, so inviting
-or removing someone, like any other change of the event, changes the tag. It needs no storage, is
-the same on every gateway replica and for every store, and is computed from the text a GET returns,
-so the tag on a GET, in a PROPFIND and in a REPORT always agree. A PUT answer carries it only when the
-store kept the body as sent (as with the ETag, RFC 4791 §5.3.4: Exchange re-renders every event, so
-the client learns the new tag from its next GET, which it needs for the new ETag anyway).
+Derivation: the tag is a hash of the served iCalendar text without what a reply changes. The stamps
+(DTSTAMP, CREATED, LAST-MODIFIED) are left out: Exchange updates the item, and so its ETag, when it
+records a response. Of the ORGANIZER and ATTENDEE lines only who is invited counts, as Exchange keeps
+it: each address (case-insensitively) and whether the attendee is required, optional or a resource,
+as a set per component. Their other parameters (PARTSTAT, RSVP, CN, CUTYPE, their order) are how a
+reply is spelled: once Exchange has recorded one, its own rendering of the people replaces the
+client's (docs/MAPPING.md, "When the event is changed in Outlook"). Any other change of the event
+changes the tag. It needs no storage, is the same on every gateway replica and for every store, and is
+computed from the text a GET returns, so the tag on a GET, in a PROPFIND and in a REPORT always agree.
+The answer to a PUT carries the tag of what was stored (methods.py reads a re-rendered event back).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import re
 # An ORGANIZER property at the start of a line (RFC 5545 §3.1: names are case-insensitive).
 _ORGANIZER = re.compile(r"^ORGANIZER[;:]", re.I | re.M)
 _FOLD = re.compile(r"\r?\n[ \t]")
-_STAMPS = ("DTSTAMP", "LAST-MODIFIED", "CREATED")
-_PEOPLE = ("ATTENDEE", "ORGANIZER")
+_STAMPS = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED"})
+_PEOPLE = frozenset({"ORGANIZER", "ATTENDEE"})
 HASHED_INLINE_CHARS = 65_536  # larger texts are hashed in a worker thread
 
 
@@ -42,14 +42,20 @@ def schedule_tag(data: str | None) -> str | None:
     if data is None or not is_scheduling_object(data):
         return None
     digest = hashlib.sha256()
+    people: list[set[str]] = [set()]  # who is invited, per open component
     for line in _FOLD.sub("", data).splitlines():
-        name = _name(line)
+        name, params, value = _split(line)
         if name in _STAMPS:
             continue
         if name in _PEOPLE:
-            line = f"{name}:{_value(line)}"
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\n")
+            people[-1].add(f"{name}:{_invited_as(name, params)}:{value.strip().lower()}")
+            continue
+        if name == "BEGIN":
+            people.append(set())
+        elif name == "END" and len(people) > 1:
+            for person in sorted(people.pop()):
+                digest.update(person.encode("utf-8") + b"\n")
+        digest.update(line.encode("utf-8") + b"\n")
     return "st-" + digest.hexdigest()[:24]
 
 
@@ -60,25 +66,42 @@ async def schedule_tag_off_loop(data: str | None) -> str | None:
     return await asyncio.to_thread(schedule_tag, data)
 
 
-def _name(line: str) -> str:
-    end = len(line)
-    for sep in (";", ":"):
-        at = line.find(sep)
-        if at != -1:
-            end = min(end, at)
-    return line[:end].upper()
-
-
-def _value(line: str) -> str:
-    """A content line's value: what follows the first ':' outside a quoted parameter value (RFC 5545 §3.1),
-    compared case-insensitively for a calendar address."""
-    quoted = False
+def _split(line: str) -> tuple[str, dict[str, str], str]:
+    """A content line's upper-cased name, its parameters (names upper-cased, values unquoted) and its
+    value (after the first ':' outside a quoted parameter value, RFC 5545 §3.1)."""
+    quoted, cut = False, len(line)
     for index, char in enumerate(line):
         if char == '"':
             quoted = not quoted
         elif char == ":" and not quoted:
-            return line[index + 1 :].lower()
-    return line
+            cut = index
+            break
+    head, value = line[:cut], line[cut + 1 :]
+    parts, quoted, start = [], False, 0
+    for index, char in enumerate(head):
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append(head[start:index])
+            start = index + 1
+    parts.append(head[start:])
+    params = {}
+    for part in parts[1:]:
+        key, _, val = part.partition("=")
+        params[key.strip().upper()] = val.strip().strip('"')
+    return parts[0].strip().upper(), params, value
+
+
+def _invited_as(name: str, params: dict[str, str]) -> str:
+    """What Exchange keeps of a calendar user besides the address: required, optional or resource
+    (RFC 5545 §3.2.3 CUTYPE, §3.2.16 ROLE, whose default is REQ-PARTICIPANT)."""
+    if name == "ORGANIZER":
+        return "organizer"
+    if params.get("CUTYPE", "").upper() in {"RESOURCE", "ROOM"}:
+        return "resource"
+    if params.get("ROLE", "").upper() in {"OPT-PARTICIPANT", "NON-PARTICIPANT"}:
+        return "optional"
+    return "required"
 
 
 def matches(header: str | None, tag: str | None) -> bool:

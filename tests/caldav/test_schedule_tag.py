@@ -136,3 +136,34 @@ def test_recorded_replies_rerendering_the_people_keep_the_tag_but_a_new_attendee
     assert schedule_tag(recorded) == schedule_tag(sent)
     invited = sent.replace("END:VEVENT", "ATTENDEE:mailto:carol@example.com\r\nEND:VEVENT")
     assert schedule_tag(invited) != schedule_tag(sent)
+
+
+def test_the_tag_ignores_how_a_reply_is_spelled_but_not_who_is_invited():
+    """What Exchange shows after recording a reply (its CN, CUTYPE and parameter order, ROLE given where
+    the client left the default, CREATED) is no consequential change (RFC 6638 §3.2.10); inviting
+    someone else, or making an attendee optional, is."""
+
+    def text(people: str, stamps: str = "") -> str:
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:u1\r\nSUMMARY:Review\r\n"
+            f"DTSTART:20320601T100000Z\r\n{stamps}{people}END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+
+    sent = text(
+        "ORGANIZER:mailto:alice@example.com\r\n"
+        "ATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:alice@example.com\r\n"
+        "ATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com\r\n"
+    )
+    replied = text(
+        "ATTENDEE;CUTYPE=INDIVIDUAL;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT:mailto:Bob@example.com\r\n"
+        "ATTENDEE;CN=Alice Adams;CUTYPE=INDIVIDUAL;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT:\r\n"
+        " mailto:alice@example.com\r\n"
+        'ORGANIZER;CN="Alice Adams":mailto:alice@example.com\r\n',
+        stamps="CREATED:20261206T212002Z\r\nLAST-MODIFIED:20261206T212003Z\r\nDTSTAMP:20261206T212003Z\r\n",
+    )
+    assert schedule_tag(replied) == schedule_tag(sent)
+    invited = sent.replace("END:VEVENT", "ATTENDEE:mailto:carol@example.com\r\nEND:VEVENT")
+    optional = sent.replace("NEEDS-ACTION:mailto:bob", "NEEDS-ACTION;ROLE=OPT-PARTICIPANT:mailto:bob")
+    other_organizer = sent.replace("ORGANIZER:mailto:alice", "ORGANIZER:mailto:carol")
+    tags = {schedule_tag(t) for t in (sent, invited, optional, other_organizer)}
+    assert len(tags) == 4
