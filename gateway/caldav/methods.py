@@ -6,6 +6,7 @@ extended MKCOL (RFC 5689), REPORT (RFC 3253 §3.6), POST to the outbox (RFC 6638
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from aiohttp import web
 from lxml import etree
 
 from . import properties, reports, schedule_tag, scheduling, validation
-from .backend import CalendarInfo, CalendarObject, NotFound
+from .backend import BackendError, CalendarInfo, CalendarObject, NotFound, PutResult
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
 from .properties import REGISTRY, PropContext, add_response, writable
@@ -22,6 +23,7 @@ from .resources import Kind, Resource
 from .schedule_tag import schedule_tag_off_loop
 from .xml import Multistatus, cal, dav, element, serialize, status_line, sub
 
+log = logging.getLogger(__name__)
 MethodHandler = Callable[[Call], Awaitable[web.Response]]
 CALENDAR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~@+-]{0,127}$")
 
@@ -392,14 +394,29 @@ async def put(call: Call) -> web.Response:
         if_none_match,
     )
     # RFC 4791 §5.3.4: no strong ETag when the stored object differs from the request; the
-    # client then fetches the object (and its ETag) before it changes it again. The schedule tag may
-    # be given although the server changed the body (RFC 6638 §3.2.10), but only when the store kept
-    # the text it was handed, so that it is the tag of what is stored.
+    # client then fetches the object (and its ETag) before it changes it again.
     headers = {"ETag": f'"{result.etag}"'} if result.etag and not checked.altered else {}
-    tag = await schedule_tag_off_loop(checked.text) if result.etag else None
+    tag = await _stored_schedule_tag(call, checked.text, result)
     if tag:
         headers["Schedule-Tag"] = f'"{tag}"'
     return web.Response(status=201 if result.created else 204, headers=headers)
+
+
+async def _stored_schedule_tag(call: Call, text: str, result: PutResult) -> str | None:
+    """RFC 6638 §3.2.10: the answer to a PUT of a scheduling object MUST carry the schedule tag of the
+    stored resource. A store that kept the text it was handed (it gave an ETag) has the text's tag; one
+    that re-renders the event (Exchange) is read back, for scheduling objects only. The write is done:
+    should that read fail, the answer goes without the tag rather than report a failure."""
+    if not schedule_tag.is_scheduling_object(text):
+        return None
+    if result.etag:
+        return await schedule_tag_off_loop(text)
+    try:
+        stored = await _object_or_none(call)
+    except BackendError as exc:
+        log.warning("PUT stored, but reading it back for its Schedule-Tag failed: %s", exc)
+        return None
+    return await schedule_tag_off_loop(stored.data if stored else None)
 
 
 async def _schedule_tag_condition(call: Call, if_match: str | None) -> str:

@@ -146,6 +146,33 @@ def test_a_meeting_has_a_schedule_tag_that_replies_keep_and_if_schedule_tag_matc
     assert "Schedule-Tag" not in get(stack, plain).headers
 
 
+def test_the_answer_to_a_put_of_a_meeting_carries_the_schedule_tag_of_what_exchange_stored(stack):
+    """RFC 6638 §3.2.10: "A response to any successful GET or PUT request targeting a scheduling object
+    resource MUST include a Schedule-Tag" equal to its schedule-tag property. Exchange re-renders the
+    event, so the gateway reads it back (one GetItem, for meetings only); still no ETag (RFC 4791 §5.3.4)."""
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "tagged.ics"
+    before = stack.ews_calls()
+    created = put(stack, url, meeting(uid, "Review"))
+    assert created.status_code == 201, created.text
+    tag = created.headers.get("Schedule-Tag")
+    assert tag, "no Schedule-Tag in the answer to the PUT"
+    assert delta(before, stack.ews_calls()).get("GetItem") == 1
+    assert "ETag" not in created.headers
+    assert tag == get(stack, url).headers["Schedule-Tag"]
+    # python-caldav's save(if_schedule_tag_match=True) then expects the new tag in the answer
+    updated = put(stack, url, meeting(uid, "Review, with agenda"), {"If-Schedule-Tag-Match": tag})
+    assert updated.status_code == 204, updated.text
+    new_tag = updated.headers.get("Schedule-Tag")
+    assert new_tag and new_tag != tag and new_tag == get(stack, url).headers["Schedule-Tag"]
+    # an event without ORGANIZER is no scheduling object: no tag, and its PUT reads nothing back
+    plain_url = primary_url(stack) + "untagged.ics"
+    before = stack.ews_calls()
+    plain = put(stack, plain_url, event(str(uuid.uuid4())))
+    assert plain.status_code == 201 and "Schedule-Tag" not in plain.headers
+    assert "GetItem" not in delta(before, stack.ews_calls())
+
+
 def test_open_ended_ranges_and_undefined_class_are_answered_exactly(stack):
     base = primary_url(stack)
     early, late = str(uuid.uuid4()), str(uuid.uuid4())
