@@ -185,6 +185,28 @@ def test_unknown_folder_and_duplicate_folder_names(emulator: EmulatorServer) -> 
       </m:Folders></m:CreateFolder>""",
     )
     assert codes(duplicate) == ["ErrorFolderExists"]
+    created = soap(
+        emulator,
+        """<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="calendar"/>
+      </m:ParentFolderId><m:Folders><t:CalendarFolder><t:DisplayName>Offsite</t:DisplayName></t:CalendarFolder>
+      </m:Folders></m:CreateFolder>""",
+    )
+    offsite = created.find(f".//{T}FolderId").get("Id")
+
+    def rename(name: str) -> list[str]:
+        return codes(
+            soap(
+                emulator,
+                f"""<m:UpdateFolder><m:FolderChanges><t:FolderChange><t:FolderId Id="{offsite}"/><t:Updates>
+              <t:SetFolderField><t:FieldURI FieldURI="folder:DisplayName"/><t:CalendarFolder>
+              <t:DisplayName>{name}</t:DisplayName></t:CalendarFolder></t:SetFolderField></t:Updates>
+              </t:FolderChange></m:FolderChanges></m:UpdateFolder>""",
+            )
+        )
+
+    # a rename to a sibling's name is refused too; to its own name (another case) it is not
+    assert rename("PROJECTS") == ["ErrorFolderExists"]
+    assert rename("OFFSITE") == ["NoError"]
 
 
 def test_time_zone_context_applies_when_the_item_names_no_zone(emulator: EmulatorServer) -> None:

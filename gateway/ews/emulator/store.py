@@ -94,13 +94,19 @@ class MailboxStore:
     def create_folder(self, parent_id: str, name: str, folder_class: str | None) -> Folder:
         """CreateFolder: a new folder under ``parent_id``; names are unique among siblings."""
         self.folder(parent_id)
-        if any(f.name.lower() == name.lower() for f in self.children(parent_id)):
-            raise StoreError("ErrorFolderExists", "A folder with the specified name already exists.")
+        self._check_name_free(parent_id, name, None)
         return self._add_folder(name, parent_id, None, folder_class)
 
+    def _check_name_free(self, parent_id: str, name: str, renamed: str | None) -> None:
+        """Exchange refuses a second folder of the same name (case-insensitively) under one parent."""
+        if any(f.name.lower() == name.lower() and f.folder_id != renamed for f in self.children(parent_id)):
+            raise StoreError("ErrorFolderExists", "A folder with the specified name already exists.")
+
     def rename_folder(self, folder_id: str, name: str) -> Folder:
-        """UpdateFolder (SetFolderField folder:DisplayName)."""
+        """UpdateFolder (SetFolderField folder:DisplayName): sibling names stay unique."""
         folder = self.folder(folder_id)
+        if folder.parent_id is not None:
+            self._check_name_free(folder.parent_id, name, folder_id)
         folder.name = name
         folder.change_key = self.ids.change_key()
         return folder
