@@ -90,6 +90,10 @@ class EwsInvalidRequest(EwsError):
     """Exchange rejected the request as invalid; ``code`` names the EWS ResponseCode."""
 
 
+class EwsFolderExists(EwsInvalidRequest):
+    """A sibling folder already has this name (ErrorFolderExists: names are unique among siblings)."""
+
+
 class EwsSyncStateInvalid(EwsInvalidRequest):
     """SyncFolderItems refused the SyncState: expired or corrupt (ErrorInvalidSyncStateData)."""
 
@@ -179,6 +183,10 @@ def translate(exc: BaseException, operation: str = "") -> EwsError:
         return EwsSyncStateInvalid(
             f"Exchange no longer knows the synchronisation state{where}.", operation=operation, code=code
         )
+    if isinstance(exc, ex.ErrorFolderExists):
+        return EwsFolderExists(
+            f"Exchange already has a calendar of this name{where}.", operation=operation, code=code
+        )
     if isinstance(exc, ex.ResponseMessageError):
         return EwsInvalidRequest(
             f"Exchange rejected the request{where} ({code}).", operation=operation, code=code
@@ -202,6 +210,8 @@ def backend_error(exc: EwsError) -> BackendError:
             return Forbidden(f"Exchange denied access: {message}")
         case EwsSyncStateInvalid():
             return InvalidSyncToken("Exchange no longer knows this synchronisation state.")
+        case EwsFolderExists():
+            return Forbidden(f"{message} Choose another name.")
         case EwsInvalidRequest():
             return InvalidCalendarData(f"Exchange refused the event: {message}", _VALID_OBJECT)
         case EwsUnavailable():

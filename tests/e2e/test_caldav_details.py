@@ -10,7 +10,7 @@ from exchangelib.properties import Attendee
 from icalendar import Calendar
 from lxml import etree
 
-from tests.e2e.test_read_path import delta, exchange_account
+from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.e2e.test_write_path import CALDAV_NS, event, exchange_subjects, primary_url, put, writes
 
 PROPFIND_TAG = (
@@ -248,3 +248,48 @@ def test_an_itip_message_is_refused_and_an_exported_file_stored(stack, emulator)
     assert put(stack, base + "exported.ics", exported).status_code == 201
     assert exchange_subjects(emulator, uid) == ["Planning"]
     assert "METHOD" not in get(stack, base + "exported.ics").text
+
+
+def proppatch_name(stack, url: str, name: str) -> requests.Response:
+    body = (
+        '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+        f"<D:displayname>{name}</D:displayname></D:prop></D:set></D:propertyupdate>"
+    )
+    return requests.request(
+        "PROPPATCH",
+        url,
+        data=body,
+        auth=("alice", stack.password),
+        headers={"Content-Type": "application/xml"},
+    )
+
+
+def test_calendars_may_share_a_name_although_exchange_folders_may_not(stack, emulator):
+    """CalDAV lets two calendars have one DAV:displayname; Exchange refuses a second folder of the same
+    name under Calendar (ErrorFolderExists). The folder gets the first free "Name (n)" and the calendar
+    shows the name its client gave, until the folder is renamed in Outlook."""
+    principal = dav_client(stack).principal()
+    first = principal.make_calendar(name="Team", cal_id="team-one")
+    second = principal.make_calendar(name="Team", cal_id="team-two")  # python-caldav's examples do this
+
+    def shown() -> dict[str, str]:
+        return {str(c.url).rstrip("/").rsplit("/", 1)[1]: c.get_display_name() for c in principal.calendars()}
+
+    def folders() -> list[str]:
+        return sorted(f.name for f in exchange_account(emulator).calendar.children)
+
+    assert shown()["team-one"] == shown()["team-two"] == "Team"
+    assert folders() == ["Projects", "Team", "Team (2)"]
+    uid = str(uuid.uuid4())
+    second.save_event(event(uid, "In the second Team"))
+    assert uid in str(second.event_by_uid(uid).data) and first.events() == []
+    # PROPPATCH to a name another calendar has works the same way; to its own name changes nothing
+    assert proppatch_name(stack, str(first.url), "Projects").status_code == 207
+    assert proppatch_name(stack, str(second.url), "Team").status_code == 207
+    assert shown()["team-one"] == "Projects" and shown()["team-two"] == "Team"
+    assert folders() == ["Projects", "Projects (2)", "Team (2)"]
+    # renamed in Outlook, the folder's name shows
+    folder = next(f for f in exchange_account(emulator).calendar.children if f.name == "Team (2)")
+    folder.name = "Offsite"
+    folder.save(update_fields=["name"])
+    assert shown()["team-two"] == "Offsite"

@@ -51,3 +51,9 @@ def test_unreachable_and_busy_say_so_in_words_and_keep_the_code_for_logs() -> No
     assert (
         str(busy) == "Exchange is busy or temporarily unavailable; try again later." and busy.retry_after == 5
     )
+
+
+def test_a_taken_folder_name_is_no_refused_event() -> None:
+    """CreateFolder/UpdateFolder with a sibling's name: 403 saying so, not "Exchange refused the event"."""
+    taken = errors.backend_error(errors.translate(ex.ErrorFolderExists("exists"), "CreateFolder"))
+    assert type(taken) is b.Forbidden and "name" in str(taken) and "event" not in str(taken)

@@ -6,6 +6,11 @@ and nothing is renamed in Exchange. A name a client sets on a primary (which Exc
 anyone rename) is kept by the gateway and shown instead; a sub-calendar's name is renamed in Exchange.
 The other properties a client sets (colour, order, description: whatever the CalDAV layer hands over
 as writable) are kept by the gateway in its database, keyed by account and calendar id.
+
+Exchange refuses two folders of one name under Calendar (ErrorFolderExists, case-insensitively); CalDAV
+display names need not be unique. A name that is taken gives the folder the first free "Name (n)", and
+the gateway keeps the client's name with the folder name it gave: the calendar shows the client's name
+while the folder has that name, and the folder's own name once it was renamed in Outlook.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping
 
+from exchangelib import Account
+from exchangelib.errors import ErrorFolderExists
 from exchangelib.folders import Folder
 
 from gateway.caldav.backend import CalendarInfo, Forbidden, Principal
@@ -29,6 +36,9 @@ DISPLAYNAME = "{DAV:}displayname"
 DESCRIPTION = "{urn:ietf:params:xml:ns:caldav}calendar-description"
 COLOR = "{http://apple.com/ns/ical/}calendar-color"
 ORDER = "{http://apple.com/ns/ical/}calendar-order"
+# The folder name the gateway gave when the client's display name was taken (kept with that name).
+FOLDER_NAME = "{urn:x-caldav-gateway}exchange-folder-name"
+NUMBERED_NAMES = 50  # "Name", "Name (2)", … "Name (50)": after that the name is refused
 
 
 class Collections:
@@ -82,7 +92,7 @@ class Collections:
         order = stored.get(ORDER, "0" if cal.primary else "1")
         return CalendarInfo(
             calendar_id=cal.calendar_id,
-            display_name=stored.get(DISPLAYNAME) or _shown_name(cal, principal),
+            display_name=_shown_name(cal, principal, stored),
             ctag=f"{epoch}-{seq}",
             sync_token=sync_token(epoch, seq),
             owner_email=cal.record.email,
@@ -101,19 +111,13 @@ class Collections:
             raise Forbidden("Connect an Exchange account before creating calendars.")
         record = entries[0].record
         account = self._calls.account(entries[0])
-
-        def create() -> Folder:
-            folder = Folder(
-                parent=distinguished_calendar(account),
-                name=display_name or calendar_id,
-                folder_class="IPF.Appointment",
-            )
-            folder.save()
-            return folder
-
-        folder = await self._calls.run(account, "CreateFolder", create)
+        wanted = display_name or calendar_id
+        # one CreateFolder, more only while the name is taken
+        folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
         await self._index.add_alias(record.account_id, calendar_id, folder.id)
-        stored = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        stored: dict[str, str | None] = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        if folder.name != wanted:
+            stored |= {DISPLAYNAME: wanted, FOLDER_NAME: folder.name}
         if stored:
             await self._store(
                 record.account_id, self._index.set_properties(record.account_id, calendar_id, stored)
@@ -130,24 +134,25 @@ class Collections:
         Calendar), and the other properties, are kept by the gateway. The name shown already (a client
         writing back what it read) changes nothing."""
         cal = await self._directory.resolve(principal, calendar_id)
-        stored = {k: v for k, v in properties.items() if k != DISPLAYNAME}
+        account_id = cal.record.account_id
+        stored: dict[str, str | None] = {k: v for k, v in properties.items() if k != DISPLAYNAME}
         if DISPLAYNAME in properties:
             name = properties[DISPLAYNAME]
-            kept = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {}).get(DISPLAYNAME)
+            shown = _shown_name(cal, principal, (await self._properties(account_id)).get(calendar_id, {}))
             if cal.primary:
-                if name != (kept or _shown_name(cal, principal)):
+                if name != shown:
                     stored[DISPLAYNAME] = name or None  # removing it shows the default name again
-            elif name != cal.display_name:
+            elif name != shown:
                 if not name:
                     raise Forbidden("A calendar needs a name.")
                 folder = cal.folder
-                folder.name = name
-                await self._calls.run(
-                    cal.account, "UpdateFolder", lambda: folder.save(update_fields=["name"])
+                given = await self._calls.run(
+                    cal.account, "UpdateFolder", lambda: _rename_folder(folder, name)
                 )
                 self._directory.forget([cal.record])
+                taken = given != name
+                stored |= {DISPLAYNAME: name if taken else None, FOLDER_NAME: given if taken else None}
         if stored:
-            account_id = cal.record.account_id
             await self._store(account_id, self._index.set_properties(account_id, calendar_id, stored))
 
     async def delete(self, principal: Principal, calendar_id: str) -> None:
@@ -186,9 +191,54 @@ class Collections:
             self._stored.pop(account_id, None)  # a read meanwhile may have cached the old values
 
 
-def _shown_name(cal: MailboxCalendar, principal: Principal) -> str:
-    """The Exchange folder's name; a primary's with its mailbox when the user has several accounts,
-    where every one would otherwise be "Calendar"."""
+def _shown_name(cal: MailboxCalendar, principal: Principal, stored: Mapping[str, str]) -> str:
+    """The display name. A name the gateway keeps: a primary's as a client set it; a sub-calendar's when
+    it was taken, while the folder has the name the gateway gave it instead. Otherwise the folder's name,
+    a primary's with its mailbox when the user has several accounts (each would be "Calendar")."""
+    kept = stored.get(DISPLAYNAME)
+    if kept and (cal.primary or stored.get(FOLDER_NAME) == cal.display_name):
+        return kept
     if cal.primary and len(principal.emails) > 1:
         return f"{cal.display_name} ({cal.record.email})"
     return cal.display_name
+
+
+def _numbered(name: str) -> list[str]:
+    return [name] + [f"{name} ({n})" for n in range(2, NUMBERED_NAMES + 1)]
+
+
+def _create_folder(account: Account, name: str) -> Folder:
+    """CreateFolder under the mailbox's Calendar, named ``name`` or, while that is taken, "name (n)"
+    (blocking; runs in the pool). When all NUMBERED_NAMES are taken, ErrorFolderExists goes on."""
+    *first, last = _numbered(name)
+    for candidate in first:
+        try:
+            return _new_folder(account, candidate)
+        except ErrorFolderExists:
+            continue
+    return _new_folder(account, last)
+
+
+def _new_folder(account: Account, name: str) -> Folder:
+    folder = Folder(parent=distinguished_calendar(account), name=name, folder_class="IPF.Appointment")
+    folder.save()
+    return folder
+
+
+def _rename_folder(folder: Folder, name: str) -> str:
+    """UpdateFolder to ``name`` or, while a sibling has it, "name (n)"; returns the name given
+    (blocking). When all NUMBERED_NAMES are taken, ErrorFolderExists goes on."""
+    current = folder.name or ""
+    candidates = _numbered(name)
+    for candidate in candidates:
+        if candidate != name and candidate.lower() == current.lower():
+            return current  # the folder has this numbered name already, so no sibling has it
+        folder.name = candidate
+        try:
+            folder.save(update_fields=["name"])
+            return candidate
+        except ErrorFolderExists:
+            folder.name = current
+            if candidate == candidates[-1]:
+                raise
+    return current  # not reached: the last candidate returns or raises
