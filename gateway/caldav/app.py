@@ -45,8 +45,10 @@ def setup_caldav(
     app.router.add_route("*", WELL_KNOWN, well_known)
     app.router.add_route("*", WELL_KNOWN + "/", well_known)
     # Clients given only the server's address PROPFIND "/" (python-caldav, vdirsyncer) for
-    # current-user-principal; "/" answers as the DAV base does.
+    # current-user-principal, and python-caldav searches principals there (REPORT); "/" answers as the
+    # DAV base does.
     app.router.add_route("PROPFIND", "/", dav_entry)
+    app.router.add_route("REPORT", "/", dav_entry)
     app.router.add_route("*", BASE.rstrip("/"), dav_entry)
     app.router.add_route("*", BASE + "{tail:.*}", dav_entry)
     app.router.add_get("/freebusy/{email}", freebusy_url)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from lxml import etree
 
-from . import properties, reports, schedule_tag, scheduling, validation
+from . import principal_search, properties, reports, schedule_tag, scheduling, validation
 from .backend import BackendError, CalendarInfo, CalendarObject, NotFound, PutResult
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
@@ -466,9 +466,10 @@ async def delete(call: Call) -> web.Response:
 # --- REPORT, POST --------------------------------------------------------------------------------
 
 
-@method("REPORT", Kind.CALENDAR, Kind.INBOX)
+@method("REPORT", Kind.CALENDAR, Kind.INBOX, *principal_search.PRINCIPAL_SPACE)
 async def report(call: Call) -> web.Response:
-    """RFC 3253 §3.6 REPORT, dispatched through the report registry."""
+    """RFC 3253 §3.6 REPORT, dispatched through the report registry (calendar reports on calendars and
+    the inbox, principal searches on the base, the principal collection and the principal)."""
     return await reports.run_report(call)
 
 

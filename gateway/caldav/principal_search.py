@@ -1,0 +1,113 @@
+"""Principal searches: RFC 3744 §9.4 ``DAV:principal-property-search`` and §9.5
+``DAV:principal-search-property-set`` (RFC 4791 §2 makes CalDAV servers WebDAV ACL servers).
+
+Clients look principals up by name or address: python-caldav's ``search_principals(name=…)``, Apple
+Calendar's people search. A gateway user sees only their own principal (no answer lists other users),
+so a search returns that principal when it matches, or nothing. The criteria are matched as RFC 3744
+§9.4 prefers when no user directory decides otherwise, as caseless substrings; CalendarServer's
+extensions ``test="anyof"`` (any criterion instead of all) and ``match-type`` (``starts-with``,
+``equals``) are honoured. A search without criteria lists the principal.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from lxml import etree
+
+from .backend import Principal
+from .call import Call
+from .errors import DavError
+from .properties import add_response
+from .reports import context, report
+from .resources import Kind, Resource, principal_url
+from .xml import Multistatus, cal, cs, dav, element, serialize, sub
+
+PRINCIPAL_SPACE = (Kind.ROOT, Kind.PRINCIPALS, Kind.PRINCIPAL)
+# What may be searched, with the description principal-search-property-set gives each.
+SEARCHABLE = {
+    dav("displayname"): "Name",
+    cal("calendar-user-address-set"): "Calendar user addresses (mailto:)",
+    cs("email-address-set"): "E-mail addresses",
+}
+Criterion = tuple[tuple[str, ...], str, str]  # property names, text, match-type
+_STRUCTURE = frozenset({dav("property-search"), dav("prop"), dav("apply-to-principal-collection-set")})
+
+
+@report(dav("principal-property-search"), *PRINCIPAL_SPACE)
+async def principal_property_search(call: Call, root: etree._Element) -> web.Response:
+    """RFC 3744 §9.4: the principals (here: the user's own) whose properties match every criterion."""
+    _depth_zero(call)
+    criteria = [_criterion(search) for search in root.iterfind(dav("property-search"))]
+    matched = [_matches(call.principal, c) for c in criteria]
+    found = any(matched) if root.get("test", "allof").lower() == "anyof" else all(matched)
+    names = _requested(root)
+    ms = Multistatus()
+    if found:
+        resource = Resource(Kind.PRINCIPAL, call.principal.username)
+        add_response(ms, context(call, resource), names or [dav("displayname")], minimal=call.minimal)
+    return call.multistatus(ms)
+
+
+@report(dav("principal-search-property-set"), *PRINCIPAL_SPACE)
+async def principal_search_property_set(call: Call, root: etree._Element) -> web.Response:
+    """RFC 3744 §9.5: the properties principal-property-search matches, each with a description."""
+    _depth_zero(call)
+    answer = element(dav("principal-search-property-set"))
+    for name, description in SEARCHABLE.items():
+        entry = sub(answer, dav("principal-search-property"))
+        sub(entry, dav("prop")).append(etree.Element(name))
+        sub(entry, dav("description"), description).set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    return web.Response(body=serialize(answer), content_type="application/xml", charset="utf-8")
+
+
+def _depth_zero(call: Call) -> None:
+    """RFC 3744 §9.4/§9.5: only defined for Depth 0; other values are a 400 (no header means 0)."""
+    if call.request.headers.get("Depth", "0").strip() != "0":
+        raise DavError(400, "Principal searches are only defined with Depth: 0 (RFC 3744 §9.4).")
+
+
+def _requested(root: etree._Element) -> list[str]:
+    """The properties to report: DAV:prop's children. python-caldav (3.x) puts them beside an empty
+    DAV:prop instead, so other children of the request are taken as asked for too."""
+    names = []
+    for child in root:
+        if not isinstance(child.tag, str) or child.tag in _STRUCTURE:
+            if child.tag == dav("prop"):
+                names += [el.tag for el in child if isinstance(el.tag, str)]
+            continue
+        names.append(child.tag)
+    return names
+
+
+def _criterion(search: etree._Element) -> Criterion:
+    prop, match = search.find(dav("prop")), search.find(dav("match"))
+    names = tuple(el.tag for el in prop if isinstance(el.tag, str)) if prop is not None else ()
+    if not names or match is None:
+        raise DavError(400, "Each DAV:property-search needs a DAV:prop naming properties and a DAV:match.")
+    return names, (match.text or "").strip().casefold(), match.get("match-type", "contains").lower()
+
+
+def _matches(principal: Principal, criterion: Criterion) -> bool:
+    """Whether any of the named properties of the principal matches the text."""
+    names, text, how = criterion
+    for name in names:
+        for value in _values(principal, name):
+            value = value.casefold()
+            if how == "equals" and value == text:
+                return True
+            if how == "starts-with" and value.startswith(text):
+                return True
+            if how not in ("equals", "starts-with") and text in value:
+                return True
+    return False
+
+
+def _values(principal: Principal, name: str) -> list[str]:
+    """The searchable values of a principal property (as PROPFIND gives them); none for others."""
+    if name == dav("displayname"):
+        return [principal.display_name]
+    if name == cal("calendar-user-address-set"):
+        return [f"mailto:{email}" for email in principal.emails] + [principal_url(principal.username)]
+    if name == cs("email-address-set"):
+        return list(principal.emails)
+    return []
