@@ -1,7 +1,7 @@
 """The database handle: an async SQLAlchemy engine plus numbered schema versions.
 
-SQLite (aiosqlite) by default, in a file created on first start; any other async
-SQLAlchemy URL (``postgresql+asyncpg://…``) works the same way.
+SQLite (aiosqlite) by default, in a file created on first start; PostgreSQL
+(``postgresql+asyncpg://…``, the ``postgres`` extra) for a production store several processes share.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ UPGRADES: dict[int, tuple[str, Migration]] = {
 POOL_SIZE = 32
 POOL_OVERFLOW = 32
 
+# The PostgreSQL advisory lock (any constant bigint) that serializes schema creation and upgrades among
+# processes starting at once against one database (replicas, or serve beside a CLI command): without it
+# two could both find no history and both create the tables (one then fails), or apply an upgrade twice.
+SCHEMA_LOCK_KEY = 0x6761_7465_7761_79  # "gateway"
+
 
 class Database:
     """Owns the engine; ``await open()`` creates the file and applies pending migrations."""
@@ -66,6 +71,15 @@ class Database:
     async def open(self) -> None:
         _ensure_sqlite_dir(self.url)
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Held until this transaction ends; PostgreSQL's DDL is transactional, so the next process
+                # to get the lock sees the whole schema and its stamp, or nothing of it.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            elif conn.dialect.name == "sqlite":
+                # Python's sqlite3 starts no transaction before DDL, so two processes could both find no
+                # history and both create the tables; the write lock taken now (busy_timeout makes the
+                # others wait) covers the whole check-and-create.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await conn.run_sync(lambda c: schema.schema_migrations.create(c, checkfirst=True))
             done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
             if not done:
