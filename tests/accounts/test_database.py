@@ -16,7 +16,7 @@ from sqlalchemy import insert, inspect, select
 from gateway.store import schema
 from gateway.store.database import SCHEMA_VERSION, Database
 from gateway.store.schema import schema_migrations
-from tests.support.postgres import on_both_stores
+from tests.support.postgres import on_both_stores, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,3 +116,13 @@ def test_three_processes_starting_at_once_create_the_schema_once(database_url: s
     assert [code for code, _, _ in results] == [0, 0, 0], [err for _, _, err in results]
     assert asyncio.run(_versions(database_url)) == [SCHEMA_VERSION]
     assert max(int(out) for _, out, _ in results) == 3
+
+
+def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI must not pass with the PostgreSQL tests silently skipped; a developer without it is told why."""
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL tests cannot run: no initdb"):
+        unavailable("no initdb")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL not available: no initdb"):
+        unavailable("no initdb")

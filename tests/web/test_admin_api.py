@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.support.emulator import EmulatorServer
+from tests.support.postgres import STORES
 from tests.web.gateway_support import admin_headers, autodiscover_off
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """The tests on the gateway fixture run on SQLite and on PostgreSQL (tests/support/postgres.py)."""
+    return request.param
+
 
 H = admin_headers()
 
