@@ -23,7 +23,7 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 # The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
 # is stamped with this version; an older database is brought up by the steps below.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 async def _provisional_items(conn: AsyncConnection) -> None:
@@ -36,10 +36,30 @@ async def _provisional_items(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX ix_ews_item_provisional ON ews_item (calendar_key, provisional)"))
 
 
+# Schema 3: the columns schema.py declares Text since then, per table.
+_UNBOUNDED = {
+    "ews_calendar_state": ("calendar_key",),
+    "ews_item": ("calendar_key", "item_id", "name", "changekey"),
+    "ews_calendar_alias": ("account_id", "calendar_id", "folder_id"),
+    "ews_calendar_property": ("account_id", "calendar_id", "name"),
+}
+
+
+async def _unbounded_identifiers(conn: AsyncConnection) -> None:
+    """Schema 3: resource names, calendar ids and Exchange's ids as TEXT (a client's 600-character name
+    was stored on SQLite, a 500 on PostgreSQL). SQLite enforces no declared length: nothing to change."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table, columns in _UNBOUNDED.items():
+        changes = ", ".join(f"ALTER COLUMN {column} TYPE TEXT" for column in columns)
+        await conn.execute(text(f"ALTER TABLE {table} {changes}"))
+
+
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
 # When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
 UPGRADES: dict[int, tuple[str, Migration]] = {
     2: ("item index: provisional rows and requested deletions", _provisional_items),
+    3: ("item index and collection records: identifiers without a length limit", _unbounded_identifiers),
 }
 
 

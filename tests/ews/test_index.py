@@ -150,7 +150,9 @@ async def test_a_gateway_delete_is_recorded_at_once_and_counted_once(index: Item
     assert await index.apply(CAL, "s2", [ItemChange("a")], "epoch", started_seq=seq) == seq
 
 
-async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows(database_url: str) -> None:
+async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows_and_unbounded_names(
+    database_url: str,
+) -> None:
     from sqlalchemy import text
 
     db = Database(database_url)
@@ -176,5 +178,9 @@ async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows(database_url
         assert not (await index.state("c")).provisional
         assert await index.apply("c", "s2", [], "e", started_seq=1) == 1
         assert (await index.by_name("c", "a.ics")).item_id == "a"
+        # schema 3: the VARCHAR(512) of schema 1 takes a longer name on PostgreSQL too
+        long_name = "n" * 600 + ".ics"
+        assert await index.apply("c", "s3", [upsert("b" * 600, "ck" * 300, long_name)], "e") == 2
+        assert (await index.by_name("c", long_name)).item_id == "b" * 600
     finally:
         await db.close()
