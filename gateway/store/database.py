@@ -38,6 +38,7 @@ async def _provisional_items(conn: AsyncConnection) -> None:
 
 # Schema 3: the columns schema.py declares Text since then, per table.
 _UNBOUNDED = {
+    "accounts": ("display_name",),
     "ews_calendar_state": ("calendar_key",),
     "ews_item": ("calendar_key", "item_id", "name", "changekey"),
     "ews_calendar_alias": ("account_id", "calendar_id", "folder_id"),
@@ -46,7 +47,7 @@ _UNBOUNDED = {
 
 
 async def _unbounded_identifiers(conn: AsyncConnection) -> None:
-    """Schema 3: resource names, calendar ids and Exchange's ids as TEXT (a client's 600-character name
+    """Schema 3: resource names, calendar ids, Exchange's ids and mailbox names as TEXT (a client's 600-character name
     was stored on SQLite, a 500 on PostgreSQL). SQLite enforces no declared length: nothing to change."""
     if conn.dialect.name != "postgresql":
         return

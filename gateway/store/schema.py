@@ -51,7 +51,8 @@ accounts = Table(
     Column("username", String(320), nullable=False),
     Column("version", String(40), nullable=False),
     Column("build", String(40), nullable=False),
-    Column("display_name", String(200), nullable=True),
+    # Exchange's name for the mailbox (Active Directory allows 256 characters): Text since schema 3.
+    Column("display_name", Text, nullable=True),
     Column("working_elsewhere", String(20), nullable=False),
     Column("invitations", String(10), nullable=False),
     Column("secret", Text, nullable=False),
