@@ -4,7 +4,7 @@
 #       -e GATEWAY_BASE_URL=https://calendar.example.com -v gateway-data:/data caldav-gateway
 #   with a file: add -v $PWD/config:/config:ro -e GATEWAY_CONFIG=/config/gateway.toml
 # The demo (emulator + gateway, nothing else needed): docker run -p 8080:8080 caldav-gateway demo
-# The gateway with PostgreSQL: compose.yaml. Not built or run in CI (no container runtime there):
+# The gateway with PostgreSQL (the image has the asyncpg driver, the postgres extra): compose.yaml. Not built or run in CI (no container runtime there):
 # tests/ops/test_container.py runs this file's command with its environment as a process instead.
 FROM python:3.11-slim
 
@@ -20,7 +20,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY config ./config
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[postgres]" \
     && useradd --system --home-dir /data --create-home gateway
 
 USER gateway

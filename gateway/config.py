@@ -15,6 +15,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -233,8 +234,37 @@ def _storage(t: dict[str, Any], env: Mapping[str, str], base: Path) -> StorageCo
     from_env = _path(env.get("GATEWAY_DATA_DIR"), Path.cwd())
     data_dir = from_env or _path(t.get("data_dir"), base) or DEFAULT_DATA_DIR
     return StorageConfig(
-        data_dir=data_dir, database_url=env.get("GATEWAY_DATABASE_URL", t.get("database_url"))
+        data_dir=data_dir, database_url=_database_url(env.get("GATEWAY_DATABASE_URL", t.get("database_url")))
     )
+
+
+# The async drivers the gateway runs on: URL scheme -> (module, how to get it).
+DATABASE_DRIVERS = {
+    "sqlite+aiosqlite": ("aiosqlite", "a dependency of the gateway"),
+    "postgresql+asyncpg": ("asyncpg", 'pip install "exchange-caldav-gateway[postgres]"'),
+}
+
+
+def _database_url(url: Any) -> str | None:
+    """Refuse at start what create_async_engine would fail on later, or run with a blocking driver."""
+    if url is None:
+        return None
+    scheme = str(url).partition("://")[0] if "://" in str(url) else None
+    if scheme is None:
+        raise ConfigError(
+            "[storage] database_url / GATEWAY_DATABASE_URL must be a URL such as postgresql+asyncpg://…"
+        )
+    postgres = scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")
+    if postgres and scheme != "postgresql+asyncpg":
+        raise ConfigError(f"database URL scheme {scheme!r}: write postgresql+asyncpg://USER:PASSWORD@HOST/DB")
+    if scheme not in DATABASE_DRIVERS:
+        raise ConfigError(
+            f"database URL scheme {scheme!r} is not supported: use {' or '.join(DATABASE_DRIVERS)}"
+        )
+    module, how = DATABASE_DRIVERS[scheme]
+    if find_spec(module) is None:
+        raise ConfigError(f"the {scheme} database driver ({module}) is not installed: {how}")
+    return str(url)
 
 
 def _ews(t: dict[str, Any], base: Path) -> EwsConfig:

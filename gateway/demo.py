@@ -113,11 +113,12 @@ async def start_demo(
     retry_budget_seconds: float = 10.0,
     limits: LimitsConfig | None = None,
     request_timeout_seconds: float = 60.0,
+    database_url: str | None = None,
 ) -> DemoStack:
     """Start the emulator and the gateway (port 0 picks a free port) and provision the demo users.
 
     With ``emulator_url`` an already running emulator (with the demo seed) is used instead; ``limits``
-    replaces the default ``[limits]``.
+    replaces the default ``[limits]``; ``database_url`` replaces the SQLite file in ``data_dir``.
     """
     runners: list[web.AppRunner] = []
     if emulator_url is None:
@@ -136,7 +137,7 @@ async def start_demo(
         server = replace(server, allow_plain_http_credentials=not server.loopback)
         config = GatewayConfig(
             server=server,
-            storage=StorageConfig(data_dir=data_dir),
+            storage=StorageConfig(data_dir=data_dir, database_url=database_url),
             ews=EwsConfig(
                 autodiscover_endpoints={DEMO_DOMAIN: f"{emulator_url}/autodiscover/autodiscover.svc"},
                 retry_budget_seconds=retry_budget_seconds,

@@ -27,11 +27,14 @@ class Users:
         username = username.strip().lower()
         if not username or not set(username) <= _USERNAME_CHARS or len(username) > 200:
             raise AccountsError("a user name uses only letters, digits and . _ - @")
+        display_name = (display_name or username).strip()
+        if len(display_name) > 200:  # the column's length (schema.py), which PostgreSQL enforces
+            raise AccountsError("a display name is at most 200 characters")
         pw_hash = await hash_off_loop(password) if password else None
         row = {
             "id": new_id(),
             "username": username,
-            "display_name": (display_name or username).strip(),
+            "display_name": display_name,
             "password_hash": pw_hash,
             "created_at": now(),
         }

@@ -1,7 +1,7 @@
 """The database handle: an async SQLAlchemy engine plus numbered schema versions.
 
-SQLite (aiosqlite) by default, in a file created on first start; any other async
-SQLAlchemy URL (``postgresql+asyncpg://…``) works the same way.
+SQLite (aiosqlite) by default, in a file created on first start; PostgreSQL
+(``postgresql+asyncpg://…``, the ``postgres`` extra) for a production store several processes share.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 # The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
 # is stamped with this version; an older database is brought up by the steps below.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 async def _provisional_items(conn: AsyncConnection) -> None:
@@ -36,10 +36,31 @@ async def _provisional_items(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX ix_ews_item_provisional ON ews_item (calendar_key, provisional)"))
 
 
+# Schema 3: the columns schema.py declares Text since then, per table.
+_UNBOUNDED = {
+    "accounts": ("display_name",),
+    "ews_calendar_state": ("calendar_key",),
+    "ews_item": ("calendar_key", "item_id", "name", "changekey"),
+    "ews_calendar_alias": ("account_id", "calendar_id", "folder_id"),
+    "ews_calendar_property": ("account_id", "calendar_id", "name"),
+}
+
+
+async def _unbounded_identifiers(conn: AsyncConnection) -> None:
+    """Schema 3: resource names, calendar ids, Exchange's ids and mailbox names as TEXT (a client's 600-character name
+    was stored on SQLite, a 500 on PostgreSQL). SQLite enforces no declared length: nothing to change."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table, columns in _UNBOUNDED.items():
+        changes = ", ".join(f"ALTER COLUMN {column} TYPE TEXT" for column in columns)
+        await conn.execute(text(f"ALTER TABLE {table} {changes}"))
+
+
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
 # When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
 UPGRADES: dict[int, tuple[str, Migration]] = {
     2: ("item index: provisional rows and requested deletions", _provisional_items),
+    3: ("item index and collection records: identifiers without a length limit", _unbounded_identifiers),
 }
 
 
@@ -49,6 +70,11 @@ UPGRADES: dict[int, tuple[str, Migration]] = {
 # GIL (tens of ms under 50 clients, docs/PERFORMANCE.md). Idle SQLite connections cost little.
 POOL_SIZE = 32
 POOL_OVERFLOW = 32
+
+# The PostgreSQL advisory lock (any constant bigint) that serializes schema creation and upgrades among
+# processes starting at once against one database (replicas, or serve beside a CLI command): without it
+# two could both find no history and both create the tables (one then fails), or apply an upgrade twice.
+SCHEMA_LOCK_KEY = 0x6761_7465_7761_79  # "gateway"
 
 
 class Database:
@@ -66,6 +92,15 @@ class Database:
     async def open(self) -> None:
         _ensure_sqlite_dir(self.url)
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Held until this transaction ends; PostgreSQL's DDL is transactional, so the next process
+                # to get the lock sees the whole schema and its stamp, or nothing of it.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            elif conn.dialect.name == "sqlite":
+                # Python's sqlite3 starts no transaction before DDL, so two processes could both find no
+                # history and both create the tables; the write lock taken now (busy_timeout makes the
+                # others wait) covers the whole check-and-create.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await conn.run_sync(lambda c: schema.schema_migrations.create(c, checkfirst=True))
             done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
             if not done:

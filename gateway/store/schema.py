@@ -51,7 +51,8 @@ accounts = Table(
     Column("username", String(320), nullable=False),
     Column("version", String(40), nullable=False),
     Column("build", String(40), nullable=False),
-    Column("display_name", String(200), nullable=True),
+    # Exchange's name for the mailbox (Active Directory allows 256 characters): Text since schema 3.
+    Column("display_name", Text, nullable=True),
     Column("working_elsewhere", String(20), nullable=False),
     Column("invitations", String(10), nullable=False),
     Column("secret", Text, nullable=False),
@@ -93,11 +94,13 @@ web_sessions = Table(
 )
 
 # --- the EWS backend's item index (gateway/ews/index.py) ----------------------------------
+# Text, not VARCHAR(n): resource names and calendar ids come from clients and item ids, change keys and
+# folder ids from Exchange; SQLite never enforced a length, and PostgreSQL must not refuse what it stored.
 
 calendar_state = Table(
     "ews_calendar_state",
     metadata,
-    Column("calendar_key", String(200), primary_key=True),
+    Column("calendar_key", Text, primary_key=True),
     Column("sync_state", Text, nullable=True),  # SyncFolderItems state, opaque
     Column("seq", Integer, nullable=False, default=0),  # last change number handed out
     Column("epoch", String(32), nullable=False),  # changes when the index is rebuilt from scratch
@@ -106,11 +109,11 @@ calendar_state = Table(
 indexed_item = Table(
     "ews_item",
     metadata,
-    Column("calendar_key", String(200), primary_key=True),
-    Column("item_id", String(512), primary_key=True),
-    Column("name", String(512), nullable=False),
+    Column("calendar_key", Text, primary_key=True),
+    Column("item_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
     Column("uid", Text, nullable=True),
-    Column("changekey", String(512), nullable=False),
+    Column("changekey", Text, nullable=False),
     Column("seq", Integer, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     # Written by the gateway's own CreateItem, not yet confirmed by a SyncFolderItems answer (index.py).
@@ -127,9 +130,9 @@ calendar_alias = Table(
     "ews_calendar_alias",
     metadata,
     # The URL segment a client chose with MKCALENDAR, kept for the folder it created.
-    Column("account_id", String(64), primary_key=True),
-    Column("calendar_id", String(512), primary_key=True),
-    Column("folder_id", String(512), nullable=False),
+    Column("account_id", Text, primary_key=True),
+    Column("calendar_id", Text, primary_key=True),
+    Column("folder_id", Text, nullable=False),
 )
 
 
@@ -137,8 +140,8 @@ calendar_property = Table(
     "ews_calendar_property",
     metadata,
     # Client-set collection properties Exchange has no field for (calendar-color, -order, -description).
-    Column("account_id", String(64), primary_key=True),
-    Column("calendar_id", String(512), primary_key=True),
-    Column("name", String(200), primary_key=True),
+    Column("account_id", Text, primary_key=True),
+    Column("calendar_id", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )

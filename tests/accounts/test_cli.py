@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.accounts.vault import generate_key
+from tests.support.postgres import on_both_stores
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,10 +28,13 @@ def _cli(config: Path, key: str, *args: str, stdin: str = "") -> subprocess.Comp
     )
 
 
-def test_users_accounts_and_app_passwords_from_the_command_line(tmp_path: Path, emulator: Any) -> None:
+@on_both_stores
+def test_users_accounts_and_app_passwords_from_the_command_line(
+    tmp_path: Path, emulator: Any, database_url: str
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{database_url}"\n'
         f'[ews.autodiscover_endpoints]\n"example.com" = "{emulator.autodiscover_url}"\n'
     )
     key = generate_key()

@@ -9,12 +9,14 @@ from gateway.accounts.cli import CONNECT_FLAGS
 from gateway.accounts.vault import generate_key
 from gateway.ews.connection import FIELDS
 from tests.accounts.test_cli import _cli
+from tests.support.postgres import on_both_stores
 
 
-def test_connect_errors_name_the_flags_to_use(tmp_path: Path, emulator: Any) -> None:
+@on_both_stores
+def test_connect_errors_name_the_flags_to_use(tmp_path: Path, emulator: Any, database_url: str) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{database_url}"\n'
         f'[ews.autodiscover_endpoints]\n"example.com" = "{emulator.base_url}/no/autodiscover/here"\n'
     )
     key = generate_key()

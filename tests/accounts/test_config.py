@@ -81,3 +81,21 @@ def test_limits_have_defaults_and_are_checked(tmp_path: Path) -> None:
         file.write_text(f"[limits]\n{bad}\n")
         with pytest.raises(ConfigError, match=word):
             load_config(file, env={})
+
+
+def test_a_database_url_the_gateway_cannot_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain postgresql:// URL would pick a blocking driver, another database none at all: the error
+    says what to write instead, before anything starts."""
+    for url, word in (
+        ("postgresql://gateway@db/gateway", "postgresql\\+asyncpg://"),
+        ("postgres://gateway@db/gateway", "postgresql\\+asyncpg://"),
+        ("mysql+aiomysql://gateway@db/gateway", "sqlite\\+aiosqlite"),
+        ("not a url", "GATEWAY_DATABASE_URL"),
+    ):
+        with pytest.raises(ConfigError, match=word):
+            load_config(env={"GATEWAY_DATABASE_URL": url})
+    url = "postgresql+asyncpg://gateway:pw@db:5432/gateway"
+    assert load_config(env={"GATEWAY_DATABASE_URL": url}).storage.url() == url
+    monkeypatch.setattr("gateway.config.find_spec", lambda name: None)  # asyncpg not installed
+    with pytest.raises(ConfigError, match=r"exchange-caldav-gateway\[postgres\]"):
+        load_config(env={"GATEWAY_DATABASE_URL": url})

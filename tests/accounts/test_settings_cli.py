@@ -12,6 +12,7 @@ import pytest
 
 from gateway.accounts.vault import generate_key
 from gateway.cli import main
+from tests.support.postgres import STORES
 
 
 class Cli:
@@ -30,14 +31,22 @@ class Cli:
         return code, out, err
 
 
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Every settings test runs on SQLite and on PostgreSQL."""
+    return request.param
+
+
 @pytest.fixture
-def cli(tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> Cli:
+def cli(
+    tmp_path: Path, emulator: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any, database_url: str
+) -> Cli:
     for name in ("GATEWAY_CONFIG", "GATEWAY_DATA_DIR", "GATEWAY_DATABASE_URL", "GATEWAY_OLD_SECRET_KEYS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATEWAY_SECRET_KEY", generate_key())
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{database_url}"\n'
         f'[ews.autodiscover_endpoints]\n"example.com" = "{emulator.autodiscover_url}"\n'
     )
     run = Cli(config, capsys, monkeypatch)

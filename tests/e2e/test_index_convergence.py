@@ -11,6 +11,10 @@ import uuid
 
 from tests.e2e.convergence import Client, event, exchange_names
 from tests.e2e.test_read_path import dav_client, exchange_account
+from tests.support.postgres import on_both_stores
+
+# Every test here runs on SQLite and on PostgreSQL (tests/support/postgres.py).
+pytestmark = on_both_stores
 
 
 def client(stack) -> Client:

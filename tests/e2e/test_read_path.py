@@ -12,6 +12,11 @@ from exchangelib import BASIC, Account, Configuration, Credentials, EWSDateTime,
 from exchangelib.version import Build, Version
 from lxml import etree
 
+from tests.support.postgres import on_both_stores
+
+# Every test here runs on SQLite and on PostgreSQL (tests/support/postgres.py).
+pytestmark = on_both_stores
+
 UTC = dt.UTC
 DAV = "{DAV:}"
 CS = "{http://calendarserver.org/ns/}"

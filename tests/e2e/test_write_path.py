@@ -23,6 +23,7 @@ from tests.ews.test_mapping_corpus import (
     split_by_uid,
 )
 from tests.support.ical_compare import assert_same_properties
+from tests.support.postgres import on_both_stores
 
 CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -60,6 +61,7 @@ def writes(calls: dict[str, int]) -> int:
     return sum(calls.get(op, 0) for op in ("CreateItem", "UpdateItem", "DeleteItem", "CreateFolder"))
 
 
+@on_both_stores
 def test_create_keeps_href_and_uid_and_costs_two_calls(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "my-own-name.ics"
@@ -79,6 +81,7 @@ def test_create_keeps_href_and_uid_and_costs_two_calls(stack, emulator):
     assert exchange_subjects(emulator, uid) == ["Planning"]
 
 
+@on_both_stores
 def test_the_get_after_a_create_is_one_getitem_and_the_new_event_syncs_once(stack, emulator):
     """A PUT answer has no ETag, so clients GET what they created: the PUT indexed the new item,
     so that GET is one GetItem (no SyncFolderItems to find it). A sync then lists it once."""
@@ -96,6 +99,7 @@ def test_the_get_after_a_create_is_one_getitem_and_the_new_event_syncs_once(stac
     assert list(calendar.objects_by_sync_token(sync_token=changed.sync_token, load_objects=False)) == []
 
 
+@on_both_stores
 def test_a_get_waits_for_a_create_still_being_indexed(stack, emulator, monkeypatch):
     """The PUT is answered while its item is indexed; a GET that arrives before the index write is done
     waits for it instead of asking Exchange (one GetItem, no SyncFolderItems)."""
@@ -115,6 +119,7 @@ def test_a_get_waits_for_a_create_still_being_indexed(stack, emulator, monkeypat
     assert delta(before, stack.ews_calls()) == {"GetItem": 1}
 
 
+@on_both_stores
 def test_a_retried_create_does_not_duplicate(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "retried.ics"
@@ -123,6 +128,7 @@ def test_a_retried_create_does_not_duplicate(stack, emulator):
     assert exchange_subjects(emulator, uid) == ["Planning"]
 
 
+@on_both_stores
 def test_update_with_if_match_and_stale_etag(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "update-me.ics"
@@ -139,6 +145,7 @@ def test_update_with_if_match_and_stale_etag(stack, emulator):
     assert exchange_subjects(emulator, uid) == ["Planning v2"]
 
 
+@on_both_stores
 def test_an_outlook_change_between_read_and_put_gives_412_and_keeps_both(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "concurrent.ics"
@@ -159,6 +166,7 @@ def test_an_outlook_change_between_read_and_put_gives_412_and_keeps_both(stack, 
     assert exchange_subjects(emulator, uid) == ["Edited in the CalDAV client"]
 
 
+@on_both_stores
 def test_delete_with_if_match_costs_two_calls(stack, emulator):
     uid = str(uuid.uuid4())
     url = primary_url(stack) + "delete-me.ics"
@@ -176,6 +184,7 @@ def test_delete_with_if_match_costs_two_calls(stack, emulator):
     assert requests.get(url, auth=("alice", stack.password)).status_code == 404
 
 
+@on_both_stores
 def test_recurring_series_with_exdate_and_override_round_trips(stack):
     uid = str(uuid.uuid4())
     body = (
@@ -244,6 +253,7 @@ def test_recurring_series_with_exdate_and_override_round_trips(stack):
         ("json", '{"summary": "x"}', "application/json", 415, None),
     ],
 )
+@on_both_stores
 def test_bad_input_is_refused_with_a_precondition_and_nothing_is_written(
     stack, emulator, name, body, content_type, status, precondition
 ):
@@ -259,6 +269,7 @@ def test_bad_input_is_refused_with_a_precondition_and_nothing_is_written(
     assert writes(delta(before, stack.ews_calls())) == 0
 
 
+@on_both_stores
 def test_oversized_body_is_refused(stack):
     url = primary_url(stack) + "huge.ics"
     huge = event("u-huge", extra="DESCRIPTION:" + "x" * 2_000_000 + "\r\n")
@@ -267,6 +278,7 @@ def test_oversized_body_is_refused(stack):
 
 
 @pytest.mark.parametrize("headers", [{}, {"If-None-Match": "*"}], ids=["plain", "if-none-match"])
+@on_both_stores
 def test_uid_used_by_another_resource_is_a_conflict(stack, emulator, headers):
     uid = str(uuid.uuid4())
     base = primary_url(stack)
@@ -278,6 +290,7 @@ def test_uid_used_by_another_resource_is_a_conflict(stack, emulator, headers):
     assert exchange_subjects(emulator, uid) == ["Planning"]
 
 
+@on_both_stores
 def test_python_caldav_save_modify_delete(stack, emulator):
     calendar = dav_client(stack).principal().calendars()[0]
     uid = str(uuid.uuid4())
@@ -290,6 +303,7 @@ def test_python_caldav_save_modify_delete(stack, emulator):
     assert exchange_subjects(emulator, uid) == []
 
 
+@on_both_stores
 def test_sub_calendars_can_be_created_renamed_and_deleted(stack, emulator):
     principal = dav_client(stack).principal()
     created = principal.make_calendar(name="Team offsite")
@@ -306,6 +320,7 @@ def test_sub_calendars_can_be_created_renamed_and_deleted(stack, emulator):
     assert refused.status_code == 403 and "primary" in refused.text.lower()
 
 
+@on_both_stores
 def test_invitations_are_sent_when_the_owner_organises(stack, emulator):
     uid = str(uuid.uuid4())
     meeting = event(
@@ -355,6 +370,7 @@ def test_corpus_put_then_get_is_the_same_event(stack, emulator, path: Path):
         assert_same_properties(text, stored.text, DEFAULT_TZ)
 
 
+@on_both_stores
 def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
     accounts = stack.stack.services.accounts
 
@@ -375,6 +391,7 @@ def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
     assert not any(m.uid == uid for m in emulator.state.store.mailboxes["alice@example.com"].sent)
 
 
+@on_both_stores
 def test_collection_colour_order_and_description_are_kept(stack):
     principal = dav_client(stack).principal()
     created = principal.make_calendar(name="Colourful")
@@ -407,6 +424,7 @@ def test_collection_colour_order_and_description_are_kept(stack):
     assert tree.findtext(f".//{CALDAV_NS}calendar-description") == "Team events"
 
 
+@on_both_stores
 def test_exchange_busy_is_retried_and_the_write_lands_once(stack, emulator):
     uid = str(uuid.uuid4())
     emulator.set_faults(
@@ -417,6 +435,7 @@ def test_exchange_busy_is_retried_and_the_write_lands_once(stack, emulator):
     assert exchange_subjects(emulator, uid) == ["Planning"]
 
 
+@on_both_stores
 def test_exchange_staying_busy_gives_503_and_writes_nothing(stack, emulator):
     uid = str(uuid.uuid4())
     emulator.set_faults(rules=[{"kind": "server_busy", "operation": "CreateItem", "back_off_ms": 500}])
@@ -426,6 +445,7 @@ def test_exchange_staying_busy_gives_503_and_writes_nothing(stack, emulator):
     assert exchange_subjects(emulator, uid) == []
 
 
+@on_both_stores
 def test_a_repeated_month_view_reads_only_single_events_that_changed(stack, emulator):
     """A single event's rendering is reused while Exchange reports the same ChangeKey for it in FindItem;
     an edit made in Outlook changes the key, so the next view fetches and shows the new version."""

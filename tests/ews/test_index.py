@@ -1,23 +1,27 @@
-"""The item index on a real SQLite file: change numbering when the gateway records its own writes."""
+"""The item index on a real SQLite file and on PostgreSQL: change numbering when the gateway records its
+own writes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from gateway.ews.index import ItemChange, ItemIndex
 from gateway.store.database import Database
+from tests.support.postgres import on_both_stores
+
+# Every test here runs on SQLite and on PostgreSQL (tests/support/postgres.py).
+pytestmark = on_both_stores
 
 CAL = "account-1/calendar"
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[ItemIndex]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
+async def index(database_url: str) -> AsyncIterator[ItemIndex]:
+    db = Database(database_url)
     await db.open()
     try:
         yield ItemIndex(db.engine)
@@ -83,10 +87,11 @@ async def test_a_deleted_calendar_loses_its_properties_only(index: ItemIndex) ->
     assert await index.properties("account-1") == {"work": {"{A}color": "#FF0000"}}
 
 
-async def test_concurrent_look_ups_reuse_pooled_connections(tmp_path: Path) -> None:
-    """Each new aiosqlite connection is a new thread whose start waits on the event loop, so a busy
-    gateway must keep its connections rather than open one per query beyond a handful."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}")
+async def test_concurrent_look_ups_reuse_pooled_connections(database_url: str) -> None:
+    """Each new aiosqlite connection is a new thread whose start waits on the event loop (and each new
+    PostgreSQL connection a log-in), so a busy gateway must keep its connections rather than open one
+    per query beyond a handful."""
+    db = Database(database_url)
     opened = []
     event.listen(db.engine.sync_engine, "connect", lambda *_: opened.append(1))
     await db.open()
@@ -145,11 +150,12 @@ async def test_a_gateway_delete_is_recorded_at_once_and_counted_once(index: Item
     assert await index.apply(CAL, "s2", [ItemChange("a")], "epoch", started_seq=seq) == seq
 
 
-async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows(tmp_path: Path) -> None:
+async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows_and_unbounded_names(
+    database_url: str,
+) -> None:
     from sqlalchemy import text
 
-    path = tmp_path / "old.sqlite3"
-    db = Database(f"sqlite+aiosqlite:///{path}")
+    db = Database(database_url)
     await db.open()
     async with db.engine.begin() as conn:  # make it look as schema 1 wrote it
         await conn.execute(text("DROP TABLE ews_item"))
@@ -163,14 +169,18 @@ async def test_an_index_of_schema_1_is_upgraded_with_confirmed_rows(tmp_path: Pa
         await conn.execute(text("DELETE FROM schema_migrations"))
         await conn.execute(text("INSERT INTO schema_migrations VALUES (1, '2026-01-01 00:00:00')"))
         await conn.execute(text("INSERT INTO ews_calendar_state VALUES ('c', 's1', 1, 'e')"))
-        await conn.execute(text("INSERT INTO ews_item VALUES ('c', 'a', 'a.ics', 'uid-a', 'ck1', 1, 0)"))
+        await conn.execute(text("INSERT INTO ews_item VALUES ('c', 'a', 'a.ics', 'uid-a', 'ck1', 1, FALSE)"))
     await db.close()
-    db = Database(f"sqlite+aiosqlite:///{path}")
+    db = Database(database_url)
     await db.open()
     try:
         index = ItemIndex(db.engine)
         assert not (await index.state("c")).provisional
         assert await index.apply("c", "s2", [], "e", started_seq=1) == 1
         assert (await index.by_name("c", "a.ics")).item_id == "a"
+        # schema 3: the VARCHAR(512) of schema 1 takes a longer name on PostgreSQL too
+        long_name = "n" * 600 + ".ics"
+        assert await index.apply("c", "s3", [upsert("b" * 600, "ck" * 300, long_name)], "e") == 2
+        assert (await index.by_name("c", long_name)).item_id == "b" * 600
     finally:
         await db.close()

@@ -1,4 +1,4 @@
-"""The whole gateway (real HTTP, real SQLite file, real exchangelib) in a background thread.
+"""The whole gateway (real HTTP, real SQLite file or PostgreSQL, real exchangelib) in a background thread.
 
 Blocking clients (python-caldav, vdirsyncer, requests) talk to it from the test thread,
 exactly as they would to a deployed gateway:
@@ -34,7 +34,9 @@ class GatewayStack:
         limits: LimitsConfig | None = None,
         *,
         request_timeout_seconds: float = 60.0,
+        database_url: str | None = None,
     ) -> None:
+        self.database_url = database_url  # None: the SQLite file in data_dir
         self.emulator = emulator
         self.limits = limits
         self.request_timeout_seconds = request_timeout_seconds
@@ -61,6 +63,7 @@ class GatewayStack:
                 retry_budget_seconds=2.0,  # failing-Exchange tests answer quickly
                 limits=self.limits,
                 request_timeout_seconds=self.request_timeout_seconds,
+                database_url=self.database_url,
             )
         )
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,8 +49,10 @@ def secret_key() -> str:
 
 
 @pytest.fixture
-def gateway_config(tmp_path: Path, emulator: Any) -> GatewayConfig:
-    return make_config(tmp_path, emulator)
+def gateway_config(tmp_path: Path, emulator: Any, database_url: str) -> GatewayConfig:
+    """The SQLite file in ``tmp_path / "data"``, or PostgreSQL where the test runs ``on_both_stores``."""
+    config = make_config(tmp_path, emulator)
+    return replace(config, storage=replace(config.storage, database_url=database_url))
 
 
 @pytest.fixture

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.support.emulator import EmulatorServer
+from tests.support.postgres import STORES
 from tests.web.gateway_support import admin_headers, autodiscover_off
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """The tests on the gateway fixture run on SQLite and on PostgreSQL (tests/support/postgres.py)."""
+    return request.param
+
 
 H = admin_headers()
 
@@ -227,3 +236,12 @@ async def test_malformed_requests_get_a_json_400(gateway: TestClient) -> None:
     garbage = await gateway.post("/api/v1/admin/users", data=b"{not json", headers=H)
     assert garbage.status == 400 and (await garbage.json())["error"] == "invalid_json"
     assert (await gateway.get("/api/v1/admin/users/nobody/accounts", headers=H)).status == 404
+
+
+async def test_a_display_name_too_long_is_a_400_on_every_store(gateway: TestClient) -> None:
+    """SQLite stored any length, PostgreSQL's VARCHAR(200) answered 500: both now refuse it alike."""
+    body = {"username": "longname", "display_name": "D" * 201}
+    response = await gateway.post("/api/v1/admin/users", json=body, headers=H)
+    assert response.status == 400 and "200 characters" in (await response.json())["message"]
+    body["display_name"] = "D" * 200
+    assert (await gateway.post("/api/v1/admin/users", json=body, headers=H)).status == 201

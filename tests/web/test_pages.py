@@ -6,10 +6,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from tests.support.postgres import STORES
 from tests.web.gateway_support import admin_headers, autodiscover_off, make_config, make_services
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """The tests on the gateway fixture run on SQLite and on PostgreSQL (tests/support/postgres.py)."""
+    return request.param
+
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
