@@ -31,6 +31,9 @@ class Principal:
     username: str  # the URL segment of the principal and calendar home
     display_name: str
     emails: tuple[str, ...] = ()  # the connected mailboxes' addresses, primary first
+    # The calendar the user chose for new events (RFC 6638 §9.2 schedule-default-calendar-URL); None when
+    # the user has no calendar yet.
+    default_calendar_id: str | None = None
 
 
 @dataclass(frozen=True)

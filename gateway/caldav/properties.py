@@ -17,7 +17,16 @@ from lxml import etree
 
 from .backend import CalendarInfo, CalendarObject, Principal
 from .limits import MAX_DATE_TIME, MIN_DATE_TIME, Limits, utc_text
-from .resources import COLLECTIONS, Kind, Resource, home_url, inbox_url, outbox_url, principal_url
+from .resources import (
+    COLLECTIONS,
+    Kind,
+    Resource,
+    calendar_url,
+    home_url,
+    inbox_url,
+    outbox_url,
+    principal_url,
+)
 from .schedule_tag import schedule_tag
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
@@ -256,6 +265,14 @@ def _supported_report_set(ctx: PropContext) -> Value:
         element(dav("supported-report"), children=[element(dav("report"), children=[element(name)])])
         for name in ctx.reports
     ]
+
+
+@live(cal("schedule-default-calendar-URL"), [Kind.INBOX])
+def _schedule_default_calendar(ctx: PropContext) -> Value:
+    """RFC 6638 §9.2: where the user's new events go, as chosen on the settings page, the CLI or the
+    admin API (by default the first account's primary calendar); absent while the user has none."""
+    calendar_id = ctx.principal.default_calendar_id
+    return [href(calendar_url(ctx.principal.username, calendar_id))] if calendar_id else None
 
 
 @live(dav("sync-token"), [Kind.CALENDAR, Kind.INBOX])
