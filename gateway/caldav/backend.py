@@ -36,6 +36,19 @@ class Principal:
     default_calendar_id: str | None = None
 
 
+CalendarUserType = Literal["INDIVIDUAL", "GROUP", "RESOURCE", "ROOM", "UNKNOWN"]
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone of the directory a principal search found (RFC 3744 §9.4): a person, a room or a group,
+    with their RFC 6638 §2.4.2 calendar-user-type."""
+
+    email: str
+    display_name: str
+    user_type: CalendarUserType = "INDIVIDUAL"
+
+
 @dataclass(frozen=True)
 class CalendarInfo:
     """A calendar collection (RFC 4791 §4.2) as the protocol presents it."""
@@ -272,6 +285,10 @@ class Backend(Protocol):
         An attendee that is one of the principal's own addresses gets the merged
         free/busy of every calendar the principal selected for conflict checking.
         """
+
+    async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
+        """People of the directory whose name or address matches ``text`` (non-empty), at most ``limit``
+        (RFC 3744 §9.4 principal-property-search; also a directory principal's PROPFIND by address)."""
 
 
 class TooManyFailures(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from lxml import etree
 
-from . import principal_search, properties, reports, schedule_tag, scheduling, validation
+from . import directory, principal_search, properties, reports, schedule_tag, scheduling, validation
 from .backend import BackendError, CalendarInfo, CalendarObject, NotFound, PutResult
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
@@ -142,6 +142,8 @@ def _names_for(kind: Kind, mode: str, names: list[str]) -> list[str]:
 async def _load(call: Call, fresh: bool = True) -> PropContext:
     """The addressed resource's context; 404 when it does not exist."""
     res = call.resource
+    if res.kind is Kind.DIRECTORY:
+        return await directory.load(call)
     if res.kind is Kind.CALENDAR:
         return reports.context(call, res, calendar=await _calendar(call, fresh=fresh))
     if res.kind is Kind.OBJECT:
@@ -448,6 +450,8 @@ async def _object_or_none(call: Call) -> CalendarObject | None:
 async def delete(call: Call) -> web.Response:
     """RFC 4918 §9.6: an object (If-Match and If-Schedule-Tag-Match honoured) or a whole calendar."""
     res = call.resource
+    if res.kind is Kind.DIRECTORY:
+        return await directory.load(call)
     if res.kind is Kind.CALENDAR:
         await call.backend.delete_calendar(call.principal, res.calendar_id)
         return web.Response(status=204)
