@@ -78,7 +78,7 @@ def _property_search(el: etree._Element) -> tuple[list[str], str]:
             "Each DAV:property-search must name properties the principal-search-property-set lists.",
         )
     text = (el.findtext(dav("match")) or "").strip()
-    if not text:
+    if not _address(text).strip():
         raise DavError(400, "The search text (DAV:match) is empty: say whom to look for.")
     return names, text
 

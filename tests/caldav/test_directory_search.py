@@ -57,6 +57,8 @@ async def test_bad_searches_are_400_with_a_sentence(dav: Dav, backend: MemoryBac
     _people(backend)
     empty = await dav("REPORT", PRINCIPALS, _search(("d:displayname", "")))
     assert empty.status == 400 and "empty" in empty.text
+    only_scheme = await dav("REPORT", PRINCIPALS, _search(("c:calendar-user-address-set", "mailto:")))
+    assert only_scheme.status == 400 and "empty" in only_scheme.text
     unknown = await dav("REPORT", PRINCIPALS, _search(("d:getetag", "car")))
     assert unknown.status == 400 and "principal-search-property-set" in unknown.text
     nothing = await dav("REPORT", PRINCIPALS, _search())
