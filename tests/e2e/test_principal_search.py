@@ -56,7 +56,8 @@ def _found(response: requests.Response) -> dict[str, dict[str, etree._Element]]:
 def test_searching_car_finds_carol_with_one_resolvenames(stack):
     before = stack.ews_calls()
     found = _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="car"), Depth="0"))
-    assert delta(before, stack.ews_calls()) == {"ResolveNames": 1}
+    # The first search also learns the organisation's rooms (cached for an hour).
+    assert delta(before, stack.ews_calls()) == {"ResolveNames": 1, "GetRoomLists": 1, "GetRooms": 1}
     url = "/dav/principals/directory/carol@example.com/"
     assert list(found) == [url]
     carol = found[url]
@@ -123,3 +124,23 @@ def test_the_principal_collection_offers_the_search_reports(stack):
         f"{CAL}calendar-user-address-set",
         "{http://calendarserver.org/ns/}email-address-set",
     }
+
+
+def test_a_room_is_found_as_a_room_and_a_later_search_is_one_resolvenames(stack):
+    _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="bob"), Depth="0"))
+    before = stack.ews_calls()
+    found = _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="room"), Depth="0"))
+    assert delta(before, stack.ews_calls()) == {"ResolveNames": 1}
+    room = found["/dav/principals/directory/room-1@example.com/"]
+    assert room[f"{DAV}displayname"].text == "Room 1"
+    assert room[f"{CAL}calendar-user-type"].text == "ROOM"
+
+
+def test_a_search_still_answers_when_exchange_cannot_list_the_rooms(stack, emulator):
+    emulator.set_faults(rules=[{"kind": "http_500", "operation": "GetRoomLists"}])
+    found = _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="room"), Depth="0"))
+    room = found["/dav/principals/directory/room-1@example.com/"]
+    assert room[f"{CAL}calendar-user-type"].text == "INDIVIDUAL"  # as ResolveNames says: no worse
+    emulator.set_faults(rules=[])
+    found = _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="room"), Depth="0"))
+    assert found["/dav/principals/directory/room-1@example.com/"][f"{CAL}calendar-user-type"].text == "ROOM"
