@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gateway.app import create_app
 from gateway.cli import main
 from tests.support.dav import Dav
 from tests.web.gateway_support import admin_headers, make_config, make_services
+from tests.web.test_pages import signed_in
 
 H = admin_headers()
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -108,3 +110,27 @@ async def test_the_cli_choice_reaches_a_running_gateway(
     code = await asyncio.to_thread(main, args)  # the CLI runs its own event loop
     assert code == 0, capsys.readouterr().err
     assert await _default_calendar(dav) == [f"/dav/calendars/ann/{calendars['Projects']}/"]
+
+
+async def test_the_settings_page_choice_is_the_inboxs_default_calendar(
+    gateway: TestClient, services: Any
+) -> None:
+    csrf = await signed_in(gateway, services)
+    connected = await gateway.post(
+        "/accounts/connect", data={"csrf_token": csrf, "email": "alice@example.com", "password": "alice-pw"}
+    )
+    assert connected.status == 200
+    user = await services.accounts.find_user("ann")
+    _, password = await services.accounts.create_app_password(user.user_id, "phone")
+    dav = Dav(gateway, "ann", password)
+    (account,) = await services.accounts.list_accounts(user.user_id)
+    primary = f"{account.account_id}-calendar"
+    assert await _default_calendar(dav) == [f"/dav/calendars/ann/{primary}/"]
+
+    home = await (await gateway.get("/")).text()
+    (projects,) = set(re.findall(r'name="add_events" value="([^"]+)"', home)) - {primary}
+    saved = await gateway.post(
+        "/settings", data={"csrf_token": csrf, "conflict": [primary], "add_events": projects}
+    )
+    assert saved.status == 200
+    assert await _default_calendar(dav) == [f"/dav/calendars/ann/{projects}/"]
