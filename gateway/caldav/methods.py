@@ -450,9 +450,15 @@ async def _object_or_none(call: Call) -> CalendarObject | None:
 async def delete(call: Call) -> web.Response:
     """RFC 4918 §9.6: an object (If-Match and If-Schedule-Tag-Match honoured) or a whole calendar."""
     res = call.resource
-    if res.kind is Kind.DIRECTORY:
-        return await directory.load(call)
     if res.kind is Kind.CALENDAR:
+        # RFC 6638 §9.2 default-calendar-needed; a primary calendar is refused by the backend as such.
+        default = res.calendar_id == call.principal.default_calendar_id
+        if default and not (await _calendar(call, fresh=False)).primary:
+            raise DavError(
+                403,
+                "This is the calendar new events go to: choose another one in the settings first.",
+                cal("default-calendar-needed"),
+            )
         await call.backend.delete_calendar(call.principal, res.calendar_id)
         return web.Response(status=204)
     if_match = call.request.headers.get("If-Match")

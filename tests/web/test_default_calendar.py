@@ -134,3 +134,19 @@ async def test_the_settings_page_choice_is_the_inboxs_default_calendar(
     )
     assert saved.status == 200
     assert await _default_calendar(dav) == [f"/dav/calendars/ann/{projects}/"]
+
+
+async def test_the_default_calendar_cannot_be_deleted_until_another_is_chosen(gateway: TestClient) -> None:
+    user_id, dav, calendars = await _ann(gateway)
+    projects = f"/dav/calendars/ann/{calendars['Projects']}/"
+    url = f"/api/v1/admin/users/{user_id}/settings"
+    assert (
+        await gateway.put(url, json={"add_events_calendar_id": calendars["Projects"]}, headers=H)
+    ).status == 200
+    refused = await dav("DELETE", projects)
+    assert refused.status == 403
+    assert "default-calendar-needed" in refused.text and "choose another" in refused.text
+    assert (await dav("PROPFIND", projects, depth="0")).status == 207  # still there
+
+    assert (await gateway.put(url, json={"add_events_calendar_id": None}, headers=H)).status == 200
+    assert (await dav("DELETE", projects)).status == 204
