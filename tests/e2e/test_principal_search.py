@@ -13,7 +13,7 @@ import datetime as dt
 import requests
 from lxml import etree
 
-from tests.e2e.test_read_path import delta, today_utc
+from tests.e2e.test_read_path import dav_client, delta, today_utc
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -144,3 +144,13 @@ def test_a_search_still_answers_when_exchange_cannot_list_the_rooms(stack, emula
     emulator.set_faults(rules=[])
     found = _found(_dav(stack, "REPORT", PRINCIPALS, SEARCH.format(text="room"), Depth="0"))
     assert found["/dav/principals/directory/room-1@example.com/"][f"{CAL}calendar-user-type"].text == "ROOM"
+
+
+def test_python_caldavs_principal_search_still_works_against_exchange(stack):
+    """python-caldav requires a calendar-home-set of every principal found: it finds the own principal
+    and no directory principal (they have no calendar home here), instead of failing."""
+    client = dav_client(stack)
+    assert [str(p.url).split(stack.base_url)[-1] for p in client.search_principals(name="Alice")] == [
+        "/dav/principals/alice/"
+    ]
+    assert client.search_principals(name="Carol") == []
