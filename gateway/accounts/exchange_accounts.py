@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from gateway.accounts.cache import ExpiringCache
 from gateway.accounts.records import AccountRecord, AccountsError, NotFoundError, account_record, new_id, now
-from gateway.accounts.settings import account_options
+from gateway.accounts.settings import SettingsStore, account_options, effective_settings
 from gateway.accounts.users import Users
 from gateway.accounts.vault import Vault, VaultError
 from gateway.caldav.backend import Principal
@@ -61,12 +61,19 @@ class ExchangeAccounts:
     """
 
     def __init__(
-        self, db: Database, vault: Vault, connector: Connector | None, users: Users, ttl: float
+        self,
+        db: Database,
+        vault: Vault,
+        connector: Connector | None,
+        users: Users,
+        ttl: float,
+        settings: SettingsStore,
     ) -> None:
         self.db = db
         self.vault = vault
         self.connector = connector
         self.users = users
+        self.settings = settings
         self._principals: ExpiringCache[Principal] = ExpiringCache(ttl)
         self._connected: ExpiringCache[tuple[ConnectedAccount, ...]] = ExpiringCache(ttl)
 
@@ -76,14 +83,20 @@ class ExchangeAccounts:
         self._connected.forget(user_id)
 
     async def principal(self, user_id: str) -> Principal:
-        """The user as CalDAV sees them: the addresses are those of the connected accounts."""
+        """The user as CalDAV sees them: the addresses are those of the connected accounts, the default
+        calendar the one chosen for new events (by default the first account's primary)."""
         hit = self._principals.get(user_id)
         if hit is not None:
             return hit
         user = await self.users.get_user(user_id)
-        emails = tuple(a.email for a in await self.list_accounts(user_id))
+        account_list = await self.list_accounts(user_id)
+        chosen = effective_settings(await self.settings.settings(user_id), account_list)
         found = Principal(
-            user_id=user.user_id, username=user.username, display_name=user.display_name, emails=emails
+            user_id=user.user_id,
+            username=user.username,
+            display_name=user.display_name,
+            emails=tuple(a.email for a in account_list),
+            default_calendar_id=chosen.add_events_calendar_id,
         )
         self._principals.put(user_id, found)
         return found

@@ -42,9 +42,9 @@ class AccountService:
         self.throttle = throttle or SignInThrottle()  # web sign-in, CalDAV and the admin API's token
         self.verified = VerifiedCache(cache_seconds)
         self.users = Users(db, self.throttle)
-        self.exchange = ExchangeAccounts(db, vault, connector, self.users, cache_seconds)
-        self.app_passwords = AppPasswords(db, self.users, self.verified, self.throttle)
         self.user_settings = SettingsStore(db, self.users)
+        self.exchange = ExchangeAccounts(db, vault, connector, self.users, cache_seconds, self.user_settings)
+        self.app_passwords = AppPasswords(db, self.users, self.verified, self.throttle)
 
     # --- users -------------------------------------------------------------------------
 
@@ -148,4 +148,8 @@ class AccountService:
         return await self.user_settings.settings(user_id)
 
     async def save_settings(self, user_id: str, new: UserSettings) -> UserSettings:
-        return await self.user_settings.save_settings(user_id, new)
+        """Stores the choices; this process's CalDAV requests see them at once (the cached principal
+        carries the default calendar), other processes' (the CLI's) within the cache time."""
+        saved = await self.user_settings.save_settings(user_id, new)
+        self.exchange.forget(user_id)
+        return saved

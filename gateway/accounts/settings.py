@@ -27,8 +27,8 @@ INVITATION_CHOICES = ("auto", "never")
 @dataclass(frozen=True)
 class UserSettings:
     conflict_calendar_ids: tuple[str, ...] | None = None  # None = each account's primary calendar
-    # The calendar new events go to; None = the first account's primary calendar. Stored and shown on
-    # the pages, but nothing reads it yet: issue 14 makes the backend put new events there.
+    # The calendar new events go to; None = the first account's primary calendar. CalDAV clients learn
+    # it from the inbox's schedule-default-calendar-URL (RFC 6638 §9.2; Principal.default_calendar_id).
     add_events_calendar_id: str | None = None
 
 

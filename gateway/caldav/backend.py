@@ -31,6 +31,22 @@ class Principal:
     username: str  # the URL segment of the principal and calendar home
     display_name: str
     emails: tuple[str, ...] = ()  # the connected mailboxes' addresses, primary first
+    # The calendar the user chose for new events (RFC 6638 §9.2 schedule-default-calendar-URL); None when
+    # the user has no calendar yet.
+    default_calendar_id: str | None = None
+
+
+CalendarUserType = Literal["INDIVIDUAL", "GROUP", "RESOURCE", "ROOM", "UNKNOWN"]
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone of the directory a principal search found (RFC 3744 §9.4): a person, a room or a group,
+    with their RFC 6638 §2.4.2 calendar-user-type."""
+
+    email: str
+    display_name: str
+    user_type: CalendarUserType = "INDIVIDUAL"
 
 
 @dataclass(frozen=True)
@@ -269,6 +285,10 @@ class Backend(Protocol):
         An attendee that is one of the principal's own addresses gets the merged
         free/busy of every calendar the principal selected for conflict checking.
         """
+
+    async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
+        """People of the directory whose name or address matches ``text`` (non-empty), at most ``limit``
+        (RFC 3744 §9.4 principal-property-search; also a directory principal's PROPFIND by address)."""
 
 
 class TooManyFailures(Exception):

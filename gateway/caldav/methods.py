@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from lxml import etree
 
-from . import principal_search, properties, reports, schedule_tag, scheduling, validation
+from . import directory, principal_search, properties, reports, schedule_tag, scheduling, validation
 from .backend import BackendError, CalendarInfo, CalendarObject, NotFound, PutResult
 from .call import Call, read_limited, strip_etag
 from .errors import DavError
@@ -142,6 +142,8 @@ def _names_for(kind: Kind, mode: str, names: list[str]) -> list[str]:
 async def _load(call: Call, fresh: bool = True) -> PropContext:
     """The addressed resource's context; 404 when it does not exist."""
     res = call.resource
+    if res.kind is Kind.DIRECTORY:
+        return await directory.load(call)
     if res.kind is Kind.CALENDAR:
         return reports.context(call, res, calendar=await _calendar(call, fresh=fresh))
     if res.kind is Kind.OBJECT:
@@ -449,6 +451,14 @@ async def delete(call: Call) -> web.Response:
     """RFC 4918 §9.6: an object (If-Match and If-Schedule-Tag-Match honoured) or a whole calendar."""
     res = call.resource
     if res.kind is Kind.CALENDAR:
+        # RFC 6638 §9.2 default-calendar-needed; a primary calendar is refused by the backend as such.
+        default = res.calendar_id == call.principal.default_calendar_id
+        if default and not (await _calendar(call, fresh=False)).primary:
+            raise DavError(
+                403,
+                "This is the calendar new events go to: choose another one in the settings first.",
+                cal("default-calendar-needed"),
+            )
         await call.backend.delete_calendar(call.principal, res.calendar_id)
         return web.Response(status=204)
     if_match = call.request.headers.get("If-Match")

@@ -2,8 +2,12 @@
 ``DAV:principal-search-property-set`` (RFC 4791 §2 makes CalDAV servers WebDAV ACL servers).
 
 Clients look principals up by name or address: python-caldav's ``search_principals(name=…)``, Apple
-Calendar's people search. A gateway user sees only their own principal (no answer lists other users),
-so a search returns that principal when it matches, or nothing. The criteria are matched as RFC 3744
+Calendar's people search. A gateway user sees their own principal (no answer lists other gateway
+users) and the people and rooms of their organisation's directory (:mod:`.directory`): a search with a
+text asks the directory once, for the first property-search's text, and lists the directory
+principals that match every criterion (or any, with ``anyof``). A search asking for
+``calendar-home-set`` (python-caldav's, which requires one of every answer) lists no directory
+principals: they have no calendar home here. The criteria are matched as RFC 3744
 §9.4 prefers when no user directory decides otherwise, as caseless substrings; CalendarServer's
 extensions ``test="anyof"`` (any criterion instead of all) and ``match-type`` (``starts-with``,
 ``equals``) are honoured. A search without criteria lists the principal.
@@ -11,9 +15,12 @@ extensions ``test="anyof"`` (any criterion instead of all) and ``match-type`` (`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from lxml import etree
 
+from . import directory
 from .backend import Principal
 from .call import Call
 from .errors import DavError
@@ -35,16 +42,28 @@ _STRUCTURE = frozenset({dav("property-search"), dav("prop"), dav("apply-to-princ
 
 @report(dav("principal-property-search"), *PRINCIPAL_SPACE)
 async def principal_property_search(call: Call, root: etree._Element) -> web.Response:
-    """RFC 3744 §9.4: the principals (here: the user's own) whose properties match every criterion."""
+    """RFC 3744 §9.4: the principals (the user's own, the directory's people) whose properties match
+    every criterion."""
     _depth_zero(call)
     criteria = [_criterion(search) for search in root.iterfind(dav("property-search"))]
-    matched = [_matches(call.principal, c) for c in criteria]
-    found = any(matched) if root.get("test", "allof").lower() == "anyof" else all(matched)
-    names = _requested(root)
+    combine = any if root.get("test", "allof").lower() == "anyof" else all
+    names = _requested(root) or [dav("displayname")]
     ms = Multistatus()
-    if found:
+    if combine(_matches(lambda n: _values(call.principal, n), c) for c in criteria):
         resource = Resource(Kind.PRINCIPAL, call.principal.username)
-        add_response(ms, context(call, resource), names or [dav("displayname")], minimal=call.minimal)
+        add_response(ms, context(call, resource), names, minimal=call.minimal)
+    if criteria and cal("calendar-home-set") not in names:
+        own = {email.lower() for email in call.principal.emails}
+        people = [
+            p
+            for p in await directory.search(call, criteria[0][1])
+            if p.email.lower() not in own
+            and combine(_matches(lambda n, p=p: directory.values(p, n), c) for c in criteria)
+        ]
+        for person in people[: directory.SEARCH_LIMIT]:
+            add_response(ms, directory.person_context(call, person), names, minimal=call.minimal)
+        if len(people) > directory.SEARCH_LIMIT:
+            ms.add(directory.over_limit(call.resource.url))
     return call.multistatus(ms)
 
 
@@ -84,14 +103,17 @@ def _criterion(search: etree._Element) -> Criterion:
     names = tuple(el.tag for el in prop if isinstance(el.tag, str)) if prop is not None else ()
     if not names or match is None:
         raise DavError(400, "Each DAV:property-search needs a DAV:prop naming properties and a DAV:match.")
-    return names, (match.text or "").strip().casefold(), match.get("match-type", "contains").lower()
+    text = (match.text or "").strip()
+    if not directory.address(text).strip():
+        raise DavError(400, "The search text (DAV:match) is empty: say whom to look for.")
+    return names, text.casefold(), match.get("match-type", "contains").lower()
 
 
-def _matches(principal: Principal, criterion: Criterion) -> bool:
-    """Whether any of the named properties of the principal matches the text."""
+def _matches(values: Callable[[str], list[str]], criterion: Criterion) -> bool:
+    """Whether any of the named properties (``values`` gives each one's values) matches the text."""
     names, text, how = criterion
     for name in names:
-        for value in _values(principal, name):
+        for value in values(name):
             value = value.casefold()
             if how == "equals" and value == text:
                 return True

@@ -15,9 +15,19 @@ from email.utils import format_datetime
 
 from lxml import etree
 
-from .backend import CalendarInfo, CalendarObject, Principal
+from .backend import CalendarInfo, CalendarObject, Person, Principal
 from .limits import MAX_DATE_TIME, MIN_DATE_TIME, Limits, utc_text
-from .resources import COLLECTIONS, Kind, Resource, home_url, inbox_url, outbox_url, principal_url
+from .resources import (
+    COLLECTIONS,
+    Kind,
+    Resource,
+    calendar_url,
+    directory_url,
+    home_url,
+    inbox_url,
+    outbox_url,
+    principal_url,
+)
 from .schedule_tag import schedule_tag
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
@@ -36,6 +46,7 @@ class PropContext:
     calendar: CalendarInfo | None = None
     obj: CalendarObject | None = None
     calendar_data: str | None = None  # a REPORT's transformed calendar-data (expand), else obj.data
+    person: Person | None = None  # a directory principal's person (Kind.DIRECTORY)
 
 
 Value = list[etree._Element] | str | None  # children, text, or None when the resource lacks it
@@ -80,6 +91,7 @@ def _privileges(names: Iterable[str]) -> list[etree._Element]:
 def _resourcetype(ctx: PropContext) -> Value:
     extra = {
         Kind.PRINCIPAL: [dav("principal")],
+        Kind.DIRECTORY: [dav("principal")],
         Kind.CALENDAR: [cal("calendar")],
         Kind.INBOX: [cal("schedule-inbox")],
         Kind.OUTBOX: [cal("schedule-outbox")],
@@ -96,6 +108,8 @@ def _displayname(ctx: PropContext) -> Value:
             return ctx.calendar.display_name if ctx.calendar else None
         case Kind.PRINCIPAL:
             return ctx.principal.display_name
+        case Kind.DIRECTORY:
+            return ctx.person.display_name if ctx.person else None
         case Kind.INBOX:
             return "Inbox"
         case Kind.OUTBOX:
@@ -171,7 +185,7 @@ def _principal_collection_set(ctx: PropContext) -> Value:
     return [href("/dav/principals/")]
 
 
-@live(dav("owner"), COLLECTIONS - {Kind.ROOT, Kind.PRINCIPALS} | {Kind.OBJECT})
+@live(dav("owner"), COLLECTIONS - {Kind.ROOT, Kind.PRINCIPALS, Kind.DIRECTORY} | {Kind.OBJECT})
 def _owner(ctx: PropContext) -> Value:
     return [href(principal_url(ctx.principal.username))]
 
@@ -203,11 +217,27 @@ def _current_user_privilege_set(ctx: PropContext) -> Value:
 
 
 # --- principals (RFC 3744 §4, RFC 4791 §6.2, RFC 6638 §2) -------------------------------------
+# A directory principal (Kind.DIRECTORY) carries the properties a search matches and answers with
+# (gateway.caldav.directory): its name, addresses and calendar-user-type, no calendars of its own.
+
+PRINCIPALS = [Kind.PRINCIPAL, Kind.DIRECTORY]
 
 
-@live(dav("principal-URL"), [Kind.PRINCIPAL])
+def _addresses(ctx: PropContext) -> tuple[str, ...]:
+    if ctx.resource.kind is Kind.DIRECTORY:
+        return (ctx.person.email,) if ctx.person else ()
+    return ctx.principal.emails
+
+
+def _own_url(ctx: PropContext) -> str:
+    if ctx.resource.kind is Kind.DIRECTORY:
+        return directory_url(ctx.resource.name)
+    return principal_url(ctx.principal.username)
+
+
+@live(dav("principal-URL"), PRINCIPALS)
 def _principal_url(ctx: PropContext) -> Value:
-    return [href(principal_url(ctx.principal.username))]
+    return [href(_own_url(ctx))]
 
 
 @live(dav("group-membership"), [Kind.PRINCIPAL])
@@ -220,10 +250,10 @@ def _calendar_home_set(ctx: PropContext) -> Value:
     return [href(home_url(ctx.principal.username))]
 
 
-@live(cal("calendar-user-address-set"), [Kind.PRINCIPAL])
+@live(cal("calendar-user-address-set"), PRINCIPALS)
 def _calendar_user_address_set(ctx: PropContext) -> Value:
-    urls = [f"mailto:{email}" for email in ctx.principal.emails]
-    return [href(u) for u in urls + [principal_url(ctx.principal.username)]]
+    urls = [f"mailto:{email}" for email in _addresses(ctx)]
+    return [href(u) for u in urls + [_own_url(ctx)]]
 
 
 @live(cal("schedule-inbox-URL"), [Kind.PRINCIPAL])
@@ -236,14 +266,17 @@ def _schedule_outbox(ctx: PropContext) -> Value:
     return [href(outbox_url(ctx.principal.username))]
 
 
-@live(cal("calendar-user-type"), [Kind.PRINCIPAL])
+@live(cal("calendar-user-type"), PRINCIPALS)
 def _calendar_user_type(ctx: PropContext) -> Value:
+    """RFC 6638 §2.4.2: a room is a ROOM, so clients offer it as a location."""
+    if ctx.resource.kind is Kind.DIRECTORY:
+        return ctx.person.user_type if ctx.person else None
     return "INDIVIDUAL"
 
 
-@live(cs("email-address-set"), [Kind.PRINCIPAL])
+@live(cs("email-address-set"), PRINCIPALS)
 def _email_address_set(ctx: PropContext) -> Value:
-    return [element(cs("email-address"), email) for email in ctx.principal.emails]
+    return [element(cs("email-address"), email) for email in _addresses(ctx)]
 
 
 # --- collections ---------------------------------------------------------------------------
@@ -256,6 +289,14 @@ def _supported_report_set(ctx: PropContext) -> Value:
         element(dav("supported-report"), children=[element(dav("report"), children=[element(name)])])
         for name in ctx.reports
     ]
+
+
+@live(cal("schedule-default-calendar-URL"), [Kind.INBOX])
+def _schedule_default_calendar(ctx: PropContext) -> Value:
+    """RFC 6638 §9.2: where the user's new events go, as chosen on the settings page, the CLI or the
+    admin API (by default the first account's primary calendar); absent while the user has none."""
+    calendar_id = ctx.principal.default_calendar_id
+    return [href(calendar_url(ctx.principal.username, calendar_id))] if calendar_id else None
 
 
 @live(dav("sync-token"), [Kind.CALENDAR, Kind.INBOX])

@@ -3,6 +3,7 @@
 ``/dav/``                                   base collection: answers current-user-principal
 ``/dav/principals/``                        principal collection
 ``/dav/principals/{user}/``                 the user's principal
+``/dav/principals/directory/{email}/``      someone of the directory a principal search found (read-only)
 ``/dav/calendars/{user}/``                  calendar home
 ``/dav/calendars/{user}/inbox/``            scheduling inbox
 ``/dav/calendars/{user}/outbox/``           scheduling outbox (free/busy POST)
@@ -26,6 +27,7 @@ class Kind(StrEnum):
     ROOT = "root"
     PRINCIPALS = "principals"
     PRINCIPAL = "principal"
+    DIRECTORY = "directory"  # a directory principal: ``name`` is its address
     HOME = "home"
     INBOX = "inbox"
     OUTBOX = "outbox"
@@ -55,6 +57,8 @@ class Resource:
                 return BASE + "principals/"
             case Kind.PRINCIPAL:
                 return principal_url(self.user)
+            case Kind.DIRECTORY:
+                return directory_url(self.name)
             case Kind.HOME:
                 return home_url(self.user)
             case Kind.INBOX | Kind.OUTBOX:
@@ -71,6 +75,10 @@ def _seg(value: str) -> str:
 
 def principal_url(user: str) -> str:
     return f"{BASE}principals/{_seg(user)}/"
+
+
+def directory_url(email: str) -> str:
+    return f"{BASE}principals/directory/{_seg(email)}/"
 
 
 def home_url(user: str) -> str:
@@ -102,6 +110,8 @@ def resolve(path: str) -> Resource | None:
     if head == "principals":
         if not rest:
             return Resource(Kind.PRINCIPALS)
+        if len(rest) == 2 and rest[0] == "directory":
+            return Resource(Kind.DIRECTORY, name=rest[1])
         return Resource(Kind.PRINCIPAL, rest[0]) if len(rest) == 1 else None
     if head != "calendars" or not rest or len(rest) > 3:
         return None

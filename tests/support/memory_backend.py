@@ -26,6 +26,7 @@ from gateway.caldav.backend import (
     FreeBusyType,
     InvalidSyncToken,
     NotFound,
+    Person,
     PreconditionFailed,
     Principal,
     PutResult,
@@ -86,6 +87,8 @@ class MemoryBackend:
         self.no_data: set[str] = set()  # emails Exchange "has no data" for
         self.fail: dict[str, Exception] = {}
         self.free_busy_calls: list[tuple[list[str], datetime, datetime]] = []
+        self.directory: list[Person] = []  # who search_principals finds
+        self.searches: list[str] = []
 
     # --- setup helpers -----------------------------------------------------------------------
 
@@ -293,6 +296,17 @@ class MemoryBackend:
             raise self.fail["free_busy"]
         self.free_busy_calls.append((list(attendees), start, end))
         return [self._one(principal, a, start, end) for a in attendees]
+
+    async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
+        """As Exchange's ResolveNames: the start of an address or of a word of the name."""
+        self.searches.append(text)
+        needle = text.lower()
+        return [
+            p
+            for p in self.directory
+            if p.email.lower().startswith(needle)
+            or any(w.lower().startswith(needle) for w in p.display_name.split())
+        ][:limit]
 
     def _one(self, principal: Principal, attendee: str, start: datetime, end: datetime) -> FreeBusyResult:
         email = attendee.lower().removeprefix("mailto:")

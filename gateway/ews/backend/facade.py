@@ -10,7 +10,8 @@ the parts this facade wires together:
   batched GetItem (≤ 100 ids a request);
 - :mod:`.writes`: PUT and DELETE (CreateItem, UpdateItem, DeleteItem), invitations;
 - :mod:`.collections`: MKCALENDAR, PROPPATCH, DELETE of calendars and their description;
-- :mod:`.busy`: free/busy (FindItem CalendarView, GetUserAvailability).
+- :mod:`.busy`: free/busy (FindItem CalendarView, GetUserAvailability);
+- :mod:`.people`: principal searches (ResolveNames).
 
 The ETag of a resource is the ChangeKey of its item (a recurring master's ChangeKey changes when any
 occurrence changes), so ``If-Match`` is checked by Exchange itself. Every EWS failure leaves as a
@@ -28,6 +29,7 @@ from gateway.caldav.backend import (
     CalendarObject,
     ChangeSet,
     FreeBusyResult,
+    Person,
     Principal,
     PutResult,
 )
@@ -35,6 +37,7 @@ from gateway.ews.backend.busy import FreeBusy
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.collections import Collections
+from gateway.ews.backend.people import People
 from gateway.ews.backend.reads import DEFAULT_CACHE_BYTES, Reader
 from gateway.ews.backend.records import AccountDirectory
 from gateway.ews.backend.tracking import ChangeTracker
@@ -73,6 +76,7 @@ class EwsBackend:
         )
         self._writer = Writer(calls, index, self._tracker, default_tz=default_timezone)
         self._busy = FreeBusy(calls, self._directory)
+        self._people = People(calls)
 
     def render_prometheus(self) -> str:
         """The read caches' entries and bytes (bounded by ``item_cache_bytes``), Prometheus text format."""
@@ -184,3 +188,7 @@ class EwsBackend:
     ) -> list[FreeBusyResult]:
         """RFC 6638 §3.2: GetUserAvailability per account, FindItem CalendarView per own sub-calendar."""
         return await self._busy.free_busy(principal, attendees, start, end)
+
+    async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
+        """One ResolveNames through the first account."""
+        return await self._people.search(principal, text, limit)

@@ -1,4 +1,4 @@
-"""Small EWS operations: ConvertId, GetServerTimeZones and ResolveNames."""
+"""Small EWS operations: ConvertId, GetServerTimeZones, ResolveNames, GetRoomLists and GetRooms."""
 
 from __future__ import annotations
 
@@ -156,6 +156,51 @@ def resolve_names(ctx: OperationContext, request: etree._Element) -> etree._Elem
     resolution_set.extend(_resolution(m, full) for m in matches)
     message.append(resolution_set)
     return wrap_response("ResolveNames", [message])
+
+
+# --- GetRoomLists / GetRooms ---------------------------------------------------------------------
+# The emulated organisation keeps one room list per domain that has room mailboxes, ``rooms@<domain>``
+# named "Rooms", holding every room of that domain (in Exchange an administrator makes room lists).
+
+
+def _room_lists(ctx: OperationContext) -> dict[str, list[Mailbox]]:
+    lists: dict[str, list[Mailbox]] = {}
+    for mailbox in ctx.state.directory:
+        if mailbox.kind == "room":
+            lists.setdefault(f"rooms@{mailbox.email.split('@', 1)[1]}", []).append(mailbox)
+    return lists
+
+
+def _address(tag: str, name: str, email: str, mailbox_type: str) -> etree._Element:
+    return getattr(T, tag)(
+        T.Name(name), T.EmailAddress(email), T.RoutingType("SMTP"), T.MailboxType(mailbox_type)
+    )
+
+
+@operation("GetRoomLists")
+def get_room_lists(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """GetRoomLists: the organisation's room lists (distribution groups, so PublicDL addresses)."""
+    response = M.GetRoomListsResponse(M.ResponseCode("NoError"), ResponseClass="Success")
+    response.append(M.RoomLists(*(_address("Address", "Rooms", e, "PublicDL") for e in _room_lists(ctx))))
+    return response
+
+
+@operation("GetRooms")
+def get_rooms(ctx: OperationContext, request: etree._Element) -> etree._Element:
+    """GetRooms: the rooms of one room list; an address that is no room list is ErrorNameResolutionNoResults."""
+    wanted = (request.findtext(f"{{{M_NS}}}RoomList/{{{T_NS}}}EmailAddress") or "").strip().lower()
+    rooms = _room_lists(ctx).get(wanted)
+    if rooms is None:
+        response = M.GetRoomsResponse(
+            M.MessageText("No results were found."),
+            M.ResponseCode("ErrorNameResolutionNoResults"),
+            M.DescriptiveLinkKey("0"),
+            ResponseClass="Error",
+        )
+        return response
+    response = M.GetRoomsResponse(M.ResponseCode("NoError"), ResponseClass="Success")
+    response.append(M.Rooms(*(T.Room(_address("Id", r.display_name, r.email, "Mailbox")) for r in rooms)))
+    return response
 
 
 # --- GetUserConfiguration -----------------------------------------------------------------------
