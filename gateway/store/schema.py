@@ -79,7 +79,7 @@ user_settings = Table(
     metadata,
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("conflict_calendar_ids", Text, nullable=True),  # JSON list; NULL = the default set
-    # Where new events go; NULL = the first account's primary. Not read yet (issue 14 uses it).
+    # Where new events go (the inbox's schedule-default-calendar-URL); NULL = the first account's primary.
     Column("add_events_calendar_id", String(200), nullable=True),
 )
 
