@@ -6,6 +6,7 @@ import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import fields
 
 from aiohttp import web
 from sqlalchemy import text
@@ -167,14 +168,7 @@ def setup_dav(app: web.Application, services: Services) -> None:
 
 def dav_limits(limits: LimitsConfig) -> Limits:
     """The ``[limits]`` configuration as the CalDAV layer applies it."""
-    return Limits(
-        max_resource_size=limits.max_resource_size,
-        max_attendees=limits.max_attendees,
-        max_timezones=limits.max_timezones,
-        max_alarms=limits.max_alarms,
-        max_overrides=limits.max_overrides,
-        max_properties=limits.max_properties,
-    )
+    return Limits(**{f.name: getattr(limits, f.name) for f in fields(Limits)})
 
 
 async def metrics(request: web.Request) -> web.Response:

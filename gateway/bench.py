@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from gateway.benchmarks import workloads
+    from gateway.benchmarks.report import Progress
     from gateway.benchmarks.stack import BenchUser, Gateway
 
 CAL_DOMAIN = "bench.example.com"
@@ -201,22 +202,15 @@ def month_of(today: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def __call__(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
-
-
 async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, Any]:
     """Run every workload of ``profile``; returns the JSON document (see docs/PERFORMANCE.md)."""
     import aiohttp
 
     from gateway.benchmarks import workloads
+    from gateway.benchmarks.report import Progress
     from gateway.benchmarks.stack import start_emulator, start_gateway, wait_ready
 
-    say = _Progress()
+    say = Progress()
     today = datetime.now(UTC).date()
     seed = build_seed(profile, today)
     by_domain: dict[str, list[dict[str, Any]]] = {}
@@ -284,7 +278,7 @@ async def _provision_all(
 
 
 async def _concurrency(
-    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: _Progress
+    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: Progress
 ) -> dict[str, Any]:
     """Workload 6 on accounts of the free/busy set.
 
@@ -306,7 +300,7 @@ async def _concurrency(
 
 
 async def _memory(
-    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: _Progress
+    profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: Progress
 ) -> dict[str, Any]:
     """Workload 7: restart the gateway, connect the memory accounts, one month view each."""
     from gateway.benchmarks import load

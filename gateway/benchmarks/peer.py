@@ -32,7 +32,7 @@ from lxml import etree
 from gateway.bench import CAL_DOMAIN, FB_DOMAIN, LIGHT_SPAN_DAYS, Profile, month_of
 from gateway.benchmarks import dav
 from gateway.benchmarks import davmail as davmail_process
-from gateway.benchmarks.report import machine, ms, percentile
+from gateway.benchmarks.report import Progress, machine, ms, percentile
 from gateway.benchmarks.stack import BenchUser, Gateway, provision, start_emulator, start_gateway, wait_ready
 from gateway.ews.emulator.generator import generate_mailboxes
 
@@ -273,7 +273,7 @@ async def compare(profile: Profile, latency_ms: int, workdir: Path, attendees: i
     seed = build_seed(profile, today, attendees)
     mailbox = seed["mailboxes"][0]
     fb = [m["email"] for m in seed["mailboxes"][1:]]
-    say = _Progress()
+    say = Progress()
     say(f"starting the emulator ({profile.events_per_mailbox} events, {latency_ms} ms per EWS request)")
     emulator, emulator_url = await asyncio.to_thread(start_emulator, seed, workdir, latency_ms)
     gateway = start_gateway(workdir, emulator_url, [CAL_DOMAIN, FB_DOMAIN])
@@ -314,14 +314,6 @@ def _sides(gateway: Gateway, peer: Any, user: BenchUser, session: aiohttp.Client
         Side(dav.DavClient(gateway.base_url, user, session), emulator_url, user.email),
         Side(dav.DavClient(peer.base_url, account, session), emulator_url, user.email),  # type: ignore[arg-type]
     )
-
-
-class _Progress:
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def __call__(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
 
 
 def table(document: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,3 +121,13 @@ def table(document: dict[str, Any]) -> str:
             f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}"
         )
     return "\n".join(lines)
+
+
+class Progress:
+    """Prints a benchmark's progress, each line with the seconds since the run started."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)

@@ -21,37 +21,6 @@ VALID_DATA = f"{CALDAV}valid-calendar-data"
 VALID_OBJECT = f"{CALDAV}valid-calendar-object-resource"
 PRODID = "-//Exchange CalDAV Gateway//EN"
 
-READ_FIELDS: tuple[str, ...] = (
-    "uid",
-    "subject",
-    "body",
-    "location",
-    "start",
-    "end",
-    "is_all_day",
-    "legacy_free_busy_status",
-    "sensitivity",
-    "categories",
-    "reminder_is_set",
-    "reminder_minutes_before_start",
-    "organizer",
-    "required_attendees",
-    "optional_attendees",
-    "resources",
-    "recurrence",
-    "modified_occurrences",
-    "deleted_occurrences",
-    "type",
-    "original_start",
-    "datetime_created",
-    "last_modified_time",
-    "appointment_sequence_number",
-    "_start_timezone",
-    "_end_timezone",
-    CALDAV_NO_END,
-)
-"""CalendarItem fields to_ical reads (ItemId and ChangeKey always come with an item)."""
-
 WRITE_FIELDS: tuple[str, ...] = (
     "subject",
     "body",
@@ -73,6 +42,21 @@ WRITE_FIELDS: tuple[str, ...] = (
     CALDAV_NO_END,
 )
 """Fields from_ical sets, for UpdateItem. ``uid`` is set too but belongs to CreateItem only."""
+
+READ_FIELDS: tuple[str, ...] = (
+    *WRITE_FIELDS,
+    "uid",
+    "organizer",
+    "modified_occurrences",
+    "deleted_occurrences",
+    "type",
+    "original_start",
+    "datetime_created",
+    "last_modified_time",
+    "appointment_sequence_number",
+)
+"""CalendarItem fields to_ical reads: what a PUT writes plus what Exchange keeps (ItemId and ChangeKey always
+come with an item)."""
 
 OCCURRENCE_FIELDS: tuple[str, ...] = tuple(f for f in WRITE_FIELDS if f != "recurrence")
 """update_fields for an occurrence (an override): EWS forbids Recurrence there."""
