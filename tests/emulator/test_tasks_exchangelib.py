@@ -248,3 +248,19 @@ def test_completing_a_regenerating_task_counts_from_the_completion_date(account:
     today = dt.datetime.now(BERLIN).date()
     assert moved.due_date == today + dt.timedelta(days=10)
     assert moved.status == "NotStarted" and moved.is_recurring
+
+
+def test_demo_seed_has_tasks_of_every_kind(account: Account) -> None:
+    tasks = {t.subject: t for t in account.tasks.all()}
+    recurring = tasks["Water the office plants"]
+    assert recurring.is_recurring and recurring.due_date.weekday() == 4  # a Friday
+    assert isinstance(tasks["Back up the laptop"].recurrence.pattern, WeeklyRegeneration)
+    done = tasks["Book flights for the Berlin conference"]
+    assert (done.status, done.is_complete, done.percent_complete) == ("Completed", True, 100)
+    assert done.complete_date is not None
+    reminded = tasks["Submit the expense report"]
+    assert reminded.reminder_is_set and reminded.reminder_due_by is not None
+    assert (reminded.status, reminded.percent_complete) == ("InProgress", 50)
+    errands = next(c for c in account.tasks.children if c.name == "Errands")
+    assert isinstance(errands, Tasks)
+    assert {t.subject for t in errands.all()} == {"Pick up the dry cleaning", "Buy a birthday present"}
