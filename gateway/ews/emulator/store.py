@@ -161,7 +161,7 @@ class MailboxStore:
 
     def occurrence(self, master: CalendarItem, index: int) -> CalendarItem:
         """Occurrence ``index`` (1-based) of a series: its exception if modified, else a generated one."""
-        if master.recurrence is None:
+        if master.recurrence is None or not isinstance(master, CalendarItem):  # tasks have no occurrence ids
             raise StoreError("ErrorCalendarOccurrenceIsDeletedFromRecurrence", "Item is not recurring.")
         if index in master.deleted:
             raise StoreError(
@@ -230,9 +230,15 @@ class MailboxStore:
 
     def expand(self, folder_id: str, start: datetime, end: datetime) -> list[CalendarItem]:
         """CalendarView: singles, occurrences and exceptions overlapping [start, end), by start time."""
+        folder = self.folder(folder_id)
+        if folder.folder_class == "IPF.Task":
+            raise StoreError(
+                "ErrorCalendarFolderIsInvalidForCalendarView", "A CalendarView needs a calendar folder."
+            )
         found: list[CalendarItem] = []
-        for item in self.folder(folder_id).items.values():
-            found.extend(expand_item(item, start, end))
+        for item in folder.items.values():
+            if isinstance(item, CalendarItem):  # a calendar view shows calendar items only
+                found.extend(expand_item(item, start, end))
         found.sort(key=lambda i: (i.start, i.end, i.subject))
         return found
 
