@@ -150,11 +150,12 @@ def test_deleting_the_current_occurrence_moves_a_recurring_task_on(emulator: Emu
 def test_completing_a_monthly_regenerating_task_keeps_the_month_end(emulator: EmulatorServer) -> None:
     item_id = new_task(
         emulator,
-        """<t:Task><t:Subject>Pay the invoice</t:Subject><t:StartDate>2026-01-25T00:00:00Z</t:StartDate>
-        <t:DueDate>2026-01-31T00:00:00Z</t:DueDate><t:ReminderIsSet>true</t:ReminderIsSet>
-        <t:ReminderDueBy>2026-01-30T08:00:00Z</t:ReminderDueBy>
+        """<t:Task><t:Subject>Pay the invoice</t:Subject>
+        <t:ReminderDueBy>2026-01-30T08:00:00Z</t:ReminderDueBy><t:ReminderIsSet>true</t:ReminderIsSet>
+        <t:DueDate>2026-01-31T00:00:00Z</t:DueDate>
         <t:Recurrence><t:MonthlyRegeneration><t:Interval>1</t:Interval></t:MonthlyRegeneration>
-        <t:NoEndRecurrence><t:StartDate>2026-01-31</t:StartDate></t:NoEndRecurrence></t:Recurrence></t:Task>""",
+        <t:NoEndRecurrence><t:StartDate>2026-01-31</t:StartDate></t:NoEndRecurrence></t:Recurrence>
+        <t:StartDate>2026-01-25T00:00:00Z</t:StartDate></t:Task>""",
     )
     response = update(emulator, item_id, set_field("task:Status", "<t:Status>Completed</t:Status>"))
     assert codes(response) == ["NoError"]
@@ -243,3 +244,16 @@ def test_task_folders_sync_and_count(emulator: EmulatorServer) -> None:
     )
     created = sync.findall(f".//{M}Changes/{T}Create/{T}Task")
     assert len(created) == 2
+
+
+def test_a_recurring_task_created_completed_is_stored_as_written(emulator: EmulatorServer) -> None:
+    item_id = new_task(
+        emulator,
+        """<t:Task><t:Subject>Imported</t:Subject><t:DueDate>2026-06-01T00:00:00Z</t:DueDate>
+        <t:Recurrence><t:WeeklyRegeneration><t:Interval>1</t:Interval></t:WeeklyRegeneration>
+        <t:NoEndRecurrence><t:StartDate>2026-06-01</t:StartDate></t:NoEndRecurrence></t:Recurrence>
+        <t:Status>Completed</t:Status></t:Task>""",
+    )
+    task = get_task(emulator, item_id)
+    assert (task.findtext(f"{T}Status"), task.findtext(f"{T}IsRecurring")) == ("Completed", "true")
+    assert task.findtext(f"{T}DueDate").startswith("2026-06-01")

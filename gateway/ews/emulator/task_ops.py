@@ -31,8 +31,8 @@ def create_task(
     before = copy.deepcopy(task)
     apply_task(task, elem, zone=zone)
     settle(task, before, now)
-    if task.recurrence is not None and task.is_complete:
-        raise StoreError("ErrorInvalidRecurrence", "A recurring task cannot be created completed.")
+    # A recurring task created completed is stored as written: completing one (tasks.commit_task) is a
+    # change of an existing task.
     return add_task(box, task)
 
 
