@@ -264,3 +264,15 @@ def test_demo_seed_has_tasks_of_every_kind(account: Account) -> None:
     errands = next(c for c in account.tasks.children if c.name == "Errands")
     assert isinstance(errands, Tasks)
     assert {t.subject for t in errands.all()} == {"Pick up the dry cleaning", "Buy a birthday present"}
+
+
+def test_a_whole_save_of_a_fetched_recurring_task_changes_only_what_changed(account: Account) -> None:
+    task = next(t for t in account.tasks.all() if t.subject == "Water the office plants")
+    before = (task.due_date, task.start_date, task.recurrence)
+    task.subject = "Water the office plants (and the cactus)"
+    task.save()  # exchangelib sends every field, and deletes the empty ones
+    back = account.tasks.get(id=task.id)
+    assert back.subject == "Water the office plants (and the cactus)"
+    assert (back.due_date, back.start_date, back.recurrence) == before
+    assert (back.status, back.is_recurring) == ("NotStarted", True)
+    assert len([t for t in account.tasks.all() if t.subject.startswith("Water the office plants")]) == 1
