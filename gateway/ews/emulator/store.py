@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from gateway.ews.emulator.ids import IdFactory, parse_occurrence_id
 from gateway.ews.emulator.meetings import receive_meeting
@@ -23,6 +24,9 @@ from gateway.ews.emulator.model import (
 )
 from gateway.ews.emulator.recurrence import instances
 from gateway.ews.emulator.series import check_boundaries, expand_item, make_occurrence, normalise_series
+
+if TYPE_CHECKING:  # tasks.py builds on this module
+    from gateway.ews.emulator.tasks import Task
 
 
 class MailboxStore:
@@ -186,7 +190,7 @@ class MailboxStore:
             raise StoreError("ErrorItemNotFound", "The item is not an occurrence of a series.")
         return self._stored(item.master_id)
 
-    def touch(self, item: CalendarItem, now: datetime) -> None:
+    def touch(self, item: CalendarItem | Task, now: datetime) -> None:
         """Record a modification: new ChangeKey, LastModifiedTime, and a journal entry.
 
         Occurrences and exceptions live inside their master, so the master changes too.

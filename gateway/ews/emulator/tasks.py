@@ -113,7 +113,7 @@ def add_task(box: MailboxStore, task: Task) -> Task:
     """Store a new task (CreateItem), journalled for SyncFolderItems like any item."""
     folder = box.folder(task.folder_id)
     task.created_seq = task.modified_seq = folder.bump()
-    folder.items[task.item_id] = task  # type: ignore[assignment]  # folders hold calendar items and tasks
+    folder.items[task.item_id] = task
     box.item_folder[task.item_id] = folder.folder_id
     return task
 
@@ -157,8 +157,8 @@ def commit_task(box: MailboxStore, task: Task, now: datetime) -> Task | None:
     if task.recurrence is not None and task.is_complete:
         done = _complete_occurrence(box, task, now)
     task.change_count += 1
-    folder.items[task.item_id] = task  # type: ignore[assignment]
-    box.touch(task, now)  # type: ignore[arg-type]  # touch reads only ids and journal fields
+    folder.items[task.item_id] = task
+    box.touch(task, now)
     return done
 
 
@@ -193,7 +193,7 @@ def delete_task(box: MailboxStore, task: Task, affected: str | None, now: dateti
         if moved is not None:
             task.start_date, task.due_date, task.recurrence = moved
             task.change_count += 1
-            box.touch(task, now)  # type: ignore[arg-type]
+            box.touch(task, now)
             return
     box.delete(task.item_id, now)
 
