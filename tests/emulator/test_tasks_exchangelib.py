@@ -276,3 +276,11 @@ def test_a_whole_save_of_a_fetched_recurring_task_changes_only_what_changed(acco
     assert (back.due_date, back.start_date, back.recurrence) == before
     assert (back.status, back.is_recurring) == ("NotStarted", True)
     assert len([t for t in account.tasks.all() if t.subject.startswith("Water the office plants")]) == 1
+
+
+def test_stats_count_tasks_apart_from_calendar_items(account: Account, emulator: EmulatorServer) -> None:
+    before = emulator.stats()["calendars"]["alice@example.com"]
+    assert before["tasks"] == 6  # the demo's four in Tasks and two in Errands
+    _task(account, subject="One more")
+    after = emulator.stats()["calendars"]["alice@example.com"]
+    assert (after["tasks"], after["items"]) == (7, before["items"])

@@ -309,11 +309,12 @@ class CalendarStore:
         ]
 
     def stats(self) -> dict:
-        """Counts for ``/_emulator/stats``: folders, items and the meeting messages that would be sent."""
+        """Counts for ``/_emulator/stats``: calendar folders, their items, tasks, and the meeting messages sent."""
         return {
             email: {
                 "folders": sum(1 for f in box.folders.values() if f.is_calendar),
-                "items": sum(len(f.items) for f in box.folders.values()),
+                "items": sum(len(f.items) for f in box.folders.values() if f.is_calendar),
+                "tasks": sum(len(f.items) for f in box.folders.values() if f.folder_class == "IPF.Task"),
                 "sent": [
                     {"kind": m.kind, "recipients": m.recipients, "subject": m.subject, "uid": m.uid}
                     for m in box.sent
