@@ -257,3 +257,14 @@ def test_a_recurring_task_created_completed_is_stored_as_written(emulator: Emula
     task = get_task(emulator, item_id)
     assert (task.findtext(f"{T}Status"), task.findtext(f"{T}IsRecurring")) == ("Completed", "true")
     assert task.findtext(f"{T}DueDate").startswith("2026-06-01")
+
+
+def test_mapi_properties_of_a_task(emulator: EmulatorServer) -> None:
+    item_id = new_task(emulator, "<t:Task><t:Subject>Mapi view</t:Subject></t:Task>")
+    uris = '<t:ExtendedFieldURI PropertyTag="0x1a" PropertyType="String"/>'
+    uris += '<t:ExtendedFieldURI PropertyTag="0x37" PropertyType="String"/>'
+    task = get_task(emulator, item_id, uris, base="IdOnly")
+    assert [p.findtext(f"{T}Value") for p in task.findall(f"{T}ExtendedProperty")] == [
+        "IPM.Task",
+        "Mapi view",
+    ]
