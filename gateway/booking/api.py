@@ -10,7 +10,7 @@
 - ``DELETE /api/v1/users/{user}/bookings/{id}``: the meeting is cancelled (Exchange tells the invitee).
 
 Authentication is the user's own gateway name and app password (HTTP Basic, as CalDAV); another user's
-name in the path is 404, as in CalDAV. Errors are JSON ``{"error": sentence}`` with 400 (malformed),
+name in the path is 404, as in CalDAV. Errors are JSON ``{"error": code, "message": sentence}`` with 400 (malformed),
 404 (unknown user, attendee or booking), 409 (not free, or the key is being used right now), 422 (well
 formed but impossible: window or duration out of bounds, outside working hours, too many attendees, a
 key reused for another request); nothing is written for any of them.
@@ -254,11 +254,15 @@ def _replayed(stored: StoredBooking, digest: str) -> web.Response:
     """The answer to a request whose Idempotency-Key was used before."""
     if stored.request_digest != digest:
         raise ApiError(
-            422, "This Idempotency-Key was used for another booking; use a new key for a new booking."
+            422,
+            "This Idempotency-Key was used for another booking; use a new key for a new booking.",
+            "key_reused",
         )
     if stored.answer is None:
         raise ApiError(
-            409, "A booking with this Idempotency-Key is being made right now; ask again in a moment."
+            409,
+            "A booking with this Idempotency-Key is being made right now; ask again in a moment.",
+            "key_in_use",
         )
     return web.json_response(text=stored.answer, status=201, headers={"Idempotent-Replayed": "true"})
 
@@ -310,9 +314,9 @@ async def _make(
     fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
     working = _working(fresh, *override, zone, booking.start, booking.end)
     if working is not None and not slots.within(booking.start, booking.end, working):
-        raise ApiError(422, "The meeting lies outside the working hours.")
+        raise ApiError(422, "The meeting lies outside the working hours.", "outside_working_hours")
     if slots.overlaps(booking.start, booking.end, slots.busy_spans(fresh.busy)):
-        raise ApiError(409, "This time is no longer free; choose another slot.")
+        raise ApiError(409, "This time is no longer free; choose another slot.", "not_free")
     booked = await service.dav.backend.book(principal, booking)
     service.cache.invalidate(principal.user_id)
     answer = json.dumps(_described(principal, booking_id, booking, booked, zone))

@@ -202,7 +202,7 @@ def test_a_booking_lands_in_the_chosen_calendar_and_invites_the_invitee(stack, e
     assert len(items_at(emulator, "alice@example.com", moment)) == 1
 
     other = book(stack, moment, minutes=45, key="first-try")
-    assert other.status_code == 422 and "Idempotency-Key" in other.json()["error"]
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["message"]
 
 
 def test_two_concurrent_bookings_of_one_slot_make_one_event(stack, emulator):
@@ -222,7 +222,7 @@ def test_two_concurrent_bookings_of_one_slot_make_one_event(stack, emulator):
         thread.join()
     assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
     refused = next(a for a in answers if a.status_code == 409)
-    assert "no longer free" in refused.json()["error"]
+    assert refused.json()["error"] == "not_free" and "no longer free" in refused.json()["message"]
     assert len(items_at(emulator, "alice@example.com", moment)) == 1
 
 
@@ -239,7 +239,7 @@ def test_cancelling_a_booking_sends_the_cancellation(stack, emulator):
     assert copy.is_cancelled
     assert requests.delete(url, auth=("alice", stack.password), timeout=30).status_code == 204  # a retry
     gone = requests.delete(url + "x", auth=("alice", stack.password), timeout=30)
-    assert gone.status_code == 404 and gone.json()["error"]
+    assert gone.status_code == 404 and gone.json()["message"]
     assert book(stack, moment).status_code == 201  # the time is free again
 
 
@@ -271,7 +271,7 @@ def test_bad_availability_questions_get_a_sentence(stack, emulator, params, stat
         f"{stack.base_url}/api/v1/users/alice/slots", params=query, auth=("alice", stack.password), timeout=30
     )
     assert answer.status_code == status, answer.text
-    assert words in answer.json()["error"]
+    assert words in answer.json()["message"]
     if status != 404:
         assert delta(before, stack.ews_calls()) == {}
 
@@ -285,7 +285,7 @@ def test_another_or_unknown_user_is_not_found(stack):
             auth=("alice", stack.password),
             timeout=30,
         )
-        assert answer.status_code == 404 and user in answer.json()["error"]
+        assert answer.status_code == 404 and user in answer.json()["message"]
     assert requests.get(f"{stack.base_url}/api/v1/users/alice/slots", timeout=30).status_code == 401
 
 
@@ -301,7 +301,7 @@ def test_bad_bookings_write_nothing(stack, emulator):
     ]
     for answer, status, words in cases:
         assert answer.status_code == status, answer.text
-        assert words in answer.json()["error"]
+        assert words in answer.json()["message"]
     assert "CreateItem" not in stack.ews_calls()
     garbage = requests.post(
         f"{stack.base_url}/api/v1/users/alice/bookings",
@@ -309,6 +309,6 @@ def test_bad_bookings_write_nothing(stack, emulator):
         auth=("alice", stack.password),
         timeout=30,
     )
-    assert garbage.status_code == 400 and "JSON" in garbage.json()["error"]
+    assert garbage.status_code == 400 and "JSON" in garbage.json()["message"]
     # Outside working hours is still possible when the tool says so.
     assert book(stack, night, hours="any").status_code == 201
