@@ -58,7 +58,7 @@ async def _unbounded_identifiers(conn: AsyncConnection) -> None:
 
 async def _bookings(conn: AsyncConnection) -> None:
     """Schema 4: the booking API's ``bookings`` table (idempotency keys, what DELETE cancels)."""
-    await conn.run_sync(lambda sync: schema.bookings.create(sync))
+    await conn.run_sync(lambda sync: schema.bookings.create(sync, checkfirst=True))
 
 
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.

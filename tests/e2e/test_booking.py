@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -148,6 +149,19 @@ def test_free_slots_over_three_calendars_in_two_accounts(stack, emulator):
     for _ in range(100):
         assert slots(stack, start, end).json() == answer.json()
     assert delta(before, stack.ews_calls()) == {}
+
+
+def test_a_hundred_visitors_at_once_cost_exchange_one_question(stack, emulator):
+    """Concurrent identical questions wait for the one being asked rather than asking again."""
+    choose_calendars(stack)
+    start, end = two_weeks()
+    slots(stack, start - dt.timedelta(days=1), end)  # discovery and sign-in are not counted
+    before = stack.ews_calls()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: slots(stack, start, end), range(100)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert delta(before, stack.ews_calls()) == {"GetUserAvailability": 1, "FindItem": 1}
 
 
 def test_other_attendees_busy_time_is_left_out(stack, emulator):
