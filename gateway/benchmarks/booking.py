@@ -129,7 +129,7 @@ async def booking(ctx: Context, mailboxes: list[dict[str, Any]], invitee: str) -
             ALL, lambda b=base: asyncio.gather(*(api.slots(b, end) for _ in range(VISITORS)))
         )
         _record(shared, same, await ctx.on_floor(ALL, lambda b=base: _floor_question(direct, b, end)))
-        windows = [(base + timedelta(minutes=30 + i), end) for i in range(VISITORS)]
+        windows = [(base + timedelta(seconds=i + 1), end) for i in range(VISITORS)]  # distinct, uncached
         each = await ctx.on_gateway(ALL, lambda w=windows: asyncio.gather(*(api.slots(s, e) for s, e in w)))
         _record(apart, each, await ctx.on_floor(ALL, lambda w=windows: _floor_questions(direct, w)))
 

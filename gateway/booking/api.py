@@ -18,6 +18,7 @@ key reused for another request); nothing is written for any of them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -347,9 +348,18 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             if stored is None or stored.booked is None:
                 raise ApiError(404, "There is no such booking.")
             if not stored.cancelled:
-                await service.dav.backend.cancel(principal, stored.booked)
-                await service.store.cancelled(booking_id)
-                service.cache.invalidate(principal.user_id)
+                # Marked while Exchange deletes (the database write overlaps the round trip); unmarked if
+                # Exchange fails, so the booking can be cancelled again.
+                marked = asyncio.ensure_future(service.store.cancelled(booking_id))
+                try:
+                    await service.dav.backend.cancel(principal, stored.booked)
+                except BaseException:
+                    await marked
+                    await service.store.cancelled(booking_id, cancelled=False)
+                    raise
+                finally:
+                    service.cache.invalidate(principal.user_id)
+                await marked
         return web.Response(status=204)
 
     return await answering(request, run)

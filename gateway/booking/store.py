@@ -96,8 +96,8 @@ class BookingStore:
                 delete(bookings).where(bookings.c.id == booking_id, bookings.c.handle.is_(None))
             )
 
-    async def cancelled(self, booking_id: str) -> None:
+    async def cancelled(self, booking_id: str, *, cancelled: bool = True) -> None:
+        """Mark the booking cancelled (or, when its cancellation failed, not)."""
+        when = datetime.now(UTC) if cancelled else None
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(bookings).where(bookings.c.id == booking_id).values(cancelled_at=datetime.now(UTC))
-            )
+            await conn.execute(update(bookings).where(bookings.c.id == booking_id).values(cancelled_at=when))

@@ -326,3 +326,25 @@ def test_bad_bookings_write_nothing(stack, emulator):
     assert garbage.status_code == 400 and "JSON" in garbage.json()["message"]
     # Outside working hours is still possible when the tool says so.
     assert book(stack, night, hours="any").status_code == 201
+
+
+def test_when_exchange_fails_nothing_is_left_half_done(stack, emulator):
+    """A failed CreateItem frees the Idempotency-Key for the retry; a failed DeleteItem leaves the booking
+    to be cancelled again."""
+    choose_calendars(stack)
+    moment = free_slot(stack)
+    emulator.set_faults(rules=[{"kind": "http_503", "operation": "CreateItem"}])
+    failed = book(stack, moment, key="retry-me")
+    assert failed.status_code == 503 and failed.json()["error"] == "exchange_unavailable"
+    assert failed.headers.get("Retry-After")
+    emulator.set_faults(rules=[])
+    made = book(stack, moment, key="retry-me")
+    assert made.status_code == 201 and "Idempotent-Replayed" not in made.headers
+
+    url = f"{stack.base_url}/api/v1/users/alice/bookings/{made.json()['id']}"
+    emulator.set_faults(rules=[{"kind": "http_503", "operation": "DeleteItem"}])
+    assert requests.delete(url, auth=("alice", stack.password), timeout=30).status_code == 503
+    emulator.set_faults(rules=[])
+    assert len(items_at(emulator, "alice@example.com", moment)) == 1
+    assert requests.delete(url, auth=("alice", stack.password), timeout=30).status_code == 204
+    assert items_at(emulator, "alice@example.com", moment) == []
