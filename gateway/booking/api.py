@@ -89,7 +89,7 @@ def _zone(name: str | None) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ApiError(
             400, f"{name!r} is not a time zone name (use an IANA name such as Europe/Berlin)."
         ) from None
@@ -283,6 +283,8 @@ async def book(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "The Idempotency-Key is longer than 255 characters.")
         digest = _digest(body)
         override = (body.get("hours"), body.get("days"))
+        if not all(value is None or isinstance(value, str) for value in override):
+            raise ApiError(400, 'hours and days are texts, e.g. "hours": "09:00-17:00", "days": "mon-fri".')
         slots.override(*override, zone)  # malformed: 400 before anything is written
         async with booking_lock(principal.user_id):
             if key is not None and (stored := await service.store.by_key(principal.user_id, key)) is not None:

@@ -312,6 +312,9 @@ def test_bad_bookings_write_nothing(stack, emulator):
         (book(stack, moment, minutes=0), 422, "end after it starts"),
         (book(stack, moment, invitee={"name": "No address"}), 400, "invitee.email"),
         (book(stack, moment, time_zone="Nowhere/Land"), 400, "time zone"),
+        (book(stack, moment, time_zone=5), 400, "time zone"),
+        (book(stack, moment, hours=9), 400, "hours and days are texts"),
+        (book(stack, moment, title=["x"]), 400, "title"),
     ]
     for answer, status, words in cases:
         assert answer.status_code == status, answer.text
