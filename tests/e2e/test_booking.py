@@ -103,11 +103,12 @@ def free_slot(stack) -> dt.datetime:
 
 
 def items_at(emulator, email: str, moment: dt.datetime) -> list:
-    """Every item of a mailbox (any folder) starting at ``moment``."""
+    """Every item of a mailbox (any calendar folder) starting at ``moment``."""
     box = emulator.state.store.mailboxes[email]
     return [
         item
         for folder in box.folders.values()
+        if folder.folder_class != "IPF.Task"  # task folders (on main since) have no CalendarView
         for item in box.expand(folder.folder_id, moment, moment + dt.timedelta(minutes=1))
         if item.start == moment.astimezone(UTC)
     ]
