@@ -45,7 +45,6 @@ MAX_WINDOW_DAYS = 62
 MAX_ATTENDEES = 20
 DEFAULT_STEP_MINUTES = 15
 MAX_TEXT = 2000
-BOOKING_KEY: web.AppKey[BookingService] = web.AppKey("booking", None)  # type: ignore[arg-type]
 
 
 class BookingService:
@@ -71,6 +70,9 @@ class BookingService:
             (start, end, attendees),
             lambda: self.dav.backend.availability(principal, start, end, attendees),
         )
+
+
+BOOKING_KEY = web.AppKey("booking", BookingService)
 
 
 def setup_booking(app: web.Application, store: BookingStore, cache_seconds: float) -> None:
@@ -164,7 +166,7 @@ def _working(
     chosen = slots.override(hours, days, zone)
     if chosen is False:
         chosen = availability.working_hours
-    return None if chosen is None else slots.working_spans(chosen, start, end)  # type: ignore[arg-type]
+    return None if chosen is None else slots.working_spans(chosen, start, end)
 
 
 def _iso(moment: datetime, zone: tzinfo) -> str:

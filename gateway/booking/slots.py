@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Literal
 
 from gateway.caldav.backend import BusyPeriod, WorkingHours, WorkingPeriod
 
@@ -125,7 +126,7 @@ def overlaps(start: datetime, end: datetime, spans: Sequence[Span]) -> bool:
     return any(s < end and start < e for s, e in spans)
 
 
-def override(hours: str | None, days: str | None, zone: tzinfo) -> WorkingHours | None | bool:
+def override(hours: str | None, days: str | None, zone: tzinfo) -> WorkingHours | Literal[False] | None:
     """The caller's working hours: ``hours=HH:MM-HH:MM`` and ``days=mon,tue,…`` (or ``mon-fri``) in
     their time zone; ``hours=any`` drops working hours altogether (None); False when neither is given
     (the mailbox's own apply)."""

@@ -74,12 +74,13 @@ class Bookings:
 
         asked = [i for i, e in enumerate(entries) if i == 0 or e.record.account_id in primaries]
         subs = [cal for cal in selected if not cal.primary]
-        answers = await asyncio.gather(
-            *(ask(i) for i in asked), *(self._busy.sub_calendar_busy(cal, start, end) for cal in subs)
+        accounts_answers, sub_answers = await asyncio.gather(  # all at once: one round trip's wait
+            asyncio.gather(*(ask(i) for i in asked)),
+            asyncio.gather(*(self._busy.sub_calendar_busy(cal, start, end) for cal in subs)),
         )
-        by_account = dict(zip(asked, answers[: len(asked)], strict=True))
+        by_account = dict(zip(asked, accounts_answers, strict=True))
         parts = [by_account[i][0] for i in asked if entries[i].record.account_id in primaries]
-        parts += answers[len(asked) :]  # type: ignore[arg-type]  # the sub-calendars' FreeBusyResults
+        parts += sub_answers
         mine = merge_own(parts)
         if mine.status != "2.0" or mine.no_data:
             raise BackendUnavailable(mine.message or "Exchange could not tell your free/busy time.")
