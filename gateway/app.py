@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounts.service import AccountService
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.vault import KeyRing, Vault
+from gateway.booking.api import setup_booking
+from gateway.booking.store import BookingStore
 from gateway.caldav.app import setup_caldav
 from gateway.caldav.limits import Limits
 from gateway.config import GatewayConfig, LimitsConfig
@@ -156,6 +158,7 @@ def setup_dav(app: web.Application, services: Services) -> None:
     setup_caldav(
         app, backend, services.accounts, limits=dav_limits(limits), client_address=services.client_address
     )
+    setup_booking(app, BookingStore(services.db.engine), limits.availability_cache_seconds)
     app[BACKEND_KEY] = backend
 
     async def drain(_app: web.Application) -> None:

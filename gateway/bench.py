@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from gateway.benchmarks import workloads
-    from gateway.benchmarks.report import Progress
+    from gateway.benchmarks.report import Progress, Row
     from gateway.benchmarks.stack import BenchUser, Gateway
 
 CAL_DOMAIN = "bench.example.com"
@@ -245,6 +245,8 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
             for step in (workloads.month_view, workloads.polls, workloads.writes, workloads.free_busy):
                 say(f"workload {step.__name__}")
                 rows += await step(ctx)
+            say("workload booking")
+            rows += await _booking(ctx, by_domain[FB_DOMAIN])
             document["workloads"] = [r.summary() for r in rows]
             say("workload cpu")
             document["cpu"] = await workloads.cpu(ctx, profile.cpu_views)
@@ -275,6 +277,14 @@ async def _provision_all(
 
     done = await asyncio.gather(*(one(n, g) for n, g in enumerate(groups, 1)))
     return [user for group in done for user in group]
+
+
+async def _booking(ctx: workloads.Context, mailboxes: list[dict[str, Any]]) -> list[Row]:
+    """Workload 9 on the last two mailboxes of the free/busy set (the concurrency workload takes the first
+    ones); the first mailbox of the set is the invitee."""
+    from gateway.benchmarks.booking import booking
+
+    return await booking(ctx, mailboxes[-2:], mailboxes[0]["email"])
 
 
 async def _concurrency(

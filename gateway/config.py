@@ -138,6 +138,8 @@ class LimitsConfig:
     max_overrides: int = 500  # modified occurrences (RECURRENCE-ID) of one series
     max_properties: int = 20_000  # content lines (properties) of one calendar object
     item_cache_bytes: int = 32 * 1024 * 1024  # memory for cached event renderings and exceptions
+    # How long the booking API reuses the answer to an identical availability question (0: never).
+    availability_cache_seconds: float = 10.0
 
     # Failed sign-ins (web password, CalDAV app passwords, admin token) counted over a sliding window;
     # beyond a budget the attempt is refused (429) without checking the password.
@@ -339,6 +341,10 @@ def _limits(t: dict[str, Any]) -> LimitsConfig:
         "max_connections_per_address",
     ):
         values[name] = _number(t.get(name, getattr(defaults, name)), f"[limits] {name}", int)
+    cache = t.get("availability_cache_seconds", defaults.availability_cache_seconds)
+    if isinstance(cache, bool) or not isinstance(cache, int | float) or cache < 0:
+        raise ConfigError("[limits] availability_cache_seconds must be a number of seconds, 0 or more")
+    values["availability_cache_seconds"] = float(cache)
     proxies = t.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise ConfigError("[limits] trusted_proxies must be a list of addresses or networks")

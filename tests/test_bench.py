@@ -28,6 +28,12 @@ WORKLOADS = {
     "4 PUT update",
     "4 DELETE",
     "5 free/busy own, 30 days",
+    "9 availability 14 d, cache miss",
+    "9 availability 14 d, cache hit",
+    "9 100 visitors at once, cache on",
+    "9 100 visitors at once, cache off",
+    "9 booking (re-check + CreateItem)",
+    "9 booking cancelled",
 }
 
 
@@ -74,8 +80,17 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
         )
         assert row["gateway_ms"]["median"] > 0 and row["floor_ms"]["median"] > 0
         assert row["ratio"] > 0
-        assert row["ews_calls"] >= 1 and row["floor_ews_calls"] >= 1, row  # counted by the emulator
+        cached = row["name"] == "9 availability 14 d, cache hit"  # the point: no EWS call
+        assert row["ews_calls"] >= (0 if cached else 1) and row["floor_ews_calls"] >= 1, row  # counted
     assert rows["1 month view, warm"]["ews_calls_by_operation"].get("FindItem") == 1
+    # One user, three conflict calendars in two accounts: a question per account and per sub-calendar.
+    assert rows["9 availability 14 d, cache miss"]["ews_calls_by_operation"] == {
+        "FindItem": 1,
+        "GetUserAvailability": 2,
+    }
+    assert rows["9 availability 14 d, cache hit"]["ews_calls"] == 0
+    assert rows["9 100 visitors at once, cache on"]["ews_calls"] == 3
+    assert rows["9 booking (re-check + CreateItem)"]["ews_calls_by_operation"]["CreateItem"] == 1
     concurrency = document["concurrency"]
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]

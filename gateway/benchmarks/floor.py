@@ -22,10 +22,12 @@ from exchangelib import BASIC, DELEGATE, NTLM, Account, CalendarItem, Configurat
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
-from exchangelib.items import ALWAYS_OVERWRITE, SEND_TO_NONE
+from exchangelib.items import ALWAYS_OVERWRITE, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
 from exchangelib.properties import (
+    Attendee,
     DaylightTime,
     ItemId,
+    Mailbox,
     RecurringMasterItemId,
     StandardTime,
     TimeZone,
@@ -154,6 +156,36 @@ class DirectMailbox:
     def availability(self, emails: list[str], start: datetime, end: datetime) -> int:
         """One GetUserAvailability (DetailedMerged, UTC), asked and read as the gateway does; returns the views."""
         return len(request_availability(self.account, emails, start, end))
+
+    def folder_busy(self, name: str, start: datetime, end: datetime) -> int:
+        """One FindItem CalendarView of a sub-calendar (found by name; cached after the first look)."""
+        folder = self.sub_calendar(name)
+        fields = ("start", "end", "legacy_free_busy_status", "is_cancelled")
+        return len(list(folder.view(start=ews_dt(start), end=ews_dt(end)).only(*fields)))
+
+    def sub_calendar(self, name: str) -> Any:
+        if not hasattr(self, "_subs"):
+            self._subs = {f.name: f for f in self.folder.children}
+        return self._subs[name]
+
+    def book(self, name: str, start: datetime, end: datetime, invitee: str) -> CalendarItem:
+        """CreateItem of a meeting in a sub-calendar, Exchange sending the invitation."""
+        item = CalendarItem(
+            account=self.account,
+            folder=self.sub_calendar(name),
+            subject="Bench booking",
+            start=ews_dt(start),
+            end=ews_dt(end),
+            required_attendees=[Attendee(mailbox=Mailbox(email_address=invitee), response_type="Unknown")],
+        )
+        item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+        return item
+
+    def cancel(self, item: CalendarItem) -> None:
+        """DeleteItem, Exchange sending the cancellation."""
+        list(
+            self.account.bulk_delete([ItemId(item.id)], send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+        )
 
     def touch(self, subject: str) -> None:
         """A change made "in Outlook": the subject of one single (non-recurring) item."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Literal, Protocol
 
 RESERVED_CALENDAR_IDS = frozenset({"inbox", "outbox"})
@@ -108,6 +108,24 @@ class BusyPeriod:
 
 
 @dataclass(frozen=True)
+class WorkingPeriod:
+    """Working time on some weekdays (EWS ``t:WorkingPeriod``), in minutes after local midnight."""
+
+    weekdays: tuple[int, ...]  # 0 = Monday … 6 = Sunday
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """A mailbox's working hours as Exchange keeps them (EWS ``t:WorkingHours``): periods in ``zone``,
+    the mailbox's own time zone."""
+
+    zone: tzinfo
+    periods: tuple[WorkingPeriod, ...]
+
+
+@dataclass(frozen=True)
 class FreeBusyResult:
     """One recipient's answer (RFC 6638 §3.2.10 request-status codes).
 
@@ -122,6 +140,43 @@ class FreeBusyResult:
     periods: list[BusyPeriod] = field(default_factory=list)
     message: str = ""
     no_data: bool = False
+    working_hours: WorkingHours | None = None  # the mailbox's, when Exchange said (GetUserAvailability)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A user's own availability over a window, for a scheduling tool (the booking API).
+
+    ``busy`` merges every calendar the user checks for conflicts, across all connected accounts;
+    ``working_hours`` are those of the first account's mailbox (None when Exchange gave none);
+    ``attendees`` holds the free/busy of other people asked for, in order.
+    """
+
+    busy: list[BusyPeriod]
+    working_hours: WorkingHours | None
+    attendees: list[FreeBusyResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A meeting to create for a scheduling tool: the user organises it, the invitee is invited."""
+
+    start: datetime  # aware
+    end: datetime
+    subject: str
+    invitee_email: str
+    invitee_name: str = ""
+    description: str = ""
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A created booking: where it is, and the backend's own handle to cancel it (opaque)."""
+
+    calendar_id: str
+    name: str  # the resource name in that calendar (RFC 4791 §4.1)
+    handle: str
 
 
 # --- errors a backend raises; the protocol layer maps each to a status code ------------
@@ -289,6 +344,20 @@ class Backend(Protocol):
     async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
         """People of the directory whose name or address matches ``text`` (non-empty), at most ``limit``
         (RFC 3744 §9.4 principal-property-search; also a directory principal's PROPFIND by address)."""
+
+    async def availability(
+        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+    ) -> Availability:
+        """The principal's busy time (every conflict calendar merged), their mailbox's working hours and
+        the other ``attendees``' free/busy, asked of the store now (no cache). Raises
+        BackendUnavailable when the principal's own busy time cannot be known."""
+
+    async def book(self, principal: Principal, booking: Booking) -> Booked:
+        """Create the meeting in the calendar the principal chose for new events (RFC 6638 §9.2
+        schedule-default-calendar-URL), inviting the invitee; NotFound without such a calendar."""
+
+    async def cancel(self, principal: Principal, booked: Booked) -> None:
+        """Delete a booking's meeting, cancelling it for the invitee; nothing when it is already gone."""
 
 
 class TooManyFailures(Exception):

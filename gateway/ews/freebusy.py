@@ -20,6 +20,10 @@ Free                (no period)
 NoData              ``no_data=True`` with a message, never "free"
 ==================  ===============================================
 
+Each view's ``WorkingHours`` (the mailbox's working periods and its time zone, as a
+SerializableTimeZone) comes back in the same answer and is kept in the result: the booking API cuts
+free time to it without another call.
+
 Per-mailbox failures become RFC 6638 request-status codes: an unknown recipient 3.7, access
 denied 3.8, anything else Exchange could not answer 5.1.
 """
@@ -44,8 +48,9 @@ from exchangelib.properties import (
     TimeZone,
 )
 
-from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType
+from gateway.caldav.backend import BusyPeriod, FreeBusyResult, FreeBusyType, WorkingHours, WorkingPeriod
 from gateway.common.busy import merge_spans
+from gateway.common.rule_zone import serializable_zone
 from gateway.common.timezones import to_utc
 from gateway.ews.errors import EwsError
 from gateway.ews.exchange import EWS_TYPES, user_availability
@@ -161,10 +166,12 @@ class _Collected:
         self.periods: list[BusyPeriod] = []
         self.failure: tuple[str, str] | None = None
         self.no_data = False
+        self.working_hours: WorkingHours | None = None
 
     def add_view(self, view: Any, start: datetime, end: datetime, working_elsewhere: str) -> None:
         if view.view_type in (None, "None") or "4" in (view.merged or ""):
             self.no_data = True
+        self.working_hours = self.working_hours or getattr(view, "working_hours", None)
         for event in view.calendar_events or ():
             if event.busy_type == "NoData":
                 self.no_data = True
@@ -184,6 +191,7 @@ class _Collected:
         """Add what another request (another time window) found for the same mailbox."""
         self.periods += other.periods
         self.no_data = self.no_data or other.no_data
+        self.working_hours = self.working_hours or other.working_hours
         if other.failure is not None:
             self.fail(other.failure)
 
@@ -192,7 +200,14 @@ class _Collected:
             status, message = self.failure
             return FreeBusyResult(attendee, status, coalesce(self.periods), message)
         message = NO_DATA_MESSAGE if self.no_data else ""
-        return FreeBusyResult(attendee, "2.0", coalesce(self.periods), message, no_data=self.no_data)
+        return FreeBusyResult(
+            attendee,
+            "2.0",
+            coalesce(self.periods),
+            message,
+            no_data=self.no_data,
+            working_hours=self.working_hours,
+        )
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,45 @@ class _View:
     view_type: str | None
     merged: str | None
     calendar_events: list[_Event]
+    working_hours: WorkingHours | None = None
+
+
+_DAYS = {
+    name: (number,)
+    for number, name in enumerate(
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    )
+}
+_DAYS |= {"Weekday": (0, 1, 2, 3, 4), "WeekendDay": (5, 6), "Day": (0, 1, 2, 3, 4, 5, 6)}
+
+
+def read_working_hours(elem: etree._Element | None) -> WorkingHours | None:
+    """A ``t:WorkingHours`` element (types.xsd: a SerializableTimeZone and a WorkingPeriodArray whose
+    DayOfWeek is a DaysOfWeekType list, which may say Weekday/WeekendDay/Day); None when absent or
+    unreadable (then no working hours are applied, rather than a guess)."""
+    if elem is None:
+        return None
+    zone = elem.find(EWS_TYPES + "TimeZone")
+    try:
+        periods = tuple(
+            WorkingPeriod(
+                tuple(
+                    sorted(
+                        {
+                            d
+                            for word in (p.findtext(EWS_TYPES + "DayOfWeek") or "").split()
+                            for d in _DAYS.get(word, ())
+                        }
+                    )
+                ),
+                int(p.findtext(EWS_TYPES + "StartTimeInMinutes") or "0"),
+                int(p.findtext(EWS_TYPES + "EndTimeInMinutes") or "0"),
+            )
+            for p in elem.iterfind(f"{EWS_TYPES}WorkingPeriodArray/{EWS_TYPES}WorkingPeriod")
+        )
+        return WorkingHours(UTC if zone is None else serializable_zone(zone, EWS_TYPES[1:-1]), periods)
+    except ValueError:
+        return None
 
 
 def _answer_time(text: str | None) -> datetime | None:
@@ -237,7 +291,10 @@ def read_view(elem: etree._Element | None) -> _View:
         for e in elem.iterfind(f"{EWS_TYPES}CalendarEventArray/{EWS_TYPES}CalendarEvent")
     ]
     return _View(
-        elem.findtext(EWS_TYPES + "FreeBusyViewType"), elem.findtext(EWS_TYPES + "MergedFreeBusy"), events
+        elem.findtext(EWS_TYPES + "FreeBusyViewType"),
+        elem.findtext(EWS_TYPES + "MergedFreeBusy"),
+        events,
+        read_working_hours(elem.find(EWS_TYPES + "WorkingHours")),
     )
 
 

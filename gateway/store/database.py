@@ -23,7 +23,7 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 # The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
 # is stamped with this version; an older database is brought up by the steps below.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 async def _provisional_items(conn: AsyncConnection) -> None:
@@ -56,11 +56,17 @@ async def _unbounded_identifiers(conn: AsyncConnection) -> None:
         await conn.execute(text(f"ALTER TABLE {table} {changes}"))
 
 
+async def _bookings(conn: AsyncConnection) -> None:
+    """Schema 4: the booking API's ``bookings`` table (idempotency keys, what DELETE cancels)."""
+    await conn.run_sync(lambda sync: schema.bookings.create(sync, checkfirst=True))
+
+
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
 # When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
 UPGRADES: dict[int, tuple[str, Migration]] = {
     2: ("item index: provisional rows and requested deletions", _provisional_items),
     3: ("item index and collection records: identifiers without a length limit", _unbounded_identifiers),
+    4: ("bookings made through the booking API", _bookings),
 }
 
 

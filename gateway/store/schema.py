@@ -145,3 +145,22 @@ calendar_property = Table(
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+
+# Bookings made through the booking API (gateway/booking/): what a retried request with the same
+# Idempotency-Key gets back, and what DELETE cancels. A row without ``handle`` is a booking in progress.
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("idempotency_key", Text, nullable=True),  # the client's; None for a request without one
+    Column("request_digest", String(64), nullable=False),  # SHA-256 of the request: a reused key is told
+    Column("calendar_id", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("handle", Text, nullable=True),  # the backend's handle (Exchange's ItemId)
+    Column("answer", Text, nullable=True),  # the JSON answered when it was made
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_bookings_user_key"),
+)

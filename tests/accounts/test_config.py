@@ -83,6 +83,17 @@ def test_limits_have_defaults_and_are_checked(tmp_path: Path) -> None:
             load_config(file, env={})
 
 
+def test_the_availability_cache_may_be_turned_off_but_not_negative(tmp_path: Path) -> None:
+    assert load_config(EXAMPLE, env={}).limits.availability_cache_seconds == 10
+    file = tmp_path / "g.toml"
+    file.write_text("[limits]\navailability_cache_seconds = 0\n")
+    assert load_config(file, env={}).limits.availability_cache_seconds == 0
+    for bad in ("-1", '"10"', "true"):
+        file.write_text(f"[limits]\navailability_cache_seconds = {bad}\n")
+        with pytest.raises(ConfigError, match="availability_cache_seconds"):
+            load_config(file, env={})
+
+
 def test_a_database_url_the_gateway_cannot_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plain postgresql:// URL would pick a blocking driver, another database none at all: the error
     says what to write instead, before anything starts."""

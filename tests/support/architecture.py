@@ -45,6 +45,11 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer("gateway.common", ("gateway.common",), "common/ holds pure helpers every part may use"),
     Layer(
+        "gateway.booking",
+        ("gateway.booking", "gateway.caldav", "gateway.common", "gateway.store"),
+        "the booking API asks the calendar store only through caldav/backend.py, like the protocol",
+    ),
+    Layer(
         "gateway.ews",
         ("gateway.ews", "gateway.common", "gateway.caldav.backend", "gateway.store"),
         "a backend implements caldav/backend.py and sees nothing else of the protocol, nor the pages",
@@ -53,7 +58,7 @@ LAYERS: tuple[Layer, ...] = (
 
 # Packages whose import must not load exchangelib, not even through another gateway module: the CLI
 # adds a user and the pages render without the EWS stack.
-NO_EXCHANGELIB: tuple[str, ...] = ("gateway.accounts", "gateway.web")
+NO_EXCHANGELIB: tuple[str, ...] = ("gateway.accounts", "gateway.web", "gateway.booking")
 EXCHANGELIB = "exchangelib"
 
 

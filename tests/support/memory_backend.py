@@ -17,6 +17,9 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from gateway.caldav.backend import (
+    Availability,
+    Booked,
+    Booking,
     BusyPeriod,
     CalendarInfo,
     CalendarObject,
@@ -31,6 +34,7 @@ from gateway.caldav.backend import (
     Principal,
     PutResult,
     UidConflict,
+    WorkingHours,
 )
 
 FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -89,6 +93,8 @@ class MemoryBackend:
         self.free_busy_calls: list[tuple[list[str], datetime, datetime]] = []
         self.directory: list[Person] = []  # who search_principals finds
         self.searches: list[str] = []
+        self.working_hours: WorkingHours | None = None  # what availability() reports for every user
+        self.bookings: list[Booking] = []
 
     # --- setup helpers -----------------------------------------------------------------------
 
@@ -307,6 +313,37 @@ class MemoryBackend:
             if p.email.lower().startswith(needle)
             or any(w.lower().startswith(needle) for w in p.display_name.split())
         ][:limit]
+
+    async def availability(
+        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+    ) -> Availability:
+        """Every own calendar counts for conflicts; attendees as :meth:`free_busy` answers them."""
+        if "availability" in self.fail:
+            raise self.fail["availability"]
+        own = list(self.homes.get(principal.username, {}).values())
+        others = [self._one(principal, a, start, end) for a in attendees]
+        return Availability(self._busy(own, start, end), self.working_hours, others)
+
+    async def book(self, principal: Principal, booking: Booking) -> Booked:
+        """An event with the invitee as attendee in the default calendar (else the first)."""
+        home = self.homes[principal.username]
+        calendar_id = principal.default_calendar_id or next(iter(home))
+        uid = f"booking-{len(self.bookings) + 1}"
+        ical = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//memory//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nSUMMARY:{booking.subject}\r\n"
+            f"DTSTART:{booking.start.astimezone(UTC):%Y%m%dT%H%M%SZ}\r\n"
+            f"DTEND:{booking.end.astimezone(UTC):%Y%m%dT%H%M%SZ}\r\n"
+            f"ATTENDEE:mailto:{booking.invitee_email}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        self.bookings.append(booking)
+        self.seed(principal.username, calendar_id, f"{uid}.ics", ical)
+        return Booked(calendar_id, f"{uid}.ics", f"{uid}.ics")
+
+    async def cancel(self, principal: Principal, booked: Booked) -> None:
+        cal = self.homes[principal.username].get(booked.calendar_id)
+        if cal is not None and cal.objects.pop(booked.handle, None) is not None:
+            cal.touch(booked.handle)
 
     def _one(self, principal: Principal, attendee: str, start: datetime, end: datetime) -> FreeBusyResult:
         email = attendee.lower().removeprefix("mailto:")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,38 @@ async def test_exchange_failing_while_calendars_are_listed_is_a_documented_503(
         assert response.status == 503
         error = await conforms(spec, response)
         assert error["error"] == "calendars_unavailable" and "could not be listed" in error["message"]
+
+
+async def test_booking_answers_match_their_schemas(gateway: TestClient, emulator: Any) -> None:
+    """Slots, a booking, its replay, a refused second booking, bad input and the cancellation."""
+    spec = await _spec(gateway)
+    user = await (await gateway.post("/api/v1/admin/users", json={"username": "ann"}, headers=H)).json()
+    base = f"/api/v1/admin/users/{user['user_id']}"
+    account = {"email": "alice@example.com", "password": "alice-pw"}
+    assert (await gateway.post(f"{base}/accounts", json=account, headers=H)).status == 201
+    created = await (await gateway.post(f"{base}/app-passwords", json={"label": "tool"}, headers=H)).json()
+    auth = {"Authorization": encode_basic_auth("ann", created["password"])}
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    window = {"start": start.isoformat(), "end": (start + timedelta(days=14)).isoformat(), "duration": "30"}
+    url = "/api/v1/users/ann/slots"
+    await conforms(spec, await gateway.get(url, params=window))  # 401
+    answer = await conforms(
+        spec, await gateway.get(url, params={**window, "tz": "Europe/Berlin"}, headers=auth)
+    )
+    await conforms(spec, await gateway.get(url, params={**window, "duration": "x"}, headers=auth))  # 400
+    await conforms(spec, await gateway.get(url, params={**window, "duration": "0"}, headers=auth))  # 422
+    await conforms(spec, await gateway.get("/api/v1/users/bob/slots", params=window, headers=auth))  # 404
+
+    bookings = "/api/v1/users/ann/bookings"
+    slot = answer["slots"][0]
+    body = {"start": slot["start"], "end": slot["end"], "invitee": {"email": "bob@example.com"}}
+    keyed = {**auth, "Idempotency-Key": "k1"}
+    made = await conforms(spec, await gateway.post(bookings, json=body, headers=keyed))  # 201
+    assert await conforms(spec, await gateway.post(bookings, json=body, headers=keyed)) == made
+    refused = await conforms(spec, await gateway.post(bookings, json=body, headers=auth))  # 409
+    assert refused["error"] == "not_free"
+    reused = await conforms(spec, await gateway.post(bookings, json={**body, "title": "x"}, headers=keyed))
+    assert reused["error"] == "key_reused"  # 422
+    await conforms(spec, await gateway.post(bookings, json={"start": slot["start"]}, headers=auth))  # 400
+    await conforms(spec, await gateway.delete(f"{bookings}/{made['id']}", headers=auth))  # 204
+    await conforms(spec, await gateway.delete(f"{bookings}/nothing", headers=auth))  # 404

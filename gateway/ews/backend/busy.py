@@ -62,7 +62,7 @@ class FreeBusy:
         own = {r.email.lower() for r in records}
         others = list(dict.fromkeys(mailbox_address(a) for a in attendees if mailbox_address(a) not in own))
         wants_own = any(mailbox_address(a) in own for a in attendees)
-        selected = await self._conflict_calendars(principal) if wants_own else []
+        selected = await self.conflict_calendars(principal) if wants_own else []
         primaries = {c.record.account_id for c in selected if c.primary}
         results: dict[str, FreeBusyResult] = {}
         own_parts: list[FreeBusyResult] = []
@@ -73,22 +73,20 @@ class FreeBusy:
             if not mailboxes:
                 continue
             account = self._calls.account(entry)
-            answers = await self._availability(account, mailboxes, start, end, record.working_elsewhere)
+            answers = await self.ask_availability(account, mailboxes, start, end, record.working_elsewhere)
             for mailbox, answer in zip(mailboxes, answers, strict=True):
                 if record.account_id in primaries and mailbox == record.email.lower():
                     own_parts.append(answer)
                 else:
                     results[mailbox] = answer
-        own_parts += [await self._sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
-        mine = _merge_own(own_parts)
+        own_parts += [await self.sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
+        mine = merge_own(own_parts)
         return [
             _answer_for(a, mine if mailbox_address(a) in own else results[mailbox_address(a)])
             for a in attendees
         ]
 
-    async def _sub_calendar_busy(
-        self, cal: MailboxCalendar, start: datetime, end: datetime
-    ) -> FreeBusyResult:
+    async def sub_calendar_busy(self, cal: MailboxCalendar, start: datetime, end: datetime) -> FreeBusyResult:
         """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
         try:
             return FreeBusyResult(cal.record.email, "2.0", await self.folder_busy(cal, start, end))
@@ -96,7 +94,7 @@ class FreeBusy:
             reason = f"The calendar {cal.display_name!r} could not be read: {exc}"
             return FreeBusyResult(cal.record.email, "5.1", message=reason)
 
-    async def _availability(
+    async def ask_availability(
         self, account: Account, mailboxes: list[str], start: datetime, end: datetime, working_elsewhere: str
     ) -> list[FreeBusyResult]:
         """GetUserAvailability in chunks; a failed chunk is a per-mailbox status, not an error."""
@@ -107,7 +105,7 @@ class FreeBusy:
         except EwsError as exc:
             raise backend_error(exc) from exc
 
-    async def _conflict_calendars(self, principal: Principal) -> list[MailboxCalendar]:
+    async def conflict_calendars(self, principal: Principal) -> list[MailboxCalendar]:
         """The calendars the user checks for conflicts (UserSettings); by default every primary."""
         settings = await self._calls.accounts.settings(principal.user_id)
         calendars = await self._directory.calendars_of(principal)
@@ -117,7 +115,7 @@ class FreeBusy:
         return [c for c in calendars if c.calendar_id in set(chosen)]
 
 
-def _merge_own(parts: list[FreeBusyResult]) -> FreeBusyResult:
+def merge_own(parts: list[FreeBusyResult]) -> FreeBusyResult:
     """The own free/busy from its parts: the first failure wins (a partial answer would look free)."""
     failed = next((p for p in parts if not p.status.startswith("2")), None)
     if failed is not None:

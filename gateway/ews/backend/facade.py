@@ -11,7 +11,9 @@ the parts this facade wires together:
 - :mod:`.writes`: PUT and DELETE (CreateItem, UpdateItem, DeleteItem), invitations;
 - :mod:`.collections`: MKCALENDAR, PROPPATCH, DELETE of calendars and their description;
 - :mod:`.busy`: free/busy (FindItem CalendarView, GetUserAvailability);
-- :mod:`.people`: principal searches (ResolveNames).
+- :mod:`.people`: principal searches (ResolveNames);
+- :mod:`.booking`: the booking API's availability (GetUserAvailability with working hours), bookings
+  (CreateItem) and cancellations (DeleteItem).
 
 The ETag of a resource is the ChangeKey of its item (a recurring master's ChangeKey changes when any
 occurrence changes), so ``If-Match`` is checked by Exchange itself. Every EWS failure leaves as a
@@ -24,6 +26,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from gateway.caldav.backend import (
+    Availability,
+    Booked,
+    Booking,
     BusyPeriod,
     CalendarInfo,
     CalendarObject,
@@ -33,6 +38,7 @@ from gateway.caldav.backend import (
     Principal,
     PutResult,
 )
+from gateway.ews.backend.booking import Bookings
 from gateway.ews.backend.busy import FreeBusy
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
@@ -77,6 +83,7 @@ class EwsBackend:
         self._writer = Writer(calls, index, self._tracker, default_tz=default_timezone)
         self._busy = FreeBusy(calls, self._directory)
         self._people = People(calls)
+        self._bookings = Bookings(calls, self._directory, self._busy, self._tracker)
 
     def render_prometheus(self) -> str:
         """The read caches' entries and bytes (bounded by ``item_cache_bytes``), Prometheus text format."""
@@ -192,3 +199,19 @@ class EwsBackend:
     async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
         """One ResolveNames through the first account."""
         return await self._people.search(principal, text, limit)
+
+    # --- the booking API -----------------------------------------------------------------------
+
+    async def availability(
+        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+    ) -> Availability:
+        """GetUserAvailability per account (with WorkingHours), FindItem CalendarView per sub-calendar."""
+        return await self._bookings.availability(principal, start, end, attendees)
+
+    async def book(self, principal: Principal, booking: Booking) -> Booked:
+        """One CreateItem in the calendar for new events, sending the invitation."""
+        return await self._bookings.book(principal, booking)
+
+    async def cancel(self, principal: Principal, booked: Booked) -> None:
+        """One DeleteItem, sending the cancellation."""
+        await self._bookings.cancel(principal, booked)

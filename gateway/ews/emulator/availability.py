@@ -21,12 +21,12 @@ Unknown addresses get ErrorMailRecipientNotFound in their own FreeBusyResponse.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from lxml import etree
 
+from gateway.common.rule_zone import serializable_zone
 from gateway.common.timezones import serializable_time_zone
 from gateway.ews.emulator.directory import Mailbox
 from gateway.ews.emulator.soap import M_NS, T_NS, M, OperationContext, SoapFault, T, operation
@@ -46,93 +46,9 @@ _STRENGTH = {"Free": 0, "WorkingElsewhere": 1, "Tentative": 2, "Busy": 3, "OOF":
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-# --- the request's SerializableTimeZone ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """One yearly change of a SerializableTimeZone (``t:StandardTime`` / ``t:DaylightTime``)."""
-
-    bias: int
-    clock: time
-    day_order: int  # 1..4, 5 = last
-    month: int
-    weekday: int  # 0 = Monday
-
-    def moment(self, year: int) -> datetime:
-        """The local wall-clock time of the change in ``year``."""
-        first_weekday, days = calendar.monthrange(year, self.month)
-        first = 1 + (self.weekday - first_weekday) % 7
-        day = first + 7 * (self.day_order - 1)
-        while day > days:
-            day -= 7
-        return datetime.combine(datetime(year, self.month, day).date(), self.clock)
-
-
-class RuleZone(tzinfo):
-    """A tzinfo for an EWS SerializableTimeZone (bias + standard/daylight rules)."""
-
-    def __init__(self, bias: int, standard: _Rule | None, daylight: _Rule | None) -> None:
-        self.bias = bias
-        self.standard = standard
-        self.daylight = daylight
-
-    def _in_daylight(self, local: datetime) -> bool:
-        std, dst = self.standard, self.daylight
-        if std is None or dst is None or std.bias == dst.bias:
-            return False
-        start, end = dst.moment(local.year), std.moment(local.year)
-        if start < end:
-            return start <= local < end
-        return not end <= local < start  # southern hemisphere
-
-    def _bias(self, local: datetime) -> int:
-        rule = self.daylight if self._in_daylight(local) else self.standard
-        return self.bias + (rule.bias if rule else 0)
-
-    def utcoffset(self, dt: datetime | None) -> timedelta:
-        return timedelta(minutes=-self._bias(dt.replace(tzinfo=None) if dt else datetime.now()))
-
-    def dst(self, dt: datetime | None) -> timedelta:
-        local = dt.replace(tzinfo=None) if dt else datetime.now()
-        return timedelta(minutes=-(self.daylight.bias if self._in_daylight(local) and self.daylight else 0))
-
-    def tzname(self, dt: datetime | None) -> str | None:
-        return None
-
-    def fromutc(self, dt: datetime) -> datetime:
-        utc = dt.replace(tzinfo=None)
-        std_bias = self.bias + (self.standard.bias if self.standard else 0)
-        local = utc - timedelta(minutes=std_bias)
-        if self._in_daylight(local):
-            local = utc - timedelta(minutes=self.bias + (self.daylight.bias if self.daylight else 0))
-        return local.replace(tzinfo=self)
-
-
-def _parse_rule(elem: etree._Element | None) -> _Rule | None:
-    if elem is None:
-        return None
-    clock = time.fromisoformat(elem.findtext(f"{{{T_NS}}}Time", "00:00:00"))
-    weekday = elem.findtext(f"{{{T_NS}}}DayOfWeek", "Sunday")
-    order = int(elem.findtext(f"{{{T_NS}}}DayOrder", "1"))
-    return _Rule(
-        bias=int(elem.findtext(f"{{{T_NS}}}Bias", "0")),
-        clock=clock,
-        day_order=5 if order in (-1, 5) else max(1, order),
-        month=int(elem.findtext(f"{{{T_NS}}}Month", "1")),
-        weekday=_WEEKDAYS.index(weekday) if weekday in _WEEKDAYS else 6,
-    )
-
-
 def parse_time_zone(elem: etree._Element | None) -> tzinfo:
     """The request's ``t:TimeZone`` as a tzinfo (UTC when absent)."""
-    if elem is None:
-        return UTC
-    return RuleZone(
-        bias=int(elem.findtext(f"{{{T_NS}}}Bias", "0")),
-        standard=_parse_rule(elem.find(f"{{{T_NS}}}StandardTime")),
-        daylight=_parse_rule(elem.find(f"{{{T_NS}}}DaylightTime")),
-    )
+    return UTC if elem is None else serializable_zone(elem, T_NS)
 
 
 def _parse_time(text: str | None, zone: tzinfo) -> datetime:
