@@ -21,7 +21,7 @@ from .backend import CalendarInfo, CalendarObject
 from .call import Call
 from .errors import DavError
 from .limits import clamp
-from .properties import INBOX_SYNC_TOKEN, PropContext, add_response, needs_data
+from .properties import PropContext, add_response, needs_data
 from .resources import Kind, Resource, resolve
 from .xml import Multistatus, cal, dav, element
 
@@ -72,18 +72,7 @@ async def run_report(call: Call) -> web.Response:
     entry = REPORTS.get(root.tag)
     if entry is None or call.resource.kind not in entry.kinds:
         raise DavError(403, f"The report {root.tag} is not supported here.", dav("supported-report"))
-    if call.resource.kind is Kind.INBOX:
-        return _empty_inbox(call, root)
     return await entry.run(call, root)
-
-
-def _empty_inbox(call: Call, root: etree._Element) -> web.Response:
-    """The scheduling inbox never holds messages here (Exchange delivers invitations itself), but
-    Apple clients query and sync it (RFC 6638 §2.2), so it answers as an empty collection."""
-    ms = Multistatus()
-    if root.tag == dav("sync-collection"):
-        ms.add(element(dav("sync-token"), INBOX_SYNC_TOKEN))
-    return call.multistatus(ms)
 
 
 @dataclass(frozen=True)
