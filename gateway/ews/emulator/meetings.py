@@ -70,7 +70,9 @@ def receive_meeting(
     else:
         normalise_series(target)
         box.touch(target, now)
-    deliver_message(box, target, master, new=existing is None, cancelled=cancelled, now=now)
+    if existing is not None or target.my_response_type == "NoResponseReceived":
+        # A meeting that arrives answered (only the seed delivers such) leaves no request waiting.
+        deliver_message(box, target, master, new=existing is None, cancelled=cancelled, now=now)
 
 
 def _rehomed(exception: CalendarItem, master: CalendarItem) -> CalendarItem:
