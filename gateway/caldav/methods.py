@@ -21,7 +21,7 @@ from .errors import DavError
 from .properties import REGISTRY, PropContext, add_response, writable
 from .resources import Kind, Resource
 from .schedule_tag import schedule_tag_off_loop
-from .xml import Multistatus, cal, dav, element, serialize, status_line, sub
+from .xml import Multistatus, cal, cs, dav, element, serialize, status_line, sub
 
 log = logging.getLogger(__name__)
 MethodHandler = Callable[[Call], Awaitable[web.Response]]
@@ -64,6 +64,8 @@ def dav_header() -> str:
         "calendar-auto-schedule": "POST" in METHODS and cal("schedule-outbox-URL") in REGISTRY,
         "sync-collection": dav("sync-collection") in reports.REPORTS,
         "extended-mkcol": "MKCOL" in METHODS,
+        # CalendarServer's token: clients that see it search people with its report (principal_search).
+        "calendarserver-principal-search": cs("calendarserver-principal-search") in reports.REPORTS,
     }
     return ", ".join(token for token, on in features.items() if on)
 

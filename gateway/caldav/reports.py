@@ -224,7 +224,7 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     """RFC 6578 §3.2: changes since a token; deletions as 404; truncation as a 507 on the collection."""
     props = PropRequest.parse(root)
     token = (root.findtext(dav("sync-token")) or "").strip() or None
-    limit = _limit(root)
+    limit = requested_limit(root)
     changes = await call.backend.changes(call.principal, call.resource.calendar_id, token, limit)
     info = changes.calendar or await call.backend.calendar(
         call.principal, call.resource.calendar_id, fresh=False
@@ -246,8 +246,10 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     return await call.built_multistatus(build, len(changed) + len(changes.deleted), _data_size(changed))
 
 
-def _limit(root: etree._Element) -> int | None:
-    text = root.findtext(f"{dav('limit')}/{dav('nresults')}")
+def requested_limit(root: etree._Element, namespace: Callable[[str], str] = dav) -> int | None:
+    """The client's ``limit/nresults`` (RFC 5323 §5.17; CalendarServer's search puts it in its own
+    namespace), None when absent; not a whole number is 400, below 1 is 403 number-of-matches-within-limits."""
+    text = root.findtext(f"{namespace('limit')}/{namespace('nresults')}")
     if text is None:
         return None
     try:
