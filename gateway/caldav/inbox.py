@@ -47,7 +47,10 @@ def token_of(objects: Sequence[CalendarObject]) -> str:
 
 def info(objects: Sequence[CalendarObject]) -> CalendarInfo:
     """The inbox as a collection: read-only, its ctag and sync-token from the listing."""
-    token = token_of(objects)
+    return _described(token_of(objects))
+
+
+def _described(token: str) -> CalendarInfo:
     return CalendarInfo(
         INBOX, "Inbox", ctag=token, sync_token=token, components=("VEVENT", "VFREEBUSY"), writable=False
     )
@@ -72,6 +75,9 @@ class InboxRouting:
     async def calendar(self, principal: Principal, calendar_id: str, *, fresh: bool = True) -> CalendarInfo:
         if calendar_id != INBOX:
             return await self._backend.calendar(principal, calendar_id, fresh=fresh)
+        if not fresh and self._listing is None:
+            # The caller needs the collection, not its state (a multiget): no listing for that.
+            return _described("")
         return info(await self._items(principal))
 
     async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:

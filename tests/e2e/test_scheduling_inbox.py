@@ -158,3 +158,28 @@ def test_the_inbox_cannot_be_written_to(stack):
     old = '<d:sync-collection xmlns:d="DAV:"><d:sync-token>urn:x-gateway:inbox:unknown</d:sync-token><d:sync-level>1</d:sync-level><d:prop/></d:sync-collection>'
     refused = _bob(stack, "REPORT", INBOX, old)
     assert refused.status_code == 403 and "valid-sync-token" in refused.text
+
+
+def test_a_recurring_invitation_carries_its_rule_and_its_moved_occurrence(stack, emulator):
+    uid = str(uuid.uuid4())
+    people = "ORGANIZER:mailto:alice@example.com\r\nATTENDEE;ROLE=REQ-PARTICIPANT:mailto:bob@example.com\r\n"
+    series = event(
+        uid, "Weekly sync", extra=people + "RRULE:FREQ=WEEKLY;COUNT=4\r\n", start="20261102T100000"
+    )
+    moved = (
+        "BEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\nRECURRENCE-ID;TZID=Europe/Berlin:20261109T100000\r\n"
+        "DTSTART;TZID=Europe/Berlin:20261109T150000\r\nDTEND;TZID=Europe/Berlin:20261109T160000\r\n"
+        f"SUMMARY:Weekly sync (moved)\r\n{people}END:VEVENT\r\n"
+    )
+    body = series.replace("END:VCALENDAR", moved + "END:VCALENDAR")
+    assert put(stack, primary_url(stack) + f"{uid}.ics", body).status_code == 201
+    listing = _responses(_bob(stack, "PROPFIND", INBOX, LISTING, Depth="1"))
+    calls = stack.ews_calls()
+    texts = _multiget(stack, [h for h in listing if h != INBOX])
+    # the messages, their meetings, and the moved occurrence: one GetItem each, after the listing
+    assert delta(calls, stack.ews_calls()) == {"FindItem": 1, "GetItem": 3}
+    (text,) = [t for t in texts.values() if f"UID:{uid}" in t]
+    assert "METHOD:REQUEST" in text and "RRULE:FREQ=WEEKLY;COUNT=4" in text
+    assert "RECURRENCE-ID;TZID=Europe/Berlin:20261109T100000" in text
+    assert "SUMMARY:Weekly sync (moved)" in text
