@@ -27,27 +27,27 @@ from .backend import (
 
 INBOX = "inbox"
 TOKEN_PREFIX = "urn:x-gateway:inbox:"
-# Listings by token, so a sync-collection from a recent token can name what left the inbox; a token not
-# kept here (a restart, an old one) is answered with valid-sync-token and the client syncs afresh.
-_KEPT_TOKENS = 512
-_listings: dict[str, dict[str, str]] = {}
+# Listings by user and token, so a sync-collection from a recent token can name what left the inbox; a
+# token not kept here (a restart, an old one) is answered with valid-sync-token and the client syncs afresh.
+_KEPT_TOKENS = 1024
+_listings: dict[tuple[str, str], dict[str, str]] = {}
 
 
-def token_of(objects: Sequence[CalendarObject]) -> str:
+def token_of(user_id: str, objects: Sequence[CalendarObject]) -> str:
     """The inbox's sync-token (and ctag) for a listing: it changes exactly when a name or an ETag does."""
     listing = {o.name: o.etag for o in objects}
     digest = hashlib.sha256(repr(sorted(listing.items())).encode("utf-8")).hexdigest()[:32]
     token = TOKEN_PREFIX + digest
-    if token not in _listings:
+    if (user_id, token) not in _listings:
         if len(_listings) >= _KEPT_TOKENS:
             del _listings[next(iter(_listings))]
-        _listings[token] = listing
+        _listings[(user_id, token)] = listing
     return token
 
 
-def info(objects: Sequence[CalendarObject]) -> CalendarInfo:
+def info(user_id: str, objects: Sequence[CalendarObject]) -> CalendarInfo:
     """The inbox as a collection: read-only, its ctag and sync-token from the listing."""
-    return _described(token_of(objects))
+    return _described(token_of(user_id, objects))
 
 
 def _described(token: str) -> CalendarInfo:
@@ -78,7 +78,7 @@ class InboxRouting:
         if not fresh and self._listing is None:
             # The caller needs the collection, not its state (a multiget): no listing for that.
             return _described("")
-        return info(await self._items(principal))
+        return info(principal.user_id, await self._items(principal))
 
     async def list_objects(self, principal: Principal, calendar_id: str) -> list[CalendarObject]:
         if calendar_id != INBOX:
@@ -117,10 +117,10 @@ class InboxRouting:
         if calendar_id != INBOX:
             return await self._backend.changes(principal, calendar_id, sync_token, limit)
         listed = await self._items(principal)
-        current = info(listed)
+        current = info(principal.user_id, listed)
         if sync_token is None:
             return ChangeSet(current.sync_token, list(listed), calendar=current)
-        before = _listings.get(sync_token)
+        before = _listings.get((principal.user_id, sync_token))
         if before is None:
             raise InvalidSyncToken("The sync-token is unknown or too old; sync the inbox afresh.")
         changed = [o for o in listed if before.get(o.name) != o.etag]

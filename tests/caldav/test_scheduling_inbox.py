@@ -74,6 +74,12 @@ async def test_the_inbox_refuses_writes_and_unknown_tokens(dav: Dav, backend: Me
 
 
 async def test_one_users_messages_are_not_anothers(dav: Dav, backend: MemoryBackend) -> None:
-    backend.deliver("bob", "m-1.ics", REQUEST)
+    backend.deliver("bob", "b-1.ics", REQUEST)
     assert list((await dav("PROPFIND", INBOX, PROPS, depth="1")).responses()) == [INBOX]
-    assert (await dav("GET", "/dav/calendars/bob/inbox/m-1.ics")).status in (403, 404)
+    assert (await dav("GET", "/dav/calendars/bob/inbox/b-1.ics")).status in (403, 404)
+    # a sync-token of bob's inbox tells alice nothing of it
+    bob = Dav(dav.client, "bob", "bob-app-pw")
+    bobs = (await bob("PROPFIND", "/dav/calendars/bob/inbox/", PROPS, depth="0")).xml.findtext(
+        f".//{DAV}sync-token"
+    )
+    assert (await dav("REPORT", INBOX, _sync(bobs))).status == 403
