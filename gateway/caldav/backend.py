@@ -341,6 +341,18 @@ class Backend(Protocol):
         free/busy of every calendar the principal selected for conflict checking.
         """
 
+    async def inbox_items(self, principal: Principal) -> list[CalendarObject]:
+        """The scheduling inbox (RFC 6638 §2.2): one resource per meeting request or cancellation waiting
+        in the principal's mailboxes, names and ETags (data None)."""
+
+    async def inbox_get(self, principal: Principal, names: Sequence[str]) -> dict[str, CalendarObject | None]:
+        """Inbox resources with their iTIP text (RFC 5546: METHOD:REQUEST, or METHOD:CANCEL with
+        STATUS:CANCELLED), by name; None for a name that is not in the inbox."""
+
+    async def delete_inbox_item(self, principal: Principal, name: str, if_match: str | None) -> None:
+        """Remove a message from the inbox (NotFound if absent, PreconditionFailed if ``if_match`` is not
+        its ETag); the meeting it is about stays in the calendar."""
+
     async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
         """People of the directory whose name or address matches ``text`` (non-empty), at most ``limit``
         (RFC 3744 §9.4 principal-property-search; also a directory principal's PROPFIND by address)."""

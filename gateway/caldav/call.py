@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from lxml import etree
@@ -12,6 +12,7 @@ from lxml import etree
 from .backend import Backend, Principal
 from .context import DavConfig
 from .errors import DavError
+from .inbox import InboxRouting
 from .resources import Resource
 from .xml import MAX_XML_BODY, Multistatus, XmlError, parse
 
@@ -29,10 +30,14 @@ class Call:
     config: DavConfig
     principal: Principal
     resource: Resource
+    _routed: InboxRouting | None = field(default=None, init=False, repr=False)
 
     @property
     def backend(self) -> Backend:
-        return self.config.backend
+        """The backend, with the scheduling inbox answered as the calendar ``inbox`` (:mod:`.inbox`)."""
+        if self._routed is None:
+            self._routed = InboxRouting(self.config.backend)
+        return self._routed  # type: ignore[return-value]  # a Backend through delegation
 
     async def body(self, limit: int = MAX_XML_BODY) -> bytes:
         """The request body, refusing more than ``limit`` bytes with 413 before reading it all."""

@@ -47,13 +47,13 @@ def person_context(call: Call, person: Person) -> PropContext:
     return context(call, Resource(Kind.DIRECTORY, name=person.email), person=person)
 
 
-def over_limit(url: str) -> etree._Element:
-    """The response saying that only the first :data:`SEARCH_LIMIT` matches are listed."""
+def over_limit(url: str, limit: int = SEARCH_LIMIT) -> etree._Element:
+    """The response saying that only the first ``limit`` matches are listed."""
     response = element(dav("response"))
     sub(response, dav("href"), url)
     sub(response, dav("status"), "HTTP/1.1 507 Insufficient Storage")
     sub(sub(response, dav("error")), dav("number-of-matches-within-limits"))
-    sub(response, dav("responsedescription"), f"Only the first {SEARCH_LIMIT} matches are listed.")
+    sub(response, dav("responsedescription"), f"Only the first {limit} matches are listed.")
     return response
 
 

@@ -21,7 +21,7 @@ from .errors import DavError
 from .properties import REGISTRY, PropContext, add_response, writable
 from .resources import Kind, Resource
 from .schedule_tag import schedule_tag_off_loop
-from .xml import Multistatus, cal, dav, element, serialize, status_line, sub
+from .xml import Multistatus, cal, cs, dav, element, serialize, status_line, sub
 
 log = logging.getLogger(__name__)
 MethodHandler = Callable[[Call], Awaitable[web.Response]]
@@ -64,6 +64,8 @@ def dav_header() -> str:
         "calendar-auto-schedule": "POST" in METHODS and cal("schedule-outbox-URL") in REGISTRY,
         "sync-collection": dav("sync-collection") in reports.REPORTS,
         "extended-mkcol": "MKCOL" in METHODS,
+        # CalendarServer's token: clients that see it search people with its report (principal_search).
+        "calendarserver-principal-search": cs("calendarserver-principal-search") in reports.REPORTS,
     }
     return ", ".join(token for token, on in features.items() if on)
 
@@ -100,7 +102,7 @@ async def propfind(call: Call) -> web.Response:
     targets = [await _load(call, fresh=depth == "0")]
     if depth == "1":
         targets += await _members(call, targets[0])
-        if targets[0].resource.kind is Kind.CALENDAR:
+        if targets[0].resource.kind in (Kind.CALENDAR, Kind.INBOX):
             targets[0].calendar = await _calendar(call, fresh=False)
     if mode != "propname" and properties.needs_data(_names_for(Kind.OBJECT, mode, names)):
         await _load_data(call, targets)
@@ -144,7 +146,7 @@ async def _load(call: Call, fresh: bool = True) -> PropContext:
     res = call.resource
     if res.kind is Kind.DIRECTORY:
         return await directory.load(call)
-    if res.kind is Kind.CALENDAR:
+    if res.kind in (Kind.CALENDAR, Kind.INBOX):
         return reports.context(call, res, calendar=await _calendar(call, fresh=fresh))
     if res.kind is Kind.OBJECT:
         info = await _calendar(call, fresh=False)
@@ -171,8 +173,9 @@ async def _members(call: Call, parent: PropContext) -> list[PropContext]:
                 reports.context(call, Resource(Kind.CALENDAR, user, c.calendar_id), calendar=c)
                 for c in calendars
             ]
-            return members + [reports.context(call, Resource(k, user)) for k in (Kind.INBOX, Kind.OUTBOX)]
-        case Kind.CALENDAR:
+            scheduling = [Resource(Kind.INBOX, user, "inbox"), Resource(Kind.OUTBOX, user)]
+            return members + [reports.context(call, r) for r in scheduling]
+        case Kind.CALENDAR | Kind.INBOX:
             info = parent.calendar
             assert info is not None
             objects = await call.backend.list_objects(call.principal, info.calendar_id)

@@ -11,6 +11,13 @@ principals: they have no calendar home here. The criteria are matched as RFC 374
 §9.4 prefers when no user directory decides otherwise, as caseless substrings; CalendarServer's
 extensions ``test="anyof"`` (any criterion instead of all) and ``match-type`` (``starts-with``,
 ``equals``) are honoured. A search without criteria lists the principal.
+
+CalendarServer's ``calendarserver-principal-search`` (its caldav-principal-search extension, the search
+Apple Calendar and Evolution make when the DAV header names it) is answered by the same one directory
+search: the principals whose name or address contains every ``search-token``, of the kind its
+``context`` names. Both searches list at most what the client's ``limit/nresults`` asks for (and never
+more than :data:`.directory.SEARCH_LIMIT`); a cut-off answer ends with a 507
+``number-of-matches-within-limits`` response for the request URI.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ from aiohttp import web
 from lxml import etree
 
 from . import directory
-from .backend import Principal
+from .backend import CalendarUserType, Person, Principal
 from .call import Call
 from .errors import DavError
 from .properties import add_response
-from .reports import context, report
+from .reports import context, report, requested_limit
 from .resources import Kind, Resource, principal_url
 from .xml import Multistatus, cal, cs, dav, element, serialize, sub
 
@@ -37,7 +44,17 @@ SEARCHABLE = {
     cs("email-address-set"): "E-mail addresses",
 }
 Criterion = tuple[tuple[str, ...], str, str]  # property names, text, match-type
-_STRUCTURE = frozenset({dav("property-search"), dav("prop"), dav("apply-to-principal-collection-set")})
+_STRUCTURE = frozenset(
+    {dav("property-search"), dav("prop"), dav("apply-to-principal-collection-set"), dav("limit")}
+)
+# calendarserver-principal-search's context: which calendar-user-types it looks for (none: every one).
+_CONTEXTS: dict[str, frozenset[CalendarUserType]] = {
+    "user": frozenset({"INDIVIDUAL"}),
+    "group": frozenset({"GROUP"}),
+    "location": frozenset({"ROOM"}),
+    "resource": frozenset({"RESOURCE", "ROOM"}),
+    "attendee": frozenset({"INDIVIDUAL", "GROUP", "RESOURCE", "UNKNOWN"}),
+}
 
 
 @report(dav("principal-property-search"), *PRINCIPAL_SPACE)
@@ -48,22 +65,61 @@ async def principal_property_search(call: Call, root: etree._Element) -> web.Res
     criteria = [_criterion(search) for search in root.iterfind(dav("property-search"))]
     combine = any if root.get("test", "allof").lower() == "anyof" else all
     names = _requested(root) or [dav("displayname")]
-    ms = Multistatus()
-    if combine(_matches(lambda n: _values(call.principal, n), c) for c in criteria):
-        resource = Resource(Kind.PRINCIPAL, call.principal.username)
-        add_response(ms, context(call, resource), names, minimal=call.minimal)
+    limit = requested_limit(root)
+    own = combine(_matches(lambda n: _values(call.principal, n), c) for c in criteria)
+    people: list[Person] = []
     if criteria and cal("calendar-home-set") not in names:
-        own = {email.lower() for email in call.principal.emails}
         people = [
             p
-            for p in await directory.search(call, criteria[0][1])
-            if p.email.lower() not in own
-            and combine(_matches(lambda n, p=p: directory.values(p, n), c) for c in criteria)
+            for p in await _others(call, criteria[0][1])
+            if combine(_matches(lambda n, p=p: directory.values(p, n), c) for c in criteria)
         ]
-        for person in people[: directory.SEARCH_LIMIT]:
-            add_response(ms, directory.person_context(call, person), names, minimal=call.minimal)
-        if len(people) > directory.SEARCH_LIMIT:
-            ms.add(directory.over_limit(call.resource.url))
+    return _answer(call, names, own, people, limit)
+
+
+@report(cs("calendarserver-principal-search"), *PRINCIPAL_SPACE)
+async def calendarserver_principal_search(call: Call, root: etree._Element) -> web.Response:
+    """CalendarServer's principal search: every ``search-token`` is contained, caselessly, in the name or
+    an address of each principal listed; ``context`` (user, group, location, resource, attendee) picks
+    the kinds of calendar user; ``limit/nresults`` caps the answer."""
+    tokens = [t.casefold() for el in root.iterfind(cs("search-token")) if (t := (el.text or "").strip())]
+    if not tokens or not all(directory.address(t).strip() for t in tokens):
+        raise DavError(400, "The search has no text (CS:search-token): say whom to look for.")
+    kinds = _CONTEXTS.get(root.get("context", ""))
+    prop = root.find(dav("prop"))
+    names = [el.tag for el in prop if isinstance(el.tag, str)] if prop is not None else []
+    limit = requested_limit(root, cs)
+
+    def found(values: Callable[[str], list[str]]) -> bool:
+        texts = [v.casefold() for n in (dav("displayname"), cs("email-address-set")) for v in values(n)]
+        return all(any(directory.address(t) in text for text in texts) for t in tokens)
+
+    own = (kinds is None or "INDIVIDUAL" in kinds) and found(lambda n: _values(call.principal, n))
+    people = [
+        p
+        for p in await _others(call, tokens[0])
+        if (kinds is None or p.user_type in kinds) and found(lambda n, p=p: directory.values(p, n))
+    ]
+    return _answer(call, names or [dav("displayname")], own, people, limit)
+
+
+async def _others(call: Call, text: str) -> list[Person]:
+    """The directory's people for ``text`` (one search), the user's own addresses left out."""
+    own = {email.lower() for email in call.principal.emails}
+    return [p for p in await directory.search(call, text) if p.email.lower() not in own]
+
+
+def _answer(call: Call, names: list[str], own: bool, people: list[Person], limit: int | None) -> web.Response:
+    """The multistatus of a search: the user's principal (if it matched) and the people, at most
+    ``limit`` (the client's, within the directory's), a cut-off said by a 507 for the request URI."""
+    cap = min(limit or directory.SEARCH_LIMIT, directory.SEARCH_LIMIT)
+    contexts = [context(call, Resource(Kind.PRINCIPAL, call.principal.username))] if own else []
+    contexts += [directory.person_context(call, person) for person in people]
+    ms = Multistatus()
+    for ctx in contexts[:cap]:
+        add_response(ms, ctx, names, minimal=call.minimal)
+    if len(contexts) > cap:
+        ms.add(directory.over_limit(call.resource.url, cap))
     return call.multistatus(ms)
 
 

@@ -31,7 +31,6 @@ from .resources import (
 from .schedule_tag import schedule_tag
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
-INBOX_SYNC_TOKEN = "urn:x-gateway:inbox:empty"  # the inbox is always empty (see reports._empty_inbox)
 OBJECT_CONTENT_TYPE = "text/calendar; charset=utf-8; component=VEVENT"
 
 
@@ -203,7 +202,7 @@ def _current_user_privilege_set(ctx: PropContext) -> Value:
     if ctx.resource.kind is Kind.OUTBOX:
         names += [cal("schedule-send"), cal("schedule-query-freebusy")]
     elif ctx.resource.kind is Kind.INBOX:
-        names += [cal("schedule-deliver")]
+        names += [cal("schedule-deliver"), dav("unbind")]  # its messages may be deleted (RFC 6638 §2.2)
     elif _writable(ctx):
         names += [
             dav("all"),
@@ -301,12 +300,10 @@ def _schedule_default_calendar(ctx: PropContext) -> Value:
 
 @live(dav("sync-token"), [Kind.CALENDAR, Kind.INBOX])
 def _sync_token(ctx: PropContext) -> Value:
-    if ctx.resource.kind is Kind.INBOX:
-        return INBOX_SYNC_TOKEN
     return ctx.calendar.sync_token if ctx.calendar else None
 
 
-@live(cs("getctag"), [Kind.CALENDAR])
+@live(cs("getctag"), [Kind.CALENDAR, Kind.INBOX])
 def _getctag(ctx: PropContext) -> Value:
     return ctx.calendar.ctag if ctx.calendar else None
 

@@ -21,7 +21,7 @@ from .backend import CalendarInfo, CalendarObject
 from .call import Call
 from .errors import DavError
 from .limits import clamp
-from .properties import INBOX_SYNC_TOKEN, PropContext, add_response, needs_data
+from .properties import PropContext, add_response, needs_data
 from .resources import Kind, Resource, resolve
 from .xml import Multistatus, cal, dav, element
 
@@ -72,18 +72,7 @@ async def run_report(call: Call) -> web.Response:
     entry = REPORTS.get(root.tag)
     if entry is None or call.resource.kind not in entry.kinds:
         raise DavError(403, f"The report {root.tag} is not supported here.", dav("supported-report"))
-    if call.resource.kind is Kind.INBOX:
-        return _empty_inbox(call, root)
     return await entry.run(call, root)
-
-
-def _empty_inbox(call: Call, root: etree._Element) -> web.Response:
-    """The scheduling inbox never holds messages here (Exchange delivers invitations itself), but
-    Apple clients query and sync it (RFC 6638 §2.2), so it answers as an empty collection."""
-    ms = Multistatus()
-    if root.tag == dav("sync-collection"):
-        ms.add(element(dav("sync-token"), INBOX_SYNC_TOKEN))
-    return call.multistatus(ms)
 
 
 @dataclass(frozen=True)
@@ -235,7 +224,7 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     """RFC 6578 §3.2: changes since a token; deletions as 404; truncation as a 507 on the collection."""
     props = PropRequest.parse(root)
     token = (root.findtext(dav("sync-token")) or "").strip() or None
-    limit = _limit(root)
+    limit = requested_limit(root)
     changes = await call.backend.changes(call.principal, call.resource.calendar_id, token, limit)
     info = changes.calendar or await call.backend.calendar(
         call.principal, call.resource.calendar_id, fresh=False
@@ -257,8 +246,10 @@ async def sync_collection(call: Call, root: etree._Element) -> web.Response:
     return await call.built_multistatus(build, len(changed) + len(changes.deleted), _data_size(changed))
 
 
-def _limit(root: etree._Element) -> int | None:
-    text = root.findtext(f"{dav('limit')}/{dav('nresults')}")
+def requested_limit(root: etree._Element, namespace: Callable[[str], str] = dav) -> int | None:
+    """The client's ``limit/nresults`` (RFC 5323 §5.17; CalendarServer's search puts it in its own
+    namespace), None when absent; not a whole number is 400, below 1 is 403 number-of-matches-within-limits."""
+    text = root.findtext(f"{namespace('limit')}/{namespace('nresults')}")
     if text is None:
         return None
     try:

@@ -5,7 +5,8 @@
 ``/dav/principals/{user}/``                 the user's principal
 ``/dav/principals/directory/{email}/``      someone of the directory a principal search found (read-only)
 ``/dav/calendars/{user}/``                  calendar home
-``/dav/calendars/{user}/inbox/``            scheduling inbox
+``/dav/calendars/{user}/inbox/``            scheduling inbox (its calendar_id is ``inbox``)
+``/dav/calendars/{user}/inbox/{name}``      a meeting request or cancellation in it (an OBJECT)
 ``/dav/calendars/{user}/outbox/``           scheduling outbox (free/busy POST)
 ``/dav/calendars/{user}/{calendar_id}/``    a calendar collection
 ``/dav/calendars/{user}/{calendar_id}/{name}``  a calendar object resource
@@ -119,6 +120,8 @@ def resolve(path: str) -> Resource | None:
     if len(rest) == 1:
         return Resource(Kind.HOME, user)
     collection = rest[1]
+    if collection == "inbox":  # the scheduling inbox holds objects as a calendar does (caldav/inbox.py)
+        return Resource(Kind.INBOX, user, collection) if len(rest) == 2 else Resource(Kind.OBJECT, *rest)
     if collection in RESERVED_CALENDAR_IDS:
         return Resource(Kind(collection), user) if len(rest) == 2 else None
     if len(rest) == 2:

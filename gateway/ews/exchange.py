@@ -44,6 +44,8 @@ from lxml import etree
 
 from gateway.ews.metrics import EwsMetrics, soap_operation
 
+F = TypeVar("F", bound=Folder)
+
 # ---- transport and protocol (client)
 
 EWS_TYPES = "{http://schemas.microsoft.com/exchange/services/2006/types}"  # Clark prefix for lxml lookups
@@ -241,6 +243,22 @@ def distinguished_calendar(account: Account) -> Calendar:
         _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
     )
     return Calendar.get_distinguished(root=root)
+
+
+def unfetched_folder(account: Account, folder_class: type[F]) -> F:
+    """A distinguished folder (``Inbox``, ``Calendar``) of the mailbox without a GetFolder.
+
+    Built as ``Folder.get_distinguished`` builds the folder it then fetches: with the private field
+    ``_distinguished_id`` (the class's ``DISTINGUISHED_FOLDER_ID`` and the account's mailbox), so FindItem
+    names it as ``t:DistinguishedFolderId`` and GetItem validates its fields against the folder's item
+    types. The id must be set here, not left to ``Folder.to_id``: that sets it on first use, which changes
+    the folder's hash while FindItem's paging keys on it.
+    """
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    return folder_class(
+        root=Root(account=account),
+        _distinguished_id=DistinguishedFolderId(id=folder_class.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
 
 
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:

@@ -81,3 +81,53 @@ async def test_python_caldavs_search_lists_no_directory_principal(dav: Dav, back
     )
     response = await dav("REPORT", PRINCIPALS, body)
     assert response.status == 207 and response.responses() == {}
+
+
+async def test_the_clients_limit_caps_the_answer_and_bad_limits_are_refused(
+    dav: Dav, backend: MemoryBackend
+) -> None:
+    _people(backend)
+    limited = _search(("d:displayname", "car")).replace(
+        "<d:prop><d:displayname/></d:prop></d:principal",
+        "<d:limit><d:nresults>1</d:nresults></d:limit><d:prop><d:displayname/></d:prop></d:principal",
+    )
+    response = await dav("REPORT", PRINCIPALS, limited)
+    responses = response.responses()
+    assert len(responses) == 2 and "507" in responses[PRINCIPALS].findtext(f"{DAV}status")
+    assert "first 1 " in responses[PRINCIPALS].findtext(f"{DAV}responsedescription")
+    assert response.xml.find(f".//{DAV}prop/{DAV}limit") is None  # not taken for a property asked for
+    bad = await dav("REPORT", PRINCIPALS, limited.replace(">1<", ">many<"))
+    assert bad.status == 400 and "whole number" in bad.text
+    zero = await dav("REPORT", PRINCIPALS, limited.replace(">1<", ">0<"))
+    assert zero.status == 403 and "number-of-matches-within-limits" in zero.text
+
+
+async def test_calendarserver_search_by_tokens_and_context(dav: Dav, backend: MemoryBackend) -> None:
+    backend.directory = [
+        Person("carol@example.com", "Carol Clark"),
+        Person("carl@example.org", "Carl Jones"),
+        Person("cargo-room@example.com", "Cargo Room", "ROOM"),
+    ]
+
+    def search(*tokens: str, context: str = "") -> str:
+        words = "".join(f"<cs:search-token>{t}</cs:search-token>" for t in tokens)
+        kind = f' context="{context}"' if context else ""
+        return (
+            f'<cs:calendarserver-principal-search xmlns:d="DAV:" xmlns:cs="http://calendarserver.org/ns/"{kind}>'
+            f"{words}<d:prop><d:displayname/></d:prop></cs:calendarserver-principal-search>"
+        )
+
+    every = await dav("REPORT", PRINCIPALS, search("car"))
+    assert sorted(every.responses()) == [
+        DIRECTORY + "cargo-room@example.com/",
+        DIRECTORY + "carl@example.org/",
+        DIRECTORY + "carol@example.com/",
+    ]
+    assert backend.searches == ["car"]
+    both = await dav("REPORT", PRINCIPALS, search("car", "jones"))
+    assert list(both.responses()) == [DIRECTORY + "carl@example.org/"]
+    rooms = await dav("REPORT", PRINCIPALS, search("car", context="location"))
+    assert list(rooms.responses()) == [DIRECTORY + "cargo-room@example.com/"]
+    people = await dav("REPORT", PRINCIPALS, search("car", context="user"))
+    assert DIRECTORY + "cargo-room@example.com/" not in people.responses()
+    assert (await dav("REPORT", PRINCIPALS, search())).status == 400

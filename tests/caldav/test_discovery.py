@@ -29,6 +29,7 @@ async def test_options_advertises_caldav_scheduling_and_sync(dav):
         "calendar-auto-schedule",
         "sync-collection",
         "extended-mkcol",
+        "calendarserver-principal-search",
     ):
         assert needed in classes
     assert r.status == 200

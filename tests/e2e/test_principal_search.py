@@ -17,6 +17,7 @@ from tests.e2e.test_read_path import dav_client, delta, today_utc
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
+CS = "{http://calendarserver.org/ns/}"
 PRINCIPALS = "/dav/principals/"
 # Apple Calendar's attendee look-up: any of name, e-mail and calendar user address starts with the text.
 SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
@@ -109,7 +110,11 @@ def test_the_principal_collection_offers_the_search_reports(stack):
     reports = {
         r.tag for r in found[f"{DAV}supported-report-set"].iter() if r.getparent().tag == f"{DAV}report"
     }
-    assert reports == {f"{DAV}principal-property-search", f"{DAV}principal-search-property-set"}
+    assert reports == {
+        f"{DAV}principal-property-search",
+        f"{DAV}principal-search-property-set",
+        f"{CS}calendarserver-principal-search",
+    }
     searchable = _dav(
         stack, "REPORT", PRINCIPALS, '<?xml version="1.0"?><d:principal-search-property-set xmlns:d="DAV:"/>'
     )
@@ -154,3 +159,67 @@ def test_python_caldavs_principal_search_still_works_against_exchange(stack):
         "/dav/principals/alice/"
     ]
     assert client.search_principals(name="Carol") == []
+
+
+# CalendarServer's search, as Evolution and Apple Calendar send it when the DAV header names it.
+CS_SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
+<C:calendarserver-principal-search xmlns:A="DAV:" xmlns:B="urn:ietf:params:xml:ns:caldav"
+    xmlns:C="http://calendarserver.org/ns/" context="{context}">
+  {tokens}{limit}
+  <A:prop><A:displayname/><B:calendar-user-address-set/><B:calendar-user-type/><A:principal-URL/></A:prop>
+</C:calendarserver-principal-search>"""
+
+
+def _cs_search(stack, *tokens: str, context: str = "attendee", limit: int | None = None) -> requests.Response:
+    body = CS_SEARCH.format(
+        context=context,
+        tokens="".join(f"<C:search-token>{t}</C:search-token>" for t in tokens),
+        limit=f"<C:limit><C:nresults>{limit}</C:nresults></C:limit>" if limit is not None else "",
+    )
+    return _dav(stack, "REPORT", PRINCIPALS, body, Depth="0")
+
+
+def test_calendarserver_principal_search_finds_carol_with_one_resolvenames(stack):
+    assert "calendarserver-principal-search" in _dav(stack, "OPTIONS", PRINCIPALS).headers["DAV"]
+    _found(_cs_search(stack, "bob"))  # the first search also reads the rooms
+    before = stack.ews_calls()
+    found = _found(_cs_search(stack, "car", "clark"))
+    assert delta(before, stack.ews_calls()) == {"ResolveNames": 1}
+    carol = found["/dav/principals/directory/carol@example.com/"]
+    assert list(found) == ["/dav/principals/directory/carol@example.com/"]
+    assert carol[f"{DAV}displayname"].text == "Carol Clark"
+    assert carol[f"{CAL}calendar-user-type"].text == "INDIVIDUAL"
+    # every token must be found in the name or an address
+    assert _found(_cs_search(stack, "car", "brown")) == {}
+
+
+def test_calendarserver_search_context_picks_rooms_or_people(stack):
+    rooms = _found(_cs_search(stack, "room", context="location"))
+    assert list(rooms) == ["/dav/principals/directory/room-1@example.com/"]
+    assert _found(_cs_search(stack, "room", context="user")) == {}
+    assert _found(_cs_search(stack, "carol", context="location")) == {}
+
+
+def test_searches_list_no_more_than_the_client_asks_for(stack):
+    """alice's own name contains "c", and so does Carol's: a limit of one lists one, then says it cut."""
+    both = _found(_cs_search(stack, "c"))
+    assert set(both) == {"/dav/principals/alice/", "/dav/principals/directory/carol@example.com/"}
+    cut = _cs_search(stack, "c", limit=1)
+    responses = list(etree.fromstring(cut.content).iter(f"{DAV}response"))
+    assert [r.findtext(f"{DAV}href") for r in responses] == ["/dav/principals/alice/", PRINCIPALS]
+    assert "507" in responses[1].findtext(f"{DAV}status")
+    assert responses[1].find(f"{DAV}error/{DAV}number-of-matches-within-limits") is not None
+
+    rfc = SEARCH.format(text="c").replace(
+        "<A:prop><A:displayname/><B:",
+        "<A:limit><A:nresults>1</A:nresults></A:limit><A:prop><A:displayname/><B:",
+    )
+    rfc = rfc.replace('match-type="starts-with"', "")
+    responses = list(
+        etree.fromstring(_dav(stack, "REPORT", PRINCIPALS, rfc, Depth="0").content).iter(f"{DAV}response")
+    )
+    assert len(responses) == 2 and "507" in responses[1].findtext(f"{DAV}status")
+
+    refused = _cs_search(stack, "c", limit=0)
+    assert refused.status_code == 403 and "number-of-matches-within-limits" in refused.text
+    assert _cs_search(stack, "  ").status_code == 400

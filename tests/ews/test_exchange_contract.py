@@ -23,7 +23,8 @@ from exchangelib import BASIC, Configuration, Credentials, FailFast
 from exchangelib import errors as exl_errors
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime
-from exchangelib.folders import Calendar
+from exchangelib.folders import Calendar, Inbox
+from exchangelib.items import MeetingRequest
 from exchangelib.properties import FreeBusyViewOptions, MailboxData, TimeWindow
 from exchangelib.protocol import CachingProtocol, Protocol
 from exchangelib.services import GetUserAvailability
@@ -41,6 +42,7 @@ from gateway.ews.exchange import (
     post_probe,
     protocol_classes,
     refused_by_exchange,
+    unfetched_folder,
     user_availability,
 )
 from gateway.ews.freebusy import _UTC_TIMEZONE
@@ -209,6 +211,39 @@ def test_the_calendar_is_opened_in_one_get_folder(emulator):
     with relies_on("Root(_distinguished_id=...) with Calendar.get_distinguished(root=...)"):
         assert distinguished_calendar(account).name == "Calendar"
         assert emulator.stats()["operations"] == {"GetFolder": 1}
+
+
+def test_the_inbox_is_searched_and_read_without_a_get_folder(emulator):
+    """unfetched_folder gives a distinguished folder by its private _distinguished_id: FindItem (paged, so
+    the folder's hash must not change) and GetItem with the folder's fields, and no GetFolder."""
+    bob = new_account("bob@example.com", _classes().ews(config=_config(emulator, "bob")))
+    start = EWSDateTime(2026, 11, 5, 9, tzinfo=EWS_UTC)
+    meeting = exchangelib.CalendarItem(
+        account=bob,
+        folder=bob.calendar,
+        subject="Contract",
+        start=start,
+        end=start + timedelta(hours=1),
+        required_attendees=[
+            exchangelib.Attendee(mailbox=exchangelib.Mailbox(email_address="alice@example.com"))
+        ],
+    )
+    meeting.save(send_meeting_invitations="SendToAllAndSaveCopy")
+    before = emulator.stats()["operations"]
+    account = _account(emulator, _classes().ews)
+    with relies_on("Folder(root=Root(account=...), _distinguished_id=...) for FindItem and Account.fetch"):
+        inbox = unfetched_folder(account, Inbox)
+        found = list(inbox.filter(item_class__in=["IPM.Schedule.Meeting.Request"]).only("item_class"))
+        assert found and all(isinstance(m, MeetingRequest) for m in found)
+        fetched = list(
+            account.fetch(ids=found[:1], folder=inbox, only_fields=["associated_calendar_item_id"])
+        )
+        assert fetched[0].associated_calendar_item_id.id
+        after = emulator.stats()["operations"]
+        assert {op: after[op] - before.get(op, 0) for op in after if after[op] != before.get(op)} == {
+            "FindItem": 1,
+            "GetItem": 1,
+        }
 
 
 def test_a_busy_answer_without_back_off_gets_the_protocol_retry_wait(emulator):

@@ -95,6 +95,7 @@ class MemoryBackend:
         self.searches: list[str] = []
         self.working_hours: WorkingHours | None = None  # what availability() reports for every user
         self.bookings: list[Booking] = []
+        self.inboxes: dict[str, dict[str, str]] = {}  # username -> name -> iTIP text (scheduling inbox)
 
     # --- setup helpers -----------------------------------------------------------------------
 
@@ -302,6 +303,27 @@ class MemoryBackend:
             raise self.fail["free_busy"]
         self.free_busy_calls.append((list(attendees), start, end))
         return [self._one(principal, a, start, end) for a in attendees]
+
+    # --- the scheduling inbox: messages put there with ``deliver`` ------------------------------
+
+    def deliver(self, username: str, name: str, itip: str) -> None:
+        """A meeting message arrives in a user's scheduling inbox."""
+        self.inboxes.setdefault(username, {})[name] = itip
+
+    async def inbox_items(self, principal: Principal) -> list[CalendarObject]:
+        return [CalendarObject(n, _etag(d)) for n, d in self.inboxes.get(principal.username, {}).items()]
+
+    async def inbox_get(self, principal: Principal, names: Sequence[str]) -> dict[str, CalendarObject | None]:
+        inbox = self.inboxes.get(principal.username, {})
+        return {n: CalendarObject(n, _etag(inbox[n]), inbox[n]) if n in inbox else None for n in names}
+
+    async def delete_inbox_item(self, principal: Principal, name: str, if_match: str | None) -> None:
+        inbox = self.inboxes.get(principal.username, {})
+        if name not in inbox:
+            raise NotFound("No such message in the scheduling inbox.")
+        if if_match is not None and _etag(inbox[name]) != if_match:
+            raise PreconditionFailed("The message changed since you read it.")
+        del inbox[name]
 
     async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
         """As Exchange's ResolveNames: the start of an address or of a word of the name."""

@@ -14,6 +14,7 @@ the parts this facade wires together:
 - :mod:`.people`: principal searches (ResolveNames);
 - :mod:`.booking`: the booking API's availability (GetUserAvailability with working hours), bookings
   (CreateItem) and cancellations (DeleteItem).
+- :mod:`.inbox`: the scheduling inbox (FindItem on each Inbox, GetItem, DeleteItem).
 
 The ETag of a resource is the ChangeKey of its item (a recurring master's ChangeKey changes when any
 occurrence changes), so ``If-Match`` is checked by Exchange itself. Every EWS failure leaves as a
@@ -43,6 +44,7 @@ from gateway.ews.backend.busy import FreeBusy
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.collections import Collections
+from gateway.ews.backend.inbox import SchedulingInbox, find
 from gateway.ews.backend.people import People
 from gateway.ews.backend.reads import DEFAULT_CACHE_BYTES, Reader
 from gateway.ews.backend.records import AccountDirectory
@@ -84,6 +86,7 @@ class EwsBackend:
         self._busy = FreeBusy(calls, self._directory)
         self._people = People(calls)
         self._bookings = Bookings(calls, self._directory, self._busy, self._tracker)
+        self._inbox = SchedulingInbox(calls)
 
     def render_prometheus(self) -> str:
         """The read caches' entries and bytes (bounded by ``item_cache_bytes``), Prometheus text format."""
@@ -195,6 +198,24 @@ class EwsBackend:
     ) -> list[FreeBusyResult]:
         """RFC 6638 §3.2: GetUserAvailability per account, FindItem CalendarView per own sub-calendar."""
         return await self._busy.free_busy(principal, attendees, start, end)
+
+    # --- the scheduling inbox ------------------------------------------------------------------
+
+    async def inbox_items(self, principal: Principal) -> list[CalendarObject]:
+        """One FindItem per account (the meeting messages of its Inbox)."""
+        return [m.listed for m in await self._inbox.messages(principal)]
+
+    async def inbox_get(self, principal: Principal, names: Sequence[str]) -> dict[str, CalendarObject | None]:
+        """The listing, then per account GetItem of the messages and of their meetings (not for renderings
+        kept from before)."""
+        messages = await self._inbox.messages(principal)
+        wanted = set(names)
+        found = await self._inbox.read([m for m in messages if m.name in wanted])
+        return {name: found.get(name) for name in names}
+
+    async def delete_inbox_item(self, principal: Principal, name: str, if_match: str | None) -> None:
+        """The listing, then DeleteItem (MoveToDeletedItems) of the message."""
+        await self._inbox.delete(find(await self._inbox.messages(principal), name), if_match)
 
     async def search_principals(self, principal: Principal, text: str, limit: int) -> list[Person]:
         """One ResolveNames through the first account."""

@@ -301,9 +301,7 @@ _EDIT = {"writable": True, "deletable": True}  # fields a client sets and may cl
 CALENDAR_ITEM_FIELDS: tuple[Field, ...] = (
     # -- ItemType's part of the sequence
     ElementField("ParentFolderId", "item:ParentFolderId", compute=lambda i: T.ParentFolderId(Id=i.folder_id)),
-    TextField(
-        "ItemClass", "item:ItemClass", compute=lambda i: "IPM.Appointment", queryable=True, required=True
-    ),
+    TextField("ItemClass", "item:ItemClass", compute=lambda i: i.item_class, queryable=True, required=True),
     TextField("Subject", "item:Subject", "subject", **_EDIT, queryable=True, default=True),
     ChoiceField(
         "Sensitivity",

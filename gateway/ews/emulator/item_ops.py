@@ -15,6 +15,7 @@ from gateway.ews.emulator import mapi
 from gateway.ews.emulator.fields import BY_URI
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
 from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
+from gateway.ews.emulator.inbox import MeetingMessage, delete_message, discard_messages
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
 from gateway.ews.emulator.mime_import import import_mime
 from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_for, zone_known
@@ -216,6 +217,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
     if meeting.organizer is None or meeting.organizer.email == box.email:
         raise StoreError("ErrorInvalidRequest", "Only an attendee can respond to a meeting request.")
     organizer_item = _organizer_copy(ctx, meeting)
+    discard_messages(box, meeting.uid, ctx.now)  # Exchange moves the answered request to Deleted Items
     if response == "Decline":
         box.delete(meeting.item_id, ctx.now)
     else:
@@ -356,6 +358,8 @@ def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         if isinstance(item, Task):  # tasks have their own occurrence rules (tasks.py)
             delete_task(box, item, request.get("AffectedTaskOccurrences"), ctx.now)
             return success_message("DeleteItem")
+        if isinstance(item, MeetingMessage):  # a message in the Inbox, not the meeting (inbox.py)
+            return delete_message(box, item, request.get("DeleteType", "HardDelete"), ctx.now)
         box.delete(item.item_id, ctx.now)
         if item.is_meeting and send in _SENDS and item.my_response_type == "Organizer":
             # Cancelling one occurrence updates the attendees' series; cancelling the item cancels theirs.

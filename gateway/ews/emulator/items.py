@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from lxml import etree
 
 from gateway.ews.emulator.fields import CALENDAR_ITEM_FIELDS, DEFAULT_FIELDS, WRITABLE, Elements
+from gateway.ews.emulator.inbox import MeetingMessage, message_xml
 from gateway.ews.emulator.mime import mime_content_xml
 from gateway.ews.emulator.model import CalendarItem
 from gateway.ews.emulator.soap import T
@@ -85,10 +86,12 @@ def _snap_all_day(item: CalendarItem) -> None:
     item.end = datetime.combine(end_day, datetime.min.time(), zone).astimezone(UTC)
 
 
-def item_xml(item: CalendarItem | Task, shape: Shape) -> etree._Element:
+def item_xml(item: CalendarItem | Task | MeetingMessage, shape: Shape) -> etree._Element:
     """A ``t:CalendarItem`` (or ``t:Task``) for a response, with the fields ``shape`` asks for, in schema order."""
     if isinstance(item, Task):
         return task_xml(item, shape)
+    if isinstance(item, MeetingMessage):  # a meeting request or cancellation in the Inbox
+        return message_xml(item, shape)
     elem = T.CalendarItem(T.ItemId(Id=item.item_id, ChangeKey=item.change_key))
     if shape.mime:  # ItemType's sequence starts with MimeContent, then ItemId
         elem.insert(0, mime_content_xml(item))

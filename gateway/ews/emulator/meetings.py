@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gateway.ews.emulator.ids import occurrence_id
+from gateway.ews.emulator.inbox import deliver_message
 from gateway.ews.emulator.model import Attendee, CalendarItem
 from gateway.ews.emulator.series import normalise_series
 
@@ -69,6 +70,9 @@ def receive_meeting(
     else:
         normalise_series(target)
         box.touch(target, now)
+    if existing is not None or target.my_response_type == "NoResponseReceived":
+        # A meeting that arrives answered (only the seed delivers such) leaves no request waiting.
+        deliver_message(box, target, master, new=existing is None, cancelled=cancelled, now=now)
 
 
 def _rehomed(exception: CalendarItem, master: CalendarItem) -> CalendarItem:

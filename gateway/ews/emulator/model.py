@@ -141,6 +141,11 @@ class CalendarItem:
     def zone(self) -> ZoneInfo:
         return zone_for(self.start_tz)
 
+    @property
+    def item_class(self) -> str:
+        """ItemClass (MS-OXCMSG PidTagMessageClass); meeting messages (inbox.py) have their own."""
+        return "IPM.Appointment"
+
     def attendees(self) -> list[Attendee]:
         return [*self.required, *self.optional, *self.resources]
 
