@@ -142,7 +142,7 @@ async def undecodable_forms(
 
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
-    index = ItemIndex(services.db.engine, services.db.locks)
+    index = ItemIndex(services.db.engine, services.db.locks, services.db.invalidations)
     limits = services.config.limits
     backend = EwsBackend(
         services.accounts,
@@ -201,7 +201,9 @@ def _bearer_matches(request: web.Request, token: str) -> bool:
 
 
 async def _open(app: web.Application) -> None:
-    await app[SERVICES_KEY].db.open()
+    db = app[SERVICES_KEY].db
+    await db.open()
+    await db.invalidations.start()  # PostgreSQL: hear of changes other replicas commit
 
 
 async def _close(app: web.Application) -> None:
