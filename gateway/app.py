@@ -185,7 +185,10 @@ async def metrics(request: web.Request) -> web.Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     body = (
-        request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+        # which worker answered (serve --workers: each process has its own counters, gateway/workers.py)
+        f"# HELP gateway_worker_pid The process id of the worker that answered.\n"
+        f"# TYPE gateway_worker_pid gauge\ngateway_worker_pid {os.getpid()}\n"
+        + request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
         + request.app[BACKEND_KEY].render_prometheus()
     )
