@@ -129,14 +129,14 @@ def test_every_write_through_one_replica_is_seen_at_once_by_every_replica(deploy
     clients = deployment.clients(path)
     expected: dict[str, str] = {}
     names: list[str] = []
-    for number in range(6):
+    for number in range(4):
         uid = f"rr-{number}-{uuid.uuid4().hex[:8]}"
         saved = calendars[turn()].save_event(event(uid, f"Created {number}"))
         name = urlparse(str(saved.url)).path.rsplit("/", 1)[1]
         names.append(name)
         expected[name] = f"Created {number}"
         assert_same_everywhere(clients, expected)
-    for number, name in enumerate(names[:4]):
+    for number, name in enumerate(names[:3]):
         calendar = calendars[turn()]
         loaded = calendar.event_by_url(calendar.url.join(name))
         loaded.load()
@@ -144,7 +144,7 @@ def test_every_write_through_one_replica_is_seen_at_once_by_every_replica(deploy
         loaded.save()
         expected[name] = f"Updated {number}"
         assert_same_everywhere(clients, expected)
-    for name in names[2:5]:
+    for name in names[1:3]:
         calendar = calendars[turn()]
         calendar.event_by_url(calendar.url.join(name)).delete()
         del expected[name]
