@@ -142,7 +142,7 @@ async def undecodable_forms(
 
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
-    index = ItemIndex(services.db.engine)
+    index = ItemIndex(services.db.engine, services.db.locks)
     limits = services.config.limits
     backend = EwsBackend(
         services.accounts,

@@ -7,7 +7,6 @@ kept for ``folder_cache_seconds``; their names follow :mod:`gateway.ews.calendar
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,7 +54,6 @@ class CalendarDirectory:
         # account id -> (loaded at, its calendar folders): small, so many more than live accounts
         self._folders: LRU[str, tuple[float, tuple[FolderRef, ...]]] = LRU(max(1000, 20 * live_accounts))
         self._bound: LRU[str, _Bound] = LRU(live_accounts)
-        self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def resolve(self, principal: Principal, calendar_id: str) -> MailboxCalendar:
         """The principal's calendar with this id (only their own accounts are searched, in order, and
@@ -101,10 +99,9 @@ class CalendarDirectory:
         refs = self._cached_refs(record)
         if refs is not None:
             return refs
-        lock = self._discovery_locks.get(record.account_id)
-        if lock is None:
-            lock = self._discovery_locks[record.account_id] = asyncio.Lock()
-        async with lock:  # parallel first requests of a user discover each mailbox once
+        # Parallel first requests of a user discover each mailbox once; across replicas, a discovery never
+        # runs between a MKCALENDAR's CreateFolder and its alias (collections.py holds the same lock).
+        async with self._index.discovery_lock(record.account_id):
             refs = self._cached_refs(record)
             if refs is not None:
                 return refs

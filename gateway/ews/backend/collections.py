@@ -112,9 +112,11 @@ class Collections:
         record = entries[0].record
         account = self._calls.account(entries[0])
         wanted = display_name or calendar_id
-        # one CreateFolder, more only while the name is taken
-        folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
-        await self._index.add_alias(record.account_id, calendar_id, folder.id)
+        # One CreateFolder, more only while the name is taken. No discovery (of any replica) runs between
+        # it and the alias, or it would name the new folder by its id until the folder list is read again.
+        async with self._index.discovery_lock(record.account_id):
+            folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
+            await self._index.add_alias(record.account_id, calendar_id, folder.id)
         stored: dict[str, str | None] = {k: v for k, v in properties.items() if k != DISPLAYNAME}
         if folder.name != wanted:
             stored |= {DISPLAYNAME: wanted, FOLDER_NAME: folder.name}
