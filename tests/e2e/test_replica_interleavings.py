@@ -1,0 +1,265 @@
+"""Random concurrent syncs and writes of one calendar through two replicas, compared with Exchange at the end.
+
+Two clients work at the same time, each through its own replica (``python -m gateway serve`` processes
+on one PostgreSQL database, tests/support/replicas.py). Each follows a seeded random sequence: creates,
+updates and deletes of its own events (whose outcome it knows exactly), PUTs and DELETEs of a few names
+both clients write (whichever lands last wins: the test only asks that Exchange and the index agree
+and that no name ever holds two items), GETs, sync-collection from its token (applied to its copy,
+as a syncing client keeps one) and changes made in Outlook (exchangelib straight at Exchange).
+
+At the end, through both replicas: the listing (PROPFIND Depth 1), sync-collection from scratch and
+each client's incrementally kept copy name the same resources; every GET answers the UID Exchange
+holds under that name (exchangelib FindItem for the UIDs, the emulator's store for the names);
+Exchange holds one item per name and per UID; each client's own events are what it last wrote.
+
+CI runs ``REPLICA_SEEDS`` seeds (default 2, ``REPLICA_STEPS`` = 14 steps per client); run more with
+``REPLICA_SEEDS=50``; replay one with ``REPLICA_SEED=<seed>`` (failures name it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import caldav
+import pytest
+import requests
+
+from tests.e2e.convergence import Client, event, exchange_names
+from tests.e2e.test_read_path import exchange_account
+from tests.support.emulator import EmulatorServer
+from tests.support.postgres import PostgresCluster
+from tests.support.replicas import ReplicaSet, ReplicaUser
+
+STEPS = int(os.environ.get("REPLICA_STEPS", "14"))
+SEEDS = (
+    [int(os.environ["REPLICA_SEED"])]
+    if "REPLICA_SEED" in os.environ
+    else list(range(1, 1 + int(os.environ.get("REPLICA_SEEDS", "2"))))
+)
+SHARED = ("shared-1.ics", "shared-2.ics")  # names both clients write
+RETRYABLE = (500, 502, 503, 504)
+
+
+@dataclass
+class Pair:
+    """Two replicas on one database and the user they serve."""
+
+    replicas: ReplicaSet
+    user: ReplicaUser
+    emulator: EmulatorServer
+
+    @property
+    def password(self) -> str:  # tests.e2e.convergence.Client reads it from its "stack"
+        return self.user.password
+
+
+@pytest.fixture(scope="module")
+def pair(
+    emulator_server: EmulatorServer,
+    postgres_cluster: PostgresCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Pair]:
+    emulator_server.reset()
+    database = postgres_cluster.create_database()
+    workdir = tmp_path_factory.mktemp("replica-pair")
+    try:
+        with ReplicaSet(workdir, emulator_server.base_url, postgres_cluster.url(database), 2) as replicas:
+            user = replicas.provision("alice", "alice@example.com", "alice-pw")
+            yield Pair(replicas, user, emulator_server)
+    finally:
+        postgres_cluster.drop_database(database)
+
+
+@dataclass
+class Worker:
+    """One client on one replica: its random choices, what it wrote, and its sync-collection copy."""
+
+    number: int
+    seed: int
+    client: Client
+    folder_name: str
+    emulator: EmulatorServer
+    log: list[str]
+    rng: random.Random = field(init=False)
+    own: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (UID, SUMMARY) it expects
+    token: str | None = None
+    copy: dict[str, str] = field(default_factory=dict)
+    counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed * 100 + self.number)
+
+    def note(self, text: str) -> None:
+        self.log.append(f"w{self.number}: {text}")
+
+    def send(self, request) -> requests.Response:
+        """The request, and again after a 5xx, as a client retries a request it got no verdict for."""
+        answer = request()
+        for _ in range(3):
+            if answer.status_code not in RETRYABLE:
+                break
+            answer = request()
+        return answer
+
+    def step(self) -> None:
+        actions = [self.create, self.update, self.delete, self.shared_put, self.shared_delete, self.sync]
+        actions += [self.read, self.outlook]
+        self.rng.choices(actions, [5, 3, 2, 2, 1, 4, 2, 1])[0]()
+
+    def create(self) -> None:
+        self.counter += 1
+        name, uid = f"w{self.number}-{self.counter}.ics", f"uid-{self.seed}-{self.number}-{self.counter}"
+        summary = f"W{self.number} event {self.counter}"
+        headers = {"If-None-Match": "*"} if self.rng.random() < 0.5 else {}
+        self.note(f"create {name}")
+        answer = self.send(lambda: self.client.put(name, event(uid, summary), headers))
+        assert answer.status_code == 201, f"create {name}: {answer.status_code} {answer.text}"
+        self.own[name] = (uid, summary)
+
+    def update(self) -> None:
+        if not self.own:
+            return self.create()
+        name = self.rng.choice(sorted(self.own))
+        uid, _ = self.own[name]
+        self.counter += 1
+        summary = f"W{self.number} edit {self.counter}"
+        self.note(f"update {name}")
+        answer = self.send(lambda: self.client.put(name, event(uid, summary)))
+        assert answer.status_code == 204, f"update {name}: {answer.status_code} {answer.text}"
+        self.own[name] = (uid, summary)
+
+    def delete(self) -> None:
+        if not self.own:
+            return self.create()
+        name = self.rng.choice(sorted(self.own))
+        self.note(f"delete {name}")
+        answer = self.send(lambda: self.client.delete(name))
+        assert answer.status_code == 204, f"delete {name}: {answer.status_code} {answer.text}"
+        del self.own[name]
+
+    def shared_put(self) -> None:
+        """Both clients PUT these names (same UID per name): created by one, updated by the other."""
+        name = self.rng.choice(SHARED)
+        self.counter += 1
+        self.note(f"put {name}")
+        answer = self.send(
+            lambda: self.client.put(name, event(f"uid-{self.seed}-{name}", f"W{self.number} {self.counter}"))
+        )
+        assert answer.status_code in (201, 204), f"put {name}: {answer.status_code} {answer.text}"
+
+    def shared_delete(self) -> None:
+        name = self.rng.choice(SHARED)
+        self.note(f"delete {name}")
+        answer = self.send(lambda: self.client.delete(name))
+        assert answer.status_code in (204, 404), f"delete {name}: {answer.status_code} {answer.text}"
+
+    def sync(self) -> None:
+        self.note("sync")
+        self.token, changed, deleted = self.client.sync(self.token)
+        for name in deleted:
+            self.copy.pop(name, None)
+        self.copy.update(changed)
+
+    def read(self) -> None:
+        if not self.own:
+            return
+        name = self.rng.choice(sorted(self.own))
+        self.note(f"get {name}")
+        answer = self.client.get(name)
+        assert answer.status_code == 200, f"GET {name}: {answer.status_code}"
+        assert f"SUMMARY:{self.own[name][1]}\r\n" in answer.text, f"GET {name}: {answer.text}"
+
+    def outlook(self) -> None:
+        """Outlook renames one of this client's events (exchangelib straight at Exchange)."""
+        if not self.own:
+            return
+        name = self.rng.choice(sorted(self.own))
+        uid, _ = self.own[name]
+        folder = next(
+            f for f in exchange_account(self.emulator).calendar.children if f.name == self.folder_name
+        )
+        item = next(i for i in folder.all() if i.uid == uid)
+        self.counter += 1
+        summary = f"Outlook {self.number} {self.counter}"
+        self.note(f"outlook renames {name}")
+        item.subject = summary
+        item.save(update_fields=["subject"])
+        self.own[name] = (uid, summary)
+
+
+def run_concurrently(workers: list[Worker], steps: int) -> None:
+    """Each worker's steps on its own thread; the first failure is raised here."""
+    errors: list[BaseException] = []
+
+    def work(worker: Worker) -> None:
+        try:
+            for _ in range(steps):
+                worker.step()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a client is still waiting for an answer after 120 s"
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed-{s}" for s in SEEDS])
+def test_concurrent_writes_and_syncs_through_two_replicas_end_with_the_index_equal_to_exchange(pair, seed):
+    folder_name = f"Two replicas {seed}"
+    made = (
+        caldav.DAVClient(
+            url=pair.replicas[0].base_url + "/", username=pair.user.username, password=pair.user.password
+        )
+        .principal()
+        .make_calendar(name=folder_name)
+    )
+    path = urlparse(str(made.url)).path
+    log: list[str] = []
+    workers = [
+        Worker(
+            number, seed, Client(pair, pair.replicas[number].base_url + path), folder_name, pair.emulator, log
+        )
+        for number in range(2)
+    ]
+    where = f"seed {seed} (replay: REPLICA_SEED={seed})"
+    try:
+        run_concurrently(workers, STEPS)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} — {where}; steps: {' | '.join(log[-16:])}") from exc
+    where += "; steps: " + " | ".join(log[-16:])
+
+    # Exchange's state: the names the gateway gave (the emulator's store) and the UIDs FindItem lists.
+    held = exchange_names(pair.emulator, folder_name=folder_name)
+    folder = next(f for f in exchange_account(pair.emulator).calendar.children if f.name == folder_name)
+    found_uids = [item.uid for item in folder.all()]
+    assert len(found_uids) == len(set(found_uids)), f"two items with one UID: {sorted(found_uids)} — {where}"
+    assert sorted(held.values()) == sorted(found_uids), f"Exchange {held} vs FindItem {found_uids} — {where}"
+    for worker in workers:
+        mine = {name: uid for name, (uid, _) in worker.own.items()}
+        theirs = {n: u for n, u in held.items() if n.startswith(f"w{worker.number}-")}
+        assert theirs == mine, f"worker {worker.number}: Exchange holds {theirs}, it wrote {mine} — {where}"
+
+    # The index through both replicas: listing, sync from scratch, each client's copy, GETs.
+    for worker in workers:
+        listing = worker.client.listing()
+        assert set(listing) == set(held), f"replica {worker.number} lists {sorted(listing)} — {where}"
+        _, fresh, _ = worker.client.sync(None)
+        assert fresh == listing, f"replica {worker.number}: sync from scratch {fresh} — {where}"
+        worker.sync()
+        assert worker.copy == listing, f"replica {worker.number}: kept copy {worker.copy} — {where}"
+        for name, uid in held.items():
+            answer = worker.client.get(name)
+            assert answer.status_code == 200, f"GET {name} on replica {worker.number} — {where}"
+            assert f"UID:{uid}\r\n" in answer.text and answer.headers["ETag"] == listing[name], where
+        for name, (_, summary) in worker.own.items():
+            assert f"SUMMARY:{summary}\r\n" in worker.client.get(name).text, f"{name} — {where}"
