@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.locks import Locks
+from gateway.store.notify import FOLDERS, PROPERTIES, Invalidations
 from gateway.store.schema import calendar_alias, calendar_property, calendar_state, indexed_item
 
 NAMES_PER_QUERY = 500  # bound parameters per IN list (SQLite allows 999 in old builds)
@@ -166,10 +167,14 @@ class CollectionRecords:
     """What the gateway keeps about calendar collections themselves: the URL segment a client chose
     (aliases) and the properties Exchange has no field for."""
 
-    def __init__(self, engine: AsyncEngine, locks: Locks | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, locks: Locks | None = None, invalidations: Invalidations | None = None
+    ) -> None:
         self._engine = engine
-        # Shared with every process of the database when given (Database.locks); else this process's own.
+        # Shared with every process of the database when given (Database.locks, Database.invalidations);
+        # else this process's own.
         self._locks = locks or Locks()
+        self.invalidations = invalidations or Invalidations(engine, local=True)
 
     async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -178,6 +183,8 @@ class CollectionRecords:
                     account_id=account_id, calendar_id=calendar_id, folder_id=folder_id
                 )
             )
+            await self.invalidations.announce(conn, FOLDERS, account_id)  # every replica lists it anew
+        self.invalidations.drop(FOLDERS, account_id)
 
     async def aliases(self, account_id: str) -> dict[str, str]:
         """folder id → the calendar id a client chose for it."""
@@ -195,6 +202,8 @@ class CollectionRecords:
                     & (calendar_alias.c.calendar_id == calendar_id)
                 )
             )
+            await self.invalidations.announce(conn, FOLDERS, account_id)
+        self.invalidations.drop(FOLDERS, account_id)
 
     async def properties(self, account_id: str) -> dict[str, dict[str, str]]:
         """calendar id → {property Clark name: value}."""
@@ -220,6 +229,8 @@ class CollectionRecords:
                             account_id=account_id, calendar_id=calendar_id, name=name, value=value
                         )
                     )
+            await self.invalidations.announce(conn, PROPERTIES, account_id)
+        self.invalidations.drop(PROPERTIES, account_id)
 
     async def drop_properties(self, account_id: str, calendar_id: str) -> None:
         """Remove every stored property of a calendar (it was deleted)."""
@@ -230,6 +241,8 @@ class CollectionRecords:
                     & (calendar_property.c.calendar_id == calendar_id)
                 )
             )
+            await self.invalidations.announce(conn, PROPERTIES, account_id)
+        self.invalidations.drop(PROPERTIES, account_id)
 
 
 class ItemIndex(CollectionRecords):

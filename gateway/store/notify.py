@@ -8,8 +8,11 @@ never for a change rolled back; every process ``LISTEN``\\ s on one connection o
 the notice names. One channel, :data:`CHANNEL`, carries ``<kind>\\n<key>`` (a channel per key would need
 a LISTEN per cached key).
 
-Kinds, and who subscribes: ``user`` (a user's accounts, settings, app passwords; key: user id; ``*``
-for every user), ``app_password`` (key: its id), ``folders`` and ``properties`` (key: account id).
+The kinds (constants below), and who subscribes: :data:`ACCOUNTS` (a user's accounts and settings;
+key: user id, ``*`` for every user: gateway/accounts/exchange_accounts.py), :data:`SIGN_IN` (a user's
+verified app passwords, key: user id) and :data:`APP_PASSWORD` (key: its id; both
+gateway/accounts/service.py), :data:`FOLDERS` and :data:`PROPERTIES` (a mailbox's calendar folders and
+stored collection properties; key: account id; gateway/ews/backend/calendars.py, collections.py).
 
 Missed notices: while the listening connection is down nothing is cached (:meth:`Invalidations.token`
 is None), and every cache is dropped when it is lost and again once it is back, so a notice sent
@@ -36,6 +39,11 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_invalidate"
 EVERY_KEY = "*"
+ACCOUNTS = "accounts"
+SIGN_IN = "sign_in"
+APP_PASSWORD = "app_password"
+FOLDERS = "folders"
+PROPERTIES = "properties"
 PING_SECONDS = 10.0  # a connection lost without a FIN (a dead peer) is noticed this long after at most
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts, the last repeated
 
@@ -46,11 +54,12 @@ _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 class Invalidations:
     """Subscriptions of caches to kinds of change, and the announcements of changes."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, local: bool = False) -> None:
+        """``local``: this process's caches only (a test's or a command's own index), nothing announced."""
         self._engine = engine
         url = engine.url
         self._dsn: str | None = None
-        if url.get_backend_name() == "postgresql":
+        if url.get_backend_name() == "postgresql" and not local:
             self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._subscribers: dict[str, list[Drop]] = {}
         self._generation = 0
@@ -91,7 +100,7 @@ class Invalidations:
         This process drops it now as well; the writer drops it again after the commit (:meth:`drop`),
         so a read that raced the write is not cached."""
         self.drop(kind, key)
-        if conn.dialect.name == "postgresql":
+        if self._dsn is not None:
             await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{kind}\n{key}"})
 
     async def publish(self, kind: str, key: str) -> None:
