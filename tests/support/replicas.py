@@ -72,7 +72,9 @@ class Replica:
         """Start the process (appending to the log: a restart keeps what the earlier run printed)."""
         with self.log.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config)],
+                # One process per replica (serve's default on PostgreSQL is one per core): the tests kill
+                # and count replicas by their process, and the 2 cores of CI run three of them.
+                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config), "--workers", "1"],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
@@ -89,7 +91,7 @@ class Replica:
             try:
                 if requests.get(self.base_url + "/readyz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.05)
         code = None if self.popen is None else self.popen.poll()
