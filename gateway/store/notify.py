@@ -135,7 +135,7 @@ class Invalidations:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, caching stays off and it tries again
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
                 log.warning(
                     "cache invalidation: cannot listen (%s); again in %.1f s", type(exc).__name__, delay
@@ -151,7 +151,7 @@ class Invalidations:
                 self.drop_all()  # anything announced before the LISTEN took effect
                 self._connected.set()
                 await self._watch(conn, lost)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any loss (network, server, driver): listen anew
                 log.warning("cache invalidation: listening connection lost (%s)", type(exc).__name__)
             finally:
                 self._listening = False

@@ -174,7 +174,8 @@ class Collections:
         await self._calls.run(cal.account, "DeleteFolder", lambda: cal.folder.delete())
         account_id = cal.record.account_id
         self._directory.forget([cal.record])
-        await self._index.forget_calendar(cal.key)
+        async with self._index.lock(cal.key):  # no replica's sync of it writes rows back meanwhile
+            await self._index.forget_calendar(cal.key)
         await self._index.drop_alias(account_id, calendar_id)
         await self._store(account_id, self._index.drop_properties(account_id, calendar_id))
 
