@@ -164,6 +164,46 @@ def test_every_write_through_one_replica_is_seen_at_once_by_every_replica(deploy
             assert client.get(name).status_code == 404, f"deleted {name} still served by replica {number}"
 
 
+def test_one_new_event_put_through_two_replicas_at_once_is_one_item(deployment):
+    """Two devices send the same new event at the same moment, the balancer hands them to two replicas:
+    one PUT creates it, the other replaces it (or, under another name, gets no-uid-conflict); Exchange
+    holds one item (RFC 4791 §5.3.2.1)."""
+    path = deployment.new_calendar("At once")
+    first, second = deployment.client(0, path), deployment.client(1, path)
+    for attempt in range(3):
+        uid = f"at-once-{attempt}"
+        same_name = simultaneously(
+            (first, f"same-{attempt}.ics", event(uid, "First")),
+            (second, f"same-{attempt}.ics", event(uid, "Second")),
+        )
+        assert sorted(same_name) == [201, 204], f"attempt {attempt}: {same_name}"
+        other = f"other-{attempt}"
+        two_names = simultaneously(
+            (first, f"{other}-a.ics", event(other, "A")), (second, f"{other}-b.ics", event(other, "B"))
+        )
+        assert sorted(two_names) == [201, 403], f"attempt {attempt}: {two_names}"  # no-uid-conflict
+    held = sorted(exchange_names(deployment.emulator, folder_name="At once").values())
+    assert held == sorted([f"at-once-{n}" for n in range(3)] + [f"other-{n}" for n in range(3)]), held
+
+
+def simultaneously(*puts: tuple[Client, str, str]) -> list[int]:
+    """Each PUT (client, name, body) from its own thread, released together; their statuses in order."""
+    barrier = threading.Barrier(len(puts))
+    statuses = [0] * len(puts)
+
+    def send(position: int) -> None:
+        client, name, body = puts[position]
+        barrier.wait()
+        statuses[position] = client.put(name, body).status_code
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(puts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
 # --- sync-collection across replicas -----------------------------------------------------------------
 
 
