@@ -391,8 +391,8 @@ class Writes:
 def test_a_replica_killed_mid_write_loses_nothing_duplicates_nothing_and_leaves_no_lock(deployment):
     """Two clients create events through replica 1 in a loop; replica 1 gets SIGKILL while one CreateItem
     has been carried out by Exchange but not yet answered (the crash window between Exchange and the
-    index), and while other writes are in flight. Another replica syncs and writes the calendar at once
-    (no lock left behind); replica 1 restarts; the clients retry what they never got an answer for. Then
+    index, holding the calendar's create lock), and while the other client's PUT waits for that lock.
+    Another replica syncs the calendar and creates an event in it at once (no lock left behind); replica 1 restarts; the clients retry what they never got an answer for. Then
     every event is in Exchange and in every replica's listing exactly once."""
     emulator = deployment.emulator
     path = deployment.new_calendar("Killed")
@@ -401,7 +401,7 @@ def test_a_replica_killed_mid_write_loses_nothing_duplicates_nothing_and_leaves_
     survivor = deployment.client(1, path)
     survivor.sync(None)  # the calendar's index exists before the writes start
     creates_before = emulator.stats()["operations"].get("CreateItem", 0)
-    hang_after = 6  # the 7th CreateItem is carried out, its answer held back until the kill
+    hang_after = 3  # the 4th CreateItem is carried out, its answer held back until the kill
     emulator.set_faults(
         rules=[
             {
@@ -436,10 +436,10 @@ def test_a_replica_killed_mid_write_loses_nothing_duplicates_nothing_and_leaves_
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 30
-    while emulator.stats()["operations"].get("CreateItem", 0) < creates_before + hang_after + 2:
+    while emulator.stats()["operations"].get("CreateItem", 0) < creates_before + hang_after + 1:
         assert time.monotonic() < deadline, "the writers did not reach the held-back CreateItem"
         time.sleep(0.02)
-    time.sleep(0.1)  # the other writer's next request is in flight too
+    time.sleep(0.2)  # the other writer's PUT is in flight too (waiting for the calendar's create lock)
     victim.kill()
     stop.set()
     for thread in threads:
