@@ -13,8 +13,10 @@ import requests
 
 from tests.e2e.convergence import ICS, event, exchange_names
 from tests.e2e.test_read_path import dav_client
+from tests.support.gateway import GatewayStack
 from tests.support.postgres import on_both_stores
 
+CALENDARS = 4  # twice the lock connections the starvation test leaves a process
 ATTEMPTS = 4  # rounds of simultaneous PUTs: the race needs both past the look-up before either creates
 
 
@@ -76,3 +78,33 @@ def test_simultaneous_puts_of_one_uid_under_two_names_create_one_item(stack, emu
         )
         assert sorted(statuses) == [201, 403], statuses  # CALDAV:no-uid-conflict for the second
         assert uids_in_exchange(emulator).count(uid) == 1, f"attempt {attempt}"
+
+
+def test_creates_in_many_calendars_at_once_do_not_starve_the_lock_connections(
+    emulator, tmp_path, postgres_cluster, monkeypatch
+):
+    """Each create holds its calendar's create lock (one lock connection) and then needs the calendar's
+    index lock (another) for its look-up: creates in as many calendars as there are lock connections,
+    all at once, must not each hold one and wait for another until the pool gives up."""
+    from gateway.store import locks
+
+    monkeypatch.setattr(locks, "LOCK_POOL_SIZE", 1)
+    monkeypatch.setattr(locks, "LOCK_POOL_OVERFLOW", 1)
+    monkeypatch.setattr(locks, "LOCK_WAIT_SECONDS", 5.0)
+    database = postgres_cluster.create_database()
+    try:
+        with GatewayStack(emulator, tmp_path / "data", database_url=postgres_cluster.url(database)) as stack:
+            principal = dav_client(stack).principal()
+            urls = [str(principal.calendars()[0].url)]
+            urls += [str(principal.make_calendar(name=f"Other {n}").url) for n in range(CALENDARS - 1)]
+            for attempt in range(ATTEMPTS):
+                statuses = at_once(
+                    [
+                        (url + f"many-{attempt}.ics", event(f"many-{n}-{attempt}", "Many"))
+                        for n, url in enumerate(urls)
+                    ],
+                    stack.password,
+                )
+                assert statuses == [201] * CALENDARS, f"attempt {attempt}: {statuses}"
+    finally:
+        postgres_cluster.drop_database(database)
