@@ -72,6 +72,7 @@ from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
+from gateway.store import locks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,6 +103,11 @@ class Writer:
         self._index = index
         self._tracker = tracker
         self._default_tz = default_tz
+        # A create holds its calendar's create lock while its look-up takes the index lock: two lock
+        # connections (gateway/store/locks.py). At most half the lock connections go to create locks, so
+        # the holders always find one for the index lock they wait for (else all could hold one, wait
+        # for a second, and starve until the pool gives up).
+        self._creating = asyncio.Semaphore(max(1, (locks.LOCK_POOL_SIZE + locks.LOCK_POOL_OVERFLOW) // 2))
 
     async def put(
         self, cal: MailboxCalendar, name: str, ical: str, if_match: str | None, if_none_match: bool
@@ -154,7 +160,7 @@ class Writer:
             existing, holder = await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
             if existing is not None:
                 return await self._write(cal, put, existing, holder)
-        async with self._index.create_lock(cal.key):
+        async with self._creating, self._index.create_lock(cal.key):
             await self._tracker.refresh(cal)
             existing, holder = await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
             return await self._write(cal, put, existing, holder)
