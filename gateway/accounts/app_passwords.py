@@ -16,7 +16,7 @@ from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_passw
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.store.database import Database
-from gateway.store.notify import APP_PASSWORD
+from gateway.store.notify import APP_PASSWORD, SIGN_IN
 from gateway.store.schema import app_passwords, users
 
 
@@ -87,12 +87,14 @@ class AppPasswords:
             if cached is not None:
                 attempt.succeeded()
                 return cached.user_id
-            token = self.db.invalidations.token()
+            # which password and user it is shows only after the check: any revocation or user deletion
+            # meanwhile (rare) keeps it out of the cache
+            tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
             found = await self._check(name, password)
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
-                if self.db.invalidations.still(token):  # not revoked while it was checked
+                if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
                     self.verified.put(username, password, user_id, ap_id)
                 await self._touch(ap_id)
                 return user_id

@@ -189,9 +189,11 @@ class Collections:
         cached = self._stored.hit(account_id)
         if cached and loop.time() - cached[0] < PROPERTY_CACHE_SECONDS:
             return cached[1]
-        token = self._index.invalidations.token()
+        token = self._index.invalidations.token(PROPERTIES, account_id)
         found = await self._index.properties(account_id)
-        if self._index.invalidations.still(token):  # not written (by any replica) while it was read
+        if self._index.invalidations.still(
+            token, PROPERTIES, account_id
+        ):  # not written (by any replica) while it was read
             self._stored.put(account_id, (loop.time(), found))
         return found
 
