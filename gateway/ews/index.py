@@ -252,6 +252,11 @@ class ItemIndex(CollectionRecords):
         """Held while a calendar's index is written from Exchange's answers (a sync, a recorded write)."""
         return self._locks.hold(f"index:{calendar_key}")
 
+    def create_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """Held by a PUT from its look-up in Exchange to its CreateItem, so that two PUTs of one new
+        name or UID (in any replica) never both find nothing and both create (docs/WRITES.md rule 6)."""
+        return self._locks.hold(f"create:{calendar_key}")
+
     def discovery_lock(self, account_id: str) -> AbstractAsyncContextManager[None]:
         """Held while a mailbox's calendar folders are discovered or one is created with its alias."""
         return self._locks.hold(f"folders:{account_id}")

@@ -72,6 +72,7 @@ from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
+from gateway.store import locks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,6 +103,11 @@ class Writer:
         self._index = index
         self._tracker = tracker
         self._default_tz = default_tz
+        # A create holds its calendar's create lock while its look-up takes the index lock: two lock
+        # connections (gateway/store/locks.py). At most half the lock connections go to create locks, so
+        # the holders always find one for the index lock they wait for (else all could hold one, wait
+        # for a second, and starve until the pool gives up).
+        self._creating = asyncio.Semaphore(max(1, (locks.LOCK_POOL_SIZE + locks.LOCK_POOL_OVERFLOW) // 2))
 
     async def put(
         self, cal: MailboxCalendar, name: str, ical: str, if_match: str | None, if_none_match: bool
@@ -136,43 +142,57 @@ class Writer:
 
     async def _put_once(self, cal: MailboxCalendar, put: _Put) -> PutResult:
         for _ in range(2):  # once more if the indexed item turns out to be gone from Exchange
-            existing, holder = await self._locate(cal, put)
-            if existing is not None and existing.uid is not None and existing.uid != put.resource.uid:
-                # RFC 4791 §5.3.2.1 (CALDAV:no-uid-conflict) forbids both a UID another resource holds and
-                # overwriting "an existing calendar object resource with one that has a different UID":
-                # the resource named is then the one addressed, which keeps its UID.
-                raise UidConflict(
-                    f"This resource holds the event with UID {existing.uid!r}; a PUT cannot change it to "
-                    f"{put.resource.uid!r}. Store the new event under a new name.",
-                    put.name,
-                )
-            if holder is not None and (existing is None or holder.item_id != existing.item_id):
-                raise UidConflict(
-                    f"The UID {put.resource.uid!r} is already used by another resource in this calendar.",
-                    holder.name,
-                )
-            if existing is None:
-                if put.if_match:
-                    raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
-                await self._create(cal, put)
-                return PutResult(etag=None, created=True)  # Exchange re-renders: never octet-identical
-            current = await _fetch(self._calls, cal, existing.item_id, _CURRENT_FIELDS)
-            if current is not None:
-                await self._replace(cal, current, put)
-                return PutResult(etag=None, created=False)
-            await self._tracker.record_deleted(cal, existing.item_id)  # the index learns it is gone
+            result = await self._put_located(cal, put)
+            if result is not None:
+                return result
         raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
 
-    async def _locate(self, cal: MailboxCalendar, put: _Put) -> tuple[IndexedItem | None, IndexedItem | None]:
-        """(the item named like the request, the item with its UID), after a SyncFolderItems when the
-        index alone cannot tell (a create is checked against Exchange's current state in any case;
-        a retried PUT finds the item its first attempt created)."""
+    async def _put_located(self, cal: MailboxCalendar, put: _Put) -> PutResult | None:
+        """The PUT against the item named like the request and the item with its UID; None when the
+        indexed item was gone from Exchange (the index has learnt it).
+
+        An item the index knows is written at once. Otherwise Exchange's current state is looked up
+        (a SyncFolderItems: a create is checked against it in any case, and a retried PUT finds the
+        item its first attempt created) and the item created under the calendar's create lock, held
+        in every replica: two PUTs of one new name or UID sent at once would otherwise both find
+        nothing and both create (RFC 4791 §5.3.2.1 no-uid-conflict; docs/WRITES.md rule 6)."""
         if not put.if_none_match:
             existing, holder = await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
             if existing is not None:
-                return existing, holder
-        await self._tracker.refresh(cal)
-        return await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
+                return await self._write(cal, put, existing, holder)
+        async with self._creating, self._index.create_lock(cal.key):
+            await self._tracker.refresh(cal)
+            existing, holder = await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
+            return await self._write(cal, put, existing, holder)
+
+    async def _write(
+        self, cal: MailboxCalendar, put: _Put, existing: IndexedItem | None, holder: IndexedItem | None
+    ) -> PutResult | None:
+        if existing is not None and existing.uid is not None and existing.uid != put.resource.uid:
+            # RFC 4791 §5.3.2.1 (CALDAV:no-uid-conflict) forbids both a UID another resource holds and
+            # overwriting "an existing calendar object resource with one that has a different UID":
+            # the resource named is then the one addressed, which keeps its UID.
+            raise UidConflict(
+                f"This resource holds the event with UID {existing.uid!r}; a PUT cannot change it to "
+                f"{put.resource.uid!r}. Store the new event under a new name.",
+                put.name,
+            )
+        if holder is not None and (existing is None or holder.item_id != existing.item_id):
+            raise UidConflict(
+                f"The UID {put.resource.uid!r} is already used by another resource in this calendar.",
+                holder.name,
+            )
+        if existing is None:
+            if put.if_match:
+                raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
+            await self._create(cal, put)
+            return PutResult(etag=None, created=True)  # Exchange re-renders: never octet-identical
+        current = await _fetch(self._calls, cal, existing.item_id, _CURRENT_FIELDS)
+        if current is not None:
+            await self._replace(cal, current, put)
+            return PutResult(etag=None, created=False)
+        await self._tracker.record_deleted(cal, existing.item_id)  # the index learns it is gone
+        return None
 
     async def _replace(self, cal: MailboxCalendar, current: CalendarItem, put: _Put) -> None:
         """Nothing when Exchange already holds the body (its retry), else UpdateItem after the preconditions."""
