@@ -27,8 +27,9 @@ from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Calendar, Folder, Root
-from exchangelib.items import ID_ONLY, SHALLOW
+from exchangelib.folders import Calendar, Drafts, Folder, Root, SentItems
+from exchangelib.items import ID_ONLY, SAVE_ONLY, SEND_AND_SAVE_COPY, SEND_TO_NONE, SHALLOW
+from exchangelib.items.calendar_item import BaseMeetingReplyItem
 from exchangelib.properties import (
     CalendarView,
     DistinguishedFolderId,
@@ -39,7 +40,7 @@ from exchangelib.properties import (
     TimeZone,
 )
 from exchangelib.protocol import BaseProtocol, CachingProtocol, Protocol
-from exchangelib.services import FindItem, GetUserAvailability
+from exchangelib.services import CreateItem, FindItem, GetUserAvailability
 from lxml import etree
 
 from gateway.ews.metrics import EwsMetrics, soap_operation
@@ -241,6 +242,33 @@ def distinguished_calendar(account: Account) -> Calendar:
         _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
     )
     return Calendar.get_distinguished(root=root)
+
+
+def send_meeting_response(account: Account, response: BaseMeetingReplyItem, send: bool) -> None:
+    """CreateItem of a meeting response object (AcceptItem, TentativelyAcceptItem, DeclineItem) in one call.
+
+    ``send``: ``SendAndSaveCopy`` with the copy in Sent Items, as Outlook does; otherwise ``SaveOnly``
+    (the answer is recorded in the calendar, the response waits unsent in Drafts). exchangelib's
+    ``send()`` first looks the folder up (``account.sent``: two GetFolders). Relies on a folder built
+    without an id addressing itself by its distinguished id (``BaseFolder.to_id``), and on
+    ``CreateItem.call``'s arguments.
+    """
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(
+            id=Root.DISTINGUISHED_FOLDER_ID, mailbox=Mailbox(email_address=account.primary_smtp_address)
+        ),
+    )
+    folder = SentItems(root=root) if send else Drafts(root=root)
+    results = CreateItem(account=account).call(
+        items=[response],
+        folder=folder,
+        message_disposition=SEND_AND_SAVE_COPY if send else SAVE_ONLY,
+        send_meeting_invitations=SEND_TO_NONE,
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
 
 
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:

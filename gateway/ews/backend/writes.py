@@ -5,6 +5,8 @@
   The answer carries no ETag: Exchange re-renders the event, so it is never octet-identical to the
   request (RFC 4791 §5.3.4) and the client fetches it before changing it again. A created item is
   indexed at once, so that GET is one GetItem;
+- a PUT that only answers an invitation: GetItem + one CreateItem of AcceptItem, TentativelyAcceptItem
+  or DeclineItem (:mod:`.replies`);
 - DELETE: GetItem (only for If-Match or invitations) + DeleteItem.
 
 ``If-Match`` is checked by Exchange itself (``ConflictResolution=NeverOverwrite``), so a change made
@@ -69,6 +71,7 @@ from gateway.ews.backend import replay
 from gateway.ews.backend.calls import EwsCalls, ExchangeRefused, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
+from gateway.ews.backend.replies import Replies, Reply
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
@@ -88,6 +91,7 @@ class _Put:
     """One PUT request, as every attempt at it sees it."""
 
     name: str
+    ical: str
     resource: mapping.EventResource
     fingerprint: str
     if_match: str | None
@@ -102,6 +106,7 @@ class Writer:
         self._index = index
         self._tracker = tracker
         self._default_tz = default_tz
+        self._replies = Replies(calls, index, tracker, _recent)  # PUTs that answer invitations
 
     async def put(
         self, cal: MailboxCalendar, name: str, ical: str, if_match: str | None, if_none_match: bool
@@ -109,7 +114,7 @@ class Writer:
         """Create (CreateItem) or replace (GetItem + UpdateItem) the object ``name``."""
         resource = await _from_ical(ical, self._default_tz)
         _check_overrides(resource)  # before any write: a create is not left half done by bad input
-        request = _Put(name, resource, replay.fingerprint(ical), if_match, if_none_match)
+        request = _Put(name, ical, resource, replay.fingerprint(ical), if_match, if_none_match)
         await self._tracker.creates_recorded(cal)  # a PUT right after a PUT finds the new row
 
         async def attempt(number: int) -> PutResult:
@@ -152,6 +157,8 @@ class Writer:
                     holder.name,
                 )
             if existing is None:
+                if await self._replies.declined_here(cal, put.resource, None, put.name):
+                    return PutResult(etag=None, created=False)  # the retry of a decline that went through
                 if put.if_match:
                     raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
                 await self._create(cal, put)
@@ -159,6 +166,8 @@ class Writer:
             current = await _fetch(self._calls, cal, existing.item_id, _CURRENT_FIELDS)
             if current is not None:
                 await self._replace(cal, current, put)
+                return PutResult(etag=None, created=False)
+            if await self._replies.declined_here(cal, put.resource, existing, put.name):
                 return PutResult(etag=None, created=False)
             await self._tracker.record_deleted(cal, existing.item_id)  # the index learns it is gone
         raise PreconditionFailed("The resource changed or vanished in Exchange meanwhile; read it again.")
@@ -175,13 +184,21 @@ class Writer:
         return await self._index.by_name_and_uid(cal.key, put.name, put.resource.uid)
 
     async def _replace(self, cal: MailboxCalendar, current: CalendarItem, put: _Put) -> None:
-        """Nothing when Exchange already holds the body (its retry), else UpdateItem after the preconditions."""
+        """Nothing when Exchange already holds the body (its retry), else, after the preconditions, the
+        answer to an invitation (:mod:`.replies`) or UpdateItem."""
         if current.caldav_fingerprint == put.fingerprint and await self._replayed(cal, current, put):
             return
+        reply = await self._replies.decide(
+            cal, current, put.resource, put.ical, lambda: _exceptions(self._calls, cal, current)
+        )
+        if reply is True and put.if_match and put.if_match != current.changekey:
+            return  # the retry of an answer Exchange holds already (RFC 9110 §13.1.1)
         if put.if_none_match:
             raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
         if put.if_match and put.if_match != current.changekey:
             raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
+        if isinstance(reply, Reply):
+            return await self._replies.send(cal, current, reply)
         await self._update(cal, current, put)
 
     async def _create(self, cal: MailboxCalendar, put: _Put) -> None:
