@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 import requests
 from exchangelib import CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
@@ -148,3 +149,46 @@ def test_an_answer_costs_one_ews_call_beyond_the_puts_look_ups(stack, emulator):
     assert organizer_sees(emulator, uid) == "Tentative"
     back = requests.get(url, auth=auth)
     assert own_partstat(back.text) == "TENTATIVE" and back.headers["ETag"] != read.headers["ETag"]
+
+
+def sent_answers(emulator, uid: str) -> list[str]:
+    return [m.kind for m in emulator.state.store.mailboxes[ALICE].sent if m.uid == uid]
+
+
+@pytest.mark.parametrize(
+    ("kind", "partstat"),
+    [
+        ("drop", "ACCEPTED"),
+        ("http_503", "DECLINED"),
+        ("server_busy", "ACCEPTED"),
+        ("server_busy", "DECLINED"),
+        ("drop", "DECLINED"),
+    ],
+)
+def test_an_answer_whose_reply_is_lost_is_sent_once(stack, emulator, kind, partstat):
+    """Exchange does the CreateItem and the answer is lost: the client's retry (same body, same If-Match)
+    succeeds, and the organizer hears once."""
+    uid = invite(emulator)
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    read = requests.get(url, auth=auth)
+    request = {
+        "data": answered(read.text, partstat).encode(),
+        "headers": {**ICS, "If-Match": read.headers["ETag"]},
+        "auth": auth,
+    }
+    emulator.set_faults(rules=[{"kind": kind, "operation": "CreateItem", "count": 1, "when": "after"}])
+    first = requests.put(url, **request)
+    # A lost answer is 503; Exchange's busy refusal makes the gateway look again itself and succeed.
+    assert first.status_code in ((204,) if kind == "server_busy" else (502, 503, 504)), first.text
+    emulator.set_faults(rules=[])
+    retry = requests.put(url, **request)
+    assert retry.status_code == 204, retry.text
+    expected = {"ACCEPTED": "Accept", "DECLINED": "Decline"}[partstat]
+    assert sent_answers(emulator, uid) == [expected]
+    assert organizer_sees(emulator, uid) == expected
+    if partstat == "DECLINED":
+        assert in_alices_calendar(emulator, uid) == []  # not put back by the retry
+        assert requests.get(url, auth=auth).status_code == 404
+    else:
+        assert own_partstat(requests.get(url, auth=auth).text) == "ACCEPTED"
