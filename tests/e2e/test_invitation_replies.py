@@ -192,3 +192,129 @@ def test_an_answer_whose_reply_is_lost_is_sent_once(stack, emulator, kind, parts
         assert requests.get(url, auth=auth).status_code == 404
     else:
         assert own_partstat(requests.get(url, auth=auth).text) == "ACCEPTED"
+
+
+# How three clients store their answer to Bob's invitation (RFC 6638 §3.2.2): each rewrites the event
+# in its own words — its PRODID, its own VTIMEZONE, parameters in its order, its X- properties, a fresh
+# DTSTAMP — but changes nothing Exchange holds except Alice's PARTSTAT (and, for Evolution, a COMMENT).
+BERLIN = (
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"
+    "TZNAME:CEST\r\nDTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\n"
+    "BEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nTZNAME:CET\r\nDTSTART:19701025T030000\r\n"
+    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+)
+THUNDERBIRD_ACCEPT = (
+    "BEGIN:VCALENDAR\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\nVERSION:2.0\r\n"
+    f"{BERLIN}BEGIN:VEVENT\r\nCREATED:20261206T120000Z\r\nLAST-MODIFIED:20261207T081500Z\r\n"
+    "DTSTAMP:20261207T081500Z\r\nUID:{uid}\r\nSUMMARY:Budget review\r\n"
+    'ORGANIZER;CN="Bob Brown":mailto:bob@example.com\r\n'
+    "ATTENDEE;CN=Alice Adams;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT;CUTYPE=INDIVIDUAL:mailto:alice@example.com\r\n"
+    "ATTENDEE;CN=Guest;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;CUTYPE=INDIVIDUAL:mailto:guest@elsewhere.example\r\n"
+    "X-MOZ-RECEIVED-SEQUENCE:0\r\nX-MOZ-RECEIVED-DTSTAMP:20261206T120000Z\r\nX-MOZ-GENERATION:1\r\n"
+    "DTSTART;TZID=Europe/Berlin:20261215T100000\r\nDTEND;TZID=Europe/Berlin:20261215T110000\r\n"
+    "TRANSP:OPAQUE\r\nSEQUENCE:0\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER;VALUE=DURATION:-PT15M\r\n"
+    "DESCRIPTION:Default Mozilla Description\r\nEND:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+APPLE_TENTATIVE = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Apple Inc.//macOS 14.5//EN\r\nCALSCALE:GREGORIAN\r\n"
+    f"{BERLIN}BEGIN:VEVENT\r\nTRANSP:OPAQUE\r\nDTEND;TZID=Europe/Berlin:20261215T110000\r\n"
+    "ATTENDEE;CN=Alice Adams;CUTYPE=INDIVIDUAL;EMAIL=alice@example.com;PARTSTAT=TENTATIVE;ROLE=REQ-PARTI\r\n"
+    " CIPANT:mailto:alice@example.com\r\n"
+    "ATTENDEE;CN=Guest;CUTYPE=INDIVIDUAL;EMAIL=guest@elsewhere.example;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PA\r\n"
+    " RTICIPANT:mailto:guest@elsewhere.example\r\n"
+    "UID:{uid}\r\nDTSTAMP:20261207T081500Z\r\nSEQUENCE:0\r\nX-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC\r\n"
+    "SUMMARY:Budget review\r\nLAST-MODIFIED:20261207T081500Z\r\nCREATED:20261206T120000Z\r\n"
+    "DTSTART;TZID=Europe/Berlin:20261215T100000\r\n"
+    'ORGANIZER;CN="Bob Brown";EMAIL=bob@example.com:mailto:bob@example.com\r\n'
+    "BEGIN:VALARM\r\nX-WR-ALARMUID:5C1F6B0E-64A4-4BC5-9A39-7C2D7F1C0B11\r\nUID:5C1F6B0E-64A4-4BC5-9A39-7C2D7F1C0B11\r\n"
+    "TRIGGER:-PT15M\r\nDESCRIPTION:Reminder\r\nACTION:DISPLAY\r\nEND:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+EVOLUTION_DECLINE = (
+    "BEGIN:VCALENDAR\r\nCALSCALE:GREGORIAN\r\nPRODID:-//Ximian//NONSGML Evolution Calendar//EN\r\nVERSION:2.0\r\n"
+    f"{BERLIN}BEGIN:VEVENT\r\nUID:{{uid}}\r\nDTSTAMP:20261207T081500Z\r\nDTSTART;TZID=Europe/Berlin:20261215T100000\r\n"
+    "DTEND;TZID=Europe/Berlin:20261215T110000\r\nSEQUENCE:0\r\nSUMMARY:Budget review\r\nTRANSP:OPAQUE\r\n"
+    "ORGANIZER;CN=Bob Brown:MAILTO:bob@example.com\r\n"
+    "ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=DECLINED;RSVP=TRUE;CN=Alice Adams;LANGUAGE=en:\r\n"
+    " MAILTO:alice@example.com\r\n"
+    "ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN=Guest;LANGUAGE=en:\r\n"
+    " MAILTO:guest@elsewhere.example\r\n"
+    "COMMENT:On leave that week\\, sorry.\r\nCREATED:20261206T120000Z\r\nLAST-MODIFIED:20261207T081500Z\r\n"
+    "X-EVOLUTION-CALDAV-ETAG:placeholder\r\n"
+    "BEGIN:VALARM\r\nX-EVOLUTION-ALARM-UID:20261206T120000Z-4242-1000-1-0@laptop\r\nACTION:DISPLAY\r\n"
+    "TRIGGER;VALUE=DURATION;RELATED=START:-PT15M\r\nDESCRIPTION:Budget review\r\nEND:VALARM\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("client", "body", "answer"),
+    [
+        ("thunderbird", THUNDERBIRD_ACCEPT, "Accept"),
+        ("apple", APPLE_TENTATIVE, "Tentative"),
+        ("evolution", EVOLUTION_DECLINE, "Decline"),
+    ],
+)
+def test_each_clients_answer_reaches_the_organizer(stack, emulator, client, body, answer):
+    uid = invite(emulator, attendees=(ALICE, "guest@elsewhere.example"))
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    etag = requests.get(url, auth=auth).headers["ETag"]
+    stored = requests.put(
+        url, data=body.replace("{uid}", uid).encode(), headers={**ICS, "If-Match": etag}, auth=auth
+    )
+    assert stored.status_code == 204, stored.text
+    assert organizer_sees(emulator, uid) == answer
+    assert sent_answers(emulator, uid) == [answer]
+    if answer == "Decline":
+        assert requests.get(url, auth=auth).status_code == 404
+        (message,) = [m for m in emulator.state.store.mailboxes[ALICE].sent if m.uid == uid]
+        assert message.body == "On leave that week, sorry."  # COMMENT is the response's text
+    else:
+        assert own_partstat(requests.get(url, auth=auth).text) == answer.upper().replace("ACCEPT", "ACCEPTED")
+
+
+def test_an_answer_the_client_schedules_itself_is_recorded_but_not_sent(stack, emulator):
+    """SCHEDULE-AGENT=CLIENT on the ORGANIZER (RFC 6638 §7.1): the client sends its own iTIP REPLY."""
+    uid = invite(emulator)
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    text = answered(requests.get(url, auth=auth).text, "ACCEPTED")
+    text = text.replace("ORGANIZER;", "ORGANIZER;SCHEDULE-AGENT=CLIENT;")
+    assert requests.put(url, data=text.encode(), headers=ICS, auth=auth).status_code == 204
+    assert [i.my_response_type for i in in_alices_calendar(emulator, uid)] == ["Accept"]
+    assert sent_answers(emulator, uid) == [] and organizer_sees(emulator, uid) == "Unknown"
+    assert own_partstat(requests.get(url, auth=auth).text) == "ACCEPTED"
+
+
+def test_an_account_that_never_sends_records_the_answer_only(stack, emulator):
+    accounts = stack.stack.services.accounts
+
+    async def never() -> None:
+        user = await accounts.find_user("alice")
+        (record,) = await accounts.list_accounts(user.user_id)
+        await accounts.set_account_options(user.user_id, record.account_id, invitations="never")
+
+    stack.run(never())
+    uid = invite(emulator)
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    text = answered(requests.get(url, auth=auth).text, "TENTATIVE")
+    assert requests.put(url, data=text.encode(), headers=ICS, auth=auth).status_code == 204
+    assert [i.my_response_type for i in in_alices_calendar(emulator, uid)] == ["Tentative"]
+    assert sent_answers(emulator, uid) == [] and organizer_sees(emulator, uid) == "Unknown"
+
+
+def test_an_answer_with_other_changes_is_an_ordinary_update(stack, emulator):
+    """A PUT that also changes what Exchange holds is not only an answer: it is stored as before
+    (UpdateItem), and nothing is sent."""
+    uid = invite(emulator)
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    text = answered(requests.get(url, auth=auth).text, "ACCEPTED").replace(
+        "SUMMARY:Budget review", "SUMMARY:Mine"
+    )
+    before = stack.ews_calls()
+    assert requests.put(url, data=text.encode(), headers=ICS, auth=auth).status_code == 204
+    assert "CreateItem" not in delta(before, stack.ews_calls())
+    assert sent_answers(emulator, uid) == [] and organizer_sees(emulator, uid) == "Unknown"
+    assert [i.subject for i in in_alices_calendar(emulator, uid)] == ["Mine"]

@@ -29,7 +29,7 @@ from gateway.ews.emulator.soap import (
     success_message,
 )
 from gateway.ews.emulator.store import MailboxStore
-from gateway.ews.emulator.xsd import child, local, parse_dt
+from gateway.ews.emulator.xsd import child, local, parse_dt, text
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
@@ -166,7 +166,10 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
 
     def handle(elem: etree._Element) -> etree._Element:
         if local(elem) in _RESPONSES:
-            _respond(ctx, elem, _RESPONSES[local(elem)], request.get("MessageDisposition", "SendAndSaveCopy"))
+            disposition = request.get("MessageDisposition")
+            if disposition is None:  # AcceptItemType's remarks: a response object needs one
+                raise StoreError("ErrorMessageDispositionRequired", "MessageDisposition is required.")
+            _respond(ctx, elem, _RESPONSES[local(elem)], disposition)
             message = success_message("CreateItem")
             message.append(M.Items())
             return message
@@ -200,7 +203,9 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
 
     The attendee's copy takes the response (a declined meeting leaves the calendar, as in Outlook);
     unless the disposition is SaveOnly, the organizer's item records the attendee's ResponseType.
-    A response to one occurrence answers the whole series (the emulator keeps one response per series).
+    The response's Body is its text (the attendee's comment), kept with the message sent.
+    A response to one occurrence answers the whole series (the emulator keeps one response per series,
+    where Exchange can keep one per occurrence).
     """
     ref = child(elem, "ReferenceItemId")
     if ref is None:
@@ -225,7 +230,15 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
         return
     assert meeting.organizer is not None
     box.sent.append(
-        SentMessage(response, box.email, [meeting.organizer.email], meeting.subject, meeting.uid, ctx.now)
+        SentMessage(
+            response,
+            box.email,
+            [meeting.organizer.email],
+            meeting.subject,
+            meeting.uid,
+            ctx.now,
+            body=text(elem, "Body"),
+        )
     )
     for attendee in organizer_item.attendees():
         if attendee.email == box.email:
