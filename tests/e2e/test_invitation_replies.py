@@ -13,6 +13,7 @@ import requests
 from exchangelib import CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
 from exchangelib.properties import Attendee, Mailbox
+from exchangelib.recurrence import Recurrence, WeeklyPattern
 
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.e2e.test_write_path import ICS
@@ -67,13 +68,13 @@ def answered(text: str, partstat: str, who: str = ALICE) -> str:
     """The body with ``who``'s PARTSTAT changed (added when Exchange gave none), nothing else."""
     unfolded = re.sub(r"\r?\n[ \t]", "", text)
     lines = []
-    for line in unfolded.split("\r\n"):
+    for line in unfolded.splitlines():
         if line.startswith("ATTENDEE") and who in line.lower():
             head, address = line.split(":", 1)
             head = re.sub(r";PARTSTAT=[A-Z-]+", "", head)
             line = f"{head};PARTSTAT={partstat}:{address}"
         lines.append(line)
-    return "\r\n".join(lines)
+    return "\r\n".join(lines) + "\r\n"
 
 
 def test_python_caldav_accepts_an_invitation_and_the_organizer_hears_it(stack, emulator):
@@ -318,3 +319,39 @@ def test_an_answer_with_other_changes_is_an_ordinary_update(stack, emulator):
     assert "CreateItem" not in delta(before, stack.ews_calls())
     assert sent_answers(emulator, uid) == [] and organizer_sees(emulator, uid) == "Unknown"
     assert [i.subject for i in in_alices_calendar(emulator, uid)] == ["Mine"]
+
+
+def test_a_series_with_a_moved_occurrence_is_answered_whole(stack, emulator):
+    """Bob's weekly meeting with one occurrence moved: Alice's client accepts the series (its master and
+    its override carry her answer); the series is answered once, the look-up of the exception included."""
+    bob = exchange_account(emulator, BOB)
+    zone = EWSTimeZone("Europe/Berlin")
+    start = EWSDateTime(2026, 12, 1, 9, 0, tzinfo=zone)
+    series = CalendarItem(
+        account=bob,
+        folder=bob.calendar,
+        subject="Weekly sync",
+        start=start,
+        end=start + dt.timedelta(minutes=30),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=["Tuesday"]), start=start.date(), number=4
+        ),
+        required_attendees=[Attendee(mailbox=Mailbox(email_address=ALICE), response_type="Unknown")],
+    )
+    series.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    second = series.occurrence(2)
+    second.refresh()
+    second.start, second.end = second.start + dt.timedelta(hours=2), second.end + dt.timedelta(hours=2)
+    second.save(update_fields=["start", "end"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    series.refresh()
+    calendar = dav_client(stack).principal().calendars()[0]
+    event = calendar.object_by_uid(series.uid)
+    assert event.data.count("RECURRENCE-ID") == 1
+    text = answered(event.data, "ACCEPTED")  # every VEVENT's ATTENDEE of Alice, as clients do
+    before = stack.ews_calls()
+    stored = requests.put(str(event.url), data=text.encode(), headers=ICS, auth=("alice", stack.password))
+    assert stored.status_code == 204, stored.text
+    used = delta(before, stack.ews_calls())
+    assert used.get("CreateItem") == 1 and "UpdateItem" not in used, used
+    assert organizer_sees(emulator, series.uid) == "Accept"
+    assert sent_answers(emulator, series.uid) == ["Accept"]
