@@ -259,10 +259,15 @@ def test_each_clients_answer_reaches_the_organizer(stack, emulator, client, body
     uid = invite(emulator, attendees=(ALICE, "guest@elsewhere.example"))
     url = resource_url(stack, uid)
     auth = ("alice", stack.password)
-    etag = requests.get(url, auth=auth).headers["ETag"]
-    stored = requests.put(
-        url, data=body.replace("{uid}", uid).encode(), headers={**ICS, "If-Match": etag}, auth=auth
+    read = requests.get(url, auth=auth)
+    # Apple Calendar guards an attendee's change with the schedule tag (RFC 6638 §3.2.10), the others
+    # with the ETag.
+    guard = (
+        {"If-Schedule-Tag-Match": read.headers["Schedule-Tag"]}
+        if client == "apple"
+        else {"If-Match": read.headers["ETag"]}
     )
+    stored = requests.put(url, data=body.replace("{uid}", uid).encode(), headers={**ICS, **guard}, auth=auth)
     assert stored.status_code == 204, stored.text
     assert organizer_sees(emulator, uid) == answer
     assert sent_answers(emulator, uid) == [answer]
@@ -355,3 +360,25 @@ def test_a_series_with_a_moved_occurrence_is_answered_whole(stack, emulator):
     assert used.get("CreateItem") == 1 and "UpdateItem" not in used, used
     assert organizer_sees(emulator, series.uid) == "Accept"
     assert sent_answers(emulator, series.uid) == ["Accept"]
+
+
+def test_an_answer_keeps_the_schedule_tag_so_its_retry_passes(stack, emulator):
+    """RFC 6638 §3.2.10: the schedule tag follows what the organizer decides, not the attendee's own
+    participation — a client guarding its answer with If-Schedule-Tag-Match (Apple Calendar) can repeat
+    it after a lost answer."""
+    uid = invite(emulator)
+    url = resource_url(stack, uid)
+    auth = ("alice", stack.password)
+    read = requests.get(url, auth=auth)
+    request = {
+        "data": answered(read.text, "ACCEPTED").encode(),
+        "headers": {**ICS, "If-Schedule-Tag-Match": read.headers["Schedule-Tag"]},
+        "auth": auth,
+    }
+    emulator.set_faults(rules=[{"kind": "drop", "operation": "CreateItem", "count": 1, "when": "after"}])
+    assert requests.put(url, **request).status_code in (502, 503, 504)
+    emulator.set_faults(rules=[])
+    assert requests.get(url, auth=auth).headers["Schedule-Tag"] == read.headers["Schedule-Tag"]
+    retry = requests.put(url, **request)
+    assert retry.status_code == 204, retry.text
+    assert sent_answers(emulator, uid) == ["Accept"] and organizer_sees(emulator, uid) == "Accept"
