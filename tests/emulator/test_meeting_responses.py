@@ -82,3 +82,43 @@ def test_a_response_saved_only_changes_the_calendar_but_tells_nobody(emulator: E
         user="bob",
     )
     assert found.findtext(f".//{T}MyResponseType") == "Tentative"
+
+
+WEEKLY = """<t:CalendarItem><t:Subject>Plan</t:Subject>
+  <t:Start>2026-09-01T08:00:00Z</t:Start><t:End>2026-09-01T09:00:00Z</t:End>
+  <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>bob@example.com</t:EmailAddress></t:Mailbox>
+  </t:Attendee></t:RequiredAttendees>
+  <t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Tuesday</t:DaysOfWeek>
+  </t:WeeklyRecurrence><t:NumberedRecurrence><t:StartDate>2026-09-01</t:StartDate>
+  <t:NumberOfOccurrences>4</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence></t:CalendarItem>"""
+
+
+def test_an_answer_to_one_occurrence_answers_only_that_occurrence(emulator: EmulatorServer) -> None:
+    """Exchange keeps an answer per occurrence: the invitee's series gets an exception (or, declined, a
+    deleted occurrence), the organizer's series records the answer on that occurrence."""
+    response = soap(
+        emulator,
+        f"""<m:CreateItem SendMeetingInvitations="SendToAllAndSaveCopy">
+      <m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>
+      <m:Items>{WEEKLY}</m:Items></m:CreateItem>""",
+    )
+    assert codes(response) == ["NoError"]
+    bob = emulator.state.store.mailboxes["bob@example.com"]
+    (copy,) = [i for i in bob.calendar.items.values() if i.subject == "Plan"]
+    second = bob.occurrence(copy, 2).item_id
+    third = bob.occurrence(copy, 3).item_id
+    assert _respond(emulator, second, "AcceptItem", "SendAndSaveCopy") == ["NoError"]
+    assert _respond(emulator, third, "DeclineItem", "SendAndSaveCopy") == ["NoError"]
+    assert copy.my_response_type == "NoResponseReceived"
+    assert copy.exceptions[2].my_response_type == "Accept" and set(copy.deleted) == {3}
+    alice = emulator.state.store.mailboxes["alice@example.com"]
+    (series,) = [i for i in alice.calendar.items.values() if i.subject == "Plan"]
+    answers = {
+        index: next(a.response_type for a in item.attendees() if a.email == "bob@example.com")
+        for index, item in [(None, series), *series.exceptions.items()]
+    }
+    assert (answers[2], answers[3]) == ("Accept", "Decline")
+    assert answers[None] not in ("Accept", "Decline")  # the series itself is not answered
+    # Answering the series answers every occurrence, the exceptions included.
+    assert _respond(emulator, copy.item_id, "TentativelyAcceptItem", "SendAndSaveCopy") == ["NoError"]
+    assert {copy.my_response_type, *(e.my_response_type for e in copy.exceptions.values())} == {"Tentative"}

@@ -18,6 +18,7 @@ from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
 from gateway.ews.emulator.mime_import import import_mime
 from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_for, zone_known
+from gateway.ews.emulator.responses import record_answer, take_answer
 from gateway.ews.emulator.restrictions import elements, item_value, restrict, sort
 from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
@@ -204,8 +205,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
     The attendee's copy takes the response (a declined meeting leaves the calendar, as in Outlook);
     unless the disposition is SaveOnly, the organizer's item records the attendee's ResponseType.
     The response's Body is its text (the attendee's comment), kept with the message sent.
-    A response to one occurrence answers the whole series (the emulator keeps one response per series,
-    where Exchange can keep one per occurrence).
+    A ReferenceItemId naming an occurrence answers that occurrence only (:mod:`.responses`).
     """
     ref = child(elem, "ReferenceItemId")
     if ref is None:
@@ -216,16 +216,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
     if meeting.organizer is None or meeting.organizer.email == box.email:
         raise StoreError("ErrorInvalidRequest", "Only an attendee can respond to a meeting request.")
     organizer_item = _organizer_copy(ctx, meeting)
-    if response == "Decline":
-        box.delete(meeting.item_id, ctx.now)
-    else:
-        meeting.my_response_type = response
-        meeting.free_busy = (
-            "Tentative"
-            if response == "Tentative"
-            else (organizer_item.free_busy if organizer_item is not None else "Busy")
-        )
-        box.touch(meeting, ctx.now)
+    take_answer(box, item, response, organizer_item, ctx.now)
     if disposition == "SaveOnly" or organizer_item is None:
         return
     assert meeting.organizer is not None
@@ -240,10 +231,8 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
             body=text(elem, "Body"),
         )
     )
-    for attendee in organizer_item.attendees():
-        if attendee.email == box.email:
-            attendee.response_type, attendee.last_response_time = response, ctx.now
-    ctx.state.store.mailboxes[meeting.organizer.email].touch(organizer_item, ctx.now)
+    organizer_box = ctx.state.store.mailboxes[meeting.organizer.email]
+    record_answer(organizer_box, organizer_item, box.email, response, item.instance_index, ctx.now)
 
 
 def _organizer_copy(ctx: OperationContext, meeting: CalendarItem) -> CalendarItem | None:
