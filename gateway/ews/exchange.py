@@ -244,8 +244,9 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
-def send_meeting_response(account: Account, response: BaseMeetingReplyItem, send: bool) -> None:
-    """CreateItem of a meeting response object (AcceptItem, TentativelyAcceptItem, DeclineItem) in one call.
+def send_meeting_response(account: Account, responses: list[BaseMeetingReplyItem], send: bool) -> None:
+    """CreateItem of meeting response objects (AcceptItem, TentativelyAcceptItem, DeclineItem), in order,
+    in one call.
 
     ``send``: ``SendAndSaveCopy`` with the copy in Sent Items, as Outlook does; otherwise ``SaveOnly``
     (the answer is recorded in the calendar, the response waits unsent in Drafts). exchangelib's
@@ -261,7 +262,7 @@ def send_meeting_response(account: Account, response: BaseMeetingReplyItem, send
     )
     folder = SentItems(root=root) if send else Drafts(root=root)
     results = CreateItem(account=account).call(
-        items=[response],
+        items=responses,
         folder=folder,
         message_disposition=SEND_AND_SAVE_COPY if send else SAVE_ONLY,
         send_meeting_invitations=SEND_TO_NONE,

@@ -143,7 +143,8 @@ def test_an_answer_costs_one_ews_call_beyond_the_puts_look_ups(stack, emulator):
         auth=auth,
     )
     assert answer.status_code == 204, answer.text
-    # The same look-ups (the stored schedule tag and the item: two GetItems), then the response object.
+    # The same look-ups (the item, and the re-read for the stored schedule tag: two GetItems), then the
+    # response object.
     assert (
         delta(before, stack.ews_calls()) == {**looked_up, "CreateItem": 1} == {"GetItem": 2, "CreateItem": 1}
     )
@@ -382,3 +383,86 @@ def test_an_answer_keeps_the_schedule_tag_so_its_retry_passes(stack, emulator):
     retry = requests.put(url, **request)
     assert retry.status_code == 204, retry.text
     assert sent_answers(emulator, uid) == ["Accept"] and organizer_sees(emulator, uid) == "Accept"
+
+
+def weekly_invitation(emulator, subject: str) -> CalendarItem:
+    """Bob's four weekly half-hour meetings from Tuesday 1 December 2026, 09:00 Berlin, with Alice invited."""
+    bob = exchange_account(emulator, BOB)
+    zone = EWSTimeZone("Europe/Berlin")
+    start = EWSDateTime(2026, 12, 1, 9, 0, tzinfo=zone)
+    series = CalendarItem(
+        account=bob,
+        folder=bob.calendar,
+        subject=subject,
+        start=start,
+        end=start + dt.timedelta(minutes=30),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=["Tuesday"]), start=start.date(), number=4
+        ),
+        required_attendees=[Attendee(mailbox=Mailbox(email_address=ALICE), response_type="Unknown")],
+    )
+    series.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    series.refresh()
+    return series
+
+
+def with_override(text: str, day: str, partstat: str) -> str:
+    """The served series plus an override of its occurrence on ``day`` (YYYYMMDD), the same as the series
+    but for Alice's PARTSTAT — how Thunderbird stores an answer to one occurrence."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", text)
+    start = unfolded.index("BEGIN:VEVENT")
+    block = unfolded[start : unfolded.index("END:VEVENT", start) + len("END:VEVENT")]
+    lines = []
+    for line in block.splitlines():
+        if line.startswith(("RRULE", "EXDATE")):
+            continue
+        if line.startswith(("DTSTART", "DTEND")):
+            line = re.sub(r":\d{8}T", f":{day}T", line)
+        if line.startswith("DTSTART"):
+            lines.append(line.replace("DTSTART", "RECURRENCE-ID", 1))
+        lines.append(line)
+    occurrence = answered("\r\n".join(lines), partstat).rstrip("\r\n")
+    return (
+        unfolded.replace("END:VCALENDAR", occurrence + "\r\nEND:VCALENDAR")
+        .replace("\n", "\r\n")
+        .replace("\r\r", "\r")
+    )
+
+
+def test_answers_to_single_occurrences_reach_the_organizer(stack, emulator):
+    """Alice declines the third week and tentatively accepts the fourth, leaving the series unanswered:
+    one CreateItem with two response objects, each on its occurrence (Exchange keeps an answer per
+    occurrence); the declined week leaves her calendar (an EXDATE), the other shows her answer."""
+    series = weekly_invitation(emulator, "Weekly planning")
+    url = resource_url(stack, series.uid)
+    auth = ("alice", stack.password)
+    read = requests.get(url, auth=auth)
+    text = with_override(with_override(read.text, "20261215", "DECLINED"), "20261222", "TENTATIVE")
+    before = stack.ews_calls()
+    stored = requests.put(
+        url, data=text.encode(), headers={**ICS, "If-Match": read.headers["ETag"]}, auth=auth
+    )
+    assert stored.status_code == 204, stored.text
+    # The item and the two occurrences (one GetItem), the answers (one CreateItem); then the re-read for
+    # the answer's schedule tag (methods.py), which now holds an exception: two GetItems.
+    assert delta(before, stack.ews_calls()) == {"GetItem": 4, "CreateItem": 1}
+    assert sent_answers(emulator, series.uid) == ["Decline", "Tentative"]
+    organizer = emulator.state.store.mailboxes[BOB]
+    (master,) = [i for i in organizer.calendar.items.values() if i.uid == series.uid]
+    answers = {
+        index: next(a.response_type for a in item.attendees() if a.email == ALICE)
+        for index, item in master.exceptions.items()
+    }
+    assert answers == {3: "Decline", 4: "Tentative"}
+    (copy,) = in_alices_calendar(emulator, series.uid)
+    assert copy.my_response_type == "NoResponseReceived"
+    back = requests.get(url, auth=auth).text
+    assert "EXDATE" in back and "20261215T090000" in back.split("EXDATE", 1)[1].splitlines()[0]
+    overrides = [block for block in back.split("BEGIN:VEVENT")[1:] if "RECURRENCE-ID" in block]
+    assert len(overrides) == 1 and own_partstat(overrides[0]) == "TENTATIVE"
+    # The client's retry of the same PUT, its answer lost: nothing more is sent.
+    retry = requests.put(
+        url, data=text.encode(), headers={**ICS, "If-Match": read.headers["ETag"]}, auth=auth
+    )
+    assert retry.status_code == 204, retry.text
+    assert sent_answers(emulator, series.uid) == ["Decline", "Tentative"]

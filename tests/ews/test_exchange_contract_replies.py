@@ -69,7 +69,7 @@ def test_an_answer_is_one_create_item_and_the_organizer_records_it(emulator) -> 
         body=Body("See you there"),
     )
     with relies_on("CreateItem of a response object with a SavedItemFolderId of Sent Items"):
-        send_meeting_response(copy.account, accept, send=True)
+        send_meeting_response(copy.account, [accept], send=True)
     after = emulator.stats()["operations"]
     assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
         "CreateItem": 1
@@ -84,7 +84,7 @@ def test_an_unsent_answer_is_saved_only(emulator) -> None:
         account=copy.account, reference_item_id=ReferenceItemId(id=copy.id, changekey=copy.changekey)
     )
     with relies_on("CreateItem of a response object with MessageDisposition SaveOnly in Drafts"):
-        send_meeting_response(copy.account, decline, send=False)
+        send_meeting_response(copy.account, [decline], send=False)
     organizer = _organizers_item(emulator)
     assert [a.response_type for a in organizer.attendees() if a.email == "alice@example.com"] != ["Decline"]
     assert not [

@@ -1,39 +1,43 @@
 """Invitation replies: a PUT that answers an invitation becomes AcceptItem, TentativelyAcceptItem or
-DeclineItem (RFC 6638 §3.2.2, "Attendee" behaviour; EWS CreateItem with a response object).
+DeclineItem (RFC 6638 §3.2.2, "Attendee" behaviour; EWS CreateItem with response objects).
 
 An attendee's client answers an invitation by changing the PARTSTAT of its own ATTENDEE and storing the
 event again. Written back as an ordinary UpdateItem, that would change nothing the organizer sees. So a
 PUT on an item the owner was invited to (the organizer is someone else) whose body differs from what
 Exchange holds only in the owner's own PARTSTAT (ACCEPTED, TENTATIVE, DECLINED) — and perhaps a COMMENT,
-which becomes the response's text — is sent as the matching response object on that item: one
-CreateItem. Exchange then records the answer, tells the organizer (whose item takes the attendee's
-response) and, for a decline, takes the meeting out of the calendar, which the client learns through
-sync (the resource is gone: 404, and sync-collection reports it removed).
+which becomes the response's text — is sent as the matching response objects, in one CreateItem: on the
+item for the main VEVENT's PARTSTAT, on an occurrence for an override's (RECURRENCE-ID) own PARTSTAT
+that differs from the series'. Exchange then records the answer, tells the organizer (whose item takes
+the attendee's response) and, for a decline of the meeting, takes it out of the calendar, which the
+client learns through sync (the resource is gone: 404, and sync-collection reports it removed); a
+declined occurrence becomes a deleted occurrence (an EXDATE on the next read).
 
-What counts as "only the PARTSTAT" (:func:`answer_of`): every field the mapping writes, compared as
+What counts as "only the PARTSTAT" (:func:`answers`): every field the mapping writes, compared as
 :mod:`.replay` compares them (attendees by address), is what Exchange holds, except the free/busy
-status (Exchange sets it from the answer); a series' overrides are what its exceptions hold and its
-EXDATEs its deleted occurrences. The body's other unmapped properties (X- properties, DTSTAMP, …) are not
-written: the reply is the one write. A PUT that changes more than that keeps the ordinary path
-(UpdateItem, nothing sent). An answer to a single occurrence (only an override's PARTSTAT changed) also
-keeps the ordinary path: see docs/WRITES.md.
+status (Exchange sets it from the answer), on the master and on each override (against the occurrence
+Exchange holds: one GetItem of the overridden and modified occurrences, a look-up); the EXDATEs are the
+deleted occurrences. The body's unmapped properties (X- properties, DTSTAMP, …) are not written: the
+answer is the one write. A PUT that changes more than that keeps the ordinary path (UpdateItem, nothing
+sent).
 
 Not sent, but recorded in the calendar (``MessageDisposition=SaveOnly``; Exchange keeps the unsent
-response in Drafts) when the client asks to schedule itself (``SCHEDULE-AGENT=CLIENT`` on the ORGANIZER,
-RFC 6638 §7.1, or on the owner's ATTENDEE) or when the account's invitation policy is "never".
+response in Drafts) when the client asks to schedule itself (``SCHEDULE-AGENT`` other than SERVER on
+the ORGANIZER, RFC 6638 §7.1, or on the owner's ATTENDEE) or when the account's invitation policy is
+"never".
 
-A reply whose answer was lost is not sent twice: its retry finds the answer in Exchange already
-(:func:`settled`: the same body, the owner's response already the body's) and succeeds without writing,
-even with the ETag read before the reply (RFC 9110 §13.1.1); a decline notes the time in the index row
-before DeclineItem, as a DELETE does, so the retry of a decline whose item is gone succeeds too
+A reply whose answer was lost is not sent twice: its retry finds the answers in Exchange already
+(:func:`answers` gives none to send) and succeeds without writing, even with the ETag read before the
+reply (RFC 9110 §13.1.1); a decline of the meeting notes the time in the index row before DeclineItem,
+as a DELETE does, so the retry of a decline whose item is gone succeeds too
 (:meth:`Replies.declined_here`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from exchangelib import CalendarItem
 from exchangelib.items import AcceptItem, DeclineItem, TentativelyAcceptItem
@@ -43,9 +47,10 @@ from icalendar import Calendar
 from gateway.ews import mapping
 from gateway.ews.backend import replay
 from gateway.ews.backend.calls import EwsCalls
+from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker
-from gateway.ews.exchange import send_meeting_response
+from gateway.ews.exchange import occurrence_id, send_meeting_response
 from gateway.ews.index import IndexedItem, ItemIndex
 
 # The owner's answers a reply can carry (EWS ResponseType), and the response object of each.
@@ -53,15 +58,27 @@ _RESPONSE_OBJECTS = {"Accept": AcceptItem, "Tentative": TentativelyAcceptItem, "
 # Fields compared: all the mapping writes except the free/busy status, which Exchange sets from the answer.
 _COMPARED = tuple(f for f in mapping.WRITE_FIELDS if f != "legacy_free_busy_status")
 _OCCURRENCE_COMPARED = tuple(f for f in mapping.OCCURRENCE_FIELDS if f != "legacy_free_busy_status")
+IndexOf = Callable[[datetime | date], int | None]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One response object to send: the EWS ResponseType, for the meeting (``index`` None) or one
+    occurrence of its series (its 1-based instance index)."""
+
+    response: str
+    index: int | None = None
 
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer to send: the EWS ResponseType, the response's text, and whether the organizer hears it."""
+    """What a PUT sends: its answers, their texts (COMMENT, by index), whether the organizer hears them,
+    and the ItemIds of the occurrences answered on their own."""
 
-    response: str
-    comment: str | None = None
+    answers: tuple[Answer, ...]
+    comments: dict[int | None, str]
     send: bool = True
+    occurrences: dict[int, str] = field(default_factory=dict)
 
 
 def _email(value: object) -> str:
@@ -89,68 +106,85 @@ def invited(owner: str, current: CalendarItem, resource: mapping.EventResource) 
     )
 
 
-def answer_of(owner: str, current: CalendarItem, resource: mapping.EventResource) -> str | None:
-    """The answer a PUT gives to an invitation when the body differs from what Exchange holds only in
-    the owner's PARTSTAT (the master's fields; see the module docstring); None for any other PUT.
+def overridden(resource: mapping.EventResource, index_of: IndexOf) -> dict[int | None, CalendarItem]:
+    """The body's overrides by the instance index of their occurrence (None: names no occurrence)."""
+    return {index_of(o.recurrence_id): o.item for o in resource.overrides}
 
-    Pure: a series' overrides are checked by the caller against the exceptions (:func:`same_occurrences`)."""
-    if not invited(owner, current, resource):
+
+def answers(
+    owner: str,
+    current: CalendarItem,
+    resource: mapping.EventResource,
+    occurrences: dict[int, CalendarItem],
+    index_of: IndexOf,
+) -> list[Answer] | None:
+    """The answers a PUT gives to an invitation when its body differs from what Exchange holds only in
+    the owner's PARTSTATs (module docstring): [] when Exchange holds them all already (a retry); None
+    for any other PUT, or one that answers nothing. Pure.
+
+    ``occurrences`` are the occurrences Exchange holds for the body's overrides and the series'
+    exceptions, by instance index. An override's answer is sent for its occurrence when it differs from
+    what the occurrence will hold: the series' new answer, or else its own.
+    """
+    if not invited(owner, current, resource) or replay.differences(resource.master, current, _COMPARED):
         return None
-    answer = own_answer(resource.master, owner)
-    if answer not in _RESPONSE_OBJECTS or answer == current.my_response_type:
+    overrides = overridden(resource, index_of)
+    deleted = {index_of(d.start) for d in current.deleted_occurrences or ()}
+    modified = {index_of(o.original_start) for o in current.modified_occurrences or ()}
+    # An occurrence declined on its own is deleted in Exchange: its override may stay in a retried body.
+    gone = {i for i, item in overrides.items() if i in deleted and own_answer(item, owner) == "Decline"}
+    excluded = {index_of(d) for d in resource.exdates}
+    if None in overrides or modified - set(overrides) or excluded != deleted - gone:
         return None
-    return None if replay.differences(resource.master, current, _COMPARED) else answer
+    master = own_answer(resource.master, owner)
+    given = [master, *(("Decline",) * len(gone))]
+    found = [Answer(master)] if master in _RESPONSE_OBJECTS and master != current.my_response_type else []
+    series = found[0].response if found else None
+    for index, item in overrides.items():
+        if index in gone:
+            continue
+        held = occurrences.get(index)
+        if held is None or replay.differences(item, held, _OCCURRENCE_COMPARED):
+            return None
+        answer = own_answer(item, owner)
+        given.append(answer)
+        if (
+            answer in _RESPONSE_OBJECTS
+            and series != "Decline"
+            and answer != (series or held.my_response_type)
+        ):
+            found.append(Answer(answer, index))
+    return found if any(a in _RESPONSE_OBJECTS for a in given) else None
 
 
-def settled(owner: str, current: CalendarItem, resource: mapping.EventResource) -> bool:
-    """Whether Exchange already holds the body's answer and nothing else differs (the retry of a reply)."""
-    return (
-        invited(owner, current, resource)
-        and own_answer(resource.master, owner) in _RESPONSE_OBJECTS
-        and own_answer(resource.master, owner) == current.my_response_type
-        and not replay.differences(resource.master, current, _COMPARED)
-    )
-
-
-def same_occurrences(
-    current: CalendarItem, exceptions: dict[int, CalendarItem], resource: mapping.EventResource
-) -> bool:
-    """Whether the body's overrides are the series' exceptions and its EXDATEs its deleted occurrences."""
-    plan = replay.occurrence_plan(
-        current,
-        exceptions,
-        [(o.recurrence_id, o.item) for o in resource.overrides],
-        resource.exdates,
-        lambda value: mapping.occurrence_index(current, value),
-        _OCCURRENCE_COMPARED,
-    )
-    return plan == ([], [])
-
-
-def reply_options(ical: str, owner: str, policy: str) -> tuple[str | None, bool]:
-    """(the COMMENT of the body's main VEVENT, whether to send): not sent when the client schedules
-    itself (SCHEDULE-AGENT other than SERVER, RFC 6638 §7.1) or the account's policy is "never"."""
-    calendar = Calendar.from_ical(ical)
-    event = next((e for e in calendar.walk("VEVENT") if e.get("RECURRENCE-ID") is None), None)
-    if event is None:
-        return None, False
+def reply_options(
+    ical: str, owner: str, policy: str, index_of: IndexOf
+) -> tuple[dict[int | None, str], bool]:
+    """(the COMMENT of each VEVENT by instance index, None for the main one; whether to send): not sent
+    when the client schedules itself (SCHEDULE-AGENT other than SERVER on the ORGANIZER or the owner's
+    ATTENDEE, RFC 6638 §7.1) or the account's policy is "never"."""
+    comments: dict[int | None, str] = {}
     agents = []
-    organizer = event.get("ORGANIZER")
-    if organizer is not None:
-        agents.append(organizer.params.get("SCHEDULE-AGENT"))
-    attendees = event.get("ATTENDEE", [])
-    for attendee in attendees if isinstance(attendees, list) else [attendees]:
-        address = str(attendee).lower().removeprefix("mailto:")
-        if address == owner.lower():
-            agents.append(attendee.params.get("SCHEDULE-AGENT"))
+    for event in Calendar.from_ical(ical).walk("VEVENT"):
+        rid = event.get("RECURRENCE-ID")
+        index = index_of(rid.dt) if rid is not None else None
+        organizer = event.get("ORGANIZER")
+        if organizer is not None:
+            agents.append(organizer.params.get("SCHEDULE-AGENT"))
+        attendees = event.get("ATTENDEE", [])
+        for attendee in attendees if isinstance(attendees, list) else [attendees]:
+            if str(attendee).lower().removeprefix("mailto:") == owner.lower():
+                agents.append(attendee.params.get("SCHEDULE-AGENT"))
+        found = event.get("COMMENT", [])
+        texts = [str(c) for c in (found if isinstance(found, list) else [found]) if str(c).strip()]
+        if texts and (rid is None or index is not None):
+            comments[index] = "\n".join(texts)
     by_server = all(str(a or "SERVER").upper() == "SERVER" for a in agents)
-    comments = event.get("COMMENT", [])
-    texts = [str(c) for c in (comments if isinstance(comments, list) else [comments]) if str(c).strip()]
-    return ("\n".join(texts) or None), by_server and policy == "auto"
+    return comments, by_server and policy == "auto"
 
 
 def declines(owner: str, resource: mapping.EventResource) -> bool:
-    """Whether a body is an invitation from someone else that the owner declines."""
+    """Whether a body is an invitation from someone else whose meeting the owner declines."""
     organizer = (resource.organizer_email or "").lower()
     return bool(organizer) and organizer != owner.lower() and own_answer(resource.master, owner) == "Decline"
 
@@ -171,45 +205,49 @@ class Replies:
         self._recent = recent  # whether a DeleteItem noted at that time is recent enough to be retried
 
     async def decide(
-        self,
-        cal: MailboxCalendar,
-        current: CalendarItem,
-        resource: mapping.EventResource,
-        ical: str,
-        exceptions: Callable[[], Awaitable[dict[int, CalendarItem]]],
-    ) -> Reply | bool:
-        """The reply a PUT makes; True when Exchange already holds its answer (a retry); False otherwise.
+        self, cal: MailboxCalendar, current: CalendarItem, resource: mapping.EventResource, ical: str
+    ) -> tuple[Reply | None, bool]:
+        """(the reply a PUT sends, whether Exchange already holds every answer it gives — a retry);
+        (None, False) for a PUT that is not only an answer.
 
-        A series with overrides or exceptions costs one GetItem of the exceptions (``exceptions``: a
-        look-up)."""
+        A series costs one GetItem of the occurrences its overrides name and of its exceptions."""
         owner = cal.record.email
-        answer = answer_of(owner, current, resource)
-        done = answer is None and settled(owner, current, resource)
-        if answer is None and not done:
-            return False
-        series = resource.overrides or current.modified_occurrences or current.deleted_occurrences
-        if series and not same_occurrences(current, await exceptions(), resource):
-            return False
-        if done:
-            return True
-        assert answer is not None
-        comment, send = reply_options(ical, owner, cal.record.invitations)
-        return Reply(answer, comment, send)
+        if not invited(owner, current, resource):
+            return None, False
+
+        def index_of(value: datetime | date) -> int | None:
+            return mapping.occurrence_index(current, value)
+
+        occurrences = await self._occurrences(cal, current, resource, index_of)
+        found = answers(owner, current, resource, occurrences, index_of)
+        if not found:
+            return None, found is not None
+        comments, send = reply_options(ical, owner, cal.record.invitations, index_of)
+        ids = {a.index: occurrences[a.index].id for a in found if a.index is not None}
+        return Reply(tuple(found), comments, send, ids), False
 
     async def send(self, cal: MailboxCalendar, current: CalendarItem, reply: Reply) -> None:
-        """CreateItem of the response object on the item; a decline takes it out of the index."""
-        if reply.response == "Decline":
+        """One CreateItem of the response objects; a declined meeting leaves the index."""
+        declined = any(a.response == "Decline" and a.index is None for a in reply.answers)
+        if declined:
             # Noted before sending, so the retry of a decline whose answer was lost is recognised.
             await self._index.request_delete(cal.key, current.id, time.time())
-        response = _RESPONSE_OBJECTS[reply.response](
-            account=cal.account,
-            reference_item_id=ReferenceItemId(id=current.id, changekey=current.changekey),
-            body=Body(reply.comment) if reply.comment else None,
-        )
+        objects = []
+        for answer in reply.answers:
+            if answer.index is None:
+                reference = ReferenceItemId(id=current.id, changekey=current.changekey)
+            else:  # the series' answer, if any, goes first and changes its ChangeKey
+                reference = ReferenceItemId(id=reply.occurrences[answer.index])
+            text = reply.comments.get(answer.index)
+            objects.append(
+                _RESPONSE_OBJECTS[answer.response](
+                    account=cal.account, reference_item_id=reference, body=Body(text) if text else None
+                )
+            )
         await self._calls.run(
-            cal.account, "CreateItem", lambda: send_meeting_response(cal.account, response, reply.send)
+            cal.account, "CreateItem", lambda: send_meeting_response(cal.account, objects, reply.send)
         )
-        if reply.response == "Decline":
+        if declined:
             await self._tracker.record_deleted(cal, current.id)
 
     async def declined_here(
@@ -227,3 +265,19 @@ class Replies:
         if not entry.deleted:
             await self._tracker.record_deleted(cal, entry.item_id)
         return True
+
+    async def _occurrences(
+        self, cal: MailboxCalendar, current: CalendarItem, resource: mapping.EventResource, index_of: IndexOf
+    ) -> dict[int, CalendarItem]:
+        """The occurrences the body's overrides name and the series' exceptions, by index (one GetItem)."""
+        deleted = {index_of(d.start) for d in current.deleted_occurrences or ()}
+        wanted = {i for i in overridden(resource, index_of) if i is not None and i not in deleted}
+        wanted |= {i for o in current.modified_occurrences or () if (i := index_of(o.original_start))}
+        if not wanted or current.recurrence is None:
+            return {}
+        order = sorted(wanted)
+        ids = [occurrence_id(current, i) for i in order]
+        fetched = await self._calls.run(
+            cal.account, "GetItem", lambda: fetch_items(cal.folder, ids, ITEM_FIELDS)
+        )
+        return {i: item for i, item in zip(order, fetched, strict=True) if item is not None}

@@ -71,7 +71,7 @@ from gateway.ews.backend import replay
 from gateway.ews.backend.calls import EwsCalls, ExchangeRefused, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
-from gateway.ews.backend.replies import Replies, Reply
+from gateway.ews.backend.replies import Replies
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
@@ -188,16 +188,14 @@ class Writer:
         answer to an invitation (:mod:`.replies`) or UpdateItem."""
         if current.caldav_fingerprint == put.fingerprint and await self._replayed(cal, current, put):
             return
-        reply = await self._replies.decide(
-            cal, current, put.resource, put.ical, lambda: _exceptions(self._calls, cal, current)
-        )
-        if reply is True and put.if_match and put.if_match != current.changekey:
+        reply, answered = await self._replies.decide(cal, current, put.resource, put.ical)
+        if answered and put.if_match and put.if_match != current.changekey:
             return  # the retry of an answer Exchange holds already (RFC 9110 §13.1.1)
         if put.if_none_match:
             raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
         if put.if_match and put.if_match != current.changekey:
             raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
-        if isinstance(reply, Reply):
+        if reply is not None:
             return await self._replies.send(cal, current, reply)
         await self._update(cal, current, put)
 
