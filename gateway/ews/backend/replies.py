@@ -212,8 +212,13 @@ class Replies:
 
         A series costs one GetItem of the occurrences its overrides name and of its exceptions."""
         owner = cal.record.email
-        if not invited(owner, current, resource):
-            return None, False
+        given = [resource.master, *(o.item for o in resource.overrides)]
+        if (
+            not invited(owner, current, resource)
+            or not any(own_answer(item, owner) in _RESPONSE_OBJECTS for item in given)
+            or replay.differences(resource.master, current, _COMPARED)
+        ):
+            return None, False  # decided without looking the occurrences up: an ordinary update costs no more
 
         def index_of(value: datetime | date) -> int | None:
             return mapping.occurrence_index(current, value)
