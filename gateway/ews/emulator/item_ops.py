@@ -30,7 +30,7 @@ from gateway.ews.emulator.soap import (
     success_message,
 )
 from gateway.ews.emulator.store import MailboxStore
-from gateway.ews.emulator.xsd import child, local, parse_dt, text
+from gateway.ews.emulator.xsd import child, local, parse_dt
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
 _SENDS = ("SendOnlyToAll", "SendToAllAndSaveCopy", "SendOnlyToChanged", "SendToChangedAndSaveCopy")
@@ -228,7 +228,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
             meeting.subject,
             meeting.uid,
             ctx.now,
-            body=text(elem, "Body"),
+            body=comment.text or "" if (comment := child(elem, "Body")) is not None else "",
         )
     )
     organizer_box = ctx.state.store.mailboxes[meeting.organizer.email]
