@@ -220,6 +220,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
     if disposition == "SaveOnly" or organizer_item is None:
         return
     assert meeting.organizer is not None
+    comment = child(elem, "Body")  # the response's text
     box.sent.append(
         SentMessage(
             response,
@@ -228,7 +229,7 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
             meeting.subject,
             meeting.uid,
             ctx.now,
-            body=comment.text or "" if (comment := child(elem, "Body")) is not None else "",
+            body=(comment.text or "") if comment is not None else "",
         )
     )
     organizer_box = ctx.state.store.mailboxes[meeting.organizer.email]
