@@ -361,6 +361,25 @@ def test_a_series_with_a_moved_occurrence_is_answered_whole(stack, emulator):
     assert used.get("CreateItem") == 1 and "UpdateItem" not in used, used
     assert organizer_sees(emulator, series.uid) == "Accept"
     assert sent_answers(emulator, series.uid) == ["Accept"]
+    # The answer reaches the moved occurrence too: every VEVENT shows it.
+    back = requests.get(str(event.url), auth=("alice", stack.password)).text
+    assert [own_partstat(block) for block in back.split("BEGIN:VEVENT")[1:]] == ["ACCEPTED", "ACCEPTED"]
+
+
+def test_python_caldav_answers_a_series_through_its_main_event(stack, emulator):
+    """python-caldav's change_attendee_status changes the main VEVENT only: its override left at
+    NEEDS-ACTION takes the series' answer."""
+    series = weekly_invitation(emulator, "Weekly review")
+    second = series.occurrence(2)
+    second.refresh()
+    second.subject = "Weekly review (room change)"
+    second.save(update_fields=["subject"], send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    event = dav_client(stack).principal().calendars()[0].object_by_uid(series.uid)
+    event.change_attendee_status(partstat="TENTATIVE")
+    event.save()
+    assert organizer_sees(emulator, series.uid) == "Tentative"
+    back = requests.get(str(event.url), auth=("alice", stack.password)).text
+    assert [own_partstat(block) for block in back.split("BEGIN:VEVENT")[1:]] == ["TENTATIVE", "TENTATIVE"]
 
 
 def test_an_answer_keeps_the_schedule_tag_so_its_retry_passes(stack, emulator):

@@ -119,6 +119,8 @@ def test_an_answer_to_one_occurrence_answers_only_that_occurrence(emulator: Emul
     }
     assert (answers[2], answers[3]) == ("Accept", "Decline")
     assert answers[None] not in ("Accept", "Decline")  # the series itself is not answered
-    # Answering the series answers every occurrence, the exceptions included.
+    # Answering the series answers every occurrence, the exceptions included (each a new version).
+    version = copy.exceptions[2].change_key
     assert _respond(emulator, copy.item_id, "TentativelyAcceptItem", "SendAndSaveCopy") == ["NoError"]
+    assert copy.exceptions[2].change_key != version
     assert {copy.my_response_type, *(e.my_response_type for e in copy.exceptions.values())} == {"Tentative"}

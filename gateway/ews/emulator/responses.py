@@ -40,6 +40,7 @@ def take_answer(
     item.my_response_type, item.free_busy = response, status
     for exception in item.exceptions.values():
         exception.my_response_type, exception.free_busy = response, status
+        box.touch(exception, now)  # each exception is a new version too (its ChangeKey)
     box.touch(item, now)
 
 
