@@ -244,34 +244,6 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
-def send_meeting_response(account: Account, responses: list[BaseMeetingReplyItem], send: bool) -> None:
-    """CreateItem of meeting response objects (AcceptItem, TentativelyAcceptItem, DeclineItem), in order,
-    in one call.
-
-    ``send``: ``SendAndSaveCopy`` with the copy in Sent Items, as Outlook does; otherwise ``SaveOnly``
-    (the answer is recorded in the calendar, the response waits unsent in Drafts). exchangelib's
-    ``send()`` first looks the folder up (``account.sent``: two GetFolders). Relies on a folder built
-    without an id addressing itself by its distinguished id (``BaseFolder.to_id``), and on
-    ``CreateItem.call``'s arguments.
-    """
-    root = Root(
-        account=account,
-        _distinguished_id=DistinguishedFolderId(
-            id=Root.DISTINGUISHED_FOLDER_ID, mailbox=Mailbox(email_address=account.primary_smtp_address)
-        ),
-    )
-    folder = SentItems(root=root) if send else Drafts(root=root)
-    results = CreateItem(account=account).call(
-        items=responses,
-        folder=folder,
-        message_disposition=SEND_AND_SAVE_COPY if send else SAVE_ONLY,
-        send_meeting_invitations=SEND_TO_NONE,
-    )
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-
-
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:
     """Whether a "server busy" error is Exchange's own refusal (the SOAP fault ErrorServerBusy, sent
     before the work is done), not a transport failure exchangelib reports as busy (HTTP 503, a closed
@@ -486,3 +458,33 @@ def address_occurrence(item: CalendarItem, master: CalendarItem, index: int) -> 
 def ews_datetime(value: datetime) -> EWSDateTime:
     """An aware datetime as the UTC EWSDateTime exchangelib serialises."""
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
+
+
+# ---- meeting responses
+
+
+def send_meeting_response(account: Account, responses: list[BaseMeetingReplyItem], send: bool) -> None:
+    """CreateItem of meeting response objects (AcceptItem, TentativelyAcceptItem, DeclineItem), in order,
+    in one call.
+
+    ``send``: ``SendAndSaveCopy`` with the copy in Sent Items, as Outlook does; otherwise ``SaveOnly``
+    (the answer is recorded in the calendar, the response waits unsent in Drafts). exchangelib's
+    ``send()`` first looks the folder up (``account.sent``: two GetFolders). Relies on the private field
+    ``_distinguished_id``, which a folder's id then is (``BaseFolder.to_id``), and on ``CreateItem.call``'s
+    arguments.
+    """
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    folder_class = SentItems if send else Drafts
+    folder = folder_class(
+        root=Root(account=account),
+        _distinguished_id=DistinguishedFolderId(id=folder_class.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    results = CreateItem(account=account).call(
+        items=responses,
+        folder=folder,
+        message_disposition=SEND_AND_SAVE_COPY if send else SAVE_ONLY,
+        send_meeting_invitations=SEND_TO_NONE,
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
