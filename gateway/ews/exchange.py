@@ -460,31 +460,18 @@ def ews_datetime(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
 
 
-# ---- meeting responses
-
-
-def send_meeting_response(account: Account, responses: list[BaseMeetingReplyItem], send: bool) -> None:
-    """CreateItem of meeting response objects (AcceptItem, TentativelyAcceptItem, DeclineItem), in order,
-    in one call.
-
-    ``send``: ``SendAndSaveCopy`` with the copy in Sent Items, as Outlook does; otherwise ``SaveOnly``
-    (the answer is recorded in the calendar, the response waits unsent in Drafts). exchangelib's
-    ``send()`` first looks the folder up (``account.sent``: two GetFolders). Relies on the private field
-    ``_distinguished_id``, which a folder's id then is (``BaseFolder.to_id``), and on ``CreateItem.call``'s
-    arguments.
-    """
+def send_meeting_response(
+    account: Account, responses: list[BaseMeetingReplyItem], send: bool
+) -> list[object]:
+    """CreateItem of meeting response objects, in order, in one call; the result of each. Sent with the copy
+    in Sent Items (as Outlook does), or ``SaveOnly``: recorded in the calendar, the response left unsent in
+    Drafts. exchangelib's ``send()`` would look the folder up first (two GetFolders); relies on the private
+    field ``_distinguished_id`` (the folder's id then) and on ``CreateItem.call``'s arguments."""
+    kind = SentItems if send else Drafts
     mailbox = Mailbox(email_address=account.primary_smtp_address)
-    folder_class = SentItems if send else Drafts
-    folder = folder_class(
+    folder = kind(
         root=Root(account=account),
-        _distinguished_id=DistinguishedFolderId(id=folder_class.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+        _distinguished_id=DistinguishedFolderId(id=kind.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
     )
-    results = CreateItem(account=account).call(
-        items=responses,
-        folder=folder,
-        message_disposition=SEND_AND_SAVE_COPY if send else SAVE_ONLY,
-        send_meeting_invitations=SEND_TO_NONE,
-    )
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
+    disposition = SEND_AND_SAVE_COPY if send else SAVE_ONLY
+    return list(CreateItem(account=account).call(responses, folder, disposition, SEND_TO_NONE))

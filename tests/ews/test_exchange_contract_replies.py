@@ -49,14 +49,18 @@ def test_create_item_call_takes_the_arguments_send_meeting_response_passes() -> 
         assert list(inspect.signature(CreateItem.call).parameters) == expected
 
 
-def test_a_folder_without_an_id_addresses_itself_by_its_distinguished_id(emulator) -> None:
+def test_a_folder_known_by_its_distinguished_id_is_addressed_by_it(emulator) -> None:
     account = _account(emulator, _classes().ews)
-    root = Root(account=account, _distinguished_id=DistinguishedFolderId(id="msgfolderroot"))
-    with relies_on("BaseFolder.to_id() of a folder built without an id (DistinguishedFolderId + Mailbox)"):
+    mailbox = Mailbox(email_address="alice@example.com")
+    with relies_on("Folder(_distinguished_id=...): to_id() gives that id, with its Mailbox"):
         for cls, name in ((SentItems, "sentitems"), (Drafts, "drafts")):
-            folder_id = cls(root=root).to_id()
+            folder = cls(
+                root=Root(account=account),
+                _distinguished_id=DistinguishedFolderId(id=cls.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+            )
+            folder_id = folder.to_id()
             assert isinstance(folder_id, DistinguishedFolderId) and folder_id.id == name
-            assert folder_id.mailbox.email_address == "alice@example.com"
+            assert folder_id.mailbox.email_address == "alice@example.com" and folder.account is account
         assert emulator.stats()["operations"] == {}
 
 
@@ -69,7 +73,7 @@ def test_an_answer_is_one_create_item_and_the_organizer_records_it(emulator) -> 
         body=Body("See you there"),
     )
     with relies_on("CreateItem of a response object with a SavedItemFolderId of Sent Items"):
-        send_meeting_response(copy.account, [accept], send=True)
+        assert send_meeting_response(copy.account, [accept], send=True) == [True]
     after = emulator.stats()["operations"]
     assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
         "CreateItem": 1
@@ -84,7 +88,7 @@ def test_an_unsent_answer_is_saved_only(emulator) -> None:
         account=copy.account, reference_item_id=ReferenceItemId(id=copy.id, changekey=copy.changekey)
     )
     with relies_on("CreateItem of a response object with MessageDisposition SaveOnly in Drafts"):
-        send_meeting_response(copy.account, [decline], send=False)
+        assert send_meeting_response(copy.account, [decline], send=False) == [True]
     organizer = _organizers_item(emulator)
     assert [a.response_type for a in organizer.attendees() if a.email == "alice@example.com"] != ["Decline"]
     assert not [

@@ -46,7 +46,7 @@ from icalendar import Calendar
 
 from gateway.ews import mapping
 from gateway.ews.backend import replay
-from gateway.ews.backend.calls import EwsCalls
+from gateway.ews.backend.calls import EwsCalls, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker
@@ -249,8 +249,10 @@ class Replies:
                     account=cal.account, reference_item_id=reference, body=Body(text) if text else None
                 )
             )
-        await self._calls.run(
-            cal.account, "CreateItem", lambda: send_meeting_response(cal.account, objects, reply.send)
+        raise_first_error(
+            await self._calls.run(
+                cal.account, "CreateItem", lambda: send_meeting_response(cal.account, objects, reply.send)
+            )
         )
         if declined:
             await self._tracker.record_deleted(cal, current.id)
