@@ -8,7 +8,8 @@ attendee list).
 
 Derivation: the tag is a hash of the served iCalendar text without what a reply changes. The stamps
 (DTSTAMP, CREATED, LAST-MODIFIED) are left out: Exchange updates the item, and so its ETag, when it
-records a response. Of the ORGANIZER and ATTENDEE lines only who is invited counts, as Exchange keeps
+records a response; so is X-MICROSOFT-CDO-BUSYSTATUS, which Exchange sets on an invitee's copy from the
+invitee's own answer (RFC 6638 §3.2.10: an attendee's answer is not a change by the organizer). Of the ORGANIZER and ATTENDEE lines only who is invited counts, as Exchange keeps
 it: each address (case-insensitively) and whether the attendee is required, optional or a resource,
 as a set per component. Their other parameters (PARTSTAT, RSVP, CN, CUTYPE, their order) are how a
 reply is spelled: once Exchange has recorded one, its own rendering of the people replaces the
@@ -27,7 +28,9 @@ import re
 # An ORGANIZER property at the start of a line (RFC 5545 §3.1: names are case-insensitive).
 _ORGANIZER = re.compile(r"^ORGANIZER[;:]", re.I | re.M)
 _FOLD = re.compile(r"\r?\n[ \t]")
-_STAMPS = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED"})
+# Left out of the tag: the stamps, and the busy status Exchange derives from the owner's own answer
+# (an unanswered invitation shows Tentative, an accepted one the organizer's status).
+_STAMPS = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED", "X-MICROSOFT-CDO-BUSYSTATUS"})
 _PEOPLE = frozenset({"ORGANIZER", "ATTENDEE"})
 HASHED_INLINE_CHARS = 65_536  # larger texts are hashed in a worker thread
 

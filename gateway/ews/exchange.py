@@ -27,8 +27,9 @@ from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Calendar, Folder, Root
-from exchangelib.items import ID_ONLY, SHALLOW
+from exchangelib.folders import Calendar, Drafts, Folder, Root, SentItems
+from exchangelib.items import ID_ONLY, SAVE_ONLY, SEND_AND_SAVE_COPY, SEND_TO_NONE, SHALLOW
+from exchangelib.items.calendar_item import BaseMeetingReplyItem
 from exchangelib.properties import (
     CalendarView,
     DistinguishedFolderId,
@@ -39,7 +40,7 @@ from exchangelib.properties import (
     TimeZone,
 )
 from exchangelib.protocol import BaseProtocol, CachingProtocol, Protocol
-from exchangelib.services import FindItem, GetUserAvailability
+from exchangelib.services import CreateItem, FindItem, GetUserAvailability
 from lxml import etree
 
 from gateway.ews.metrics import EwsMetrics, soap_operation
@@ -475,3 +476,20 @@ def address_occurrence(item: CalendarItem, master: CalendarItem, index: int) -> 
 def ews_datetime(value: datetime) -> EWSDateTime:
     """An aware datetime as the UTC EWSDateTime exchangelib serialises."""
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
+
+
+def send_meeting_response(
+    account: Account, responses: list[BaseMeetingReplyItem], send: bool
+) -> list[object]:
+    """CreateItem of meeting response objects, in order, in one call; the result of each. Sent with the copy
+    in Sent Items (as Outlook does), or ``SaveOnly``: recorded in the calendar, the response left unsent in
+    Drafts. exchangelib's ``send()`` would look the folder up first (two GetFolders); relies on the private
+    field ``_distinguished_id`` (the folder's id then) and on ``CreateItem.call``'s arguments."""
+    kind = SentItems if send else Drafts
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    folder = kind(
+        root=Root(account=account),
+        _distinguished_id=DistinguishedFolderId(id=kind.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    disposition = SEND_AND_SAVE_COPY if send else SAVE_ONLY
+    return list(CreateItem(account=account).call(responses, folder, disposition, SEND_TO_NONE))

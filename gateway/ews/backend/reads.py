@@ -150,7 +150,7 @@ class Reader:
                 )
             )
         jobs = [(master, self._exceptions_of(master, exceptions)) for master in masters]
-        texts = await _render_texts(jobs)
+        texts = await _render_texts(jobs, cal.record.email)
         return [self._keep(master, text) for (master, _), text in zip(jobs, texts, strict=True)]
 
     def _keep_exceptions(self, items: list[CalendarItem | None]) -> dict[_VersionKey, CalendarItem]:
@@ -183,14 +183,17 @@ class Reader:
         return rendered
 
 
-async def _render_texts(jobs: list[tuple[CalendarItem, list[CalendarItem]]]) -> list[str]:
-    """The iCalendar text of each (master, exceptions), in a worker thread unless there is little."""
+async def _render_texts(jobs: list[tuple[CalendarItem, list[CalendarItem]]], owner: str) -> list[str]:
+    """The iCalendar text of each (master, exceptions), in a worker thread unless there is little;
+    ``owner``'s ATTENDEE shows the owner's own answer to an invitation (MyResponseType)."""
 
     def render() -> list[str]:
-        return [
-            mapping.to_ical(master, exceptions, residual=master.caldav_residual)
-            for master, exceptions in jobs
-        ]
+        texts = []
+        for master, exceptions in jobs:
+            for item in (master, *exceptions):
+                mapping.show_own_response(item, owner)
+            texts.append(mapping.to_ical(master, exceptions, residual=master.caldav_residual))
+        return texts
 
     weight = sum(item_bytes(master) + sum(item_bytes(e) for e in exceptions) for master, exceptions in jobs)
     if len(jobs) <= RENDER_INLINE_ITEMS and weight <= RENDER_INLINE_BYTES:

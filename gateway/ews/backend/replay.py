@@ -39,6 +39,7 @@ from exchangelib.fields import MONTHS, WEEK_NUMBERS, WEEKDAYS
 from exchangelib.recurrence import Recurrence
 
 from gateway.common.timezones import to_utc
+from gateway.ews.exchange import CALDAV_NO_END
 
 _FOLD = re.compile(r"\r?\n[ \t]")
 _DTSTAMP = re.compile(r"^DTSTAMP[;:]", re.IGNORECASE)
@@ -81,7 +82,7 @@ def _comparable(name: str, value: object) -> object:
         return sorted(value or ())
     if name in _DEFAULTS:
         return value or _DEFAULTS[name]
-    if name in ("is_all_day", "reminder_is_set"):
+    if name in ("is_all_day", "reminder_is_set", CALDAV_NO_END):  # unset (an item made in Outlook) is False
         return bool(value)
     if isinstance(value, datetime):
         return to_utc(value)

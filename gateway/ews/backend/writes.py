@@ -5,6 +5,8 @@
   The answer carries no ETag: Exchange re-renders the event, so it is never octet-identical to the
   request (RFC 4791 §5.3.4) and the client fetches it before changing it again. A created item is
   indexed at once, so that GET is one GetItem;
+- a PUT that only answers an invitation: GetItem + one CreateItem of AcceptItem, TentativelyAcceptItem
+  or DeclineItem (:mod:`.replies`);
 - DELETE: GetItem (only for If-Match or invitations) + DeleteItem.
 
 ``If-Match`` is checked by Exchange itself (``ConflictResolution=NeverOverwrite``), so a change made
@@ -50,7 +52,6 @@ from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence
 from exchangelib.items import (
     ALWAYS_OVERWRITE,
     NEVER_OVERWRITE,
-    SEND_ONLY_TO_ALL,
     SEND_TO_ALL_AND_SAVE_COPY,
     SEND_TO_NONE,
 )
@@ -65,10 +66,11 @@ from gateway.caldav.backend import (
     UidConflict,
 )
 from gateway.ews import mapping
-from gateway.ews.backend import replay
+from gateway.ews.backend import invitations, replay
 from gateway.ews.backend.calls import EwsCalls, ExchangeRefused, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
-from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
+from gateway.ews.backend.records import MailboxCalendar
+from gateway.ews.backend.replies import Replies
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
@@ -89,6 +91,7 @@ class _Put:
     """One PUT request, as every attempt at it sees it."""
 
     name: str
+    ical: str
     resource: mapping.EventResource
     fingerprint: str
     if_match: str | None
@@ -108,6 +111,7 @@ class Writer:
         # the holders always find one for the index lock they wait for (else all could hold one, wait
         # for a second, and starve until the pool gives up).
         self._creating = asyncio.Semaphore(max(1, (locks.LOCK_POOL_SIZE + locks.LOCK_POOL_OVERFLOW) // 2))
+        self._replies = Replies(calls, index, tracker, _recent)  # PUTs that answer invitations
 
     async def put(
         self, cal: MailboxCalendar, name: str, ical: str, if_match: str | None, if_none_match: bool
@@ -115,7 +119,7 @@ class Writer:
         """Create (CreateItem) or replace (GetItem + UpdateItem) the object ``name``."""
         resource = await _from_ical(ical, self._default_tz)
         _check_overrides(resource)  # before any write: a create is not left half done by bad input
-        request = _Put(name, resource, replay.fingerprint(ical), if_match, if_none_match)
+        request = _Put(name, ical, resource, replay.fingerprint(ical), if_match, if_none_match)
         await self._tracker.creates_recorded(cal)  # a PUT right after a PUT finds the new row
 
         async def attempt(number: int) -> PutResult:
@@ -183,6 +187,8 @@ class Writer:
                 holder.name,
             )
         if existing is None:
+            if await self._replies.declined_here(cal, put.resource, None, put.name):
+                return PutResult(etag=None, created=False)  # the retry of a decline that went through
             if put.if_match:
                 raise PreconditionFailed("The resource does not exist, so If-Match cannot hold.")
             await self._create(cal, put)
@@ -191,17 +197,25 @@ class Writer:
         if current is not None:
             await self._replace(cal, current, put)
             return PutResult(etag=None, created=False)
+        if await self._replies.declined_here(cal, put.resource, existing, put.name):
+            return PutResult(etag=None, created=False)
         await self._tracker.record_deleted(cal, existing.item_id)  # the index learns it is gone
         return None
 
     async def _replace(self, cal: MailboxCalendar, current: CalendarItem, put: _Put) -> None:
-        """Nothing when Exchange already holds the body (its retry), else UpdateItem after the preconditions."""
+        """Nothing when Exchange already holds the body (its retry), else, after the preconditions, the
+        answer to an invitation (:mod:`.replies`) or UpdateItem."""
         if current.caldav_fingerprint == put.fingerprint and await self._replayed(cal, current, put):
             return
+        reply, answered = await self._replies.decide(cal, current, put.resource, put.ical)
+        if answered and put.if_match and put.if_match != current.changekey:
+            return  # the retry of an answer Exchange holds already (RFC 9110 §13.1.1)
         if put.if_none_match:
             raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
         if put.if_match and put.if_match != current.changekey:
             raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
+        if reply is not None:
+            return await self._replies.send(cal, current, reply)
         await self._update(cal, current, put)
 
     async def _create(self, cal: MailboxCalendar, put: _Put) -> None:
@@ -212,7 +226,7 @@ class Writer:
         item.account, item.folder = cal.account, cal.folder
         item.caldav_name, item.caldav_fingerprint = put.name, put.fingerprint
         item.caldav_residual = resource.residual
-        send = _invitations(cal.record, resource)
+        send = invitations.on_create(cal.record, resource)
         await self._calls.run(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
         self._tracker.record_created(cal, ItemChange(item.id, item.changekey, put.name, resource.uid))
         if not (resource.overrides or resource.exdates):
@@ -251,7 +265,7 @@ class Writer:
             setattr(current, field, getattr(resource.master, field))
         current.caldav_fingerprint = put.fingerprint
         current.caldav_residual = resource.residual  # replaces what the previous PUT kept
-        send = _update_invitations(cal.record, resource)
+        send = invitations.on_update(cal.record, resource)
         conflict = NEVER_OVERWRITE if put.if_match else ALWAYS_OVERWRITE
         await self._calls.run(
             cal.account,
@@ -285,7 +299,7 @@ class Writer:
             return False
         rewrite, exdates = plan
         overrides = [o for o in resource.overrides if o.recurrence_id in rewrite]
-        send = _update_invitations(cal.record, resource)
+        send = invitations.on_update(cal.record, resource)
         await _write_occurrences(self._calls, cal, current, overrides, exdates, send)
         return True
 
@@ -314,7 +328,7 @@ class Writer:
                 return await self._vanished(cal, entry)
             if if_match and if_match != current.changekey:
                 raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
-            send = _cancellations(cal.record, current)
+            send = invitations.on_delete(cal.record, current)
         await self._index.request_delete(cal.key, entry.item_id, time.time())
         account = cal.account
         try:
@@ -431,27 +445,6 @@ async def _from_ical(ical: str, default_tz: str) -> mapping.EventResource:
     if len(ical) <= INLINE_BODY_CHARS:
         return mapping.from_ical(ical, default_tz=default_tz)
     return await asyncio.to_thread(mapping.from_ical, ical, default_tz=default_tz)
-
-
-def _invitations(record: MailboxRecord, resource: mapping.EventResource) -> str:
-    """RFC 6638 implicit scheduling: Exchange sends invitations when the owner organises a meeting."""
-    organiser = (resource.organizer_email or "").lower()
-    if record.invitations == "auto" and resource.attendee_emails and organiser == record.email.lower():
-        return SEND_TO_ALL_AND_SAVE_COPY
-    return SEND_TO_NONE
-
-
-def _update_invitations(record: MailboxRecord, resource: mapping.EventResource) -> str:
-    """What an update sends: updates to every attendee when the owner organises the meeting."""
-    return SEND_ONLY_TO_ALL if _invitations(record, resource) != SEND_TO_NONE else SEND_TO_NONE
-
-
-def _cancellations(record: MailboxRecord, current: CalendarItem) -> str:
-    """RFC 6638 implicit scheduling: deleting a meeting the owner organises cancels it for the attendees."""
-    organiser = getattr(current.organizer, "email_address", "") or ""
-    if record.invitations == "auto" and current.is_meeting and organiser.lower() == record.email.lower():
-        return SEND_TO_ALL_AND_SAVE_COPY
-    return SEND_TO_NONE
 
 
 def _overrides(

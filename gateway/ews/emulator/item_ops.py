@@ -19,6 +19,7 @@ from gateway.ews.emulator.inbox import MeetingMessage, delete_message, discard_m
 from gateway.ews.emulator.items import Shape, apply_item, item_xml
 from gateway.ews.emulator.mime_import import import_mime
 from gateway.ews.emulator.model import Attendee, CalendarItem, SentMessage, StoreError, zone_for, zone_known
+from gateway.ews.emulator.responses import record_answer, take_answer
 from gateway.ews.emulator.restrictions import elements, item_value, restrict, sort
 from gateway.ews.emulator.series import normalise_series
 from gateway.ews.emulator.soap import (
@@ -169,7 +170,10 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
 
     def handle(elem: etree._Element) -> etree._Element:
         if local(elem) in _RESPONSES:
-            _respond(ctx, elem, _RESPONSES[local(elem)], request.get("MessageDisposition", "SendAndSaveCopy"))
+            disposition = request.get("MessageDisposition")
+            if disposition is None:  # AcceptItemType's remarks: a response object needs one
+                raise StoreError("ErrorMessageDispositionRequired", "MessageDisposition is required.")
+            _respond(ctx, elem, _RESPONSES[local(elem)], disposition)
             message = success_message("CreateItem")
             message.append(M.Items())
             return message
@@ -206,7 +210,8 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
 
     The attendee's copy takes the response (a declined meeting leaves the calendar, as in Outlook);
     unless the disposition is SaveOnly, the organizer's item records the attendee's ResponseType.
-    A response to one occurrence answers the whole series (the emulator keeps one response per series).
+    The response's Body is its text (the attendee's comment), kept with the message sent.
+    A ReferenceItemId naming an occurrence answers that occurrence only (:mod:`.responses`).
     """
     ref = child(elem, "ReferenceItemId")
     if ref is None:
@@ -218,26 +223,24 @@ def _respond(ctx: OperationContext, elem: etree._Element, response: str, disposi
         raise StoreError("ErrorInvalidRequest", "Only an attendee can respond to a meeting request.")
     organizer_item = _organizer_copy(ctx, meeting)
     discard_messages(box, meeting.uid, ctx.now)  # Exchange moves the answered request to Deleted Items
-    if response == "Decline":
-        box.delete(meeting.item_id, ctx.now)
-    else:
-        meeting.my_response_type = response
-        meeting.free_busy = (
-            "Tentative"
-            if response == "Tentative"
-            else (organizer_item.free_busy if organizer_item is not None else "Busy")
-        )
-        box.touch(meeting, ctx.now)
+    take_answer(box, item, response, organizer_item, ctx.now)
     if disposition == "SaveOnly" or organizer_item is None:
         return
     assert meeting.organizer is not None
+    comment = child(elem, "Body")  # the response's text
     box.sent.append(
-        SentMessage(response, box.email, [meeting.organizer.email], meeting.subject, meeting.uid, ctx.now)
+        SentMessage(
+            response,
+            box.email,
+            [meeting.organizer.email],
+            meeting.subject,
+            meeting.uid,
+            ctx.now,
+            body=(comment.text or "") if comment is not None else "",
+        )
     )
-    for attendee in organizer_item.attendees():
-        if attendee.email == box.email:
-            attendee.response_type, attendee.last_response_time = response, ctx.now
-    ctx.state.store.mailboxes[meeting.organizer.email].touch(organizer_item, ctx.now)
+    organizer_box = ctx.state.store.mailboxes[meeting.organizer.email]
+    record_answer(organizer_box, organizer_item, box.email, response, item.instance_index, ctx.now)
 
 
 def _organizer_copy(ctx: OperationContext, meeting: CalendarItem) -> CalendarItem | None:

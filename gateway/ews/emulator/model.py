@@ -262,3 +262,4 @@ class SentMessage:
     subject: str
     uid: str
     sent: datetime
+    body: str = ""  # the text a response carries (the attendee's comment)

@@ -42,6 +42,7 @@ from gateway.ews.mapping.model import (
     Override,
 )
 from gateway.ews.mapping.occurrences import occurrence_index
+from gateway.ews.mapping.people import show_own_response
 from gateway.ews.mapping.reader import from_ical
 from gateway.ews.mapping.writer import to_ical
 
@@ -57,5 +58,6 @@ __all__ = [
     "from_ical",
     "html_to_text",
     "occurrence_index",
+    "show_own_response",
     "to_ical",
 ]

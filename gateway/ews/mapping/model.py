@@ -54,6 +54,7 @@ READ_FIELDS: tuple[str, ...] = (
     "datetime_created",
     "last_modified_time",
     "appointment_sequence_number",
+    "my_response_type",
 )
 """CalendarItem fields to_ical reads: what a PUT writes plus what Exchange keeps (ItemId and ChangeKey always
 come with an item)."""

@@ -50,6 +50,27 @@ def add_people(event: VEvent, item: CalendarItem) -> None:
         _add_calendar_user(event, "ATTENDEE", attendee.mailbox, (*params, ("PARTSTAT", partstat)))
 
 
+# The owner's own answers to an invitation (EWS MyResponseType) that a rendering shows as their PARTSTAT.
+_OWN_RESPONSES = ("Accept", "Tentative", "Decline", "NoResponseReceived")
+
+
+def show_own_response(item: CalendarItem, owner: str) -> None:
+    """Give the mailbox owner's ATTENDEE the owner's own answer (EWS MyResponseType).
+
+    Exchange keeps an invitee's answer in MyResponseType of the invitee's copy; the attendee list of
+    that copy is the organizer's, and does not follow it (RFC 6638 §3.2.2: the attendee's client reads
+    back the PARTSTAT it wrote). The organizer's own item (MyResponseType Organizer) is left as it is.
+    """
+    response = getattr(item, "my_response_type", None)
+    if response not in _OWN_RESPONSES or not owner:
+        return
+    wanted = owner.lower()
+    for people in (item.required_attendees, item.optional_attendees, item.resources):
+        for attendee in people or ():
+            if (attendee.mailbox.email_address or "").lower() == wanted:
+                attendee.response_type = response
+
+
 def _mailto(address: str) -> str | None:
     """The e-mail address of a CAL-ADDRESS (``mailto:`` URI or bare address); None when it is none."""
     value = str(address).strip()
