@@ -128,21 +128,7 @@ class Writer:
                 request = replace(request, resource=await _from_ical(ical, self._default_tz))
             return await self._put_once(cal, request)
 
-        return await self._repeating(attempt)
-
-    async def _repeating(self, attempt: Callable[[int], Awaitable[T]]) -> T:
-        """Run a whole write again while Exchange refuses it as busy, within the retry budget."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._calls.retry_budget_s
-        number = 0
-        while True:
-            try:
-                return await attempt(number)
-            except ExchangeRefused as refused:
-                if loop.time() + refused.back_off > deadline:
-                    raise
-                await asyncio.sleep(refused.back_off)
-            number += 1
+        return await _repeating(self._calls.retry_budget_s, attempt)
 
     async def _put_once(self, cal: MailboxCalendar, put: _Put) -> PutResult:
         for _ in range(2):  # once more if the indexed item turns out to be gone from Exchange
@@ -310,7 +296,7 @@ class Writer:
         gateway can tell it deleted the item itself (module docstring), else a vanished item is 404.
         """
         await self._tracker.creates_recorded(cal)  # a DELETE right after the PUT finds the new row
-        await self._repeating(lambda _: self._delete_once(cal, name, if_match))
+        await _repeating(self._calls.retry_budget_s, lambda _: self._delete_once(cal, name, if_match))
 
     async def _delete_once(self, cal: MailboxCalendar, name: str, if_match: str | None) -> None:
         entry = await self._index.by_name(cal.key, name)
@@ -354,6 +340,21 @@ class Writer:
         """Whether the last object named ``name`` was removed by a recent DELETE through the gateway."""
         rows = await self._index.deleted_by_name(cal.key, name)
         return bool(rows) and _recent(max(rows, key=lambda row: row.seq).delete_requested_at)
+
+
+async def _repeating(budget_s: float, attempt: Callable[[int], Awaitable[T]]) -> T:
+    """Run a whole write again while Exchange refuses it as busy, within the retry budget."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    number = 0
+    while True:
+        try:
+            return await attempt(number)
+        except ExchangeRefused as refused:
+            if loop.time() + refused.back_off > deadline:
+                raise
+            await asyncio.sleep(refused.back_off)
+        number += 1
 
 
 async def _exceptions(calls: EwsCalls, cal: MailboxCalendar, master: CalendarItem) -> dict[int, CalendarItem]:
