@@ -144,7 +144,7 @@ async def undecodable_forms(
 
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
-    index = ItemIndex(services.db.engine)
+    index = ItemIndex(services.db.engine, services.db.locks, services.db.invalidations)
     limits = services.config.limits
     backend = EwsBackend(
         services.accounts,
@@ -188,7 +188,10 @@ async def metrics(request: web.Request) -> web.Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     body = (
-        request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+        # which worker answered (serve --workers: each process has its own counters, gateway/workers.py)
+        f"# HELP gateway_worker_pid The process id of the worker that answered.\n"
+        f"# TYPE gateway_worker_pid gauge\ngateway_worker_pid {os.getpid()}\n"
+        + request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
         + request.app[BACKEND_KEY].render_prometheus()
     )
@@ -204,7 +207,9 @@ def _bearer_matches(request: web.Request, token: str) -> bool:
 
 
 async def _open(app: web.Application) -> None:
-    await app[SERVICES_KEY].db.open()
+    db = app[SERVICES_KEY].db
+    await db.open()
+    await db.invalidations.start()  # PostgreSQL: hear of changes other replicas commit
 
 
 async def _close(app: web.Application) -> None:

@@ -16,6 +16,7 @@ from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_passw
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.store.database import Database
+from gateway.store.notify import APP_PASSWORD, SIGN_IN
 from gateway.store.schema import app_passwords, users
 
 
@@ -66,9 +67,11 @@ class AppPasswords:
                     app_passwords.c.id == app_password_id, app_passwords.c.user_id == user_id
                 )
             )
+            # every process stops accepting it when this commits (gateway/store/notify.py)
+            await self.db.invalidations.announce(conn, APP_PASSWORD, app_password_id)
+        self.db.invalidations.drop(APP_PASSWORD, app_password_id)
         if result.rowcount == 0:
             raise NotFoundError("no such app password")
-        self.verified.forget(app_password_id=app_password_id)
 
     async def verify(self, username: str, password: str, client: str = "") -> str | None:
         """The id of the user whose app password this is, or None.
@@ -84,11 +87,15 @@ class AppPasswords:
             if cached is not None:
                 attempt.succeeded()
                 return cached.user_id
+            # which password and user it is shows only after the check: any revocation or user deletion
+            # meanwhile (rare) keeps it out of the cache
+            tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
             found = await self._check(name, password)
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
-                self.verified.put(username, password, user_id, ap_id)
+                if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
+                    self.verified.put(username, password, user_id, ap_id)
                 await self._touch(ap_id)
                 return user_id
         return None
