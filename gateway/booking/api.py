@@ -22,13 +22,14 @@ import asyncio
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from gateway.caldav.backend import Availability, Booked, Booking, FreeBusyResult, Principal
+from gateway.caldav.backend import Availability, Booked, Booking, FreeBusyResult, NotFound, Principal
 from gateway.caldav.context import CONFIG, DavConfig
 from gateway.caldav.freebusy import parse_moment
 from gateway.caldav.resources import calendar_url
@@ -37,7 +38,7 @@ from . import slots
 from .cache import AvailabilityCache
 from .errors import ApiError, answering
 from .locks import booking_lock
-from .store import BookingStore, KeyInUse, StoredBooking
+from .store import BookingStore, KeyInUse, StoredBooking, booking_uid
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,12 @@ def _replayed(stored: StoredBooking, digest: str) -> web.Response:
             "A booking with this Idempotency-Key is being made right now; ask again in a moment.",
             "key_in_use",
         )
-    return web.json_response(text=stored.answer, status=201, headers={"Idempotent-Replayed": "true"})
+    return _created(stored.answer, replayed=True)
+
+
+def _created(answer: str, *, replayed: bool = False) -> web.Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return web.json_response(text=answer, status=201, headers=headers)
 
 
 async def book(request: web.Request) -> web.StreamResponse:
@@ -289,20 +295,28 @@ async def book(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, 'hours and days are texts, e.g. "hours": "09:00-17:00", "days": "mon-fri".')
         slots.override(*override, zone)  # malformed: 400 before anything is written
         async with booking_lock(principal.user_id):
-            if key is not None and (stored := await service.store.by_key(principal.user_id, key)) is not None:
+            stored = await service.store.by_key(principal.user_id, key) if key is not None else None
+            if stored is not None and (stored.answer is not None or stored.request_digest != digest):
                 return _replayed(stored, digest)
-            try:
-                booking_id = await service.store.reserve(principal.user_id, key, digest)
-            except KeyInUse as exc:
-                if exc.existing is None:
-                    raise
-                return _replayed(exc.existing, digest)
-            try:
-                answer = await _make(service, principal, booking, booking_id, override, zone)
-            except BaseException:
-                await service.store.release(booking_id)
-                raise
-            return web.json_response(text=answer, status=201)
+            if stored is not None:
+                # Reserved, never answered, and no one else holds the lock: the first attempt ended without
+                # an answer. Its CreateItem may have been carried out all the same: look for its UID first.
+                booking_id = stored.booking_id
+                booking = replace(booking, uid=booking_uid(booking_id))
+                found = await service.dav.backend.find_booked(principal, booking)
+                if found is not None:
+                    return _created(
+                        await _found(service, principal, booking, booking_id, found, zone), replayed=True
+                    )
+            else:
+                try:
+                    booking_id = await service.store.reserve(principal.user_id, key, digest)
+                except KeyInUse as exc:
+                    if exc.existing is None:
+                        raise
+                    return _replayed(exc.existing, digest)
+                booking = replace(booking, uid=booking_uid(booking_id))
+            return _created(await _make(service, principal, booking, booking_id, key, override, zone))
 
     return await answering(request, run)
 
@@ -312,18 +326,48 @@ async def _make(
     principal: Principal,
     booking: Booking,
     booking_id: str,
+    key: str | None,
     override: tuple[str | None, str | None],
     zone: tzinfo,
 ) -> str:
-    """Inside the user's lock: ask Exchange whether the time is still free (no cache), then create it."""
-    fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
-    working = _working(fresh, *override, zone, booking.start, booking.end)
-    if working is not None and not slots.within(booking.start, booking.end, working):
-        raise ApiError(422, "The meeting lies outside the working hours.", "outside_working_hours")
-    if slots.overlaps(booking.start, booking.end, slots.busy_spans(fresh.busy)):
-        raise ApiError(409, "This time is no longer free; choose another slot.", "not_free")
-    booked = await service.dav.backend.book(principal, booking)
-    service.cache.invalidate(principal.user_id)
+    """Inside the user's lock: ask Exchange whether the time is still free (no cache), then create it.
+
+    Refused or failed before the CreateItem, the reservation is released (the key may be used again).
+    A CreateItem that failed keeps a keyed reservation: Exchange may have made the event and lost only
+    the answer, and the retry with the key looks for the booking's UID before it books again."""
+    try:
+        fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
+        working = _working(fresh, *override, zone, booking.start, booking.end)
+        if working is not None and not slots.within(booking.start, booking.end, working):
+            raise ApiError(422, "The meeting lies outside the working hours.", "outside_working_hours")
+        if slots.overlaps(booking.start, booking.end, slots.busy_spans(fresh.busy)):
+            raise ApiError(409, "This time is no longer free; choose another slot.", "not_free")
+    except BaseException:
+        await service.store.release(booking_id)
+        raise
+    try:
+        booked = await service.dav.backend.book(principal, booking)
+    except NotFound:
+        await service.store.release(booking_id)
+        raise
+    except BaseException:
+        if key is None:
+            await service.store.release(booking_id)
+        raise
+    finally:
+        service.cache.invalidate(principal.user_id)
+    return await _found(service, principal, booking, booking_id, booked, zone)
+
+
+async def _found(
+    service: BookingService,
+    principal: Principal,
+    booking: Booking,
+    booking_id: str,
+    booked: Booked,
+    zone: tzinfo,
+) -> str:
+    """The answer of a made booking, stored with its reservation."""
     answer = json.dumps(_described(principal, booking_id, booking, booked, zone))
     await service.store.complete(booking_id, booked, answer)
     return answer

@@ -168,6 +168,7 @@ class Booking:
     invitee_name: str = ""
     description: str = ""
     location: str = ""
+    uid: str = ""  # the event's UID (RFC 5545 §3.8.4.7), chosen by the caller so a retry can find it; "": any
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,10 @@ class Backend(Protocol):
     async def book(self, principal: Principal, booking: Booking) -> Booked:
         """Create the meeting in the calendar the principal chose for new events (RFC 6638 §9.2
         schedule-default-calendar-URL), inviting the invitee; NotFound without such a calendar."""
+
+    async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
+        """The meeting with ``booking.uid`` at the booking's time in the calendar for new events, if it is
+        there: a booking whose answer was lost may have been made all the same."""
 
     async def cancel(self, principal: Principal, booked: Booked) -> None:
         """Delete a booking's meeting, cancelling it for the invitee; nothing when it is already gone."""

@@ -1,0 +1,83 @@
+"""Bookings whose answer was lost: Exchange made the event, the tool never heard of it, and retries with
+the same Idempotency-Key. The retry gets the first booking (201, the body a success has) and Exchange
+holds one event, not two. Requests → gateway (HTTP) → exchangelib → EWS emulator with fault rules
+(docs/EMULATOR.md: ``when: after`` carries the request out, then loses its answer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.e2e.test_booking import book, choose_calendars, free_slot, items_at
+from tests.e2e.test_read_path import delta
+from tests.support.gateway import GatewayStack
+
+TIMEOUT_S = 3.0  # the gateway's EWS request timeout here
+
+
+@pytest.fixture
+def short(emulator, tmp_path, database_url) -> Iterator[GatewayStack]:
+    """A gateway whose EWS requests give up after TIMEOUT_S, alice's calendars chosen as in test_booking."""
+    with GatewayStack(
+        emulator, tmp_path / "data", database_url=database_url, request_timeout_seconds=TIMEOUT_S
+    ) as stack:
+        choose_calendars(stack)
+        yield stack
+
+
+def lose_the_answer(emulator, kind: str) -> None:
+    rule: dict[str, object] = {"kind": kind, "operation": "CreateItem", "count": 1}
+    if kind == "timeout":
+        rule["latency_ms"] = int(TIMEOUT_S * 1000) + 1500
+    else:
+        rule["when"] = "after"
+    emulator.set_faults(rules=[rule])
+
+
+@pytest.mark.parametrize("kind", ["drop", "http_503", "timeout"])
+def test_a_booking_whose_answer_was_lost_is_found_by_its_retry(short, emulator, kind):
+    stack = short
+    moment = free_slot(stack)
+    lose_the_answer(emulator, kind)
+    lost = book(stack, moment, key="lost-once")
+    assert lost.status_code in (502, 503, 504), lost.text
+    emulator.set_faults(rules=[])
+    [made] = items_at(emulator, "alice@example.com", moment)  # Exchange did make it
+
+    before = stack.ews_calls()
+    again = book(stack, moment, key="lost-once")
+    assert again.status_code == 201, again.text
+    assert delta(before, stack.ews_calls()) == {"FindItem": 1}  # looked for it; no re-check, no CreateItem
+    body = again.json()
+    assert set(body) == {"id", "start", "end", "title", "invitee", "calendar_id", "href"}
+    assert body["href"].endswith(f"/{made.uid}.ics")
+    assert dt.datetime.fromisoformat(body["start"]) == moment
+    assert len(items_at(emulator, "alice@example.com", moment)) == 1
+    served = requests.get(stack.base_url + body["href"], auth=("alice", stack.password), timeout=30)
+    assert served.status_code == 200 and made.uid in served.text
+
+    # Once found, the answer is kept: a third try costs Exchange nothing and says the same.
+    before = stack.ews_calls()
+    third = book(stack, moment, key="lost-once")
+    assert third.status_code == 201 and third.json() == body
+    assert delta(before, stack.ews_calls()) == {}
+
+    # The found booking is a booking like any other: it can be cancelled.
+    url = f"{stack.base_url}/api/v1/users/alice/bookings/{body['id']}"
+    assert requests.delete(url, auth=("alice", stack.password), timeout=30).status_code == 204
+    assert items_at(emulator, "alice@example.com", moment) == []
+
+
+def test_a_booking_that_failed_before_exchange_made_it_is_made_by_the_retry(short, emulator):
+    moment = free_slot(short)
+    emulator.set_faults(rules=[{"kind": "http_503", "operation": "CreateItem", "when": "before", "count": 1}])
+    assert book(short, moment, key="not-made").status_code == 503
+    emulator.set_faults(rules=[])
+    assert items_at(emulator, "alice@example.com", moment) == []
+    again = book(short, moment, key="not-made")
+    assert again.status_code == 201, again.text
+    [made] = items_at(emulator, "alice@example.com", moment)
+    assert again.json()["href"].endswith(f"/{made.uid}.ics")
