@@ -33,6 +33,7 @@ from gateway.caldav.backend import Availability, Booked, Booking, FreeBusyResult
 from gateway.caldav.context import CONFIG, DavConfig
 from gateway.caldav.freebusy import parse_moment
 from gateway.caldav.resources import calendar_url
+from gateway.store.locks import Locks
 
 from . import slots
 from .cache import AvailabilityCache
@@ -51,10 +52,11 @@ MAX_TEXT = 2000
 class BookingService:
     """What the handlers share: the CalDAV layer's backend and authentication, the cache, the table."""
 
-    def __init__(self, dav: DavConfig, store: BookingStore, cache: AvailabilityCache) -> None:
+    def __init__(self, dav: DavConfig, store: BookingStore, cache: AvailabilityCache, locks: Locks) -> None:
         self.dav = dav
         self.store = store
         self.cache = cache
+        self.locks = locks
 
     async def principal(self, request: web.Request) -> Principal:
         principal = await self.dav.auth.principal(request)
@@ -76,9 +78,13 @@ class BookingService:
 BOOKING_KEY = web.AppKey("booking", BookingService)
 
 
-def setup_booking(app: web.Application, store: BookingStore, cache_seconds: float) -> None:
-    """The routes; call after ``setup_caldav`` (the backend and authentication are the CalDAV layer's)."""
-    app[BOOKING_KEY] = BookingService(app[CONFIG], store, AvailabilityCache(cache_seconds))
+def setup_booking(
+    app: web.Application, store: BookingStore, cache_seconds: float, locks: Locks | None = None
+) -> None:
+    """The routes; call after ``setup_caldav`` (the backend and authentication are the CalDAV layer's).
+    ``locks``: the database's named locks (shared by the processes of one PostgreSQL); in-process if None."""
+    service = BookingService(app[CONFIG], store, AvailabilityCache(cache_seconds), locks or Locks())
+    app[BOOKING_KEY] = service
     app.router.add_get("/api/v1/users/{user}/slots", free_slots)
     app.router.add_post("/api/v1/users/{user}/bookings", book)
     app.router.add_delete("/api/v1/users/{user}/bookings/{booking_id}", cancel)
@@ -294,7 +300,7 @@ async def book(request: web.Request) -> web.StreamResponse:
         if not all(value is None or isinstance(value, str) for value in override):
             raise ApiError(400, 'hours and days are texts, e.g. "hours": "09:00-17:00", "days": "mon-fri".')
         slots.override(*override, zone)  # malformed: 400 before anything is written
-        async with booking_lock(principal.user_id):
+        async with booking_lock(service.locks, principal.user_id):
             stored = await service.store.by_key(principal.user_id, key) if key is not None else None
             if stored is not None and (stored.answer is not None or stored.request_digest != digest):
                 return _replayed(stored, digest)
@@ -391,7 +397,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     async def run() -> web.Response:
         principal = await service.principal(request)
         booking_id = request.match_info["booking_id"]
-        async with booking_lock(principal.user_id):
+        async with booking_lock(service.locks, principal.user_id):
             stored = await service.store.by_id(principal.user_id, booking_id)
             if stored is None or stored.booked is None:
                 raise ApiError(404, "There is no such booking.")

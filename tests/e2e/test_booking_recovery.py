@@ -6,7 +6,9 @@ holds one event, not two. Requests → gateway (HTTP) → exchangelib → EWS em
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -81,3 +83,40 @@ def test_a_booking_that_failed_before_exchange_made_it_is_made_by_the_retry(shor
     assert again.status_code == 201, again.text
     [made] = items_at(emulator, "alice@example.com", moment)
     assert again.json()["href"].endswith(f"/{made.uid}.ics")
+
+
+# --------------------------------------------------------------------------- two gateway processes
+
+
+@pytest.fixture
+def replicas(emulator, tmp_path, postgres_cluster) -> Iterator[tuple[GatewayStack, GatewayStack]]:
+    """Two gateways (each its own engine, locks and caches) on one PostgreSQL database."""
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    try:
+        first = GatewayStack(emulator, tmp_path / "a", database_url=url)
+        with first, GatewayStack(emulator, tmp_path / "b", first.keyring, database_url=url) as second:
+            choose_calendars(first)
+            yield first, second
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+def test_one_slot_booked_through_two_gateways_at_once_is_booked_once(replicas, emulator):
+    """The booking lock holds across processes: the second re-check waits for the first CreateItem (made
+    slow here, so both re-checks would otherwise find the slot free)."""
+    first, second = replicas
+    moment = free_slot(first)
+    emulator.set_faults(rules=[{"kind": "latency", "operation": "CreateItem", "latency_ms": 800, "count": 2}])
+    gate = threading.Barrier(2)
+
+    def attempt(stack: GatewayStack, key: str) -> requests.Response:
+        gate.wait()
+        return book(stack, moment, key=key)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(attempt, (first, second), ("tool-a", "tool-b")))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.json()["error"] == "not_free"
+    assert len(items_at(emulator, "alice@example.com", moment)) == 1
