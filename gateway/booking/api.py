@@ -59,7 +59,7 @@ class BookingService:
         self.locks = locks
 
     async def principal(self, request: web.Request) -> Principal:
-        principal = await self.dav.auth.principal(request)
+        principal = await self.dav.auth.principal(request, tokens=True)
         if request.match_info["user"] != principal.username:
             raise ApiError(404, f"There is no user {request.match_info['user']!r} here.")
         return principal

@@ -395,3 +395,7 @@ class Authenticator(Protocol):
         ``client`` is the client's address; raises :class:`TooManyFailures` when it or the user has
         failed too often lately.
         """
+
+    async def authenticate_token(self, token: str, client: str = "") -> Principal | None:
+        """The principal for an API token scoped to free/busy and booking (never accepted by CalDAV), or
+        None; raises :class:`TooManyFailures` as :meth:`authenticate`."""

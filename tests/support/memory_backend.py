@@ -415,6 +415,7 @@ class MemoryAuthenticator:
 
     def __init__(self) -> None:
         self.users: dict[str, tuple[str, Principal]] = {}
+        self.tokens: dict[str, Principal] = {}  # API tokens scoped to free/busy and booking
         self.calls = 0
 
     def add(self, principal: Principal, password: str) -> None:
@@ -424,6 +425,10 @@ class MemoryAuthenticator:
         self.calls += 1
         entry = self.users.get(username)
         return entry[1] if entry and entry[0] == password else None
+
+    async def authenticate_token(self, token: str, client: str = "") -> Principal | None:
+        self.calls += 1
+        return self.tokens.get(token)
 
 
 ALICE = Principal("u1", "alice", "Alice Adams", ("alice@example.com", "alice@other.example"))
