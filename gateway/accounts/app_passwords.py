@@ -21,6 +21,7 @@ from gateway.accounts.records import (
     SCOPE_ALL,
     SCOPE_BOOKING,
     SCOPES,
+    AccountsError,
     AppPasswordRecord,
     NotFoundError,
     app_password_record,
@@ -55,7 +56,7 @@ class AppPasswords:
         ``clear`` fixes the password instead of generating one (the demo's ``--password``).
         """
         if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+            raise AccountsError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         await self.users.get_user(user_id)
         clear = clear or generate_app_password()
         row = {
