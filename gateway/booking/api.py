@@ -256,6 +256,15 @@ def _booking(body: Any, zone_name: str | None) -> tuple[Booking, tzinfo]:
     return booking, zone
 
 
+def _not_past(booking: Booking, zone: tzinfo) -> None:
+    """A booking must start from now on: a meeting in the past cannot be attended (nor invited to)."""
+    if booking.start < datetime.now(UTC):
+        raise ApiError(
+            422,
+            f"The meeting would start in the past ({_iso(booking.start, zone)}); choose a time from now on.",
+        )
+
+
 def _digest(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -315,6 +324,7 @@ async def book(request: web.Request) -> web.StreamResponse:
                         await _found(service, principal, booking, booking_id, found, zone), replayed=True
                     )
             else:
+                _not_past(booking, zone)  # before the reservation: nothing is written
                 try:
                     booking_id = await service.store.reserve(principal.user_id, key, digest)
                 except KeyInUse as exc:
@@ -342,6 +352,7 @@ async def _make(
     A CreateItem that failed keeps a keyed reservation: Exchange may have made the event and lost only
     the answer, and the retry with the key looks for the booking's UID before it books again."""
     try:
+        _not_past(booking, zone)  # a retry of a booking that was not made may come too late
         fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
         working = _working(fresh, *override, zone, booking.start, booking.end)
         if working is not None and not slots.within(booking.start, booking.end, working):
