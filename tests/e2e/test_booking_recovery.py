@@ -16,6 +16,7 @@ import requests
 from tests.e2e.test_booking import book, choose_calendars, free_slot, items_at
 from tests.e2e.test_read_path import delta
 from tests.support.gateway import GatewayStack
+from tests.support.postgres import on_both_stores
 
 TIMEOUT_S = 3.0  # the gateway's EWS request timeout here
 
@@ -39,6 +40,7 @@ def lose_the_answer(emulator, kind: str) -> None:
     emulator.set_faults(rules=[rule])
 
 
+@on_both_stores
 @pytest.mark.parametrize("kind", ["drop", "http_503", "timeout"])
 def test_a_booking_whose_answer_was_lost_is_found_by_its_retry(short, emulator, kind):
     stack = short
@@ -120,3 +122,15 @@ def test_one_slot_booked_through_two_gateways_at_once_is_booked_once(replicas, e
     refused = next(a for a in answers if a.status_code == 409)
     assert refused.json()["error"] == "not_free"
     assert len(items_at(emulator, "alice@example.com", moment)) == 1
+
+
+def test_a_lost_booking_is_found_by_a_retry_through_another_gateway(replicas, emulator):
+    first, second = replicas
+    moment = free_slot(first)
+    lose_the_answer(emulator, "drop")
+    assert book(first, moment, key="via-a").status_code in (502, 503, 504)
+    emulator.set_faults(rules=[])
+    again = book(second, moment, key="via-a")
+    assert again.status_code == 201, again.text
+    [made] = items_at(emulator, "alice@example.com", moment)
+    assert again.json()["href"].endswith(f"/{made.uid}.ics")
