@@ -9,11 +9,13 @@
   time is no longer free (asked of Exchange, not the cache, inside the user's booking lock).
 - ``DELETE /api/v1/users/{user}/bookings/{id}``: the meeting is cancelled (Exchange tells the invitee).
 
-Authentication is the user's own gateway name and app password (HTTP Basic, as CalDAV); another user's
-name in the path is 404, as in CalDAV. Errors are JSON ``{"error": code, "message": sentence}`` with 400 (malformed),
+Authentication is the user's API token scoped to free/busy and booking (``Authorization: Bearer``), or
+their gateway name and app password (HTTP Basic, as CalDAV); another user's name in the path is 404, as
+in CalDAV. A booking is never made twice for one Idempotency-Key: a retry after a lost answer finds the
+event by the UID its reservation fixed. Errors are JSON ``{"error": code, "message": sentence}`` with 400 (malformed),
 404 (unknown user, attendee or booking), 409 (not free, or the key is being used right now), 422 (well
-formed but impossible: window or duration out of bounds, outside working hours, too many attendees, a
-key reused for another request); nothing is written for any of them.
+formed but impossible: window or duration out of bounds, a meeting in the past, outside working hours,
+too many attendees, a key reused for another request); nothing is written for any of them.
 """
 
 from __future__ import annotations
