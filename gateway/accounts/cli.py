@@ -112,9 +112,9 @@ def _register_accounts(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_app_passwords(subparsers: argparse._SubParsersAction) -> None:
-    aps = subparsers.add_parser("app-passwords", help="CalDAV app passwords").add_subparsers(
-        dest="action", required=True
-    )
+    aps = subparsers.add_parser(
+        "app-passwords", help="CalDAV app passwords and booking API tokens"
+    ).add_subparsers(dest="action", required=True)
     create = aps.add_parser("create", help="create an app password (printed once)")
     _common(create)
     create.add_argument("username")
