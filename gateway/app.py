@@ -158,7 +158,7 @@ def setup_dav(app: web.Application, services: Services) -> None:
     setup_caldav(
         app, backend, services.accounts, limits=dav_limits(limits), client_address=services.client_address
     )
-    setup_booking(app, BookingStore(services.db.engine), limits.availability_cache_seconds)
+    setup_booking(app, BookingStore(services.db.engine), limits.availability_cache_seconds, services.db.locks)
     app[BACKEND_KEY] = backend
 
     async def drain(_app: web.Application) -> None:

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gateway.accounts.exchange_accounts import ConnectRequest
-from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
+from gateway.accounts.records import SCOPE_ALL, SCOPE_BOOKING, AccountsError, NotFoundError, UserRecord
 from gateway.accounts.service import AccountService
 from gateway.accounts.settings import INVITATION_CHOICES, WORKING_ELSEWHERE_WORDS
 from gateway.accounts.vault import KeyRing, Vault, VaultError, generate_key
@@ -112,13 +112,18 @@ def _register_accounts(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_app_passwords(subparsers: argparse._SubParsersAction) -> None:
-    aps = subparsers.add_parser("app-passwords", help="CalDAV app passwords").add_subparsers(
-        dest="action", required=True
-    )
+    aps = subparsers.add_parser(
+        "app-passwords", help="CalDAV app passwords and booking API tokens"
+    ).add_subparsers(dest="action", required=True)
     create = aps.add_parser("create", help="create an app password (printed once)")
     _common(create)
     create.add_argument("username")
-    create.add_argument("--label", default="CalDAV client")
+    create.add_argument("--label", default="")
+    create.add_argument(
+        "--booking-token",
+        action="store_true",
+        help="an API token for free/busy and the booking API only (Authorization: Bearer), not for CalDAV",
+    )
     create.set_defaults(func=_sync(_app_passwords_create))
     ls = aps.add_parser("list", help="list a user's app passwords")
     _common(ls)
@@ -284,8 +289,15 @@ async def _accounts_options(args: argparse.Namespace, service: AccountService) -
 
 async def _app_passwords_create(args: argparse.Namespace, service: AccountService) -> int:
     user = await _user(service, args.username)
-    record, clear = await service.create_app_password(user.user_id, args.label)
-    print(f"app password {record.app_password_id} ({record.label}) for {user.username}; shown only now:")
+    scope = SCOPE_BOOKING if args.booking_token else SCOPE_ALL
+    record, clear = await service.create_app_password(user.user_id, args.label, scope=scope)
+    if args.booking_token:
+        print(
+            f"API token {record.app_password_id} ({record.label}) for {user.username}, for free/busy and"
+            " booking only (Authorization: Bearer TOKEN); shown only now:"
+        )
+    else:
+        print(f"app password {record.app_password_id} ({record.label}) for {user.username}; shown only now:")
     print(clear)
     return 0
 
@@ -293,7 +305,7 @@ async def _app_passwords_create(args: argparse.Namespace, service: AccountServic
 async def _app_passwords_list(args: argparse.Namespace, service: AccountService) -> int:
     user = await _user(service, args.username)
     for p in await service.list_app_passwords(user.user_id):
-        print(f"{p.app_password_id}\t{p.label}\t{p.created_at:%Y-%m-%d %H:%M}")
+        print(f"{p.app_password_id}\t{p.label}\t{p.created_at:%Y-%m-%d %H:%M}\t{p.scope}")
     return 0
 
 

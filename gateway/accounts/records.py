@@ -50,6 +50,14 @@ class AppPasswordRecord:
     label: str
     created_at: datetime
     last_used_at: datetime | None
+    scope: str = "all"  # SCOPE_ALL or SCOPE_BOOKING
+
+
+# What an app password opens: everything (HTTP Basic, CalDAV included), or, as an API token sent as
+# ``Authorization: Bearer``, only free/busy and the booking API (docs/BOOKING.md).
+SCOPE_ALL = "all"
+SCOPE_BOOKING = "booking"
+SCOPES = (SCOPE_ALL, SCOPE_BOOKING)
 
 
 # A SQLAlchemy result row read by column name (``.mappings()``).
@@ -89,6 +97,7 @@ def app_password_record(row: Row) -> AppPasswordRecord:
         label=row["label"],
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
+        scope=row["scope"],
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from gateway.accounts.app_passwords import AppPasswords
 from gateway.accounts.exchange_accounts import ConnectedAccount, Connector, ConnectRequest, ExchangeAccounts
 from gateway.accounts.passwords import VerifiedCache
-from gateway.accounts.records import AccountRecord, AppPasswordRecord, UserRecord
+from gateway.accounts.records import SCOPE_ALL, AccountRecord, AppPasswordRecord, UserRecord
 from gateway.accounts.settings import SettingsStore, UserSettings
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
@@ -80,9 +80,9 @@ class AccountService:
     # --- app passwords and the CalDAV Authenticator --------------------------------------
 
     async def create_app_password(
-        self, user_id: str, label: str, clear: str | None = None
+        self, user_id: str, label: str, clear: str | None = None, scope: str = SCOPE_ALL
     ) -> tuple[AppPasswordRecord, str]:
-        return await self.app_passwords.create_app_password(user_id, label, clear)
+        return await self.app_passwords.create_app_password(user_id, label, clear, scope)
 
     async def list_app_passwords(self, user_id: str) -> list[AppPasswordRecord]:
         return await self.app_passwords.list_app_passwords(user_id)
@@ -96,6 +96,11 @@ class AccountService:
         Raises TooManyFailures after too many failures for the user or from ``client`` (an address).
         """
         user_id = await self.app_passwords.verify(username, password, client)
+        return None if user_id is None else await self.principal(user_id)
+
+    async def authenticate_token(self, token: str, client: str = "") -> Principal | None:
+        """An API token scoped to free/busy and booking (``Authorization: Bearer``, RFC 6750 §2.1)."""
+        user_id = await self.app_passwords.verify_token(token, client)
         return None if user_id is None else await self.principal(user_id)
 
     async def principal(self, user_id: str) -> Principal:

@@ -9,11 +9,13 @@
   time is no longer free (asked of Exchange, not the cache, inside the user's booking lock).
 - ``DELETE /api/v1/users/{user}/bookings/{id}``: the meeting is cancelled (Exchange tells the invitee).
 
-Authentication is the user's own gateway name and app password (HTTP Basic, as CalDAV); another user's
-name in the path is 404, as in CalDAV. Errors are JSON ``{"error": code, "message": sentence}`` with 400 (malformed),
+Authentication is the user's API token scoped to free/busy and booking (``Authorization: Bearer``), or
+their gateway name and app password (HTTP Basic, as CalDAV); another user's name in the path is 404, as
+in CalDAV. A booking is never made twice for one Idempotency-Key: a retry after a lost answer finds the
+event by the UID its reservation fixed. Errors are JSON ``{"error": code, "message": sentence}`` with 400 (malformed),
 404 (unknown user, attendee or booking), 409 (not free, or the key is being used right now), 422 (well
-formed but impossible: window or duration out of bounds, outside working hours, too many attendees, a
-key reused for another request); nothing is written for any of them.
+formed but impossible: window or duration out of bounds, a meeting in the past, outside working hours,
+too many attendees, a key reused for another request); nothing is written for any of them.
 """
 
 from __future__ import annotations
@@ -22,22 +24,24 @@ import asyncio
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from gateway.caldav.backend import Availability, Booked, Booking, FreeBusyResult, Principal
+from gateway.caldav.backend import Availability, Booked, Booking, FreeBusyResult, NotFound, Principal
 from gateway.caldav.context import CONFIG, DavConfig
 from gateway.caldav.freebusy import parse_moment
 from gateway.caldav.resources import calendar_url
+from gateway.store.locks import Locks
 
 from . import slots
 from .cache import AvailabilityCache
 from .errors import ApiError, answering
 from .locks import booking_lock
-from .store import BookingStore, KeyInUse, StoredBooking
+from .store import BookingStore, KeyInUse, StoredBooking, booking_uid
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,14 @@ MAX_TEXT = 2000
 class BookingService:
     """What the handlers share: the CalDAV layer's backend and authentication, the cache, the table."""
 
-    def __init__(self, dav: DavConfig, store: BookingStore, cache: AvailabilityCache) -> None:
+    def __init__(self, dav: DavConfig, store: BookingStore, cache: AvailabilityCache, locks: Locks) -> None:
         self.dav = dav
         self.store = store
         self.cache = cache
+        self.locks = locks
 
     async def principal(self, request: web.Request) -> Principal:
-        principal = await self.dav.auth.principal(request)
+        principal = await self.dav.auth.principal(request, tokens=True)
         if request.match_info["user"] != principal.username:
             raise ApiError(404, f"There is no user {request.match_info['user']!r} here.")
         return principal
@@ -75,9 +80,13 @@ class BookingService:
 BOOKING_KEY = web.AppKey("booking", BookingService)
 
 
-def setup_booking(app: web.Application, store: BookingStore, cache_seconds: float) -> None:
-    """The routes; call after ``setup_caldav`` (the backend and authentication are the CalDAV layer's)."""
-    app[BOOKING_KEY] = BookingService(app[CONFIG], store, AvailabilityCache(cache_seconds))
+def setup_booking(
+    app: web.Application, store: BookingStore, cache_seconds: float, locks: Locks | None = None
+) -> None:
+    """The routes; call after ``setup_caldav`` (the backend and authentication are the CalDAV layer's).
+    ``locks``: the database's named locks (shared by the processes of one PostgreSQL); in-process if None."""
+    service = BookingService(app[CONFIG], store, AvailabilityCache(cache_seconds), locks or Locks())
+    app[BOOKING_KEY] = service
     app.router.add_get("/api/v1/users/{user}/slots", free_slots)
     app.router.add_post("/api/v1/users/{user}/bookings", book)
     app.router.add_delete("/api/v1/users/{user}/bookings/{booking_id}", cancel)
@@ -249,6 +258,15 @@ def _booking(body: Any, zone_name: str | None) -> tuple[Booking, tzinfo]:
     return booking, zone
 
 
+def _not_past(booking: Booking, zone: tzinfo) -> None:
+    """A booking must start from now on: a meeting in the past cannot be attended (nor invited to)."""
+    if booking.start < datetime.now(UTC):
+        raise ApiError(
+            422,
+            f"The meeting would start in the past ({_iso(booking.start, zone)}); choose a time from now on.",
+        )
+
+
 def _digest(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -267,7 +285,12 @@ def _replayed(stored: StoredBooking, digest: str) -> web.Response:
             "A booking with this Idempotency-Key is being made right now; ask again in a moment.",
             "key_in_use",
         )
-    return web.json_response(text=stored.answer, status=201, headers={"Idempotent-Replayed": "true"})
+    return _created(stored.answer, replayed=True)
+
+
+def _created(answer: str, *, replayed: bool = False) -> web.Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return web.json_response(text=answer, status=201, headers=headers)
 
 
 async def book(request: web.Request) -> web.StreamResponse:
@@ -288,21 +311,30 @@ async def book(request: web.Request) -> web.StreamResponse:
         if not all(value is None or isinstance(value, str) for value in override):
             raise ApiError(400, 'hours and days are texts, e.g. "hours": "09:00-17:00", "days": "mon-fri".')
         slots.override(*override, zone)  # malformed: 400 before anything is written
-        async with booking_lock(principal.user_id):
-            if key is not None and (stored := await service.store.by_key(principal.user_id, key)) is not None:
+        async with booking_lock(service.locks, principal.user_id):
+            stored = await service.store.by_key(principal.user_id, key) if key is not None else None
+            if stored is not None and (stored.answer is not None or stored.request_digest != digest):
                 return _replayed(stored, digest)
-            try:
-                booking_id = await service.store.reserve(principal.user_id, key, digest)
-            except KeyInUse as exc:
-                if exc.existing is None:
-                    raise
-                return _replayed(exc.existing, digest)
-            try:
-                answer = await _make(service, principal, booking, booking_id, override, zone)
-            except BaseException:
-                await service.store.release(booking_id)
-                raise
-            return web.json_response(text=answer, status=201)
+            if stored is not None:
+                # Reserved, never answered, and no one else holds the lock: the first attempt ended without
+                # an answer. Its CreateItem may have been carried out all the same: look for its UID first.
+                booking_id = stored.booking_id
+                booking = replace(booking, uid=booking_uid(booking_id))
+                found = await service.dav.backend.find_booked(principal, booking)
+                if found is not None:
+                    return _created(
+                        await _found(service, principal, booking, booking_id, found, zone), replayed=True
+                    )
+            else:
+                _not_past(booking, zone)  # before the reservation: nothing is written
+                try:
+                    booking_id = await service.store.reserve(principal.user_id, key, digest)
+                except KeyInUse as exc:
+                    if exc.existing is None:
+                        raise
+                    return _replayed(exc.existing, digest)
+                booking = replace(booking, uid=booking_uid(booking_id))
+            return _created(await _make(service, principal, booking, booking_id, key, override, zone))
 
     return await answering(request, run)
 
@@ -312,18 +344,49 @@ async def _make(
     principal: Principal,
     booking: Booking,
     booking_id: str,
+    key: str | None,
     override: tuple[str | None, str | None],
     zone: tzinfo,
 ) -> str:
-    """Inside the user's lock: ask Exchange whether the time is still free (no cache), then create it."""
-    fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
-    working = _working(fresh, *override, zone, booking.start, booking.end)
-    if working is not None and not slots.within(booking.start, booking.end, working):
-        raise ApiError(422, "The meeting lies outside the working hours.", "outside_working_hours")
-    if slots.overlaps(booking.start, booking.end, slots.busy_spans(fresh.busy)):
-        raise ApiError(409, "This time is no longer free; choose another slot.", "not_free")
-    booked = await service.dav.backend.book(principal, booking)
-    service.cache.invalidate(principal.user_id)
+    """Inside the user's lock: ask Exchange whether the time is still free (no cache), then create it.
+
+    Refused or failed before the CreateItem, the reservation is released (the key may be used again).
+    A CreateItem that failed keeps a keyed reservation: Exchange may have made the event and lost only
+    the answer, and the retry with the key looks for the booking's UID before it books again."""
+    try:
+        _not_past(booking, zone)  # a retry of a booking that was not made may come too late
+        fresh = await service.dav.backend.availability(principal, booking.start, booking.end)
+        working = _working(fresh, *override, zone, booking.start, booking.end)
+        if working is not None and not slots.within(booking.start, booking.end, working):
+            raise ApiError(422, "The meeting lies outside the working hours.", "outside_working_hours")
+        if slots.overlaps(booking.start, booking.end, slots.busy_spans(fresh.busy)):
+            raise ApiError(409, "This time is no longer free; choose another slot.", "not_free")
+    except BaseException:
+        await service.store.release(booking_id)
+        raise
+    try:
+        booked = await service.dav.backend.book(principal, booking)
+    except NotFound:
+        await service.store.release(booking_id)
+        raise
+    except BaseException:
+        if key is None:
+            await service.store.release(booking_id)
+        raise
+    finally:
+        service.cache.invalidate(principal.user_id)
+    return await _found(service, principal, booking, booking_id, booked, zone)
+
+
+async def _found(
+    service: BookingService,
+    principal: Principal,
+    booking: Booking,
+    booking_id: str,
+    booked: Booked,
+    zone: tzinfo,
+) -> str:
+    """The answer of a made booking, stored with its reservation."""
     answer = json.dumps(_described(principal, booking_id, booking, booked, zone))
     await service.store.complete(booking_id, booked, answer)
     return answer
@@ -347,7 +410,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     async def run() -> web.Response:
         principal = await service.principal(request)
         booking_id = request.match_info["booking_id"]
-        async with booking_lock(principal.user_id):
+        async with booking_lock(service.locks, principal.user_id):
             stored = await service.store.by_id(principal.user_id, booking_id)
             if stored is None or stored.booked is None:
                 raise ApiError(404, "There is no such booking.")

@@ -2,25 +2,19 @@
 booking happen before the next booking's re-check, so two concurrent bookings of the same slot cannot
 both find it free.
 
-One process: an asyncio lock per user. Several processes sharing a database need a lock they share
-(a PostgreSQL advisory lock); this function is the one place to put it.
+The lock is the store's named lock (gateway/store/locks.py): on PostgreSQL it holds across every gateway
+process sharing the database (an advisory lock behind the in-process one), so two replicas booking one
+slot at once give one booking and one 409; on SQLite one process serves the database and the lock is
+in-process.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from weakref import WeakValueDictionary
+from contextlib import AbstractAsyncContextManager
 
-_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+from gateway.store.locks import Locks
 
 
-@asynccontextmanager
-async def booking_lock(user_id: str) -> AsyncIterator[None]:
-    """Hold the user's booking lock (kept while anyone holds or waits for it, then forgotten)."""
-    lock = _locks.get(user_id)
-    if lock is None:
-        lock = _locks[user_id] = asyncio.Lock()
-    async with lock:
-        yield
+def booking_lock(locks: Locks, user_id: str) -> AbstractAsyncContextManager[None]:
+    """Hold the user's booking lock (the name is apart from the index's calendar and discovery locks)."""
+    return locks.hold(f"booking:{user_id}")

@@ -3,12 +3,14 @@
 A booking is reserved before Exchange is asked (a row without ``handle``), so two requests with one
 Idempotency-Key never both create an event, even in two processes: the second insert conflicts with the
 first on (user, key). The row is completed with the event's handle and the answer, or removed when the
-booking failed (the key may then be used again).
+booking was refused or failed before its CreateItem (the key may then be used again). A keyed row whose
+CreateItem failed stays reserved: the event may exist, and the retry looks for its UID (``booking_uid``).
 """
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +29,12 @@ class StoredBooking:
     booked: Booked | None  # None: still being made
     answer: str | None
     cancelled: bool
+
+
+def booking_uid(booking_id: str) -> str:
+    """The UID of a booking's event (RFC 5545 §3.8.4.7), fixed by its id before Exchange is asked, so a
+    retry of a booking whose answer was lost can find the event the first attempt made."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:caldav-gateway:booking:{booking_id}"))
 
 
 class KeyInUse(Exception):

@@ -134,7 +134,7 @@ async def freebusy_url(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
 
     async def run() -> web.Response:
-        principal = await config.auth.principal(request)
+        principal = await config.auth.principal(request, tokens=True)
         start, end = freebusy.window(request, config.freebusy_max_days)
         attendee = "mailto:" + name[:-4]
         [result] = await config.backend.free_busy(principal, [attendee], start, end)
@@ -161,7 +161,7 @@ async def freebusy_api(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
 
     async def run() -> web.Response:
-        principal = await config.auth.principal(request)
+        principal = await config.auth.principal(request, tokens=True)
         attendees = [a.strip() for a in request.query.getall("attendee", []) if a.strip()]
         if not attendees:
             raise DavError(400, "Name at least one attendee (?attendee=someone@example.com).")

@@ -32,11 +32,22 @@ class BasicAuth:
         self._authenticator = authenticator
         self._client_address = client_address
 
-    async def principal(self, request: web.Request) -> Principal:
-        """The authenticated principal, or raise 401 with a Basic challenge (429 after too many failures)."""
-        credentials = _parse(request.headers.get("Authorization", ""))
+    async def principal(self, request: web.Request, *, tokens: bool = False) -> Principal:
+        """The authenticated principal, or raise 401 with a Basic challenge (429 after too many failures).
+
+        ``tokens``: the route is free/busy or booking, which also take an API token scoped to them as
+        ``Authorization: Bearer`` (RFC 6750 §2.1); every other route (CalDAV above all) refuses one."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if tokens and scheme.lower() == "bearer" and token.strip():
+            return await self._token_principal(request, token.strip())
+        credentials = _parse(header)
         if credentials is None:
-            raise unauthorized("Authentication is required: use your gateway username and app password.")
+            raise unauthorized(
+                "Authentication is required: use your gateway username and app password"
+                + (" (or an API token for free/busy and booking, as Bearer)." if tokens else "."),
+                tokens=tokens,
+            )
         try:
             principal = await self._authenticator.authenticate(
                 *credentials, client=self._client_address(request)
@@ -44,7 +55,18 @@ class BasicAuth:
         except TooManyFailures as exc:
             raise too_many_failures(exc) from None
         if principal is None:
-            raise unauthorized("The username or app password is wrong.")
+            raise unauthorized("The username or app password is wrong.", tokens=tokens)
+        return principal
+
+    async def _token_principal(self, request: web.Request, token: str) -> Principal:
+        try:
+            principal = await self._authenticator.authenticate_token(
+                token, client=self._client_address(request)
+            )
+        except TooManyFailures as exc:
+            raise too_many_failures(exc) from None
+        if principal is None:
+            raise unauthorized("The API token is wrong or was revoked.", tokens=True)
         return principal
 
 
@@ -60,12 +82,13 @@ def _parse(header: str) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-def unauthorized(message: str) -> web.HTTPUnauthorized:
-    """A 401 carrying the Basic challenge (RFC 7235 §3.1)."""
-    return web.HTTPUnauthorized(
-        text=message + "\n",
-        headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-    )
+def unauthorized(message: str, *, tokens: bool = False) -> web.HTTPUnauthorized:
+    """A 401 carrying the Basic challenge (RFC 7235 §3.1), and the Bearer one (RFC 6750 §3) where an API
+    token is accepted."""
+    challenge = f'Basic realm="{REALM}", charset="UTF-8"'
+    if tokens:
+        challenge += f', Bearer realm="{REALM}"'
+    return web.HTTPUnauthorized(text=message + "\n", headers={"WWW-Authenticate": challenge})
 
 
 def too_many_failures(exc: TooManyFailures) -> web.HTTPTooManyRequests:

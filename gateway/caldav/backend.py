@@ -168,6 +168,7 @@ class Booking:
     invitee_name: str = ""
     description: str = ""
     location: str = ""
+    uid: str = ""  # the event's UID (RFC 5545 §3.8.4.7), chosen by the caller so a retry can find it; "": any
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,10 @@ class Backend(Protocol):
         """Create the meeting in the calendar the principal chose for new events (RFC 6638 §9.2
         schedule-default-calendar-URL), inviting the invitee; NotFound without such a calendar."""
 
+    async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
+        """The meeting with ``booking.uid`` at the booking's time in the calendar for new events, if it is
+        there: a booking whose answer was lost may have been made all the same."""
+
     async def cancel(self, principal: Principal, booked: Booked) -> None:
         """Delete a booking's meeting, cancelling it for the invitee; nothing when it is already gone."""
 
@@ -390,3 +395,7 @@ class Authenticator(Protocol):
         ``client`` is the client's address; raises :class:`TooManyFailures` when it or the user has
         failed too often lately.
         """
+
+    async def authenticate_token(self, token: str, client: str = "") -> Principal | None:
+        """The principal for an API token scoped to free/busy and booking (never accepted by CalDAV), or
+        None; raises :class:`TooManyFailures` as :meth:`authenticate`."""

@@ -25,7 +25,7 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 # The version ``schema.py`` describes. A fresh database gets ``schema.metadata`` as is and
 # is stamped with this version; an older database is brought up by the steps below.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 async def _provisional_items(conn: AsyncConnection) -> None:
@@ -63,12 +63,18 @@ async def _bookings(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: schema.bookings.create(sync, checkfirst=True))
 
 
+async def _app_password_scope(conn: AsyncConnection) -> None:
+    """Schema 5: ``app_passwords.scope`` (API tokens scoped to free/busy and booking); existing ones: all."""
+    await conn.execute(text("ALTER TABLE app_passwords ADD COLUMN scope VARCHAR(16) NOT NULL DEFAULT 'all'"))
+
+
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
 # When schema.py changes, bump SCHEMA_VERSION and add the step that makes the same change.
 UPGRADES: dict[int, tuple[str, Migration]] = {
     2: ("item index: provisional rows and requested deletions", _provisional_items),
     3: ("item index and collection records: identifiers without a length limit", _unbounded_identifiers),
     4: ("bookings made through the booking API", _bookings),
+    5: ("app passwords: scope (API tokens for free/busy and booking)", _app_password_scope),
 }
 
 

@@ -72,6 +72,9 @@ app_passwords = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # "all": CalDAV and every API, with HTTP Basic; "booking": an API token (Bearer) for free/busy and the
+    # booking API only (docs/BOOKING.md).
+    Column("scope", String(16), nullable=False, server_default="all"),
 )
 
 user_settings = Table(

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts.exchange_accounts import ConnectRequest
-from gateway.accounts.records import AccountsError, NotFoundError
+from gateway.accounts.records import SCOPE_ALL, AccountsError, NotFoundError
 from gateway.accounts.settings import (
     UnknownCalendarError,
     UserSettings,
@@ -203,7 +203,7 @@ async def list_app_passwords(request: web.Request) -> web.Response:
 async def create_app_password(request: web.Request) -> web.Response:
     body = await _body(request)
     record, clear = await _svc(request).accounts.create_app_password(
-        request.match_info["user_id"], _text(body, "label") or ""
+        request.match_info["user_id"], _text(body, "label") or "", scope=_text(body, "scope") or SCOPE_ALL
     )
     # The only time the clear text leaves the gateway.
     return _json({**dataclasses.asdict(record), "password": clear}, status=201)

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.accounts.exchange_accounts import ConnectRequest
-from gateway.accounts.records import AccountsError, NotFoundError, UserRecord
+from gateway.accounts.records import SCOPE_ALL, SCOPE_BOOKING, AccountsError, NotFoundError, UserRecord
 from gateway.accounts.settings import (
     INVITATION_CHOICES,
     WORKING_ELSEWHERE_CHOICES,
@@ -378,13 +378,17 @@ async def create_app_password(
     request: web.Request, services: Services, session: WebSession, user: UserRecord
 ) -> web.Response:
     form = await request.post()
-    record, clear = await services.accounts.create_app_password(user.user_id, str(form.get("label", "")))
+    scope = SCOPE_BOOKING if form.get("scope") == SCOPE_BOOKING else SCOPE_ALL
+    record, clear = await services.accounts.create_app_password(
+        user.user_id, str(form.get("label", "")), scope=scope
+    )
     return render(
         "app_password.html",
         user=user,
         csrf_token=session.csrf_token,
         label=record.label,
         password=clear,
+        token=scope == SCOPE_BOOKING,
         caldav_url=caldav_url(services, request),
     )
 

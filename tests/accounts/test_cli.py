@@ -73,6 +73,11 @@ def test_users_accounts_and_app_passwords_from_the_command_line(
     app_id = created.stdout.split()[2]
     assert _cli(config, key, "app-passwords", "revoke", "ann", app_id).returncode == 0
     assert _cli(config, key, "app-passwords", "list", "ann").stdout == ""
+    token = _cli(config, key, "app-passwords", "create", "ann", "--label", "booking page", "--booking-token")
+    assert token.returncode == 0 and "Bearer" in token.stdout
+    listed_tokens = _cli(config, key, "app-passwords", "list", "ann").stdout.splitlines()
+    assert [line.split("\t")[-1] for line in listed_tokens] == ["booking"]
+    assert _cli(config, key, "app-passwords", "revoke", "ann", token.stdout.split()[2]).returncode == 0
 
     removed = _cli(config, key, "accounts", "remove", "ann", listed[0].split("\t")[0])
     assert removed.returncode == 0 and "stored credentials" in removed.stdout

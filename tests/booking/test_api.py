@@ -19,7 +19,16 @@ from tests.support.memory_backend import sample
 
 AUTH = {"Authorization": encode_basic_auth("alice", "alice-app-pw")}
 BERLIN = ZoneInfo("Europe/Berlin")
-MONDAY = datetime(2026, 3, 2, tzinfo=BERLIN)  # Berlin is UTC+1, New York UTC-5 that day
+
+
+def _first_march_monday() -> datetime:
+    """The first Monday of March of next year: always ahead (bookings must not start in the past), and
+    in winter time (Berlin is UTC+1, New York UTC-5 that day)."""
+    day = datetime(datetime.now(UTC).year + 1, 3, 1, tzinfo=BERLIN)
+    return day + timedelta(days=(7 - day.weekday()) % 7)
+
+
+MONDAY = _first_march_monday()
 
 
 def event(uid: str, start: datetime, end: datetime) -> str:
@@ -68,7 +77,7 @@ async def test_slots_keep_to_working_hours_and_busy_time_in_the_callers_zone(api
     assert answer.status == 200
     starts = [s["start"] for s in (await answer.json())["slots"]]
     # 09:00-17:00 in Berlin is 03:00-11:00 in New York; 10:00-11:00 Berlin (04:00 New York) is busy.
-    assert starts == [f"2026-03-02T{h:02d}:00:00-05:00" for h in (3, 5, 6, 7, 8, 9, 10)]
+    assert starts == [f"{MONDAY:%Y-%m-%d}T{h:02d}:00:00-05:00" for h in (3, 5, 6, 7, 8, 9, 10)]
 
 
 async def test_attendees_exchange_cannot_answer_for_stop_the_question(api) -> None:

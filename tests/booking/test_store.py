@@ -62,6 +62,7 @@ async def test_a_database_of_schema_3_gets_the_table(database_url: str) -> None:
     await db.open()
     async with db.engine.begin() as conn:
         await conn.execute(text("DROP TABLE bookings"))
+        await conn.execute(text("ALTER TABLE app_passwords DROP COLUMN scope"))  # schema 5's
         await conn.execute(text("DELETE FROM schema_migrations"))
         await conn.execute(text("INSERT INTO schema_migrations VALUES (3, '2026-01-01 00:00:00')"))
         await conn.execute(
@@ -74,5 +75,40 @@ async def test_a_database_of_schema_3_gets_the_table(database_url: str) -> None:
     await db.open()
     try:
         assert await BookingStore(db.engine).reserve("u1", "k", "d")
+    finally:
+        await db.close()
+
+
+async def test_a_database_of_schema_4_gets_app_password_scopes(database_url: str) -> None:
+    """Schema 5: app passwords made before it stay app passwords (scope all), and tokens can be stored."""
+    db = Database(database_url)
+    await db.open()
+    async with db.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE app_passwords DROP COLUMN scope"))
+        await conn.execute(text("DELETE FROM schema_migrations"))
+        await conn.execute(text("INSERT INTO schema_migrations VALUES (4, '2026-01-01 00:00:00')"))
+        await conn.execute(
+            insert(users).values(
+                id="u1", username="u1", display_name="u1", created_at=text("CURRENT_TIMESTAMP")
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO app_passwords (id, user_id, label, lookup, password_hash, created_at)"
+                " VALUES ('p1', 'u1', 'old', 'x', 'y', CURRENT_TIMESTAMP)"
+            )
+        )
+    await db.close()
+    db = Database(database_url)
+    await db.open()
+    try:
+        async with db.engine.begin() as conn:
+            assert (await conn.execute(text("SELECT scope FROM app_passwords"))).scalar() == "all"
+            await conn.execute(
+                text(
+                    "INSERT INTO app_passwords (id, user_id, label, lookup, password_hash, created_at, scope)"
+                    " VALUES ('p2', 'u1', 'tool', 'z', 'y', CURRENT_TIMESTAMP, 'booking')"
+                )
+            )
     finally:
         await db.close()

@@ -316,6 +316,8 @@ def test_bad_bookings_write_nothing(stack, emulator):
         (book(stack, moment, time_zone=5), 400, "time zone"),
         (book(stack, moment, hours=9), 400, "hours and days are texts"),
         (book(stack, moment, title=["x"]), 400, "title"),
+        (book(stack, moment - dt.timedelta(days=30), hours="any"), 422, "in the past"),
+        (book(stack, dt.datetime.now(UTC) - dt.timedelta(minutes=10), hours="any"), 422, "in the past"),
     ]
     for answer, status, words in cases:
         assert answer.status_code == status, answer.text

@@ -350,7 +350,7 @@ class MemoryBackend:
         """An event with the invitee as attendee in the default calendar (else the first)."""
         home = self.homes[principal.username]
         calendar_id = principal.default_calendar_id or next(iter(home))
-        uid = f"booking-{len(self.bookings) + 1}"
+        uid = booking.uid or f"booking-{len(self.bookings) + 1}"
         ical = (
             "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//memory//EN\r\nBEGIN:VEVENT\r\n"
             f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nSUMMARY:{booking.subject}\r\n"
@@ -361,6 +361,12 @@ class MemoryBackend:
         self.bookings.append(booking)
         self.seed(principal.username, calendar_id, f"{uid}.ics", ical)
         return Booked(calendar_id, f"{uid}.ics", f"{uid}.ics")
+
+    async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
+        home = self.homes[principal.username]
+        calendar_id = principal.default_calendar_id or next(iter(home))
+        name = f"{booking.uid}.ics"
+        return Booked(calendar_id, name, name) if name in home[calendar_id].objects else None
 
     async def cancel(self, principal: Principal, booked: Booked) -> None:
         cal = self.homes[principal.username].get(booked.calendar_id)
@@ -409,6 +415,7 @@ class MemoryAuthenticator:
 
     def __init__(self) -> None:
         self.users: dict[str, tuple[str, Principal]] = {}
+        self.tokens: dict[str, Principal] = {}  # API tokens scoped to free/busy and booking
         self.calls = 0
 
     def add(self, principal: Principal, password: str) -> None:
@@ -418,6 +425,10 @@ class MemoryAuthenticator:
         self.calls += 1
         entry = self.users.get(username)
         return entry[1] if entry and entry[0] == password else None
+
+    async def authenticate_token(self, token: str, client: str = "") -> Principal | None:
+        self.calls += 1
+        return self.tokens.get(token)
 
 
 ALICE = Principal("u1", "alice", "Alice Adams", ("alice@example.com", "alice@other.example"))

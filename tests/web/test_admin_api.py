@@ -245,3 +245,31 @@ async def test_a_display_name_too_long_is_a_400_on_every_store(gateway: TestClie
     assert response.status == 400 and "200 characters" in (await response.json())["message"]
     body["display_name"] = "D" * 200
     assert (await gateway.post("/api/v1/admin/users", json=body, headers=H)).status == 201
+
+
+async def test_booking_tokens_are_made_listed_and_revoked_like_app_passwords(
+    gateway: TestClient, services: Any
+) -> None:
+    user_id = await _user(gateway)
+    created = await gateway.post(
+        f"/api/v1/admin/users/{user_id}/app-passwords",
+        json={"label": "booking page", "scope": "booking"},
+        headers=H,
+    )
+    assert created.status == 201
+    body = await created.json()
+    assert body["scope"] == "booking"
+    assert await services.accounts.authenticate("ann", body["password"]) is None  # not for HTTP Basic
+    principal = await services.accounts.authenticate_token(body["password"])
+    assert principal is not None and principal.user_id == user_id
+    listed = await (await gateway.get(f"/api/v1/admin/users/{user_id}/app-passwords", headers=H)).json()
+    assert [p["scope"] for p in listed["app_passwords"]] == ["booking"]
+    bad = await gateway.post(
+        f"/api/v1/admin/users/{user_id}/app-passwords", json={"scope": "root"}, headers=H
+    )
+    assert bad.status == 400 and "scope" in (await bad.json())["message"]
+    revoke = await gateway.delete(
+        f"/api/v1/admin/users/{user_id}/app-passwords/{body['app_password_id']}", headers=H
+    )
+    assert revoke.status == 204
+    assert await services.accounts.authenticate_token(body["password"]) is None

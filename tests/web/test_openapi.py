@@ -102,6 +102,7 @@ async def test_each_operation_says_which_credentials_it_takes(gateway: TestClien
     schemes = spec["components"]["securitySchemes"]
     assert (schemes["adminToken"]["type"], schemes["adminToken"]["scheme"]) == ("http", "bearer")
     assert (schemes["appPassword"]["type"], schemes["appPassword"]["scheme"]) == ("http", "basic")
+    assert (schemes["bookingToken"]["type"], schemes["bookingToken"]["scheme"]) == ("http", "bearer")
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             if method not in METHODS:
@@ -110,6 +111,8 @@ async def test_each_operation_says_which_credentials_it_takes(gateway: TestClien
                 expected = [{"adminToken": []}]
             elif path == "/api/v1/openapi.json":
                 expected = []
+            elif path.startswith(("/api/v1/users/", "/api/v1/freebusy", "/freebusy/")):
+                expected = [{"appPassword": []}, {"bookingToken": []}]  # an API token too
             else:
                 expected = [{"appPassword": []}]
             assert operation.get("security") == expected, (method, path)

@@ -240,3 +240,18 @@ async def test_the_pages_say_only_what_is_true(gateway: TestClient, services: An
     assert "from the list below" in home
     created = re.search(r'<td><time datetime="([^"]+)">([^<]+)</time></td>', home)
     assert created and created.group(1).endswith("+00:00") and created.group(2).endswith(" UTC")
+
+
+async def test_a_booking_token_is_made_on_the_page_and_shown_once(gateway: TestClient, services: Any) -> None:
+    csrf = await signed_in(gateway, services)
+    page = await (
+        await gateway.post(
+            "/app-passwords", data={"csrf_token": csrf, "label": "Booking page", "scope": "booking"}
+        )
+    ).text()
+    token = re.search(r'id="new-app-password">([^<]+)<', page).group(1)
+    assert "Bearer" in page and "/api/v1/users/ann/slots" in page
+    assert await services.accounts.authenticate("ann", token) is None
+    assert await services.accounts.authenticate_token(token) is not None
+    home = await (await gateway.get("/")).text()
+    assert "Booking page" in home and token not in home and "free/busy and booking" in home

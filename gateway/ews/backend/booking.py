@@ -7,6 +7,7 @@
   attendee and ``SendMeetingInvitations=SendToAllAndSaveCopy`` (Exchange sends the invitation). The
   account's ``invitations`` option is for CalDAV clients that may send their own; the booking API
   has only Exchange to send it, so it always asks Exchange;
+- a booking whose answer was lost: one FindItem CalendarView over its time, looking for its UID;
 - a cancellation: one DeleteItem with ``SendMeetingCancellations=SendToAllAndSaveCopy``.
 
 The created item carries a resource name and UID like a CalDAV PUT's, and is indexed at once, so
@@ -37,7 +38,7 @@ from gateway.ews.backend.busy import FreeBusy, merge_own
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls, raise_first_error
 from gateway.ews.backend.tracking import ChangeTracker
-from gateway.ews.exchange import ews_datetime
+from gateway.ews.exchange import calendar_view, ews_datetime
 from gateway.ews.freebusy import mailbox_address
 from gateway.ews.index import ItemChange
 
@@ -97,7 +98,7 @@ class Bookings:
         if principal.default_calendar_id is None:
             raise NotFound(f"{principal.username} has no calendar chosen for new events.")
         cal = await self._directory.resolve(principal, principal.default_calendar_id)
-        uid = str(uuid.uuid4())
+        uid = booking.uid or str(uuid.uuid4())
         name = f"{uid}.ics"
         item = CalendarItem(
             account=cal.account,
@@ -122,6 +123,24 @@ class Bookings:
         )
         self._tracker.record_created(cal, ItemChange(item.id, item.changekey, name, uid))
         return Booked(calendar_id=cal.calendar_id, name=name, handle=item.id)
+
+    async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
+        """One FindItem CalendarView of the calendar for new events over the booking's time: the item with
+        the booking's UID, if Exchange made it (its CreateItem answer may have been lost)."""
+        if principal.default_calendar_id is None or not booking.uid:
+            return None
+        cal = await self._directory.resolve(principal, principal.default_calendar_id)
+        view = await self._calls.run(
+            cal.account,
+            "FindItem",
+            lambda: calendar_view(cal.account, cal.folder, booking.start, booking.end),
+        )
+        entry = next((e for e in view if e.uid == booking.uid), None)
+        if entry is None:
+            return None
+        name = f"{booking.uid}.ics"
+        self._tracker.record_created(cal, ItemChange(entry.id, entry.changekey, name, booking.uid))
+        return Booked(calendar_id=cal.calendar_id, name=name, handle=entry.id)
 
     async def cancel(self, principal: Principal, booked: Booked) -> None:
         """One DeleteItem; Exchange sends the invitee the cancellation. Already gone: nothing to do."""

@@ -233,6 +233,10 @@ class EwsBackend:
         """One CreateItem in the calendar for new events, sending the invitation."""
         return await self._bookings.book(principal, booking)
 
+    async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
+        """One FindItem CalendarView over the booking's time, matched by UID."""
+        return await self._bookings.find_booked(principal, booking)
+
     async def cancel(self, principal: Principal, booked: Booked) -> None:
         """One DeleteItem, sending the cancellation."""
         await self._bookings.cancel(principal, booked)
