@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 import requests
 import requests.adapters
 import urllib3
-from exchangelib import DELEGATE, Account, CalendarItem, Configuration, ExtendedProperty
+from exchangelib import DELEGATE, Account, CalendarItem, Configuration, ExtendedProperty, Task
 from exchangelib import errors as exl_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Calendar, Folder, Root
+from exchangelib.folders import Calendar, Folder, Root, Tasks
 from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.properties import (
     CalendarView,
@@ -243,6 +243,17 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
+def distinguished_tasks(account: Account) -> Tasks:
+    """The mailbox's default Tasks folder in one ``GetFolder``, as :func:`distinguished_calendar` (same
+    reliance on ``Root``'s private ``_distinguished_id``)."""
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    return Tasks.get_distinguished(root=root)
+
+
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:
     """Whether a "server busy" error is Exchange's own refusal (the SOAP fault ErrorServerBusy, sent
     before the work is done), not a transport failure exchangelib reports as busy (HTTP 503, a closed
@@ -372,22 +383,43 @@ class CalDAVBodyFingerprint(ExtendedProperty):
     property_type = "String"
 
 
+CALDAV_UID = "caldav_uid"  # the Task field registered for CalDAVUid
+
+
+class CalDAVUid(ExtendedProperty):
+    """The iCalendar UID of a VTODO: an EWS Task has no UID field (a CalendarItem has), so the UID a
+    client gave is kept in this named property of the gateway's property set."""
+
+    property_set_id = CalDAVResourceName.property_set_id
+    property_name = "CalDAVUid"
+    property_type = "String"
+
+
 _ITEM_FIELDS = (
     (CALDAV_NAME, CalDAVResourceName),
     (CALDAV_RESIDUAL, CalDAVResidual),
     (CALDAV_NO_END, CalDAVNoEnd),
     (CALDAV_FINGERPRINT, CalDAVBodyFingerprint),
 )
+_TASK_FIELDS = (
+    (CALDAV_NAME, CalDAVResourceName),
+    (CALDAV_RESIDUAL, CalDAVResidual),
+    (CALDAV_FINGERPRINT, CalDAVBodyFingerprint),
+    (CALDAV_UID, CalDAVUid),
+)
 
 
 def register_item_fields() -> None:
     """Make ``CalendarItem.caldav_name``, ``caldav_residual``, ``caldav_no_end`` and ``caldav_fingerprint``
-    fields (ExtendedFieldURIs in GetItem, SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class for the
-    whole process and refuses a second registration, so this registers once however often it is called."""
-    registered = {f.name for f in CalendarItem.FIELDS}
-    for name, cls in _ITEM_FIELDS:
-        if name not in registered:
-            CalendarItem.register(name, cls)
+    fields (ExtendedFieldURIs in GetItem, SyncFolderItems, CreateItem and UpdateItem), and ``Task``'s
+    ``caldav_name``, ``caldav_residual``, ``caldav_fingerprint`` and ``caldav_uid``. ``register`` changes
+    the class for the whole process and refuses a second registration, so this registers once however
+    often it is called."""
+    for item_class, fields in ((CalendarItem, _ITEM_FIELDS), (Task, _TASK_FIELDS)):
+        registered = {f.name for f in item_class.FIELDS}
+        for name, cls in fields:
+            if name not in registered:
+                item_class.register(name, cls)
 
 
 @dataclass(frozen=True)
