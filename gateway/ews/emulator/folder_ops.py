@@ -240,9 +240,9 @@ def create_folder(ctx: OperationContext, request: etree._Element) -> etree._Elem
     folders = first_child(request, "Folders")
     messages = []
     for spec in [] if folders is None else [c for c in folders if isinstance(c.tag, str)]:
-        folder_class = text(spec, "FolderClass") or (
-            CALENDAR_CLASS if local(spec) == "CalendarFolder" else "IPF.Note"
-        )
+        # Without a FolderClass, the element says what the folder holds (t:CalendarFolder, t:TasksFolder…).
+        by_element = {tag: cls for cls, tag in _FOLDER_ELEMENTS.items()}
+        folder_class = text(spec, "FolderClass") or by_element.get(local(spec), "IPF.Note")
         try:
             folder = box.create_folder(parent.folder_id, text(spec, "DisplayName"), folder_class)
         except StoreError as exc:

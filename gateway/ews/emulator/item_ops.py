@@ -29,6 +29,8 @@ from gateway.ews.emulator.soap import (
     success_message,
 )
 from gateway.ews.emulator.store import MailboxStore
+from gateway.ews.emulator.task_ops import create_task, update_task
+from gateway.ews.emulator.tasks import Task
 from gateway.ews.emulator.xsd import child, local, parse_dt
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
@@ -170,6 +172,9 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
             message = success_message("CreateItem")
             message.append(M.Items())
             return message
+        if local(elem) == "Task":  # tasks have their own fields and rules (task_ops.py)
+            task = create_task(box, folder if saved else None, elem, ctx.now, naive_zone(ctx, [elem]))
+            return _items_message("CreateItem", task, Shape("IdOnly"))
         if local(elem) != "CalendarItem":
             raise StoreError(
                 "ErrorInvalidItemForOperationCreateItem", "Only calendar items can be created here."
@@ -263,6 +268,14 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
                 "The send or update operation could not be performed because the change key passed "
                 "in the request does not match the current change key for the item.",
             )
+        if isinstance(target, Task):  # tasks have their own fields and rules (task_ops.py)
+            updates = child(change, "Updates")
+            zone = naive_zone(ctx, [elements(u)[-1] for u in elements(updates)])
+            message = _items_message(
+                "UpdateItem", update_task(box, target, updates, ctx.now, zone), Shape("IdOnly")
+            )
+            message.append(M.ConflictResults(T.Count("0")))
+            return message
         # Work on a copy so that a refused update leaves the stored item untouched.
         item = copy.deepcopy(target)
         updates = child(change, "Updates")

@@ -19,6 +19,8 @@ from gateway.ews.emulator.fields import CALENDAR_ITEM_FIELDS, DEFAULT_FIELDS, WR
 from gateway.ews.emulator.mime import mime_content_xml
 from gateway.ews.emulator.model import CalendarItem
 from gateway.ews.emulator.soap import T
+from gateway.ews.emulator.task_fields import task_xml
+from gateway.ews.emulator.tasks import Task
 from gateway.ews.emulator.xsd import child, local, parse_bool, text
 
 
@@ -83,8 +85,10 @@ def _snap_all_day(item: CalendarItem) -> None:
     item.end = datetime.combine(end_day, datetime.min.time(), zone).astimezone(UTC)
 
 
-def item_xml(item: CalendarItem, shape: Shape) -> etree._Element:
-    """A ``t:CalendarItem`` for a response, with the fields ``shape`` asks for, in schema order."""
+def item_xml(item: CalendarItem | Task, shape: Shape) -> etree._Element:
+    """A ``t:CalendarItem`` (or ``t:Task``) for a response, with the fields ``shape`` asks for, in schema order."""
+    if isinstance(item, Task):
+        return task_xml(item, shape)
     elem = T.CalendarItem(T.ItemId(Id=item.item_id, ChangeKey=item.change_key))
     if shape.mime:  # ItemType's sequence starts with MimeContent, then ItemId
         elem.insert(0, mime_content_xml(item))

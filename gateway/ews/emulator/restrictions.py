@@ -17,6 +17,8 @@ from lxml import etree
 from gateway.ews.emulator.fields import BY_URI
 from gateway.ews.emulator.mapi import item_value as mapi_item_value
 from gateway.ews.emulator.model import CalendarItem, StoreError
+from gateway.ews.emulator.task_fields import task_field
+from gateway.ews.emulator.tasks import Task
 from gateway.ews.emulator.xsd import local, parse_dt
 
 Obj = TypeVar("Obj")
@@ -41,14 +43,26 @@ def unsupported_path() -> StoreError:
     return StoreError("ErrorUnsupportedPathForQuery", "The property cannot be used in a restriction.")
 
 
-def item_value(item: CalendarItem, path: etree._Element) -> Any:
+def item_value(item: CalendarItem | Task, path: etree._Element) -> Any:
     """The value a Restriction or SortOrder path names on a calendar item."""
     if local(path) == "ExtendedFieldURI":
         return mapi_item_value(item, dict(path.attrib))
+    if isinstance(item, Task):
+        return _task_value(item, path.get("FieldURI", ""))
     declared = BY_URI.get(path.get("FieldURI", ""))
     if declared is None or not declared.queryable:
         raise unsupported_path()
     return declared.value(item)
+
+
+def _task_value(task: Task, uri: str) -> Any:
+    """A task's value of a FieldURI; a calendar property, which a task does not have, is absent."""
+    declared = task_field(uri)
+    if declared is None and uri in BY_URI:
+        return None
+    if declared is None or not declared.queryable:
+        raise unsupported_path()
+    return declared.value(task)  # type: ignore[arg-type]
 
 
 def _typed(constant: str, like: Any) -> Any:
