@@ -212,9 +212,19 @@ def _text(value: object) -> str:
 
 
 def check_recurrence(calendar: Calendar) -> None:
-    """Raise ValueError when the events' dates or recurrence rules cannot be evaluated."""
-    for event in calendar.walk("VEVENT"):
-        for prop in ("DTSTART", "DTEND", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE", "DURATION"):
+    """Raise ValueError when the events' (or tasks') dates or recurrence rules cannot be evaluated."""
+    for event in [*calendar.walk("VEVENT"), *calendar.walk("VTODO")]:
+        for prop in (
+            "DTSTART",
+            "DTEND",
+            "DUE",
+            "COMPLETED",
+            "RECURRENCE-ID",
+            "RRULE",
+            "EXDATE",
+            "RDATE",
+            "DURATION",
+        ):
             if prop in event:
                 event.decoded(prop)
     recurring_ical_events.of(calendar).between(MIN_DATE_TIME, MIN_DATE_TIME + timedelta(days=1))
