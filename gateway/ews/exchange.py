@@ -28,6 +28,7 @@ from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Calendar, Folder, Root, Tasks
+from exchangelib.folders.collections import FolderCollection
 from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.properties import (
     CalendarView,
@@ -252,6 +253,25 @@ def distinguished_tasks(account: Account) -> Tasks:
         _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
     )
     return Tasks.get_distinguished(root=root)
+
+
+def calendar_and_tasks(account: Account) -> list[Folder]:
+    """The mailbox's default Calendar and Tasks folders in one ``GetFolder`` (a mailbox without a Tasks
+    folder gives the Calendar alone). Same reliance on ``Root``'s private ``_distinguished_id`` as
+    :func:`distinguished_calendar`; the folders come back as ``Calendar`` and ``Tasks``."""
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    wanted = [
+        cls(
+            root=root,
+            _distinguished_id=DistinguishedFolderId(id=cls.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+        )
+        for cls in (Calendar, Tasks)
+    ]
+    return [f for f in FolderCollection(account=account, folders=wanted).resolve() if isinstance(f, Folder)]
 
 
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:

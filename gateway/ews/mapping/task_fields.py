@@ -75,11 +75,6 @@ def utc(value: datetime) -> datetime:
     return datetime.fromtimestamp(value.timestamp(), UTC)
 
 
-def _instant_day(value: datetime | None) -> str:
-    # Exchange may keep only the day of CompleteDate (Outlook shows a date): the day is what must hold.
-    return utc(value).date().isoformat() if value else ""
-
-
 def _number(value: object) -> str:
     return str(int(float(str(value)))) if value is not None else ""
 
@@ -111,7 +106,8 @@ GROUPS: dict[str, Callable[[Task], str]] = {
     "SUMMARY": lambda t: t.subject or "",
     "DESCRIPTION": lambda t: str(t.body or ""),
     "TIME": lambda t: f"{_day(t.start_date)}/{_day(t.due_date)}",
-    "COMPLETED": lambda t: _instant_day(t.complete_date),
+    # CompleteDate is Exchange's own (read-only in EWS): the client's COMPLETED holds while the task is done
+    "COMPLETED": lambda t: "done" if t.status == "Completed" else "",
     "STATUS": lambda t: t.status or "NotStarted",
     "PERCENT": lambda t: _number(t.percent_complete),
     "PRIORITY": lambda t: t.importance or "Normal",

@@ -69,8 +69,9 @@ def to_vtodo(task: Task, residual: str | None = None) -> str:
         lines.append(ical.line("LAST-MODIFIED", ical.format_utc(utc(task.last_modified_time))))
     kept_lines = kept.lines if kept is not None else []
     for group in (*_ORDER, "CATEGORIES", "RRULE"):
-        if group in shown:
-            lines += [line.folded() for line in kept_lines if GROUP_OF.get(line.key) == group]
+        own = [line.folded() for line in kept_lines if GROUP_OF.get(line.key) == group]
+        if group in shown and (own or group != "COMPLETED"):
+            lines += own
         else:
             lines += _from_exchange(task, group)
     lines += [line.folded() for line in kept_lines if line.key not in GROUP_OF and line.key != STATE]

@@ -12,6 +12,8 @@ The mapping, field by field, is :mod:`.task_fields` and docs/MAPPING.md ("Tasks"
   meaning its midnight in the calendar's zone.
 - RRULE becomes the task's recurrence (:mod:`gateway.ews.recurrence_map`), counted from DTSTART or,
   without one, from DUE. RECURRENCE-ID overrides and RDATE have no Exchange equivalent and are refused.
+- COMPLETED is not written: EWS CompleteDate is Exchange's (set when the status becomes Completed); the
+  client's COMPLETED line is shown while the task stays completed, Exchange's date otherwise.
 - The UID is kept in the Task's ``CalDAVUid`` property (EWS tasks have no UID).
 """
 
@@ -52,7 +54,6 @@ TASK_WRITE_FIELDS: tuple[str, ...] = (
     "body",
     "start_date",
     "due_date",
-    "complete_date",
     "status",
     "percent_complete",
     "importance",
@@ -66,6 +67,7 @@ TASK_WRITE_FIELDS: tuple[str, ...] = (
 
 TASK_READ_FIELDS: tuple[str, ...] = (
     *TASK_WRITE_FIELDS,
+    "complete_date",
     "datetime_created",
     "last_modified_time",
     "is_recurring",
@@ -151,14 +153,6 @@ def _read_status(todo: Component, task: Task) -> None:
         task.status = exact  # the client kept what it was shown for Outlook's Deferred/WaitingOnOthers
     else:
         task.status = STATUS_TO_EWS.get(status, "NotStarted")
-    if "COMPLETED" in todo:
-        completed = todo.decoded("COMPLETED")
-        if isinstance(completed, datetime):
-            if completed.tzinfo is None:
-                completed = completed.replace(tzinfo=UTC)
-            task.complete_date = EWSDateTime.from_datetime(completed.astimezone(UTC)).astimezone(
-                EWSTimeZone("UTC")
-            )
     if "PERCENT-COMPLETE" in todo:
         task.percent_complete = Decimal(max(0, min(100, int(todo.decoded("PERCENT-COMPLETE")))))
     elif task.status == "Completed":

@@ -1,0 +1,138 @@
+"""Task lists end to end: python-caldav against the gateway, exchangelib straight at the emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import caldav
+import pytest
+import requests
+
+from tests.e2e.test_read_path import dav_client, delta, exchange_account
+
+ICS = {"Content-Type": "text/calendar; charset=utf-8"}
+
+
+def todo(uid: str, *lines: str) -> str:
+    body = "".join(f"{line}\r\n" for line in lines)
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VTODO\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261120T100000Z\r\n{body}END:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def task_list(principal: caldav.Principal, name: str = "Tasks") -> caldav.Calendar:
+    return next(c for c in principal.calendars() if c.get_display_name() == name)
+
+
+def exchange_tasks(emulator, folder=None) -> list:
+    account = exchange_account(emulator)
+    return list((folder or account.tasks).all())
+
+
+def test_the_tasks_folder_is_a_vtodo_collection_after_the_calendars(stack):
+    calendars = dav_client(stack).principal().calendars()
+    components = [tuple(c.get_supported_components()) for c in calendars]
+    assert components[0] == ("VEVENT",)
+    assert components[-1] == ("VTODO",) and "VTODO" not in {x for c in components[:-1] for x in c}
+    assert calendars[-1].get_display_name() == "Tasks"
+
+
+def test_python_caldav_saves_reads_modifies_completes_and_deletes_a_task(stack, emulator):
+    tasks = task_list(dav_client(stack).principal())
+    saved = tasks.save_todo(
+        todo("milk-1", "SUMMARY:Buy milk", "DUE;VALUE=DATE:20261212", "PRIORITY:1", "CATEGORIES:Home")
+    )
+    [task] = [t for t in exchange_tasks(emulator) if t.subject == "Buy milk"]
+    assert (task.due_date, task.importance, task.categories) == (dt.date(2026, 12, 12), "High", ["Home"])
+    [found] = [t for t in tasks.todos() if "milk-1" in t.data]
+    assert "DUE;VALUE=DATE:20261212" in found.data and "PRIORITY:1" in found.data
+    found.icalendar_component["SUMMARY"] = "Buy oat milk"
+    found.save()
+    assert [t.subject for t in exchange_tasks(emulator)] == ["Buy oat milk"]
+    found.load()
+    found.complete()
+    [task] = exchange_tasks(emulator)
+    assert task.status == "Completed" and task.percent_complete == 100
+    assert tasks.todos() == []  # completed tasks are left out by default
+    [done] = tasks.todos(include_completed=True)
+    assert "STATUS:COMPLETED" in done.data and "COMPLETED:" in done.data
+    done.delete()
+    assert exchange_tasks(emulator) == []
+    del saved
+
+
+def test_unmapped_properties_and_a_due_time_come_back(stack):
+    tasks = task_list(dav_client(stack).principal())
+    tasks.save_todo(
+        todo(
+            "rel-1",
+            "SUMMARY:Child",
+            "DUE:20261212T170000Z",
+            "RELATED-TO;RELTYPE=PARENT:parent-1",
+            "X-APPLE-SORT-ORDER:3",
+            "STATUS:CANCELLED",
+        )
+    )
+    [back] = tasks.todos(include_completed=True)
+    for line in (
+        "DUE:20261212T170000Z",
+        "RELATED-TO;RELTYPE=PARENT:parent-1",
+        "X-APPLE-SORT-ORDER:3",
+        "STATUS:CANCELLED",
+    ):
+        assert line in back.data
+
+
+def test_a_task_list_is_made_renamed_and_deleted(stack, emulator):
+    principal = dav_client(stack).principal()
+    chores = principal.make_calendar(name="Chores", supported_calendar_component_set=["VTODO"])
+    account = exchange_account(emulator)
+    folder = next(f for f in account.tasks.children if f.name == "Chores")
+    assert folder.folder_class == "IPF.Task"
+    chores.save_todo(todo("vac-1", "SUMMARY:Vacuum"))
+    assert [t.subject for t in folder.all()] == ["Vacuum"]
+    chores.set_properties([caldav.elements.dav.DisplayName("House")])
+    assert [f.name for f in exchange_account(emulator).tasks.children] == ["House"]
+    chores.delete()
+    assert list(exchange_account(emulator).tasks.children) == []
+
+
+def test_the_default_task_list_cannot_be_deleted_and_components_are_kept_apart(stack):
+    tasks = task_list(dav_client(stack).principal())
+    r = requests.delete(str(tasks.url), auth=("alice", stack.password))
+    assert r.status_code == 403 and "Tasks folder" in r.text
+    event = todo("e-1", "DTSTART:20261212T100000Z", "SUMMARY:x").replace("VTODO", "VEVENT")
+    r = requests.put(str(tasks.url) + "e-1.ics", data=event, headers=ICS, auth=("alice", stack.password))
+    assert r.status_code == 403 and "supported-calendar-component" in r.text
+
+
+def test_a_month_view_of_a_task_list_is_one_find_item_and_one_get_item(stack):
+    tasks = task_list(dav_client(stack).principal())
+    for n in range(3):
+        tasks.save_todo(todo(f"m-{n}", f"SUMMARY:T{n}", f"DUE;VALUE=DATE:2026121{n}"))
+    tasks.todos()  # the index knows every task now
+    before = stack.ews_calls()
+    found = tasks.search(todo=True, start=dt.datetime(2026, 12, 1), end=dt.datetime(2027, 1, 1), expand=False)
+    used = delta(before, stack.ews_calls())
+    assert len(found) == 3
+    assert used == {"FindItem": 1, "GetItem": 1}, used
+
+
+@pytest.mark.parametrize("rule", ["RRULE:FREQ=WEEKLY;COUNT=3"])
+def test_completing_a_recurring_task_moves_it_on_and_keeps_the_done_one(stack, emulator, rule):
+    tasks = task_list(dav_client(stack).principal())
+    tasks.save_todo(
+        todo("week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207", rule)
+    )
+    [task] = tasks.todos()
+    assert "RRULE:FREQ=WEEKLY;COUNT=3" in task.data
+    task.icalendar_component["STATUS"] = "COMPLETED"
+    task.save()
+    shown = tasks.todos(include_completed=True)
+    by_uid = {str(t.icalendar_component["UID"]): t for t in shown}
+    assert "week-1" in by_uid and len(shown) == 2
+    moved = by_uid["week-1"].icalendar_component
+    assert moved["DUE"].dt == dt.date(2026, 12, 14) and str(moved["STATUS"]) == "NEEDS-ACTION"
+    [done] = [t for uid, t in by_uid.items() if uid != "week-1"]
+    assert str(done.icalendar_component["STATUS"]) == "COMPLETED" and "RRULE" not in done.data
