@@ -136,3 +136,23 @@ def test_completing_a_recurring_task_moves_it_on_and_keeps_the_done_one(stack, e
     assert moved["DUE"].dt == dt.date(2026, 12, 14) and str(moved["STATUS"]) == "NEEDS-ACTION"
     [done] = [t for uid, t in by_uid.items() if uid != "week-1"]
     assert str(done.icalendar_component["STATUS"]) == "COMPLETED" and "RRULE" not in done.data
+
+
+EXPAND = """<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+<D:prop><C:calendar-data><C:expand start="20261201T000000Z" end="20270101T000000Z"/></C:calendar-data></D:prop>
+<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VTODO">
+<C:time-range start="20261201T000000Z" end="20270101T000000Z"/></C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+
+def test_a_recurring_task_expands_and_a_sync_reports_changes(stack):
+    tasks = task_list(dav_client(stack).principal())
+    tasks.save_todo(todo("e-1", "SUMMARY:Report", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3"))
+    r = requests.request(
+        "REPORT", str(tasks.url), data=EXPAND, headers={"Depth": "1"}, auth=("alice", stack.password)
+    )
+    assert r.status_code == 207 and r.text.count("BEGIN:VTODO") == 3 and "RRULE" not in r.text
+    first = tasks.objects_by_sync_token(load_objects=False)
+    tasks.save_todo(todo("e-2", "SUMMARY:Another"))
+    changed = tasks.objects_by_sync_token(sync_token=first.sync_token, load_objects=True)
+    assert [str(o.icalendar_component["UID"]) for o in changed] == ["e-2"]
