@@ -248,3 +248,39 @@ def test_completing_a_regenerating_task_counts_from_the_completion_date(account:
     today = dt.datetime.now(BERLIN).date()
     assert moved.due_date == today + dt.timedelta(days=10)
     assert moved.status == "NotStarted" and moved.is_recurring
+
+
+def test_demo_seed_has_tasks_of_every_kind(account: Account) -> None:
+    tasks = {t.subject: t for t in account.tasks.all()}
+    recurring = tasks["Water the office plants"]
+    assert recurring.is_recurring and recurring.due_date.weekday() == 4  # a Friday
+    assert isinstance(tasks["Back up the laptop"].recurrence.pattern, WeeklyRegeneration)
+    done = tasks["Book flights for the Berlin conference"]
+    assert (done.status, done.is_complete, done.percent_complete) == ("Completed", True, 100)
+    assert done.complete_date is not None
+    reminded = tasks["Submit the expense report"]
+    assert reminded.reminder_is_set and reminded.reminder_due_by is not None
+    assert (reminded.status, reminded.percent_complete) == ("InProgress", 50)
+    errands = next(c for c in account.tasks.children if c.name == "Errands")
+    assert isinstance(errands, Tasks)
+    assert {t.subject for t in errands.all()} == {"Pick up the dry cleaning", "Buy a birthday present"}
+
+
+def test_a_whole_save_of_a_fetched_recurring_task_changes_only_what_changed(account: Account) -> None:
+    task = next(t for t in account.tasks.all() if t.subject == "Water the office plants")
+    before = (task.due_date, task.start_date, task.recurrence)
+    task.subject = "Water the office plants (and the cactus)"
+    task.save()  # exchangelib sends every field, and deletes the empty ones
+    back = account.tasks.get(id=task.id)
+    assert back.subject == "Water the office plants (and the cactus)"
+    assert (back.due_date, back.start_date, back.recurrence) == before
+    assert (back.status, back.is_recurring) == ("NotStarted", True)
+    assert len([t for t in account.tasks.all() if t.subject.startswith("Water the office plants")]) == 1
+
+
+def test_stats_count_tasks_apart_from_calendar_items(account: Account, emulator: EmulatorServer) -> None:
+    before = emulator.stats()["calendars"]["alice@example.com"]
+    assert before["tasks"] == 6  # the demo's four in Tasks and two in Errands
+    _task(account, subject="One more")
+    after = emulator.stats()["calendars"]["alice@example.com"]
+    assert (after["tasks"], after["items"]) == (7, before["items"])

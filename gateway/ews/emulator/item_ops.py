@@ -30,7 +30,7 @@ from gateway.ews.emulator.soap import (
 )
 from gateway.ews.emulator.store import MailboxStore
 from gateway.ews.emulator.task_ops import create_task, update_task
-from gateway.ews.emulator.tasks import Task
+from gateway.ews.emulator.tasks import Task, delete_task
 from gateway.ews.emulator.xsd import child, local, parse_dt
 
 _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative", "DeclineItem": "Decline"}
@@ -353,6 +353,9 @@ def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
 
     def handle(elem: etree._Element) -> etree._Element:
         box, item = resolve_item(ctx, elem)
+        if isinstance(item, Task):  # tasks have their own occurrence rules (tasks.py)
+            delete_task(box, item, request.get("AffectedTaskOccurrences"), ctx.now)
+            return success_message("DeleteItem")
         box.delete(item.item_id, ctx.now)
         if item.is_meeting and send in _SENDS and item.my_response_type == "Organizer":
             # Cancelling one occurrence updates the attendees' series; cancelling the item cancels theirs.

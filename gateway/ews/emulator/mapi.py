@@ -75,7 +75,8 @@ def _appointment_state(item: CalendarItem) -> int:
 
 
 ITEM_PROPERTIES: dict[PropertyId, ItemProperty] = {
-    ("tag", 0x001A): ItemProperty("PR_MESSAGE_CLASS", lambda i: "IPM.Appointment"),
+    # A task carries its own class (tasks.Task.item_class); calendar items are all IPM.Appointment.
+    ("tag", 0x001A): ItemProperty("PR_MESSAGE_CLASS", lambda i: getattr(i, "item_class", "IPM.Appointment")),
     ("tag", 0x0037): ItemProperty(
         "PR_SUBJECT", lambda i: i.subject, _set("subject", _first), _clear("subject", "")
     ),

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from gateway.common.timezones import windows_to_iana
 from gateway.ews.emulator.recurrence import Recurrence
 from gateway.ews.emulator.soap import EwsError
+
+if TYPE_CHECKING:  # tasks.py builds on this module; task folders hold its items
+    from gateway.ews.emulator.tasks import Task
 
 FREE_BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
 CALENDAR_CLASS = "IPF.Appointment"
@@ -178,7 +182,7 @@ class Folder:
     parent_id: str | None
     distinguished: str | None = None
     folder_class: str | None = CALENDAR_CLASS
-    items: dict[str, CalendarItem] = field(default_factory=dict)
+    items: dict[str, CalendarItem | Task] = field(default_factory=dict)
     # SyncFolderItems journal: a counter and the tombstones of deleted items (id -> created, deleted).
     seq: int = 0
     tombstones: dict[str, tuple[int, int]] = field(default_factory=dict)

@@ -44,7 +44,7 @@ def unsupported_path() -> StoreError:
 
 
 def item_value(item: CalendarItem | Task, path: etree._Element) -> Any:
-    """The value a Restriction or SortOrder path names on a calendar item."""
+    """The value a Restriction or SortOrder path names on a calendar item or a task."""
     if local(path) == "ExtendedFieldURI":
         return mapi_item_value(item, dict(path.attrib))
     if isinstance(item, Task):

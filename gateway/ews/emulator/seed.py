@@ -50,6 +50,9 @@ def load_calendars(store: CalendarStore, seed: dict, now: datetime) -> None:
     # After every mailbox exists: attendees' copies of the seeded meetings.
     for item in meetings:
         store.deliver(item, now)
+    from gateway.ews.emulator.task_seed import load_tasks  # task_seed.py builds on this module
+
+    load_tasks(store, seed, now)
 
 
 def add_event(
@@ -318,6 +321,9 @@ def demo_seed(today: date) -> dict[str, Any]:
         ],
     )
     alice["delegates"] = ["bob@example.com"]
+    from gateway.ews.emulator.task_seed import demo_task_lists  # task_seed.py builds on this module
+
+    alice["task_lists"] = demo_task_lists(today)
     bob = _mailbox("bob", [{"name": "Calendar", "primary": True, "events": _personal_events(today, "bob")}])
     carol = _mailbox(
         "carol",

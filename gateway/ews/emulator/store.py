@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from gateway.ews.emulator.ids import IdFactory, parse_occurrence_id
 from gateway.ews.emulator.meetings import receive_meeting
@@ -23,6 +24,9 @@ from gateway.ews.emulator.model import (
 )
 from gateway.ews.emulator.recurrence import instances
 from gateway.ews.emulator.series import check_boundaries, expand_item, make_occurrence, normalise_series
+
+if TYPE_CHECKING:  # tasks.py builds on this module
+    from gateway.ews.emulator.tasks import Task
 
 
 class MailboxStore:
@@ -161,7 +165,7 @@ class MailboxStore:
 
     def occurrence(self, master: CalendarItem, index: int) -> CalendarItem:
         """Occurrence ``index`` (1-based) of a series: its exception if modified, else a generated one."""
-        if master.recurrence is None:
+        if master.recurrence is None or not isinstance(master, CalendarItem):  # tasks have no occurrence ids
             raise StoreError("ErrorCalendarOccurrenceIsDeletedFromRecurrence", "Item is not recurring.")
         if index in master.deleted:
             raise StoreError(
@@ -186,7 +190,7 @@ class MailboxStore:
             raise StoreError("ErrorItemNotFound", "The item is not an occurrence of a series.")
         return self._stored(item.master_id)
 
-    def touch(self, item: CalendarItem, now: datetime) -> None:
+    def touch(self, item: CalendarItem | Task, now: datetime) -> None:
         """Record a modification: new ChangeKey, LastModifiedTime, and a journal entry.
 
         Occurrences and exceptions live inside their master, so the master changes too.
@@ -230,9 +234,15 @@ class MailboxStore:
 
     def expand(self, folder_id: str, start: datetime, end: datetime) -> list[CalendarItem]:
         """CalendarView: singles, occurrences and exceptions overlapping [start, end), by start time."""
+        folder = self.folder(folder_id)
+        if folder.folder_class == "IPF.Task":
+            raise StoreError(
+                "ErrorCalendarFolderIsInvalidForCalendarView", "A CalendarView needs a calendar folder."
+            )
         found: list[CalendarItem] = []
-        for item in self.folder(folder_id).items.values():
-            found.extend(expand_item(item, start, end))
+        for item in folder.items.values():
+            if isinstance(item, CalendarItem):  # a calendar view shows calendar items only
+                found.extend(expand_item(item, start, end))
         found.sort(key=lambda i: (i.start, i.end, i.subject))
         return found
 
@@ -299,11 +309,12 @@ class CalendarStore:
         ]
 
     def stats(self) -> dict:
-        """Counts for ``/_emulator/stats``: folders, items and the meeting messages that would be sent."""
+        """Counts for ``/_emulator/stats``: calendar folders, their items, tasks, and the meeting messages sent."""
         return {
             email: {
                 "folders": sum(1 for f in box.folders.values() if f.is_calendar),
-                "items": sum(len(f.items) for f in box.folders.values()),
+                "items": sum(len(f.items) for f in box.folders.values() if f.is_calendar),
+                "tasks": sum(len(f.items) for f in box.folders.values() if f.folder_class == "IPF.Task"),
                 "sent": [
                     {"kind": m.kind, "recipients": m.recipients, "subject": m.subject, "uid": m.uid}
                     for m in box.sent

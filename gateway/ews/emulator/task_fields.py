@@ -30,6 +30,7 @@ from gateway.ews.emulator.fields import (
 )
 from gateway.ews.emulator.model import StoreError
 from gateway.ews.emulator.soap import T
+from gateway.ews.emulator.task_mime import task_mime_xml
 from gateway.ews.emulator.tasks import REGENERATIONS, STATUS_DESCRIPTIONS, TASK_STATUSES, Task, TaskRecurrence
 from gateway.ews.emulator.xsd import child, local
 
@@ -124,7 +125,7 @@ _EDIT = {"writable": True, "deletable": True}
 TASK_FIELDS: tuple[Field, ...] = (
     # -- ItemType's part of the sequence
     ElementField("ParentFolderId", "item:ParentFolderId", compute=lambda i: T.ParentFolderId(Id=i.folder_id)),
-    TextField("ItemClass", "item:ItemClass", compute=lambda i: "IPM.Task", queryable=True, required=True),
+    TextField("ItemClass", "item:ItemClass", compute=lambda i: i.item_class, queryable=True, required=True),
     TextField("Subject", "item:Subject", "subject", **_EDIT, queryable=True, default=True),
     ChoiceField(
         "Sensitivity",
@@ -186,6 +187,8 @@ def apply_task(task: Task, elem: etree._Element, append: bool = False, zone: tzi
 def task_xml(task: Task, shape: Shape) -> etree._Element:
     """A ``t:Task`` for a response, with the fields ``shape`` asks for, in schema order."""
     elem = T.Task(T.ItemId(Id=task.item_id, ChangeKey=task.change_key))
+    if shape.mime:  # ItemType's sequence starts with MimeContent, then ItemId
+        elem.insert(0, task_mime_xml(task))
     if shape.base == "IdOnly" and not shape.fields and not shape.extended:
         return elem
     if shape.base == "Default":  # a task's Default shape is its own

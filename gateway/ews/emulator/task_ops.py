@@ -16,7 +16,7 @@ from gateway.ews.emulator.model import Folder, StoreError
 from gateway.ews.emulator.restrictions import elements
 from gateway.ews.emulator.store import MailboxStore
 from gateway.ews.emulator.task_fields import apply_task, task_field
-from gateway.ews.emulator.tasks import Task, add_task, commit_task, new_task, settle
+from gateway.ews.emulator.tasks import TASK_CLASS, Task, add_task, commit_task, new_task, settle
 from gateway.ews.emulator.xsd import local
 
 
@@ -25,12 +25,14 @@ def create_task(
 ) -> Task:
     """CreateItem of a ``t:Task`` into ``folder`` (default: the mailbox's distinguished Tasks folder)."""
     target = folder if folder is not None else box.distinguished_folder("tasks")
+    if target.folder_class != TASK_CLASS:
+        raise StoreError("ErrorCannotCreateTaskInNonTaskFolder", "Tasks can only be created in task folders.")
     task = new_task(box, target.folder_id, now)
     before = copy.deepcopy(task)
     apply_task(task, elem, zone=zone)
     settle(task, before, now)
-    if task.recurrence is not None and task.is_complete:
-        raise StoreError("ErrorInvalidRecurrence", "A recurring task cannot be created completed.")
+    # A recurring task created completed is stored as written: completing one (tasks.commit_task) is a
+    # change of an existing task.
     return add_task(box, task)
 
 

@@ -14,7 +14,10 @@ regenerating pattern (DailyRegeneration …: "the interval since the task was co
 EWS reference) the completion date plus the interval. The emulator's choice of what the recurring
 task's range then says: it describes the remaining occurrences (StartDate moves to the new
 occurrence, a NumberOfOccurrences counts one less); after the last occurrence the task itself stays
-completed and is no longer recurring.
+completed and is no longer recurring. That the copy is the completed instance and the original goes on
+is MAPI's rule (PidLidTaskDeadOccurrence, "set to TRUE on the copy, which is the completed instance").
+Deleting only the current occurrence (DeleteItem ``AffectedTaskOccurrences="SpecifiedOccurrenceOnly"``)
+moves the task on the same way, without a completed copy.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Task:
     modified_seq: int = 0
     # What the store's item-generic code (DeleteItem, touch, mapi's maintained properties) reads of any
     # stored item: a task is never an occurrence, a meeting or a series.
+    item_class: str = "IPM.Task"
     master_id: str | None = None
     item_type: str = "Single"
     is_cancelled: bool = False
@@ -109,7 +113,7 @@ def add_task(box: MailboxStore, task: Task) -> Task:
     """Store a new task (CreateItem), journalled for SyncFolderItems like any item."""
     folder = box.folder(task.folder_id)
     task.created_seq = task.modified_seq = folder.bump()
-    folder.items[task.item_id] = task  # type: ignore[assignment]  # folders hold calendar items and tasks
+    folder.items[task.item_id] = task
     box.item_folder[task.item_id] = folder.folder_id
     return task
 
@@ -153,8 +157,8 @@ def commit_task(box: MailboxStore, task: Task, now: datetime) -> Task | None:
     if task.recurrence is not None and task.is_complete:
         done = _complete_occurrence(box, task, now)
     task.change_count += 1
-    folder.items[task.item_id] = task  # type: ignore[assignment]
-    box.touch(task, now)  # type: ignore[arg-type]  # touch reads only ids and journal fields
+    folder.items[task.item_id] = task
+    box.touch(task, now)
     return done
 
 
@@ -175,6 +179,23 @@ def _complete_occurrence(box: MailboxStore, task: Task, now: datetime) -> Task |
     if task.reminder_is_set and task.reminder_due_by is not None and task.due_date is not None:
         task.reminder_due_by += task.due_date - (done.due_date or task.due_date)
     return done
+
+
+def delete_task(box: MailboxStore, task: Task, affected: str | None, now: datetime) -> None:
+    """DeleteItem of a task: ``AffectedTaskOccurrences`` is required ("AllOccurrences" deletes the task,
+    "SpecifiedOccurrenceOnly" skips a recurring task's current occurrence; its last one deletes it)."""
+    if affected not in ("AllOccurrences", "SpecifiedOccurrenceOnly"):
+        raise StoreError(
+            "ErrorAffectedTaskOccurrencesRequired", "AffectedTaskOccurrences is required to delete a task."
+        )
+    if affected == "SpecifiedOccurrenceOnly" and task.recurrence is not None:
+        moved = next_occurrence(task, now.astimezone(zone_for(box.time_zone)).date())
+        if moved is not None:
+            task.start_date, task.due_date, task.recurrence = moved
+            task.change_count += 1
+            box.touch(task, now)
+            return
+    box.delete(task.item_id, now)
 
 
 def next_occurrence(
