@@ -25,21 +25,47 @@ def task_list(principal: caldav.Principal, name: str = "Tasks") -> caldav.Calend
     return next(c for c in principal.calendars() if c.get_display_name() == name)
 
 
-def exchange_tasks(emulator, folder=None) -> list:
+def scratch(stack) -> caldav.Calendar:
+    """A new, empty task list (a task folder under alice's Tasks, made with MKCALENDAR)."""
+    return (
+        dav_client(stack)
+        .principal()
+        .make_calendar(name="Scratch", supported_calendar_component_set=["VTODO"])
+    )
+
+
+def exchange_tasks(emulator, name: str = "Scratch") -> list:
     account = exchange_account(emulator)
-    return list((folder or account.tasks).all())
+    return list(next(f for f in account.tasks.children if f.name == name).all())
 
 
-def test_the_tasks_folder_is_a_vtodo_collection_after_the_calendars(stack):
+def test_task_folders_are_vtodo_collections_after_the_calendars(stack):
     calendars = dav_client(stack).principal().calendars()
     components = [tuple(c.get_supported_components()) for c in calendars]
-    assert components[0] == ("VEVENT",)
-    assert components[-1] == ("VTODO",) and "VTODO" not in {x for c in components[:-1] for x in c}
-    assert calendars[-1].get_display_name() == "Tasks"
+    names = [c.get_display_name() for c in calendars]
+    assert components == [("VEVENT",), ("VEVENT",), ("VTODO",), ("VTODO",)]
+    assert names[2:] == ["Tasks", "Errands"]
+
+
+def test_tasks_made_in_outlook_are_read(stack):
+    todos = task_list(dav_client(stack).principal()).todos(include_completed=True)
+    shown = {str(t.icalendar_component["SUMMARY"]): t for t in todos}
+    expense = shown["Submit the expense report"].icalendar_component
+    assert (str(expense["STATUS"]), int(expense["PERCENT-COMPLETE"]), int(expense["PRIORITY"])) == (
+        "IN-PROCESS",
+        50,
+        1,
+    )
+    assert expense.walk("VALARM") and "Receipts" in str(expense["DESCRIPTION"])
+    assert shown["Water the office plants"].icalendar_component["RRULE"]["FREQ"] == ["WEEKLY"]
+    backup = shown["Back up the laptop"].data
+    assert "RRULE" not in backup and "X-CALDAV-GATEWAY-REGENERATES:FREQ=WEEKLY;INTERVAL=2" in backup
+    done = shown["Book flights for the Berlin conference"].icalendar_component
+    assert str(done["STATUS"]) == "COMPLETED" and "COMPLETED" in done
 
 
 def test_python_caldav_saves_reads_modifies_completes_and_deletes_a_task(stack, emulator):
-    tasks = task_list(dav_client(stack).principal())
+    tasks = scratch(stack)
     saved = tasks.save_todo(
         todo("milk-1", "SUMMARY:Buy milk", "DUE;VALUE=DATE:20261212", "PRIORITY:1", "CATEGORIES:Home")
     )
@@ -63,7 +89,7 @@ def test_python_caldav_saves_reads_modifies_completes_and_deletes_a_task(stack, 
 
 
 def test_unmapped_properties_and_a_due_time_come_back(stack):
-    tasks = task_list(dav_client(stack).principal())
+    tasks = scratch(stack)
     tasks.save_todo(
         todo(
             "rel-1",
@@ -93,9 +119,9 @@ def test_a_task_list_is_made_renamed_and_deleted(stack, emulator):
     chores.save_todo(todo("vac-1", "SUMMARY:Vacuum"))
     assert [t.subject for t in folder.all()] == ["Vacuum"]
     chores.set_properties([caldav.elements.dav.DisplayName("House")])
-    assert [f.name for f in exchange_account(emulator).tasks.children] == ["House"]
+    assert [f.name for f in exchange_account(emulator).tasks.children] == ["Errands", "House"]
     chores.delete()
-    assert list(exchange_account(emulator).tasks.children) == []
+    assert [f.name for f in exchange_account(emulator).tasks.children] == ["Errands"]
 
 
 def test_the_default_task_list_cannot_be_deleted_and_components_are_kept_apart(stack):
@@ -108,7 +134,7 @@ def test_the_default_task_list_cannot_be_deleted_and_components_are_kept_apart(s
 
 
 def test_a_month_view_of_a_task_list_is_one_find_item_and_one_get_item(stack):
-    tasks = task_list(dav_client(stack).principal())
+    tasks = scratch(stack)
     for n in range(3):
         tasks.save_todo(todo(f"m-{n}", f"SUMMARY:T{n}", f"DUE;VALUE=DATE:2026121{n}"))
     tasks.todos()  # the index knows every task now
@@ -121,7 +147,7 @@ def test_a_month_view_of_a_task_list_is_one_find_item_and_one_get_item(stack):
 
 @pytest.mark.parametrize("rule", ["RRULE:FREQ=WEEKLY;COUNT=3"])
 def test_completing_a_recurring_task_moves_it_on_and_keeps_the_done_one(stack, emulator, rule):
-    tasks = task_list(dav_client(stack).principal())
+    tasks = scratch(stack)
     tasks.save_todo(
         todo("week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207", rule)
     )
@@ -146,7 +172,7 @@ EXPAND = """<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:i
 
 
 def test_a_recurring_task_expands_and_a_sync_reports_changes(stack):
-    tasks = task_list(dav_client(stack).principal())
+    tasks = scratch(stack)
     tasks.save_todo(todo("e-1", "SUMMARY:Report", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3"))
     r = requests.request(
         "REPORT", str(tasks.url), data=EXPAND, headers={"Depth": "1"}, auth=("alice", stack.password)
