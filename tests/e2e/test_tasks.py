@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
+from tests.support.vdirsyncer import VDIRSYNCER, Vdirsyncer, read_ics
 
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 
@@ -182,3 +183,37 @@ def test_a_recurring_task_expands_and_a_sync_reports_changes(stack):
     tasks.save_todo(todo("e-2", "SUMMARY:Another"))
     changed = tasks.objects_by_sync_token(sync_token=first.sync_token, load_objects=True)
     assert [str(o.icalendar_component["UID"]) for o in changed] == ["e-2"]
+
+
+@pytest.mark.skipif(VDIRSYNCER is None, reason="vdirsyncer is not installed (pip install -e '.[test]')")
+def test_vdirsyncer_syncs_a_task_list_both_ways(stack, emulator, tmp_path):
+    errands = task_list(dav_client(stack).principal(), "Errands")
+    segment = str(errands.url).rstrip("/").rsplit("/", 1)[-1]
+    sync = Vdirsyncer(
+        tmp_path / "vdirsyncer",
+        url=stack.dav_url,
+        username="alice",
+        password=stack.password,
+        collections=[segment],
+    )
+    sync.discover()
+    sync.sync()
+    folder = sync.folders()[0]
+    local = {name: text for name, text in sync.files(folder).items()}
+    [cleaning] = [name for name, text in local.items() if "SUMMARY:Pick up the dry cleaning" in text]
+    path = folder / cleaning
+    path.write_bytes(read_ics(path).replace("Pick up the dry cleaning", "Pick up the suit").encode())
+    (folder / "stamps.ics").write_bytes(
+        todo("stamps-1", "SUMMARY:Buy stamps", "DUE;VALUE=DATE:20261215").encode()
+    )
+    sync.sync()
+    subjects = {t.subject: t for t in exchange_tasks(emulator, "Errands")}
+    assert {"Pick up the suit", "Buy stamps", "Buy a birthday present"} == set(subjects)
+    assert subjects["Buy stamps"].due_date == dt.date(2026, 12, 15)
+    present = subjects["Buy a birthday present"]
+    present.subject = "Buy a birthday card"  # changed in Outlook
+    present.save(update_fields=["subject"])
+    sync.sync()
+    texts = sync.files(folder).values()
+    assert any("SUMMARY:Buy a birthday card" in t for t in texts)
+    assert any("UID:stamps-1" in t and "DUE;VALUE=DATE:20261215" in t for t in texts)
