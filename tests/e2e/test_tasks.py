@@ -217,3 +217,22 @@ def test_vdirsyncer_syncs_a_task_list_both_ways(stack, emulator, tmp_path):
     texts = sync.files(folder).values()
     assert any("SUMMARY:Buy a birthday card" in t for t in texts)
     assert any("UID:stamps-1" in t and "DUE;VALUE=DATE:20261215" in t for t in texts)
+
+
+EVENTS_IN_DECEMBER = """<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+<C:time-range start="20261201T000000Z" end="20270101T000000Z"/></C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+
+def test_an_event_query_of_a_task_list_finds_no_task(stack):
+    tasks = scratch(stack)
+    tasks.save_todo(todo("d-1", "SUMMARY:Due in December", "DUE;VALUE=DATE:20261210"))
+    r = requests.request(
+        "REPORT",
+        str(tasks.url),
+        data=EVENTS_IN_DECEMBER,
+        headers={"Depth": "1"},
+        auth=("alice", stack.password),
+    )
+    assert r.status_code == 207 and "d-1" not in r.text and "<D:response>" not in r.text
