@@ -137,9 +137,20 @@ class TaskLists:
             await self._create(cal, name, resource, fingerprint)
             return PutResult(etag=None, created=True)
         if if_none_match:
+            if await self._holds(cal, existing, fingerprint):
+                return PutResult(etag=None, created=True)  # a retry of the create whose answer was lost
             raise PreconditionFailed("A resource with this name already exists (If-None-Match: *).")
         await self._update(cal, existing, resource, fingerprint, if_match)
         return PutResult(etag=None, created=False)
+
+    async def _holds(self, cal: MailboxCalendar, existing: IndexedItem, fingerprint: str) -> bool:
+        """Whether the task was last written from this very body (docs/WRITES.md: a retried PUT)."""
+        current = await self._calls.run(
+            cal.account,
+            "GetItem",
+            lambda: fetch_items(cal.folder, [ItemId(existing.item_id)], [CALDAV_FINGERPRINT]),
+        )
+        return current[0] is not None and current[0].caldav_fingerprint == fingerprint
 
     async def _create(
         self, cal: MailboxCalendar, name: str, resource: TaskResource, fingerprint: str
