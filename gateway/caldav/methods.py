@@ -213,29 +213,10 @@ def _check_settable(el: etree._Element, creating: bool) -> int:
     if el.tag == dav("resourcetype") and creating:
         return 200
     if el.tag == cal("supported-calendar-component-set") and creating:
-        return 200 if _component_set(el) is not None else 403
+        return 200 if validation.component_set(el) is not None else 403
     if el.tag == cal("calendar-timezone") and creating:
         return 200  # accepted as clients send it (RFC 4791 §5.3.1), not stored: events carry their zones
     return 200 if el.tag in writable(Kind.CALENDAR) else 403
-
-
-def _component_set(el: etree._Element) -> tuple[str, ...] | None:
-    """What a new collection holds by its supported-calendar-component-set (RFC 4791 §5.2.3): events
-    when VEVENT is named (a VTODO beside it is not kept: Exchange keeps tasks apart), tasks when VTODO
-    alone is; None for a set with neither, which no collection here can honour."""
-    names = {c.get("name", "").upper() for c in el.findall(cal("comp"))}
-    if "VEVENT" in names:
-        return validation.EVENTS
-    if "VTODO" in names and not names - {"VTODO", "VTIMEZONE"}:
-        return validation.TASKS
-    return None
-
-
-def _requested_components(root: etree._Element | None) -> tuple[str, ...]:
-    if root is None:
-        return validation.EVENTS
-    found = root.find(f"{dav('set')}/{dav('prop')}/{cal('supported-calendar-component-set')}")
-    return (_component_set(found) if found is not None else None) or validation.EVENTS
 
 
 def _prop_failure(url: str, statuses: dict[str, int], root_tag: str) -> web.Response:
@@ -340,7 +321,7 @@ async def _create(call: Call, root: etree._Element | None, failure_tag: str) -> 
         )
     display_name = values.pop(dav("displayname"), None) or calendar_id
     props = {k: v for k, v in values.items() if v is not None}
-    components = _requested_components(root)
+    components = validation.requested_components(root)
     await call.backend.create_calendar(
         call.principal, calendar_id, display_name, props, components=components
     )

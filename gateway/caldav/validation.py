@@ -26,11 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from icalendar import Calendar, Component
+from lxml import etree
 
 from . import filters
 from .errors import DavError
 from .limits import Limits, check_counts, check_dates, precheck
-from .xml import cal
+from .xml import cal, dav
 
 VALID_DATA = cal("valid-calendar-data")
 VALID_OBJECT = cal("valid-calendar-object-resource")
@@ -95,6 +96,25 @@ def check(data: bytes, limits: Limits = DEFAULT_LIMITS, components: Sequence[str
             400, f"The event's dates or recurrence rule cannot be read ({exc}).", VALID_DATA
         ) from None
     return Checked(_METHOD_LINE.sub("", text), True) if altered else Checked(text)
+
+
+def component_set(el: etree._Element) -> tuple[str, ...] | None:
+    """What a new collection holds by its supported-calendar-component-set (RFC 4791 §5.2.3): events
+    when VEVENT is named (a VTODO beside it is not kept: Exchange keeps tasks apart), tasks when VTODO
+    alone is; None for a set with neither, which no collection here can honour."""
+    names = {c.get("name", "").upper() for c in el.findall(cal("comp"))}
+    if "VEVENT" in names:
+        return EVENTS
+    if "VTODO" in names and not names - {"VTODO", "VTIMEZONE"}:
+        return TASKS
+    return None
+
+
+def requested_components(root: etree._Element | None) -> tuple[str, ...]:
+    if root is None:
+        return EVENTS
+    found = root.find(f"{dav('set')}/{dav('prop')}/{cal('supported-calendar-component-set')}")
+    return (component_set(found) if found is not None else None) or EVENTS
 
 
 def _kinds_sentence(components: Sequence[str]) -> str:

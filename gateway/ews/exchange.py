@@ -244,21 +244,9 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
-def distinguished_tasks(account: Account) -> Tasks:
-    """The mailbox's default Tasks folder in one ``GetFolder``, as :func:`distinguished_calendar` (same
-    reliance on ``Root``'s private ``_distinguished_id``)."""
-    mailbox = Mailbox(email_address=account.primary_smtp_address)
-    root = Root(
-        account=account,
-        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
-    )
-    return Tasks.get_distinguished(root=root)
-
-
 def calendar_and_tasks(account: Account) -> list[Folder]:
-    """The mailbox's default Calendar and Tasks folders in one ``GetFolder`` (a mailbox without a Tasks
-    folder gives the Calendar alone). Same reliance on ``Root``'s private ``_distinguished_id`` as
-    :func:`distinguished_calendar`; the folders come back as ``Calendar`` and ``Tasks``."""
+    """The mailbox's Calendar and Tasks folders (as ``Calendar``, ``Tasks``) in one ``GetFolder``; without a
+    Tasks folder, the Calendar alone. Relies on ``Root``'s ``_distinguished_id`` as :func:`distinguished_calendar`."""
     mailbox = Mailbox(email_address=account.primary_smtp_address)
     root = Root(
         account=account,

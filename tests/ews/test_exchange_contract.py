@@ -36,7 +36,6 @@ from gateway.ews.exchange import (
     calendar_and_tasks,
     connection_broke,
     distinguished_calendar,
-    distinguished_tasks,
     forget_cached_protocol,
     get_unauthenticated,
     new_account,
@@ -219,14 +218,6 @@ def test_calendar_and_tasks_are_opened_in_one_get_folder(emulator):
     with relies_on("Root(_distinguished_id=...) and FolderCollection.resolve of two distinguished folders"):
         folders = calendar_and_tasks(account)
         assert [(type(f).__name__, f.name) for f in folders] == [("Calendar", "Calendar"), ("Tasks", "Tasks")]
-        assert emulator.stats()["operations"] == {"GetFolder": 1}
-
-
-def test_the_tasks_folder_is_opened_in_one_get_folder(emulator):
-    """distinguished_tasks, as distinguished_calendar, for the Tasks folder."""
-    account = _account(emulator, _classes().ews)
-    with relies_on("Root(_distinguished_id=...) with Tasks.get_distinguished(root=...)"):
-        assert distinguished_tasks(account).name == "Tasks"
         assert emulator.stats()["operations"] == {"GetFolder": 1}
 
 

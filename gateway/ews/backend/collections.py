@@ -27,7 +27,7 @@ from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import LRU, MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker, sync_token
-from gateway.ews.exchange import distinguished_calendar, distinguished_tasks
+from gateway.ews.exchange import calendar_and_tasks, distinguished_calendar
 from gateway.ews.index import ItemIndex
 
 PROPERTY_CACHE_SECONDS = 60.0
@@ -237,7 +237,8 @@ def _create_folder(account: Account, name: str, tasks: bool = False) -> Folder:
 
 def _new_folder(account: Account, name: str, tasks: bool = False) -> Folder:
     if tasks:
-        folder: Folder = Tasks(parent=distinguished_tasks(account), name=name, folder_class="IPF.Task")
+        parent = next(f for f in calendar_and_tasks(account) if isinstance(f, Tasks))
+        folder: Folder = Tasks(parent=parent, name=name, folder_class="IPF.Task")
     else:
         folder = Folder(parent=distinguished_calendar(account), name=name, folder_class="IPF.Appointment")
     folder.save()
