@@ -76,6 +76,9 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
         assert row["ratio"] > 0
         assert row["ews_calls"] >= 1 and row["floor_ews_calls"] >= 1, row  # counted by the emulator
     assert rows["1 month view, warm"]["ews_calls_by_operation"].get("FindItem") == 1
+    # a task list costs what a calendar costs: FindItem + GetItem for its month, SyncFolderItems to poll
+    assert rows["1t month view, task list"]["ews_calls_by_operation"] == {"FindItem": 1, "GetItem": 1}
+    assert rows["2t unchanged poll, task list"]["ews_calls_by_operation"] == {"SyncFolderItems": 1}
     concurrency = document["concurrency"]
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]

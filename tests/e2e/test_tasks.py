@@ -276,3 +276,12 @@ def test_conditional_writes_of_a_task(stack, emulator):
     assert fresh != etag
     assert requests.delete(url, headers={"If-Match": fresh}, auth=auth).status_code == 204
     assert exchange_tasks(emulator) == []
+
+
+def test_a_task_without_dates_is_found_in_any_time_range(stack):
+    """RFC 4791 §9.9: a VTODO with no DTSTART, DUE, COMPLETED or CREATED overlaps every range (Exchange's
+    creation time is not shown as CREATED, which would move it out of earlier ranges)."""
+    tasks = scratch(stack)
+    tasks.save_todo(todo("undated-1", "SUMMARY:Some day"))
+    found = tasks.search(todo=True, start=dt.datetime(2001, 1, 1), end=dt.datetime(2001, 2, 1))
+    assert [str(t.icalendar_component["UID"]) for t in found] == ["undated-1"]

@@ -134,3 +134,18 @@ def test_overrides_of_a_recurring_task_are_refused():
     )
     with pytest.raises(InvalidCalendarData):
         from_vtodo(body)
+
+
+def test_a_rule_repeating_the_tasks_own_time_of_day_is_a_day_pattern_and_comes_back_as_written():
+    rule = "RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=55;COUNT=3"
+    parsed = from_vtodo(vtodo("SUMMARY:Bins", "DTSTART:20221017T065500Z", "DURATION:PT10M", rule))
+    assert parsed.task.recurrence.boundary.number == 3
+    assert rule in to_vtodo(parsed.task, parsed.residual)
+    with pytest.raises(InvalidCalendarData):  # another hour would add instances Exchange cannot hold
+        from_vtodo(vtodo("SUMMARY:Bins", "DTSTART:20221017T065500Z", "RRULE:FREQ=DAILY;BYHOUR=6,18"))
+
+
+def test_created_is_the_clients_not_exchanges():
+    parsed = from_vtodo(vtodo("SUMMARY:x", "CREATED:20200101T000000Z"))
+    assert "CREATED:20200101T000000Z" in to_vtodo(parsed.task, parsed.residual)
+    assert "CREATED" not in to_vtodo(from_vtodo(vtodo("SUMMARY:x")).task, None)

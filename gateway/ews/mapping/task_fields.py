@@ -138,7 +138,9 @@ GROUP_OF = {
 }
 """The group of each mapped VTODO property (a VALARM sub-component is in ALARM)."""
 
-RENDERED = {"UID", "DTSTAMP", "CREATED", "LAST-MODIFIED"}  # always written from Exchange, never kept
+# Always written from Exchange, never kept. CREATED is the client's (kept) and not Exchange's creation time:
+# RFC 4791 §9.9 places a task without dates by its CREATED, which Exchange would move to the day it was stored.
+RENDERED = {"UID", "DTSTAMP", "LAST-MODIFIED"}
 
 
 def token(task: Task, group: str) -> str:

@@ -63,8 +63,6 @@ def to_vtodo(task: Task, residual: str | None = None) -> str:
     lines = [ical.text_line("UID", uid)]
     stamp = task.last_modified_time or task.datetime_created
     lines.append(ical.line("DTSTAMP", ical.format_utc(utc(stamp) if stamp else datetime.now(UTC))))
-    if task.datetime_created:
-        lines.append(ical.line("CREATED", ical.format_utc(utc(task.datetime_created))))
     if task.last_modified_time:
         lines.append(ical.line("LAST-MODIFIED", ical.format_utc(utc(task.last_modified_time))))
     kept_lines = kept.lines if kept is not None else []

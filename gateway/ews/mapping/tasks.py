@@ -117,7 +117,7 @@ def from_vtodo(text: str, *, default_tz: str = "UTC") -> TaskResource:
     _read_other(todo, task)
     task.reminder_due_by = _reminder(todo, zone)
     task.reminder_is_set = task.reminder_due_by is not None
-    task.recurrence = _recurrence(todo, start or due)
+    task.recurrence = _recurrence(todo, start or due, _anchor_time(todo))
     task.clean()  # Exchange's own rules (100 % when completed, …) before the tokens are taken
     uid = str(todo.get("UID", "")).strip()
     return TaskResource(uid, task, _residual(text, task))
@@ -199,7 +199,27 @@ def _reminder(todo: Component, zone: tzinfo) -> EWSDateTime | None:
     return None
 
 
-def _recurrence(todo: Component, start: date | None) -> TaskRecurrence | None:
+def _anchor_time(todo: Component) -> time | None:
+    """The time of day of DTSTART (or DUE) when it has one: what BYHOUR/BYMINUTE/BYSECOND may repeat."""
+    for name in ("DTSTART", "DUE"):
+        if name in todo:
+            value = todo.decoded(name)
+            return value.time() if isinstance(value, datetime) else None
+    return None
+
+
+def _date_rule(rule: dict, at: time | None) -> dict:
+    """The rule without BYHOUR, BYMINUTE, BYSECOND that only repeat the task's own time of day (they add
+    no instance, RFC 5545 §3.3.10): Exchange's task patterns count days. The client's RRULE is kept as written."""
+    clock = {"BYHOUR": "hour", "BYMINUTE": "minute", "BYSECOND": "second"}
+    if at is None or not any(part in rule for part in clock):
+        return rule
+    if all(rule[part] == [getattr(at, unit)] for part, unit in clock.items() if part in rule):
+        return {key: value for key, value in rule.items() if key not in clock}
+    return rule
+
+
+def _recurrence(todo: Component, start: date | None, at: time | None = None) -> TaskRecurrence | None:
     rules = todo.get("RRULE")
     if rules is None:
         return None
@@ -207,6 +227,7 @@ def _recurrence(todo: Component, start: date | None) -> TaskRecurrence | None:
         if len(rules) > 1:
             raise invalid("Exchange stores one recurrence rule per task; this VTODO has several RRULEs.")
         rules = rules[0]
+    rules = _date_rule(dict(rules), at)
     if start is None:
         raise invalid("A recurring task needs a DTSTART or a DUE for Exchange to count from.")
     try:
