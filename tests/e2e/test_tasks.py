@@ -285,3 +285,17 @@ def test_a_task_without_dates_is_found_in_any_time_range(stack):
     tasks.save_todo(todo("undated-1", "SUMMARY:Some day"))
     found = tasks.search(todo=True, start=dt.datetime(2001, 1, 1), end=dt.datetime(2001, 2, 1))
     assert [str(t.icalendar_component["UID"]) for t in found] == ["undated-1"]
+
+
+def test_a_regenerating_task_edited_in_a_client_keeps_regenerating(stack, emulator):
+    todos = task_list(dav_client(stack).principal()).todos(include_completed=True)
+    [backup] = [t for t in todos if str(t.icalendar_component["SUMMARY"]) == "Back up the laptop"]
+    backup.icalendar_component["SUMMARY"] = "Back up the laptop and the phone"
+    backup.save()
+    account = exchange_account(emulator)
+    [task] = [t for t in account.tasks.all() if t.subject.startswith("Back up")]
+    assert task.subject == "Back up the laptop and the phone"
+    assert (
+        type(task.recurrence.pattern).__name__ == "WeeklyRegeneration"
+        and task.recurrence.pattern.interval == 2
+    )

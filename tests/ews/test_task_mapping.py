@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from exchangelib import EWSDate
+from exchangelib.recurrence import NumberedPattern, TaskRecurrence, WeeklyRegeneration
 from icalendar import Calendar
 
 from gateway.caldav.backend import InvalidCalendarData
@@ -149,3 +150,15 @@ def test_created_is_the_clients_not_exchanges():
     parsed = from_vtodo(vtodo("SUMMARY:x", "CREATED:20200101T000000Z"))
     assert "CREATED:20200101T000000Z" in to_vtodo(parsed.task, parsed.residual)
     assert "CREATED" not in to_vtodo(from_vtodo(vtodo("SUMMARY:x")).task, None)
+
+
+def test_a_regenerating_recurrence_is_shown_without_rrule_and_survives_a_put_back():
+    parsed = from_vtodo(vtodo("SUMMARY:Back up", "DUE;VALUE=DATE:20261210"))
+    parsed.task.recurrence = TaskRecurrence(
+        pattern=WeeklyRegeneration(interval=2), boundary=NumberedPattern(start=date(2026, 12, 10), number=4)
+    )
+    text = to_vtodo(parsed.task, None)
+    assert "RRULE" not in text and "X-CALDAV-GATEWAY-REGENERATES:FREQ=WEEKLY;INTERVAL=2;COUNT=4" in text
+    back = from_vtodo(text).task.recurrence  # a client that edits the task and sends it back
+    assert isinstance(back.pattern, WeeklyRegeneration) and back.pattern.interval == 2
+    assert back.boundary.number == 4

@@ -169,7 +169,12 @@ def _rule(task: Task) -> list[str]:
         return []
     regenerates = _REGENERATION.get(type(rec.pattern))
     if regenerates:
-        return [ical.line(REGENERATES, f"FREQ={regenerates};INTERVAL={rec.pattern.interval}")]
+        text = f"FREQ={regenerates};INTERVAL={rec.pattern.interval}"
+        if getattr(rec.boundary, "number", None):
+            text += f";COUNT={rec.boundary.number}"
+        elif getattr(rec.boundary, "end", None):
+            text += f";UNTIL={ical.format_date(rec.boundary.end)}"
+        return [ical.line(REGENERATES, text)]
     try:
         rule = recurrence_map.recurrence_to_rrule(rec, start)
     except recurrence_map.InexpressibleRule:

@@ -26,7 +26,16 @@ from zoneinfo import ZoneInfo
 
 from exchangelib import EWSDate, EWSDateTime, EWSTimeZone, Task
 from exchangelib.properties import Body
-from exchangelib.recurrence import TaskRecurrence
+from exchangelib.recurrence import (
+    DailyRegeneration,
+    EndDatePattern,
+    MonthlyRegeneration,
+    NoEndPattern,
+    NumberedPattern,
+    TaskRecurrence,
+    WeeklyRegeneration,
+    YearlyRegeneration,
+)
 from icalendar import Calendar, Component
 
 from gateway.common import ical
@@ -38,6 +47,7 @@ from gateway.ews.mapping.model import VALID_DATA, invalid
 from gateway.ews.mapping.task_fields import (
     EWS_TO_STATUS,
     GROUP_OF,
+    REGENERATES,
     RENDERED,
     SENSITIVITY_TO_EWS,
     STATE,
@@ -74,6 +84,12 @@ TASK_READ_FIELDS: tuple[str, ...] = (
 )
 """Task fields a rendering reads."""
 
+_REGENERATIONS = {
+    "DAILY": DailyRegeneration,
+    "WEEKLY": WeeklyRegeneration,
+    "MONTHLY": MonthlyRegeneration,
+    "YEARLY": YearlyRegeneration,
+}
 _NOT_KEPT_IN_CALENDAR = {"PRODID", "VERSION", "CALSCALE", "METHOD"}
 MAX_RESIDUAL_BYTES = 64 * 1024
 
@@ -219,10 +235,31 @@ def _date_rule(rule: dict, at: time | None) -> dict:
     return rule
 
 
+def _regeneration(todo: Component, start: date | None) -> TaskRecurrence | None:
+    """A regenerating recurrence as the gateway shows it (task_writer: no RRULE can say it), sent back."""
+    text = _text(todo, REGENERATES)
+    if text is None or start is None:
+        return None
+    parts = dict(part.partition("=")[::2] for part in text.upper().split(";"))
+    pattern = _REGENERATIONS.get(parts.get("FREQ", ""))
+    if pattern is None or not parts.get("INTERVAL", "").isdigit() or int(parts["INTERVAL"]) < 1:
+        raise invalid(
+            f"{REGENERATES} must be FREQ=DAILY|WEEKLY|MONTHLY|YEARLY;INTERVAL=<n> as the gateway shows it."
+        )
+    if parts.get("COUNT", "").isdigit():
+        boundary: object = NumberedPattern(start=start, number=int(parts["COUNT"]))
+    elif len(parts.get("UNTIL", "")) == 8 and parts["UNTIL"].isdigit():
+        until = parts["UNTIL"]
+        boundary = EndDatePattern(start=start, end=date(int(until[:4]), int(until[4:6]), int(until[6:])))
+    else:
+        boundary = NoEndPattern(start=start)
+    return TaskRecurrence(pattern=pattern(interval=int(parts["INTERVAL"])), boundary=boundary)
+
+
 def _recurrence(todo: Component, start: date | None, at: time | None = None) -> TaskRecurrence | None:
     rules = todo.get("RRULE")
     if rules is None:
-        return None
+        return _regeneration(todo, start)
     if isinstance(rules, list):
         if len(rules) > 1:
             raise invalid("Exchange stores one recurrence rule per task; this VTODO has several RRULEs.")
