@@ -148,7 +148,8 @@ class DavClient:
             return Timed(elapsed, response.status, data, response.headers.copy())
 
     async def month_view(self, start: datetime, end: datetime) -> Timed:
-        component = "VTODO" if self.user.collection == "tasks" else "VEVENT"
+        # a task list's month view asks for tasks (DavMail's side of `bench --peer` has calendars only)
+        component = "VTODO" if getattr(self.user, "collection", "calendar") == "tasks" else "VEVENT"
         return await self.send(
             "REPORT", self.user.calendar_path, month_query(start, end, component), {**XML, "Depth": "1"}
         )
