@@ -163,6 +163,14 @@ def test_completing_a_recurring_task_moves_it_on_and_keeps_the_done_one(stack, e
     assert moved["DUE"].dt == dt.date(2026, 12, 14) and str(moved["STATUS"]) == "NEEDS-ACTION"
     [done] = [t for uid, t in by_uid.items() if uid != "week-1"]
     assert str(done.icalendar_component["STATUS"]) == "COMPLETED" and "RRULE" not in done.data
+    # the completed occurrence is a resource of its own: edited, it keeps its name and UID
+    done_uid = str(done.icalendar_component["UID"])
+    done.icalendar_component["SUMMARY"] = "Watered the plants"
+    done.save()
+    again = {str(t.icalendar_component["UID"]): t for t in tasks.todos(include_completed=True)}
+    assert set(again) == {"week-1", done_uid}
+    assert str(again[done_uid].icalendar_component["SUMMARY"]) == "Watered the plants"
+    assert str(again[done_uid].url) == str(done.url)
 
 
 EXPAND = """<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">

@@ -172,7 +172,8 @@ class TaskLists:
     ) -> None:
         task = resource.task
         task.account, task.folder = cal.account, cal.folder
-        task.caldav_uid, task.caldav_fingerprint = resource.uid, fingerprint
+        # the name too: a completed occurrence Exchange copied gets the name and UID it is shown with
+        task.caldav_name, task.caldav_uid, task.caldav_fingerprint = existing.name, resource.uid, fingerprint
         task.caldav_residual = resource.residual
         if if_match:
             task.id, task.changekey = existing.item_id, if_match
@@ -187,7 +188,9 @@ class TaskLists:
                 raise PreconditionFailed("The task vanished in Exchange meanwhile; read the list again.")
             task.id, task.changekey = existing.item_id, current[0].changekey
         # a field Exchange requires (ReminderDueBy, …) cannot be deleted: left as it is when the PUT has none
-        fields = [f for f in WRITE_FIELDS if getattr(task, f) is not None or f not in _REQUIRED]
+        fields = [
+            f for f in [*WRITE_FIELDS, CALDAV_NAME] if getattr(task, f) is not None or f not in _REQUIRED
+        ]
         resolution = NEVER_OVERWRITE if if_match else ALWAYS_OVERWRITE
         await self._calls.run(
             cal.account,

@@ -108,7 +108,8 @@ class ChangeTracker:
         for c in changes:
             if c.name and c.uid and held.setdefault(c.name, c.item_id) != c.item_id:
                 suffix = distinct_name("x.ics", c.item_id)[1:-4]  # "-" and the ItemId's short hash
-                c = ItemChange(c.item_id, c.changekey, distinct_name(c.name, c.item_id), f"{c.uid}{suffix}")
+                uid = c.uid if c.uid.endswith(suffix) else f"{c.uid}{suffix}"
+                c = ItemChange(c.item_id, c.changekey, distinct_name(c.name, c.item_id), uid)
             out.append(c)
         return out
 
