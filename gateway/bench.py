@@ -242,7 +242,14 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
             )
             document = _header(profile, latency_ms, ctx)
             rows = []
-            for step in (workloads.month_view, workloads.polls, workloads.writes, workloads.free_busy):
+            steps = (
+                workloads.month_view,
+                workloads.polls,
+                workloads.task_list,
+                workloads.writes,
+                workloads.free_busy,
+            )
+            for step in steps:
                 say(f"workload {step.__name__}")
                 rows += await step(ctx)
             say("workload booking")

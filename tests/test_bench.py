@@ -91,6 +91,9 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
     assert rows["9 availability 14 d, cache hit"]["ews_calls"] == 0
     assert rows["9 100 visitors at once, cache on"]["ews_calls"] == 3
     assert rows["9 booking (re-check + CreateItem)"]["ews_calls_by_operation"]["CreateItem"] == 1
+    # a task list costs what a calendar costs: FindItem + GetItem for its month, SyncFolderItems to poll
+    assert rows["1t month view, task list"]["ews_calls_by_operation"] == {"FindItem": 1, "GetItem": 1}
+    assert rows["2t unchanged poll, task list"]["ews_calls_by_operation"] == {"SyncFolderItems": 1}
     concurrency = document["concurrency"]
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]

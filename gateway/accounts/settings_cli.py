@@ -111,8 +111,13 @@ async def _backend(config: GatewayConfig, service: AccountService) -> AsyncItera
         default_timezone=config.ews.default_timezone,
         live_accounts=config.ews.max_live_accounts,
     )
+
+    async def event_calendars(principal: Principal) -> list[CalendarInfo]:
+        # task lists are no choice for new events or conflict checks
+        return [c for c in await backend.calendars(principal) if "VEVENT" in c.components]
+
     try:
-        yield backend.calendars
+        yield event_calendars
     finally:
         await backend.drain()
 

@@ -27,12 +27,12 @@ def stamp(value: datetime) -> str:
     return value.strftime("%Y%m%dT%H%M%SZ")
 
 
-def month_query(start: datetime, end: datetime) -> str:
-    """calendar-query (RFC 4791 §7.8) for VEVENTs in [start, end) with calendar-data: a month view."""
+def month_query(start: datetime, end: datetime, component: str = "VEVENT") -> str:
+    """calendar-query (RFC 4791 §7.8) for VEVENTs (VTODOs) in [start, end) with calendar-data: a month view."""
     return (
         '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
         "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
-        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        f'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="{component}">'
         f'<C:time-range start="{stamp(start)}" end="{stamp(end)}"/>'
         "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
     )
@@ -59,6 +59,15 @@ def multiget(hrefs: list[str]) -> str:
     return (
         '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
         f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{refs}</C:calendar-multiget>"
+    )
+
+
+def task_ics(uid: str, due: datetime, summary: str) -> str:
+    """A VTODO due on a day (what a task client writes)."""
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caldav-gateway bench//EN\r\nBEGIN:VTODO\r\n"
+        f"UID:{uid}\r\nDTSTAMP:{stamp(due)}\r\nDUE;VALUE=DATE:{due:%Y%m%d}\r\nSUMMARY:{summary}\r\n"
+        "END:VTODO\r\nEND:VCALENDAR\r\n"
     )
 
 
@@ -139,8 +148,10 @@ class DavClient:
             return Timed(elapsed, response.status, data, response.headers.copy())
 
     async def month_view(self, start: datetime, end: datetime) -> Timed:
+        # a task list's month view asks for tasks (DavMail's side of `bench --peer` has calendars only)
+        component = "VTODO" if getattr(self.user, "collection", "calendar") == "tasks" else "VEVENT"
         return await self.send(
-            "REPORT", self.user.calendar_path, month_query(start, end), {**XML, "Depth": "1"}
+            "REPORT", self.user.calendar_path, month_query(start, end, component), {**XML, "Depth": "1"}
         )
 
     async def ctag(self) -> Timed:

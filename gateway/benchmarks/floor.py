@@ -18,11 +18,11 @@ from datetime import datetime
 from datetime import time as dt_time
 from typing import Any, TypeVar
 
-from exchangelib import BASIC, DELEGATE, NTLM, Account, CalendarItem, Configuration, Credentials
+from exchangelib import BASIC, DELEGATE, NTLM, Account, CalendarItem, Configuration, Credentials, Q
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
-from exchangelib.items import ALWAYS_OVERWRITE, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
+from exchangelib.items import ALWAYS_OVERWRITE, ID_ONLY, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE, SHALLOW
 from exchangelib.properties import (
     Attendee,
     DaylightTime,
@@ -38,12 +38,14 @@ from exchangelib.version import Build, Version
 from gateway.ews.exchange import (
     CALDAV_NAME,
     CALDAV_RESIDUAL,
+    CALDAV_UID,
     ChunkedReadAdapter,
     calendar_view,
     register_item_fields,
 )
 from gateway.ews.freebusy import request_availability
 from gateway.ews.mapping import READ_FIELDS
+from gateway.ews.mapping.tasks import TASK_READ_FIELDS
 
 # The floor reads EWS answers as the gateway does (stock exchangelib reads them a byte at a time), so the
 # ratio shows the gateway's own work, not a cheaper way of reading the same bytes.
@@ -52,6 +54,7 @@ BaseProtocol.HTTP_ADAPTER_CLS = ChunkedReadAdapter
 T = TypeVar("T")
 FIELDS = [*READ_FIELDS, CALDAV_NAME, CALDAV_RESIDUAL]
 SYNC_FIELDS = ["uid", CALDAV_NAME]
+TASK_FIELDS = [*TASK_READ_FIELDS, CALDAV_NAME, CALDAV_RESIDUAL, CALDAV_UID]
 _AUTH = {"basic": BASIC, "ntlm": NTLM}
 _UTC_ZONE = TimeZone(  # a UTC SerializableTimeZone, as the gateway sends (bias 0, no-op transitions)
     bias=0,
@@ -120,6 +123,25 @@ class DirectMailbox:
         except SyncCompleted as done:
             return done.sync_state, changes
         return state or "", changes
+
+    def task_month_view(self) -> int:
+        """A task list's month view as the gateway makes it: FindItem (ids) of the Tasks folder + GetItem."""
+        found = FolderCollection(account=self.account, folders=[self.account.tasks]).find_items(
+            q=Q(), shape=ID_ONLY, depth=SHALLOW
+        )
+        ids = [ItemId(*entry) if isinstance(entry, tuple) else ItemId(entry.id) for entry in found]
+        return len(self.get(ids, TASK_FIELDS)) if ids else 0
+
+    def task_sync(self, state: str | None) -> str:
+        """SyncFolderItems of the Tasks folder until the last page: the new state."""
+        try:
+            for _ in FolderCollection(account=self.account, folders=[self.account.tasks]).sync_items(
+                sync_state=state, only_fields=[CALDAV_UID, CALDAV_NAME], max_changes_returned=512
+            ):
+                pass
+        except SyncCompleted as done:
+            return done.sync_state
+        return state or ""
 
     def delta(self, state: str) -> str:
         """A delta sync: SyncFolderItems, then GetItem of what changed (a client's multiget)."""

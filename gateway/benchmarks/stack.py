@@ -194,10 +194,11 @@ class BenchUser:
     app_password: str = field(repr=False)
     account_id: str
     auth_type: str
+    collection: str = "calendar"  # "tasks": the mailbox's Tasks folder (a VTODO collection)
 
     @property
     def calendar_path(self) -> str:
-        return f"/dav/calendars/{self.username}/{self.account_id}-calendar/"
+        return f"/dav/calendars/{self.username}/{self.account_id}-{self.collection}/"
 
     @property
     def outbox_path(self) -> str:

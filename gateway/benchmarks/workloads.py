@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -51,7 +51,7 @@ class Context:
         return self.emulator_url + "/EWS/Exchange.asmx"
 
     def client(self, user: BenchUser) -> dav.DavClient:
-        key = f"{user.username}/{user.account_id}"  # one client per calendar (a user may have several)
+        key = f"{user.username}/{user.account_id}/{user.collection}"  # one client per collection
         if key not in self.clients:
             self.clients[key] = dav.DavClient(self.gateway.base_url, user, self.session)
         return self.clients[key]
@@ -123,6 +123,39 @@ async def month_view(ctx: Context) -> list[Row]:
         _record(warm, gateway, await ctx.on_floor(user.email, lambda: direct.month_view(start, end)))
     warm.note = f"{events} calendar objects in the month"
     return [cold, warm]
+
+
+# --- 1t/2t. a task list: month view and unchanged poll ---------------------------------------------
+
+TASKS_IN_LIST = 30
+
+
+async def task_list(ctx: Context) -> list[Row]:
+    """The month view and the unchanged ctag poll of the first user's Tasks folder, with the tasks a client
+    saved first: the same EWS calls as for a calendar (FindItem + GetItem; SyncFolderItems)."""
+    user = replace(ctx.users[0], collection="tasks")
+    client, direct = ctx.client(user), await asyncio.to_thread(ctx.direct, user)
+    start, end = ctx.month
+    for number in range(TASKS_IN_LIST):
+        uid = f"bench-task-{number}-{uuid.uuid4().hex[:8]}"
+        due = start + timedelta(days=number % 28)
+        await client.put(f"{uid}.ics", dav.task_ics(uid, due, f"Task {number}"))
+    view = Row("1t month view, task list", target_ratio=1.25, max_calls=2)
+    ctag = Row("2t unchanged poll, task list", target_ratio=1.25, max_calls=1)
+    state = await asyncio.to_thread(direct.task_sync, None)
+    for _ in range(ctx.warmup):
+        await client.month_view(start, end)
+        await client.ctag()
+    for _ in range(ctx.rounds):
+        gateway = await ctx.on_gateway(user.email, lambda: client.month_view(start, end))
+        _record(view, gateway, await ctx.on_floor(user.email, direct.task_month_view))
+        _record(
+            ctag,
+            await ctx.on_gateway(user.email, client.ctag),
+            await ctx.on_floor(user.email, partial(direct.task_sync, state)),
+        )
+    view.note = f"{TASKS_IN_LIST} tasks saved by a client; floor: FindItem + GetItem of the Tasks folder"
+    return [view, ctag]
 
 
 # --- 2. unchanged poll, 3. delta sync -------------------------------------------------------------

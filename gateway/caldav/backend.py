@@ -62,9 +62,9 @@ class CalendarInfo:
     color: str | None = None  # "#RRGGBB" or "#RRGGBBAA" (Apple calendar-color)
     order: int = 0  # Apple calendar-order
     timezone: str | None = None  # a VCALENDAR text holding one VTIMEZONE (calendar-timezone)
-    components: tuple[str, ...] = ("VEVENT",)
+    components: tuple[str, ...] = ("VEVENT",)  # ("VTODO",) for a task list
     writable: bool = True
-    primary: bool = False  # the mailbox's own Calendar folder: cannot be deleted
+    primary: bool = False  # the mailbox's own Calendar (or Tasks) folder: cannot be deleted
 
 
 @dataclass(frozen=True)
@@ -305,12 +305,19 @@ class Backend(Protocol):
         """Delete an object (a recurring series whole)."""
 
     async def create_calendar(
-        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+        self,
+        principal: Principal,
+        calendar_id: str,
+        display_name: str,
+        properties: dict[str, str],
+        *,
+        components: tuple[str, ...] = ("VEVENT",),
     ) -> CalendarInfo:
         """MKCALENDAR / extended MKCOL (RFC 4791 §5.3.1, RFC 5689).
 
         ``properties`` holds the other writable properties the request set, keyed by Clark
-        name as in :meth:`update_calendar`.
+        name as in :meth:`update_calendar`. ``components`` is what the collection holds:
+        ``("VEVENT",)`` for a calendar, ``("VTODO",)`` for a task list.
         """
 
     async def update_calendar(

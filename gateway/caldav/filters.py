@@ -212,20 +212,31 @@ def _text(value: object) -> str:
 
 
 def check_recurrence(calendar: Calendar) -> None:
-    """Raise ValueError when the events' dates or recurrence rules cannot be evaluated."""
-    for event in calendar.walk("VEVENT"):
-        for prop in ("DTSTART", "DTEND", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE", "DURATION"):
+    """Raise ValueError when the events' (or tasks') dates or recurrence rules cannot be evaluated."""
+    for event in [*calendar.walk("VEVENT"), *calendar.walk("VTODO")]:
+        for prop in (
+            "DTSTART",
+            "DTEND",
+            "DUE",
+            "COMPLETED",
+            "RECURRENCE-ID",
+            "RRULE",
+            "EXDATE",
+            "RDATE",
+            "DURATION",
+        ):
             if prop in event:
                 event.decoded(prop)
     recurring_ical_events.of(calendar).between(MIN_DATE_TIME, MIN_DATE_TIME + timedelta(days=1))
 
 
 def expand(data: str, start: datetime, end: datetime) -> str:
-    """RFC 4791 §9.6.5: every instance in range as its own VEVENT, in UTC, without RRULEs."""
+    """RFC 4791 §9.6.5: every instance in range as its own VEVENT (VTODO, in a task), in UTC, without RRULEs."""
     source = Calendar.from_ical(data)
     out = _shell(source)
-    for instance in instances(source, start, end):
-        for prop in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+    kind = "VTODO" if any(c.name == "VTODO" for c in source.subcomponents) else "VEVENT"
+    for instance in instances(source, start, end, kind):
+        for prop in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
             if prop in instance and isinstance(instance.decoded(prop), datetime):
                 value = as_utc(instance.decoded(prop))
                 del instance[prop]

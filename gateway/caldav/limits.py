@@ -89,10 +89,10 @@ def precheck(data: bytes, limits: Limits) -> None:
 
 def check_counts(calendar: Calendar, limits: Limits) -> None:
     """The exact counts of the parsed body: VTIMEZONEs and overrides per resource, attendees and
-    alarms per VEVENT."""
+    alarms per VEVENT or VTODO."""
     parts = calendar.subcomponents
     _bound(sum(c.name == "VTIMEZONE" for c in parts), limits.max_timezones, _timezones_sentence)
-    events = [c for c in parts if c.name == "VEVENT"]
+    events = [c for c in parts if c.name in ("VEVENT", "VTODO")]
     _bound(sum("RECURRENCE-ID" in e for e in events), limits.max_overrides, _overrides_sentence)
     for event in events:
         attendees = event.get("ATTENDEE", [])
@@ -132,7 +132,7 @@ def check_dates(calendar: Calendar) -> None:
     """RFC 4791 §5.3.2.1 min-date-time / max-date-time: every DATE or DATE-TIME value of the events (and
     the end a DURATION gives, and an RRULE's UNTIL) lies in [MIN_DATE_TIME, MAX_DATE_TIME)."""
     for component in calendar.walk():
-        if component.name not in ("VEVENT", "VALARM"):
+        if component.name not in ("VEVENT", "VTODO", "VALARM"):
             continue
         for name, value in component.property_items(recursive=False):
             for moment in _moments(value):

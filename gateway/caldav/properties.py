@@ -32,6 +32,12 @@ from .schedule_tag import schedule_tag
 from .xml import Multistatus, cal, cs, dav, element, href, ical
 
 OBJECT_CONTENT_TYPE = "text/calendar; charset=utf-8; component=VEVENT"
+TASK_CONTENT_TYPE = "text/calendar; charset=utf-8; component=VTODO"
+
+
+def object_content_type(data: str | None) -> str:
+    """An object's media type with its component (RFC 4791 §5.3.4 ``component``): a task's is VTODO."""
+    return TASK_CONTENT_TYPE if data and "BEGIN:VTODO" in data else OBJECT_CONTENT_TYPE
 
 
 @dataclass
@@ -125,7 +131,11 @@ def _getetag(ctx: PropContext) -> Value:
 
 @live(dav("getcontenttype"), [Kind.OBJECT, Kind.CALENDAR], allprop=True)
 def _getcontenttype(ctx: PropContext) -> Value:
-    return OBJECT_CONTENT_TYPE if ctx.resource.kind is Kind.OBJECT else "text/calendar; charset=utf-8"
+    if ctx.resource.kind is not Kind.OBJECT:
+        return "text/calendar; charset=utf-8"
+    if ctx.calendar is not None and ctx.calendar.components == ("VTODO",):
+        return TASK_CONTENT_TYPE
+    return object_content_type(ctx.obj.data if ctx.obj else None)
 
 
 @live(dav("getcontentlength"), [Kind.OBJECT], allprop=True, needs_data=True)

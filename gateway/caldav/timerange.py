@@ -90,12 +90,43 @@ def span(comp: Component) -> tuple[datetime, datetime | None] | None:
 
 
 def component_in_range(comp: Component, tr: TimeRange) -> bool:
-    """RFC 4791 §9.9 overlap of an event-like component by DTSTART and DTEND / DURATION."""
+    """RFC 4791 §9.9 overlap of an event-like component by DTSTART and DTEND / DURATION (a VTODO by
+    its own table, :func:`todo_in_range`)."""
+    if comp.name == "VTODO":
+        return todo_in_range(comp, tr)
     found = span(comp)
     if found is None:
         return False
     start, end = found
     return tr.holds(start) if end is None else tr.overlaps(start, end)
+
+
+def todo_in_range(todo: Component, tr: TimeRange) -> bool:
+    """RFC 4791 §9.9's VTODO table: by DTSTART with DURATION or DUE, DTSTART alone, DUE alone, then
+    COMPLETED and CREATED; a VTODO with none of them overlaps every range. An open bound is infinite."""
+
+    def at(name: str) -> datetime | None:
+        return as_utc(todo.decoded(name)) if name in todo else None
+
+    low = tr.start or datetime.min.replace(tzinfo=UTC)
+    high = tr.end or datetime.max.replace(tzinfo=UTC)
+    start, due, completed, created = at("DTSTART"), at("DUE"), at("COMPLETED"), at("CREATED")
+    if start is not None and "DURATION" in todo:
+        finish = start + todo.decoded("DURATION")
+        return low <= finish and (high > start or high >= finish)
+    if start is not None and due is not None:
+        return (low < due or low <= start) and (high > start or high >= due)
+    if start is not None:
+        return low <= start < high
+    if due is not None:
+        return low < due <= high
+    if completed is not None and created is not None:
+        return (low <= created or low <= completed) and (high >= created or high >= completed)
+    if completed is not None:
+        return low <= completed <= high
+    if created is not None:
+        return high > created
+    return True
 
 
 def value_in_range(value: object, tr: TimeRange) -> bool:

@@ -7,6 +7,9 @@ exchangelib, so ``gateway.accounts`` may use them) derive the CalDAV names:
 - an account's own Calendar folder is ``<account id>-calendar``;
 - a sub-calendar made in Outlook is ``<account id>-<12 hex digits of its folder id's SHA-1>``
   (one made with MKCALENDAR keeps the segment its client chose: an alias in the index);
+- an account's own Tasks folder is ``<account id>-tasks``; a task folder made in Outlook is
+  ``<account id>-tasks-<12 hex digits>`` (one made with MKCALENDAR keeps its client's segment);
+- a task made in Outlook has no UID: its UID is ``<40 hex digits>@exchange-task``, from its ItemId;
 - the item index and the locks key a calendar as ``<account id>/<calendar id>``;
 - an item no client named (made in Outlook) is ``<UID>.ics`` when the UID is URL-safe, else the
   SHA-1 of the UID; two items whose names collide get the short hash of their ItemId appended.
@@ -18,12 +21,28 @@ import hashlib
 import re
 
 PRIMARY_SUFFIX = "calendar"
+TASKS_SUFFIX = "tasks"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,200}$")
 
 
 def primary_calendar_id(account_id: str) -> str:
     """The calendar id of an account's own Calendar folder."""
     return f"{account_id}-{PRIMARY_SUFFIX}"
+
+
+def task_list_id(account_id: str) -> str:
+    """The calendar id of an account's own Tasks folder (a VTODO collection)."""
+    return f"{account_id}-{TASKS_SUFFIX}"
+
+
+def sub_task_list_id(account_id: str, folder_id: str) -> str:
+    """The calendar id of a task folder no client named (made in Outlook)."""
+    return f"{account_id}-{TASKS_SUFFIX}-{_short_hash(folder_id)}"
+
+
+def task_uid(item_id: str) -> str:
+    """The UID of a task no client named: Exchange tasks have none, their ItemId stands for it."""
+    return hashlib.sha1(item_id.encode("ascii")).hexdigest() + "@exchange-task"
 
 
 def sub_calendar_id(account_id: str, folder_id: str) -> str:

@@ -6,6 +6,9 @@ avoids those costs through exchangelib's private parts. Each reach is a named fu
 docstring says what it relies on and why; ``tests/ews/test_exchange_contract.py`` checks every one
 against the installed exchangelib, and ``pyproject.toml`` pins exchangelib to the minor versions those
 tests passed on.
+
+Size: one home for every private reach, so an exchangelib upgrade is checked in one file against one
+contract test; split by topic when a second backend library arrives.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Any, TypeVar
 import requests
 import requests.adapters
 import urllib3
-from exchangelib import DELEGATE, Account, CalendarItem, Configuration, ExtendedProperty
+from exchangelib import DELEGATE, Account, CalendarItem, Configuration, ExtendedProperty, Task
 from exchangelib import errors as exl_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.ewsdatetime import UTC as EWS_UTC
 from exchangelib.ewsdatetime import EWSDateTime, EWSTimeZone
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Calendar, Drafts, Folder, Root, SentItems
+from exchangelib.folders import Calendar, Drafts, Folder, Root, SentItems, Tasks
+from exchangelib.folders.collections import FolderCollection
 from exchangelib.items import ID_ONLY, SAVE_ONLY, SEND_AND_SAVE_COPY, SEND_TO_NONE, SHALLOW
 from exchangelib.items.calendar_item import BaseMeetingReplyItem
 from exchangelib.properties import (
@@ -246,7 +250,7 @@ def distinguished_calendar(account: Account) -> Calendar:
     return Calendar.get_distinguished(root=root)
 
 
-def unfetched_folder(account: Account, folder_class: type[F]) -> F:
+def unfetched_folder(account: Account, folder_class: type[F], root: Root | None = None) -> F:
     """A distinguished folder (``Inbox``, ``Calendar``) of the mailbox without a GetFolder.
 
     Built as ``Folder.get_distinguished`` builds the folder it then fetches: with the private field
@@ -257,9 +261,21 @@ def unfetched_folder(account: Account, folder_class: type[F]) -> F:
     """
     mailbox = Mailbox(email_address=account.primary_smtp_address)
     return folder_class(
-        root=Root(account=account),
+        root=root or Root(account=account),
         _distinguished_id=DistinguishedFolderId(id=folder_class.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
     )
+
+
+def calendar_and_tasks(account: Account) -> list[Folder]:
+    """The mailbox's Calendar and Tasks folders (as ``Calendar``, ``Tasks``) in one ``GetFolder``; without a
+    Tasks folder, the Calendar alone. Relies on ``Root``'s ``_distinguished_id`` as :func:`distinguished_calendar`."""
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    wanted = [unfetched_folder(account, cls, root) for cls in (Calendar, Tasks)]
+    return [f for f in FolderCollection(account=account, folders=wanted).resolve() if isinstance(f, Folder)]
 
 
 def refused_by_exchange(exc: exl_errors.ErrorServerBusy) -> bool:
@@ -391,22 +407,43 @@ class CalDAVBodyFingerprint(ExtendedProperty):
     property_type = "String"
 
 
+CALDAV_UID = "caldav_uid"  # the Task field registered for CalDAVUid
+
+
+class CalDAVUid(ExtendedProperty):
+    """The iCalendar UID of a VTODO: an EWS Task has no UID field (a CalendarItem has), so the UID a
+    client gave is kept in this named property of the gateway's property set."""
+
+    property_set_id = CalDAVResourceName.property_set_id
+    property_name = "CalDAVUid"
+    property_type = "String"
+
+
 _ITEM_FIELDS = (
     (CALDAV_NAME, CalDAVResourceName),
     (CALDAV_RESIDUAL, CalDAVResidual),
     (CALDAV_NO_END, CalDAVNoEnd),
     (CALDAV_FINGERPRINT, CalDAVBodyFingerprint),
 )
+_TASK_FIELDS = (
+    (CALDAV_NAME, CalDAVResourceName),
+    (CALDAV_RESIDUAL, CalDAVResidual),
+    (CALDAV_FINGERPRINT, CalDAVBodyFingerprint),
+    (CALDAV_UID, CalDAVUid),
+)
 
 
 def register_item_fields() -> None:
     """Make ``CalendarItem.caldav_name``, ``caldav_residual``, ``caldav_no_end`` and ``caldav_fingerprint``
-    fields (ExtendedFieldURIs in GetItem, SyncFolderItems, CreateItem and UpdateItem). ``CalendarItem.register`` changes the class for the
-    whole process and refuses a second registration, so this registers once however often it is called."""
-    registered = {f.name for f in CalendarItem.FIELDS}
-    for name, cls in _ITEM_FIELDS:
-        if name not in registered:
-            CalendarItem.register(name, cls)
+    fields (ExtendedFieldURIs in GetItem, SyncFolderItems, CreateItem and UpdateItem), and ``Task``'s
+    ``caldav_name``, ``caldav_residual``, ``caldav_fingerprint`` and ``caldav_uid``. ``register`` changes
+    the class for the whole process and refuses a second registration, so this registers once however
+    often it is called."""
+    for item_class, fields in ((CalendarItem, _ITEM_FIELDS), (Task, _TASK_FIELDS)):
+        registered = {f.name for f in item_class.FIELDS}
+        for name, cls in fields:
+            if name not in registered:
+                item_class.register(name, cls)
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ class Services:
     list_calendars: ListCalendars | None = None
 
     async def calendars_of(self, principal: Principal) -> list[CalendarInfo]:
-        """The user's calendars, from the calendar backend ``gateway.app.setup_dav`` attaches."""
+        """The user's event calendars, from the calendar backend ``gateway.app.setup_dav`` attaches (task
+        lists are no choice for new events or conflict checks)."""
         if self.list_calendars is None:
             raise RuntimeError("no calendar backend attached to the gateway services")
-        return await self.list_calendars(principal)
+        return [c for c in await self.list_calendars(principal) if "VEVENT" in c.components]
 
     async def calendar_ids_of(self, user_id: str) -> set[str]:
         """The ids of the user's calendars: what a calendar choice may name (``check_calendar_choices``)."""

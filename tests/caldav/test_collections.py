@@ -39,9 +39,42 @@ async def test_mkcalendar_with_properties(dav, backend):
     assert (await dav("MKCALENDAR", HOME + "trips/", MKCALENDAR)).status == 405
 
 
-async def test_mkcalendar_for_tasks_is_refused(dav):
+TODO = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:todo-1\r\n"
+    "DTSTAMP:20260101T000000Z\r\nSUMMARY:Buy milk\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
+EVENT = TODO.replace("VTODO", "VEVENT").replace("SUMMARY", "DTSTART:20260101T100000Z\r\nSUMMARY")
+COMPONENTS = """<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+<prop><C:supported-calendar-component-set/></prop></propfind>"""
+
+
+async def test_mkcalendar_of_vtodo_alone_makes_a_task_list_that_takes_tasks_only(dav, backend):
     body = MKCALENDAR.replace('name="VEVENT"', 'name="VTODO"')
-    r = await dav("MKCALENDAR", HOME + "tasks/", body)
+    r = await dav("MKCALENDAR", HOME + "chores/", body)
+    assert r.status == 201
+    assert backend.homes["alice"]["chores"].info.components == ("VTODO",)
+    r = await dav("PROPFIND", HOME + "chores/", COMPONENTS, depth="0")
+    comps = r.prop(HOME + "chores/", "{urn:ietf:params:xml:ns:caldav}supported-calendar-component-set")
+    assert [c.get("name") for c in comps] == ["VTODO"]
+    ics = "text/calendar; charset=utf-8"
+    assert (await dav("PUT", HOME + "chores/milk.ics", TODO, content_type=ics)).status == 201
+    r = await dav("GET", HOME + "chores/milk.ics")
+    assert r.status == 200 and "component=VTODO" in r.headers["Content-Type"]
+    r = await dav("PUT", HOME + "chores/meeting.ics", EVENT, content_type=ics)
+    assert r.status == 403 and "supported-calendar-component" in r.text and "task list" in r.text
+    r = await dav("PUT", HOME + "calendar/milk.ics", TODO, content_type=ics)
+    assert r.status == 403 and "supported-calendar-component" in r.text and "task list" in r.text
+
+
+async def test_mkcalendar_of_events_and_tasks_makes_an_event_calendar(dav, backend):
+    body = MKCALENDAR.replace('<C:comp name="VEVENT"/>', '<C:comp name="VEVENT"/><C:comp name="VTODO"/>')
+    assert (await dav("MKCALENDAR", HOME + "both/", body)).status == 201
+    assert backend.homes["alice"]["both"].info.components == ("VEVENT",)
+
+
+async def test_mkcalendar_of_journals_is_refused(dav):
+    body = MKCALENDAR.replace('name="VEVENT"', 'name="VJOURNAL"')
+    r = await dav("MKCALENDAR", HOME + "notes/", body)
     assert r.status == 403
     assert "supported-calendar-component-set" in r.text and " 424 " in r.text
 
@@ -97,9 +130,9 @@ async def test_the_backend_is_handed_only_writable_properties(dav, backend, monk
     handed: list[dict[str, str]] = []
     create = backend.create_calendar
 
-    async def recording(principal, calendar_id, display_name, properties):
+    async def recording(principal, calendar_id, display_name, properties, **options):
         handed.append(dict(properties))
-        return await create(principal, calendar_id, display_name, properties)
+        return await create(principal, calendar_id, display_name, properties, **options)
 
     monkeypatch.setattr(backend, "create_calendar", recording)
     timezone = "<C:calendar-timezone>BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n</C:calendar-timezone>"

@@ -61,8 +61,12 @@ def test_each_mailboxs_calendar_is_named_with_its_address(stack, emulator):
     assert shown[alice_primary] == "Calendar (alice@example.com)"
     assert shown[carol_primary] == "Calendar (carol@example.com)"
     assert "Projects" in shown.values()  # a sub-calendar keeps the name its owner gave it
+    # each mailbox's Tasks folder too: "Tasks (alice@example.com)", "Tasks (carol@example.com)"
+    assert shown[alice_primary.replace("-calendar", "-tasks")] == "Tasks (alice@example.com)"
+    assert shown[carol_primary.replace("-calendar", "-tasks")] == "Tasks (carol@example.com)"
     assert len(set(shown.values())) == len(shown)
-    assert names(stack, "bob") == {next(iter(names(stack, "bob"))): "Calendar"}
+    bob = names(stack, "bob")
+    assert sorted(bob.values()) == ["Calendar", "Tasks"]
     # Nothing was renamed in Exchange.
     assert exchange_account(emulator).calendar.name == "Calendar"
     assert exchange_account(emulator, "carol@example.com").calendar.name == "Calendar"

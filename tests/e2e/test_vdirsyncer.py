@@ -35,7 +35,8 @@ def summary_of(source: str | Path) -> str:
 
 
 def uid_of(source: str | Path) -> str:
-    return str(parsed(source).walk("VEVENT")[0]["UID"])
+    calendar = parsed(source)
+    return str((calendar.walk("VEVENT") or calendar.walk("VTODO"))[0]["UID"])
 
 
 def _as_list(value: object) -> list:
@@ -103,7 +104,7 @@ def test_sync_mirrors_every_calendar_into_local_files_as_the_server_serves_them(
     sync.sync()
 
     calendars = dav_client(stack).principal().calendars()
-    assert len(sync.folders()) == len(calendars) == 2
+    assert len(sync.folders()) == len(calendars) == 4  # Calendar, Projects; the task lists Tasks, Errands
     for calendar in calendars:
         folder = sync.local / str(calendar.url).rstrip("/").rsplit("/", 1)[-1]
         served = {}

@@ -34,6 +34,7 @@ from gateway.ews.exchange import (
     ChunkedReadAdapter,
     GatewayProtocol,
     ProtocolClasses,
+    calendar_and_tasks,
     connection_broke,
     distinguished_calendar,
     forget_cached_protocol,
@@ -244,6 +245,15 @@ def test_the_inbox_is_searched_and_read_without_a_get_folder(emulator):
             "FindItem": 1,
             "GetItem": 1,
         }
+
+
+def test_calendar_and_tasks_are_opened_in_one_get_folder(emulator):
+    """calendar_and_tasks resolves both distinguished folders through one Root known by its id alone."""
+    account = _account(emulator, _classes().ews)
+    with relies_on("Root(_distinguished_id=...) and FolderCollection.resolve of two distinguished folders"):
+        folders = calendar_and_tasks(account)
+        assert [(type(f).__name__, f.name) for f in folders] == [("Calendar", "Calendar"), ("Tasks", "Tasks")]
+        assert emulator.stats()["operations"] == {"GetFolder": 1}
 
 
 def test_a_busy_answer_without_back_off_gets_the_protocol_retry_wait(emulator):

@@ -72,6 +72,11 @@ class MemoryCalendar:
         self.info = replace(self.info, ctag=str(self.seq), sync_token=self.token())
 
 
+def _uid(ical: str) -> str:
+    parsed = Calendar.from_ical(ical)
+    return str((parsed.walk("VEVENT") or parsed.walk("VTODO"))[0]["UID"])
+
+
 def _etag(data: str) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:20]
 
@@ -115,7 +120,7 @@ class MemoryBackend:
     def seed(self, username: str, calendar_id: str, name: str, ical: str) -> str:
         """Store an object directly; returns its ETag."""
         cal = self.homes[username][calendar_id]
-        uid = str(Calendar.from_ical(ical).walk("VEVENT")[0]["UID"])
+        uid = _uid(ical)
         cal.objects[name] = _Object(_etag(ical), ical, uid)
         cal.touch(name)
         return cal.objects[name].etag
@@ -249,7 +254,7 @@ class MemoryBackend:
             raise PreconditionFailed("The object already exists.")
         if if_match is not None and (existing is None or existing.etag != if_match):
             raise PreconditionFailed("The object changed since you read it.")
-        uid = str(Calendar.from_ical(ical).walk("VEVENT")[0]["UID"])
+        uid = _uid(ical)
         if existing is not None and existing.uid != uid:
             raise UidConflict("A PUT cannot change the UID of an existing resource.", name)
         for other_name, other in cal.objects.items():
@@ -270,13 +275,21 @@ class MemoryBackend:
         cal.touch(name)
 
     async def create_calendar(
-        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+        self,
+        principal: Principal,
+        calendar_id: str,
+        display_name: str,
+        properties: dict[str, str],
+        *,
+        components: tuple[str, ...] = ("VEVENT",),
     ) -> CalendarInfo:
         if "create_calendar" in self.fail:
             raise self.fail["create_calendar"]
         home = self.homes.setdefault(principal.username, {})
-        home[calendar_id] = self._new_calendar(calendar_id, display_name, properties)
-        return home[calendar_id].info
+        cal = self._new_calendar(calendar_id, display_name, properties)
+        cal.info = replace(cal.info, components=components)
+        home[calendar_id] = cal
+        return cal.info
 
     async def update_calendar(
         self, principal: Principal, calendar_id: str, properties: dict[str, str | None]

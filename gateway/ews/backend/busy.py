@@ -108,7 +108,7 @@ class FreeBusy:
     async def conflict_calendars(self, principal: Principal) -> list[MailboxCalendar]:
         """The calendars the user checks for conflicts (UserSettings); by default every primary."""
         settings = await self._calls.accounts.settings(principal.user_id)
-        calendars = await self._directory.calendars_of(principal)
+        calendars = [c for c in await self._directory.calendars_of(principal) if not c.tasks]
         chosen = settings.conflict_calendar_ids
         if chosen is None:
             return [c for c in calendars if c.primary]

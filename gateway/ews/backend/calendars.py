@@ -1,7 +1,9 @@
-"""Which calendars a principal has: discovery of each mailbox's calendar folders, cached.
+"""Which calendars a principal has: discovery of each mailbox's calendar and task folders, cached.
 
-One GetFolder (the mailbox's Calendar) and one FindFolder (its sub-calendars) per mailbox, then
-kept for ``folder_cache_seconds``; their names follow :mod:`gateway.ews.calendar_ids`.
+One GetFolder (the mailbox's Calendar and Tasks folders, both in one request) and one FindFolder
+(the children of both, in one request) per mailbox, then kept for ``folder_cache_seconds``; their
+names follow :mod:`gateway.ews.calendar_ids`. Task folders (``IPF.Task``) are VTODO collections,
+listed after the mailbox's calendars.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from dataclasses import dataclass
 
 from exchangelib import Account
 from exchangelib.fields import FieldPath
-from exchangelib.folders import Calendar, Folder, Root
+from exchangelib.folders import Calendar, Folder, Root, Tasks
 from exchangelib.folders.collections import FolderCollection
 
 from gateway.caldav.backend import NotFound, Principal
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import LRU, ConnectedMailbox, MailboxCalendar, MailboxRecord
-from gateway.ews.calendar_ids import primary_calendar_id, sub_calendar_id
-from gateway.ews.exchange import distinguished_calendar
+from gateway.ews.calendar_ids import primary_calendar_id, sub_calendar_id, sub_task_list_id, task_list_id
+from gateway.ews.exchange import calendar_and_tasks
 from gateway.ews.index import ItemIndex
 from gateway.store.notify import FOLDERS
 
@@ -34,6 +36,7 @@ class FolderRef:
     changekey: str | None
     name: str
     primary: bool
+    tasks: bool = False  # a task folder (IPF.Task): a VTODO collection
 
 
 @dataclass(frozen=True)
@@ -143,31 +146,62 @@ class CalendarDirectory:
             self._bound.put(record.account_id, bound)
         ref = refs[position]
         return MailboxCalendar(
-            ref.calendar_id, record, account, bound.folders[position], ref.name, ref.primary
+            ref.calendar_id, record, account, bound.folders[position], ref.name, ref.primary, ref.tasks
         )
 
 
 def _load_folders(
     account: Account, record: MailboxRecord, aliases: dict[str, str]
 ) -> list[tuple[FolderRef, Folder]]:
-    """GetFolder of the mailbox's Calendar, FindFolder of its children (blocking; runs in the pool)."""
-    primary = distinguished_calendar(account)
-    cid = primary_calendar_id(record.account_id)
-    found = [(FolderRef(cid, primary.id, primary.changekey, primary.name or "Calendar", True), primary)]
-    children = FolderCollection(account=account, folders=[primary]).find_folders(
-        additional_fields={
-            FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")
-        }
+    """GetFolder of the mailbox's Calendar and Tasks (one request), FindFolder of their children (one
+    request); blocking, runs in the pool. Calendars first, then task folders."""
+    parents = calendar_and_tasks(account)
+    calendars: list[tuple[FolderRef, Folder]] = []
+    task_lists: list[tuple[FolderRef, Folder]] = []
+    for parent in parents:
+        if isinstance(parent, Tasks):
+            ref = FolderRef(
+                task_list_id(record.account_id),
+                parent.id,
+                parent.changekey,
+                parent.name or "Tasks",
+                True,
+                True,
+            )
+            task_lists.append((ref, parent))
+        else:
+            cid = primary_calendar_id(record.account_id)
+            calendars.append(
+                (FolderRef(cid, parent.id, parent.changekey, parent.name or "Calendar", True), parent)
+            )
+    children = (
+        FolderCollection(account=account, folders=parents).find_folders(
+            additional_fields={
+                FieldPath(field=Folder.get_field_by_fieldname(n)) for n in ("name", "folder_class")
+            }
+        )
+        if parents
+        else []
     )
     for child in children:
-        if isinstance(child, Exception) or (child.folder_class or "IPF.Appointment") != "IPF.Appointment":
+        if isinstance(child, Exception):
             continue
-        cid = aliases.get(child.id) or sub_calendar_id(record.account_id, child.id)
-        found.append((FolderRef(cid, child.id, child.changekey, child.name or "Calendar", False), child))
-    return found
+        kind = child.folder_class or "IPF.Appointment"
+        if kind == "IPF.Appointment":
+            cid = aliases.get(child.id) or sub_calendar_id(record.account_id, child.id)
+            calendars.append(
+                (FolderRef(cid, child.id, child.changekey, child.name or "Calendar", False), child)
+            )
+        elif kind == "IPF.Task":
+            cid = aliases.get(child.id) or sub_task_list_id(record.account_id, child.id)
+            ref = FolderRef(cid, child.id, child.changekey, child.name or "Tasks", False, True)
+            task_lists.append((ref, child))
+    return calendars + task_lists
 
 
 def _bind(account: Account, ref: FolderRef) -> Folder:
     """A folder object for ``account`` from what discovery stored (no network traffic). Its root is the
-    mailbox's distinguished root, which EWS addresses by name, so no GetFolder is needed."""
-    return Calendar(root=Root(account=account), id=ref.folder_id, changekey=ref.changekey, name=ref.name)
+    mailbox's distinguished root, which EWS addresses by name, so no GetFolder is needed. A task folder
+    is bound as ``Tasks``, so exchangelib reads its items as Task items."""
+    cls = Tasks if ref.tasks else Calendar
+    return cls(root=Root(account=account), id=ref.folder_id, changekey=ref.changekey, name=ref.name)

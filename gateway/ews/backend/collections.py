@@ -20,14 +20,14 @@ from collections.abc import Awaitable, Mapping
 
 from exchangelib import Account
 from exchangelib.errors import ErrorFolderExists
-from exchangelib.folders import Folder
+from exchangelib.folders import Folder, Tasks
 
 from gateway.caldav.backend import CalendarInfo, Forbidden, Principal
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import LRU, MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker, sync_token
-from gateway.ews.exchange import distinguished_calendar
+from gateway.ews.exchange import calendar_and_tasks, distinguished_calendar
 from gateway.ews.index import ItemIndex
 from gateway.store.notify import FOLDERS, PROPERTIES
 
@@ -98,22 +98,33 @@ class Collections:
         """The collection as of state (epoch, seq), with the properties clients set on it."""
         stored = (await self._properties(cal.record.account_id)).get(cal.calendar_id, {})
         order = stored.get(ORDER, "0" if cal.primary else "1")
+        if cal.tasks:
+            order = stored.get(ORDER, "2")  # after the calendars
         return CalendarInfo(
             calendar_id=cal.calendar_id,
             display_name=_shown_name(cal, principal, stored),
             ctag=f"{epoch}-{seq}",
             sync_token=sync_token(epoch, seq),
             owner_email=cal.record.email,
-            description=stored.get(DESCRIPTION, f"Exchange calendar of {cal.record.email}"),
+            description=stored.get(
+                DESCRIPTION, f"Exchange {'tasks' if cal.tasks else 'calendar'} of {cal.record.email}"
+            ),
             color=stored.get(COLOR),
             order=int(order) if order.lstrip("-").isdigit() else 0,
+            components=("VTODO",) if cal.tasks else ("VEVENT",),
             primary=cal.primary,
         )
 
     async def create(
-        self, principal: Principal, calendar_id: str, display_name: str, properties: Mapping[str, str]
+        self,
+        principal: Principal,
+        calendar_id: str,
+        display_name: str,
+        properties: Mapping[str, str],
+        tasks: bool = False,
     ) -> CalendarInfo:
-        """CreateFolder under the first account's Calendar (GetFolder of that first), then SyncFolderItems."""
+        """CreateFolder under the first account's Calendar, or its Tasks folder for a task list (GetFolder
+        of that first), then SyncFolderItems."""
         entries = await self._calls.connected(principal)
         if not entries:
             raise Forbidden("Connect an Exchange account before creating calendars.")
@@ -123,7 +134,9 @@ class Collections:
         # One CreateFolder, more only while the name is taken. No discovery (of any replica) runs between
         # it and the alias, or it would name the new folder by its id until the folder list is read again.
         async with self._index.discovery_lock(record.account_id):
-            folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
+            folder = await self._calls.run(
+                account, "CreateFolder", lambda: _create_folder(account, wanted, tasks)
+            )
             await self._index.add_alias(record.account_id, calendar_id, folder.id)
         stored: dict[str, str | None] = {k: v for k, v in properties.items() if k != DISPLAYNAME}
         if folder.name != wanted:
@@ -133,7 +146,7 @@ class Collections:
                 record.account_id, self._index.set_properties(record.account_id, calendar_id, stored)
             )
         self._directory.forget([record])
-        cal = MailboxCalendar(calendar_id, record, account, folder, folder.name, False)
+        cal = MailboxCalendar(calendar_id, record, account, folder, folder.name, False, tasks)
         epoch, seq = await self._tracker.refresh(cal)
         return await self.described(cal, epoch, seq, principal)
 
@@ -169,6 +182,8 @@ class Collections:
         """DeleteFolder; the primary calendar cannot be deleted. The calendar's index, alias and
         properties go with it."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.primary and cal.tasks:
+            raise Forbidden("The mailbox's default Tasks folder cannot be deleted (Exchange keeps it).")
         if cal.primary:
             raise Forbidden("The primary Exchange calendar cannot be deleted.")
         await self._calls.run(cal.account, "DeleteFolder", lambda: cal.folder.delete())
@@ -222,20 +237,25 @@ def _numbered(name: str) -> list[str]:
     return [name] + [f"{name} ({n})" for n in range(2, NUMBERED_NAMES + 1)]
 
 
-def _create_folder(account: Account, name: str) -> Folder:
-    """CreateFolder under the mailbox's Calendar, named ``name`` or, while that is taken, "name (n)"
-    (blocking; runs in the pool). When all NUMBERED_NAMES are taken, ErrorFolderExists goes on."""
+def _create_folder(account: Account, name: str, tasks: bool = False) -> Folder:
+    """CreateFolder under the mailbox's Calendar (its Tasks folder for a task list), named ``name`` or,
+    while that is taken, "name (n)" (blocking; runs in the pool). When all NUMBERED_NAMES are taken,
+    ErrorFolderExists goes on."""
     *first, last = _numbered(name)
     for candidate in first:
         try:
-            return _new_folder(account, candidate)
+            return _new_folder(account, candidate, tasks)
         except ErrorFolderExists:
             continue
-    return _new_folder(account, last)
+    return _new_folder(account, last, tasks)
 
 
-def _new_folder(account: Account, name: str) -> Folder:
-    folder = Folder(parent=distinguished_calendar(account), name=name, folder_class="IPF.Appointment")
+def _new_folder(account: Account, name: str, tasks: bool = False) -> Folder:
+    if tasks:
+        parent = next(f for f in calendar_and_tasks(account) if isinstance(f, Tasks))
+        folder: Folder = Tasks(parent=parent, name=name, folder_class="IPF.Task")
+    else:
+        folder = Folder(parent=distinguished_calendar(account), name=name, folder_class="IPF.Appointment")
     folder.save()
     return folder
 

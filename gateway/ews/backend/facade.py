@@ -9,6 +9,7 @@ the parts this facade wires together:
 - :mod:`.reads`: a time range is a FindItem CalendarView plus batched GetItems; GET/multiget are
   batched GetItem (≤ 100 ids a request);
 - :mod:`.writes`: PUT and DELETE (CreateItem, UpdateItem, DeleteItem), invitations;
+- :mod:`.tasks`: the same for task lists (task folders, VTODO ⇄ Task items);
 - :mod:`.collections`: MKCALENDAR, PROPPATCH, DELETE of calendars and their description;
 - :mod:`.busy`: free/busy (FindItem CalendarView, GetUserAvailability);
 - :mod:`.people`: principal searches (ResolveNames);
@@ -48,6 +49,7 @@ from gateway.ews.backend.inbox import SchedulingInbox, find
 from gateway.ews.backend.people import People
 from gateway.ews.backend.reads import DEFAULT_CACHE_BYTES, Reader
 from gateway.ews.backend.records import AccountDirectory
+from gateway.ews.backend.tasks import TaskLists
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.backend.writes import Writer
 from gateway.ews.client import EwsClient
@@ -83,6 +85,7 @@ class EwsBackend:
             calls, index, self._tracker, cache_size=item_cache_size, cache_bytes=item_cache_bytes
         )
         self._writer = Writer(calls, index, self._tracker, default_tz=default_timezone)
+        self._tasks = TaskLists(calls, index, self._tracker, default_tz=default_timezone)
         self._busy = FreeBusy(calls, self._directory)
         self._people = People(calls)
         self._bookings = Bookings(calls, self._directory, self._busy, self._tracker)
@@ -116,10 +119,18 @@ class EwsBackend:
         return await self._collections.calendar(principal, calendar_id, fresh=fresh)
 
     async def create_calendar(
-        self, principal: Principal, calendar_id: str, display_name: str, properties: dict[str, str]
+        self,
+        principal: Principal,
+        calendar_id: str,
+        display_name: str,
+        properties: dict[str, str],
+        *,
+        components: tuple[str, ...] = ("VEVENT",),
     ) -> CalendarInfo:
-        """MKCALENDAR / extended MKCOL → CreateFolder under the first account's Calendar."""
-        return await self._collections.create(principal, calendar_id, display_name, properties)
+        """MKCALENDAR / extended MKCOL → CreateFolder under the first account's Calendar (its Tasks
+        folder for a VTODO collection)."""
+        tasks = components == ("VTODO",)
+        return await self._collections.create(principal, calendar_id, display_name, properties, tasks)
 
     async def update_calendar(
         self, principal: Principal, calendar_id: str, properties: dict[str, str | None]
@@ -157,6 +168,8 @@ class EwsBackend:
     ) -> list[CalendarObject]:
         """RFC 4791 §9.9: FindItem CalendarView + batched GetItem (SyncFolderItems without data)."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.tasks:
+            return await self._tasks.query(cal, start, end, with_data)
         return await self._reader.query(cal, start, end, with_data)
 
     async def get(
@@ -164,6 +177,8 @@ class EwsBackend:
     ) -> dict[str, CalendarObject | None]:
         """GET / calendar-multiget: batched GetItem (SyncFolderItems first only for an unknown name)."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.tasks:
+            return await self._tasks.get(cal, names)
         return await self._reader.get(cal, names)
 
     async def put(
@@ -177,11 +192,15 @@ class EwsBackend:
     ) -> PutResult:
         """RFC 4791 §5.3.2: SyncFolderItems + CreateItem, or GetItem + UpdateItem (+ occurrences)."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.tasks:
+            return await self._tasks.put(cal, name, ical, if_match, if_none_match)
         return await self._writer.put(cal, name, ical, if_match, if_none_match)
 
     async def delete(self, principal: Principal, calendar_id: str, name: str, if_match: str | None) -> None:
         """DeleteItem (GetItem first only for If-Match or invitations)."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.tasks:
+            return await self._tasks.delete(cal, name, if_match)
         await self._writer.delete(cal, name, if_match)
 
     # --- free/busy ---------------------------------------------------------------------------
@@ -191,6 +210,8 @@ class EwsBackend:
     ) -> list[BusyPeriod]:
         """RFC 4791 §7.10 on one collection: a FindItem CalendarView of that folder."""
         cal = await self._directory.resolve(principal, calendar_id)
+        if cal.tasks:
+            return []  # tasks take no time in a schedule (RFC 4791 §7.10 counts VEVENTs and VFREEBUSYs)
         return await self._busy.folder_busy(cal, start, end)
 
     async def free_busy(

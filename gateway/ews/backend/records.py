@@ -96,6 +96,9 @@ class MailboxCalendar:
     folder: Folder
     display_name: str
     primary: bool
+    tasks: bool = (
+        False  # a task folder: a VTODO collection (gateway/ews/backend/tasks.py reads and writes it)
+    )
 
     @property
     def key(self) -> str:

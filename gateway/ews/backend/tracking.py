@@ -19,8 +19,8 @@ from exchangelib.folders.collections import FolderCollection, SyncCompleted
 from gateway.caldav.backend import CalendarInfo, CalendarObject, ChangeSet, InvalidSyncToken
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import MailboxCalendar
-from gateway.ews.calendar_ids import derived_name, distinct_name
-from gateway.ews.exchange import CALDAV_NAME
+from gateway.ews.calendar_ids import derived_name, distinct_name, task_uid
+from gateway.ews.exchange import CALDAV_NAME, CALDAV_UID
 from gateway.ews.index import ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
@@ -64,19 +64,44 @@ class ChangeTracker:
             started = state.seq if state else 0  # provisional rows up to here are judged (index.py)
             try:
                 new_state, changes = await self._calls.run(
-                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state)
+                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state, cal.tasks)
                 )
             except InvalidSyncToken:
                 # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
                 await self._index.forget_calendar(cal.key)
                 epoch, started = uuid.uuid4().hex, 0
                 new_state, changes = await self._calls.run(
-                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None)
+                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None, cal.tasks)
                 )
             if state and new_state == state.sync_state and not changes and not state.provisional:
                 return epoch, state.seq
-            seq = await self._index.apply(cal.key, new_state, _dedupe_names(changes), epoch, started)
+            if cal.tasks:
+                changes = await self._distinct_tasks(cal, changes)
+            else:
+                changes = _dedupe_names(changes)
+            seq = await self._index.apply(cal.key, new_state, changes, epoch, started)
             return epoch, seq
+
+    async def _distinct_tasks(self, cal: MailboxCalendar, changes: list[ItemChange]) -> list[ItemChange]:
+        """A new task whose name another live task holds gets a name and UID of its own.
+
+        Completing a recurring task makes Exchange copy it, the gateway's properties included: the copy
+        is the completed occurrence, the original moves on to the next one and keeps its resource."""
+        named = [c for c in changes if c.name]
+        if not named:
+            return changes
+        held = {
+            name: row.item_id
+            for name, row in (await self._index.by_names(cal.key, [c.name for c in named if c.name])).items()
+        }
+        out = []
+        for c in changes:
+            if c.name and c.uid and held.setdefault(c.name, c.item_id) != c.item_id:
+                suffix = distinct_name("x.ics", c.item_id)[1:-4]  # "-" and the ItemId's short hash
+                uid = c.uid if c.uid.endswith(suffix) else f"{c.uid}{suffix}"
+                c = ItemChange(c.item_id, c.changekey, distinct_name(c.name, c.item_id), uid)
+            out.append(c)
+        return out
 
     async def known_state(self, cal: MailboxCalendar) -> tuple[str, int]:
         """(epoch, seq) as the index last recorded them, without asking Exchange."""
@@ -169,20 +194,21 @@ class ChangeTracker:
             await asyncio.wait(pending)
 
 
-def _sync_folder(folder: Folder, sync_state: str | None) -> tuple[str, list[ItemChange]]:
-    """SyncFolderItems until IncludesLastItemInRange (blocking; runs in the pool)."""
+def _sync_folder(folder: Folder, sync_state: str | None, tasks: bool = False) -> tuple[str, list[ItemChange]]:
+    """SyncFolderItems until IncludesLastItemInRange (blocking; runs in the pool). A task has no UID
+    field: the gateway's CalDAVUid, or one derived from its ItemId (calendar_ids.task_uid)."""
     changes: list[ItemChange] = []
     new_state = sync_state
     try:
         for change_type, item in FolderCollection(account=folder.account, folders=[folder]).sync_items(
             sync_state=sync_state,
-            only_fields=["uid", CALDAV_NAME],
+            only_fields=[CALDAV_UID, CALDAV_NAME] if tasks else ["uid", CALDAV_NAME],
             max_changes_returned=SYNC_PAGE,
         ):
             if change_type == "delete":
                 changes.append(ItemChange(item_id=item.id))
             elif change_type in ("create", "update"):
-                uid = item.uid or item.id
+                uid = (item.caldav_uid or task_uid(item.id)) if tasks else (item.uid or item.id)
                 changes.append(
                     ItemChange(item.id, item.changekey, item.caldav_name or derived_name(uid), uid)
                 )
