@@ -108,7 +108,9 @@ def _floor_questions(direct: list[DirectMailbox], windows: list[tuple[datetime, 
 async def booking(ctx: Context, mailboxes: list[dict[str, Any]], invitee: str) -> list[Row]:
     """Workload 9 (module docstring)."""
     api, direct = await _set_up(ctx, mailboxes)
-    start = ctx.month[0] + timedelta(days=1)
+    # From tomorrow: a booking in the past is refused, and the benchmark's month may have begun.
+    tomorrow = datetime.now(ctx.month[0].tzinfo).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(ctx.month[0], tomorrow) + timedelta(days=1)
     end = start + timedelta(days=14)
     miss = Row("9 availability 14 d, cache miss", target_ratio=1.25, note="3 calendars in 2 accounts")
     hit = Row("9 availability 14 d, cache hit", note="floor: the same question asked of Exchange")

@@ -65,7 +65,13 @@ async def _bookings(conn: AsyncConnection) -> None:
 
 async def _app_password_scope(conn: AsyncConnection) -> None:
     """Schema 5: ``app_passwords.scope`` (API tokens scoped to free/busy and booking); existing ones: all."""
-    await conn.execute(text("ALTER TABLE app_passwords ADD COLUMN scope VARCHAR(16) NOT NULL DEFAULT 'all'"))
+    columns = await conn.run_sync(
+        lambda sync: {c["name"] for c in inspect(sync).get_columns("app_passwords")}
+    )
+    if "scope" not in columns:  # a database made at schema 1 gets today's table, scope included
+        await conn.execute(
+            text("ALTER TABLE app_passwords ADD COLUMN scope VARCHAR(16) NOT NULL DEFAULT 'all'")
+        )
 
 
 # version -> (what it does, step from version-1). Append-only; never edit an applied step.
