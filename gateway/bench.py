@@ -152,6 +152,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the mix for MINUTES against the largest --replicas count (default 2) on PostgreSQL, one "
         "replica SIGKILLed and restarted every --restart-every seconds; counts errors and lost writes",
     )
+    scale.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up: each client's sign-in and first sync inside the window, as a load test starts",
+    )
     scale.add_argument("--seconds", type=float, default=30.0, help="length of each load window (default 30)")
     scale.add_argument(
         "--restart-every", type=float, default=120.0, help="soak: seconds between replica kills (default 120)"
@@ -191,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
             soak_minutes=args.soak or 0.0,
             restart_every_s=args.restart_every,
             latency_ms=args.latency_ms,
+            cold=args.cold,
         )
         table = scaleout.table
 

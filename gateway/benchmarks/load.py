@@ -13,6 +13,7 @@ import random
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,16 +38,23 @@ class _Sample:
     operation: str
     seconds: float
     ok: bool
+    error: str = ""  # what went wrong: the HTTP status or the exception's kind
 
 
 async def concurrency(
-    ctx: Context, users: list[BenchUser], seconds: float, replicas: list[Gateway] | None = None
+    ctx: Context,
+    users: list[BenchUser],
+    seconds: float,
+    replicas: list[Gateway] | None = None,
+    *,
+    cold: bool = False,
 ) -> dict[str, Any]:
     """``len(users)`` clients (one account each) mixing workloads 1–5 for ``seconds``.
 
     With ``replicas`` (gateway processes on one database) each request goes to the next replica in
     turn (:class:`dav.Rotation`, as a round-robin load balancer would send it), and CPU, event-loop
-    lag and collections are summed over them.
+    lag and collections are summed over them. ``cold``: no warm-up, as a load test starts: each
+    client's sign-in (the app password's hash) and first sync fall inside the window.
 
     Besides the latency of the whole mix, each operation's own p50/p99 is reported (the mix spans
     30 ms polls to second-long free/busy answers, so its p99/p50 also measures the mix), and the
@@ -57,7 +65,10 @@ async def concurrency(
     rotation = dav.Rotation([g.base_url for g in gateways])
     clients = [dav.DavClient(rotation, u, ctx.session) for u in users]
     gate = asyncio.Semaphore(4)
-    tokens = await asyncio.gather(*(prepare(c, gate, ctx.month) for c in clients))
+    if cold:
+        tokens: list[str | None] = [None] * len(clients)
+    else:
+        tokens = list(await asyncio.gather(*(prepare(c, gate, ctx.month) for c in clients)))
     before = await ctx.calls()
     metrics_before = [await metrics_text(ctx, g) for g in gateways]
     cpu_before = sum(cpu_seconds(g.pid) for g in gateways), cpu_seconds(ctx.emulator_pid)
@@ -86,10 +97,12 @@ async def concurrency(
     late = lag.later_than(LOOP_STALL_SECONDS)
     return {
         "clients": len(clients),
+        "cold_start": cold,
         "seconds": round(wall, 1),
         "requests": len(samples),
         "throughput_rps": round(len(samples) / wall, 1),
         "errors": errors,
+        "error_kinds": dict(Counter(s.error for s in samples if not s.ok)),
         "p50_ms": ms(p50),
         "p99_ms": ms(p99),
         "p99_over_p50": round(p99 / p50, 2) if p50 else None,
@@ -262,7 +275,7 @@ class _Failed(Exception):
 
 
 async def _client_loop(
-    ctx: Context, client: dav.DavClient, token: str, deadline: float, rng: random.Random
+    ctx: Context, client: dav.DavClient, token: str | None, deadline: float, rng: random.Random
 ) -> list[_Sample]:
     """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy.
 
@@ -276,8 +289,9 @@ async def _client_loop(
         began = time.perf_counter()
         try:
             result = await request
-        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
-            samples.append(_Sample(name, time.perf_counter() - began, False))
+        except (TimeoutError, dav.DavFailure, aiohttp.ClientError) as exc:
+            error = str(exc).rsplit(": ", 1)[-1] if isinstance(exc, dav.DavFailure) else type(exc).__name__
+            samples.append(_Sample(name, time.perf_counter() - began, False, error))
             raise _Failed from None
         samples.append(_Sample(name, time.perf_counter() - began, True))
         return result
@@ -290,6 +304,9 @@ async def _client_loop(
         lambda: step("free/busy 20", client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
     ]
     weights = (2, 3, 3, 1, 1)
+    while token is None and time.monotonic() < deadline:  # a cold client: its first sync-token
+        with contextlib.suppress(_Failed, dav.DavFailure):
+            token = dav.sync_token_of((await step("ctag poll", client.ctag())).body)
     while time.monotonic() < deadline and len(samples) < 10_000:
         with contextlib.suppress(_Failed):
             await rng.choices(operations, weights)[0]()

@@ -48,6 +48,7 @@ class Plan:
     restart_every_s: float = 120.0
     latency_ms: int = 20
     connect_parallel: int = 8
+    cold: bool = False  # no warm-up: sign-ins and first syncs inside the window (load.concurrency)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +57,7 @@ async def _stack(
 ) -> AsyncIterator[tuple[workloads.Context, list[Gateway], list[BenchUser]]]:
     """The emulator, a database and ``replicas`` gateways on it, ``max(plan.clients)`` connected users."""
     today = datetime.now(UTC).date()
-    accounts = max(max(plan.clients), FREEBUSY_ATTENDEES)
+    accounts = max(plan.clients)
     seed = generate_mailboxes(accounts, EVENTS, SPAN_DAYS, seed=2, today=today, domain=DOMAIN)
     say(f"{store}, {replicas} replica(s): starting the emulator ({accounts} mailboxes)")
     emulator, emulator_url = await asyncio.to_thread(start_emulator, seed, workdir, plan.latency_ms)
@@ -128,6 +129,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             "seconds": plan.seconds,
             "replicas": list(plan.replicas),
             "latency_ms": plan.latency_ms,
+            "cold": plan.cold,
         },
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "windows": [],
@@ -140,7 +142,9 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             async with _stack(plan, workdir, replicas, store, say) as (ctx, gateways, users):
                 for clients in plan.clients:
                     say(f"{store}, {replicas} replica(s): {clients} clients for {plan.seconds:.0f} s")
-                    result = await load.concurrency(ctx, users[:clients], plan.seconds, gateways)
+                    result = await load.concurrency(
+                        ctx, users[:clients], plan.seconds, gateways, cold=plan.cold
+                    )
                     result["store"] = store
                     document["windows"].append(result)
                     say(_line(result))

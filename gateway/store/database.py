@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.store import schema
+from gateway.store.writers import SerialWritesEngine
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **sizes)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self.engine = SerialWritesEngine(self.engine.sync_engine)  # gateway/store/writers.py
 
     async def open(self) -> None:
         _ensure_sqlite_dir(self.url)
