@@ -151,7 +151,7 @@ async def undecodable_forms(
 
 def setup_dav(app: web.Application, services: Services) -> None:
     """CalDAV over EWS (the AccountService authenticates app passwords) and /metrics."""
-    index = ItemIndex(services.db.engine)
+    index = ItemIndex(services.db.engine, services.db.locks, services.db.invalidations)
     limits = services.config.limits
     backend = EwsBackend(
         services.accounts,
@@ -194,7 +194,10 @@ async def metrics(request: web.Request) -> web.Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     body = (
-        request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
+        # which worker answered (serve --workers: each process has its own counters, gateway/workers.py)
+        f"# HELP gateway_worker_pid The process id of the worker that answered.\n"
+        f"# TYPE gateway_worker_pid gauge\ngateway_worker_pid {os.getpid()}\n"
+        + request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
         + request.app[BACKEND_KEY].render_prometheus()
         + STAGES.render_prometheus()
@@ -215,8 +218,10 @@ async def _open(app: web.Application) -> None:
     if loop not in _TIMED_LOOPS:  # answers built off the loop (asyncio.to_thread) wait for these threads
         _TIMED_LOOPS.add(loop)
         loop.set_default_executor(TimedPool("default_executor", min(32, (os.cpu_count() or 1) + 4)))
-    time_statements(app[SERVICES_KEY].db.engine.sync_engine)
-    await app[SERVICES_KEY].db.open()
+    db = app[SERVICES_KEY].db
+    time_statements(db.engine.sync_engine)
+    await db.open()
+    await db.invalidations.start()  # PostgreSQL: hear of changes other replicas commit
 
 
 _TIMED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()

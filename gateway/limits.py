@@ -27,6 +27,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 from collections import Counter
@@ -252,11 +253,13 @@ async def start_server(
     config: GatewayConfig,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
     **runner_options: Any,
 ) -> web.AppRunner:
     """Serve ``app`` on ``[server] host``/``port`` with the ``[limits]`` of this module; the caller
     cleans the returned runner up (``runner.addresses`` has the bound port). The body deadline is the
-    application's middleware (``gateway.app``). ``runner_options`` go to aiohttp's ``AppRunner``."""
+    application's middleware (``gateway.app``). ``runner_options`` go to aiohttp's ``AppRunner``.
+    ``sock``: a listening socket to accept on instead (a worker's, gateway/workers.py)."""
     limits = config.limits
     runner = _GatedRunner(
         app,
@@ -268,7 +271,11 @@ async def start_server(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
+        site: web.BaseSite = (
+            web.SockSite(runner, sock, ssl_context=ssl_context)
+            if sock is not None
+            else web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
+        )
         await site.start()
     except BaseException:
         await runner.cleanup()

@@ -17,6 +17,7 @@ from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_passw
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.store.database import Database
+from gateway.store.notify import APP_PASSWORD
 from gateway.store.schema import app_passwords, users
 
 
@@ -69,9 +70,11 @@ class AppPasswords:
                     app_passwords.c.id == app_password_id, app_passwords.c.user_id == user_id
                 )
             )
+            # every process stops accepting it when this commits (gateway/store/notify.py)
+            await self.db.invalidations.announce(conn, APP_PASSWORD, app_password_id)
+        self.db.invalidations.drop(APP_PASSWORD, app_password_id)
         if result.rowcount == 0:
             raise NotFoundError("no such app password")
-        self.verified.forget(app_password_id=app_password_id)
 
     async def verify(self, username: str, password: str, client: str = "") -> str | None:
         """The id of the user whose app password this is, or None.
@@ -88,6 +91,7 @@ class AppPasswords:
         """
         name = username.strip().lower()
         cached = self.verified.get(username, password)
+        token = self.db.invalidations.token()  # taken before the rows are read (gateway/store/notify.py)
         rows = [] if cached is not None else await self._candidates(name, password)
         with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
             if cached is not None:
@@ -97,7 +101,8 @@ class AppPasswords:
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
-                self.verified.put(username, password, user_id, ap_id)
+                if self.db.invalidations.still(token):  # not revoked while it was checked
+                    self.verified.put(username, password, user_id, ap_id)
                 await self._touch(ap_id)
                 return user_id
         return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.accounts.cache import ExpiringCache
 from gateway.accounts.records import AccountRecord, AccountsError, NotFoundError, account_record, new_id, now
@@ -21,6 +22,7 @@ from gateway.caldav.backend import Principal
 from gateway.ews.connection import ConnectionInfo, ConnectionSettings, Credentials
 from gateway.logsafe import register_secret
 from gateway.store.database import Database
+from gateway.store.notify import ACCOUNTS, EVERY_KEY
 from gateway.store.schema import accounts
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,8 @@ class ConnectedAccount:
 class ExchangeAccounts:
     """A user's Exchange accounts, and the two things CalDAV needs about them on every request.
 
-    user id -> Principal and user id -> accounts with decrypted credentials are cached for ``ttl``
-    seconds. Both are forgotten when the user's accounts change in this process (:meth:`forget`);
-    other replicas see a change within ``ttl``, as for the verified app passwords.
+    user id -> Principal and user id -> accounts with decrypted credentials are cached for ``ttl`` seconds,
+    dropped in every process when the user's accounts or settings change (gateway/store/notify.py).
     """
 
     def __init__(
@@ -76,9 +77,13 @@ class ExchangeAccounts:
         self.settings = settings
         self._principals: ExpiringCache[Principal] = ExpiringCache(ttl)
         self._connected: ExpiringCache[tuple[ConnectedAccount, ...]] = ExpiringCache(ttl)
+        db.invalidations.subscribe(ACCOUNTS, self._drop)
 
     def forget(self, user_id: str | None) -> None:
-        """Drop what is cached about the user's accounts (None: every user's), so a change is seen at once."""
+        """Drop what this process caches of the user's accounts (None: every user's): see it at once."""
+        self.db.invalidations.drop(ACCOUNTS, user_id or EVERY_KEY)
+
+    def _drop(self, user_id: str | None) -> None:
         self._principals.forget(user_id)
         self._connected.forget(user_id)
 
@@ -88,6 +93,7 @@ class ExchangeAccounts:
         hit = self._principals.get(user_id)
         if hit is not None:
             return hit
+        token = self.db.invalidations.token()
         user = await self.users.get_user(user_id)
         account_list = await self.list_accounts(user_id)
         chosen = effective_settings(await self.settings.settings(user_id), account_list)
@@ -98,7 +104,8 @@ class ExchangeAccounts:
             emails=tuple(a.email for a in account_list),
             default_calendar_id=chosen.add_events_calendar_id,
         )
-        self._principals.put(user_id, found)
+        if self.db.invalidations.still(token):  # not changed (here or elsewhere) while it was read
+            self._principals.put(user_id, found)
         return found
 
     async def connect_account(self, user_id: str, request: ConnectRequest) -> AccountRecord:
@@ -147,6 +154,7 @@ class ExchangeAccounts:
                 )
             ).scalar()
             account_id = existing or new_id()
+            await announce_accounts(conn, self.db, user_id)
             secret = self.vault.seal(account_id, _secret_document(info.auth_type, password))
             if existing:
                 await conn.execute(
@@ -172,6 +180,7 @@ class ExchangeAccounts:
                         **fields,
                     )
                 )
+        self.forget(user_id)  # a read meanwhile is not cached
         log.info("user %s connected account %s (%s, %s)", user_id, account_id, info.email, info.version)
         return await self.get_account(user_id, account_id)
 
@@ -192,15 +201,14 @@ class ExchangeAccounts:
         if hit is not None:
             return list(hit)
         self._connected.forget(user_id)
+        token = self.db.invalidations.token()
         query = select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.position)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        found = tuple(
-            ConnectedAccount(record, self._open(record, row["secret"]))
-            for row in rows
-            for record in (account_record(row),)
-        )
-        self._connected.put(user_id, found)
+        records = [(account_record(row), row["secret"]) for row in rows]
+        found = tuple(ConnectedAccount(record, self._open(record, secret)) for record, secret in records)
+        if self.db.invalidations.still(token):
+            self._connected.put(user_id, found)
         return list(found)
 
     async def get_account(self, user_id: str, account_id: str) -> AccountRecord:
@@ -217,6 +225,7 @@ class ExchangeAccounts:
             result = await conn.execute(
                 delete(accounts).where(accounts.c.id == account_id, accounts.c.user_id == user_id)
             )
+            await announce_accounts(conn, self.db, user_id)
         self.forget(user_id)
         if result.rowcount == 0:
             raise NotFoundError("no such account")
@@ -235,6 +244,7 @@ class ExchangeAccounts:
         if values:
             async with self.db.engine.begin() as conn:
                 await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+                await announce_accounts(conn, self.db, user_id)
             self.forget(user_id)  # the backend reads these options from the cached records
         return await self.get_account(user_id, account_id)
 
@@ -289,8 +299,15 @@ class ExchangeAccounts:
                     update(accounts).where(accounts.c.id == account_id).values(secret=resealed)
                 )
                 count += 1
+            await announce_accounts(conn, self.db, EVERY_KEY)
         self.forget(None)
         return count
+
+
+async def announce_accounts(conn: AsyncConnection, db: Database, user_id: str) -> None:
+    """Inside a transaction changing a user's accounts or settings (``*``: every user's): every process
+    drops what it caches of them when it commits (gateway/store/notify.py)."""
+    await db.invalidations.announce(conn, ACCOUNTS, user_id)
 
 
 def _secret_document(auth_type: str, secret: str) -> dict[str, str]:

@@ -149,7 +149,11 @@ class VerifiedCache:
             )
 
     def forget(self, *, user_id: str | None = None, app_password_id: str | None = None) -> None:
-        """Drop entries of a revoked app password or a deleted user at once."""
+        """Drop entries of a revoked app password or a deleted user at once; with neither, every entry
+        (the invalidation notices may have been missed: gateway/store/notify.py)."""
+        if user_id is None and app_password_id is None:
+            self._entries = {}
+            return
         self._entries = {
             k: e
             for k, e in self._entries.items()

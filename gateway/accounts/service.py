@@ -24,6 +24,7 @@ from gateway.accounts.vault import Vault
 from gateway.caldav.backend import Principal
 from gateway.ews.connection import Credentials
 from gateway.store.database import Database
+from gateway.store.notify import APP_PASSWORD, SIGN_IN
 
 
 class AccountService:
@@ -45,6 +46,9 @@ class AccountService:
         self.user_settings = SettingsStore(db, self.users)
         self.exchange = ExchangeAccounts(db, vault, connector, self.users, cache_seconds, self.user_settings)
         self.app_passwords = AppPasswords(db, self.users, self.verified, self.throttle)
+        # Changes committed by any process (this one included) drop what is cached here: gateway/store/notify.py.
+        db.invalidations.subscribe(SIGN_IN, lambda user_id: self.verified.forget(user_id=user_id))
+        db.invalidations.subscribe(APP_PASSWORD, lambda ap_id: self.verified.forget(app_password_id=ap_id))
 
     # --- users -------------------------------------------------------------------------
 
@@ -67,9 +71,7 @@ class AccountService:
 
     async def delete_user(self, user_id: str) -> None:
         """Deletes the user with every account (and so every stored credential)."""
-        self.exchange.forget(user_id)
         await self.users.delete_user(user_id)
-        self.verified.forget(user_id=user_id)
 
     async def sign_in(self, username: str, password: str, client: str = "") -> UserRecord | None:
         """Web sign-in from address ``client``; raises TooManyFailures after too many failures."""
@@ -148,8 +150,6 @@ class AccountService:
         return await self.user_settings.settings(user_id)
 
     async def save_settings(self, user_id: str, new: UserSettings) -> UserSettings:
-        """Stores the choices; this process's CalDAV requests see them at once (the cached principal
-        carries the default calendar), other processes' (the CLI's) within the cache time."""
-        saved = await self.user_settings.save_settings(user_id, new)
-        self.exchange.forget(user_id)
-        return saved
+        """Stores the choices; every process's CalDAV requests see them once they commit (the cached
+        principal carries the default calendar; on SQLite a CLI command's within the cache time)."""
+        return await self.user_settings.save_settings(user_id, new)

@@ -13,6 +13,7 @@ from gateway.accounts.records import AccountRecord, AccountsError
 from gateway.accounts.users import Users
 from gateway.ews.calendar_ids import primary_calendar_id
 from gateway.store.database import Database
+from gateway.store.notify import ACCOUNTS
 from gateway.store.schema import user_settings
 
 # The free/busy type (RFC 5545 FBTYPE) an account's WorkingElsewhere time is reported as.
@@ -109,4 +110,7 @@ class SettingsStore:
             )
             if result.rowcount == 0:
                 await conn.execute(insert(user_settings).values(user_id=user_id, **values))
+            # the cached principal carries the add-events calendar: every process drops it on commit
+            await self.db.invalidations.announce(conn, ACCOUNTS, user_id)
+        self.db.invalidations.drop(ACCOUNTS, user_id)
         return await self.settings(user_id)

@@ -107,7 +107,7 @@ async def _backend(config: GatewayConfig, service: AccountService) -> AsyncItera
     backend = EwsBackend(
         service,
         exchange.connector,
-        ItemIndex(exchange.db.engine),
+        ItemIndex(exchange.db.engine, exchange.db.locks, exchange.db.invalidations),
         default_timezone=config.ews.default_timezone,
         live_accounts=config.ews.max_live_accounts,
     )

@@ -9,6 +9,7 @@ from gateway.accounts.passwords import DUMMY_HASH, hash_off_loop, verify_off_loo
 from gateway.accounts.records import AccountsError, NotFoundError, UserRecord, new_id, now, user_record
 from gateway.accounts.throttle import SignInThrottle
 from gateway.store.database import Database
+from gateway.store.notify import ACCOUNTS, SIGN_IN
 from gateway.store.schema import accounts, users
 
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
@@ -80,6 +81,10 @@ class Users:
         async with self.db.engine.begin() as conn:
             await conn.execute(delete(accounts).where(accounts.c.user_id == user_id))
             result = await conn.execute(delete(users).where(users.c.id == user_id))
+            for kind in (ACCOUNTS, SIGN_IN):  # every process forgets the user's accounts and app passwords
+                await self.db.invalidations.announce(conn, kind, user_id)
+        for kind in (ACCOUNTS, SIGN_IN):
+            self.db.invalidations.drop(kind, user_id)
         if result.rowcount == 0:
             raise NotFoundError("no such user")
 

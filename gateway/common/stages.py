@@ -15,22 +15,19 @@ worker threads alike, so it takes a lock.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 # Seconds: a healthy stage takes a few milliseconds; the 1 s bound separates a tail from the body.
 BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class _Lock(Protocol):
-    async def acquire(self) -> Any: ...
-    def release(self) -> None: ...
 
 
 class StageTimes:
@@ -60,15 +57,18 @@ class StageTimes:
             self.observe(stage, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
-    async def holding(self, lock: _Lock, stage: str) -> AsyncIterator[None]:
-        """``async with lock``, observing how long the acquisition waited as ``stage``."""
+    async def entering(self, manager: AbstractAsyncContextManager[T], stage: str) -> AsyncIterator[T]:
+        """``async with manager``, observing how long entering it (acquiring a lock) took as ``stage``."""
         started = time.perf_counter()
-        await lock.acquire()
+        value = await manager.__aenter__()
         self.observe(stage, time.perf_counter() - started)
         try:
-            yield
-        finally:
-            lock.release()
+            yield value
+        except BaseException:
+            if not await manager.__aexit__(*sys.exc_info()):
+                raise
+        else:
+            await manager.__aexit__(None, None, None)
 
     def render_prometheus(self) -> str:
         with self._lock:

@@ -36,18 +36,24 @@ How the index converges to Exchange's state whatever the order of PUT, DELETE, s
   database, and the next sync judges them as any other.
 
 The ChangeTracker (gateway/ews/backend/tracking.py) runs each calendar's sync (its EWS call and
-:meth:`apply`) and the gateway's own records under one per-calendar lock, so in one process they
-never interleave.
+:meth:`apply`) and the gateway's own records under one per-calendar lock (:meth:`ItemIndex.lock`, a
+PostgreSQL advisory lock shared by every replica: gateway/store/locks.py), so they never interleave,
+in one process or across replicas. The numbers themselves are taken from the database inside the
+writing transaction, the calendar's state row locked (``FOR UPDATE``; ``seq + 1`` for single records),
+never from a process's memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.store.locks import Locks
+from gateway.store.notify import FOLDERS, PROPERTIES, Invalidations
 from gateway.store.schema import calendar_alias, calendar_property, calendar_state, indexed_item
 
 NAMES_PER_QUERY = 500  # bound parameters per IN list (SQLite allows 999 in old builds)
@@ -65,7 +71,8 @@ _HAS_PROVISIONAL = (
 _STATE = sa.select(calendar_state, _HAS_PROVISIONAL.label("provisional")).where(
     calendar_state.c.calendar_key == _KEY
 )
-_STATE_FOR_WRITE = sa.select(calendar_state).where(calendar_state.c.calendar_key == _KEY)
+# Locks the row until the transaction ends (PostgreSQL; SQLite has one writer at a time anyway).
+_STATE_FOR_WRITE = sa.select(calendar_state).where(calendar_state.c.calendar_key == _KEY).with_for_update()
 _CHANGED = (_ITEM.calendar_key == _KEY) & (_ITEM.seq > sa.bindparam("since"))
 _ITEMS = sa.select(indexed_item).where(_CHANGED & _ITEM.deleted.is_(False)).order_by(_ITEM.seq)
 _ITEMS_AND_DELETIONS = sa.select(indexed_item).where(_CHANGED).order_by(_ITEM.seq)
@@ -160,8 +167,14 @@ class CollectionRecords:
     """What the gateway keeps about calendar collections themselves: the URL segment a client chose
     (aliases) and the properties Exchange has no field for."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, locks: Locks | None = None, invalidations: Invalidations | None = None
+    ) -> None:
         self._engine = engine
+        # Shared with every process of the database when given (Database.locks, Database.invalidations);
+        # else this process's own.
+        self._locks = locks or Locks()
+        self.invalidations = invalidations or Invalidations(engine, local=True)
 
     async def add_alias(self, account_id: str, calendar_id: str, folder_id: str) -> None:
         async with self._engine.begin() as conn:
@@ -170,6 +183,8 @@ class CollectionRecords:
                     account_id=account_id, calendar_id=calendar_id, folder_id=folder_id
                 )
             )
+            await self.invalidations.announce(conn, FOLDERS, account_id)  # every replica lists it anew
+        self.invalidations.drop(FOLDERS, account_id)
 
     async def aliases(self, account_id: str) -> dict[str, str]:
         """folder id → the calendar id a client chose for it."""
@@ -187,6 +202,8 @@ class CollectionRecords:
                     & (calendar_alias.c.calendar_id == calendar_id)
                 )
             )
+            await self.invalidations.announce(conn, FOLDERS, account_id)
+        self.invalidations.drop(FOLDERS, account_id)
 
     async def properties(self, account_id: str) -> dict[str, dict[str, str]]:
         """calendar id → {property Clark name: value}."""
@@ -212,6 +229,8 @@ class CollectionRecords:
                             account_id=account_id, calendar_id=calendar_id, name=name, value=value
                         )
                     )
+            await self.invalidations.announce(conn, PROPERTIES, account_id)
+        self.invalidations.drop(PROPERTIES, account_id)
 
     async def drop_properties(self, account_id: str, calendar_id: str) -> None:
         """Remove every stored property of a calendar (it was deleted)."""
@@ -222,10 +241,20 @@ class CollectionRecords:
                     & (calendar_property.c.calendar_id == calendar_id)
                 )
             )
+            await self.invalidations.announce(conn, PROPERTIES, account_id)
+        self.invalidations.drop(PROPERTIES, account_id)
 
 
 class ItemIndex(CollectionRecords):
     """Async access to the index tables (SQLAlchemy Core)."""
+
+    def lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """Held while a calendar's index is written from Exchange's answers (a sync, a recorded write)."""
+        return self._locks.hold(f"index:{calendar_key}")
+
+    def discovery_lock(self, account_id: str) -> AbstractAsyncContextManager[None]:
+        """Held while a mailbox's calendar folders are discovered or one is created with its alias."""
+        return self._locks.hold(f"folders:{account_id}")
 
     async def state(self, calendar_key: str) -> CalendarState | None:
         async with self._engine.connect() as conn:

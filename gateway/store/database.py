@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.store import schema
+from gateway.store.locks import Locks
+from gateway.store.notify import Invalidations
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,10 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **sizes)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # Named locks across the processes sharing this database (item index writes, folder discovery).
+        self.locks = Locks(url)
+        # Cache invalidation across those processes (PostgreSQL LISTEN/NOTIFY); listening starts with serve.
+        self.invalidations = Invalidations(self.engine)
 
     async def open(self) -> None:
         _ensure_sqlite_dir(self.url)
@@ -129,6 +135,8 @@ class Database:
         )
 
     async def close(self) -> None:
+        await self.invalidations.close()
+        await self.locks.close()
         await self.engine.dispose()
 
 

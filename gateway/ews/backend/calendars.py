@@ -7,7 +7,6 @@ kept for ``folder_cache_seconds``; their names follow :mod:`gateway.ews.calendar
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from gateway.ews.backend.records import LRU, ConnectedMailbox, MailboxCalendar, 
 from gateway.ews.calendar_ids import primary_calendar_id, sub_calendar_id
 from gateway.ews.exchange import distinguished_calendar
 from gateway.ews.index import ItemIndex
+from gateway.store.notify import FOLDERS
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class CalendarDirectory:
         # account id -> (loaded at, its calendar folders): small, so many more than live accounts
         self._folders: LRU[str, tuple[float, tuple[FolderRef, ...]]] = LRU(max(1000, 20 * live_accounts))
         self._bound: LRU[str, _Bound] = LRU(live_accounts)
-        self._discovery_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # a folder made, renamed or deleted through any replica drops the list (gateway/store/notify.py)
+        index.invalidations.subscribe(FOLDERS, self._drop)
 
     async def resolve(self, principal: Principal, calendar_id: str) -> MailboxCalendar:
         """The principal's calendar with this id (only their own accounts are searched, in order, and
@@ -82,7 +83,13 @@ class CalendarDirectory:
     def forget(self, records: Sequence[MailboxRecord]) -> None:
         """Discover these accounts' folders afresh on next use (a folder was made, renamed or deleted)."""
         for record in records:
-            self._folders.pop(record.account_id, None)
+            self._index.invalidations.drop(FOLDERS, record.account_id)
+
+    def _drop(self, account_id: str | None) -> None:
+        if account_id is None:
+            self._folders.clear()
+        else:
+            self._folders.pop(account_id, None)
 
     def _cached_refs(self, record: MailboxRecord) -> tuple[FolderRef, ...] | None:
         loop = asyncio.get_running_loop()
@@ -101,10 +108,9 @@ class CalendarDirectory:
         refs = self._cached_refs(record)
         if refs is not None:
             return refs
-        lock = self._discovery_locks.get(record.account_id)
-        if lock is None:
-            lock = self._discovery_locks[record.account_id] = asyncio.Lock()
-        async with lock:  # parallel first requests of a user discover each mailbox once
+        # Parallel first requests of a user discover each mailbox once; across replicas, a discovery never
+        # runs between a MKCALENDAR's CreateFolder and its alias (collections.py holds the same lock).
+        async with self._index.discovery_lock(record.account_id):
             refs = self._cached_refs(record)
             if refs is not None:
                 return refs
@@ -113,10 +119,12 @@ class CalendarDirectory:
     async def _discover(self, record: MailboxRecord, account: Account) -> tuple[FolderRef, ...]:
         """GetFolder of the Calendar + FindFolder of its calendar children, in one worker call."""
         loop = asyncio.get_running_loop()
+        token = self._index.invalidations.token()
         aliases = await self._index.aliases(record.account_id)
         loaded = await self._calls.run(account, "FindFolder", lambda: _load_folders(account, record, aliases))
         refs = tuple(ref for ref, _ in loaded)
-        self._folders.put(record.account_id, (loop.time(), refs))
+        if self._index.invalidations.still(token):  # no folder changed while they were read
+            self._folders.put(record.account_id, (loop.time(), refs))
         self._bound.put(record.account_id, _Bound(account, refs, tuple(folder for _, folder in loaded)))
         return refs
 

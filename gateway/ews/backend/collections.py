@@ -29,6 +29,7 @@ from gateway.ews.backend.records import LRU, MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker, sync_token
 from gateway.ews.exchange import distinguished_calendar
 from gateway.ews.index import ItemIndex
+from gateway.store.notify import FOLDERS, PROPERTIES
 
 PROPERTY_CACHE_SECONDS = 60.0
 # The collection properties (Clark names, see Backend.update_calendar) read back into CalendarInfo.
@@ -60,6 +61,13 @@ class Collections:
         self._tracker = tracker
         # account id -> (read at, calendar id -> {Clark name: value})
         self._stored: LRU[str, tuple[float, dict[str, dict[str, str]]]] = LRU(max(1000, 20 * live_accounts))
+        index.invalidations.subscribe(PROPERTIES, self._drop)
+
+    def _drop(self, account_id: str | None) -> None:
+        if account_id is None:
+            self._stored.clear()
+        else:
+            self._stored.pop(account_id, None)
 
     async def calendars(self, principal: Principal) -> list[CalendarInfo]:
         """The home listing: accounts are read from the database and folders listed afresh (FindFolder),
@@ -112,9 +120,11 @@ class Collections:
         record = entries[0].record
         account = self._calls.account(entries[0])
         wanted = display_name or calendar_id
-        # one CreateFolder, more only while the name is taken
-        folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
-        await self._index.add_alias(record.account_id, calendar_id, folder.id)
+        # One CreateFolder, more only while the name is taken. No discovery (of any replica) runs between
+        # it and the alias, or it would name the new folder by its id until the folder list is read again.
+        async with self._index.discovery_lock(record.account_id):
+            folder = await self._calls.run(account, "CreateFolder", lambda: _create_folder(account, wanted))
+            await self._index.add_alias(record.account_id, calendar_id, folder.id)
         stored: dict[str, str | None] = {k: v for k, v in properties.items() if k != DISPLAYNAME}
         if folder.name != wanted:
             stored |= {DISPLAYNAME: wanted, FOLDER_NAME: folder.name}
@@ -149,7 +159,7 @@ class Collections:
                 given = await self._calls.run(
                     cal.account, "UpdateFolder", lambda: _rename_folder(folder, name)
                 )
-                self._directory.forget([cal.record])
+                await self._index.invalidations.publish(FOLDERS, account_id)  # every replica's list
                 taken = given != name
                 stored |= {DISPLAYNAME: name if taken else None, FOLDER_NAME: given if taken else None}
         if stored:
@@ -171,24 +181,26 @@ class Collections:
     async def _properties(self, account_id: str) -> dict[str, dict[str, str]]:
         """The collection properties clients set on the account's calendars.
 
-        Read on every PROPFIND of a calendar but written rarely, so kept for PROPERTY_CACHE_SECONDS:
-        a change made through this process shows at once, one made through another replica within that time.
+        Read on every PROPFIND of a calendar but written rarely, so kept for PROPERTY_CACHE_SECONDS; a
+        change shows at once in every replica (the writes announce it: gateway/store/notify.py).
         """
         loop = asyncio.get_running_loop()
         cached = self._stored.hit(account_id)
         if cached and loop.time() - cached[0] < PROPERTY_CACHE_SECONDS:
             return cached[1]
+        token = self._index.invalidations.token()
         found = await self._index.properties(account_id)
-        self._stored.put(account_id, (loop.time(), found))
+        if self._index.invalidations.still(token):  # not written (by any replica) while it was read
+            self._stored.put(account_id, (loop.time(), found))
         return found
 
     async def _store(self, account_id: str, write: Awaitable[None]) -> None:
         """Run a write of the account's stored properties, dropping the cached ones around it."""
-        self._stored.pop(account_id, None)
+        self._index.invalidations.drop(PROPERTIES, account_id)
         try:
             await write
         finally:
-            self._stored.pop(account_id, None)  # a read meanwhile may have cached the old values
+            self._index.invalidations.drop(PROPERTIES, account_id)  # a read meanwhile is not cached
 
 
 def _shown_name(cal: MailboxCalendar, principal: Principal, stored: Mapping[str, str]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from collections.abc import Sequence
 
 from exchangelib.folders import Folder
@@ -54,21 +53,12 @@ class ChangeTracker:
     def __init__(self, calls: EwsCalls, index: ItemIndex) -> None:
         self._calls = calls
         self._index = index
-        # one lock per calendar while its index is written (a sync, a recorded create); gone when none holds it
-        self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # calendar key -> creates still being indexed after their PUT was answered (see record_created)
         self._recording: dict[str, set[asyncio.Task[None]]] = {}
 
-    def _index_lock(self, cal: MailboxCalendar) -> asyncio.Lock:
-        """Serialises this calendar's index writes: a sync and a recorded write never interleave."""
-        lock = self._index_locks.get(cal.key)
-        if lock is None:
-            lock = self._index_locks[cal.key] = asyncio.Lock()
-        return lock
-
     async def refresh(self, cal: MailboxCalendar) -> tuple[str, int]:
         """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
-        async with STAGES.holding(self._index_lock(cal), "index_lock"):
+        async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
             state = await self._index.state(cal.key)
             epoch = state.epoch if state else uuid.uuid4().hex
             sync_state = state.sync_state if state else None
@@ -137,7 +127,7 @@ class ChangeTracker:
         """
 
         async def record() -> None:
-            async with STAGES.holding(self._index_lock(cal), "index_lock"):
+            async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
                 await self._index.record_created(cal.key, change)
 
         task = asyncio.create_task(record())
@@ -162,7 +152,7 @@ class ChangeTracker:
         calendar's lock, so a sync that read the item before it went cannot write it back afterwards.
         """
         await self.creates_recorded(cal)
-        async with STAGES.holding(self._index_lock(cal), "index_lock"):
+        async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
             await self._index.record_deleted(cal.key, item_id)
 
     async def creates_recorded(self, cal: MailboxCalendar) -> bool:

@@ -1,0 +1,175 @@
+"""Cache invalidation across the processes sharing one database.
+
+A process caches what every request needs (verified app passwords, a user's accounts with their opened
+credentials, calendar folder lists, stored collection properties). Another replica, or a CLI command,
+may change any of it. On PostgreSQL each change is announced with ``NOTIFY`` (PostgreSQL manual,
+NOTIFY) inside the transaction that writes it, so it is delivered exactly when the change commits, and
+never for a change rolled back; every process ``LISTEN``\\ s on one connection of its own and drops what
+the notice names. One channel, :data:`CHANNEL`, carries ``<kind>\\n<key>`` (a channel per key would need
+a LISTEN per cached key).
+
+The kinds (constants below), and who subscribes: :data:`ACCOUNTS` (a user's accounts and settings;
+key: user id, ``*`` for every user: gateway/accounts/exchange_accounts.py), :data:`SIGN_IN` (a user's
+verified app passwords, key: user id) and :data:`APP_PASSWORD` (key: its id; both
+gateway/accounts/service.py), :data:`FOLDERS` and :data:`PROPERTIES` (a mailbox's calendar folders and
+stored collection properties; key: account id; gateway/ews/backend/calendars.py, collections.py).
+
+Missed notices: while the listening connection is down nothing is cached (:meth:`Invalidations.token`
+is None), and every cache is dropped when it is lost and again once it is back, so a notice sent
+meanwhile cannot leave a stale entry. A cache fills only through :meth:`~Invalidations.token` /
+:meth:`~Invalidations.still`, which also refuses a value read before an invalidation that arrived while
+it was being read.
+
+On SQLite one process serves the database: a change is dropped from this process's caches at once;
+a CLI command's change reaches a running server within the caches' expiry (``cache_seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gateway_invalidate"
+EVERY_KEY = "*"
+ACCOUNTS = "accounts"
+SIGN_IN = "sign_in"
+APP_PASSWORD = "app_password"
+FOLDERS = "folders"
+PROPERTIES = "properties"
+PING_SECONDS = 10.0  # a connection lost without a FIN (a dead peer) is noticed this long after at most
+RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts, the last repeated
+
+Drop = Callable[[str | None], None]  # drops the entry of a key; None: every entry
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+class Invalidations:
+    """Subscriptions of caches to kinds of change, and the announcements of changes."""
+
+    def __init__(self, engine: AsyncEngine, *, local: bool = False) -> None:
+        """``local``: this process's caches only (a test's or a command's own index), nothing announced."""
+        self._engine = engine
+        url = engine.url
+        self._dsn: str | None = None
+        if url.get_backend_name() == "postgresql" and not local:
+            self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._subscribers: dict[str, list[Drop]] = {}
+        self._generation = 0
+        self._listening = self._dsn is None  # SQLite: no other process to hear from
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def shared(self) -> bool:
+        """Whether changes are announced to other processes (PostgreSQL)."""
+        return self._dsn is not None
+
+    def subscribe(self, kind: str, drop: Drop) -> None:
+        self._subscribers.setdefault(kind, []).append(drop)
+
+    def token(self) -> int | None:
+        """Taken before reading what is to be cached; None: cache nothing now (the listener is down)."""
+        return self._generation if self._listening else None
+
+    def still(self, token: int | None) -> bool:
+        """Whether a value read after :meth:`token` may be cached: nothing was invalidated meanwhile."""
+        return token is not None and self._listening and token == self._generation
+
+    def drop(self, kind: str, key: str) -> None:
+        """Drop this process's cached entries of ``key`` (``*``: all of ``kind``)."""
+        self._generation += 1
+        for drop in self._subscribers.get(kind, ()):
+            drop(None if key == EVERY_KEY else key)
+
+    def drop_all(self) -> None:
+        self._generation += 1
+        for drops in self._subscribers.values():
+            for drop in drops:
+                drop(None)
+
+    async def announce(self, conn: AsyncConnection, kind: str, key: str) -> None:
+        """Inside the transaction writing a change: every process drops ``key`` of ``kind`` when it commits.
+        This process drops it now as well; the writer drops it again after the commit (:meth:`drop`),
+        so a read that raced the write is not cached."""
+        self.drop(kind, key)
+        if self._dsn is not None:
+            await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{kind}\n{key}"})
+
+    async def publish(self, kind: str, key: str) -> None:
+        """Announce a change that wrote nothing to the database (a folder renamed in Exchange)."""
+        async with self._engine.begin() as conn:
+            await self.announce(conn, kind, key)
+        self.drop(kind, key)
+
+    # --- the listening connection (PostgreSQL) ------------------------------------------------
+
+    async def start(self, wait: float = 10.0) -> None:
+        """Listen (PostgreSQL); waits up to ``wait`` seconds for the first connection (caches stay
+        off until it is up)."""
+        if self._dsn is None or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._listen(), name="gateway-invalidations")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), wait)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen(self) -> None:
+        import asyncpg  # the postgres extra; only a PostgreSQL URL gets here
+
+        attempt = 0
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
+                log.warning(
+                    "cache invalidation: cannot listen (%s); again in %.1f s", type(exc).__name__, delay
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._received)
+                attempt = 0
+                self._listening = True
+                self.drop_all()  # anything announced before the LISTEN took effect
+                self._connected.set()
+                await self._watch(conn, lost)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("cache invalidation: listening connection lost (%s)", type(exc).__name__)
+            finally:
+                self._listening = False
+                self._connected.clear()
+                self.drop_all()  # notices sent until the next LISTEN are missed
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
+
+    @staticmethod
+    async def _watch(conn: object, lost: asyncio.Event) -> None:
+        """Return when the connection is lost: closed by the server, or no answer to a ping."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), PING_SECONDS)
+            if lost.is_set():
+                return
+            await conn.fetchval("SELECT 1", timeout=PING_SECONDS)  # type: ignore[attr-defined]
+
+    def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, key = payload.partition("\n")
+        self.drop(kind, key)

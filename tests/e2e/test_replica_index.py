@@ -1,0 +1,92 @@
+"""Two gateway replicas (each its own engine, locks and caches) on one PostgreSQL database, over real HTTP:
+writes and syncs of one calendar through both at once number every change once, a sync-token of one
+replica is valid on the other, and a write through one is reported by the other exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from lxml import etree
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.e2e.convergence import DAV, Client, event
+from tests.e2e.test_read_path import dav_client
+from tests.support.gateway import GatewayStack
+
+
+@pytest.fixture
+def store() -> str:
+    return "postgresql"
+
+
+@pytest.fixture
+def replicas(emulator, tmp_path, database_url) -> Iterator[tuple[GatewayStack, GatewayStack]]:
+    first = GatewayStack(emulator, tmp_path / "a", database_url=database_url)
+    with first, GatewayStack(emulator, tmp_path / "b", first.keyring, database_url=database_url) as second:
+        yield first, second
+
+
+def sync_hrefs(cal: Client, token: str) -> list[str]:
+    """The hrefs of a sync-collection answer, repeats included."""
+    body = (
+        f'<sync-collection xmlns="DAV:"><sync-token>{token}</sync-token><sync-level>1</sync-level>'
+        "<prop><getetag/></prop></sync-collection>"
+    )
+    answer = requests.request(
+        "REPORT", cal.calendar_url, data=body, headers={"Depth": "1"}, auth=cal.auth, timeout=60
+    )
+    assert answer.status_code == 207, answer.text
+    return [r.findtext(f"{DAV}href") for r in etree.fromstring(answer.content).iter(f"{DAV}response")]
+
+
+def test_two_replicas_writing_and_syncing_one_calendar_number_each_change_once(
+    replicas, database_url
+) -> None:
+    first, second = replicas
+    url = str(dav_client(first).principal().calendars()[0].url)
+    a, b = Client(first, url), Client(second, url.replace(first.base_url, second.base_url))
+    token, _, _ = b.sync(None)
+
+    names = [f"replica-{n}.ics" for n in range(12)]
+    with ThreadPoolExecutor(8) as pool:
+        puts = [
+            pool.submit((a if n % 2 else b).put, name, event(str(uuid.uuid4())))
+            for n, name in enumerate(names)
+        ]
+        syncs = [pool.submit((a if n % 2 else b).sync, None) for n in range(8)]
+        assert [p.result().status_code for p in puts] == [201] * len(names)
+        for s in syncs:
+            s.result()
+
+    hrefs = sync_hrefs(b, token)
+    assert len(hrefs) == len(set(hrefs))  # each change reported once
+    after, changed, deleted = b.sync(token)
+    assert set(names) <= set(changed) and not deleted
+    assert a.sync(after)[1:] == ({}, set())  # B's token is valid on A, and nothing is repeated
+    assert b.sync(after)[1:] == ({}, set())
+
+    # a write through A: B reports it once, then never again
+    assert a.put("late.ics", event(str(uuid.uuid4()), "Late")).status_code == 201
+    newer, changed, _ = b.sync(after)
+    assert list(changed) == ["late.ics"]
+    assert b.sync(newer)[1:] == ({}, set()) and a.sync(newer)[1:] == ({}, set())
+
+    assert first.run(_repeated_numbers(database_url)) == []
+
+
+async def _repeated_numbers(url: str) -> list[tuple[str, int]]:
+    """(calendar, change number) given to more than one item."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT calendar_key, seq FROM ews_item GROUP BY calendar_key, seq HAVING count(*) > 1")
+            )
+            return [tuple(r) for r in rows]
+    finally:
+        await engine.dispose()
