@@ -188,7 +188,9 @@ def start_gateway(
     else:
         key, token = generate_key(), secrets.token_urlsafe(32)
     env = dict(os.environ, GATEWAY_SECRET_KEY=key, GATEWAY_ADMIN_TOKEN=token)
-    argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+    # One process per replica (serve's default on PostgreSQL is a worker per core): its /metrics and CPU
+    # time are the whole replica's.
+    argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--workers", "1"]
     process = Process(name, argv, workdir / f"{name}.log", env=env)
     return Gateway(process, f"http://127.0.0.1:{port}", token)
 
