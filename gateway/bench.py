@@ -190,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
         from gateway.benchmarks import scaleout
 
         plan = scaleout.Plan(
-            clients=args.load or (50, 100),
-            seconds=args.seconds if (args.load or args.replicas) else 0.0,
+            clients=args.load or ((50,) if args.soak else (50, 100)),
+            seconds=0.0 if args.soak else args.seconds,  # --soak runs the soak alone
             replicas=args.replicas or (),
             soak_minutes=args.soak or 0.0,
             restart_every_s=args.restart_every,

@@ -193,10 +193,12 @@ def table(document: dict[str, Any]) -> str:
 
 @dataclass
 class _Writes:
-    """One client's writes whose answer said they were done (2xx): created and later deleted names."""
+    """One client's writes: names whose PUT answered 2xx, whose DELETE answered 2xx, and whose DELETE got
+    no answer (it may or may not have happened: neither present nor absent is a loss)."""
 
     created: set[str]
     deleted: set[str]
+    unsure: set[str]
 
 
 async def soak(
@@ -220,9 +222,10 @@ async def soak(
     say(f"soak: {len(clients)} clients, {len(gateways)} replicas, {plan.soak_minutes:g} min")
 
     async def killer() -> None:
-        turn = 0
-        while time.monotonic() + plan.restart_every_s < deadline + 1:
-            await asyncio.sleep(plan.restart_every_s)
+        began, turn = time.monotonic(), 0
+        # on a fixed schedule (every restart_every_s from the start), not drifting by the restart times
+        while began + (turn + 1) * plan.restart_every_s < deadline:
+            await asyncio.sleep(max(0.0, began + (turn + 1) * plan.restart_every_s - time.monotonic()))
             victim = gateways[turn % len(gateways)]
             turn += 1
             kills.append((victim.base_url, time.monotonic()))
@@ -234,7 +237,7 @@ async def soak(
                 f"soak: replica {victim.base_url} killed and back after {time.monotonic() - kills[-1][1]:.1f} s"
             )
 
-    writes = [_Writes(set(), set()) for _ in clients]
+    writes = [_Writes(set(), set(), set()) for _ in clients]
     killing = asyncio.create_task(killer())
     batches = await asyncio.gather(
         *(
@@ -261,6 +264,8 @@ async def soak(
         "errors_in_flight_on_killed_replica": in_flight,
         "errors_other": failed - in_flight,
         "acknowledged_creates": sum(len(w.created) for w in writes),
+        "acknowledged_deletes": sum(len(w.deleted) for w in writes),
+        "deletes_without_answer": sum(len(w.unsure) for w in writes),
         "lost_writes": lost,
         "deleted_but_present": resurrected,
         "operations": sum(batches),
@@ -295,7 +300,9 @@ async def _soak_client(
                 writes.created.add(name)
                 if rng.random() < 0.5:
                     etag = await client.etag_after_put(name, created)
+                    writes.unsure.add(name)
                     await client.delete(name, etag)
+                    writes.unsure.discard(name)
                     writes.deleted.add(name)
             else:
                 await client.outbox(ctx.fb_emails[:FREEBUSY_ATTENDEES], start, start + timedelta(days=30))
@@ -310,6 +317,6 @@ async def _check_writes(clients: list[dav.DavClient], writes: list[_Writes]) -> 
     for client, mine in zip(clients, writes, strict=True):
         answer = await client.sync("")
         present = {href.rsplit("/", 1)[-1] for href in dav.changed_hrefs(answer.body)}
-        lost += len(mine.created - mine.deleted - present)
+        lost += len(mine.created - mine.deleted - mine.unsure - present)
         resurrected += len(mine.deleted & present)
     return lost, resurrected
