@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import re
 import time
@@ -72,6 +73,7 @@ async def concurrency(
     before = await ctx.calls()
     metrics_before = [await metrics_text(ctx, g) for g in gateways]
     cpu_before = sum(cpu_seconds(g.pid) for g in gateways), cpu_seconds(ctx.emulator_pid)
+    client_cpu_before = cpu_seconds(os.getpid())  # the clients are this one process: it needs a core too
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
     batches = await asyncio.gather(
@@ -85,6 +87,7 @@ async def concurrency(
         sum(cpu_seconds(g.pid) for g in gateways) - cpu_before[0],
         cpu_seconds(ctx.emulator_pid) - cpu_before[1],
     )
+    client_cpu = cpu_seconds(os.getpid()) - client_cpu_before
     calls = await ctx.calls() - before
     metrics_after = [await metrics_text(ctx, g) for g in gateways]
     lag = _window(loop_lag, metrics_before, metrics_after)
@@ -112,6 +115,7 @@ async def concurrency(
         "replicas": len(gateways),
         "gateway_cpu_share": round(gateway_cpu / wall, 2),
         "emulator_cpu_share": round(emulator_cpu / wall, 2),
+        "client_cpu_share": round(client_cpu / wall, 2),
         "loop_lag": {
             "samples": lag.count,
             "mean_ms": ms(lag.total / lag.count) if lag.count else None,
