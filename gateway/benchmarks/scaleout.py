@@ -169,12 +169,13 @@ def table(document: dict[str, Any]) -> str:
     """The printed summary: one line per window, its slowest stages, the soak's accounting."""
     lines = [
         f"{'store':<11} {'replicas':>8} {'clients':>7} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>9} "
-        f"{'p99/p50':>7} {'errors':>6} {'CPU':>5}"
+        f"{'p99/p50':>7} {'errors':>6}  CPU: gateways/emulator/clients"
     ]
     for w in document["windows"]:
         lines.append(
             f"{w['store']:<11} {w['replicas']:>8} {w['clients']:>7} {w['throughput_rps']:>7} {w['p50_ms']:>8} "
-            f"{w['p99_ms']:>9} {w['p99_over_p50']!s:>7} {w['errors']:>6} {w['gateway_cpu_share']:>5}"
+            f"{w['p99_ms']:>9} {w['p99_over_p50']!s:>7} {w['errors']:>6}  {w['gateway_cpu_share']}/"
+            f"{w['emulator_cpu_share']}/{w.get('client_cpu_share', '-')}"
         )
         waits = ", ".join(
             f"{name} {stage['mean_ms']} ms ({stage['over_1s']} > 1 s)"
