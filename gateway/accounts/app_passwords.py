@@ -17,7 +17,7 @@ from gateway.accounts.records import AppPasswordRecord, NotFoundError, app_passw
 from gateway.accounts.throttle import SignInThrottle
 from gateway.accounts.users import Users
 from gateway.store.database import Database
-from gateway.store.notify import APP_PASSWORD
+from gateway.store.notify import APP_PASSWORD, SIGN_IN
 from gateway.store.schema import app_passwords, users
 
 
@@ -91,7 +91,9 @@ class AppPasswords:
         """
         name = username.strip().lower()
         cached = self.verified.get(username, password)
-        token = self.db.invalidations.token()  # taken before the rows are read (gateway/store/notify.py)
+        # which password and user it is shows only after the check: any revocation or user deletion
+        # meanwhile (rare) keeps it out of the cache; taken before the rows are read
+        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
         rows = [] if cached is not None else await self._candidates(name, password)
         with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
             if cached is not None:
@@ -101,7 +103,7 @@ class AppPasswords:
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
-                if self.db.invalidations.still(token):  # not revoked while it was checked
+                if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
                     self.verified.put(username, password, user_id, ap_id)
                 await self._touch(ap_id)
                 return user_id

@@ -93,7 +93,7 @@ class ExchangeAccounts:
         hit = self._principals.get(user_id)
         if hit is not None:
             return hit
-        token = self.db.invalidations.token()
+        token = self.db.invalidations.token(ACCOUNTS, user_id)
         user = await self.users.get_user(user_id)
         account_list = await self.list_accounts(user_id)
         chosen = effective_settings(await self.settings.settings(user_id), account_list)
@@ -104,7 +104,7 @@ class ExchangeAccounts:
             emails=tuple(a.email for a in account_list),
             default_calendar_id=chosen.add_events_calendar_id,
         )
-        if self.db.invalidations.still(token):  # not changed (here or elsewhere) while it was read
+        if self.db.invalidations.still(token, ACCOUNTS, user_id):  # not changed (anywhere) while read
             self._principals.put(user_id, found)
         return found
 
@@ -201,13 +201,13 @@ class ExchangeAccounts:
         if hit is not None:
             return list(hit)
         self._connected.forget(user_id)
-        token = self.db.invalidations.token()
+        token = self.db.invalidations.token(ACCOUNTS, user_id)
         query = select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.position)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         records = [(account_record(row), row["secret"]) for row in rows]
         found = tuple(ConnectedAccount(record, self._open(record, secret)) for record, secret in records)
-        if self.db.invalidations.still(token):
+        if self.db.invalidations.still(token, ACCOUNTS, user_id):
             self._connected.put(user_id, found)
         return list(found)
 

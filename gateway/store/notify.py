@@ -17,8 +17,9 @@ stored collection properties; key: account id; gateway/ews/backend/calendars.py,
 Missed notices: while the listening connection is down nothing is cached (:meth:`Invalidations.token`
 is None), and every cache is dropped when it is lost and again once it is back, so a notice sent
 meanwhile cannot leave a stale entry. A cache fills only through :meth:`~Invalidations.token` /
-:meth:`~Invalidations.still`, which also refuses a value read before an invalidation that arrived while
-it was being read.
+:meth:`~Invalidations.still`, which also refuses a value read before an invalidation (of its key, or of
+its whole kind) that arrived while it was being read; other keys' invalidations (a folder list dropped for
+another user's home listing) do not keep a cache from filling.
 
 On SQLite one process serves the database: a change is dropped from this process's caches at once;
 a CLI command's change reaches a running server within the caches' expiry (``cache_seconds``).
@@ -44,6 +45,8 @@ SIGN_IN = "sign_in"
 APP_PASSWORD = "app_password"
 FOLDERS = "folders"
 PROPERTIES = "properties"
+SLOTS = 4096  # invalidations are counted per (kind, key) in this many slots; two keys sharing one only
+# make a read of one refused after the other's invalidation, which costs a cache miss, nothing more
 PING_SECONDS = 10.0  # a connection lost without a FIN (a dead peer) is noticed this long after at most
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts, the last repeated
 
@@ -62,7 +65,10 @@ class Invalidations:
         if url.get_backend_name() == "postgresql" and not local:
             self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._subscribers: dict[str, list[Drop]] = {}
-        self._generation = 0
+        self._epoch = 0  # every cache dropped (the listening connection lost or back)
+        self._whole: dict[str, int] = {}  # kind -> drops of every key of it
+        self._any: dict[str, int] = {}  # kind -> drops of any key of it
+        self._slots = [0] * SLOTS  # drops per (kind, key), by slot
         self._listening = self._dsn is None  # SQLite: no other process to hear from
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -75,22 +81,32 @@ class Invalidations:
     def subscribe(self, kind: str, drop: Drop) -> None:
         self._subscribers.setdefault(kind, []).append(drop)
 
-    def token(self) -> int | None:
-        """Taken before reading what is to be cached; None: cache nothing now (the listener is down)."""
-        return self._generation if self._listening else None
+    def token(self, kind: str, key: str | None = None) -> tuple[int, ...] | None:
+        """Taken before reading what is to be cached under ``key`` of ``kind`` (None: a value that any
+        invalidation of ``kind`` makes stale); None: cache nothing now (the listener is down)."""
+        return self._stamp(kind, key) if self._listening else None
 
-    def still(self, token: int | None) -> bool:
-        """Whether a value read after :meth:`token` may be cached: nothing was invalidated meanwhile."""
-        return token is not None and self._listening and token == self._generation
+    def still(self, token: tuple[int, ...] | None, kind: str, key: str | None = None) -> bool:
+        """Whether a value read after :meth:`token` may be cached: it was not invalidated meanwhile."""
+        return token is not None and self._listening and token == self._stamp(kind, key)
+
+    def _stamp(self, kind: str, key: str | None) -> tuple[int, ...]:
+        if key is None:
+            return (self._epoch, self._any.get(kind, 0))
+        return (self._epoch, self._whole.get(kind, 0), self._slots[_slot(kind, key)])
 
     def drop(self, kind: str, key: str) -> None:
         """Drop this process's cached entries of ``key`` (``*``: all of ``kind``)."""
-        self._generation += 1
+        self._any[kind] = self._any.get(kind, 0) + 1
+        if key == EVERY_KEY:
+            self._whole[kind] = self._whole.get(kind, 0) + 1
+        else:
+            self._slots[_slot(kind, key)] += 1
         for drop in self._subscribers.get(kind, ()):
             drop(None if key == EVERY_KEY else key)
 
     def drop_all(self) -> None:
-        self._generation += 1
+        self._epoch += 1
         for drops in self._subscribers.values():
             for drop in drops:
                 drop(None)
@@ -135,7 +151,7 @@ class Invalidations:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, caching stays off and it tries again
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
                 log.warning(
                     "cache invalidation: cannot listen (%s); again in %.1f s", type(exc).__name__, delay
@@ -151,7 +167,7 @@ class Invalidations:
                 self.drop_all()  # anything announced before the LISTEN took effect
                 self._connected.set()
                 await self._watch(conn, lost)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any loss (network, server, driver): listen anew
                 log.warning("cache invalidation: listening connection lost (%s)", type(exc).__name__)
             finally:
                 self._listening = False
@@ -173,3 +189,7 @@ class Invalidations:
     def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, key = payload.partition("\n")
         self.drop(kind, key)
+
+
+def _slot(kind: str, key: str) -> int:
+    return hash((kind, key)) % SLOTS

@@ -125,7 +125,7 @@ async def test_a_lost_listening_connection_drops_every_cache_and_listens_again(p
     await eventually(dropped)  # whatever was announced meanwhile, nothing stale is kept
 
     async def listening_again() -> bool:
-        return b.users.db.invalidations.token() is not None
+        return b.users.db.invalidations.token("sign_in") is not None
 
     await eventually(listening_again, within=5)
     assert await b.authenticate("frank", clear) is not None  # cached again

@@ -4,6 +4,7 @@ replica is valid on the other, and a write through one is reported by the other 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -90,3 +91,45 @@ async def _repeated_numbers(url: str) -> list[tuple[str, int]]:
             return [tuple(r) for r in rows]
     finally:
         await engine.dispose()
+
+
+COLOR = "{http://apple.com/ns/ical/}calendar-color"
+PROPPATCH = (
+    '<propertyupdate xmlns="DAV:" xmlns:A="http://apple.com/ns/ical/"><set><prop>'
+    "<A:calendar-color>{color}</A:calendar-color><displayname>{name}</displayname></prop></set></propertyupdate>"
+)
+PROPFIND = (
+    '<propfind xmlns="DAV:" xmlns:A="http://apple.com/ns/ical/"><prop><A:calendar-color/><displayname/>'
+    "</prop></propfind>"
+)
+
+
+def described(cal: Client) -> tuple[str | None, str | None]:
+    """(calendar-color, displayname) of the collection, PROPFIND Depth 0."""
+    answer = requests.request(
+        "PROPFIND", cal.calendar_url, data=PROPFIND, headers={"Depth": "0"}, auth=cal.auth, timeout=60
+    )
+    assert answer.status_code == 207, answer.text
+    tree = etree.fromstring(answer.content)
+    return tree.findtext(f".//{COLOR}"), tree.findtext(f".//{DAV}displayname")
+
+
+def test_collection_properties_set_through_one_replica_show_on_the_other_at_once(replicas) -> None:
+    first, second = replicas
+    url = str(dav_client(first).principal().calendars()[0].url)
+    a, b = Client(first, url), Client(second, url.replace(first.base_url, second.base_url))
+    assert not described(b)[0]  # B has read (and cached) the stored properties
+
+    for color, name in (("#FF0000FF", "Red days"), ("#00FF00FF", "Green days")):
+        answer = requests.request(
+            "PROPPATCH",
+            a.calendar_url,
+            data=PROPPATCH.format(color=color, name=name),
+            auth=a.auth,
+            timeout=60,
+        )
+        assert answer.status_code == 207 and "200 OK" in answer.text, answer.text
+        started = time.monotonic()
+        while described(b) != (color, name):
+            assert time.monotonic() - started < 1.0, described(b)
+            time.sleep(0.05)

@@ -123,3 +123,64 @@ async def test_two_replicas_writing_one_calendar_number_every_change_once(replic
     assert max(seqs) == last
     names = {i.name for i in await indexes[1].items(CAL)}
     assert {f"put-{n}.ics" for n in range(20)} <= names
+
+
+WRITER = """
+import asyncio, sys
+from gateway.ews.index import ItemChange, ItemIndex
+from gateway.store.database import Database
+async def main():
+    db = Database(sys.argv[1])
+    await db.open()
+    index = ItemIndex(db.engine, db.locks)
+    n = 0
+    while True:
+        async with index.lock(sys.argv[2]):
+            state = await index.state(sys.argv[2])
+            changes = [ItemChange(f"sync-{n}-{k}", "ck", f"sync-{n}-{k}.ics", None) for k in range(50)]
+            await index.apply(sys.argv[2], f"s{n}", changes, "epoch", state.seq)
+            await index.record_created(sys.argv[2], ItemChange(f"other-{n}", "ck", f"other-{n}.ics", None))
+        if n == 0:
+            print("writing", flush=True)
+        n += 1
+asyncio.run(main())
+"""
+
+
+async def test_a_replica_killed_in_the_middle_of_writes_loses_nothing_and_blocks_nothing(
+    replicas, database_url
+) -> None:
+    first, _ = replicas
+    index = ItemIndex(first.engine, first.locks)
+    await index.apply(CAL, "s", [], "epoch")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, database_url, CAL], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    recorded: dict[str, int] = {}
+
+    async def write(n: int) -> None:  # a sync of this replica that brings one item
+        async with index.lock(CAL):
+            state = await index.state(CAL)
+            change = ItemChange(f"mine-{n}", "ck", f"mine-{n}.ics", None)
+            recorded[f"mine-{n}.ics"] = await index.apply(CAL, f"mine-{n}", [change], "epoch", state.seq)
+
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        for n in range(10):  # side by side with the other replica
+            await write(n)
+        os.kill(writer.pid, signal.SIGKILL)  # wherever it is: inside a transaction, holding the lock, …
+        writer.wait()
+        for n in range(10, 20):  # the lock is free again at once, and numbering goes on
+            await asyncio.wait_for(write(n), 10)
+    finally:
+        writer.kill()
+        writer.wait()
+
+    items = await index.items(CAL, include_deleted=True)
+    seqs = [i.seq for i in items]
+    assert len(seqs) == len(set(seqs))  # no number twice
+    assert max(seqs) == (await index.state(CAL)).seq  # no change numbered and not written, or the reverse
+    live = {i.name: i.seq for i in items if not i.deleted}
+    assert all(live.get(name, 0) >= 1 and live[name] <= seq for name, seq in recorded.items())  # none lost
+    synced = [i.name for i in items if i.name.startswith("sync-")]
+    assert len(synced) % 50 == 0  # a sync's answer is written whole or not at all

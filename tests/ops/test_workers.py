@@ -96,3 +96,28 @@ def test_sqlite_refuses_several_workers(tmp_path) -> None:
         assert "--workers 2 needs PostgreSQL" in serve.output()
     finally:
         serve.stop()
+
+
+def test_workers_that_refuse_to_start_stop_the_supervisor_too(tmp_path) -> None:
+    """No restart loop when the workers cannot start (here: nothing listens at the database's address)."""
+    env = clean_env(
+        GATEWAY_SECRET_KEY=generate_key(),
+        GATEWAY_DATABASE_URL=f"postgresql+asyncpg://gateway@127.0.0.1:{free_port()}/gateway",
+        GATEWAY_PORT=str(free_port()),
+    )
+    serve = Process.gateway(["serve", "--workers", "2"], env, tmp_path / "serve.log")
+    try:
+        assert serve.popen.wait(timeout=120) == 2
+        assert "refused to start; stopping every worker" in serve.output()
+    finally:
+        serve.stop()
+
+
+def test_a_missing_key_refuses_before_any_worker_starts(tmp_path) -> None:
+    env = clean_env(GATEWAY_DATABASE_URL="postgresql+asyncpg://gateway@127.0.0.1:1/gateway")
+    serve = Process.gateway(["serve", "--workers", "2"], env, tmp_path / "serve.log")
+    try:
+        assert serve.popen.wait(timeout=60) == 2
+        assert "GATEWAY_SECRET_KEY" in serve.output() and "worker" not in serve.output()
+    finally:
+        serve.stop()

@@ -119,11 +119,13 @@ class CalendarDirectory:
     async def _discover(self, record: MailboxRecord, account: Account) -> tuple[FolderRef, ...]:
         """GetFolder of the Calendar + FindFolder of its calendar children, in one worker call."""
         loop = asyncio.get_running_loop()
-        token = self._index.invalidations.token()
+        token = self._index.invalidations.token(FOLDERS, record.account_id)
         aliases = await self._index.aliases(record.account_id)
         loaded = await self._calls.run(account, "FindFolder", lambda: _load_folders(account, record, aliases))
         refs = tuple(ref for ref, _ in loaded)
-        if self._index.invalidations.still(token):  # no folder changed while they were read
+        if self._index.invalidations.still(
+            token, FOLDERS, record.account_id
+        ):  # no folder changed while they were read
             self._folders.put(record.account_id, (loop.time(), refs))
         self._bound.put(record.account_id, _Bound(account, refs, tuple(folder for _, folder in loaded)))
         return refs

@@ -174,7 +174,8 @@ class Collections:
         await self._calls.run(cal.account, "DeleteFolder", lambda: cal.folder.delete())
         account_id = cal.record.account_id
         self._directory.forget([cal.record])
-        await self._index.forget_calendar(cal.key)
+        async with self._index.lock(cal.key):  # no replica's sync of it writes rows back meanwhile
+            await self._index.forget_calendar(cal.key)
         await self._index.drop_alias(account_id, calendar_id)
         await self._store(account_id, self._index.drop_properties(account_id, calendar_id))
 
@@ -188,9 +189,11 @@ class Collections:
         cached = self._stored.hit(account_id)
         if cached and loop.time() - cached[0] < PROPERTY_CACHE_SECONDS:
             return cached[1]
-        token = self._index.invalidations.token()
+        token = self._index.invalidations.token(PROPERTIES, account_id)
         found = await self._index.properties(account_id)
-        if self._index.invalidations.still(token):  # not written (by any replica) while it was read
+        if self._index.invalidations.still(
+            token, PROPERTIES, account_id
+        ):  # not written (by any replica) while it was read
             self._stored.put(account_id, (loop.time(), found))
         return found
 
