@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.passwords import (
     DUMMY_GENERATED_HASH,
@@ -20,6 +25,13 @@ from gateway.store.database import Database
 from gateway.store.notify import APP_PASSWORD, SIGN_IN
 from gateway.store.schema import app_passwords, users
 
+log = logging.getLogger(__name__)
+
+# ``last_used_at`` is written at most this often per app password and process, after the answer: it
+# tells the user which passwords are in use, to the day, and must not cost a sign-in a database write
+# (100 clients starting together on SQLite waited up to 30 s for those, and a few got 500).
+TOUCH_EVERY_SECONDS = 300.0
+
 
 class AppPasswords:
     """The ``app_passwords`` table and the check of a user name + app password pair."""
@@ -29,6 +41,8 @@ class AppPasswords:
         self.users = users
         self.verified = verified
         self.throttle = throttle
+        self._touched: dict[str, float] = {}  # app password id -> monotonic time of its last recorded use
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def create_app_password(
         self, user_id: str, label: str, clear: str | None = None
@@ -105,7 +119,7 @@ class AppPasswords:
                 user_id, ap_id = found
                 if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
                     self.verified.put(username, password, user_id, ap_id)
-                await self._touch(ap_id)
+                self._touch_soon(ap_id)
                 return user_id
         return None
 
@@ -132,8 +146,25 @@ class AppPasswords:
                 return user_id, ap_id
         return None
 
+    def _touch_soon(self, app_password_id: str) -> None:
+        """Record the use in the background, unless this process did so within TOUCH_EVERY_SECONDS."""
+        moment = time.monotonic()
+        last = self._touched.get(app_password_id)
+        if last is not None and moment - last < TOUCH_EVERY_SECONDS:
+            return
+        self._touched[app_password_id] = moment
+        task = asyncio.create_task(self._touch(app_password_id))
+        self._touching.add(task)  # kept until done (the loop holds tasks only weakly)
+        task.add_done_callback(self._touching.discard)
+
     async def _touch(self, app_password_id: str) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(
-                update(app_passwords).where(app_passwords.c.id == app_password_id).values(last_used_at=now())
-            )
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    update(app_passwords)
+                    .where(app_passwords.c.id == app_password_id)
+                    .values(last_used_at=now())
+                )
+        except SQLAlchemyError as exc:  # a busy database: the sign-in stands, the date waits for the next one
+            self._touched.pop(app_password_id, None)
+            log.warning("could not record the use of an app password: %s", type(exc).__name__)
