@@ -157,6 +157,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no warm-up: each client's sign-in and first sync inside the window, as a load test starts",
     )
+    scale.add_argument(
+        "--sticky",
+        action="store_true",
+        help="each client keeps to one replica (session affinity) instead of taking them in turn",
+    )
     scale.add_argument("--seconds", type=float, default=30.0, help="length of each load window (default 30)")
     scale.add_argument(
         "--restart-every", type=float, default=120.0, help="soak: seconds between replica kills (default 120)"
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             restart_every_s=args.restart_every,
             latency_ms=args.latency_ms,
             cold=args.cold,
+            sticky=args.sticky,
         )
         table = scaleout.table
 

@@ -200,9 +200,15 @@ def test_scale_out_options_parse_and_bad_counts_are_refused(capsys):
 
     parser = build_parser()
     args = parser.parse_args(
-        ["bench", "--replicas", "1,2,3", "--load", "50,100", "--seconds", "30", "--cold"]
+        ["bench", "--replicas", "1,2,3", "--load", "50,100", "--seconds", "30", "--cold", "--sticky"]
     )
-    assert args.replicas == (1, 2, 3) and args.load == (50, 100) and args.seconds == 30 and args.cold
+    assert (
+        args.replicas == (1, 2, 3)
+        and args.load == (50, 100)
+        and args.seconds == 30
+        and args.cold
+        and args.sticky
+    )
     args = parser.parse_args(["bench", "--soak", "10", "--replicas", "3", "--restart-every", "120"])
     assert args.soak == 10 and args.restart_every == 120 and args.replicas == (3,)
     for bad in ("0", "1,x", ""):

@@ -49,13 +49,15 @@ async def concurrency(
     replicas: list[Gateway] | None = None,
     *,
     cold: bool = False,
+    sticky: bool = False,
 ) -> dict[str, Any]:
     """``len(users)`` clients (one account each) mixing workloads 1–5 for ``seconds``.
 
     With ``replicas`` (gateway processes on one database) each request goes to the next replica in
     turn (:class:`dav.Rotation`, as a round-robin load balancer would send it), and CPU, event-loop
     lag and collections are summed over them. ``cold``: no warm-up, as a load test starts: each
-    client's sign-in (the app password's hash) and first sync fall inside the window.
+    client's sign-in (the app password's hash) and first sync fall inside the window. ``sticky``: each
+    client keeps to one replica (a balancer's session affinity) instead of taking them in turn.
 
     Besides the latency of the whole mix, each operation's own p50/p99 is reported (the mix spans
     30 ms polls to second-long free/busy answers, so its p99/p50 also measures the mix), and the
@@ -63,8 +65,12 @@ async def concurrency(
     full garbage collections of the window (they hold the GIL).
     """
     gateways = replicas or [ctx.gateway]
-    rotation = dav.Rotation([g.base_url for g in gateways])
-    clients = [dav.DavClient(rotation, u, ctx.session) for u in users]
+    urls = [g.base_url for g in gateways]
+    shared = dav.Rotation(urls)
+    clients = [
+        dav.DavClient(dav.Rotation([urls[n % len(urls)]]) if sticky else shared, u, ctx.session)
+        for n, u in enumerate(users)
+    ]
     gate = asyncio.Semaphore(4)
     if cold:
         tokens: list[str | None] = [None] * len(clients)
@@ -101,6 +107,7 @@ async def concurrency(
     return {
         "clients": len(clients),
         "cold_start": cold,
+        "sticky": sticky,
         "seconds": round(wall, 1),
         "requests": len(samples),
         "throughput_rps": round(len(samples) / wall, 1),

@@ -49,6 +49,7 @@ class Plan:
     latency_ms: int = 20
     connect_parallel: int = 8
     cold: bool = False  # no warm-up: sign-ins and first syncs inside the window (load.concurrency)
+    sticky: bool = False  # each client keeps to one replica instead of taking them in turn
 
 
 @contextlib.asynccontextmanager
@@ -130,6 +131,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             "replicas": list(plan.replicas),
             "latency_ms": plan.latency_ms,
             "cold": plan.cold,
+            "sticky": plan.sticky,
         },
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "windows": [],
@@ -143,7 +145,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
                 for clients in plan.clients:
                     say(f"{store}, {replicas} replica(s): {clients} clients for {plan.seconds:.0f} s")
                     result = await load.concurrency(
-                        ctx, users[:clients], plan.seconds, gateways, cold=plan.cold
+                        ctx, users[:clients], plan.seconds, gateways, cold=plan.cold, sticky=plan.sticky
                     )
                     result["store"] = store
                     document["windows"].append(result)
