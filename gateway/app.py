@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
 
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.service import AccountService
@@ -19,6 +22,7 @@ from gateway.booking.api import setup_booking
 from gateway.booking.store import BookingStore
 from gateway.caldav.app import setup_caldav
 from gateway.caldav.limits import Limits
+from gateway.common.stages import STAGES, TimedPool
 from gateway.config import GatewayConfig, LimitsConfig
 from gateway.ews.backend import EwsBackend
 from gateway.ews.client import EwsClient
@@ -101,7 +105,12 @@ def create_app(
     services = services or build_services(config, ews_client=ews_client)
     quiet_client_errors()
     app = web.Application(
-        middlewares=[body_deadline(config.limits.body_timeout_seconds), undecodable_forms, admin_auth],
+        middlewares=[
+            timed_requests,
+            body_deadline(config.limits.body_timeout_seconds),
+            undecodable_forms,
+            admin_auth,
+        ],
         client_max_size=1 << 20,
     )
     app[SERVICES_KEY] = services
@@ -194,6 +203,7 @@ async def metrics(request: web.Request) -> web.Response:
         + request.app[EWS_CLIENT_KEY].metrics.render_prometheus()
         + request.app[LOOP_MONITOR_KEY].render_prometheus()
         + request.app[BACKEND_KEY].render_prometheus()
+        + STAGES.render_prometheus()
     )
     return web.Response(
         text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
@@ -207,9 +217,46 @@ def _bearer_matches(request: web.Request, token: str) -> bool:
 
 
 async def _open(app: web.Application) -> None:
+    loop = asyncio.get_running_loop()
+    if loop not in _TIMED_LOOPS:  # answers built off the loop (asyncio.to_thread) wait for these threads
+        _TIMED_LOOPS.add(loop)
+        loop.set_default_executor(TimedPool("default_executor", min(32, (os.cpu_count() or 1) + 4)))
     db = app[SERVICES_KEY].db
+    time_statements(db.engine.sync_engine)
     await db.open()
     await db.invalidations.start()  # PostgreSQL: hear of changes other replicas commit
+
+
+_TIMED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def time_statements(engine: Engine) -> None:
+    """Observe each SQL statement's time (waiting for SQLite's write lock included) as the stage
+    ``database_read`` or ``database_write`` (gateway/common/stages.py)."""
+    if event.contains(engine, "before_cursor_execute", _statement_starts):
+        return
+    event.listen(engine, "before_cursor_execute", _statement_starts)
+    event.listen(engine, "after_cursor_execute", _statement_ends)
+
+
+def _statement_starts(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+    conn.info["stage_started"] = time.perf_counter()
+
+
+def _statement_ends(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+    started = conn.info.pop("stage_started", None)
+    if started is not None:
+        reads = statement.lstrip()[:6].upper() in ("SELECT", "PRAGMA")
+        STAGES.observe("database_read" if reads else "database_write", time.perf_counter() - started)
+
+
+@web.middleware
+async def timed_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The whole handling of a request as the stage ``request`` (the sum its other stages are part of)."""
+    with STAGES.timed("request"):
+        return await handler(request)
 
 
 async def _close(app: web.Application) -> None:

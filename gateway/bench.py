@@ -129,7 +129,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="instead of the workloads, compare the gateway with DavMail on the same emulator "
         "(needs java and DavMail: apt-get install davmail-server default-jre-headless)",
     )
+    scale = parser.add_argument_group(
+        "scale-out (docs/PERFORMANCE.md): instead of the workloads, the concurrency mix alone"
+    )
+    scale.add_argument(
+        "--load",
+        type=_counts,
+        metavar="CLIENTS",
+        help="the concurrency mix with these client counts (e.g. 50,100) on one SQLite gateway",
+    )
+    scale.add_argument(
+        "--replicas",
+        type=_counts,
+        metavar="N",
+        help="the mix against N gateway replicas on one PostgreSQL server for each N (e.g. 1,2,3), "
+        "and on one SQLite gateway for comparison",
+    )
+    scale.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="the mix for MINUTES against the largest --replicas count (default 2) on PostgreSQL, one "
+        "replica SIGKILLed and restarted every --restart-every seconds; counts errors and lost writes",
+    )
+    scale.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up: each client's sign-in and first sync inside the window, as a load test starts",
+    )
+    scale.add_argument(
+        "--sticky",
+        action="store_true",
+        help="each client keeps to one replica (session affinity) instead of taking them in turn",
+    )
+    scale.add_argument("--seconds", type=float, default=30.0, help="length of each load window (default 30)")
+    scale.add_argument(
+        "--restart-every", type=float, default=120.0, help="soak: seconds between replica kills (default 120)"
+    )
     parser.set_defaults(func=run, profile="full")
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` -> (1, 2, 3): positive whole numbers."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every count must be at least 1")
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,6 +191,24 @@ def run(args: argparse.Namespace) -> int:
         from gateway.benchmarks import peer
 
         runner, table = peer.compare, peer.table
+    elif args.load or args.replicas or args.soak:  # gateway/benchmarks/scaleout.py
+        from gateway.benchmarks import scaleout
+
+        plan = scaleout.Plan(
+            clients=args.load or ((50,) if args.soak else (50, 100)),
+            seconds=0.0 if args.soak else args.seconds,  # --soak runs the soak alone
+            replicas=args.replicas or (),
+            soak_minutes=args.soak or 0.0,
+            restart_every_s=args.restart_every,
+            latency_ms=args.latency_ms,
+            cold=args.cold,
+            sticky=args.sticky,
+        )
+        table = scaleout.table
+
+        async def runner(_profile: Profile, _latency_ms: int, workdir: Path) -> dict[str, Any]:
+            return await scaleout.run(plan, workdir)
+
     try:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)

@@ -211,3 +211,43 @@ def test_bench_peer_davmail_prints_the_side_by_side_table(tmp_path):
     assert view["same_result"] is True and rows["3 GET one event"]["same_result"] is True
     # DavMail reads the month item by item (and every request is challenged once): far more round trips
     assert view["davmail_ews_calls"] > 10 * view["gateway_ews_calls"] > 0
+
+
+def test_scale_out_options_parse_and_bad_counts_are_refused(capsys):
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["bench", "--replicas", "1,2,3", "--load", "50,100", "--seconds", "30", "--cold", "--sticky"]
+    )
+    assert (
+        args.replicas == (1, 2, 3)
+        and args.load == (50, 100)
+        and args.seconds == 30
+        and args.cold
+        and args.sticky
+    )
+    args = parser.parse_args(["bench", "--soak", "10", "--replicas", "3", "--restart-every", "120"])
+    assert args.soak == 10 and args.restart_every == 120 and args.replicas == (3,)
+    for bad in ("0", "1,x", ""):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["bench", "--replicas", bad])
+    assert "every count must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_load_runs_the_mix_alone_and_reports_stages(tmp_path):
+    """``bench --load 2 --seconds 2``: one SQLite gateway, two clients, the stages of /metrics."""
+    out = tmp_path / "load.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "--load", "2", "--seconds", "2", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    window = json.loads(out.read_text())["windows"][0]
+    assert (window["store"], window["replicas"], window["clients"]) == ("sqlite", 1, 2)
+    assert window["requests"] > 0 and window["errors"] == 0
+    assert {"request", "ews_worker_queue", "ews_worker_run", "database_read"} <= window["stages"].keys()
+    assert "p99/p50" in done.stdout and "stages:" in done.stdout

@@ -7,13 +7,19 @@ hashed, listed, revoked (in every process at once) and throttled as app password
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounts.passwords import (
-    DUMMY_HASH,
+    DUMMY_GENERATED_HASH,
     VerifiedCache,
     app_password_lookup,
     generate_app_password,
+    hash_generated_secret,
     hash_off_loop,
     verify_off_loop,
 )
@@ -38,6 +44,13 @@ from gateway.store.schema import app_passwords, users
 # so no Basic pair can ever hit a token's entry.
 _TOKEN_USER = "bearer:"
 
+log = logging.getLogger(__name__)
+
+# ``last_used_at`` is written at most this often per app password and process, after the answer: it
+# tells the user which passwords are in use, to the day, and must not cost a sign-in a database write
+# (100 clients starting together on SQLite waited up to 30 s for those, and a few got 500).
+TOUCH_EVERY_SECONDS = 300.0
+
 
 class AppPasswords:
     """The ``app_passwords`` table and the check of a user name + app password pair."""
@@ -47,17 +60,21 @@ class AppPasswords:
         self.users = users
         self.verified = verified
         self.throttle = throttle
+        self._touched: dict[str, float] = {}  # app password id -> monotonic time of its last recorded use
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def create_app_password(
         self, user_id: str, label: str, clear: str | None = None, scope: str = SCOPE_ALL
     ) -> tuple[AppPasswordRecord, str]:
         """A new app password (or API token, by ``scope``); the clear text is returned once and never stored.
 
-        ``clear`` fixes the password instead of generating one (the demo's ``--password``).
+        ``clear`` fixes the password instead of generating one (the demo's ``--password``): a chosen
+        password gets the slow hash, a generated one the fast (``passwords.hash_generated_secret``).
         """
         if scope not in SCOPES:
             raise AccountsError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         await self.users.get_user(user_id)
+        stored = await hash_off_loop(clear) if clear else None
         clear = clear or generate_app_password()
         row = {
             "id": new_id(),
@@ -65,7 +82,7 @@ class AppPasswords:
             "label": (label.strip() or ("CalDAV client" if scope == SCOPE_ALL else "Booking tool"))[:200],
             "scope": scope,
             "lookup": app_password_lookup(clear),
-            "password_hash": await hash_off_loop(clear),
+            "password_hash": stored or hash_generated_secret(clear),
             "created_at": now(),
             "last_used_at": None,
         }
@@ -102,23 +119,37 @@ class AppPasswords:
         from address ``client`` (``gateway.accounts.throttle``); the check comes first, so guesses cannot
         go on against the cache below. A pair verified within ``cache_seconds`` is not hashed again
         (clients send it on every request).
+
+        The candidate rows are read before the attempt is counted: a generated app password's fast hash
+        is then checked with no wait between counting the attempt and its outcome, so sign-ins of many
+        clients behind one address are never "at once" for the throttle (a hundred clients starting
+        together got 429 while their attempts waited for the database, docs/PERFORMANCE.md).
         """
         name = username.strip().lower()
+        cached = self.verified.get(username, password)
+        # which password and user it is shows only after the check: any revocation or user deletion
+        # meanwhile (rare) keeps it out of the cache; taken before the rows are read
+        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
+        rows = (
+            []
+            if cached is not None
+            else await self._candidates(
+                users.c.username == name,
+                app_passwords.c.lookup == app_password_lookup(password),
+                app_passwords.c.scope == SCOPE_ALL,  # API tokens are never accepted with HTTP Basic
+            )
+        )
         with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
-            cached = self.verified.get(username, password)
             if cached is not None:
                 attempt.succeeded()
                 return cached.user_id
-            # which password and user it is shows only after the check: any revocation or user deletion
-            # meanwhile (rare) keeps it out of the cache
-            tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
-            found = await self._check(name, password)
+            found = await self._check(rows, password)
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
                 if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
                     self.verified.put(username, password, user_id, ap_id)
-                await self._touch(ap_id)
+                self._touch_soon(ap_id)
                 return user_id
         return None
 
@@ -126,36 +157,31 @@ class AppPasswords:
         """The id of the user whose API token (scope ``booking``) this is, or None; throttled per address
         and cached as :meth:`verify` is (a token is its own user name: it names no user)."""
         lookup = app_password_lookup(token)
+        cached = self.verified.get(_TOKEN_USER, token)
+        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
+        rows = (
+            []
+            if cached is not None
+            else await self._candidates(
+                app_passwords.c.lookup == lookup, app_passwords.c.scope == SCOPE_BOOKING
+            )
+        )
         with self.throttle.begin("token", f"token:{lookup}", client) as attempt:
-            cached = self.verified.get(_TOKEN_USER, token)
             if cached is not None:
                 attempt.succeeded()
                 return cached.user_id
-            tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
-            found = await self._check_rows(
-                token, app_passwords.c.lookup == lookup, app_passwords.c.scope == SCOPE_BOOKING
-            )
+            found = await self._check(rows, token)
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
                 if all(self.db.invalidations.still(t, kind) for kind, t in tokens):
                     self.verified.put(_TOKEN_USER, token, user_id, ap_id)
-                await self._touch(ap_id)
+                self._touch_soon(ap_id)
                 return user_id
         return None
 
-    async def _check(self, name: str, password: str) -> tuple[str, str] | None:
-        """(user id, app password id) when ``password`` is one of user ``name``'s app passwords (API tokens
-        are not: they are never accepted with HTTP Basic)."""
-        return await self._check_rows(
-            password,
-            users.c.username == name,
-            app_passwords.c.lookup == app_password_lookup(password),
-            app_passwords.c.scope == SCOPE_ALL,
-        )
-
-    async def _check_rows(self, password: str, *where: ColumnElement[bool]) -> tuple[str, str] | None:
-        """(user id, app password id) of the row chosen by ``where`` whose hash ``password`` matches."""
+    async def _candidates(self, *where: ColumnElement[bool]) -> list[tuple[str, str, str]]:
+        """(app password id, user id, stored hash) of the app passwords chosen by ``where``."""
         async with self.db.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -164,15 +190,38 @@ class AppPasswords:
                     .where(*where)
                 )
             ).all()
+        return [(ap_id, user_id, stored) for ap_id, user_id, stored in rows]
+
+    @staticmethod
+    async def _check(rows: list[tuple[str, str, str]], password: str) -> tuple[str, str] | None:
+        """(user id, app password id) when ``password`` matches one of ``rows`` (a fast hash: without
+        suspending; a chosen password's scrypt: on the hashing threads)."""
         if not rows:
-            await verify_off_loop(password, DUMMY_HASH)  # same cost as a known user
+            await verify_off_loop(password, DUMMY_GENERATED_HASH)  # same cost as a known user
         for ap_id, user_id, stored in rows:
             if await verify_off_loop(password, stored):
                 return user_id, ap_id
         return None
 
+    def _touch_soon(self, app_password_id: str) -> None:
+        """Record the use in the background, unless this process did so within TOUCH_EVERY_SECONDS."""
+        moment = time.monotonic()
+        last = self._touched.get(app_password_id)
+        if last is not None and moment - last < TOUCH_EVERY_SECONDS:
+            return
+        self._touched[app_password_id] = moment
+        task = asyncio.create_task(self._touch(app_password_id))
+        self._touching.add(task)  # kept until done (the loop holds tasks only weakly)
+        task.add_done_callback(self._touching.discard)
+
     async def _touch(self, app_password_id: str) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(
-                update(app_passwords).where(app_passwords.c.id == app_password_id).values(last_used_at=now())
-            )
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    update(app_passwords)
+                    .where(app_passwords.c.id == app_password_id)
+                    .values(last_used_at=now())
+                )
+        except SQLAlchemyError as exc:  # a busy database: the sign-in stands, the date waits for the next one
+            self._touched.pop(app_password_id, None)
+            log.warning("could not record the use of an app password: %s", type(exc).__name__)

@@ -14,8 +14,9 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from gateway.common.stages import TimedPool
 
 _LOG2_N, _R, _P, _DKLEN = 14, 8, 1, 32
 # Unambiguous characters (no 0/o, 1/l/i) so a password read off a screen types correctly.
@@ -37,8 +38,31 @@ def hash_password(password: str) -> str:
     )
 
 
+def hash_generated_secret(secret: str) -> str:
+    """A salted SHA-256 of a secret the gateway generated (an app password: ~98 random bits).
+
+    A slow hash protects passwords people choose, which can be guessed from lists; nobody can try
+    2^98 candidates, so a stolen database tells no more with SHA-256 than with scrypt. The check
+    then costs microseconds instead of a scrypt run (~0.1 s of CPU) per sign-in: 100 clients
+    signing in at once waited seconds for the two hashing threads (docs/PERFORMANCE.md, "the tail").
+    """
+    salt = secrets.token_bytes(16)
+    digest = hashlib.sha256(salt + secret.encode("utf-8")).digest()
+    return "$".join(["sha256", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+
+
+def is_fast_hash(stored: str) -> bool:
+    """Whether ``stored`` came from :func:`hash_generated_secret` (checked on the loop, no thread)."""
+    return stored.startswith("sha256$")
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
+        if is_fast_hash(stored):
+            _, salt_text, digest_text = stored.split("$")
+            salt = base64.b64decode(salt_text)
+            actual = hashlib.sha256(salt + password.encode("utf-8")).digest()
+            return hmac.compare_digest(base64.b64decode(digest_text), actual)
         kind, log2n, r, p, salt, digest = stored.split("$")
         if kind != "scrypt":
             return False
@@ -52,7 +76,7 @@ def verify_password(password: str, stored: str) -> bool:
 # scrypt (N=2^14, r=8) needs a 16 MB buffer per hash. Run on asyncio's default executor, every one of its
 # threads would keep such a buffer in its own malloc arena after the first sign-ins (about 100 MB on a
 # 2-core machine); two dedicated threads bound that, and more would not hash faster on a few cores.
-_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hash")
+_HASHING = TimedPool("password_hash", 2, thread_name_prefix="password-hash")
 
 
 async def hash_off_loop(password: str) -> str:
@@ -61,7 +85,9 @@ async def hash_off_loop(password: str) -> str:
 
 
 async def verify_off_loop(password: str, stored: str) -> bool:
-    """``verify_password`` off the event loop, on the hashing threads."""
+    """``verify_password`` off the event loop, on the hashing threads (a fast hash: at once)."""
+    if is_fast_hash(stored):
+        return verify_password(password, stored)
     return await asyncio.get_running_loop().run_in_executor(_HASHING, verify_password, password, stored)
 
 
@@ -73,6 +99,7 @@ def _scrypt(password: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
 
 # A hash of a random password: verified against when the user does not exist.
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+DUMMY_GENERATED_HASH = hash_generated_secret(secrets.token_urlsafe(16))  # the same for app passwords
 
 
 def app_password_lookup(password: str) -> str:

@@ -119,11 +119,42 @@ class Timed:
     headers: Mapping[str, str]  # case-insensitive
 
 
-class DavClient:
-    """One user's CalDAV client (its own connection pool, Basic auth with the app password)."""
+class Rotation:
+    """Gateway replicas' base URLs taken in turn for each request, as a round-robin load balancer
+    (without sticky sessions) sends them; a replica marked down (its health check failing) is skipped.
+    One URL: every request goes there."""
 
-    def __init__(self, base_url: str, user: BenchUser, session: aiohttp.ClientSession) -> None:
-        self.base_url = base_url
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.down: set[str] = set()
+        self._turn = 0
+
+    def take(self) -> str:
+        for _ in self.urls:
+            url = self.urls[self._turn % len(self.urls)]
+            self._turn += 1
+            if url not in self.down:
+                return url
+        return self.urls[0]  # all down: the request fails, as it would behind a balancer
+
+
+@dataclass
+class Sent:
+    """Where a request went and when, for the soak's accounting of requests a killed replica held."""
+
+    url: str
+    started: float  # time.monotonic()
+    ended: float
+    ok: bool
+
+
+class DavClient:
+    """One user's CalDAV client (its own connection pool, Basic auth with the app password), to one
+    gateway or to replicas in turn (a :class:`Rotation`); ``journal`` (if set) gets every request."""
+
+    def __init__(self, base_url: str | Rotation, user: BenchUser, session: aiohttp.ClientSession) -> None:
+        self.rotation = base_url if isinstance(base_url, Rotation) else Rotation([base_url])
+        self.journal: list[Sent] | None = None
         self.user = user
         self.session = session
         self.auth = aiohttp.BasicAuth(user.username, user.app_password)
@@ -137,15 +168,27 @@ class DavClient:
         expect: tuple[int, ...] = (200, 207),
     ) -> Timed:
         """Send one request; the time covers sending it and reading the whole answer."""
-        started = time.perf_counter()
-        async with self.session.request(
-            method, self.base_url + path, data=body.encode(), headers=headers, auth=self.auth
-        ) as response:
-            data = await response.read()
-            elapsed = time.perf_counter() - started
-            if response.status not in expect:
-                raise DavFailure(f"{method} {path}: HTTP {response.status}")
-            return Timed(elapsed, response.status, data, response.headers.copy())
+        base_url = self.rotation.take()
+        started, began = time.perf_counter(), time.monotonic()
+        ok = False
+        try:
+            async with self.session.request(
+                method, base_url + path, data=body.encode(), headers=headers, auth=self.auth
+            ) as response:
+                data = await response.read()
+                elapsed = time.perf_counter() - started
+                if response.status not in expect:
+                    raise DavFailure(f"{method} {path}: HTTP {response.status}")
+                ok = True
+                return Timed(elapsed, response.status, data, response.headers.copy())
+        finally:
+            if self.journal is not None:
+                self.journal.append(Sent(base_url, began, time.monotonic(), ok))
+
+    @property
+    def base_url(self) -> str:
+        """The first (or only) gateway's base URL."""
+        return self.rotation.urls[0]
 
     async def month_view(self, start: datetime, end: datetime) -> Timed:
         # a task list's month view asks for tasks (DavMail's side of `bench --peer` has calendars only)

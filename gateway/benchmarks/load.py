@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +24,7 @@ import aiohttp
 
 from gateway.benchmarks import dav
 from gateway.benchmarks.report import ms, percentile
-from gateway.benchmarks.stack import BenchUser, cpu_seconds, memory_kb
+from gateway.benchmarks.stack import BenchUser, Gateway, cpu_seconds, memory_kb
 from gateway.benchmarks.workloads import Context
 
 T = TypeVar("T")
@@ -37,22 +39,47 @@ class _Sample:
     operation: str
     seconds: float
     ok: bool
+    error: str = ""  # what went wrong: the HTTP status or the exception's kind
 
 
-async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> dict[str, Any]:
+async def concurrency(
+    ctx: Context,
+    users: list[BenchUser],
+    seconds: float,
+    replicas: list[Gateway] | None = None,
+    *,
+    cold: bool = False,
+    sticky: bool = False,
+) -> dict[str, Any]:
     """``len(users)`` clients (one account each) mixing workloads 1–5 for ``seconds``.
+
+    With ``replicas`` (gateway processes on one database) each request goes to the next replica in
+    turn (:class:`dav.Rotation`, as a round-robin load balancer would send it), and CPU, event-loop
+    lag and collections are summed over them. ``cold``: no warm-up, as a load test starts: each
+    client's sign-in (the app password's hash) and first sync fall inside the window. ``sticky``: each
+    client keeps to one replica (a balancer's session affinity) instead of taking them in turn.
 
     Besides the latency of the whole mix, each operation's own p50/p99 is reported (the mix spans
     30 ms polls to second-long free/busy answers, so its p99/p50 also measures the mix), and the
     gateway's event-loop lag over the window (``/metrics``): whether anything held the loop, with the
     full garbage collections of the window (they hold the GIL).
     """
-    clients = [dav.DavClient(ctx.gateway.base_url, u, ctx.session) for u in users]
+    gateways = replicas or [ctx.gateway]
+    urls = [g.base_url for g in gateways]
+    shared = dav.Rotation(urls)
+    clients = [
+        dav.DavClient(dav.Rotation([urls[n % len(urls)]]) if sticky else shared, u, ctx.session)
+        for n, u in enumerate(users)
+    ]
     gate = asyncio.Semaphore(4)
-    tokens = await asyncio.gather(*(_prepare(c, gate, ctx.month) for c in clients))
+    if cold:
+        tokens: list[str | None] = [None] * len(clients)
+    else:
+        tokens = list(await asyncio.gather(*(prepare(c, gate, ctx.month) for c in clients)))
     before = await ctx.calls()
-    metrics_before = await metrics_text(ctx)
-    cpu_before = cpu_seconds(ctx.gateway.pid), cpu_seconds(ctx.emulator_pid)
+    metrics_before = [await metrics_text(ctx, g) for g in gateways]
+    cpu_before = sum(cpu_seconds(g.pid) for g in gateways), cpu_seconds(ctx.emulator_pid)
+    client_cpu_before = cpu_seconds(os.getpid())  # the clients are this one process: it needs a core too
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
     batches = await asyncio.gather(
@@ -63,13 +90,15 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     )
     wall = time.perf_counter() - started
     gateway_cpu, emulator_cpu = (
-        cpu_seconds(ctx.gateway.pid) - cpu_before[0],
+        sum(cpu_seconds(g.pid) for g in gateways) - cpu_before[0],
         cpu_seconds(ctx.emulator_pid) - cpu_before[1],
     )
+    client_cpu = cpu_seconds(os.getpid()) - client_cpu_before
     calls = await ctx.calls() - before
-    metrics_after = await metrics_text(ctx)
-    lag = loop_lag(metrics_after) - loop_lag(metrics_before)
-    full_gc = full_collections(metrics_after) - full_collections(metrics_before)
+    metrics_after = [await metrics_text(ctx, g) for g in gateways]
+    lag = _window(loop_lag, metrics_before, metrics_after)
+    full_gc = _window(full_collections, metrics_before, metrics_after)
+    stages = _stages(metrics_before, metrics_after)
     samples = [s for batch in batches for s in batch]
     latencies = [s.seconds for s in samples if s.ok]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -77,18 +106,23 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
     late = lag.later_than(LOOP_STALL_SECONDS)
     return {
         "clients": len(clients),
+        "cold_start": cold,
+        "sticky": sticky,
         "seconds": round(wall, 1),
         "requests": len(samples),
         "throughput_rps": round(len(samples) / wall, 1),
         "errors": errors,
+        "error_kinds": dict(Counter(s.error for s in samples if not s.ok)),
         "p50_ms": ms(p50),
         "p99_ms": ms(p99),
         "p99_over_p50": round(p99 / p50, 2) if p50 else None,
         "by_operation": _by_operation(samples),
         "ews_calls_per_request": round(sum(calls.values()) / max(1, len(samples)), 2),
         # Who was busy: on 2 cores the emulator and the gateway share the machine with the clients.
+        "replicas": len(gateways),
         "gateway_cpu_share": round(gateway_cpu / wall, 2),
         "emulator_cpu_share": round(emulator_cpu / wall, 2),
+        "client_cpu_share": round(client_cpu / wall, 2),
         "loop_lag": {
             "samples": lag.count,
             "mean_ms": ms(lag.total / lag.count) if lag.count else None,
@@ -101,6 +135,7 @@ async def concurrency(ctx: Context, users: list[BenchUser], seconds: float) -> d
             "mean_ms": ms(full_gc.total / full_gc.count) if full_gc.count else None,
             "worst_bucket_ms": full_gc.worst_bucket_ms(),
         },
+        "stages": stages,
         "target": f"zero errors, p99 <= 3 x p50, no event-loop stall over {ms(LOOP_STALL_SECONDS):g} ms",
         "targets_met": {
             "zero errors": not errors,
@@ -147,6 +182,14 @@ class ScrapedHistogram:
             self.count - other.count,
         )
 
+    def __add__(self, other: ScrapedHistogram) -> ScrapedHistogram:
+        bounds = self.buckets.keys() | other.buckets.keys()
+        return ScrapedHistogram(
+            {le: self.buckets.get(le, 0) + other.buckets.get(le, 0) for le in bounds},
+            self.total + other.total,
+            self.count + other.count,
+        )
+
     def later_than(self, seconds: float) -> int:
         """Wake-ups more than ``seconds`` late (``seconds`` must be a bucket bound)."""
         return self.count - self.buckets.get(seconds, self.count)
@@ -163,10 +206,41 @@ class ScrapedHistogram:
         return None if worst is None else f"<= {ms(worst):g}"
 
 
-async def metrics_text(ctx: Context) -> str:
-    """The gateway's ``/metrics`` page."""
-    async with ctx.session.get(ctx.gateway.base_url + "/metrics") as response:
+async def metrics_text(ctx: Context, gateway: Gateway | None = None) -> str:
+    """The ``/metrics`` page of the gateway (or of one replica)."""
+    async with ctx.session.get((gateway or ctx.gateway).base_url + "/metrics") as response:
         return await response.text()
+
+
+def _window(read: Callable[[str], ScrapedHistogram], before: list[str], after: list[str]) -> ScrapedHistogram:
+    """A histogram's growth over the window, summed over the replicas' pages."""
+    total = ScrapedHistogram({}, 0.0, 0)
+    for first, last in zip(before, after, strict=True):
+        total = total + (read(last) - read(first))
+    return total
+
+
+def _stages(before: list[str], after: list[str]) -> dict[str, dict[str, Any]]:
+    """Where requests spent their time over the window (``gateway_stage_seconds``, gateway/stages.py):
+    per stage how often it was entered, its mean and the share of entries over 1 s."""
+    result = {}
+    for stage in sorted(set(STAGE_NAME.findall("".join(after)))):
+        window = _window(
+            lambda text, s=stage: scrape_histogram(text, "gateway_stage_seconds", f'stage="{s}"'),
+            before,
+            after,
+        )
+        if window.count:
+            result[stage] = {
+                "count": window.count,
+                "mean_ms": ms(window.total / window.count),
+                "over_1s": window.later_than(1.0),
+                "worst_bucket_ms": window.worst_bucket_ms(),
+            }
+    return result
+
+
+STAGE_NAME = re.compile(r'^gateway_stage_seconds_count\{stage="([^"]+)"\}', re.MULTILINE)
 
 
 def scrape_histogram(text: str, name: str, labels: str = "") -> ScrapedHistogram:
@@ -197,7 +271,7 @@ def full_collections(metrics: str) -> ScrapedHistogram:
     return scrape_histogram(metrics, "gateway_gc_pause_seconds", 'generation="2"')
 
 
-async def _prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
+async def prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
     """The warm-up, outside the window: sign in (the app password's slow hash), the calendar's first sync (its
     index) and its first month view, as a client that has been running for a while has done."""
     async with gate:
@@ -212,7 +286,7 @@ class _Failed(Exception):
 
 
 async def _client_loop(
-    ctx: Context, client: dav.DavClient, token: str, deadline: float, rng: random.Random
+    ctx: Context, client: dav.DavClient, token: str | None, deadline: float, rng: random.Random
 ) -> list[_Sample]:
     """One client: a fixed-seed mix of month views, polls, delta syncs, writes and free/busy.
 
@@ -226,8 +300,9 @@ async def _client_loop(
         began = time.perf_counter()
         try:
             result = await request
-        except (TimeoutError, dav.DavFailure, aiohttp.ClientError):
-            samples.append(_Sample(name, time.perf_counter() - began, False))
+        except (TimeoutError, dav.DavFailure, aiohttp.ClientError) as exc:
+            error = str(exc).rsplit(": ", 1)[-1] if isinstance(exc, dav.DavFailure) else type(exc).__name__
+            samples.append(_Sample(name, time.perf_counter() - began, False, error))
             raise _Failed from None
         samples.append(_Sample(name, time.perf_counter() - began, True))
         return result
@@ -240,6 +315,9 @@ async def _client_loop(
         lambda: step("free/busy 20", client.outbox(ctx.fb_emails[:20], start, start + timedelta(days=30))),
     ]
     weights = (2, 3, 3, 1, 1)
+    while token is None and time.monotonic() < deadline:  # a cold client: its first sync-token
+        with contextlib.suppress(_Failed, dav.DavFailure):
+            token = dav.sync_token_of((await step("ctag poll", client.ctag())).body)
     while time.monotonic() < deadline and len(samples) < 10_000:
         with contextlib.suppress(_Failed):
             await rng.choices(operations, weights)[0]()

@@ -88,6 +88,13 @@ class Process:
             tail = "\n".join(self.output().splitlines()[-15:])
             raise StackError(f"{self.name} exited with status {self.proc.returncode}:\n{tail}")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an out-of-memory kill ends a process: nothing is finished or flushed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -140,21 +147,35 @@ class Gateway:
     def pid(self) -> int:
         return self.process.pid
 
-    def restart(self) -> None:
-        """Stop the process and start it again on the same configuration, data and key."""
-        self.process.stop()
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop the process (``kill``: SIGKILL, no shutdown at all) and start it again on the same
+        configuration, data and key."""
+        if kill:
+            self.process.kill()
+        else:
+            self.process.stop()
         old = self.process
         self.process = Process(old.name, old.argv, old.log_path, old.env, append=True)
 
 
-def start_gateway(workdir: Path, emulator_url: str, domains: list[str]) -> Gateway:
-    """The gateway with a fresh SQLite store, Autodiscover aimed at the emulator for ``domains``."""
+def start_gateway(
+    workdir: Path,
+    emulator_url: str,
+    domains: list[str],
+    *,
+    database_url: str | None = None,
+    secrets_from: Gateway | None = None,
+    name: str = "gateway",
+) -> Gateway:
+    """The gateway, Autodiscover aimed at the emulator for ``domains``: a fresh SQLite store, or
+    ``database_url``; a replica (``secrets_from``) shares the vault key and admin token of another."""
     port = free_port()
     endpoints = "\n".join(f'"{d}" = "{emulator_url}/autodiscover/autodiscover.svc"' for d in domains)
-    config = workdir / "gateway.toml"
+    config = workdir / f"{name}.toml"
+    database = f'database_url = "{database_url}"\n' if database_url else ""
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
-        f'[storage]\ndata_dir = "{workdir / f"data-{int(time.time())}"}"\n\n'
+        f'[storage]\ndata_dir = "{workdir / f"data-{name}-{int(time.time())}"}"\n{database}\n'
         '[ews]\ndefault_timezone = "UTC"\nretry_budget_seconds = 10\n\n'
         f"[ews.autodiscover_endpoints]\n{endpoints}\n\n"
         # Benchmark clients keep their app password for the whole run: verified once per user.
@@ -162,10 +183,15 @@ def start_gateway(workdir: Path, emulator_url: str, domains: list[str]) -> Gatew
         '[logging]\nlevel = "WARNING"\n',
         encoding="utf-8",
     )
-    token = secrets.token_urlsafe(32)
-    env = dict(os.environ, GATEWAY_SECRET_KEY=generate_key(), GATEWAY_ADMIN_TOKEN=token)
-    argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
-    process = Process("gateway", argv, workdir / "gateway.log", env=env)
+    if secrets_from is not None and secrets_from.process.env is not None:
+        key, token = secrets_from.process.env["GATEWAY_SECRET_KEY"], secrets_from.admin_token
+    else:
+        key, token = generate_key(), secrets.token_urlsafe(32)
+    env = dict(os.environ, GATEWAY_SECRET_KEY=key, GATEWAY_ADMIN_TOKEN=token)
+    # One process per replica (serve's default on PostgreSQL is a worker per core): its /metrics and CPU
+    # time are the whole replica's.
+    argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--workers", "1"]
+    process = Process(name, argv, workdir / f"{name}.log", env=env)
     return Gateway(process, f"http://127.0.0.1:{port}", token)
 
 

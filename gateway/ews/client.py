@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from exchangelib import Account
 from exchangelib import errors as exl_errors
 from exchangelib.protocol import Protocol
 
+from gateway.common.stages import STAGES, TimedPool
 from gateway.ews.connect import MailboxConnector, ews_configuration
 from gateway.ews.connection import (
     EWS_URL_FIELD,
@@ -91,7 +92,7 @@ class EwsClient:
         if per_account_concurrency < 1 or max_workers < 1:
             raise ValueError("max_workers and per_account_concurrency must be at least 1")
         self.metrics = metrics if metrics is not None else EwsMetrics()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ews")
+        self._pool = TimedPool("ews_worker", max_workers, thread_name_prefix="ews")
         self._per_account = per_account_concurrency
         self._retry_budget = retry_budget_s
         self._timeout = request_timeout_s
@@ -236,7 +237,9 @@ class EwsClient:
 
     async def _call(self, gate: _AccountGate, operation: str, fn: Callable[[], T]) -> T:
         """One attempt; the account's slot is held until the worker thread really finishes."""
+        waiting = time.perf_counter()
         await gate.semaphore.acquire()
+        STAGES.observe("ews_account_slot", time.perf_counter() - waiting)
         try:
             future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except BaseException:

@@ -17,6 +17,7 @@ from exchangelib.folders import Folder
 from exchangelib.folders.collections import FolderCollection, SyncCompleted
 
 from gateway.caldav.backend import CalendarInfo, CalendarObject, ChangeSet, InvalidSyncToken
+from gateway.common.stages import STAGES
 from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.calendar_ids import derived_name, distinct_name, task_uid
@@ -57,7 +58,7 @@ class ChangeTracker:
 
     async def refresh(self, cal: MailboxCalendar) -> tuple[str, int]:
         """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
-        async with self._index.lock(cal.key):
+        async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
             state = await self._index.state(cal.key)
             epoch = state.epoch if state else uuid.uuid4().hex
             sync_state = state.sync_state if state else None
@@ -151,7 +152,7 @@ class ChangeTracker:
         """
 
         async def record() -> None:
-            async with self._index.lock(cal.key):
+            async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
                 await self._index.record_created(cal.key, change)
 
         task = asyncio.create_task(record())
@@ -176,7 +177,7 @@ class ChangeTracker:
         calendar's lock, so a sync that read the item before it went cannot write it back afterwards.
         """
         await self.creates_recorded(cal)
-        async with self._index.lock(cal.key):
+        async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
             await self._index.record_deleted(cal.key, item_id)
 
     async def creates_recorded(self, cal: MailboxCalendar) -> bool:
