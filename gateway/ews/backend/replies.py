@@ -30,6 +30,10 @@ A reply whose answer was lost is not sent twice: its retry finds the answers in 
 reply (RFC 9110 §13.1.1); a decline of the meeting notes the time in the index row before DeclineItem,
 as a DELETE does, so the retry of a decline whose item is gone succeeds too
 (:meth:`Replies.declined_here`).
+
+A DELETE of an invitation declines it the same way (RFC 6638 §3.2.2.4): one DeclineItem instead of
+DeleteItem, unless there is nothing to answer or the client schedules itself
+(:func:`declines_on_delete`, :meth:`Replies.decline`).
 """
 
 from __future__ import annotations
