@@ -19,6 +19,7 @@ from tests.e2e.test_invitation_replies import (
     organizer_sees,
     resource_url,
     sent_answers,
+    weekly_invitation,
 )
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
 from tests.e2e.test_write_path import ICS
@@ -102,6 +103,15 @@ def test_deleting_an_invitation_costs_what_deleting_an_own_meeting_costs(stack, 
     assert declining == {"GetItem": 1, "CreateItem": 1}
     assert sum(declining.values()) <= sum(cancelling.values())
     assert sent_answers(emulator, uid) == ["Decline"]
+
+
+def test_deleting_a_series_invitation_declines_the_whole_series(stack, emulator):
+    series = weekly_invitation(emulator, "Weekly review")
+    url = resource_url(stack, series.uid)
+    assert requests.delete(url, auth=("alice", stack.password)).status_code == 204
+    assert organizer_sees(emulator, series.uid) == "Decline"
+    assert sent_answers(emulator, series.uid) == ["Decline"]
+    assert in_alices_calendar(emulator, series.uid) == []
 
 
 def test_an_account_that_never_sends_deletes_the_invitation_silently(stack, emulator):
