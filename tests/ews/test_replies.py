@@ -11,7 +11,14 @@ from exchangelib import CalendarItem
 from exchangelib.properties import Mailbox
 
 from gateway.ews import mapping
-from gateway.ews.backend.replies import Answer, answers, declines, own_answer, reply_options
+from gateway.ews.backend.replies import (
+    Answer,
+    answers,
+    declines,
+    declines_on_delete,
+    own_answer,
+    reply_options,
+)
 from gateway.ews.mapping import from_ical, show_own_response
 
 OWNER = "alice@example.com"
@@ -170,3 +177,44 @@ def test_the_owners_attendee_shows_her_own_answer():
     mine = held("Organizer", OWNER)
     show_own_response(mine, OWNER)
     assert [a.response_type for a in mine.required_attendees] == ["NoResponseReceived", "Accept"]
+
+
+def _invitation(**fields: object) -> CalendarItem:
+    item = CalendarItem(
+        organizer=Mailbox(email_address="bob@example.com"),
+        is_meeting=True,
+        is_cancelled=False,
+        my_response_type="Accept",
+    )
+    for name, value in fields.items():
+        setattr(item, name, value)
+    return item
+
+
+class _Record:
+    email = OWNER
+
+    def __init__(self, invitations: str = "auto") -> None:
+        self.invitations = invitations
+
+
+def test_deleting_an_invitation_declines_it_unless_there_is_nothing_to_answer():
+    assert declines_on_delete(_Record(), _invitation())
+    assert declines_on_delete(_Record(), _invitation(my_response_type="NoResponseReceived"))
+    assert not declines_on_delete(_Record("never"), _invitation())
+    assert not declines_on_delete(_Record(), _invitation(is_cancelled=True))
+    assert not declines_on_delete(_Record(), _invitation(my_response_type="Decline"))
+    assert not declines_on_delete(_Record(), _invitation(my_response_type="Organizer"))
+    assert not declines_on_delete(
+        _Record(), _invitation(organizer=Mailbox(email_address="ALICE@example.com"))
+    )
+    assert not declines_on_delete(_Record(), _invitation(is_meeting=False))
+
+
+def test_a_stored_schedule_agent_client_keeps_a_delete_silent():
+    client = body(extra="").replace("ATTENDEE;CN=Alice;", "ATTENDEE;CN=Alice;SCHEDULE-AGENT=CLIENT;")
+    residual = client + "END:VCALENDAR\r\n"
+    assert not declines_on_delete(_Record(), _invitation(caldav_residual=residual))
+    by_server = body() + "END:VCALENDAR\r\n"
+    assert declines_on_delete(_Record(), _invitation(caldav_residual=by_server))
+    assert declines_on_delete(_Record(), _invitation(caldav_residual="not iCalendar"))

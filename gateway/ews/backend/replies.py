@@ -30,6 +30,10 @@ A reply whose answer was lost is not sent twice: its retry finds the answers in 
 reply (RFC 9110 §13.1.1); a decline of the meeting notes the time in the index row before DeclineItem,
 as a DELETE does, so the retry of a decline whose item is gone succeeds too
 (:meth:`Replies.declined_here`).
+
+A DELETE of an invitation declines it the same way (RFC 6638 §3.2.2): one DeclineItem instead of
+DeleteItem, unless there is nothing to answer or the client schedules itself
+(:func:`declines_on_delete`, :meth:`Replies.decline`).
 """
 
 from __future__ import annotations
@@ -42,15 +46,15 @@ from datetime import date, datetime
 from exchangelib import CalendarItem
 from exchangelib.items import AcceptItem, DeclineItem, TentativelyAcceptItem
 from exchangelib.properties import Body, ReferenceItemId
-from icalendar import Calendar
+from icalendar import Calendar, Event
 
 from gateway.ews import mapping
 from gateway.ews.backend import replay
 from gateway.ews.backend.calls import EwsCalls, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
-from gateway.ews.backend.records import MailboxCalendar
+from gateway.ews.backend.records import MailboxCalendar, MailboxRecord
 from gateway.ews.backend.tracking import ChangeTracker
-from gateway.ews.exchange import occurrence_id, send_meeting_response
+from gateway.ews.exchange import CALDAV_RESIDUAL, occurrence_id, send_meeting_response
 from gateway.ews.index import IndexedItem, ItemIndex
 
 # The owner's answers a reply can carry (EWS ResponseType), and the response object of each.
@@ -168,19 +172,52 @@ def reply_options(
     for event in Calendar.from_ical(ical).walk("VEVENT"):
         rid = event.get("RECURRENCE-ID")
         index = index_of(rid.dt) if rid is not None else None
-        organizer = event.get("ORGANIZER")
-        if organizer is not None:
-            agents.append(organizer.params.get("SCHEDULE-AGENT"))
-        attendees = event.get("ATTENDEE", [])
-        for attendee in attendees if isinstance(attendees, list) else [attendees]:
-            if str(attendee).lower().removeprefix("mailto:") == owner.lower():
-                agents.append(attendee.params.get("SCHEDULE-AGENT"))
+        agents.extend(_agents(event, owner))
         found = event.get("COMMENT", [])
         texts = [str(c) for c in (found if isinstance(found, list) else [found]) if str(c).strip()]
         if texts and (rid is None or index is not None):
             comments[index] = "\n".join(texts)
     by_server = all(str(a or "SERVER").upper() == "SERVER" for a in agents)
     return comments, by_server and policy == "auto"
+
+
+def _agents(event: Event, owner: str) -> list[str | None]:
+    """The SCHEDULE-AGENT parameters (RFC 6638 §7.1) of a VEVENT's ORGANIZER and the owner's ATTENDEE."""
+    agents = []
+    organizer = event.get("ORGANIZER")
+    if organizer is not None:
+        agents.append(organizer.params.get("SCHEDULE-AGENT"))
+    attendees = event.get("ATTENDEE", [])
+    for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        if str(attendee).lower().removeprefix("mailto:") == owner.lower():
+            agents.append(attendee.params.get("SCHEDULE-AGENT"))
+    return agents
+
+
+def declines_on_delete(record: MailboxRecord, current: CalendarItem) -> bool:
+    """Whether a DELETE of ``current`` is sent as a DeclineItem (RFC 6638 §3.2.2: an attendee removing
+    an invitation declines it): a meeting someone else organises, neither cancelled nor declined already,
+    on an account whose policy is "auto", and no SCHEDULE-AGENT other than SERVER on the ORGANIZER or the
+    owner's ATTENDEE as the client last stored them (kept in the residual: RFC 6638 §7.1)."""
+    organizer, owner = _email(current.organizer), record.email.lower()
+    if (
+        record.invitations != "auto"
+        or not current.is_meeting
+        or current.is_cancelled
+        or not organizer
+        or organizer == owner
+        or current.my_response_type in ("Organizer", "Decline")
+    ):
+        return False
+    residual = getattr(current, CALDAV_RESIDUAL, None)
+    if not residual:
+        return True
+    try:
+        events = Calendar.from_ical(residual).walk("VEVENT")
+    except ValueError:  # an unreadable residual says nothing about who schedules
+        return True
+    agents = [a for event in events for a in _agents(event, owner)]
+    return all(str(a or "SERVER").upper() == "SERVER" for a in agents)
 
 
 def declines(owner: str, resource: mapping.EventResource) -> bool:
@@ -256,6 +293,18 @@ class Replies:
         )
         if declined:
             await self._tracker.record_deleted(cal, current.id)
+
+    async def decline(self, cal: MailboxCalendar, current: CalendarItem) -> None:
+        """One CreateItem of a DeclineItem sent to the organizer (``SendAndSaveCopy``): what a DELETE of an
+        invitation does instead of DeleteItem (:func:`declines_on_delete`); Exchange then removes the
+        meeting from the calendar. The caller keeps the index, as for DeleteItem."""
+        reference = ReferenceItemId(id=current.id, changekey=current.changekey)
+        objects = [DeclineItem(account=cal.account, reference_item_id=reference)]
+        raise_first_error(
+            await self._calls.run(
+                cal.account, "CreateItem", lambda: send_meeting_response(cal.account, objects, True)
+            )
+        )
 
     async def declined_here(
         self, cal: MailboxCalendar, resource: mapping.EventResource, entry: IndexedItem | None, name: str

@@ -7,7 +7,8 @@
   indexed at once, so that GET is one GetItem;
 - a PUT that only answers an invitation: GetItem + one CreateItem of AcceptItem, TentativelyAcceptItem
   or DeclineItem (:mod:`.replies`);
-- DELETE: GetItem (only for If-Match or invitations) + DeleteItem.
+- DELETE: GetItem (only for If-Match or invitations) + DeleteItem, or for an invitation (the organizer
+  is someone else) one CreateItem of a DeclineItem instead (:func:`.replies.declines_on_delete`).
 
 ``If-Match`` is checked by Exchange itself (``ConflictResolution=NeverOverwrite``), so a change made
 in Outlook between the client's read and its write is never overwritten.
@@ -70,7 +71,7 @@ from gateway.ews.backend import invitations, replay
 from gateway.ews.backend.calls import EwsCalls, ExchangeRefused, raise_first_error
 from gateway.ews.backend.reads import ITEM_FIELDS, fetch_items
 from gateway.ews.backend.records import MailboxCalendar
-from gateway.ews.backend.replies import Replies
+from gateway.ews.backend.replies import Replies, declines_on_delete
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import CALDAV_FINGERPRINT, CALDAV_RESIDUAL, address_occurrence, occurrence_id
 from gateway.ews.index import IndexedItem, ItemChange, ItemIndex
@@ -79,7 +80,8 @@ from gateway.store import locks
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_DELETE_FIELDS = ["changekey", "organizer", "is_meeting"]  # what a DELETE checks before DeleteItem
+# What a DELETE checks before DeleteItem, or DeclineItem for an invitation (replies.declines_on_delete).
+_DELETE_FIELDS = ["changekey", "organizer", "is_meeting", "is_cancelled", "my_response_type", CALDAV_RESIDUAL]
 _CURRENT_FIELDS = [*ITEM_FIELDS, CALDAV_FINGERPRINT]  # what a PUT reads of the item it replaces
 INLINE_BODY_CHARS = 16_384  # larger bodies are mapped off the event loop (gateway.caldav.validation too)
 # How long after the gateway sent a DeleteItem a DELETE of the same object counts as its retry.
@@ -290,7 +292,8 @@ class Writer:
         return True
 
     async def delete(self, cal: MailboxCalendar, name: str, if_match: str | None) -> None:
-        """DeleteItem of the object (a series whole); GetItem first only for If-Match or invitations.
+        """DeleteItem of the object (a series whole), or DeclineItem of an invitation; GetItem first only
+        for If-Match or invitations.
 
         The deletion is indexed at once. A retried DELETE whose first answer was lost is 204 when the
         gateway can tell it deleted the item itself (module docstring), else a vanished item is 404.
@@ -307,7 +310,7 @@ class Writer:
             entry = await self._index.by_name(cal.key, name)
         if entry is None:
             raise NotFound("No such calendar object.")
-        send = SEND_TO_NONE
+        send, current = SEND_TO_NONE, None
         if if_match or cal.record.invitations == "auto":
             current = await _fetch(self._calls, cal, entry.item_id, _DELETE_FIELDS)
             if current is None:
@@ -316,14 +319,11 @@ class Writer:
                 raise PreconditionFailed("The resource was changed since you read it (ETag mismatch).")
             send = invitations.on_delete(cal.record, current)
         await self._index.request_delete(cal.key, entry.item_id, time.time())
-        account = cal.account
         try:
-            results = await self._calls.run(
-                account,
-                "DeleteItem",
-                lambda: list(account.bulk_delete([ItemId(entry.item_id)], send_meeting_cancellations=send)),
-            )
-            raise_first_error(results)
+            if current is not None and declines_on_delete(cal.record, current):
+                await self._replies.decline(cal, current)  # the organizer hears (RFC 6638 §3.2.2)
+            else:
+                await _delete_item(self._calls, cal, entry.item_id, send)
         except NotFound:
             await self._index.request_delete(cal.key, entry.item_id, entry.delete_requested_at)
             return await self._vanished(cal, entry)
@@ -392,6 +392,17 @@ async def _write_occurrences(
         raise_first_error(
             await calls.run(account, "DeleteItem", lambda: _delete_occurrences(account, deletions, send))
         )
+
+
+async def _delete_item(calls: EwsCalls, cal: MailboxCalendar, item_id: str, send: str) -> None:
+    """DeleteItem of one item (a series whole), sending cancellations as ``send`` says."""
+    account = cal.account
+    results = await calls.run(
+        account,
+        "DeleteItem",
+        lambda: list(account.bulk_delete([ItemId(item_id)], send_meeting_cancellations=send)),
+    )
+    raise_first_error(results)
 
 
 async def _fetch(
