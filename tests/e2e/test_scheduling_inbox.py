@@ -11,7 +11,7 @@ import requests
 from lxml import etree
 
 from tests.e2e.test_read_path import delta
-from tests.e2e.test_write_path import event, primary_url, put
+from tests.e2e.test_write_path import dav_client, event, primary_url, put
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -84,7 +84,9 @@ def test_an_invitation_is_a_request_in_the_inbox_and_a_cancellation_replaces_it(
 
     calls = stack.ews_calls()
     listing = _responses(_bob(stack, "PROPFIND", INBOX, LISTING, Depth="1"))
-    assert delta(calls, stack.ews_calls()) == {"FindItem": 1}  # one listing for the collection and members
+    # one listing for the collection and members; a new message is read with it (its meeting must
+    # exist for it to be listed): one GetItem of the messages, one of their meetings
+    assert delta(calls, stack.ews_calls()) == {"FindItem": 1, "GetItem": 2}
     inbox = listing.pop(INBOX)
     assert f"{CAL}schedule-inbox" in [c.tag for c in inbox[f"{DAV}resourcetype"]]
     assert inbox[f"{CS}getctag"].text != before[f"{CS}getctag"].text
@@ -174,12 +176,37 @@ def test_a_recurring_invitation_carries_its_rule_and_its_moved_occurrence(stack,
     )
     body = series.replace("END:VCALENDAR", moved + "END:VCALENDAR")
     assert put(stack, primary_url(stack) + f"{uid}.ics", body).status_code == 201
+    calls = stack.ews_calls()
     listing = _responses(_bob(stack, "PROPFIND", INBOX, LISTING, Depth="1"))
+    # the listing reads the new message: the messages, their meetings, and the moved occurrence (one
+    # GetItem each); reading the members then costs the listing only
+    assert delta(calls, stack.ews_calls()) == {"FindItem": 1, "GetItem": 3}
     calls = stack.ews_calls()
     texts = _multiget(stack, [h for h in listing if h != INBOX])
-    # the messages, their meetings, and the moved occurrence: one GetItem each, after the listing
-    assert delta(calls, stack.ews_calls()) == {"FindItem": 1, "GetItem": 3}
+    assert delta(calls, stack.ews_calls()) == {"FindItem": 1}
     (text,) = [t for t in texts.values() if f"UID:{uid}" in t]
     assert "METHOD:REQUEST" in text and "RRULE:FREQ=WEEKLY;COUNT=4" in text
     assert "RECURRENCE-ID;TZID=Europe/Berlin:20261109T100000" in text
     assert "SUMMARY:Weekly sync (moved)" in text
+
+
+def test_a_message_whose_meeting_left_the_calendar_is_not_listed(stack, emulator):
+    """python-caldav's scheduling tests clean up the way a user does: the organizer deletes the meeting
+    (bob gets a cancellation), then bob deletes his copy. The cancellation stays in his Exchange Inbox,
+    but there is nothing left to render it from: it must not be listed (RFC 4918 §9.1: a member a
+    PROPFIND names can be retrieved), and every member listed answers GET."""
+    uid = str(uuid.uuid4())
+    alice_event = _invite(stack, uid)
+    assert requests.delete(alice_event, auth=("alice", stack.password)).status_code == 204
+    bobs_copy = dav_client(stack, "bob").principal().calendars()[0].event_by_uid(uid)
+    bobs_copy.delete()
+    pending = str(uuid.uuid4())
+    _invite(stack, pending)  # a request bob has not answered yet: listed as before
+
+    listing = _responses(_bob(stack, "PROPFIND", INBOX, LISTING, Depth="1"))
+    members = [h for h in listing if h != INBOX]
+    assert {h: _bob(stack, "GET", h).status_code for h in members} == {h: 200 for h in members}
+    texts = _multiget(stack, members)
+    assert sorted(texts) == sorted(members)
+    assert [t for t in texts.values() if f"UID:{pending}" in t]
+    assert not [t for t in texts.values() if f"UID:{uid}" in t]

@@ -2,11 +2,16 @@
 of each of the principal's mailboxes, as iTIP messages (RFC 5546 §3.2.2 REQUEST, §3.2.5 CANCEL).
 
 Round trips: a listing is one FindItem per account (IdOnly + ItemClass, restricted to the two message
-classes: a mailbox's other mail is never read). Reading messages adds, per account and only for
-messages not rendered before, one GetItem of the messages (their AssociatedCalendarItemId) and one of
-the calendar items they belong to (plus one of modified occurrences a series has): the iTIP object is
-the meeting as the mailbox holds it, rendered by the same mapping as the calendar. A message never
-changes without a new ChangeKey, which is its ETag and the key its rendering is kept under. DELETE is
+classes: a mailbox's other mail is never read), and, per account and only for messages not rendered
+before, one GetItem of the messages (their AssociatedCalendarItemId) and one of the calendar items they
+belong to (plus one of modified occurrences a series has): the iTIP object is the meeting as the
+mailbox holds it, rendered by the same mapping as the calendar. The rendering is part of the listing
+because a message can outlive its meeting (the organizer cancels, the attendee deletes the cancelled
+meeting; the cancellation stays in the Inbox, its AssociatedCalendarItemId naming an item that is gone),
+and exchangelib's MeetingRequest and MeetingCancellation have no UID to render such a message from: a
+message with nothing to render is not listed, as a listed member must be retrievable (RFC 4918 §9.1).
+A message never changes without a new ChangeKey, which is its ETag and the key its rendering (or its
+having none) is kept under, so reading the members after the listing costs no further call. DELETE is
 the listing and one DeleteItem (MoveToDeletedItems, as Outlook deletes mail): the meeting stays in the
 calendar.
 """
@@ -49,6 +54,11 @@ class Message:
     def listed(self) -> CalendarObject:
         return CalendarObject(self.name, self.changekey)
 
+    @property
+    def version(self) -> _VersionKey:
+        """The key its rendering is kept under: ItemId and ChangeKey."""
+        return (self.item_id, self.changekey)
+
 
 def message_name(item_id: str) -> str:
     """The inbox resource name of a message: a digest of its ItemId (stable while it stays in the Inbox;
@@ -78,9 +88,23 @@ class SchedulingInbox:
     def __init__(self, calls: EwsCalls, *, cache_size: int = 2000) -> None:
         self._calls = calls
         self._rendered: LRU[_VersionKey, str] = LRU(cache_size, max_bytes=8 * 1024 * 1024, weigh=len)
+        # Messages whose meeting was gone when they were read: a message version cannot get it back (a
+        # new delivery is a new message), so they are not read again.
+        self._orphans: LRU[_VersionKey, bool] = LRU(cache_size)
 
     async def messages(self, principal: Principal) -> list[Message]:
-        """Every meeting request and cancellation of the principal's Inboxes: one FindItem per account."""
+        """Every meeting request and cancellation of the principal's Inboxes that has an iTIP object: one
+        FindItem per account, and the reading of messages seen for the first time (:meth:`read`)."""
+        found = await self._find(principal)
+        unread = [
+            m for m in found if self._rendered.hit(m.version) is None and not self._orphans.hit(m.version)
+        ]
+        if unread:
+            await self.read(unread)
+        return [m for m in found if not self._orphans.hit(m.version)]
+
+    async def _find(self, principal: Principal) -> list[Message]:
+        """FindItem of the meeting messages of each account's Inbox."""
         found: list[Message] = []
         for mailbox in await self._calls.connected(principal):
             account = self._calls.account(mailbox)
@@ -96,11 +120,12 @@ class SchedulingInbox:
         return found
 
     async def read(self, messages: Sequence[Message]) -> dict[str, CalendarObject]:
-        """The iTIP objects of these messages by name; a message whose meeting is gone is left out."""
+        """The iTIP objects of these messages by name; a message whose meeting is gone is left out (and
+        remembered, so the listing leaves it out too)."""
         result: dict[str, CalendarObject] = {}
         pending: list[Message] = []
         for message in messages:
-            text = self._rendered.hit((message.item_id, message.changekey))
+            text = self._rendered.hit(message.version)
             if text is None:
                 pending.append(message)
             else:
@@ -110,8 +135,11 @@ class SchedulingInbox:
             by_account.setdefault(message.mailbox.record.account_id, []).append(message)
         for group in by_account.values():
             for message, text in await self._render(group):
-                self._rendered.put((message.item_id, message.changekey), text)
+                self._rendered.put(message.version, text)
                 result[message.name] = CalendarObject(message.name, message.changekey, text)
+        for message in pending:
+            if message.name not in result:
+                self._orphans.put(message.version, True)
         return result
 
     async def _render(self, messages: list[Message]) -> list[tuple[Message, str]]:
@@ -173,7 +201,7 @@ class SchedulingInbox:
             )
 
         raise_first_error(await self._calls.run(account, "DeleteItem", delete))
-        self._rendered.discard((message.item_id, message.changekey))
+        self._rendered.discard(message.version)
 
 
 def find(messages: Sequence[Message], name: str) -> Message:
