@@ -1,0 +1,85 @@
+"""A recurring VTODO with RECURRENCE-ID overrides (RFC 5545 §3.8.4.4) → the one task Exchange holds.
+
+EWS tasks have no exceptions: a recurring task is one item, its current occurrence (StartDate/DueDate)
+and a pattern that Exchange moves on when the occurrence is completed (the completed one is kept apart).
+Clients that complete one occurrence inside the task (python-caldav's ``complete(handle_rrule=True,
+rrule_mode="thisandfuture")``, others alike) write the completed occurrences as overrides with
+STATUS:COMPLETED and where the series goes on as one pending override with ``RANGE=THISANDFUTURE``. That
+is Exchange's model, said in overrides, and maps to it: the task becomes that current occurrence, with
+the master's RRULE counted from it (a COUNT less the occurrences completed); when every occurrence is
+done (the master completed, nothing pending), the task is completed and no longer recurs. The overrides
+themselves are kept as written (the residual) and shown while Exchange still has what they made.
+
+Any other override (a moved or changed single occurrence, a pending one that is not where the series
+goes on) has no Exchange counterpart and is refused with a sentence saying so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+from icalendar import Component, vRecur
+
+from gateway.ews.mapping.model import invalid
+
+REFUSED = (
+    "Exchange keeps one recurring task with no exceptions: of a recurring task's single instances "
+    "(RECURRENCE-ID) it can take only completed ones (STATUS:COMPLETED) followed by one pending "
+    "RANGE=THISANDFUTURE instance where the task goes on; change the whole task instead."
+)
+
+
+def _done(todo: Component) -> bool:
+    return "COMPLETED" in todo or str(todo.get("STATUS", "")).upper() in ("COMPLETED", "CANCELLED")
+
+
+def _instant(value: date | datetime) -> datetime:
+    """A RECURRENCE-ID as a comparable UTC instant (a date: its midnight; a floating time: as UTC)."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time.min, UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def current(todos: list[Component]) -> Component:
+    """The component whose fields the Exchange task takes: the master itself (no overrides), or one
+    built from the overrides as the module says. Raises InvalidCalendarData (403) for what Exchange
+    cannot hold."""
+    masters = [t for t in todos if "RECURRENCE-ID" not in t]
+    if len(masters) != 1:
+        raise invalid(REFUSED if masters or todos else "The resource holds no task (VTODO).")
+    master = masters[0]
+    overrides = sorted(
+        (t for t in todos if t is not master), key=lambda t: _instant(t.decoded("RECURRENCE-ID"))
+    )
+    if not overrides:
+        return master
+    if "RRULE" not in master:
+        raise invalid("Only a recurring task (RRULE) has instances (RECURRENCE-ID) to complete.")
+    pending = [t for t in overrides if not _done(t)]
+    ongoing = pending[0] if len(pending) == 1 and pending[0] is overrides[-1] else None
+    if len(pending) > (1 if ongoing is not None else 0) or _done(master) == (ongoing is not None):
+        raise invalid(REFUSED)
+    if ongoing is None:  # every occurrence done: a completed task that no longer recurs
+        built = master.copy()
+        built.pop("RRULE")
+        return built
+    if str(ongoing["RECURRENCE-ID"].params.get("RANGE", "")).upper() != "THISANDFUTURE":
+        raise invalid(REFUSED)
+    built = ongoing.copy()
+    built.pop("RECURRENCE-ID")
+    if "DUE" in built and "DURATION" in built:
+        built.pop("DURATION")  # RFC 5545 allows one of them; the DUE is the later, explicit one
+    rule = master["RRULE"] if not isinstance(master["RRULE"], list) else master["RRULE"][0]
+    rule = vRecur(rule)
+    if "COUNT" in rule:
+        count = int(rule["COUNT"][0] if isinstance(rule["COUNT"], list) else rule["COUNT"])
+        left = count - (len(overrides) - 1)
+        if left < 1:
+            raise invalid("The task has more completed instances than its RRULE's COUNT allows.")
+        rule["COUNT"] = [left]
+    built.pop("RRULE", None)
+    built.add("RRULE", rule)
+    return built
+
+
+__all__ = ["REFUSED", "current"]
