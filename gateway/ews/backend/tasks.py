@@ -15,7 +15,9 @@ Completing a recurring task (``STATUS:COMPLETED`` on it) is Exchange's to carry 
 completed occurrence as a separate, completed task and moves the recurring one on to its next
 occurrence. After the next sync a client sees its resource again with the next DTSTART/DUE and
 ``STATUS:NEEDS-ACTION``, and one new resource (``<name>-<hash>.ics``, UID ``<uid>-<hash>``): the
-completed occurrence.
+completed occurrence. A client that completes occurrences inside the task instead (RECURRENCE-ID
+overrides, :mod:`gateway.ews.mapping.task_instances`) has the task moved on by the PUT itself, and keeps its
+one resource.
 """
 
 from __future__ import annotations
