@@ -62,6 +62,8 @@ def test_completing_occurrences_inside_the_task_moves_it_on_in_exchange(stack, e
         "RECURRENCE-ID;VALUE=DATE:20261214\r\nDTSTART;VALUE=DATE:20261215\r\nSUMMARY:x",
         # a pending occurrence that is not where the series goes on
         "RECURRENCE-ID;VALUE=DATE:20261214\r\nSTATUS:NEEDS-ACTION\r\nSUMMARY:x",
+        # a later occurrence completed while the current one (Dec 7) is not: Exchange completes in order
+        "RECURRENCE-ID;VALUE=DATE:20261214\r\nSTATUS:COMPLETED\r\nSUMMARY:x",
     ],
 )
 def test_other_overrides_are_refused_with_a_sentence(stack, override):
@@ -73,3 +75,30 @@ def test_other_overrides_are_refused_with_a_sentence(stack, override):
     assert r.status_code == 403 and "valid-calendar-object-resource" in r.text
     assert "THISANDFUTURE" in r.text
     assert tasks.todos() == []  # nothing half-written
+
+
+def test_a_completed_instance_of_the_current_occurrence_moves_the_task_to_the_next(stack, emulator):
+    """A client that ticks one occurrence (an override with STATUS:COMPLETED, the master left as it was):
+    Exchange's model, the task goes on at the rule's next occurrence; the resource stays as written."""
+    tasks = scratch(stack)
+    master = ("SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261208")
+    body = todo("wp-1", *master, "RRULE:FREQ=WEEKLY;COUNT=3").replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:wp-1\r\nRECURRENCE-ID;VALUE=DATE:20261207\r\nDTSTART;VALUE=DATE:20261207\r\n"
+        "DUE;VALUE=DATE:20261208\r\nSUMMARY:Water plants\r\nSTATUS:COMPLETED\r\nEND:VTODO\r\nEND:VCALENDAR",
+    )
+    r = requests.put(f"{tasks.url}wp-1.ics", data=body, headers=ICS, auth=("alice", stack.password))
+    assert r.status_code == 201, r.text
+    [stored] = exchange_tasks(emulator)
+    assert (stored.start_date, stored.due_date) == (dt.date(2026, 12, 14), dt.date(2026, 12, 15))
+    assert stored.status == "NotStarted" and stored.recurrence.boundary.number == 2
+    [shown] = tasks.todos()
+    assert shown.data.count("BEGIN:VTODO") == 2 and "DTSTART;VALUE=DATE:20261207" in shown.data
+
+    # the last occurrence ticked: the task is done
+    last = body.replace("RRULE:FREQ=WEEKLY;COUNT=3", "RRULE:FREQ=WEEKLY;COUNT=1")
+    r = requests.put(f"{tasks.url}wp-1.ics", data=last, headers=ICS, auth=("alice", stack.password))
+    assert r.status_code == 204, r.text
+    [stored] = exchange_tasks(emulator)
+    assert stored.status == "Completed" and stored.recurrence is None
+    assert tasks.todos() == []

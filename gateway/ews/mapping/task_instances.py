@@ -7,17 +7,22 @@ rrule_mode="thisandfuture")``, others alike) write the completed occurrences as 
 STATUS:COMPLETED and where the series goes on as one pending override with ``RANGE=THISANDFUTURE``. That
 is Exchange's model, said in overrides, and maps to it: the task becomes that current occurrence, with
 the master's RRULE counted from it (a COUNT less the occurrences completed); when every occurrence is
-done (the master completed, nothing pending), the task is completed and no longer recurs. The overrides
+done (the master completed, nothing pending), the task is completed and no longer recurs. A client that
+ticks occurrences in place (overrides with STATUS:COMPLETED, the master left as it was) completes them in
+Exchange's order: they must be the rule's first occurrences, and the task goes on at the one after them
+(its DTSTART/DUE moved by the same step), or is completed when the rule has no more. The overrides
 themselves are kept as written (the residual) and shown while Exchange still has what they made.
 
 Any other override (a moved or changed single occurrence, a pending one that is not where the series
-goes on) has no Exchange counterpart and is refused with a sentence saying so.
+goes on, a later occurrence completed before the current one) has no Exchange counterpart and is refused
+with a sentence saying so.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
+from dateutil.rrule import rrulestr
 from icalendar import Component, vRecur
 
 from gateway.ews.mapping.model import invalid
@@ -57,8 +62,10 @@ def current(todos: list[Component]) -> Component:
         raise invalid("Only a recurring task (RRULE) has instances (RECURRENCE-ID) to complete.")
     pending = [t for t in overrides if not _done(t)]
     ongoing = pending[0] if len(pending) == 1 and pending[0] is overrides[-1] else None
-    if len(pending) > (1 if ongoing is not None else 0) or _done(master) == (ongoing is not None):
+    if len(pending) > (1 if ongoing is not None else 0) or (_done(master) and ongoing is not None):
         raise invalid(REFUSED)
+    if ongoing is None and not _done(master):
+        return _ticked(master, overrides)
     if ongoing is None:  # every occurrence done: a completed task that no longer recurs
         built = master.copy()
         built.pop("RRULE")
@@ -69,16 +76,59 @@ def current(todos: list[Component]) -> Component:
     built.pop("RECURRENCE-ID")
     if "DUE" in built and "DURATION" in built:
         built.pop("DURATION")  # RFC 5545 allows one of them; the DUE is the later, explicit one
-    rule = master["RRULE"] if not isinstance(master["RRULE"], list) else master["RRULE"][0]
-    rule = vRecur(rule)
+    built.pop("RRULE", None)
+    built.add("RRULE", _less(_rule(master), len(overrides) - 1))
+    return built
+
+
+def _rule(master: Component) -> vRecur:
+    value = master["RRULE"]
+    return vRecur(value[0] if isinstance(value, list) else value)
+
+
+def _less(rule: vRecur, done: int) -> vRecur:
+    """The rule with its COUNT lowered by the occurrences done (counted from the moved-on start)."""
     if "COUNT" in rule:
-        count = int(rule["COUNT"][0] if isinstance(rule["COUNT"], list) else rule["COUNT"])
-        left = count - (len(overrides) - 1)
+        count = rule["COUNT"]
+        left = int(count[0] if isinstance(count, list) else count) - done
         if left < 1:
             raise invalid("The task has more completed instances than its RRULE's COUNT allows.")
         rule["COUNT"] = [left]
-    built.pop("RRULE", None)
-    built.add("RRULE", rule)
+    return rule
+
+
+def _ticked(master: Component, done: list[Component]) -> Component:
+    """Occurrences completed in place (overrides with STATUS:COMPLETED, the master as it was): they must
+    be the rule's first occurrences, in order (Exchange completes the current one, then the next); the
+    task goes on at the occurrence after them, or is done when the rule has none."""
+    anchor = "DTSTART" if "DTSTART" in master else "DUE"
+    if anchor not in master:
+        raise invalid("A recurring task needs a DTSTART or a DUE for Exchange to count from.")
+    start = master.decoded(anchor)
+    begin = start if isinstance(start, datetime) else datetime.combine(start, time.min)
+    try:
+        rule = rrulestr(_rule(master).to_ical().decode("ascii"), dtstart=begin)
+        occurrences = list(rule.xafter(begin, count=len(done) + 1, inc=True))
+    except (ValueError, TypeError) as exc:
+        raise invalid(f"The RRULE cannot be expanded to place the completed instances ({exc}).") from None
+    if not isinstance(start, datetime):
+        occurrences = [o.date() for o in occurrences]
+    wanted = [_instant(o) for o in occurrences]
+    if [_instant(o.decoded("RECURRENCE-ID")) for o in done] != wanted[: len(done)]:
+        raise invalid(REFUSED)
+    built = master.copy()
+    built.pop("RRULE")
+    if len(wanted) == len(done):  # no occurrence left: the whole task is done
+        built.pop("STATUS", None)
+        built.add("STATUS", "COMPLETED")
+        return built
+    shift = occurrences[len(done)] - start
+    for name in ("DTSTART", "DUE"):
+        if name in built:
+            value = built.decoded(name) + shift
+            built.pop(name)
+            built.add(name, value)
+    built.add("RRULE", _less(_rule(master), len(done)))
     return built
 
 
