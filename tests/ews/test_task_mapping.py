@@ -162,3 +162,27 @@ def test_a_regenerating_recurrence_is_shown_without_rrule_and_survives_a_put_bac
     back = from_vtodo(text).task.recurrence  # a client that edits the task and sends it back
     assert isinstance(back.pattern, WeeklyRegeneration) and back.pattern.interval == 2
     assert back.boundary.number == 4
+
+
+def test_instances_of_a_task_that_does_not_recur_are_refused():
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261210").replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID;VALUE=DATE:20261210\r\nSTATUS:COMPLETED\r\nEND:VTODO\r\n"
+        "END:VCALENDAR",
+    )
+    with pytest.raises(InvalidCalendarData, match="recurring task"):
+        from_vtodo(body)
+
+
+def test_the_current_occurrence_of_a_thisandfuture_instance_takes_its_due_and_not_its_duration():
+    body = vtodo(
+        "SUMMARY:x", "DTSTART:20261207T090000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=5"
+    ).replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID:20261207T090000Z\r\nSTATUS:COMPLETED\r\nEND:VTODO\r\n"
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261208T090000Z\r\n"
+        "DTSTART:20261209T090000Z\r\nDURATION:PT1H\r\nDUE:20261210T100000Z\r\nEND:VTODO\r\nEND:VCALENDAR",
+    )
+    task = from_vtodo(body).task
+    assert (task.start_date, task.due_date) == (date(2026, 12, 9), date(2026, 12, 10))
+    assert task.recurrence.boundary.number == 4
