@@ -186,3 +186,31 @@ def test_the_current_occurrence_of_a_thisandfuture_instance_takes_its_due_and_no
     task = from_vtodo(body).task
     assert (task.start_date, task.due_date) == (date(2026, 12, 9), date(2026, 12, 10))
     assert task.recurrence.boundary.number == 4
+
+
+@pytest.mark.parametrize(
+    "done",
+    [
+        ("STATUS:COMPLETED",),
+        ("STATUS:COMPLETED", "COMPLETED:20261208T100000Z", "PERCENT-COMPLETE:100"),
+        ("COMPLETED:20261208T100000Z",),  # no STATUS: RFC 5545 §3.8.2.1, the date it was completed
+        ("PERCENT-COMPLETE:100",),
+    ],
+)
+def test_a_completed_recurring_task_is_the_whole_series_done(done):
+    """RFC 5545: the master's properties are the series'. Completed, it no longer recurs in Exchange,
+    and the client gets back what it wrote (its RRULE too)."""
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", *done)
+    parsed = from_vtodo(body)
+    assert parsed.task.status == "Completed" and parsed.task.recurrence is None
+    shown = todo_of(to_vtodo(parsed.task, parsed.residual))
+    assert shown["RRULE"]["COUNT"] == [3]
+    for line in done:
+        assert line in to_vtodo(parsed.task, parsed.residual)
+
+
+@pytest.mark.parametrize("status", ["NEEDS-ACTION", "IN-PROCESS", "CANCELLED"])
+def test_a_recurring_task_not_completed_keeps_recurring(status):
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", f"STATUS:{status}")
+    task = from_vtodo(body).task
+    assert task.status != "Completed" and task.recurrence.boundary.number == 3

@@ -34,8 +34,30 @@ REFUSED = (
 )
 
 
+def completed(todo: Component) -> bool:
+    """Whether the VTODO says it is completed: STATUS:COMPLETED, or no STATUS and a COMPLETED date
+    (RFC 5545 §3.8.2.1) or PERCENT-COMPLETE:100 (§3.8.1.8). An explicit other STATUS wins."""
+    status = str(todo.get("STATUS", "")).upper()
+    if status:
+        return status == "COMPLETED"
+    percent = todo.get("PERCENT-COMPLETE")
+    return "COMPLETED" in todo or (percent is not None and int(percent) >= 100)
+
+
 def _done(todo: Component) -> bool:
-    return "COMPLETED" in todo or str(todo.get("STATUS", "")).upper() in ("COMPLETED", "CANCELLED")
+    return completed(todo) or "COMPLETED" in todo or str(todo.get("STATUS", "")).upper() == "CANCELLED"
+
+
+def _finished(master: Component, *, completing: bool = False) -> Component:
+    """The whole series done: a task that no longer recurs, completed (``completing``: whatever the
+    master's STATUS) or cancelled as the master says. One UpdateItem sets Status and deletes the
+    Recurrence, so Exchange keeps no completed copy and moves nothing on."""
+    built = master.copy()
+    built.pop("RRULE")
+    if completing and not completed(built):
+        built.pop("STATUS", None)
+        built.add("STATUS", "COMPLETED")
+    return built
 
 
 def _instant(value: date | datetime) -> datetime:
@@ -57,7 +79,8 @@ def current(todos: list[Component]) -> Component:
         (t for t in todos if t is not master), key=lambda t: _instant(t.decoded("RECURRENCE-ID"))
     )
     if not overrides:
-        return master
+        # RFC 5545 §3.8.5.3: the master's STATUS is the whole series', not its current occurrence's
+        return _finished(master) if "RRULE" in master and completed(master) else master
     if "RRULE" not in master:
         raise invalid("Only a recurring task (RRULE) has instances (RECURRENCE-ID) to complete.")
     pending = [t for t in overrides if not _done(t)]
@@ -67,9 +90,7 @@ def current(todos: list[Component]) -> Component:
     if ongoing is None and not _done(master):
         return _ticked(master, overrides)
     if ongoing is None:  # every occurrence done: a completed task that no longer recurs
-        built = master.copy()
-        built.pop("RRULE")
-        return built
+        return _finished(master)
     if str(ongoing["RECURRENCE-ID"].params.get("RANGE", "")).upper() != "THISANDFUTURE":
         raise invalid(REFUSED)
     built = ongoing.copy()
@@ -116,12 +137,10 @@ def _ticked(master: Component, done: list[Component]) -> Component:
     wanted = [_instant(o) for o in occurrences]
     if [_instant(o.decoded("RECURRENCE-ID")) for o in done] != wanted[: len(done)]:
         raise invalid(REFUSED)
+    if len(wanted) == len(done):  # no occurrence left: the whole task is done
+        return _finished(master, completing=True)
     built = master.copy()
     built.pop("RRULE")
-    if len(wanted) == len(done):  # no occurrence left: the whole task is done
-        built.pop("STATUS", None)
-        built.add("STATUS", "COMPLETED")
-        return built
     shift = occurrences[len(done)] - start
     for name in ("DTSTART", "DUE"):
         if name in built:
@@ -132,4 +151,4 @@ def _ticked(master: Component, done: list[Component]) -> Component:
     return built
 
 
-__all__ = ["REFUSED", "current"]
+__all__ = ["REFUSED", "completed", "current"]

@@ -160,6 +160,8 @@ def _day(todo: Component, name: str, zone: tzinfo) -> EWSDate | None:
 
 def _read_status(todo: Component, task: Task) -> None:
     status = (_text(todo, "STATUS") or "").upper()
+    if not status and task_instances.completed(todo):
+        status = "COMPLETED"  # a COMPLETED date or 100 % without a STATUS: done all the same
     exact = _text(todo, STATUS_X)
     if exact in EWS_TO_STATUS and EWS_TO_STATUS[exact] == status:
         task.status = exact  # the client kept what it was shown for Outlook's Deferred/WaitingOnOthers
