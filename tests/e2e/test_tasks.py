@@ -174,8 +174,9 @@ def test_a_recurring_task_completed_in_outlook_moves_on_and_keeps_the_done_one(s
     task on; a client sees both, and the copy is a resource of its own."""
     tasks = scratch(stack)
     tasks.save_todo(
-        todo("week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207")
-        .replace("END:VTODO", "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VTODO")
+        todo(
+            "week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207"
+        ).replace("END:VTODO", "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VTODO")
     )
     [stored] = exchange_tasks(emulator)
     stored.status = "Completed"
@@ -185,7 +186,10 @@ def test_a_recurring_task_completed_in_outlook_moves_on_and_keeps_the_done_one(s
     by_uid = {str(t.icalendar_component["UID"]): t for t in shown}
     assert "week-1" in by_uid and len(shown) == 2
     moved = by_uid["week-1"].icalendar_component
-    assert moved["DUE"].dt == dt.date(2026, 12, 14) and str(moved.get("STATUS", "NEEDS-ACTION")) == "NEEDS-ACTION"
+    assert (
+        moved["DUE"].dt == dt.date(2026, 12, 14)
+        and str(moved.get("STATUS", "NEEDS-ACTION")) == "NEEDS-ACTION"
+    )
     [done] = [t for uid, t in by_uid.items() if uid != "week-1"]
     assert str(done.icalendar_component["STATUS"]) == "COMPLETED" and "RRULE" not in done.data
     # the completed occurrence is a resource of its own: edited, it keeps its name and UID

@@ -1,5 +1,10 @@
 """A recurring VTODO with RECURRENCE-ID overrides (RFC 5545 §3.8.4.4) → the one task Exchange holds.
 
+Without overrides, a completed master (STATUS:COMPLETED, or a COMPLETED date / PERCENT-COMPLETE:100
+without STATUS) is the whole series done (RFC 5545: the master's properties are the series'): a completed
+task that no longer recurs, the shape every "all done" below takes. Exchange's own completion (a completed
+copy and the task moved on) is the current occurrence's, and is asked for with an override.
+
 EWS tasks have no exceptions: a recurring task is one item, its current occurrence (StartDate/DueDate)
 and a pattern that Exchange moves on when the occurrence is completed (the completed one is kept apart).
 Clients that complete one occurrence inside the task (python-caldav's ``complete(handle_rrule=True,
