@@ -214,3 +214,13 @@ def test_a_recurring_task_not_completed_keeps_recurring(status):
     body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", f"STATUS:{status}")
     task = from_vtodo(body).task
     assert task.status != "Completed" and task.recurrence.boundary.number == 3
+
+
+def test_a_series_completed_as_a_whole_and_reopened_in_outlook_is_shown_without_its_rule():
+    """Exchange holds the task without recurrence once the series is done: reopened in Outlook, it is
+    one pending task, and the client's RRULE (all done) no longer describes it."""
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", "STATUS:COMPLETED")
+    parsed = from_vtodo(body)
+    parsed.task.status, parsed.task.percent_complete = "NotStarted", 0
+    shown = todo_of(to_vtodo(parsed.task, parsed.residual))
+    assert "RRULE" not in shown and str(shown["STATUS"]) == "NEEDS-ACTION"

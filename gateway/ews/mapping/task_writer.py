@@ -59,6 +59,8 @@ def to_vtodo(task: Task, residual: str | None = None) -> str:
     kept_calendar, kept = _load(residual)
     state = parse_state(_state_line(kept)) if kept is not None else {}
     shown = {group for group, digest in state.items() if group in GROUPS and token(task, group) == digest}
+    if task.recurrence is None and task.status != "Completed":
+        shown.discard("RRULE")  # a series the client completed as a whole, reopened: no longer recurring
     uid = getattr(task, "caldav_uid", None) or task_uid(task.id or "")
     lines = [ical.text_line("UID", uid)]
     stamp = task.last_modified_time or task.datetime_created
