@@ -80,9 +80,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_caldav.py::TestForServer*::testIssue397": "dtstart-not-an-occurrence",
     "test_async_integration.py::TestAsyncFor*::test_issue_397": "dtstart-not-an-occurrence",
     "test_examples.py::TestExamples::test_basic_usage_examples": "tasks-apart",
-    "test_caldav.py::TestForServer*::testSearchTodos": "recurring-task-completion",
-    "test_caldav.py::TestForServer*::testTodoRecurringCompleteThisandfuture": "task-instances",
-    "test_async_integration.py::TestAsyncFor*::test_todo_recurring_complete_thisandfuture": "task-instances",
 }
 
 

@@ -146,21 +146,50 @@ def test_a_month_view_of_a_task_list_is_one_find_item_and_one_get_item(stack):
     assert used == {"FindItem": 1, "GetItem": 1}, used
 
 
-@pytest.mark.parametrize("rule", ["RRULE:FREQ=WEEKLY;COUNT=3"])
-def test_completing_a_recurring_task_moves_it_on_and_keeps_the_done_one(stack, emulator, rule):
+def test_completing_a_recurring_task_completes_the_whole_series(stack, emulator):
+    """RFC 5545: STATUS:COMPLETED on the recurring task itself is the series done (python-caldav's
+    ``complete()``); one UpdateItem completes the task and ends its recurrence, Exchange keeps no copy."""
     tasks = scratch(stack)
+    rule = "RRULE:FREQ=WEEKLY;COUNT=3"
     tasks.save_todo(
         todo("week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207", rule)
     )
     [task] = tasks.todos()
-    assert "RRULE:FREQ=WEEKLY;COUNT=3" in task.data
     task.icalendar_component["STATUS"] = "COMPLETED"
+    before = stack.ews_calls()
     task.save()
+    used = delta(before, stack.ews_calls())
+    assert used.get("UpdateItem") == 1 and "CreateItem" not in used, used
+    assert tasks.todos() == []  # nothing of it pending
+    [shown] = tasks.todos(include_completed=True)  # one resource, as the client wrote it
+    assert str(shown.icalendar_component["UID"]) == "week-1" and rule in shown.data
+    assert str(shown.icalendar_component["STATUS"]) == "COMPLETED"
+    [stored] = exchange_tasks(emulator)  # no completed copy, no next occurrence
+    assert stored.status == "Completed" and stored.recurrence is None and not stored.is_recurring
+    assert stored.start_date == dt.date(2026, 12, 7)
+
+
+def test_a_recurring_task_completed_in_outlook_moves_on_and_keeps_the_done_one(stack, emulator):
+    """Outlook completes the current occurrence: Exchange keeps a completed copy and moves the recurring
+    task on; a client sees both, and the copy is a resource of its own."""
+    tasks = scratch(stack)
+    tasks.save_todo(
+        todo(
+            "week-1", "SUMMARY:Water plants", "DTSTART;VALUE=DATE:20261207", "DUE;VALUE=DATE:20261207"
+        ).replace("END:VTODO", "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VTODO")
+    )
+    [stored] = exchange_tasks(emulator)
+    stored.status = "Completed"
+    stored.save(update_fields=["status"])
+    assert len(exchange_tasks(emulator)) == 2
     shown = tasks.todos(include_completed=True)
     by_uid = {str(t.icalendar_component["UID"]): t for t in shown}
     assert "week-1" in by_uid and len(shown) == 2
     moved = by_uid["week-1"].icalendar_component
-    assert moved["DUE"].dt == dt.date(2026, 12, 14) and str(moved["STATUS"]) == "NEEDS-ACTION"
+    assert (
+        moved["DUE"].dt == dt.date(2026, 12, 14)
+        and str(moved.get("STATUS", "NEEDS-ACTION")) == "NEEDS-ACTION"
+    )
     [done] = [t for uid, t in by_uid.items() if uid != "week-1"]
     assert str(done.icalendar_component["STATUS"]) == "COMPLETED" and "RRULE" not in done.data
     # the completed occurrence is a resource of its own: edited, it keeps its name and UID

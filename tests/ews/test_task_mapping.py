@@ -162,3 +162,65 @@ def test_a_regenerating_recurrence_is_shown_without_rrule_and_survives_a_put_bac
     back = from_vtodo(text).task.recurrence  # a client that edits the task and sends it back
     assert isinstance(back.pattern, WeeklyRegeneration) and back.pattern.interval == 2
     assert back.boundary.number == 4
+
+
+def test_instances_of_a_task_that_does_not_recur_are_refused():
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261210").replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID;VALUE=DATE:20261210\r\nSTATUS:COMPLETED\r\nEND:VTODO\r\n"
+        "END:VCALENDAR",
+    )
+    with pytest.raises(InvalidCalendarData, match="recurring task"):
+        from_vtodo(body)
+
+
+def test_the_current_occurrence_of_a_thisandfuture_instance_takes_its_due_and_not_its_duration():
+    body = vtodo(
+        "SUMMARY:x", "DTSTART:20261207T090000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=5"
+    ).replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID:20261207T090000Z\r\nSTATUS:COMPLETED\r\nEND:VTODO\r\n"
+        "BEGIN:VTODO\r\nUID:t-1\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261208T090000Z\r\n"
+        "DTSTART:20261209T090000Z\r\nDURATION:PT1H\r\nDUE:20261210T100000Z\r\nEND:VTODO\r\nEND:VCALENDAR",
+    )
+    task = from_vtodo(body).task
+    assert (task.start_date, task.due_date) == (date(2026, 12, 9), date(2026, 12, 10))
+    assert task.recurrence.boundary.number == 4
+
+
+@pytest.mark.parametrize(
+    "done",
+    [
+        ("STATUS:COMPLETED",),
+        ("STATUS:COMPLETED", "COMPLETED:20261208T100000Z", "PERCENT-COMPLETE:100"),
+        ("COMPLETED:20261208T100000Z",),  # no STATUS: RFC 5545 §3.8.2.1, the date it was completed
+        ("PERCENT-COMPLETE:100",),
+    ],
+)
+def test_a_completed_recurring_task_is_the_whole_series_done(done):
+    """RFC 5545: the master's properties are the series'. Completed, it no longer recurs in Exchange,
+    and the client gets back what it wrote (its RRULE too)."""
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", *done)
+    parsed = from_vtodo(body)
+    assert parsed.task.status == "Completed" and parsed.task.recurrence is None
+    shown = todo_of(to_vtodo(parsed.task, parsed.residual))
+    assert shown["RRULE"]["COUNT"] == [3]
+    for line in done:
+        assert line in to_vtodo(parsed.task, parsed.residual)
+
+
+@pytest.mark.parametrize("status", ["NEEDS-ACTION", "IN-PROCESS", "CANCELLED"])
+def test_a_recurring_task_not_completed_keeps_recurring(status):
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", f"STATUS:{status}")
+    task = from_vtodo(body).task
+    assert task.status != "Completed" and task.recurrence.boundary.number == 3
+
+
+def test_a_series_completed_as_a_whole_and_reopened_in_outlook_is_shown_without_its_rule():
+    """Exchange holds the task without recurrence once the series is done: reopened in Outlook, it is
+    one pending task, and the client's RRULE (all done) no longer describes it."""
+    body = vtodo("SUMMARY:x", "DTSTART;VALUE=DATE:20261207", "RRULE:FREQ=WEEKLY;COUNT=3", "STATUS:COMPLETED")
+    parsed = from_vtodo(body)
+    parsed.task.status, parsed.task.percent_complete = "NotStarted", 0
+    shown = todo_of(to_vtodo(parsed.task, parsed.residual))
+    assert "RRULE" not in shown and str(shown["STATUS"]) == "NEEDS-ACTION"

@@ -11,11 +11,13 @@ row decides name and UID of a completed occurrence Exchange copied from a recurr
 - PUT: SyncFolderItems only for an unknown name, then CreateItem; or GetItem + UpdateItem;
 - DELETE: DeleteItem (GetItem first only for If-Match).
 
-Completing a recurring task (``STATUS:COMPLETED`` on it) is Exchange's to carry out: it keeps the
-completed occurrence as a separate, completed task and moves the recurring one on to its next
-occurrence. After the next sync a client sees its resource again with the next DTSTART/DUE and
-``STATUS:NEEDS-ACTION``, and one new resource (``<name>-<hash>.ics``, UID ``<uid>-<hash>``): the
-completed occurrence.
+A recurring task completed in Outlook is Exchange's doing: it keeps the completed occurrence as a
+separate, completed task and moves the recurring one on to its next occurrence. After the next sync a
+client sees its resource again with the next DTSTART/DUE, and one new resource (``<name>-<hash>.ics``, UID
+``<uid>-<hash>``): the completed occurrence. A PUT completing the recurring task itself (RFC 5545: the
+whole series) is one UpdateItem that completes it and ends its recurrence; a PUT completing occurrences
+inside the task (RECURRENCE-ID overrides, :mod:`gateway.ews.mapping.task_instances`) has the task moved on
+by the PUT itself. Either way the client keeps its one resource.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ def to_vtodo(task: Task, residual: str | None = None) -> str:
     kept_calendar, kept = _load(residual)
     state = parse_state(_state_line(kept)) if kept is not None else {}
     shown = {group for group, digest in state.items() if group in GROUPS and token(task, group) == digest}
+    if task.recurrence is None and task.status != "Completed":
+        shown.discard("RRULE")  # a series the client completed as a whole, reopened: no longer recurring
     uid = getattr(task, "caldav_uid", None) or task_uid(task.id or "")
     lines = [ical.text_line("UID", uid)]
     stamp = task.last_modified_time or task.datetime_created
@@ -81,8 +83,20 @@ def to_vtodo(task: Task, residual: str | None = None) -> str:
     lines += [_block_text(b) for b in blocks if b.name.upper() != "VALARM"]
     header = ical.line("VERSION", "2.0") + ical.line("PRODID", ical.escape_text(PRODID))
     calendar = [line.folded() for line in kept_calendar.lines] if kept_calendar is not None else []
-    zones = _zones(kept_calendar, "".join(lines)) if kept_calendar is not None else []
-    return ical.component("VCALENDAR", [header, *calendar, *zones, ical.component("VTODO", lines)])
+    instances = _instances(kept_calendar, shown)
+    zones = _zones(kept_calendar, "".join(lines + instances)) if kept_calendar is not None else []
+    return ical.component(
+        "VCALENDAR", [header, *calendar, *zones, ical.component("VTODO", lines), *instances]
+    )
+
+
+def _instances(calendar: Block | None, shown: set[str]) -> list[str]:
+    """The client's completed instances (RECURRENCE-ID overrides, :mod:`.task_instances`), while Exchange
+    still has the occurrence, status and rule they made; once Outlook moved or completed the task they
+    no longer describe it and are left out."""
+    if calendar is None or not {"TIME", "STATUS", "RRULE"} <= shown:
+        return []
+    return [_block_text(b) for b in calendar.children("VTODO")[1:]]
 
 
 def _load(residual: str | None) -> tuple[Block | None, Block | None]:

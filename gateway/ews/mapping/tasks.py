@@ -11,7 +11,9 @@ The mapping, field by field, is :mod:`.task_fields` and docs/MAPPING.md ("Tasks"
   ``ACTION:NONE`` sets it; a relative trigger counts from DTSTART (``RELATED=END``: from DUE), a date
   meaning its midnight in the calendar's zone.
 - RRULE becomes the task's recurrence (:mod:`gateway.ews.recurrence_map`), counted from DTSTART or,
-  without one, from DUE. RECURRENCE-ID overrides and RDATE have no Exchange equivalent and are refused.
+  without one, from DUE. RDATE has no Exchange equivalent and is refused; RECURRENCE-ID overrides only
+  when they complete occurrences and say where the series goes on (:mod:`.task_instances`), kept as
+  written.
 - COMPLETED is not written: EWS CompleteDate is Exchange's (set when the status becomes Completed); the
   client's COMPLETED line is shown while the task stays completed, Exchange's date otherwise.
 - The UID is kept in the Task's ``CalDAVUid`` property (EWS tasks have no UID).
@@ -41,7 +43,7 @@ from icalendar import Calendar, Component
 from gateway.common import ical
 from gateway.ews import recurrence_map
 from gateway.ews.exchange import register_item_fields
-from gateway.ews.mapping import content
+from gateway.ews.mapping import content, task_instances
 from gateway.ews.mapping.content import Block, Line
 from gateway.ews.mapping.model import VALID_DATA, invalid
 from gateway.ews.mapping.task_fields import (
@@ -112,13 +114,7 @@ def from_vtodo(text: str, *, default_tz: str = "UTC") -> TaskResource:
         calendar = Calendar.from_ical(text)
     except ValueError as exc:
         raise invalid(f"The body is not valid iCalendar ({exc}).", VALID_DATA, 400) from None
-    todos = [c for c in calendar.subcomponents if c.name == "VTODO"]
-    if len(todos) != 1 or "RECURRENCE-ID" in todos[0]:
-        raise invalid(
-            "Exchange keeps one task per resource: a recurring task's single instances (RECURRENCE-ID) "
-            "cannot be stored; change the whole task instead."
-        )
-    todo = todos[0]
+    todo = task_instances.current([c for c in calendar.subcomponents if c.name == "VTODO"])
     if "RDATE" in todo:
         raise invalid("RDATE (extra occurrences) has no Exchange equivalent for tasks.")
     zone: tzinfo = ZoneInfo(default_tz) if default_tz != "UTC" else UTC
@@ -164,6 +160,8 @@ def _day(todo: Component, name: str, zone: tzinfo) -> EWSDate | None:
 
 def _read_status(todo: Component, task: Task) -> None:
     status = (_text(todo, "STATUS") or "").upper()
+    if not status and task_instances.completed(todo):
+        status = "COMPLETED"  # a COMPLETED date or 100 % without a STATUS: done all the same
     exact = _text(todo, STATUS_X)
     if exact in EWS_TO_STATUS and EWS_TO_STATUS[exact] == status:
         task.status = exact  # the client kept what it was shown for Outlook's Deferred/WaitingOnOthers
@@ -282,12 +280,14 @@ def _residual(text: str, task: Task) -> str | None:
     calendar = content.parse(text)
     if calendar is None:
         return None
-    todo = next(b for b in calendar.blocks if b.name.upper() == "VTODO")
+    todos = [b for b in calendar.blocks if b.name.upper() == "VTODO"]
+    todo = next(b for b in todos if not any(line.key == "RECURRENCE-ID" for line in b.lines))
     kept = Block("VCALENDAR", [line for line in calendar.lines if line.key not in _NOT_KEPT_IN_CALENDAR])
     kept.blocks = [b for b in calendar.blocks if b.name.upper() == "VTIMEZONE"]
     lines = [Line(STATE, (), state_value(task))]
     lines += [line for line in todo.lines if line.key not in RENDERED and line.key != STATE]
     kept.blocks.append(Block("VTODO", lines, list(todo.blocks)))
+    kept.blocks += [b for b in todos if b is not todo]  # completed instances (.task_instances), as written
     written = ical.CRLF.join(kept.unfolded()) + ical.CRLF
     if len(written.encode("utf-8")) > MAX_RESIDUAL_BYTES:
         raise invalid(
