@@ -297,9 +297,8 @@ _SENSITIVITIES = ("Normal", "Personal", "Private", "Confidential")
 _IMPORTANCES = ("Low", "Normal", "High")
 _EDIT = {"writable": True, "deletable": True}  # fields a client sets and may clear again
 
-# ItemId is not listed: every t:CalendarItem starts with it, whatever the shape (see items.item_xml).
-CALENDAR_ITEM_FIELDS: tuple[Field, ...] = (
-    # -- ItemType's part of the sequence
+# The start of ItemType's sequence, shared by every item type (t:CalendarItem, t:Task).
+ITEM_TYPE_HEAD: tuple[Field, ...] = (
     ElementField("ParentFolderId", "item:ParentFolderId", compute=lambda i: T.ParentFolderId(Id=i.folder_id)),
     TextField("ItemClass", "item:ItemClass", compute=lambda i: i.item_class, queryable=True, required=True),
     TextField("Subject", "item:Subject", "subject", **_EDIT, queryable=True, default=True),
@@ -319,6 +318,12 @@ CALENDAR_ITEM_FIELDS: tuple[Field, ...] = (
         "Importance", "item:Importance", "importance", choices=_IMPORTANCES, writable=True, queryable=True
     ),
     DateTimeField("DateTimeCreated", "item:DateTimeCreated", "created", queryable=True),
+)
+
+# ItemId is not listed: every t:CalendarItem starts with it, whatever the shape (see items.item_xml).
+CALENDAR_ITEM_FIELDS: tuple[Field, ...] = (
+    # -- ItemType's part of the sequence
+    *ITEM_TYPE_HEAD,
     BoolField("ReminderIsSet", "item:ReminderIsSet", "reminder_is_set", writable=True),
     IntField("ReminderMinutesBeforeStart", "item:ReminderMinutesBeforeStart", "reminder_minutes", **_EDIT),
     TextField(

@@ -16,16 +16,14 @@ from lxml import etree
 
 from gateway.ews.emulator.calendar_types import parse_recurrence, recurrence_xml
 from gateway.ews.emulator.fields import (
-    BodyField,
+    ITEM_TYPE_HEAD,
     BoolField,
     ChoiceField,
     DateTimeField,
-    ElementField,
     Elements,
     ExtendedPropertyField,
     Field,
     IntField,
-    StringsField,
     TextField,
 )
 from gateway.ews.emulator.model import StoreError
@@ -117,32 +115,12 @@ def task_recurrence_xml(rec: TaskRecurrence) -> etree._Element:
     return elem
 
 
-_SENSITIVITIES = ("Normal", "Personal", "Private", "Confidential")
-_IMPORTANCES = ("Low", "Normal", "High")
 _EDIT = {"writable": True, "deletable": True}
 
 # ItemId is not listed: every t:Task starts with it, whatever the shape (see task_xml).
 TASK_FIELDS: tuple[Field, ...] = (
     # -- ItemType's part of the sequence
-    ElementField("ParentFolderId", "item:ParentFolderId", compute=lambda i: T.ParentFolderId(Id=i.folder_id)),
-    TextField("ItemClass", "item:ItemClass", compute=lambda i: i.item_class, queryable=True, required=True),
-    TextField("Subject", "item:Subject", "subject", **_EDIT, queryable=True, default=True),
-    ChoiceField(
-        "Sensitivity",
-        "item:Sensitivity",
-        "sensitivity",
-        choices=_SENSITIVITIES,
-        writable=True,
-        queryable=True,
-    ),
-    BodyField("Body", "item:Body", "body", **_EDIT, queryable=True),
-    DateTimeField("DateTimeReceived", "item:DateTimeReceived", "created"),
-    IntField("Size", "item:Size", compute=lambda i: len(i.subject) + len(i.body) + 512),
-    StringsField("Categories", "item:Categories", "categories", **_EDIT, queryable=True),
-    ChoiceField(
-        "Importance", "item:Importance", "importance", choices=_IMPORTANCES, writable=True, queryable=True
-    ),
-    DateTimeField("DateTimeCreated", "item:DateTimeCreated", "created", queryable=True),
+    *ITEM_TYPE_HEAD,
     DateTimeField("ReminderDueBy", "item:ReminderDueBy", "reminder_due_by", **_EDIT, queryable=True),
     BoolField("ReminderIsSet", "item:ReminderIsSet", "reminder_is_set", writable=True, queryable=True),
     IntField("ReminderMinutesBeforeStart", "item:ReminderMinutesBeforeStart", "reminder_minutes", **_EDIT),
