@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from exchangelib import EWSDateTime, EWSTimeZone
+from exchangelib.items import CalendarItem
 
 from gateway.accounts.service import ConnectRequest
 from gateway.accounts.settings import UserSettings
 from gateway.ews.calendar_ids import primary_calendar_id
 from tests.e2e.test_freebusy import alice_ids, folder_truth, today_utc, truth
-from tests.e2e.test_read_path import delta
+from tests.e2e.test_read_path import delta, exchange_account
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
@@ -169,6 +171,17 @@ def test_other_attendees_busy_time_is_left_out(stack, emulator):
     choose_calendars(stack)
     start, end = two_weeks()
     alone = {parse(s) for s in slots(stack, start, end).json()["slots"]}
+    # bob is busy during one of alice's free slots, whatever the seed holds for these dates
+    busy_from, busy_to = sorted(alone)[len(alone) // 2]
+    bob_account = exchange_account(emulator, "bob@example.com")
+    CalendarItem(
+        account=bob_account,
+        folder=bob_account.calendar,
+        subject="Bob: busy",
+        legacy_free_busy_status="Busy",
+        start=EWSDateTime.from_datetime(busy_from.astimezone(dt.UTC)).astimezone(EWSTimeZone("UTC")),
+        end=EWSDateTime.from_datetime(busy_to.astimezone(dt.UTC)).astimezone(EWSTimeZone("UTC")),
+    ).save()
     together = {parse(s) for s in slots(stack, start, end, attendee="bob@example.com").json()["slots"]}
     bob = truth(emulator, "bob@example.com", start, end)
     assert together < alone
