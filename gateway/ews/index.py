@@ -252,6 +252,15 @@ class ItemIndex(CollectionRecords):
         """Held while a calendar's index is written from Exchange's answers (a sync, a recorded write)."""
         return self._locks.hold(f"index:{calendar_key}")
 
+    def sync_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """This process's half of :meth:`lock`: held by a sync across its EWS call (one sync of a
+        calendar at a time per process), with no database connection."""
+        return self._locks.hold_here(f"index:{calendar_key}")
+
+    def write_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """The cross-replica half of :meth:`lock`, taken inside :meth:`sync_lock` around a sync's write."""
+        return self._locks.hold_shared(f"index:{calendar_key}")
+
     def create_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
         """Held by a PUT from its look-up in Exchange to its CreateItem, so that two PUTs of one new
         name or UID (in any replica) never both find nothing and both create (docs/WRITES.md rule 6)."""
