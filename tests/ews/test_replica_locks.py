@@ -277,3 +277,29 @@ async def test_a_sync_overtaken_again_and_again_holds_the_lock_across_its_last_a
     rows = await first.items(CAL)
     assert sorted(r.name for r in rows) == ["put-0.ics", "put-1.ics", "put-2.ics"]
     assert not any(r.provisional for r in rows) and seq == 3  # confirmed, no new numbers
+
+
+async def test_a_change_another_replica_numbers_during_a_quiet_sync_is_reported_once(
+    replicas, monkeypatch
+) -> None:
+    """A's SyncFolderItems finds nothing new, while B records a create: A's sync-collection answers
+    with its own state's token and without B's change, which the next sync from that token reports."""
+    first, second = (ItemIndex(db.engine, db.locks) for db in replicas)
+    await first.apply(CAL, "s1", [ItemChange("x", "ck", "x.ics", "uid-x")], "epoch")
+    exchange = _ScriptedExchange([("s1", [])])
+
+    async def meanwhile(n: int) -> None:
+        async with asyncio.timeout(2), second.lock(CAL):
+            await second.record_created(CAL, ItemChange("put", "ck", "put.ics", "uid-put"))
+
+    exchange.meanwhile = meanwhile
+    monkeypatch.setattr(tracking, "_sync_folder", exchange.sync_folder)
+    tracker = tracking.ChangeTracker(exchange, first)  # type: ignore[arg-type]
+    cal = SimpleNamespace(key=CAL, account=None, folder=None, tasks=False)
+    epoch, seq = await tracker.refresh(cal)  # type: ignore[arg-type]
+    assert (epoch, seq) == ("epoch", 1)
+    token = tracking.sync_token(epoch, 1)
+    now = await tracker.change_set(cal, None, epoch, seq, token, None)  # type: ignore[arg-type]
+    assert (now.sync_token, now.changed, now.deleted) == (token, [], [])
+    later = await tracker.change_set(cal, None, epoch, 2, token, None)  # type: ignore[arg-type]
+    assert [c.name for c in later.changed] == ["put.ics"]

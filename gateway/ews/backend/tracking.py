@@ -172,6 +172,9 @@ class ChangeTracker:
             if token_epoch != epoch or since > seq:
                 raise InvalidSyncToken("This sync-token is no longer valid; start a fresh sync.")
         rows = await self._index.items(cal.key, since_seq=since, include_deleted=bool(token))
+        # Changes another replica numbered after ``seq`` (while this request's sync asked Exchange) wait
+        # for the next token: reported now under ``seq``, they would be reported again from it.
+        rows = [r for r in rows if r.seq <= seq]
         truncated = limit is not None and len(rows) > limit
         if truncated:
             rows = rows[:limit]
