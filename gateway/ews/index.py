@@ -35,10 +35,13 @@ How the index converges to Exchange's state whatever the order of PUT, DELETE, s
 - A restart changes nothing of the above: provisional rows and requested deletions live in the
   database, and the next sync judges them as any other.
 
-The ChangeTracker (gateway/ews/backend/tracking.py) runs each calendar's sync (its EWS call and
-:meth:`apply`) and the gateway's own records under one per-calendar lock (:meth:`ItemIndex.lock`, a
-PostgreSQL advisory lock shared by every replica: gateway/store/locks.py), so they never interleave,
-in one process or across replicas. The numbers themselves are taken from the database inside the
+The ChangeTracker (gateway/ews/backend/tracking.py) writes each calendar's syncs (:meth:`apply`) and
+the gateway's own records under one per-calendar lock (:meth:`ItemIndex.lock`, a PostgreSQL advisory
+lock shared by every replica: gateway/store/locks.py), so they never interleave, in one process or
+across replicas. A sync holds only the in-process half (:meth:`ItemIndex.sync_lock`) across its EWS
+call and takes the shared half (:meth:`ItemIndex.write_lock`) for its write, where it re-reads the
+state: an answer asked from a state something else has since written over is dropped and asked again,
+so every :meth:`apply` still starts from the state its SyncFolderItems started from. The numbers themselves are taken from the database inside the
 writing transaction, the calendar's state row locked (``FOR UPDATE``; ``seq + 1`` for single records),
 never from a process's memory.
 """
@@ -251,6 +254,15 @@ class ItemIndex(CollectionRecords):
     def lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
         """Held while a calendar's index is written from Exchange's answers (a sync, a recorded write)."""
         return self._locks.hold(f"index:{calendar_key}")
+
+    def sync_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """This process's half of :meth:`lock`: held by a sync across its EWS call (one sync of a
+        calendar at a time per process), with no database connection."""
+        return self._locks.hold_here(f"index:{calendar_key}")
+
+    def write_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
+        """The cross-replica half of :meth:`lock`, taken inside :meth:`sync_lock` around a sync's write."""
+        return self._locks.hold_shared(f"index:{calendar_key}")
 
     def create_lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
         """Held by a PUT from its look-up in Exchange to its CreateItem, so that two PUTs of one new

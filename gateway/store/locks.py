@@ -58,16 +58,29 @@ class Locks:
 
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
+        async with self.hold_here(name), self.hold_shared(name):
+            yield
+
+    @asynccontextmanager
+    async def hold_here(self, name: str) -> AsyncIterator[None]:
+        """Only this process's half of :meth:`hold`: no lock connection is taken. A holder that waits
+        for something slow (an EWS call) holds this, and :meth:`hold_shared` only around its writes."""
         local = self._local.get(name)
         if local is None:
             local = self._local[name] = asyncio.Lock()
         async with local:
-            if self._engine is None:
-                yield
-                return
-            async with self._engine.begin() as conn:
-                await conn.execute(_TAKE, {"key": lock_key(name)})
-                yield  # the commit (or rollback) at the block's end releases the lock
+            yield
+
+    @asynccontextmanager
+    async def hold_shared(self, name: str) -> AsyncIterator[None]:
+        """The cross-process half of :meth:`hold`, to take only inside ``hold_here(name)`` (so a
+        process still uses at most one lock connection per name); nothing on SQLite."""
+        if self._engine is None:
+            yield
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(_TAKE, {"key": lock_key(name)})
+            yield  # the commit (or rollback) at the block's end releases the lock
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -133,3 +133,47 @@ def test_collection_properties_set_through_one_replica_show_on_the_other_at_once
         while described(b) != (color, name):
             assert time.monotonic() - started < 1.0, described(b)
             time.sleep(0.05)
+
+
+def test_a_sync_waiting_for_exchange_holds_no_lock_connection(replicas, emulator, database_url) -> None:
+    """While A's SyncFolderItems waits for Exchange, B creates an event in the same calendar (its
+    sync and its index record need the calendar's cross-replica lock) and syncs it; A's answer, then
+    written on top of B's, reports the event once (docs/WRITES.md, "Replicas")."""
+    first, second = replicas
+    url = str(dav_client(first).principal().calendars()[0].url)
+    a, b = Client(first, url), Client(second, url.replace(first.base_url, second.base_url))
+    token, _, _ = a.sync(None)
+    assert b.sync(token)[1:] == ({}, set())
+
+    synced = emulator.stats()["operations"].get("SyncFolderItems", 0)
+    emulator.set_faults(
+        rules=[{"kind": "latency", "latency_ms": 6000, "operation": "SyncFolderItems", "count": 1}]
+    )
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(a.sync, token)
+        started = time.monotonic()
+        while emulator.stats()["operations"].get("SyncFolderItems", 0) == synced:
+            assert time.monotonic() - started < 5, "A's SyncFolderItems never reached Exchange"
+            time.sleep(0.05)
+        assert b.put("meanwhile.ics", event(str(uuid.uuid4()), "Meanwhile")).status_code == 201
+        newer, changed, deleted = b.sync(token)
+        assert list(changed) == ["meanwhile.ics"] and not deleted
+        assert not slow.done()  # B neither waited for A's sync nor found the lock taken by it
+        assert first.run(_advisory_locks(database_url)) == 0
+        after, changed, deleted = slow.result()
+    assert list(changed) == ["meanwhile.ics"] and not deleted
+    assert after == newer  # A's answer was asked again from B's state: nothing more to number
+    assert a.sync(after)[1:] == ({}, set()) and b.sync(after)[1:] == ({}, set())
+    assert first.run(_repeated_numbers(database_url)) == []
+
+
+async def _advisory_locks(url: str) -> int:
+    """How many advisory locks (the index, create and discovery locks of every replica) are held."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (
+                await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+            ).scalar()
+    finally:
+        await engine.dispose()

@@ -9,16 +9,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
 
+from gateway.ews.backend import tracking
 from gateway.ews.index import ItemChange, ItemIndex
 from gateway.store.database import Database
 from gateway.store.schema import calendar_state, indexed_item
 
 CAL = "account-1/calendar"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -127,6 +131,7 @@ async def test_two_replicas_writing_one_calendar_number_every_change_once(replic
 
 WRITER = """
 import asyncio, sys
+from gateway.ews.backend import tracking
 from gateway.ews.index import ItemChange, ItemIndex
 from gateway.store.database import Database
 async def main():
@@ -184,3 +189,117 @@ async def test_a_replica_killed_in_the_middle_of_writes_loses_nothing_and_blocks
     assert all(live.get(name, 0) >= 1 and live[name] <= seq for name, seq in recorded.items())  # none lost
     synced = [i.name for i in items if i.name.startswith("sync-")]
     assert len(synced) % 50 == 0  # a sync's answer is written whole or not at all
+
+
+class _ScriptedExchange:
+    """EwsCalls and SyncFolderItems for a ChangeTracker: each call waits until the test lets it go,
+    then answers the next scripted (new state, changes) and notes the state it was asked from."""
+
+    def __init__(self, answers: list[tuple[str, list[ItemChange]]]) -> None:
+        self.answers = answers
+        self.asked_from: list[str | None] = []
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+        self.meanwhile: Callable[[int], Awaitable[None]] | None = None  # run while call n waits
+
+    async def run(self, account: object, operation: str, call: Callable[[], T]) -> T:
+        assert operation == "SyncFolderItems"
+        self.waiting.set()
+        if self.meanwhile is not None:
+            await self.meanwhile(len(self.asked_from))
+        else:
+            await self.go.wait()
+        return call()
+
+    def sync_folder(
+        self, folder: object, sync_state: str | None, tasks: bool
+    ) -> tuple[str, list[ItemChange]]:
+        self.asked_from.append(sync_state)
+        return self.answers.pop(0)
+
+
+async def test_a_sync_answer_overtaken_by_another_replicas_write_is_asked_again(
+    replicas, monkeypatch
+) -> None:
+    """A's SyncFolderItems (asked from s1) still reports an item that B's gateway deleted meanwhile;
+    A does not hold the cross-replica lock while it waits, and does not write that stale answer over
+    B's deletion: it asks again from the state B left."""
+    first, second = (ItemIndex(db.engine, db.locks) for db in replicas)
+    await first.apply(CAL, "s1", [ItemChange("x", "ck1", "x.ics", "uid-x")], "epoch")
+    exchange = _ScriptedExchange(
+        [("s2", [ItemChange("x", "ck2", "x.ics", "uid-x")]), ("s3", [ItemChange("x")])]
+    )
+    monkeypatch.setattr(tracking, "_sync_folder", exchange.sync_folder)
+    tracker = tracking.ChangeTracker(exchange, first)  # type: ignore[arg-type]
+    cal = SimpleNamespace(key=CAL, account=None, folder=None, tasks=False)
+    syncing = asyncio.create_task(tracker.refresh(cal))  # type: ignore[arg-type]
+    await asyncio.wait_for(exchange.waiting.wait(), 5)
+    async with asyncio.timeout(2), second.lock(CAL):  # free: A holds no lock connection now
+        deleted_at = await second.record_deleted(CAL, "x")
+    exchange.go.set()
+    epoch, seq = await asyncio.wait_for(syncing, 10)
+    assert exchange.asked_from == ["s1", "s1"]  # the first answer was dropped, not written
+    (row,) = await first.items(CAL, include_deleted=True)
+    assert row.deleted and row.seq == deleted_at == seq  # Exchange's report of it took no second number
+    assert (await first.state(CAL)).sync_state == "s3"
+
+
+async def test_a_sync_overtaken_again_and_again_holds_the_lock_across_its_last_attempt(
+    replicas, monkeypatch
+) -> None:
+    """Another replica records a create during each of A's first SYNC_ATTEMPTS SyncFolderItems; A's
+    next attempt holds the cross-replica lock across its EWS call, so it ends, and its answer
+    confirms the three provisional rows."""
+    first, second = (ItemIndex(db.engine, db.locks) for db in replicas)
+    await first.apply(CAL, "s1", [], "epoch")
+    created = [ItemChange(f"put-{n}", "ck", f"put-{n}.ics", f"uid-{n}") for n in range(3)]
+    exchange = _ScriptedExchange([("s2", [])] * tracking.SYNC_ATTEMPTS + [("s2", created)])
+    locked_out: list[int] = []
+
+    async def meanwhile(n: int) -> None:
+        if n < tracking.SYNC_ATTEMPTS:
+            async with asyncio.timeout(2), second.lock(CAL):
+                await second.record_created(CAL, created[n])
+            return
+        try:
+            async with asyncio.timeout(0.5), second.lock(CAL):
+                pass
+        except TimeoutError:
+            locked_out.append(n)
+
+    exchange.meanwhile = meanwhile
+    monkeypatch.setattr(tracking, "_sync_folder", exchange.sync_folder)
+    tracker = tracking.ChangeTracker(exchange, first)  # type: ignore[arg-type]
+    cal = SimpleNamespace(key=CAL, account=None, folder=None, tasks=False)
+    epoch, seq = await asyncio.wait_for(tracker.refresh(cal), 20)  # type: ignore[arg-type]
+    assert tracking.SYNC_ATTEMPTS == 3 and exchange.asked_from == ["s1"] * 4
+    assert locked_out == [3]
+    rows = await first.items(CAL)
+    assert sorted(r.name for r in rows) == ["put-0.ics", "put-1.ics", "put-2.ics"]
+    assert not any(r.provisional for r in rows) and seq == 3  # confirmed, no new numbers
+
+
+async def test_a_change_another_replica_numbers_during_a_quiet_sync_is_reported_once(
+    replicas, monkeypatch
+) -> None:
+    """A's SyncFolderItems finds nothing new, while B records a create: A's sync-collection answers
+    with its own state's token and without B's change, which the next sync from that token reports."""
+    first, second = (ItemIndex(db.engine, db.locks) for db in replicas)
+    await first.apply(CAL, "s1", [ItemChange("x", "ck", "x.ics", "uid-x")], "epoch")
+    exchange = _ScriptedExchange([("s1", [])])
+
+    async def meanwhile(n: int) -> None:
+        async with asyncio.timeout(2), second.lock(CAL):
+            await second.record_created(CAL, ItemChange("put", "ck", "put.ics", "uid-put"))
+
+    exchange.meanwhile = meanwhile
+    monkeypatch.setattr(tracking, "_sync_folder", exchange.sync_folder)
+    tracker = tracking.ChangeTracker(exchange, first)  # type: ignore[arg-type]
+    cal = SimpleNamespace(key=CAL, account=None, folder=None, tasks=False)
+    epoch, seq = await tracker.refresh(cal)  # type: ignore[arg-type]
+    assert (epoch, seq) == ("epoch", 1)
+    token = tracking.sync_token(epoch, 1)
+    now = await tracker.change_set(cal, None, epoch, seq, token, None)  # type: ignore[arg-type]
+    assert (now.sync_token, now.changed, now.deleted) == (token, [], [])
+    later = await tracker.change_set(cal, None, epoch, 2, token, None)  # type: ignore[arg-type]
+    assert [c.name for c in later.changed] == ["put.ics"]

@@ -22,13 +22,16 @@ from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.calendar_ids import derived_name, distinct_name, task_uid
 from gateway.ews.exchange import CALDAV_NAME, CALDAV_UID
-from gateway.ews.index import ItemChange, ItemIndex
+from gateway.ews.index import CalendarState, ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
 
 SYNC_TOKEN_PREFIX = "http://exchange-caldav-gateway.invalid/sync/"
 SYNC_PAGE = 512
 UNSYNCED = "unsynced"  # the epoch shown for a calendar whose index was never built
+# Syncs of one calendar whose answer another replica's write overtook before the sync holds the write
+# lock across its EWS call (bounded, so a busy calendar cannot keep one replica re-asking forever).
+SYNC_ATTEMPTS = 3
 
 
 def sync_token(epoch: str, seq: int) -> str:
@@ -57,31 +60,70 @@ class ChangeTracker:
         self._recording: dict[str, set[asyncio.Task[None]]] = {}
 
     async def refresh(self, cal: MailboxCalendar) -> tuple[str, int]:
-        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq)."""
-        async with STAGES.entering(self._index.lock(cal.key), "index_lock"):
-            state = await self._index.state(cal.key)
-            epoch = state.epoch if state else uuid.uuid4().hex
-            sync_state = state.sync_state if state else None
-            started = state.seq if state else 0  # provisional rows up to here are judged (index.py)
-            try:
-                new_state, changes = await self._calls.run(
-                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state, cal.tasks)
-                )
-            except InvalidSyncToken:
-                # Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
-                await self._index.forget_calendar(cal.key)
-                epoch, started = uuid.uuid4().hex, 0
-                new_state, changes = await self._calls.run(
-                    cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, None, cal.tasks)
-                )
-            if state and new_state == state.sync_state and not changes and not state.provisional:
-                return epoch, state.seq
-            if cal.tasks:
-                changes = await self._distinct_tasks(cal, changes)
-            else:
-                changes = _dedupe_names(changes)
-            seq = await self._index.apply(cal.key, new_state, changes, epoch, started)
-            return epoch, seq
+        """One SyncFolderItems (more only while Exchange says more changes wait); returns (epoch, seq).
+
+        One sync of a calendar at a time in this process (:meth:`ItemIndex.sync_lock`), but the lock
+        shared by the replicas (:meth:`ItemIndex.write_lock`, a database connection) is held only
+        around the write: under it the stored state is read again, and if anything wrote the
+        calendar's index since this sync read it (another replica's sync, create or deletion), this
+        answer is discarded and SyncFolderItems asked again from the newer state. An answer is thus
+        only ever written on top of the state it was asked from, as when the lock was held throughout.
+        After SYNC_ATTEMPTS such races the write lock is held across the EWS call as well.
+        """
+        async with STAGES.entering(self._index.sync_lock(cal.key), "index_lock"):
+            for _ in range(SYNC_ATTEMPTS):
+                state = await self._index.state(cal.key)
+                try:
+                    new_state, changes = await self._sync(cal, state.sync_state if state else None)
+                except InvalidSyncToken:
+                    async with STAGES.entering(self._index.write_lock(cal.key), "index_write_lock"):
+                        if await self._index.state(cal.key) != state:
+                            continue  # another replica advanced the state Exchange did not know
+                        return await self._rebuild(cal)
+                if state and new_state == state.sync_state and not changes and not state.provisional:
+                    return state.epoch, state.seq  # nothing to write
+                async with STAGES.entering(self._index.write_lock(cal.key), "index_write_lock"):
+                    if await self._index.state(cal.key) != state:
+                        continue
+                    return await self._write(cal, state, new_state, changes)
+            async with STAGES.entering(self._index.write_lock(cal.key), "index_write_lock"):
+                return await self._refresh_locked(cal)
+
+    async def _refresh_locked(self, cal: MailboxCalendar) -> tuple[str, int]:
+        """A whole sync under the calendar's write lock (after races with other replicas)."""
+        state = await self._index.state(cal.key)
+        try:
+            new_state, changes = await self._sync(cal, state.sync_state if state else None)
+        except InvalidSyncToken:
+            return await self._rebuild(cal)
+        if state and new_state == state.sync_state and not changes and not state.provisional:
+            return state.epoch, state.seq
+        return await self._write(cal, state, new_state, changes)
+
+    async def _rebuild(self, cal: MailboxCalendar) -> tuple[str, int]:
+        """Exchange forgot our state: rebuild the index under a new epoch, old tokens become invalid.
+        Runs under the write lock (the index is emptied first)."""
+        await self._index.forget_calendar(cal.key)
+        new_state, changes = await self._sync(cal, None)
+        return await self._write(cal, None, new_state, changes)
+
+    async def _sync(self, cal: MailboxCalendar, sync_state: str | None) -> tuple[str, list[ItemChange]]:
+        return await self._calls.run(
+            cal.account, "SyncFolderItems", lambda: _sync_folder(cal.folder, sync_state, cal.tasks)
+        )
+
+    async def _write(
+        self, cal: MailboxCalendar, state: CalendarState | None, new_state: str, changes: list[ItemChange]
+    ) -> tuple[str, int]:
+        """Write a SyncFolderItems answer asked from ``state`` (None: from nothing); under the write lock.
+        Provisional rows up to the state's number are judged (index.py)."""
+        epoch = state.epoch if state else uuid.uuid4().hex
+        if cal.tasks:
+            changes = await self._distinct_tasks(cal, changes)
+        else:
+            changes = _dedupe_names(changes)
+        seq = await self._index.apply(cal.key, new_state, changes, epoch, state.seq if state else 0)
+        return epoch, seq
 
     async def _distinct_tasks(self, cal: MailboxCalendar, changes: list[ItemChange]) -> list[ItemChange]:
         """A new task whose name another live task holds gets a name and UID of its own.
@@ -130,6 +172,9 @@ class ChangeTracker:
             if token_epoch != epoch or since > seq:
                 raise InvalidSyncToken("This sync-token is no longer valid; start a fresh sync.")
         rows = await self._index.items(cal.key, since_seq=since, include_deleted=bool(token))
+        # Changes another replica numbered after ``seq`` (while this request's sync asked Exchange) wait
+        # for the next token: reported now under ``seq``, they would be reported again from it.
+        rows = [r for r in rows if r.seq <= seq]
         truncated = limit is not None and len(rows) > limit
         if truncated:
             rows = rows[:limit]
