@@ -119,6 +119,30 @@ def test_a_get_waits_for_a_create_still_being_indexed(stack, emulator, monkeypat
     assert delta(before, stack.ews_calls()) == {"GetItem": 1}
 
 
+def test_a_get_that_reads_the_index_just_before_the_create_is_written_finds_it(stack, emulator, monkeypatch):
+    """The GET's first index read can miss a row whose write commits a moment later (the create was being
+    indexed, then finished before the GET asked whether any was): it reads again instead of asking
+    Exchange with a SyncFolderItems."""
+    real = ItemIndex.by_names
+    missed: list[bool] = []
+
+    async def read_too_early(self, calendar_key, names):
+        if names == ["just-before.ics"] and not missed:
+            missed.append(True)
+            await asyncio.sleep(0.5)  # the create's row is committed meanwhile
+            return {}
+        return await real(self, calendar_key, names)
+
+    monkeypatch.setattr(ItemIndex, "by_names", read_too_early)
+    uid = str(uuid.uuid4())
+    url = primary_url(stack) + "just-before.ics"
+    assert put(stack, url, event(uid)).status_code == 201
+    before = stack.ews_calls()
+    fetched = requests.get(url, auth=("alice", stack.password))
+    assert fetched.status_code == 200 and f"UID:{uid}" in fetched.text
+    assert missed and delta(before, stack.ews_calls()) == {"GetItem": 1}
+
+
 @on_both_stores
 def test_a_retried_create_does_not_duplicate(stack, emulator):
     uid = str(uuid.uuid4())

@@ -112,8 +112,10 @@ class Reader:
         """Objects by name: the index gives their ItemIds (after a SyncFolderItems only for a name it
         lacks), then batched GetItem."""
         located = await self._index.by_names(cal.key, names)
-        if any(name not in located for name in names) and await self._tracker.creates_recorded(cal):
-            located = await self._index.by_names(cal.key, names)  # a PUT just created it
+        if any(name not in located for name in names):
+            # a PUT just created it: wait for its row, and read again even if it was written meanwhile
+            await self._tracker.creates_recorded(cal)
+            located = await self._index.by_names(cal.key, names)
         if any(name not in located for name in names):
             await self._tracker.refresh(cal)
             located = await self._index.by_names(cal.key, names)
