@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -68,7 +69,10 @@ async def _stack(
     try:
         database_url = None
         if store == "postgresql":
-            postgres = await asyncio.to_thread(PostgresServer(workdir / f"pg-{uuid.uuid4().hex[:6]}").start)
+            # Its own directory in the system's temporary one: as root the server runs as another user,
+            # who may not enter the run's (private) work directory.
+            pg_root = Path(tempfile.mkdtemp(prefix="gateway-bench-pg-"))
+            postgres = await asyncio.to_thread(PostgresServer(pg_root).start)
             database_url = postgres.url
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
             for number in range(replicas):
