@@ -85,7 +85,7 @@ def add_event(
     item.reminder_minutes = event.get("reminder", 15)
     _people(item, box, event)
     if "recurrence" in event:
-        item.recurrence = _recurrence(event["recurrence"], day, today)
+        item.recurrence = recurrence(event["recurrence"], day, today)
     box.add_item(item)
     for change in event.get("modified", []):
         _modify(box, item, change, today, now)
@@ -110,9 +110,11 @@ def _people(item: CalendarItem, box: MailboxStore, event: dict[str, Any]) -> Non
         item.my_response_type = "Organizer" if organizer == box.email else "Accept"
 
 
-def _recurrence(data: dict[str, Any], first: date, today: date) -> Recurrence:
+def recurrence(data: dict[str, Any], first: date, today: date, pattern: str | None = None) -> Recurrence:
+    """A seed's recurrence keys as a validated pattern (events, and task_seed.py's tasks); ``pattern``
+    replaces the seed's own (a regenerating task's rule is counted in days)."""
     rec = Recurrence(
-        pattern=data["pattern"],
+        pattern=pattern or data["pattern"],
         start_date=resolve_date(data.get("start", first.isoformat()), today),
         interval=data.get("interval", 1),
         days_of_week=list(data.get("days_of_week", [])),

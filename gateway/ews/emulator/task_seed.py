@@ -11,8 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from gateway.ews.emulator.model import zone_for
-from gateway.ews.emulator.recurrence import Recurrence
-from gateway.ews.emulator.seed import resolve_date, seed_today
+from gateway.ews.emulator.seed import recurrence, resolve_date, seed_today
 from gateway.ews.emulator.store import CalendarStore, MailboxStore
 from gateway.ews.emulator.tasks import REGENERATIONS, TASK_CLASS, Task, TaskRecurrence, add_task, new_task
 
@@ -76,20 +75,7 @@ def _task_recurrence(data: dict[str, Any], task: Task, today: date) -> TaskRecur
     regenerate = data.get("regenerate")
     if regenerate is not None and regenerate not in REGENERATIONS:
         raise ValueError(f"seed: regenerate must be one of {REGENERATIONS}")
-    rule = Recurrence(
-        pattern="Daily" if regenerate else data["pattern"],
-        start_date=resolve_date(data.get("start", first.isoformat()), today),
-        interval=data.get("interval", 1),
-        days_of_week=list(data.get("days_of_week", [])),
-        first_day_of_week=data.get("first_day_of_week", "Monday"),
-        day_of_month=data.get("day_of_month"),
-        day_of_week_index=data.get("day_of_week_index"),
-        month=data.get("month"),
-        range_type="EndDate" if "end" in data else "Numbered" if "count" in data else "NoEnd",
-        end_date=resolve_date(data["end"], today) if "end" in data else None,
-        number_of_occurrences=data.get("count"),
-    )
-    rule.validate()
+    rule = recurrence(data, first, today, pattern="Daily" if regenerate else None)
     return TaskRecurrence(rule, regenerate)
 
 
