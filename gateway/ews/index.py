@@ -251,6 +251,11 @@ class CollectionRecords:
 class ItemIndex(CollectionRecords):
     """Async access to the index tables (SQLAlchemy Core)."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether other processes (replicas on one PostgreSQL) read and write this index too."""
+        return self._locks.shared
+
     def lock(self, calendar_key: str) -> AbstractAsyncContextManager[None]:
         """Held while a calendar's index is written from Exchange's answers (a sync, a recorded write)."""
         return self._locks.hold(f"index:{calendar_key}")

@@ -4,10 +4,12 @@ replica is valid on the other, and a write through one is reported by the other 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -15,8 +17,9 @@ from lxml import etree
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.ews.index import ItemIndex
 from tests.e2e.convergence import DAV, Client, event
-from tests.e2e.test_read_path import dav_client
+from tests.e2e.test_read_path import dav_client, delta
 from tests.support.gateway import GatewayStack
 
 
@@ -78,6 +81,33 @@ def test_two_replicas_writing_and_syncing_one_calendar_number_each_change_once(
     assert b.sync(newer)[1:] == ({}, set()) and a.sync(newer)[1:] == ({}, set())
 
     assert first.run(_repeated_numbers(database_url)) == []
+
+
+def test_a_get_through_one_replica_right_after_a_put_through_another_asks_exchange_once(
+    replicas, monkeypatch
+) -> None:
+    """A round-robin balancer sends the client's GET of a new resource (RFC 4791 §5.3.4: the PUT gave no
+    ETag) to another replica: the PUT is answered once its index row is written (slow here, as on a busy
+    database), so that replica finds the name in the index and costs one GetItem, not a SyncFolderItems
+    first."""
+    real = ItemIndex.record_created
+
+    async def slow(self: ItemIndex, *args: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await real(self, *args)
+
+    monkeypatch.setattr(ItemIndex, "record_created", slow)
+    first, second = replicas
+    url = str(dav_client(first).principal().calendars()[0].url)
+    a, b = Client(first, url), Client(second, url.replace(first.base_url, second.base_url))
+    b.sync(None)
+    for n in range(5):
+        uid = str(uuid.uuid4())
+        assert a.put(f"hop-{n}.ics", event(uid)).status_code == 201
+        before = first.ews_calls()
+        fetched = requests.get(f"{b.calendar_url}hop-{n}.ics", auth=b.auth, timeout=60)
+        assert fetched.status_code == 200 and f"UID:{uid}" in fetched.text
+        assert delta(before, first.ews_calls()) == {"GetItem": 1}
 
 
 async def _repeated_numbers(url: str) -> list[tuple[str, int]]:

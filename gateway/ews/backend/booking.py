@@ -121,7 +121,7 @@ class Bookings:
         await self._calls.run(
             cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
         )
-        self._tracker.record_created(cal, ItemChange(item.id, item.changekey, name, uid))
+        await self._tracker.record_created(cal, ItemChange(item.id, item.changekey, name, uid))
         return Booked(calendar_id=cal.calendar_id, name=name, handle=item.id)
 
     async def find_booked(self, principal: Principal, booking: Booking) -> Booked | None:
@@ -139,7 +139,7 @@ class Bookings:
         if entry is None:
             return None
         name = f"{booking.uid}.ics"
-        self._tracker.record_created(cal, ItemChange(entry.id, entry.changekey, name, booking.uid))
+        await self._tracker.record_created(cal, ItemChange(entry.id, entry.changekey, name, booking.uid))
         return Booked(calendar_id=cal.calendar_id, name=name, handle=entry.id)
 
     async def cancel(self, principal: Principal, booked: Booked) -> None:

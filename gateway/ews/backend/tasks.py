@@ -164,7 +164,7 @@ class TaskLists:
         task.caldav_name, task.caldav_uid, task.caldav_fingerprint = name, resource.uid, fingerprint
         task.caldav_residual = resource.residual
         await self._calls.run(cal.account, "CreateItem", lambda: task.save())
-        self._tracker.record_created(cal, ItemChange(task.id, task.changekey, name, resource.uid))
+        await self._tracker.record_created(cal, ItemChange(task.id, task.changekey, name, resource.uid))
 
     async def _update(
         self,

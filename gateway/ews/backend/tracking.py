@@ -187,13 +187,16 @@ class ChangeTracker:
             calendar=info,
         )
 
-    def record_created(self, cal: MailboxCalendar, change: ItemChange) -> None:
-        """Index a created item while the PUT is answered.
+    async def record_created(self, cal: MailboxCalendar, change: ItemChange) -> None:
+        """Index a created item; in one process, while the PUT is answered.
 
         The client's GET of the new resource then finds it without a SyncFolderItems (it waits for
-        this in :meth:`creates_recorded`), and the PUT does not wait for the database. If the record
-        fails, the next sync brings the item. (Occurrences written next may give a series a newer
-        ChangeKey, which the next sync then records as one more change.)
+        this in :meth:`creates_recorded`), and the PUT does not wait for the database. When replicas
+        share the index, the next request may go to another replica, which cannot wait for this one:
+        the PUT is answered once the row is written (a few milliseconds, where the other replica
+        would pay a SyncFolderItems). If the record fails, the next sync brings the item. (Occurrences
+        written next may give a series a newer ChangeKey, which the next sync then records as one
+        more change.)
         """
 
         async def record() -> None:
@@ -214,6 +217,8 @@ class ChangeTracker:
                 )
 
         task.add_done_callback(done)
+        if self._index.shared:
+            await asyncio.wait({task})  # not cancelled with the request, and its failure is only logged
 
     async def record_deleted(self, cal: MailboxCalendar, item_id: str) -> None:
         """Index at once that an item is gone from Exchange (deleted by the gateway, or found missing).

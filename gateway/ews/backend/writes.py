@@ -216,7 +216,7 @@ class Writer:
         item.caldav_residual = resource.residual
         send = invitations.on_create(cal.record, resource)
         await self._calls.run(cal.account, "CreateItem", lambda: item.save(send_meeting_invitations=send))
-        self._tracker.record_created(cal, ItemChange(item.id, item.changekey, put.name, resource.uid))
+        await self._tracker.record_created(cal, ItemChange(item.id, item.changekey, put.name, resource.uid))
         if not (resource.overrides or resource.exdates):
             return
         try:
