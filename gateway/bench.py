@@ -50,7 +50,7 @@ class Profile:
     rounds: int = 10
     heavy_rounds: int = 3  # free/busy of 100 attendees
     warmup: int = 1
-    concurrent_clients: int = 50
+    concurrent_clients: tuple[int, ...] = (50, 100)  # one window per count
     concurrency_seconds: float = 30.0
     cpu_views: int = 10
     connect_parallel: int = 8
@@ -77,7 +77,7 @@ PROFILES = {
         accounts_per_memory_user=5,
         rounds=3,
         heavy_rounds=1,
-        concurrent_clients=10,
+        concurrent_clients=(10,),
         concurrency_seconds=5,
         cpu_views=3,
     ),
@@ -91,7 +91,7 @@ PROFILES = {
         accounts_per_memory_user=2,
         rounds=2,
         heavy_rounds=1,
-        concurrent_clients=3,
+        concurrent_clients=(3,),
         concurrency_seconds=2,
         cpu_views=2,
     ),
@@ -362,24 +362,24 @@ async def _booking(ctx: workloads.Context, mailboxes: list[dict[str, Any]]) -> l
 
 async def _concurrency(
     profile: Profile, ctx: workloads.Context, mailboxes: list[dict[str, Any]], say: Progress
-) -> dict[str, Any]:
-    """Workload 6 on accounts of the free/busy set.
+) -> list[dict[str, Any]]:
+    """Workload 6 on accounts of the free/busy set, one window per client count of the profile.
 
     Their mailboxes have the 2,000-event density around today, so the month views are the same,
     without 50 first-time index builds of 2,000 items dominating the set-up.
     """
     from gateway.benchmarks import load
 
-    say(f"workload concurrency: connecting {profile.concurrent_clients} accounts")
+    most = max(profile.concurrent_clients)
+    say(f"workload concurrency: connecting {most} accounts")
     load_users = await _provision_all(
-        ctx.gateway,
-        ctx.session,
-        [[m] for m in mailboxes[: profile.concurrent_clients]],
-        "load",
-        profile.connect_parallel,
+        ctx.gateway, ctx.session, [[m] for m in mailboxes[:most]], "load", profile.connect_parallel
     )
-    say(f"{len(load_users)} clients for {profile.concurrency_seconds:.0f} s")
-    return await load.concurrency(ctx, load_users, profile.concurrency_seconds)
+    windows = []
+    for clients in profile.concurrent_clients:
+        say(f"{clients} clients for {profile.concurrency_seconds:.0f} s")
+        windows.append(await load.concurrency(ctx, load_users[:clients], profile.concurrency_seconds))
+    return windows
 
 
 async def _memory(

@@ -94,7 +94,8 @@ def test_bench_smoke_runs_every_workload_and_writes_json(tmp_path):
     # a task list costs what a calendar costs: FindItem + GetItem for its month, SyncFolderItems to poll
     assert rows["1t month view, task list"]["ews_calls_by_operation"] == {"FindItem": 1, "GetItem": 1}
     assert rows["2t unchanged poll, task list"]["ews_calls_by_operation"] == {"SyncFolderItems": 1}
-    concurrency = document["concurrency"]
+    [concurrency] = document["concurrency"]  # one window per client count of the profile
+    assert concurrency["clients"] == PROFILES["smoke"].concurrent_clients[0]
     assert concurrency["requests"] > 0 and concurrency["errors"] == 0
     assert sum(op["requests"] for op in concurrency["by_operation"].values()) == concurrency["requests"]
     assert concurrency["loop_lag"]["samples"] > 0  # read from the gateway's /metrics over the window

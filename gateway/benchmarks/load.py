@@ -273,11 +273,14 @@ def full_collections(metrics: str) -> ScrapedHistogram:
 
 async def prepare(client: dav.DavClient, gate: asyncio.Semaphore, month: tuple[datetime, datetime]) -> str:
     """The warm-up, outside the window: sign in (the app password's slow hash), the calendar's first sync (its
-    index) and its first month view, as a client that has been running for a while has done."""
+    index) and its first month view, as a client that has been running for a while has done. Behind
+    replicas taken in turn, such a client has had its month view answered by each of them (each keeps
+    its own renderings), so each replica answers one here."""
     async with gate:
         await client.sign_in()
         token = dav.sync_token_of((await client.ctag()).body)
-        await client.month_view(*month)
+        for url in client.rotation.urls:
+            await dav.DavClient(url, client.user, client.session).month_view(*month)
         return token
 
 

@@ -110,16 +110,18 @@ def table(document: dict[str, Any]) -> str:
             f"{row['name']:<34} {gw['median']:>10.1f} {gw['p95']:>8.1f} {fl['median']:>9.1f} {fl['p95']:>8.1f} "
             f"{ratio:>6} {row['ews_calls']:>7.2f} {row['floor_ews_calls']:>6.2f}  {row['target']} {met}".rstrip()
         )
-    for key in ("concurrency", "memory", "cpu"):
-        if key in document:
-            lines.append(
-                f"{key}: " + ", ".join(f"{k}={v}" for k, v in document[key].items() if k != "by_operation")
-            )
-    for name, op in document.get("concurrency", {}).get("by_operation", {}).items():
+    for window in document.get("concurrency", []):
         lines.append(
-            f"  {name:<18} {op['requests']:>5} requests, {op['errors']} errors, p50 {op['p50_ms']} ms, "
-            f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}"
+            "concurrency: " + ", ".join(f"{k}={v}" for k, v in window.items() if k != "by_operation")
         )
+        for name, op in window["by_operation"].items():
+            lines.append(
+                f"  {name:<18} {op['requests']:>5} requests, {op['errors']} errors, p50 {op['p50_ms']} ms, "
+                f"p99 {op['p99_ms']} ms, p99/p50 {op['p99_over_p50']}"
+            )
+    for key in ("memory", "cpu"):
+        if key in document:
+            lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in document[key].items()))
     return "\n".join(lines)
 
 
