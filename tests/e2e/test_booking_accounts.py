@@ -20,7 +20,7 @@ from exchangelib.items import CalendarItem
 from gateway.accounts.service import ConnectRequest
 from gateway.accounts.settings import UserSettings
 from gateway.ews.calendar_ids import primary_calendar_id
-from tests.e2e.test_booking import book, free_slot, items_at, parse, slots, two_weeks
+from tests.e2e.test_booking import book, choose_calendars, free_slot, items_at, parse, slots, two_weeks
 from tests.e2e.test_freebusy import alice_ids
 from tests.e2e.test_read_path import delta, exchange_account
 
@@ -135,6 +135,29 @@ def test_a_conflict_in_the_second_accounts_sub_calendar_refuses_the_booking(stac
         status, calls = counted_booking(stack, moment, **extra)
         assert status == 409, extra
     assert items_at(emulator, "alice@example.com", moment) == []
+
+
+def test_one_account_with_a_sub_calendar_and_working_hours_given_is_one_request(stack, emulator):
+    choose_calendars(stack)
+    offered = [parse(s)[0] for s in slots(stack, *two_weeks()).json()["slots"]]
+    moment, later = offered[len(offered) // 2], offered[len(offered) // 2 + 8]
+    status, calls = counted_booking(stack, moment, hours="any")
+    assert status == 201
+    assert calls == {"FindItem": 1, "CreateItem": 1}  # alice's Calendar and Projects together; the event
+    alice = exchange_account(emulator)
+    CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Alice: busy",
+        legacy_free_busy_status="Busy",
+        start=EWSDateTime.from_datetime(later.astimezone(UTC)).astimezone(EWSTimeZone("UTC")),
+        end=EWSDateTime.from_datetime(later.astimezone(UTC)).astimezone(EWSTimeZone("UTC"))
+        + dt.timedelta(hours=1),
+    ).save()
+    status, _ = counted_booking(stack, later, hours="any")
+    assert (
+        status == 409
+    )  # offered as free a moment ago: the primary calendar, read by the FindItem, refuses it
 
 
 # --------------------------------------------------------------------------- slots
