@@ -176,3 +176,19 @@ def test_free_slots_with_two_accounts_cost_one_request_per_account_and_sub_calen
     carol_busy(emulator, offered[len(offered) // 2][0], folder="Side")
     later = slots(stack, start, end + dt.timedelta(minutes=5))  # another window: not from the cache
     assert offered[len(offered) // 2] not in [parse(s) for s in later.json()["slots"]]
+
+
+def test_a_checked_calendar_deleted_in_outlook_makes_the_booking_wait_not_guess(stack, emulator):
+    """The one FindItem of carol's Calendar and Side fails for the deleted Side: her busy time is not known,
+    so the booking is refused as Exchange being unable to tell (never booked as if free, never a 500)."""
+    connect_carol(stack, emulator, side=True)
+    moment = free_slot(stack)
+    carol = exchange_account(emulator, "carol@example.com")
+    (carol.calendar / "Side").delete()
+    before = stack.ews_calls()
+    answer = book(stack, moment, hours="any")
+    calls = delta(before, stack.ews_calls())
+    assert answer.status_code == 503, answer.text
+    assert "Side" in answer.json()["message"]
+    assert "CreateItem" not in calls
+    assert items_at(emulator, "alice@example.com", moment) == []
