@@ -366,11 +366,18 @@ class Backend(Protocol):
         (RFC 3744 §9.4 principal-property-search; also a directory principal's PROPFIND by address)."""
 
     async def availability(
-        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        attendees: Sequence[str] = (),
+        *,
+        working_hours: bool = True,
     ) -> Availability:
         """The principal's busy time (every conflict calendar merged), their mailbox's working hours and
-        the other ``attendees``' free/busy, asked of the store now (no cache). Raises
-        BackendUnavailable when the principal's own busy time cannot be known."""
+        the other ``attendees``' free/busy, asked of the store now (no cache). ``working_hours=False``: the
+        caller has its own (``Availability.working_hours`` may then be None), which may spare a request.
+        Raises BackendUnavailable when the principal's own busy time cannot be known."""
 
     async def book(self, principal: Principal, booking: Booking) -> Booked:
         """Create the meeting in the calendar the principal chose for new events (RFC 6638 §9.2

@@ -350,7 +350,13 @@ class MemoryBackend:
         ][:limit]
 
     async def availability(
-        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        attendees: Sequence[str] = (),
+        *,
+        working_hours: bool = True,
     ) -> Availability:
         """Every own calendar counts for conflicts; attendees as :meth:`free_busy` answers them."""
         if "availability" in self.fail:

@@ -1,8 +1,9 @@
 """What the booking API asks of Exchange: availability with working hours, a booking, its cancellation.
 
-- availability: one GetUserAvailability per connected account (the first account's mailbox always, for
-  its WorkingHours and for the other attendees; another account's only when its primary calendar is
-  checked for conflicts) plus one FindItem CalendarView per checked sub-calendar, run concurrently;
+- availability: one request per connected account, run concurrently: GetUserAvailability when only its
+  primary calendar is checked for conflicts, else one FindItem CalendarView naming every checked folder;
+  the first account's mailbox is asked with GetUserAvailability whenever its WorkingHours or other
+  attendees are wanted (nothing else tells them), and its checked sub-calendars are then one FindItem more;
 - a booking: one CreateItem in the calendar chosen for new events, with the invitee as required
   attendee and ``SendMeetingInvitations=SendToAllAndSaveCopy`` (Exchange sends the invitation). The
   account's ``invitations`` option is for CalDAV clients that may send their own; the booking API
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from exchangelib import CalendarItem
@@ -37,6 +39,7 @@ from gateway.caldav.backend import (
 from gateway.ews.backend.busy import FreeBusy, merge_own
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls, raise_first_error
+from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.backend.tracking import ChangeTracker
 from gateway.ews.exchange import calendar_view, ews_datetime
 from gateway.ews.freebusy import mailbox_address
@@ -55,17 +58,35 @@ class Bookings:
         self._tracker = tracker
 
     async def availability(
-        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        attendees: Sequence[str] = (),
+        *,
+        working_hours: bool = True,
     ) -> Availability:
-        """Busy time of every conflict calendar merged, the first mailbox's working hours, and the
-        attendees' free/busy (asked through the first account, in the same GetUserAvailability)."""
+        """Busy time of every conflict calendar merged, the first mailbox's working hours (unless
+        ``working_hours`` is False: the caller has its own) and the attendees' free/busy.
+
+        Each account is one request, run concurrently: a GetUserAvailability when only its primary calendar
+        is checked, else one FindItem CalendarView of every checked folder. The first account is asked
+        with GetUserAvailability whenever its working hours or other attendees are wanted (only that
+        operation tells them), and then its checked sub-calendars are a second request: it reads only the
+        primary calendar."""
         entries = await self._calls.connected(principal)
         if not entries:
             raise NotFound(f"{principal.username} has no Exchange account connected.")
         selected = await self._busy.conflict_calendars(principal)
-        primaries = {c.record.account_id for c in selected if c.primary}
         own = {entry.record.email.lower() for entry in entries}
         others = list(dict.fromkeys(m for m in map(mailbox_address, attendees) if m not in own))
+        plans = [
+            _plan(
+                [c for c in selected if c.record.account_id == entry.record.account_id],
+                wanted=position == 0 and (working_hours or bool(others)),
+            )
+            for position, entry in enumerate(entries)
+        ]
 
         async def ask(position: int) -> list[FreeBusyResult]:
             record = entries[position].record
@@ -73,23 +94,23 @@ class Bookings:
             account = self._calls.account(entries[position])
             return await self._busy.ask_availability(account, mailboxes, start, end, record.working_elsewhere)
 
-        asked = [i for i, e in enumerate(entries) if i == 0 or e.record.account_id in primaries]
-        subs = [cal for cal in selected if not cal.primary]
-        accounts_answers, sub_answers = await asyncio.gather(  # all at once: one round trip's wait
+        asked = [i for i, plan in enumerate(plans) if plan.asks_availability]
+        viewed = [plan.viewed for plan in plans if plan.viewed]
+        accounts_answers, view_answers = await asyncio.gather(  # all at once: one round trip's wait
             asyncio.gather(*(ask(i) for i in asked)),
-            asyncio.gather(*(self._busy.sub_calendar_busy(cal, start, end) for cal in subs)),
+            asyncio.gather(*(self._busy.calendars_busy(cals, start, end) for cals in viewed)),
         )
         by_account = dict(zip(asked, accounts_answers, strict=True))
-        parts = [by_account[i][0] for i in asked if entries[i].record.account_id in primaries]
-        parts += sub_answers
+        parts = [by_account[i][0] for i in asked if plans[i].primary_from_availability]
+        parts += view_answers
         mine = merge_own(parts)
         if mine.status != "2.0" or mine.no_data:
             raise BackendUnavailable(mine.message or "Exchange could not tell your free/busy time.")
-        first = by_account[0]
-        results = dict(zip(others, first[1:], strict=True))
+        first = by_account.get(0)
+        results = dict(zip(others, first[1:], strict=True)) if first else {}
         return Availability(
             busy=mine.periods,
-            working_hours=first[0].working_hours,
+            working_hours=first[0].working_hours if first else None,
             attendees=[_addressed(a, results.get(mailbox_address(a))) for a in attendees],
         )
 
@@ -163,6 +184,32 @@ class Bookings:
         except NotFound:
             pass  # deleted in Outlook meanwhile: the booking is cancelled either way
         await self._tracker.record_deleted(cal, booked.handle)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one account is asked: GetUserAvailability (its mailbox, and the attendees' through the first
+    account) and/or one FindItem CalendarView of ``viewed``."""
+
+    checked: list[MailboxCalendar]
+    asks_availability: bool
+    viewed: list[MailboxCalendar]
+
+    @property
+    def primary_from_availability(self) -> bool:
+        return self.asks_availability and any(c.primary for c in self.checked)
+
+
+def _plan(checked: list[MailboxCalendar], *, wanted: bool) -> _Plan:
+    """One request per account; two when GetUserAvailability is ``wanted`` (the first account's, for its
+    working hours or the attendees: no other operation tells them) and a sub-calendar is checked (that
+    operation reads only the primary calendar)."""
+    subs = [c for c in checked if not c.primary]
+    if wanted:
+        return _Plan(checked, True, subs)
+    if checked and not subs:  # only the primary: the compact merged answer
+        return _Plan(checked, True, [])
+    return _Plan(checked, False, checked)  # the primary (if checked) and sub-calendars in one FindItem
 
 
 def _addressed(attendee: str, result: FreeBusyResult | None) -> FreeBusyResult:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from exchangelib import Account, CalendarItem
+from exchangelib.folders.collections import FolderCollection
 
 from gateway.caldav.backend import BackendError, BusyPeriod, FreeBusyResult, Principal
 from gateway.common.timezones import to_utc
@@ -32,16 +33,29 @@ class FreeBusy:
 
     async def folder_busy(self, cal: MailboxCalendar, start: datetime, end: datetime) -> list[BusyPeriod]:
         """One FindItem CalendarView of the folder; each instance's LegacyFreeBusyStatus becomes an FBTYPE."""
-        folder = cal.folder
+        return await self.folders_busy([cal], start, end)
+
+    async def folders_busy(
+        self, cals: Sequence[MailboxCalendar], start: datetime, end: datetime
+    ) -> list[BusyPeriod]:
+        """The busy time of calendars of one account from one FindItem CalendarView naming every folder in
+        its ParentFolderIds (the operation takes any number of folders and answers one RootFolder each):
+        one round trip however many calendars the account checks."""
+        account, record = cals[0].account, cals[0].record
+        folders = FolderCollection(account=account, folders=[cal.folder for cal in cals])
 
         def view() -> list[CalendarItem]:
-            return list(folder.view(start=ews_datetime(start), end=ews_datetime(end)).only(*_BUSY_FIELDS))
+            found = list(folders.view(start=ews_datetime(start), end=ews_datetime(end)).only(*_BUSY_FIELDS))
+            failed = next((f for f in found if isinstance(f, Exception)), None)
+            if failed is not None:  # one folder's answer failed (gone meanwhile): no partial busy time
+                raise failed
+            return found
 
         periods = []
-        for item in await self._calls.run(cal.account, "FindItem", view):
+        for item in await self._calls.run(account, "FindItem", view):
             if item.is_cancelled:
                 continue  # a cancelled meeting stays in the attendee's calendar but is not busy (as in GetUserAvailability)
-            fbtype = fbtype_for(item.legacy_free_busy_status, cal.record.working_elsewhere)
+            fbtype = fbtype_for(item.legacy_free_busy_status, record.working_elsewhere)
             if fbtype is not None:
                 periods.append(BusyPeriod(max(to_utc(item.start), start), min(to_utc(item.end), end), fbtype))
         return periods
@@ -88,11 +102,19 @@ class FreeBusy:
 
     async def sub_calendar_busy(self, cal: MailboxCalendar, start: datetime, end: datetime) -> FreeBusyResult:
         """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
+        return await self.calendars_busy([cal], start, end)
+
+    async def calendars_busy(
+        self, cals: Sequence[MailboxCalendar], start: datetime, end: datetime
+    ) -> FreeBusyResult:
+        """Selected calendars of one account as one part of the own free/busy (:meth:`folders_busy`, one
+        FindItem); a failure fails only the own answer."""
         try:
-            return FreeBusyResult(cal.record.email, "2.0", await self.folder_busy(cal, start, end))
+            return FreeBusyResult(cals[0].record.email, "2.0", await self.folders_busy(cals, start, end))
         except BackendError as exc:
-            reason = f"The calendar {cal.display_name!r} could not be read: {exc}"
-            return FreeBusyResult(cal.record.email, "5.1", message=reason)
+            names = ", ".join(repr(cal.display_name) for cal in cals)
+            reason = f"The calendar{'s' if len(cals) > 1 else ''} {names} could not be read: {exc}"
+            return FreeBusyResult(cals[0].record.email, "5.1", message=reason)
 
     async def ask_availability(
         self, account: Account, mailboxes: list[str], start: datetime, end: datetime, working_elsewhere: str

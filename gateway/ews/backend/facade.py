@@ -245,10 +245,19 @@ class EwsBackend:
     # --- the booking API -----------------------------------------------------------------------
 
     async def availability(
-        self, principal: Principal, start: datetime, end: datetime, attendees: Sequence[str] = ()
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        attendees: Sequence[str] = (),
+        *,
+        working_hours: bool = True,
     ) -> Availability:
-        """GetUserAvailability per account (with WorkingHours), FindItem CalendarView per sub-calendar."""
-        return await self._bookings.availability(principal, start, end, attendees)
+        """One request per account (GetUserAvailability or one FindItem CalendarView of its checked folders),
+        the first account's GetUserAvailability for its WorkingHours and the attendees."""
+        return await self._bookings.availability(
+            principal, start, end, attendees, working_hours=working_hours
+        )
 
     async def book(self, principal: Principal, booking: Booking) -> Booked:
         """One CreateItem in the calendar for new events, sending the invitation."""
