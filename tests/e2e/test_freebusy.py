@@ -435,6 +435,35 @@ def test_own_free_busy_follows_the_conflict_calendar_choice(stack, emulator):
     assert alice_spans() == primary
 
 
+def test_two_checked_sub_calendars_of_one_account_are_one_finditem(stack, emulator):
+    """Projects and a second sub-calendar both checked: alice's own free/busy is one GetUserAvailability
+    (the primary) and one FindItem CalendarView naming both folders, and shows both calendars' busy time."""
+    start, end = two_weeks()
+    side = dav_client(stack).principal().make_calendar(name="Side")
+    when = start + dt.timedelta(days=3, hours=9)
+    side.save_event(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:side-busy\r\n"
+        f"DTSTAMP:20260101T000000Z\r\nDTSTART:{when:%Y%m%dT%H%M%SZ}\r\n"
+        f"DTEND:{when + dt.timedelta(hours=1):%Y%m%dT%H%M%SZ}\r\nSUMMARY:Side work\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    check_projects_for_conflicts(stack, True)
+    accounts = stack.stack.services.accounts
+    user_id, _ = alice_ids(stack)
+    chosen = stack.run(accounts.settings(user_id)).conflict_calendar_ids
+    side_id = side.url.path.rstrip("/").rsplit("/", 1)[-1]
+    stack.run(accounts.save_settings(user_id, UserSettings(conflict_calendar_ids=(*chosen, side_id))))
+    primary = truth(emulator, "alice@example.com", start, end)
+    projects = folder_truth(emulator, "alice@example.com", "Projects", start, end)
+    side_busy = folder_truth(emulator, "alice@example.com", "Side", start, end)
+    assert side_busy == {(when, when + dt.timedelta(hours=1), "BUSY")}
+
+    before = stack.ews_calls()
+    answer = post(stack, outbox_url(stack), fb_request(start, end, ["alice@example.com"]))
+    assert delta(before, stack.ews_calls()) == {"GetUserAvailability": 1, "FindItem": 1}
+    spans = reply_spans(schedule_responses(answer.content)["mailto:alice@example.com"])
+    assert spans == merged(list(primary | projects | side_busy))
+
+
 def test_vfb_url_and_json_api_match_exchange(stack, emulator):
     start, end = two_weeks()
     auth = ("alice", stack.password)

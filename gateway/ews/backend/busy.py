@@ -6,6 +6,7 @@ addresses get the merged free/busy of the calendars they chose for conflict chec
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from gateway.caldav.backend import BackendError, BusyPeriod, FreeBusyResult, Pri
 from gateway.common.timezones import to_utc
 from gateway.ews.backend.calendars import CalendarDirectory
 from gateway.ews.backend.calls import EwsCalls
-from gateway.ews.backend.records import MailboxCalendar
+from gateway.ews.backend.records import ConnectedMailbox, MailboxCalendar
 from gateway.ews.errors import EwsError, backend_error
 from gateway.ews.exchange import ews_datetime
 from gateway.ews.freebusy import availability, coalesce, fbtype_for, mailbox_address
@@ -63,11 +64,11 @@ class FreeBusy:
     async def free_busy(
         self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
     ) -> list[FreeBusyResult]:
-        """One GetUserAvailability per account (≤ 100 mailboxes per window chunk).
+        """One GetUserAvailability per account (≤ 100 mailboxes per window chunk), all at once.
 
         Other people are asked through the first account; the principal's own addresses get the
         merged free/busy of the calendars selected for conflict checking (primaries in the same
-        GetUserAvailability, sub-calendars by a FindItem CalendarView each).
+        GetUserAvailability, each account's sub-calendars by one FindItem CalendarView naming them).
         """
         entries = await self._calls.connected(principal)
         records = [entry.record for entry in entries]
@@ -78,31 +79,36 @@ class FreeBusy:
         wants_own = any(mailbox_address(a) in own for a in attendees)
         selected = await self.conflict_calendars(principal) if wants_own else []
         primaries = {c.record.account_id for c in selected if c.primary}
+        asked: list[tuple[ConnectedMailbox, list[str]]] = []
+        for position, entry in enumerate(entries):
+            primary = [entry.record.email.lower()] if entry.record.account_id in primaries else []
+            if mailboxes := (others if position == 0 else []) + primary:
+                asked.append((entry, mailboxes))
+        subs: dict[str, list[MailboxCalendar]] = {}
+        for cal in selected:
+            if not cal.primary:
+                subs.setdefault(cal.record.account_id, []).append(cal)
+
+        async def ask(entry: ConnectedMailbox, mailboxes: list[str]) -> list[FreeBusyResult]:
+            account, record = self._calls.account(entry), entry.record
+            return await self.ask_availability(account, mailboxes, start, end, record.working_elsewhere)
+
+        answers, own_parts = await asyncio.gather(  # every account at once: one round trip's wait
+            asyncio.gather(*(ask(entry, mailboxes) for entry, mailboxes in asked)),
+            asyncio.gather(*(self.calendars_busy(cals, start, end) for cals in subs.values())),
+        )
         results: dict[str, FreeBusyResult] = {}
-        own_parts: list[FreeBusyResult] = []
-        for position, (entry, record) in enumerate(zip(entries, records, strict=True)):
-            mailboxes = (others if position == 0 else []) + (
-                [record.email.lower()] if record.account_id in primaries else []
-            )
-            if not mailboxes:
-                continue
-            account = self._calls.account(entry)
-            answers = await self.ask_availability(account, mailboxes, start, end, record.working_elsewhere)
-            for mailbox, answer in zip(mailboxes, answers, strict=True):
-                if record.account_id in primaries and mailbox == record.email.lower():
+        for (entry, mailboxes), answered in zip(asked, answers, strict=True):
+            for mailbox, answer in zip(mailboxes, answered, strict=True):
+                if entry.record.account_id in primaries and mailbox == entry.record.email.lower():
                     own_parts.append(answer)
                 else:
                     results[mailbox] = answer
-        own_parts += [await self.sub_calendar_busy(cal, start, end) for cal in selected if not cal.primary]
         mine = merge_own(own_parts)
         return [
             _answer_for(a, mine if mailbox_address(a) in own else results[mailbox_address(a)])
             for a in attendees
         ]
-
-    async def sub_calendar_busy(self, cal: MailboxCalendar, start: datetime, end: datetime) -> FreeBusyResult:
-        """One selected sub-calendar's part of the own free/busy; a failure fails only the own answer."""
-        return await self.calendars_busy([cal], start, end)
 
     async def calendars_busy(
         self, cals: Sequence[MailboxCalendar], start: datetime, end: datetime
