@@ -92,6 +92,27 @@ def test_append_and_delete_fields(emulator: EmulatorServer) -> None:
     ]
 
 
+def test_deleting_a_required_field_is_refused_and_nothing_is_written(emulator: EmulatorServer) -> None:
+    """DeleteItemField of calendar:Start is ErrorInvalidPropertyDelete; the change's earlier SetItemField
+    is not kept and the ChangeKey stays."""
+    item_id = create(emulator, MEETING)
+    before = get(emulator, item_id)
+    response = soap(
+        emulator,
+        f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
+        SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+      <t:ItemId Id="{item_id}"/><t:Updates>
+       <t:SetItemField><t:FieldURI FieldURI="calendar:Location"/><t:CalendarItem><t:Location>Room 9</t:Location>
+       </t:CalendarItem></t:SetItemField>
+       <t:DeleteItemField><t:FieldURI FieldURI="calendar:Start"/></t:DeleteItemField>
+      </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""",
+    )
+    assert codes(response) == ["ErrorInvalidPropertyDelete"]
+    item = get(emulator, item_id)
+    assert item.find(f"{T}Location") is None
+    assert item.find(f"{T}ItemId").get("ChangeKey") == before.find(f"{T}ItemId").get("ChangeKey")
+
+
 def test_extended_property_echoed_as_requested(emulator: EmulatorServer) -> None:
     item_id = create(emulator, MEETING)
     upper = HREF.replace("c11ff724-aa03-4555-9952-8fa248a11c3e", "C11FF724-AA03-4555-9952-8FA248A11C3E")
