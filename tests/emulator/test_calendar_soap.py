@@ -57,6 +57,16 @@ def get(emulator: EmulatorServer, item_id: str, extra: str = "") -> etree._Eleme
     return response.find(f".//{T}CalendarItem")
 
 
+def update(emulator: EmulatorServer, item_id: str, updates: str, send: str = "SendToNone") -> etree._Element:
+    """UpdateItem of one item (AlwaysOverwrite) with the given ``t:Updates`` children."""
+    return soap(
+        emulator,
+        f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
+        SendMeetingInvitationsOrCancellations="{send}"><m:ItemChanges><t:ItemChange>
+      <t:ItemId Id="{item_id}"/><t:Updates>{updates}</t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""",
+    )
+
+
 MEETING = f"""<t:CalendarItem><t:Subject>Plan</t:Subject>
   <t:ExtendedProperty><t:ExtendedFieldURI {HREF}/><t:Value>plan.ics</t:Value></t:ExtendedProperty>
   <t:Start>2026-09-01T08:00:00Z</t:Start><t:End>2026-09-01T09:00:00Z</t:End>
@@ -66,18 +76,16 @@ MEETING = f"""<t:CalendarItem><t:Subject>Plan</t:Subject>
 
 def test_append_and_delete_fields(emulator: EmulatorServer) -> None:
     item_id = create(emulator, MEETING)
-    response = soap(
+    response = update(
         emulator,
-        f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
-        SendMeetingInvitationsOrCancellations="SendToAllAndSaveCopy"><m:ItemChanges><t:ItemChange>
-      <t:ItemId Id="{item_id}"/><t:Updates>
-       <t:AppendToItemField><t:FieldURI FieldURI="calendar:RequiredAttendees"/><t:CalendarItem>
+        item_id,
+        f"""<t:AppendToItemField><t:FieldURI FieldURI="calendar:RequiredAttendees"/><t:CalendarItem>
         <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>carol@example.com</t:EmailAddress>
         </t:Mailbox></t:Attendee></t:RequiredAttendees></t:CalendarItem></t:AppendToItemField>
        <t:DeleteItemField><t:ExtendedFieldURI {HREF}/></t:DeleteItemField>
        <t:SetItemField><t:FieldURI FieldURI="calendar:Location"/><t:CalendarItem><t:Location>Room 9</t:Location>
-       </t:CalendarItem></t:SetItemField>
-      </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""",
+       </t:CalendarItem></t:SetItemField>""",
+        send="SendToAllAndSaveCopy",
     )
     assert codes(response) == ["NoError"]
     item = get(emulator, item_id, f"<t:ExtendedFieldURI {HREF}/>")
@@ -90,6 +98,24 @@ def test_append_and_delete_fields(emulator: EmulatorServer) -> None:
     assert [(m["kind"], m["recipients"]) for m in sent] == [
         ("Update", ["bob@example.com", "carol@example.com"])
     ]
+
+
+def test_deleting_a_required_field_is_refused_and_nothing_is_written(emulator: EmulatorServer) -> None:
+    """DeleteItemField of calendar:Start is ErrorInvalidPropertyDelete; the change's earlier SetItemField
+    is not kept and the ChangeKey stays."""
+    item_id = create(emulator, MEETING)
+    before = get(emulator, item_id)
+    response = update(
+        emulator,
+        item_id,
+        """<t:SetItemField><t:FieldURI FieldURI="calendar:Location"/><t:CalendarItem><t:Location>Room 9</t:Location>
+       </t:CalendarItem></t:SetItemField>
+       <t:DeleteItemField><t:FieldURI FieldURI="calendar:Start"/></t:DeleteItemField>""",
+    )
+    assert codes(response) == ["ErrorInvalidPropertyDelete"]
+    item = get(emulator, item_id)
+    assert item.find(f"{T}Location") is None
+    assert item.find(f"{T}ItemId").get("ChangeKey") == before.find(f"{T}ItemId").get("ChangeKey")
 
 
 def test_extended_property_echoed_as_requested(emulator: EmulatorServer) -> None:

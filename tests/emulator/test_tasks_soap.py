@@ -85,6 +85,40 @@ def test_extended_properties_are_kept_and_deleted_as_on_calendar_items(emulator:
     assert get_task(emulator, item_id, f"<t:ExtendedFieldURI {NAME}/>").find(f"{T}ExtendedProperty") is None
 
 
+def test_delete_item_field_clears_task_fields_and_refuses_a_required_one(emulator: EmulatorServer) -> None:
+    """DeleteItemField by FieldURI resets a task field and bumps the ChangeKey; deleting ItemClass is
+    refused (ErrorInvalidPropertyDelete) with nothing of the change written; a calendar-only FieldURI has
+    nothing to reset on a task (exchangelib deletes every empty field)."""
+    created = create_task(
+        emulator,
+        """<t:Task><t:Subject>File taxes</t:Subject><t:DueDate>2026-10-01T00:00:00Z</t:DueDate>
+        <t:StartDate>2026-09-01T00:00:00+02:00</t:StartDate></t:Task>""",
+    )
+    first_key = created.find(f".//{T}ItemId").get("ChangeKey")
+    item_id = created.find(f".//{T}ItemId").get("Id")
+    cleared = update(
+        emulator,
+        item_id,
+        """<t:DeleteItemField><t:FieldURI FieldURI="task:DueDate"/></t:DeleteItemField>
+        <t:DeleteItemField><t:FieldURI FieldURI="calendar:Location"/></t:DeleteItemField>""",
+    )
+    assert codes(cleared) == ["NoError"]
+    assert cleared.find(f".//{T}ItemId").get("ChangeKey") != first_key
+    task = get_task(emulator, item_id)
+    assert task.find(f"{T}DueDate") is None
+    assert task.findtext(f"{T}StartDate") == "2026-09-01T00:00:00+02:00"
+    refused = update(
+        emulator,
+        item_id,
+        """<t:DeleteItemField><t:FieldURI FieldURI="task:StartDate"/></t:DeleteItemField>
+        <t:DeleteItemField><t:FieldURI FieldURI="item:ItemClass"/></t:DeleteItemField>""",
+    )
+    assert codes(refused) == ["ErrorInvalidPropertyDelete"]
+    kept = get_task(emulator, item_id)
+    assert kept.findtext(f"{T}StartDate") == "2026-09-01T00:00:00+02:00"  # nothing half-written
+    assert kept.find(f"{T}ItemId").get("ChangeKey") == task.find(f"{T}ItemId").get("ChangeKey")
+
+
 def test_percent_complete_100_completes_and_a_bad_percentage_is_refused(emulator: EmulatorServer) -> None:
     item_id = new_task(emulator, "<t:Task><t:Subject>Read the contract</t:Subject></t:Task>")
     refused = update(

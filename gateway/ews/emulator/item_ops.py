@@ -7,12 +7,14 @@ ErrorItemNotFound) fails only that message, as Exchange does.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from typing import TypeVar
 
 from lxml import etree
 
 from gateway.ews.emulator import mapi
-from gateway.ews.emulator.fields import BY_URI
+from gateway.ews.emulator.fields import BY_URI, Field
 from gateway.ews.emulator.folder_ops import first_child, page_window, per_id, resolve_folder, store_for
 from gateway.ews.emulator.ids import new_uid, parse_occurrence_id
 from gateway.ews.emulator.inbox import MeetingMessage, delete_message, discard_messages
@@ -31,6 +33,7 @@ from gateway.ews.emulator.soap import (
     success_message,
 )
 from gateway.ews.emulator.store import MailboxStore
+from gateway.ews.emulator.task_fields import apply_task, task_field
 from gateway.ews.emulator.task_ops import create_task, update_task
 from gateway.ews.emulator.tasks import Task, delete_task
 from gateway.ews.emulator.xsd import child, local, parse_dt
@@ -273,18 +276,19 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
                 "The send or update operation could not be performed because the change key passed "
                 "in the request does not match the current change key for the item.",
             )
-        if isinstance(target, Task):  # tasks have their own fields and rules (task_ops.py)
-            updates = child(change, "Updates")
-            zone = naive_zone(ctx, [elements(u)[-1] for u in elements(updates)])
-            message = _items_message(
-                "UpdateItem", update_task(box, target, updates, ctx.now, zone), Shape("IdOnly")
-            )
-            message.append(M.ConflictResults(T.Count("0")))
-            return message
-        # Work on a copy so that a refused update leaves the stored item untouched.
-        item = copy.deepcopy(target)
         updates = child(change, "Updates")
-        _apply_updates(item, updates, naive_zone(ctx, [elements(u)[-1] for u in elements(updates)]))
+        zone = naive_zone(ctx, [elements(u)[-1] for u in elements(updates)])
+        # Work on a copy so that a refused update leaves the stored item untouched.
+        if isinstance(target, Task):  # tasks have their own fields and rules (task_fields.py, task_ops.py)
+            task = copy.deepcopy(target)
+            _apply_updates(task, updates, zone, apply_task, task_field)
+            update_task(box, target, task, ctx.now)
+            return _updated(task)
+        item = copy.deepcopy(target)
+        _apply_updates(item, updates, zone, apply_item, BY_URI.get)
+        if item.master_id is None and item.recurrence != target.recurrence:
+            # A different pattern invalidates the old exceptions, as in Exchange; resending the same one does not.
+            item.exceptions, item.deleted = {}, {}
         _check_times(item)
         sending = item.is_meeting and send in _SENDS
         if sending:
@@ -292,9 +296,7 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         _commit(box, target, item, ctx.now)
         if sending:
             _send(ctx, box, "Update", item)
-        message = _items_message("UpdateItem", item, Shape("IdOnly"))
-        message.append(M.ConflictResults(T.Count("0")))
-        return message
+        return _updated(item)
 
     return per_id("UpdateItem", elements(first_child(request, "ItemChanges")), handle, items_on_error=True)
 
@@ -314,30 +316,50 @@ def naive_zone(ctx: OperationContext, items: list[etree._Element]) -> tzinfo:
     return UTC
 
 
-def _apply_updates(item: CalendarItem, updates: etree._Element | None, zone: tzinfo) -> None:
-    recurrence_before = item.recurrence
+def _updated(item: CalendarItem | Task) -> etree._Element:
+    message = _items_message("UpdateItem", item, Shape("IdOnly"))
+    message.append(M.ConflictResults(T.Count("0")))
+    return message
+
+
+Updatable = TypeVar("Updatable", CalendarItem, Task)
+
+
+def _apply_updates(
+    item: Updatable,
+    updates: etree._Element | None,
+    zone: tzinfo,
+    apply: Callable[[Updatable, etree._Element, bool, tzinfo], None],
+    field: Callable[[str], Field | None],
+) -> None:
+    """An ItemChange's updates, in order, onto ``item`` (a calendar item or a task).
+
+    SetItemField and AppendToItemField hand their one-field ``t:CalendarItem`` / ``t:Task`` to ``apply``
+    (``items.apply_item`` or ``task_fields.apply_task``); DeleteItemField resets the field ``field``
+    finds by FieldURI (``fields.BY_URI`` or ``task_fields.task_field``), or an extended property.
+    """
     for update in elements(updates):
         parts = elements(update)
         kind = local(update)
         if kind in ("SetItemField", "AppendToItemField"):
-            apply_item(item, parts[1], append=kind == "AppendToItemField", zone=zone)
+            apply(item, parts[1], kind == "AppendToItemField", zone)
         elif kind == "DeleteItemField":
-            _delete_field(item, parts[0])
+            _delete_field(item, parts[0], field)
         else:
             raise StoreError("ErrorInvalidPropertyUpdateSentMessage", f"{kind} is not supported.")
-    if item.master_id is None and item.recurrence != recurrence_before:
-        # A different pattern invalidates the old exceptions, as in Exchange; resending the same one does not.
-        item.exceptions, item.deleted = {}, {}
 
 
-def _delete_field(item: CalendarItem, path: etree._Element) -> None:
+def _delete_field(
+    item: CalendarItem | Task, path: etree._Element, field: Callable[[str], Field | None]
+) -> None:
+    # A task has the attributes mapi and the fields read and reset (extended, subject, body, its own).
     if local(path) == "ExtendedFieldURI":
-        mapi.delete_item(item, dict(path.attrib))
+        mapi.delete_item(item, dict(path.attrib))  # type: ignore[arg-type]
         return
-    declared = BY_URI.get(path.get("FieldURI", ""))
+    declared = field(path.get("FieldURI", ""))
     # Properties the store does not model have nothing to delete (exchangelib deletes every empty field).
     if declared is not None:
-        declared.delete(item)
+        declared.delete(item)  # type: ignore[arg-type]
 
 
 def _commit(box: MailboxStore, target: CalendarItem, item: CalendarItem, now: datetime) -> None:

@@ -1,5 +1,7 @@
 """CreateItem and UpdateItem of tasks (``t:Task``); item_ops.py hands them here by element / item type.
 
+UpdateItem's Set/Append/DeleteItemField loop is item_ops' one, given the task fields of task_fields.py.
+
 GetItem, FindItem, DeleteItem and SyncFolderItems need nothing of their own: tasks are stored items of
 their folder like calendar items, and ``items.item_xml`` writes them as ``t:Task``.
 """
@@ -11,13 +13,10 @@ from datetime import datetime, tzinfo
 
 from lxml import etree
 
-from gateway.ews.emulator import mapi
 from gateway.ews.emulator.model import Folder, StoreError
-from gateway.ews.emulator.restrictions import elements
 from gateway.ews.emulator.store import MailboxStore
-from gateway.ews.emulator.task_fields import apply_task, task_field
+from gateway.ews.emulator.task_fields import apply_task
 from gateway.ews.emulator.tasks import TASK_CLASS, Task, add_task, commit_task, new_task, settle
-from gateway.ews.emulator.xsd import local
 
 
 def create_task(
@@ -36,33 +35,8 @@ def create_task(
     return add_task(box, task)
 
 
-def update_task(
-    box: MailboxStore, target: Task, updates: etree._Element | None, now: datetime, zone: tzinfo
-) -> Task:
-    """UpdateItem of a task: Set/Append/DeleteItemField, then Exchange's status and recurrence rules.
-
-    The changes are made on a copy, so that a refused update leaves the stored task untouched.
-    """
-    task = copy.deepcopy(target)
-    for update in elements(updates):
-        parts = elements(update)
-        kind = local(update)
-        if kind in ("SetItemField", "AppendToItemField"):
-            apply_task(task, parts[1], append=kind == "AppendToItemField", zone=zone)
-        elif kind == "DeleteItemField":
-            _delete_field(task, parts[0])
-        else:
-            raise StoreError("ErrorInvalidPropertyUpdateSentMessage", f"{kind} is not supported.")
-    settle(task, target, now)
+def update_task(box: MailboxStore, before: Task, task: Task, now: datetime) -> None:
+    """UpdateItem of a task, once item_ops has applied the request's changes to ``task``, a copy of the
+    stored ``before``: Exchange's status and recurrence rules, then the store."""
+    settle(task, before, now)
     commit_task(box, task, now)
-    return task
-
-
-def _delete_field(task: Task, path: etree._Element) -> None:
-    if local(path) == "ExtendedFieldURI":
-        mapi.delete_item(task, dict(path.attrib))  # type: ignore[arg-type]  # reads extended / subject / body
-        return
-    declared = task_field(path.get("FieldURI", ""))
-    # Properties the store does not model have nothing to delete (exchangelib deletes every empty field).
-    if declared is not None:
-        declared.delete(task)  # type: ignore[arg-type]
