@@ -54,6 +54,8 @@ APP_PASSWORD = "app_password"
 FOLDERS = "folders"
 PROPERTIES = "properties"
 SIGN_INS = "sign_ins"  # a message kind: failed and successful sign-ins (gateway/accounts/throttle.py)
+OUTBOX = 10_000  # messages waiting for the database at most; beyond, new ones are not sent (each process
+# still counts its own): a database too slow to take them must not also fill this process's memory
 PAYLOAD_BYTES = 7900  # of a notice's payload: PostgreSQL refuses 8000 bytes and more (manual, NOTIFY)
 SLOTS = 4096  # invalidations are counted per (kind, key) in this many slots; two keys sharing one only
 # make a read of one refused after the other's invalidation, which costs a cache miss, nothing more
@@ -160,8 +162,8 @@ class Invalidations:
     def send_soon(self, kind: str, message: str) -> None:
         """Send ``message`` (one line, no newline; well under :data:`PAYLOAD_BYTES`) to every other
         process, from a task of its own: the caller does not wait for the database. Nothing on SQLite,
-        or without a running event loop."""
-        if self._dsn is None or "\n" in message:
+        without a running event loop, or while :data:`OUTBOX` messages wait already."""
+        if self._dsn is None or "\n" in message or len(self._outbox) >= OUTBOX:
             return
         self._outbox.append((kind, message))
         if self._sender is None or self._sender.done():

@@ -219,3 +219,19 @@ def test_messages_name_no_password_and_long_names_only_by_their_digest() -> None
     for garbage in ("[1, 2]", '["failed", "dav", "ann"]', '["reset", "dav", "ann", "x"]', "{"):
         with pytest.raises(ValueError):
             b.heard(garbage)
+
+
+def test_a_success_heard_from_elsewhere_keeps_the_attempts_in_flight_here() -> None:
+    clock = Clock()
+    a, b = Processes(clock).throttles
+    _fail(a, "ann", "192.0.2.1")
+    in_flight = [b.begin("dav", "ann", "192.0.2.1") for _ in range(2)]  # 1 heard + 2 here: full
+    _succeed(a, "ann", "192.0.2.1")  # forgives the failure in b, not b's attempts still being checked
+    in_flight.append(b.begin("dav", "ann", "192.0.2.1"))  # room for one
+    with pytest.raises(TooManyFailures) as busy:
+        b.begin("dav", "ann", "192.0.2.1")
+    assert "at once" in str(busy.value)
+    for attempt in in_flight:
+        with attempt:
+            pass  # wrong
+    assert a.failures("dav", "ann", "192.0.2.1") == b.failures("dav", "ann", "192.0.2.1") == 3
