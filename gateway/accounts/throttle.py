@@ -28,7 +28,8 @@ what it hears to its own budgets as if it had happened here at the moment it arr
 after it did: no clock is compared across machines). So the check stays in memory, synchronous, with no
 database round trip, and N processes allow what one does, with one bound left: attempts *in flight* (their
 hash still running) count only in their own process, so a burst started on all N processes at the same
-instant can have up to N x budget passwords checked; once they are failures they count everywhere. A
+instant can have up to N x budget passwords checked (once per window: once they are failures they count
+everywhere until they leave it). A
 process whose listening connection is down counts only its own failures (and those it heard before)
 until it is back. A message names the kind of sign-in, the user name as typed (in the database anyway;
 a name over :data:`LONG_NAME` characters by its digest) and the address group; never a password. On
@@ -138,7 +139,8 @@ class SignInThrottle:
         self._max_keys = max_keys
         self._clock = clock
         self._failures: OrderedDict[tuple[str, ...], deque[float]] = OrderedDict()
-        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (user, address) → last success
+        # (user, address) → last success; refreshed (and told to the others) at most hourly while in use
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._tell: Callable[[str], None] | None = None  # to the other processes (PostgreSQL)
 
     def share(self, tell: Callable[[str], None]) -> None:
