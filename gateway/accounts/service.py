@@ -24,7 +24,7 @@ from gateway.accounts.vault import Vault
 from gateway.caldav.backend import Principal
 from gateway.ews.connection import Credentials
 from gateway.store.database import Database
-from gateway.store.notify import APP_PASSWORD, SIGN_IN
+from gateway.store.notify import APP_PASSWORD, SIGN_IN, SIGN_INS
 
 
 class AccountService:
@@ -49,6 +49,9 @@ class AccountService:
         # Changes committed by any process (this one included) drop what is cached here: gateway/store/notify.py.
         db.invalidations.subscribe(SIGN_IN, lambda user_id: self.verified.forget(user_id=user_id))
         db.invalidations.subscribe(APP_PASSWORD, lambda ap_id: self.verified.forget(app_password_id=ap_id))
+        if db.invalidations.shared:  # several processes: one set of failure budgets (throttle.py)
+            self.throttle.share(lambda message: db.invalidations.send_soon(SIGN_INS, message))
+            db.invalidations.on_message(SIGN_INS, self.throttle.heard)
 
     # --- users -------------------------------------------------------------------------
 

@@ -19,12 +19,28 @@ The budgets, each over the last ``window`` seconds:
   the real user out of the devices and places they already use.
 
 Addresses are grouped: an IPv6 client is its /64 (one host usually holds a whole /64). Everything is in
-memory, per process, and bounded (``max_keys``); a restart forgets it.
+memory and bounded (``max_keys``); a restart forgets it.
+
+Several processes on one PostgreSQL database (``serve --workers N``, replicas) share the budgets: each
+process tells the others of every failure, and of a success that forgives typos or makes an address
+known, as a message on the invalidation channel (gateway/store/notify.py, :data:`SIGN_INS`), and adds
+what it hears to its own budgets as if it had happened here at the moment it arrived (milliseconds
+after it did: no clock is compared across machines). So the check stays in memory, synchronous, with no
+database round trip, and N processes allow what one does, with one bound left: attempts *in flight* (their
+hash still running) count only in their own process, so a burst started on all N processes at the same
+instant can have up to N x budget passwords checked (once per window: once they are failures they count
+everywhere until they leave it). A
+process whose listening connection is down counts only its own failures (and those it heard before)
+until it is back. A message names the kind of sign-in, the user name as typed (in the database anyway;
+a name over :data:`LONG_NAME` characters by its digest) and the address group; never a password. On
+SQLite one process serves the database and nothing is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import logging
 import math
 import time
@@ -38,6 +54,17 @@ log = logging.getLogger(__name__)
 
 ADMIN = " admin token"  # the "user" of admin-token attempts: no user name has a space
 KNOWN_ADDRESS_SECONDS = 30 * 86400  # how long a successful sign-in keeps an address known for a user
+# A success at an address known for the user tells the other processes again after this long (so one
+# started since hears of it), not on every request (a cached CalDAV sign-in costs no database trip).
+RETELL_KNOWN_SECONDS = 3600
+LONG_NAME = 128  # a longer user name (no account has one) is counted, and sent, as its digest
+FAILED, SIGNED_IN = "failed", "signed_in"  # what a message to the other processes says
+
+
+def _user_key(user: str) -> str:
+    if len(user) <= LONG_NAME:
+        return user
+    return "#" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def address_group(address: str) -> str:
@@ -112,7 +139,44 @@ class SignInThrottle:
         self._max_keys = max_keys
         self._clock = clock
         self._failures: OrderedDict[tuple[str, ...], deque[float]] = OrderedDict()
-        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (user, address) → last success
+        # (user, address) → last success; refreshed (and told to the others) at most hourly while in use
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._tell: Callable[[str], None] | None = None  # to the other processes (PostgreSQL)
+
+    def share(self, tell: Callable[[str], None]) -> None:
+        """Tell the other processes of failures and forgiving successes through ``tell`` (one line of
+        text each), and add theirs, passed to :meth:`heard`, to these budgets."""
+        self._tell = tell
+
+    def heard(self, message: str) -> None:
+        """Another process's failure (it counts here from now) or success (typos forgiven, the address
+        known); a message not understood raises ValueError."""
+        what, kind, user, group = _parse(message)
+        now = self._clock()
+        if what == FAILED:
+            for key in ((kind, user, group), ("address", group), ("user", user)):
+                entries = self._entry(key)
+                while entries and entries[0].at <= now - self.window:
+                    entries.popleft()
+                entries.append(_Entry(now, pending=False))
+        else:
+            entries = self._failures.get((kind, user, group))
+            if entries is not None:  # attempts in flight here stay counted
+                kept = [e for e in entries if e.pending]
+                entries.clear()
+                entries.extend(kept)
+            self._remember(user, group, now)
+
+    def _remember(self, user: str, group: str, now: float) -> None:
+        self._known.pop((user, group), None)
+        self._known[(user, group)] = now
+        if len(self._known) > self._max_keys:
+            self._known.popitem(last=False)
+
+    def _announce(self, what: str, attempt: Attempt) -> None:
+        if self._tell is not None:
+            kind, user, group = attempt._keys[0]
+            self._tell(json.dumps([what, kind, user, group]))
 
     def begin(self, kind: str, user: str, address: str) -> Attempt:
         """Count an attempt for ``user`` from ``address`` now, or raise TooManyFailures without counting.
@@ -121,7 +185,7 @@ class SignInThrottle:
         "admin"); the address and user budgets are shared by every kind.
         """
         now = self._clock()
-        group = address_group(address)
+        group, user = address_group(address), _user_key(user)
         pair, by_address, by_user = (kind, user, group), ("address", group), ("user", user)
         self._refuse_if_spent(pair, self.per_user_per_address, now, "for this user from your address")
         self._refuse_if_spent(by_address, self.per_address, now, "from your address")
@@ -132,6 +196,12 @@ class SignInThrottle:
         for key, entry in zip(keys, entries, strict=True):
             self._entry(key).append(entry)
         return Attempt(self, keys, entries, (user, group))
+
+    def failures(self, kind: str, user: str, address: str) -> int:
+        """The failures counted now against ``user`` from ``address`` (for operators and tests)."""
+        now = self._clock()
+        entries = self._failures.get((kind, _user_key(user), address_group(address)), ())
+        return sum(1 for e in entries if not e.pending and e.at > now - self.window)
 
     def _budget(self, key: tuple[str, ...]) -> tuple[str, int]:
         if key[0] == "address":
@@ -172,7 +242,9 @@ class SignInThrottle:
         return since is not None and now - since < KNOWN_ADDRESS_SECONDS
 
     def _failed(self, attempt: Attempt) -> None:
-        """A wrong password: the attempt stays, as a failure, for the window."""
+        """A wrong password: the attempt stays, as a failure, for the window (here and, once they hear
+        of it, in the other processes)."""
+        self._announce(FAILED, attempt)
         for key, entry in zip(attempt._keys, attempt._entries, strict=True):
             entry.pending = False
             entries = self._failures.get(key)
@@ -199,8 +271,28 @@ class SignInThrottle:
             if entries is not None and entry in entries:
                 entries.remove(entry)
         if forgive:
-            self._failures.pop(attempt._keys[0], None)
-            self._known.pop(attempt._known, None)
-            self._known[attempt._known] = self._clock()
-            if len(self._known) > self._max_keys:
-                self._known.popitem(last=False)
+            typos = self._failures.pop(attempt._keys[0], None)
+            now, since = self._clock(), self._known.get(attempt._known)
+            self._remember(*attempt._known, now)
+            if (
+                any(not e.pending for e in typos or ())
+                or since is None
+                or now - since >= RETELL_KNOWN_SECONDS
+            ):
+                self._announce(SIGNED_IN, attempt)
+            else:
+                self._known[attempt._known] = since  # told recently: the others know it until then
+
+
+def _parse(message: str) -> tuple[str, str, str, str]:
+    """``[what, kind, user, address group]`` as sent by :meth:`SignInThrottle._announce`."""
+    fields = json.loads(message)
+    if (
+        not isinstance(fields, list)
+        or len(fields) != 4
+        or fields[0] not in (FAILED, SIGNED_IN)
+        or not all(isinstance(f, str) for f in fields)
+        or len(fields[2]) > LONG_NAME + 1
+    ):
+        raise ValueError(f"not a sign-in message: {message[:100]!r}")
+    return fields[0], fields[1], fields[2], fields[3]

@@ -14,6 +14,13 @@ verified app passwords, key: user id) and :data:`APP_PASSWORD` (key: its id; bot
 gateway/accounts/service.py), :data:`FOLDERS` and :data:`PROPERTIES` (a mailbox's calendar folders and
 stored collection properties; key: account id; gateway/ews/backend/calendars.py, collections.py).
 
+Besides invalidations the channel carries *messages* of a kind (:meth:`~Invalidations.send_soon`,
+:meth:`~Invalidations.on_message`): facts every other process adds to its own state, sent after the fact
+(no transaction to wait for), batched into as few notices as fit ``NOTIFY``'s 8000-byte payload, each
+notice naming the process it came from so that the sender does not count its own twice. The one such
+kind, :data:`SIGN_INS`, carries failed and successful sign-ins (gateway/accounts/throttle.py); a
+message missed while a listening connection is down is lost (that process counts what it saw itself).
+
 Missed notices: while the listening connection is down nothing is cached (:meth:`Invalidations.token`
 is None), and every cache is dropped when it is lost and again once it is back, so a notice sent
 meanwhile cannot leave a stale entry. A cache fills only through :meth:`~Invalidations.token` /
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 
 from sqlalchemy import text
@@ -45,12 +53,17 @@ SIGN_IN = "sign_in"
 APP_PASSWORD = "app_password"
 FOLDERS = "folders"
 PROPERTIES = "properties"
+SIGN_INS = "sign_ins"  # a message kind: failed and successful sign-ins (gateway/accounts/throttle.py)
+OUTBOX = 10_000  # messages waiting for the database at most; beyond, new ones are not sent (each process
+# still counts its own): a database too slow to take them must not also fill this process's memory
+PAYLOAD_BYTES = 7900  # of a notice's payload: PostgreSQL refuses 8000 bytes and more (manual, NOTIFY)
 SLOTS = 4096  # invalidations are counted per (kind, key) in this many slots; two keys sharing one only
 # make a read of one refused after the other's invalidation, which costs a cache miss, nothing more
 PING_SECONDS = 10.0  # a connection lost without a FIN (a dead peer) is noticed this long after at most
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts, the last repeated
 
 Drop = Callable[[str | None], None]  # drops the entry of a key; None: every entry
+Heard = Callable[[str], None]  # takes one message another process sent
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -72,6 +85,10 @@ class Invalidations:
         self._listening = self._dsn is None  # SQLite: no other process to hear from
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self.origin = secrets.token_hex(6)  # names this process in the messages it sends
+        self._hearers: dict[str, list[Heard]] = {}
+        self._outbox: list[tuple[str, str]] = []  # (kind, message) not sent yet
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def shared(self) -> bool:
@@ -136,7 +153,40 @@ class Invalidations:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), wait)
 
+    # --- messages (PostgreSQL) ------------------------------------------------------------------
+
+    def on_message(self, kind: str, heard: Heard) -> None:
+        """Call ``heard`` with every message of ``kind`` another process sends."""
+        self._hearers.setdefault(kind, []).append(heard)
+
+    def send_soon(self, kind: str, message: str) -> None:
+        """Send ``message`` (one line, no newline; well under :data:`PAYLOAD_BYTES`) to every other
+        process, from a task of its own: the caller does not wait for the database. Nothing on SQLite,
+        without a running event loop, or while :data:`OUTBOX` messages wait already."""
+        if self._dsn is None or "\n" in message or len(self._outbox) >= OUTBOX:
+            return
+        self._outbox.append((kind, message))
+        if self._sender is None or self._sender.done():
+            try:
+                self._sender = asyncio.get_running_loop().create_task(self._send(), name="gateway-messages")
+            except RuntimeError:  # no loop (a synchronous caller): nobody to send it
+                self._outbox.clear()
+
+    async def _send(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                async with self._engine.begin() as conn:
+                    for payload in _payloads(batch, self.origin):
+                        await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+            except Exception as exc:  # noqa: BLE001 - the database is unreachable: the others miss these
+                log.warning("messages to other processes lost (%s)", type(exc).__name__)
+
     async def close(self) -> None:
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._sender), 2)  # what is queued still goes out
+            self._sender = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,7 +238,39 @@ class Invalidations:
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, key = payload.partition("\n")
-        self.drop(kind, key)
+        hearers = self._hearers.get(kind)
+        if hearers is None:
+            self.drop(kind, key)
+            return
+        origin, _, messages = key.partition("\n")
+        if origin == self.origin:
+            return  # this process's own: counted when it happened
+        for message in messages.split("\n"):
+            for heard in hearers:
+                try:
+                    heard(message)
+                except Exception:  # a malformed message must not end the listening connection
+                    log.warning("message of kind %s not understood", kind, exc_info=True)
+
+
+def _payloads(batch: list[tuple[str, str]], origin: str) -> list[str]:
+    """The messages as notices of ``<kind>\\n<origin>\\n<message>\\n<message>…``, each within
+    :data:`PAYLOAD_BYTES` (a message too long for one notice alone is left out)."""
+    payloads: list[str] = []
+    open_: dict[str, tuple[list[str], int]] = {}
+    for kind, message in batch:
+        head = len(kind.encode()) + len(origin) + 2
+        size = len(message.encode()) + 1
+        if head + size > PAYLOAD_BYTES:
+            continue
+        lines, used = open_.get(kind, ([], head))
+        if used + size > PAYLOAD_BYTES:
+            payloads.append("\n".join([kind, origin, *lines]))
+            lines, used = [], head
+        lines.append(message)
+        open_[kind] = (lines, used + size)
+    payloads.extend("\n".join([kind, origin, *lines]) for kind, (lines, _) in open_.items())
+    return payloads
 
 
 def _slot(kind: str, key: str) -> int:
