@@ -14,6 +14,9 @@ something ends it:
   is only partly received, closes the connection then;
 - a request's body must arrive within ``body_timeout_seconds`` (:func:`body_deadline`): the handler's
   next read of it fails with 408 Request Timeout (RFC 9110 §15.5.9) and the connection is closed;
+- a request answered before its body all arrived (a 413 refuses it unread) says ``Connection: close``, and
+  aiohttp's read of the unwanted rest ends as soon as the client closes (it would wait up to 10 s, also
+  holding up the server's shutdown);
 - at most ``max_connections`` connections are open, ``max_connections_per_address`` of them from one
   address (trusted proxies count only towards the first): a connection beyond that gets 503 with a
   sentence and is closed at once (:class:`ConnectionGate`), so one client cannot hold them all.
