@@ -49,6 +49,7 @@ class Profile:
     accounts_per_memory_user: int = 10  # one app password (scrypt) per user keeps set-up short
     rounds: int = 10
     heavy_rounds: int = 3  # free/busy of 100 attendees
+    visitors: int = 100  # booking page visitors asking at once (workload 9)
     warmup: int = 1
     concurrent_clients: tuple[int, ...] = (50, 100)  # one window per count
     concurrency_seconds: float = 30.0
@@ -94,6 +95,7 @@ PROFILES = {
         concurrent_clients=(3,),
         concurrency_seconds=2,
         cpu_views=2,
+        visitors=10,
     ),
 }
 
@@ -274,7 +276,7 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
 
     from gateway.benchmarks import workloads
     from gateway.benchmarks.report import Progress
-    from gateway.benchmarks.stack import start_emulator, start_gateway, wait_ready
+    from gateway.benchmarks.stack import free_port, start_emulator, start_gateway, wait_ready
 
     say = Progress()
     today = datetime.now(UTC).date()
@@ -283,8 +285,16 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
     for mailbox in seed["mailboxes"]:
         by_domain.setdefault(mailbox["email"].split("@")[1], []).append(mailbox)
     say(f"starting the emulator: {len(seed['mailboxes'])} mailboxes, {latency_ms} ms per EWS request")
-    emulator, emulator_url = await asyncio.to_thread(start_emulator, seed, workdir, latency_ms)
-    gateway = start_gateway(workdir, emulator_url, [CAL_DOMAIN, FB_DOMAIN, MEM_DOMAIN])
+    # The gateway starts while the emulator loads its seed: it needs the emulator's URL only to connect.
+    emulator_port = free_port()
+    gateway = start_gateway(workdir, f"http://127.0.0.1:{emulator_port}", [CAL_DOMAIN, FB_DOMAIN, MEM_DOMAIN])
+    try:
+        emulator, emulator_url = await asyncio.to_thread(
+            start_emulator, seed, workdir, latency_ms, emulator_port
+        )
+    except BaseException:
+        gateway.process.stop()
+        raise
     timeout = aiohttp.ClientTimeout(total=120)
     try:
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -319,7 +329,7 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
                 say(f"workload {step.__name__}")
                 rows += await step(ctx)
             say("workload booking")
-            rows += await _booking(ctx, by_domain[FB_DOMAIN])
+            rows += await _booking(ctx, by_domain[FB_DOMAIN], profile.visitors)
             document["workloads"] = [r.summary() for r in rows]
             say("workload cpu")
             document["cpu"] = await workloads.cpu(ctx, profile.cpu_views)
@@ -352,12 +362,12 @@ async def _provision_all(
     return [user for group in done for user in group]
 
 
-async def _booking(ctx: workloads.Context, mailboxes: list[dict[str, Any]]) -> list[Row]:
+async def _booking(ctx: workloads.Context, mailboxes: list[dict[str, Any]], visitors: int) -> list[Row]:
     """Workload 9 on the last two mailboxes of the free/busy set (the concurrency workload takes the first
     ones); the first mailbox of the set is the invitee."""
     from gateway.benchmarks.booking import booking
 
-    return await booking(ctx, mailboxes[-2:], mailboxes[0]["email"])
+    return await booking(ctx, mailboxes[-2:], mailboxes[0]["email"], visitors)
 
 
 async def _concurrency(

@@ -32,10 +32,7 @@ from aiohttp import web
 
 from gateway.accounts.service import AccountService, ConnectRequest
 from gateway.accounts.vault import SECRET_KEY_ENV, KeyRing
-from gateway.app import build_services, create_app
 from gateway.config import LOG_LEVELS, EwsConfig, GatewayConfig, LimitsConfig, ServerConfig, StorageConfig
-from gateway.ews.emulator.app import create_app as create_emulator_app
-from gateway.ews.emulator.seed import demo_seed
 from gateway.limits import start_server
 from gateway.logsafe import configure_logging, register_secret
 from gateway.loop_monitor import freeze_startup_heap
@@ -120,6 +117,12 @@ async def start_demo(
     With ``emulator_url`` an already running emulator (with the demo seed) is used instead; ``limits``
     replaces the default ``[limits]``; ``database_url`` replaces the SQLite file in ``data_dir``.
     """
+    # Imported here: every other command (``users add``, ``accounts list``…) starts without loading the
+    # whole gateway application and the emulator.
+    from gateway.app import build_services, create_app
+    from gateway.ews.emulator.app import create_app as create_emulator_app
+    from gateway.ews.emulator.seed import demo_seed
+
     runners: list[web.AppRunner] = []
     if emulator_url is None:
         emulator_runner = web.AppRunner(create_emulator_app(demo_seed(date.today())), access_log=None)

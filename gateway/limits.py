@@ -14,6 +14,9 @@ something ends it:
   is only partly received, closes the connection then;
 - a request's body must arrive within ``body_timeout_seconds`` (:func:`body_deadline`): the handler's
   next read of it fails with 408 Request Timeout (RFC 9110 §15.5.9) and the connection is closed;
+- a request answered before its body all arrived (a 413 refuses it unread) says ``Connection: close``, and
+  aiohttp's read of the unwanted rest ends as soon as the client closes (it would wait up to 10 s, also
+  holding up the server's shutdown);
 - at most ``max_connections`` connections are open, ``max_connections_per_address`` of them from one
   address (trusted proxies count only towards the first): a connection beyond that gets 503 with a
   sentence and is closed at once (:class:`ConnectionGate`), so one client cannot hold them all.
@@ -30,6 +33,7 @@ import logging
 import socket
 import ssl
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -126,8 +130,12 @@ def body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]
         except BodyTimeout:
             log.info("request body from %s did not arrive within %g s: answered 408", request.remote, seconds)
             response = web.Response(status=408, text=sentence)
+        except web.HTTPException as refusal:
+            _close_if_unread(refusal, request)
+            raise
         finally:
             timer.cancel()
+        _close_if_unread(response, request)
         if expired:
             # The rest of the body is never read: answer and close now instead of letting aiohttp wait for
             # it (its lingering read would meet the timeout again, as an unhandled error).
@@ -138,6 +146,28 @@ def body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]
         return response
 
     return read_body_in_time
+
+
+# The body of a request answered before it all arrived, by its connection: aiohttp then reads and drops the
+# rest (for up to 10 s, its lingering close), and the read is not woken when the client closes instead.
+_UNREAD_BODIES: weakref.WeakKeyDictionary[asyncio.BaseTransport, asyncio.StreamReader] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _close_if_unread(response: web.StreamResponse, request: web.Request) -> None:
+    """An answer given before the whole body arrived (a 413 refuses it unread) says ``Connection: close``.
+
+    The rest of the body is not wanted: the client stops sending and closes (RFC 9112 §9.6), and when it
+    does, :class:`_GatedProtocol` ends aiohttp's read of the rest at once, so the connection neither stays
+    open nor holds up the server's shutdown for the 10 s that read otherwise waits.
+    """
+    body = request.content
+    if body.is_eof() or response.prepared:
+        return
+    response.force_close()
+    if request.transport is not None:
+        _UNREAD_BODIES[request.transport] = body
 
 
 # --- too many connections -------------------------------------------------------------------------
@@ -197,9 +227,11 @@ class _GatedProtocol(asyncio.Protocol):
         self._gate = gate
         self._make_handler = make_handler
         self._handler: asyncio.Protocol | None = None
+        self._transport: asyncio.BaseTransport | None = None
         self._address = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if peer else ""
         if not self._gate.admit(self._address):
@@ -216,6 +248,9 @@ class _GatedProtocol(asyncio.Protocol):
             self._gate.release(self._address)
             self._handler.connection_lost(exc)
             self._handler = None
+        unread = _UNREAD_BODIES.pop(self._transport, None) if self._transport is not None else None
+        if unread is not None and not unread.is_eof():
+            unread.feed_eof()  # nothing more will come: the lingering read of the rest ends now
 
     def data_received(self, data: bytes) -> None:
         if self._handler is not None:

@@ -33,7 +33,15 @@ from gateway.bench import CAL_DOMAIN, FB_DOMAIN, LIGHT_SPAN_DAYS, Profile, month
 from gateway.benchmarks import dav
 from gateway.benchmarks import davmail as davmail_process
 from gateway.benchmarks.report import Progress, machine, ms, percentile
-from gateway.benchmarks.stack import BenchUser, Gateway, provision, start_emulator, start_gateway, wait_ready
+from gateway.benchmarks.stack import (
+    BenchUser,
+    Gateway,
+    free_port,
+    provision,
+    start_emulator,
+    start_gateway,
+    wait_ready,
+)
 from gateway.ews.emulator.generator import generate_mailboxes
 
 FREEBUSY_DAYS = 30
@@ -275,8 +283,16 @@ async def compare(profile: Profile, latency_ms: int, workdir: Path, attendees: i
     fb = [m["email"] for m in seed["mailboxes"][1:]]
     say = Progress()
     say(f"starting the emulator ({profile.events_per_mailbox} events, {latency_ms} ms per EWS request)")
-    emulator, emulator_url = await asyncio.to_thread(start_emulator, seed, workdir, latency_ms)
-    gateway = start_gateway(workdir, emulator_url, [CAL_DOMAIN, FB_DOMAIN])
+    # The gateway starts while the emulator loads its seed (as in gateway/bench.py).
+    emulator_port = free_port()
+    gateway = start_gateway(workdir, f"http://127.0.0.1:{emulator_port}", [CAL_DOMAIN, FB_DOMAIN])
+    try:
+        emulator, emulator_url = await asyncio.to_thread(
+            start_emulator, seed, workdir, latency_ms, emulator_port
+        )
+    except BaseException:
+        gateway.process.stop()
+        raise
     peer = None
     try:
         peer = await asyncio.to_thread(

@@ -106,8 +106,11 @@ class Process:
         self._log.close()
 
 
-def start_emulator(seed: dict[str, Any], workdir: Path, latency_ms: int) -> tuple[Process, str]:
-    """``python -m gateway emulator --port 0 --seed FILE --latency-ms N``; returns it and its base URL."""
+def start_emulator(
+    seed: dict[str, Any], workdir: Path, latency_ms: int, port: int = 0
+) -> tuple[Process, str]:
+    """``python -m gateway emulator --port N --seed FILE --latency-ms N``; returns it and its base URL
+    (``port`` 0: a free one; a chosen one lets the gateway start before the emulator is up)."""
     seed_path = workdir / "seed.json"
     seed_path.write_text(json.dumps(seed), encoding="utf-8")
     argv = [
@@ -116,7 +119,7 @@ def start_emulator(seed: dict[str, Any], workdir: Path, latency_ms: int) -> tupl
         "gateway",
         "emulator",
         "--port",
-        "0",
+        str(port),
         "--seed",
         str(seed_path),
         "--latency-ms",

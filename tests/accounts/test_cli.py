@@ -1,4 +1,10 @@
-"""The account CLI end to end (subprocesses): passwords from stdin, never argv."""
+"""The account CLI end to end: passwords from stdin, never argv.
+
+The commands that take a password run as ``python -m gateway`` processes (a real standard input, the
+environment the test gives, the exit status); the others run through the same ``main()`` in this
+process (tests/support/cli.py), which proves the same parser and commands without an interpreter start
+each.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.accounts.vault import generate_key
+from tests.support.cli import Cli, clear_gateway_environment
 from tests.support.postgres import on_both_stores
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +39,11 @@ def _cli(config: Path, key: str, *args: str, stdin: str = "") -> subprocess.Comp
 
 @on_both_stores
 def test_users_accounts_and_app_passwords_from_the_command_line(
-    tmp_path: Path, emulator: Any, database_url: str
+    tmp_path: Path,
+    emulator: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -50,9 +63,12 @@ def test_users_accounts_and_app_passwords_from_the_command_line(
     )
     assert ok.returncode == 0, ok.stderr
     assert "connected alice@example.com" in ok.stdout and "Exchange2016" in ok.stdout
-    manual = _cli(
-        config,
-        key,
+
+    # The rest in this process, on the same configuration, key and database.
+    clear_gateway_environment(monkeypatch)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", key)
+    cli = Cli(config, capsys, monkeypatch)
+    code, _, err = cli(
         "accounts",
         "connect",
         "ann",
@@ -64,23 +80,23 @@ def test_users_accounts_and_app_passwords_from_the_command_line(
         "--password-stdin",
         stdin="bob-pw\n",
     )
-    assert manual.returncode == 0, manual.stderr
-    listed = _cli(config, key, "accounts", "list", "ann").stdout.splitlines()
+    assert code == 0, err
+    listed = cli("accounts", "list", "ann")[1].splitlines()
     assert [line.split("\t")[1] for line in listed] == ["alice@example.com", "bob@example.com"]
 
-    created = _cli(config, key, "app-passwords", "create", "ann", "--label", "laptop")
-    assert created.returncode == 0
-    app_id = created.stdout.split()[2]
-    assert _cli(config, key, "app-passwords", "revoke", "ann", app_id).returncode == 0
-    assert _cli(config, key, "app-passwords", "list", "ann").stdout == ""
-    token = _cli(config, key, "app-passwords", "create", "ann", "--label", "booking page", "--booking-token")
-    assert token.returncode == 0 and "Bearer" in token.stdout
-    listed_tokens = _cli(config, key, "app-passwords", "list", "ann").stdout.splitlines()
+    code, created, _ = cli("app-passwords", "create", "ann", "--label", "laptop")
+    assert code == 0
+    app_id = created.split()[2]
+    assert cli("app-passwords", "revoke", "ann", app_id)[0] == 0
+    assert cli("app-passwords", "list", "ann")[1] == ""
+    code, token, _ = cli("app-passwords", "create", "ann", "--label", "booking page", "--booking-token")
+    assert code == 0 and "Bearer" in token
+    listed_tokens = cli("app-passwords", "list", "ann")[1].splitlines()
     assert [line.split("\t")[-1] for line in listed_tokens] == ["booking"]
-    assert _cli(config, key, "app-passwords", "revoke", "ann", token.stdout.split()[2]).returncode == 0
+    assert cli("app-passwords", "revoke", "ann", token.split()[2])[0] == 0
 
-    removed = _cli(config, key, "accounts", "remove", "ann", listed[0].split("\t")[0])
-    assert removed.returncode == 0 and "stored credentials" in removed.stdout
-    assert _cli(config, key, "users", "delete", "ann").returncode == 0
-    missing = _cli(config, key, "accounts", "list", "ann")
-    assert missing.returncode == 1 and "no gateway user named 'ann'" in missing.stderr
+    code, removed, _ = cli("accounts", "remove", "ann", listed[0].split("\t")[0])
+    assert code == 0 and "stored credentials" in removed
+    assert cli("users", "delete", "ann")[0] == 0
+    code, _, err = cli("accounts", "list", "ann")
+    assert code == 1 and "no gateway user named 'ann'" in err

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any
@@ -12,23 +11,8 @@ import pytest
 
 from gateway.accounts.vault import generate_key
 from gateway.cli import main
+from tests.support.cli import Cli
 from tests.support.postgres import STORES
-
-
-class Cli:
-    """``caldav-gateway … --config FILE`` in-process; returns (exit code, stdout, stderr)."""
-
-    def __init__(self, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
-        self.config = config
-        self.capsys = capsys
-        self.monkeypatch = monkeypatch
-
-    def __call__(self, *args: str, stdin: str = "") -> tuple[int, str, str]:
-        self.monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        self.capsys.readouterr()
-        code = main([*args, "--config", str(self.config)])
-        out, err = self.capsys.readouterr()
-        return code, out, err
 
 
 @pytest.fixture(params=STORES)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import socket
+import threading
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import caldav
 import pytest
@@ -299,6 +304,29 @@ def test_oversized_body_is_refused(stack):
     huge = event("u-huge", extra="DESCRIPTION:" + "x" * 2_000_000 + "\r\n")
     answer = put(stack, url, huge)
     assert answer.status_code == 413
+    assert answer.headers["Connection"] == "close"  # the rest of the body is not wanted: stop sending
+
+
+def test_a_refused_upload_does_not_hold_up_the_shutdown(stack):
+    """A client that got its 413 before sending the whole body and closes a moment later: the gateway's
+    read of the rest ends with the connection, so stopping the gateway does not wait for it."""
+    url = urlsplit(primary_url(stack) + "huge.ics")
+    credentials = base64.b64encode(f"alice:{stack.password}".encode()).decode()
+    client = socket.create_connection((url.hostname, url.port))
+    client.sendall(
+        f"PUT {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Basic {credentials}\r\n"
+        "Content-Type: text/calendar\r\nContent-Length: 2000000\r\n\r\n".encode()
+        + b"BEGIN:VCALENDAR\r\n" * 1000
+    )
+    head = client.recv(65536).decode()
+    assert head.startswith("HTTP/1.1 413 ") and "Connection: close" in head
+    closing = threading.Timer(0.5, client.close)  # the client closes while the gateway is stopping
+    closing.start()
+    started = time.monotonic()
+    stack.run(stack.stack.stop())
+    stack.stack = None
+    closing.join()
+    assert time.monotonic() - started < 5  # aiohttp's lingering read alone would wait 10 s
 
 
 @pytest.mark.parametrize("headers", [{}, {"If-None-Match": "*"}], ids=["plain", "if-none-match"])

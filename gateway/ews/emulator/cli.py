@@ -13,7 +13,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.ews.emulator.app import STATE, create_app
 from gateway.ews.emulator.soap import SERVER_VERSIONS
 
 
@@ -39,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the other commands of ``python -m gateway`` start without loading the emulator.
+    from gateway.ews.emulator.app import create_app
+
     seed = json.loads(args.seed.read_text(encoding="utf-8")) if args.seed else None
     app = create_app(seed, ews_version=args.ews_version, latency_ms=args.latency_ms)
     context = None
@@ -61,6 +63,8 @@ async def _serve(app: web.Application, host: str, port: int, context: ssl.SSLCon
     actual_port = site._server.sockets[0].getsockname()[1]
     scheme = "https" if context else "http"
     base = f"{scheme}://{host}:{actual_port}"
+    from gateway.ews.emulator.app import STATE
+
     state = app[STATE]
     print(f"EWS emulator (Exchange {state.server_version.name}) listening", flush=True)
     print(f"EWS URL:          {base}/EWS/Exchange.asmx", flush=True)
