@@ -30,6 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.accounts.passwords import hash_off_loop
 from gateway.accounts.service import AccountService, ConnectRequest
 from gateway.accounts.vault import SECRET_KEY_ENV, KeyRing
 from gateway.config import LOG_LEVELS, EwsConfig, GatewayConfig, LimitsConfig, ServerConfig, StorageConfig
@@ -155,11 +156,15 @@ async def start_demo(
         # The limits of `serve` ([limits] defaults: timeouts, connection caps): the demo may face a network.
         gateway_runner = await start_server(create_app(config, services=services), config, access_log=None)
         base_url = f"http://{_local_host(host)}:{gateway_runner.addresses[0][1]}"
-        passwords = {}
-        for username, email, exchange_password in DEMO_USERS:
-            passwords[username] = await _provision(
-                services.accounts, username, email, exchange_password, password
+        # One password for both users' app passwords and web sign-ins: one slow hash (60 ms) serves all four.
+        stored = await hash_off_loop(password) if password else None
+        issued = await asyncio.gather(
+            *(
+                _provision(services.accounts, username, email, exchange_password, password, stored)
+                for username, email, exchange_password in DEMO_USERS
             )
+        )
+        passwords = {username: clear for (username, _, _), clear in zip(DEMO_USERS, issued, strict=True)}
     except BaseException:
         if gateway_runner is not None:
             await gateway_runner.cleanup()
@@ -171,7 +176,12 @@ async def start_demo(
 
 
 async def _provision(
-    accounts: AccountService, username: str, email: str, exchange_password: str, app_password: str | None
+    accounts: AccountService,
+    username: str,
+    email: str,
+    exchange_password: str,
+    app_password: str | None,
+    stored: str | None,
 ) -> str:
     """Create the user (if new), connect its mailbox by Autodiscover, and issue an app password.
 
@@ -186,9 +196,9 @@ async def _provision(
     for old in await accounts.list_app_passwords(user.user_id):
         if old.label == DEMO_LABEL:
             await accounts.revoke_app_password(user.user_id, old.app_password_id)
-    _, clear = await accounts.create_app_password(user.user_id, DEMO_LABEL, clear=app_password)
+    _, clear = await accounts.create_app_password(user.user_id, DEMO_LABEL, clear=app_password, stored=stored)
     register_secret(clear)
-    await accounts.set_user_password(user.user_id, clear)  # the web pages accept the same password
+    await accounts.set_user_password(user.user_id, clear, stored=stored)  # the web pages accept it too
     return clear
 
 

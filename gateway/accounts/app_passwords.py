@@ -64,17 +64,24 @@ class AppPasswords:
         self._touching: set[asyncio.Task[None]] = set()
 
     async def create_app_password(
-        self, user_id: str, label: str, clear: str | None = None, scope: str = SCOPE_ALL
+        self,
+        user_id: str,
+        label: str,
+        clear: str | None = None,
+        scope: str = SCOPE_ALL,
+        *,
+        stored: str | None = None,
     ) -> tuple[AppPasswordRecord, str]:
         """A new app password (or API token, by ``scope``); the clear text is returned once and never stored.
 
         ``clear`` fixes the password instead of generating one (the demo's ``--password``): a chosen
-        password gets the slow hash, a generated one the fast (``passwords.hash_generated_secret``).
+        password gets the slow hash (``stored``, when the caller made it already), a generated one the
+        fast (``passwords.hash_generated_secret``).
         """
         if scope not in SCOPES:
             raise AccountsError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         await self.users.get_user(user_id)
-        stored = await hash_off_loop(clear) if clear else None
+        stored = (stored or await hash_off_loop(clear)) if clear else None
         clear = clear or generate_app_password()
         row = {
             "id": new_id(),

@@ -69,8 +69,8 @@ class AccountService:
     async def find_user(self, username: str) -> UserRecord | None:
         return await self.users.find_user(username)
 
-    async def set_user_password(self, user_id: str, password: str) -> None:
-        await self.users.set_user_password(user_id, password)
+    async def set_user_password(self, user_id: str, password: str, *, stored: str | None = None) -> None:
+        await self.users.set_user_password(user_id, password, stored=stored)
 
     async def delete_user(self, user_id: str) -> None:
         """Deletes the user with every account (and so every stored credential)."""
@@ -83,9 +83,15 @@ class AccountService:
     # --- app passwords and the CalDAV Authenticator --------------------------------------
 
     async def create_app_password(
-        self, user_id: str, label: str, clear: str | None = None, scope: str = SCOPE_ALL
+        self,
+        user_id: str,
+        label: str,
+        clear: str | None = None,
+        scope: str = SCOPE_ALL,
+        *,
+        stored: str | None = None,
     ) -> tuple[AppPasswordRecord, str]:
-        return await self.app_passwords.create_app_password(user_id, label, clear, scope)
+        return await self.app_passwords.create_app_password(user_id, label, clear, scope, stored=stored)
 
     async def list_app_passwords(self, user_id: str) -> list[AppPasswordRecord]:
         return await self.app_passwords.list_app_passwords(user_id)

@@ -67,8 +67,9 @@ class Users:
             )
         return user_record(row) if row else None
 
-    async def set_user_password(self, user_id: str, password: str) -> None:
-        pw_hash = await hash_off_loop(password)
+    async def set_user_password(self, user_id: str, password: str, *, stored: str | None = None) -> None:
+        """The web sign-in password; ``stored``: its slow hash when the caller made one already."""
+        pw_hash = stored or await hash_off_loop(password)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 update(users).where(users.c.id == user_id).values(password_hash=pw_hash)
