@@ -276,7 +276,7 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
 
     from gateway.benchmarks import workloads
     from gateway.benchmarks.report import Progress
-    from gateway.benchmarks.stack import free_port, start_emulator, start_gateway, wait_ready
+    from gateway.benchmarks.stack import start_stack, wait_ready
 
     say = Progress()
     today = datetime.now(UTC).date()
@@ -285,16 +285,9 @@ async def bench(profile: Profile, latency_ms: int, workdir: Path) -> dict[str, A
     for mailbox in seed["mailboxes"]:
         by_domain.setdefault(mailbox["email"].split("@")[1], []).append(mailbox)
     say(f"starting the emulator: {len(seed['mailboxes'])} mailboxes, {latency_ms} ms per EWS request")
-    # The gateway starts while the emulator loads its seed: it needs the emulator's URL only to connect.
-    emulator_port = free_port()
-    gateway = start_gateway(workdir, f"http://127.0.0.1:{emulator_port}", [CAL_DOMAIN, FB_DOMAIN, MEM_DOMAIN])
-    try:
-        emulator, emulator_url = await asyncio.to_thread(
-            start_emulator, seed, workdir, latency_ms, emulator_port
-        )
-    except BaseException:
-        gateway.process.stop()
-        raise
+    emulator, emulator_url, gateway = await start_stack(
+        seed, workdir, latency_ms, [CAL_DOMAIN, FB_DOMAIN, MEM_DOMAIN]
+    )
     timeout = aiohttp.ClientTimeout(total=120)
     try:
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:

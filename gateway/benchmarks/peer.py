@@ -36,10 +36,8 @@ from gateway.benchmarks.report import Progress, machine, ms, percentile
 from gateway.benchmarks.stack import (
     BenchUser,
     Gateway,
-    free_port,
     provision,
-    start_emulator,
-    start_gateway,
+    start_stack,
     wait_ready,
 )
 from gateway.ews.emulator.generator import generate_mailboxes
@@ -283,16 +281,7 @@ async def compare(profile: Profile, latency_ms: int, workdir: Path, attendees: i
     fb = [m["email"] for m in seed["mailboxes"][1:]]
     say = Progress()
     say(f"starting the emulator ({profile.events_per_mailbox} events, {latency_ms} ms per EWS request)")
-    # The gateway starts while the emulator loads its seed (as in gateway/bench.py).
-    emulator_port = free_port()
-    gateway = start_gateway(workdir, f"http://127.0.0.1:{emulator_port}", [CAL_DOMAIN, FB_DOMAIN])
-    try:
-        emulator, emulator_url = await asyncio.to_thread(
-            start_emulator, seed, workdir, latency_ms, emulator_port
-        )
-    except BaseException:
-        gateway.process.stop()
-        raise
+    emulator, emulator_url, gateway = await start_stack(seed, workdir, latency_ms, [CAL_DOMAIN, FB_DOMAIN])
     peer = None
     try:
         peer = await asyncio.to_thread(

@@ -198,6 +198,23 @@ def start_gateway(
     return Gateway(process, f"http://127.0.0.1:{port}", token)
 
 
+async def start_stack(
+    seed: dict[str, Any], workdir: Path, latency_ms: int, domains: list[str]
+) -> tuple[Process, str, Gateway]:
+    """The emulator with ``seed`` and a gateway aimed at it for ``domains``: (emulator, its URL, gateway).
+    The gateway starts while the emulator loads its seed (it needs the emulator's URL only to connect)."""
+    emulator_port = free_port()
+    gateway = start_gateway(workdir, f"http://127.0.0.1:{emulator_port}", domains)
+    try:
+        emulator, emulator_url = await asyncio.to_thread(
+            start_emulator, seed, workdir, latency_ms, emulator_port
+        )
+    except BaseException:
+        gateway.process.stop()
+        raise
+    return emulator, emulator_url, gateway
+
+
 async def wait_ready(gateway: Gateway, session: aiohttp.ClientSession) -> None:
     """Poll ``/readyz`` until the gateway answers (database open)."""
     deadline = time.monotonic() + START_TIMEOUT_S
