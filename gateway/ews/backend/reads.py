@@ -111,14 +111,7 @@ class Reader:
     async def get(self, cal: MailboxCalendar, names: Sequence[str]) -> dict[str, CalendarObject | None]:
         """Objects by name: the index gives their ItemIds (after a SyncFolderItems only for a name it
         lacks), then batched GetItem."""
-        located = await self._index.by_names(cal.key, names)
-        if any(name not in located for name in names):
-            # a PUT just created it: wait for its row, and read again even if it was written meanwhile
-            await self._tracker.creates_recorded(cal)
-            located = await self._index.by_names(cal.key, names)
-        if any(name not in located for name in names):
-            await self._tracker.refresh(cal)
-            located = await self._index.by_names(cal.key, names)
+        located = await self._tracker.locate(cal, names)
         ids: list[BaseItemId] = [
             ItemId(located[name].item_id) for name in dict.fromkeys(names) if name in located
         ]

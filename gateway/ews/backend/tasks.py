@@ -83,14 +83,7 @@ class TaskLists:
 
     async def get(self, cal: MailboxCalendar, names: Sequence[str]) -> dict[str, CalendarObject | None]:
         """Tasks by name: the index gives their ItemIds (a SyncFolderItems first for a name it lacks)."""
-        located = await self._index.by_names(cal.key, names)
-        if any(name not in located for name in names):
-            # a PUT just created it: wait for its row, and read again even if it was written meanwhile
-            await self._tracker.creates_recorded(cal)
-            located = await self._index.by_names(cal.key, names)
-        if any(name not in located for name in names):
-            await self._tracker.refresh(cal)
-            located = await self._index.by_names(cal.key, names)
+        located = await self._tracker.locate(cal, names)
         rendered = {o.name: o for o in await self._render(cal, list(located.values()))}
         return {name: rendered.get(name) for name in names}
 

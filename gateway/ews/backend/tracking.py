@@ -22,7 +22,7 @@ from gateway.ews.backend.calls import EwsCalls
 from gateway.ews.backend.records import MailboxCalendar
 from gateway.ews.calendar_ids import derived_name, distinct_name, task_uid
 from gateway.ews.exchange import CALDAV_NAME, CALDAV_UID
-from gateway.ews.index import CalendarState, ItemChange, ItemIndex
+from gateway.ews.index import CalendarState, IndexedItem, ItemChange, ItemIndex
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,18 @@ class ChangeTracker:
                 c = ItemChange(c.item_id, c.changekey, distinct_name(c.name, c.item_id), uid)
             out.append(c)
         return out
+
+    async def locate(self, cal: MailboxCalendar, names: Sequence[str]) -> dict[str, IndexedItem]:
+        """The index rows of ``names``; for a name it lacks, after the creates still being indexed here
+        (read again even if the row was written meanwhile), then after one SyncFolderItems."""
+        located = await self._index.by_names(cal.key, names)
+        if any(name not in located for name in names):
+            await self.creates_recorded(cal)
+            located = await self._index.by_names(cal.key, names)
+        if any(name not in located for name in names):
+            await self.refresh(cal)
+            located = await self._index.by_names(cal.key, names)
+        return located
 
     async def known_state(self, cal: MailboxCalendar) -> tuple[str, int]:
         """(epoch, seq) as the index last recorded them, without asking Exchange."""
