@@ -133,56 +133,47 @@ class AppPasswords:
         together got 429 while their attempts waited for the database, docs/PERFORMANCE.md).
         """
         name = username.strip().lower()
-        cached = self.verified.get(username, password)
-        # which password and user it is shows only after the check: any revocation or user deletion
-        # meanwhile (rare) keeps it out of the cache; taken before the rows are read
-        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
-        rows = (
-            []
-            if cached is not None
-            else await self._candidates(
-                users.c.username == name,
-                app_passwords.c.lookup == app_password_lookup(password),
-                app_passwords.c.scope == SCOPE_ALL,  # API tokens are never accepted with HTTP Basic
-            )
+        return await self._verified(
+            ("dav", name, client),
+            username,
+            password,
+            users.c.username == name,
+            app_passwords.c.lookup == app_password_lookup(password),
+            app_passwords.c.scope == SCOPE_ALL,  # API tokens are never accepted with HTTP Basic
         )
-        with self.throttle.begin("dav", name, client) as attempt:  # a failure unless it succeeds
-            if cached is not None:
-                attempt.succeeded()
-                return cached.user_id
-            found = await self._check(rows, password)
-            if found is not None:
-                attempt.succeeded()
-                user_id, ap_id = found
-                if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
-                    self.verified.put(username, password, user_id, ap_id)
-                self._touch_soon(ap_id)
-                return user_id
-        return None
 
     async def verify_token(self, token: str, client: str = "") -> str | None:
         """The id of the user whose API token (scope ``booking``) this is, or None; throttled per address
         and cached as :meth:`verify` is (a token is its own user name: it names no user)."""
         lookup = app_password_lookup(token)
-        cached = self.verified.get(_TOKEN_USER, token)
-        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
-        rows = (
-            []
-            if cached is not None
-            else await self._candidates(
-                app_passwords.c.lookup == lookup, app_passwords.c.scope == SCOPE_BOOKING
-            )
+        return await self._verified(
+            ("token", f"token:{lookup}", client),
+            _TOKEN_USER,
+            token,
+            app_passwords.c.lookup == lookup,
+            app_passwords.c.scope == SCOPE_BOOKING,
         )
-        with self.throttle.begin("token", f"token:{lookup}", client) as attempt:
+
+    async def _verified(
+        self, attempt_of: tuple[str, str, str], username: str, secret: str, *where: ColumnElement[bool]
+    ) -> str | None:
+        """The user id of the app password or token ``where`` chooses whose hash ``secret`` matches, or
+        None: throttled as ``attempt_of`` (kind, user, client address), verified pairs cached."""
+        cached = self.verified.get(username, secret)
+        # which password and user it is shows only after the check: any revocation or user deletion
+        # meanwhile (rare) keeps it out of the cache; taken before the rows are read
+        tokens = [(kind, self.db.invalidations.token(kind)) for kind in (APP_PASSWORD, SIGN_IN)]
+        rows = [] if cached is not None else await self._candidates(*where)
+        with self.throttle.begin(*attempt_of) as attempt:  # a failure unless it succeeds
             if cached is not None:
                 attempt.succeeded()
                 return cached.user_id
-            found = await self._check(rows, token)
+            found = await self._check(rows, secret)
             if found is not None:
                 attempt.succeeded()
                 user_id, ap_id = found
-                if all(self.db.invalidations.still(t, kind) for kind, t in tokens):
-                    self.verified.put(_TOKEN_USER, token, user_id, ap_id)
+                if all(self.db.invalidations.still(token, kind) for kind, token in tokens):
+                    self.verified.put(username, secret, user_id, ap_id)
                 self._touch_soon(ap_id)
                 return user_id
         return None
