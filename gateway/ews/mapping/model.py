@@ -5,12 +5,18 @@ The CalDAV preconditions (RFC 4791 §5.3.2.1) the mapping refuses bodies with ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from exchangelib import CalendarItem, EWSDate, EWSDateTime
+from exchangelib.recurrence import Recurrence
+from icalendar import Component, vRecur
 
 from gateway.caldav.backend import InvalidCalendarData
+from gateway.ews import recurrence_map
 from gateway.ews.exchange import CALDAV_NO_END, register_item_fields
+from gateway.ews.recurrence_map import LocalStart
 
 # The mapping reads and writes the gateway's own item fields (``caldav_no_end``): they exist on
 # CalendarItem only once registered, for the whole process, so the mapping makes sure they are.
@@ -87,3 +93,26 @@ class EventResource:
 def invalid(message: str, precondition: str = VALID_OBJECT, status: int = 403) -> InvalidCalendarData:
     """The refusal of a body, naming its RFC 4791 §5.3.2.1 precondition (by default: Exchange cannot store it)."""
     return InvalidCalendarData(message, precondition, status)
+
+
+def only_rrule(component: Component, per: str) -> vRecur | None:
+    """The component's one RRULE, or None; several are refused: Exchange stores one pattern per ``per``."""
+    rules = component.get("RRULE")
+    if isinstance(rules, list):
+        if len(rules) > 1:
+            raise invalid(
+                f"Exchange stores one recurrence rule per {per}; this {component.name} has several RRULEs."
+            )
+        rules = rules[0]
+    return rules
+
+
+def exchange_recurrence(rule: Mapping[str, list], start: LocalStart, zone: tzinfo | None) -> Recurrence:
+    """An RRULE as the EWS pattern and boundary (:func:`recurrence_map.rrule_to_recurrence`); a rule that
+    is not valid is a 400, one Exchange cannot store exactly a 403 (RFC 4791 §5.3.2.1)."""
+    try:
+        return recurrence_map.rrule_to_recurrence(rule, start, zone)
+    except recurrence_map.InvalidRule as exc:
+        raise invalid(f"The RRULE is not valid: {exc}.", VALID_DATA, 400) from exc
+    except recurrence_map.InexpressibleRule as exc:
+        raise invalid(f"Exchange cannot store this RRULE exactly: {exc}.") from exc

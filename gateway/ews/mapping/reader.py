@@ -16,7 +16,14 @@ from gateway.ews import recurrence_map
 from gateway.ews.ical_tz import UnknownTimezoneError, resolve_tzid
 from gateway.ews.mapping.alarms import read_alarm
 from gateway.ews.mapping.description import read_body
-from gateway.ews.mapping.model import VALID_DATA, EventResource, Override, invalid
+from gateway.ews.mapping.model import (
+    VALID_DATA,
+    EventResource,
+    Override,
+    exchange_recurrence,
+    invalid,
+    only_rrule,
+)
 from gateway.ews.mapping.occurrences import (
     check_overrides,
     ews_occurrence,
@@ -169,23 +176,13 @@ def _split(events: list[Event]) -> tuple[Event, list[Event]]:
 
 def _recurrence(master_event: Event, item: CalendarItem):
     """The EWS recurrence of the master's one RRULE (:mod:`gateway.ews.recurrence_map`), or None."""
-    rules = master_event.get("RRULE")
     if "RDATE" in master_event:
         raise invalid("RDATE (extra occurrences) has no Exchange equivalent.")
+    rules = only_rrule(master_event, "series")
     if rules is None:
         return None
-    if isinstance(rules, list):
-        if len(rules) > 1:
-            raise invalid("Exchange stores one recurrence rule per series; this VEVENT has several RRULEs.")
-        rules = rules[0]
     start = local_start(item)
-    zone = item._start_timezone
-    try:
-        recurrence = recurrence_map.rrule_to_recurrence(rules, start, zone)
-    except recurrence_map.InvalidRule as exc:
-        raise invalid(f"The RRULE is not valid: {exc}.", VALID_DATA, 400) from exc
-    except recurrence_map.InexpressibleRule as exc:
-        raise invalid(f"Exchange cannot store this RRULE exactly: {exc}.") from exc
+    recurrence = exchange_recurrence(rules, start, item._start_timezone)
     first = next(recurrence_map.expand(recurrence, start), None)
     if first != start:
         raise invalid(

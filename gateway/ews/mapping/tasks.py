@@ -41,11 +41,10 @@ from exchangelib.recurrence import (
 from icalendar import Calendar, Component
 
 from gateway.common import ical
-from gateway.ews import recurrence_map
 from gateway.ews.exchange import register_item_fields
 from gateway.ews.mapping import content, task_instances
 from gateway.ews.mapping.content import Block, Line
-from gateway.ews.mapping.model import VALID_DATA, invalid
+from gateway.ews.mapping.model import VALID_DATA, exchange_recurrence, invalid, only_rrule
 from gateway.ews.mapping.task_fields import (
     EWS_TO_STATUS,
     GROUP_OF,
@@ -255,22 +254,13 @@ def _regeneration(todo: Component, start: date | None) -> TaskRecurrence | None:
 
 
 def _recurrence(todo: Component, start: date | None, at: time | None = None) -> TaskRecurrence | None:
-    rules = todo.get("RRULE")
+    rules = only_rrule(todo, "task")
     if rules is None:
         return _regeneration(todo, start)
-    if isinstance(rules, list):
-        if len(rules) > 1:
-            raise invalid("Exchange stores one recurrence rule per task; this VTODO has several RRULEs.")
-        rules = rules[0]
     rules = _date_rule(dict(rules), at)
     if start is None:
         raise invalid("A recurring task needs a DTSTART or a DUE for Exchange to count from.")
-    try:
-        rec = recurrence_map.rrule_to_recurrence(rules, start, None)
-    except recurrence_map.InvalidRule as exc:
-        raise invalid(f"The RRULE is not valid: {exc}.", VALID_DATA, 400) from exc
-    except recurrence_map.InexpressibleRule as exc:
-        raise invalid(f"Exchange cannot store this RRULE exactly: {exc}.") from exc
+    rec = exchange_recurrence(rules, start, None)
     return TaskRecurrence(pattern=rec.pattern, boundary=rec.boundary)
 
 
