@@ -32,16 +32,13 @@ class FreeBusy:
         self._calls = calls
         self._directory = directory
 
-    async def folder_busy(self, cal: MailboxCalendar, start: datetime, end: datetime) -> list[BusyPeriod]:
-        """One FindItem CalendarView of the folder; each instance's LegacyFreeBusyStatus becomes an FBTYPE."""
-        return await self.folders_busy([cal], start, end)
-
     async def folders_busy(
         self, cals: Sequence[MailboxCalendar], start: datetime, end: datetime
     ) -> list[BusyPeriod]:
         """The busy time of calendars of one account from one FindItem CalendarView naming every folder in
         its ParentFolderIds (the operation takes any number of folders and answers one RootFolder each):
-        one round trip however many calendars the account checks."""
+        one round trip however many calendars the account checks. Each instance's LegacyFreeBusyStatus
+        becomes an FBTYPE."""
         account, record = cals[0].account, cals[0].record
         folders = FolderCollection(account=account, folders=[cal.folder for cal in cals])
 

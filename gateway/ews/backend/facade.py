@@ -212,7 +212,7 @@ class EwsBackend:
         cal = await self._directory.resolve(principal, calendar_id)
         if cal.tasks:
             return []  # tasks take no time in a schedule (RFC 4791 §7.10 counts VEVENTs and VFREEBUSYs)
-        return await self._busy.folder_busy(cal, start, end)
+        return await self._busy.folders_busy([cal], start, end)
 
     async def free_busy(
         self, principal: Principal, attendees: Sequence[str], start: datetime, end: datetime
