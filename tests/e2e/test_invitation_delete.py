@@ -17,12 +17,13 @@ from tests.e2e.test_invitation_replies import (
     in_alices_calendar,
     invite,
     organizer_sees,
+    removed_since,
     resource_url,
     sent_answers,
     weekly_invitation,
 )
 from tests.e2e.test_read_path import dav_client, delta, exchange_account
-from tests.e2e.test_write_path import ICS
+from tests.e2e.test_write_path import ICS, set_invitations
 
 MEETING = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
@@ -31,37 +32,6 @@ MEETING = (
     "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:bob@example.com\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
-
-
-def set_invitations(stack, policy: str) -> None:
-    accounts = stack.stack.services.accounts
-
-    async def change() -> None:
-        user = await accounts.find_user("alice")
-        (record,) = await accounts.list_accounts(user.user_id)
-        await accounts.set_account_options(user.user_id, record.account_id, invitations=policy)
-
-    stack.run(change())
-
-
-def removed_since(stack, calendar_url: str, token: str) -> list[str]:
-    """The names a sync-collection REPORT since ``token`` reports removed (RFC 6578 §3.5.2)."""
-    report = requests.request(
-        "REPORT",
-        calendar_url,
-        data=(
-            '<D:sync-collection xmlns:D="DAV:"><D:sync-token>'
-            f"{token}</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>"
-            "</D:sync-collection>"
-        ),
-        headers={"Content-Type": "application/xml"},
-        auth=("alice", stack.password),
-    )
-    assert report.status_code == 207, report.text
-    found = re.findall(
-        r"<D:response><D:href>([^<]*)</D:href><D:status>HTTP/1.1 404", report.text.replace("\n", "")
-    )
-    return [href.rsplit("/", 1)[1] for href in found]
 
 
 def test_python_caldav_deleting_an_invitation_declines_it(stack, emulator):

@@ -422,16 +422,21 @@ def test_corpus_put_then_get_is_the_same_event(stack, emulator, path: Path):
         assert_same_properties(text, stored.text, DEFAULT_TZ)
 
 
-@on_both_stores
-def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
+def set_invitations(stack, policy: str) -> None:
+    """Alice's account option ``invitations`` (docs/WRITES.md): who sends invitations and answers."""
     accounts = stack.stack.services.accounts
 
-    async def never() -> None:
+    async def change() -> None:
         user = await accounts.find_user("alice")
         (record,) = await accounts.list_accounts(user.user_id)
-        await accounts.set_account_options(user.user_id, record.account_id, invitations="never")
+        await accounts.set_account_options(user.user_id, record.account_id, invitations=policy)
 
-    stack.run(never())
+    stack.run(change())
+
+
+@on_both_stores
+def test_invitations_are_not_sent_when_the_account_says_never(stack, emulator):
+    set_invitations(stack, "never")
     uid = str(uuid.uuid4())
     meeting = event(
         uid,
